@@ -1,0 +1,319 @@
+"""Typed configuration: the YAML is validated once here, and only these models travel further.
+
+Per-category fit overrides (exact name or shell wildcard) are resolved into one ``FitSpec`` per
+category, so fitting code never sees a raw dict or a category name pattern.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lib.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "ParamSpec",
+    "FitSpec",
+    "RetryStep",
+    "load_config",
+    "resolve_fit_spec",
+    "retry_specs",
+    "DEFAULT_CONFIG",
+]
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+FIT_PARAMETERS = (
+    "bw_mass",
+    "bw_width",
+    "mean",
+    "sigma",
+    "alpha_left",
+    "n_left",
+    "alpha_right",
+    "n_right",
+    "bkg_fraction",
+    "bkg_slope",
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_range(value: tuple[float, float]) -> tuple[float, float]:
+    if not value[0] < value[1]:
+        raise ValueError(f"range must be increasing, got {list(value)}")
+    return value
+
+
+class InputConfig(_Model):
+    stage1_path: str = Field(description="Stage-1 root used when --input_path is not given.")
+    data_glob: str = Field(description="Glob of Data parquet files below the Stage-1 root; {year} substituted.")
+    mc_glob: str = Field(description="Glob of DY MC parquet files below the Stage-1 root.")
+    signal_glob: str = Field(description="Glob of H->mumu signal parquet files below the Stage-1 root.")
+    weight_column: str = Field(description="Per-event MC weight column.")
+    batch_rows: int = Field(gt=0, description="Rows per streamed record batch.")
+
+
+class SelectionConfig(_Model):
+    z_window_gev: tuple[float, float] = Field(description="Z control region lo < m < hi in GeV.")
+
+    _increasing = field_validator("z_window_gev")(_check_range)
+
+
+class CategoryConfig(_Model):
+    pt_edges_gev: list[float] = Field(description="Leading-muon pT bin edges, [lo, hi) bins.")
+    abseta_edges: list[float] = Field(description="|eta| region edges, [lo, hi) bins.")
+    region_names: list[str] = Field(description="One letter per |eta| region.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "CategoryConfig":
+        for key in ("pt_edges_gev", "abseta_edges"):
+            edges = getattr(self, key)
+            if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+                raise ValueError(f"categories.{key} must be at least two increasing edges, got {edges}")
+        if len(self.region_names) != len(self.abseta_edges) - 1:
+            raise ValueError(
+                f"categories.region_names needs {len(self.abseta_edges) - 1} names, got {self.region_names}"
+            )
+        return self
+
+
+class Step2Config(_Model):
+    median_error: Literal["order_statistic", "bootstrap"]
+    bootstrap_resamples: int = Field(gt=10)
+    seed: int
+    hist_range_gev: tuple[float, float]
+    hist_bins: int = Field(gt=0)
+
+
+class ParamSpec(_Model):
+    value: float
+    min: float | None = None
+    max: float | None = None
+    constant: bool = False
+
+    @model_validator(mode="after")
+    def _inside(self) -> "ParamSpec":
+        if self.min is not None and self.max is not None:
+            if not self.min < self.max:
+                raise ValueError(f"min {self.min} must be below max {self.max}")
+            if not self.min <= self.value <= self.max:
+                raise ValueError(f"start value {self.value} lies outside [{self.min}, {self.max}]")
+        return self
+
+
+class ParamPatch(_Model):
+    """A partial parameter change used by overrides and retry steps."""
+
+    value: float | None = None
+    min: float | None = None
+    max: float | None = None
+    constant: bool | None = None
+
+
+def _check_param_names(params: dict[str, object], where: str) -> None:
+    unknown = sorted(set(params) - set(FIT_PARAMETERS))
+    if unknown:
+        raise ValueError(f"{where} names unknown fit parameter(s) {unknown}; known: {list(FIT_PARAMETERS)}")
+
+
+class FitPatch(_Model):
+    """Fields a per-category override or a retry step may change."""
+
+    label: str = ""
+    range_gev: tuple[float, float] | None = None
+    bins: int | None = None
+    background: Literal["exponential", "none"] | None = None
+    params: dict[str, ParamPatch] = Field(default_factory=dict)
+    sigma_from_median: bool = False
+
+    @model_validator(mode="after")
+    def _known_params(self) -> "FitPatch":
+        _check_param_names(self.params, "override/retry")
+        if self.range_gev is not None:
+            _check_range(self.range_gev)
+        return self
+
+
+RetryStep = FitPatch
+
+
+class QualityConfig(_Model):
+    max_chi2_ndf: float = Field(gt=0)
+    sigma_ratio_band: tuple[float, float]
+    limit_tolerance: float = Field(ge=0, lt=0.5)
+
+
+class FitConfig(_Model):
+    range_gev: tuple[float, float]
+    bins: int = Field(gt=10)
+    fft_cache_bins: int = Field(ge=500)
+    fft_buffer_fraction: float = Field(ge=0.0, le=2.0)
+    backend: Literal["cpu", "legacy", "codegen", "cuda"]
+    strategy_first: int = Field(ge=0, le=2)
+    strategy_second: int = Field(ge=0, le=2)
+    params: dict[str, ParamSpec]
+    background: Literal["exponential", "none"]
+    quality: QualityConfig
+    retry_ladder: list[FitPatch]
+    overrides: dict[str, FitPatch] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _all_params(self) -> "FitConfig":
+        _check_param_names(self.params, "fit.params")
+        missing = sorted(set(FIT_PARAMETERS) - set(self.params))
+        if missing:
+            raise ValueError(f"fit.params lacks {missing}")
+        _check_range(self.range_gev)
+        return self
+
+
+class HiggsConfig(_Model):
+    mass_gev: float
+    width_gev: float
+    signal_region_gev: tuple[float, float]
+    sidebands_gev: list[tuple[float, float]]
+
+
+class Step3Config(_Model):
+    correction_name: str
+    failed_fallback: Literal["abort", "neighbour_average", "unity"]
+    plausible_factor_band: tuple[float, float]
+
+
+class ClosureConfig(_Model):
+    bin_edges_gev: list[float]
+    min_events: int = Field(ge=1)
+    tolerance: float = Field(gt=0)
+    n_sigma: float = Field(gt=0)
+
+    @field_validator("bin_edges_gev")
+    @classmethod
+    def _increasing(cls, edges: list[float]) -> list[float]:
+        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ValueError(f"closure.bin_edges_gev must be increasing, got {edges}")
+        return edges
+
+
+class Config(_Model):
+    input: InputConfig
+    selection: SelectionConfig
+    categories: CategoryConfig
+    step2: Step2Config
+    fit: FitConfig
+    higgs: HiggsConfig
+    step3: Step3Config
+    closure: ClosureConfig
+
+    def fingerprint(self) -> str:
+        """Short stable hash of the whole configuration, recorded in outputs for provenance."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class FitSpec(_Model):
+    """Everything one fit needs, resolved for one category (picklable, no ROOT)."""
+
+    name: str
+    range_gev: tuple[float, float]
+    bins: int
+    fft_cache_bins: int
+    fft_buffer_fraction: float
+    backend: str
+    strategy_first: int
+    strategy_second: int
+    params: dict[str, ParamSpec]
+    background: Literal["exponential", "none"]
+    binned: bool
+    peak: Literal["z", "higgs"] = "z"
+    label: str = "nominal"
+
+
+def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None) -> FitSpec:
+    params = dict(spec.params)
+    for pname, change in patch.params.items():
+        merged = params[pname].model_dump() | change.model_dump(exclude_none=True)
+        try:
+            params[pname] = ParamSpec(**merged)
+        except ValidationError as err:
+            raise ConfigError(f"fit parameter '{pname}' for '{spec.name}': {err.errors()[0]['msg']}") from err
+    if patch.sigma_from_median and median_sigma_gev is not None and median_sigma_gev > 0:
+        sig = params["sigma"]
+        lo = sig.min if sig.min is not None else 0.0
+        hi = sig.max if sig.max is not None else 10.0 * median_sigma_gev
+        params["sigma"] = sig.model_copy(update={"value": min(max(median_sigma_gev, lo), hi)})
+    update: dict[str, object] = {"params": params}
+    if patch.range_gev is not None:
+        update["range_gev"] = patch.range_gev
+    if patch.bins is not None:
+        update["bins"] = patch.bins
+    if patch.background is not None:
+        update["background"] = patch.background
+    if patch.label:
+        update["label"] = patch.label
+    return spec.model_copy(update=update)
+
+
+def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | None = None) -> FitSpec:
+    """Nominal fit spec for one category: defaults, then wildcard overrides, then exact-name ones.
+
+    Wildcards are applied in file order before the exact name, so ``30-45_EE`` beats ``30-45_*``.
+    """
+    fit = config.fit
+    spec = FitSpec(
+        name=name,
+        range_gev=fit.range_gev,
+        bins=fit.bins,
+        fft_cache_bins=fit.fft_cache_bins,
+        fft_buffer_fraction=fit.fft_buffer_fraction,
+        backend=backend or fit.backend,
+        strategy_first=fit.strategy_first,
+        strategy_second=fit.strategy_second,
+        params=dict(fit.params),
+        background=fit.background,
+        binned=binned,
+    )
+    wildcard = [(k, v) for k, v in fit.overrides.items() if k != name and fnmatch.fnmatchcase(name, k)]
+    exact = [(name, fit.overrides[name])] if name in fit.overrides else []
+    for _, patch in wildcard + exact:
+        spec = _apply_patch(spec, patch.model_copy(update={"label": ""}), None)
+    return spec
+
+
+def retry_specs(config: Config, nominal: FitSpec, median_sigma_gev: float | None) -> list[FitSpec]:
+    """The configured retry ladder applied on top of a category's nominal spec."""
+    return [_apply_patch(nominal, step, median_sigma_gev) for step in config.fit.retry_ladder]
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a YAML configuration.
+
+    Raises:
+        ConfigError: unreadable file, bad YAML, or a key/value the schema rejects (named in the message).
+    """
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping at top level")
+    try:
+        return Config(**raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"config {path}: {loc}: {first['msg']}") from err
