@@ -10,7 +10,7 @@ __all__ = ["sigma_pred", "weighted_median", "weighted_quantile", "median_error_o
 def sigma_pred(mass: np.ndarray, pt1: np.ndarray, pt_err1: np.ndarray, pt2: np.ndarray, pt_err2: np.ndarray) -> np.ndarray:
     """Predicted dimuon mass resolution ``m/2 * sqrt((dpT1/pT1)^2 + (dpT2/pT2)^2)`` in GeV.
 
-    >>> float(sigma_pred(np.array([91.0]), np.array([45.0]), np.array([0.45]), np.array([40.0]), np.array([0.4]))[0])
+    >>> round(float(sigma_pred(np.array([91.0]), np.array([45.0]), np.array([0.45]), np.array([40.0]), np.array([0.4]))[0]), 4)
     0.6435
     """
     return 0.5 * mass * np.hypot(pt_err1 / pt1, pt_err2 / pt2)
