@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""EBE dimuon mass-resolution calibration (drop-in for copperheadV2's getCalibrationFactor.py).
+
+Thin CLI: parse arguments, load the YAML config, run the pipeline, print a summary. Expected
+failures print one line and exit 1; unexpected crashes exit 2 (traceback only with --log-level DEBUG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from lib.config import load_config
+from lib.errors import CalibrationError
+from lib.options import RunOptions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Derive (steps 1-3) or validate (--closure_test) the event-by-event mass-resolution calibration.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--steps", choices=["step1", "step2", "step3", "all"], default="all",
+                        help="step1: Z fits per category; step2: sigma_pred medians; step3: factors, tables, JSON")
+    parser.add_argument("--isMC", action="store_true", help="calibrate DY MC (weights honoured) instead of data")
+    parser.add_argument("--ifbinned", action="store_true", help="binned fits (RooDataHist); default unbinned")
+    parser.add_argument("--closure_test", action="store_true", help="closure test in bins of calibrated sigma_pred")
+    parser.add_argument("--validate-higgs", action="store_true", help="with --closure_test: also fit the H->mumu peak")
+    parser.add_argument("--fixCat", metavar="CAT", help="re-fit one category (or closure bin) and merge it into existing results")
+    parser.add_argument("--years", nargs="+", default=["2018"], help="years to process")
+    parser.add_argument("--nanoAODv", default="12", help="NanoAOD version (used in the JSON file name)")
+    parser.add_argument("--extraString", default="", help="suffix of the output directory name")
+    parser.add_argument("--input_path", type=Path, help="Stage-1 root (default: input.stage1_path in the config)")
+    parser.add_argument("--output_path", type=Path, default=Path("plots"), help="output root")
+    parser.add_argument("--config", type=Path, help="YAML configuration (default: configs/default.yaml)")
+    parser.add_argument("--workers", type=int, help="parallel workers (default: one per core; 0: serial in-process)")
+    parser.add_argument("--backend", choices=["cpu", "legacy", "codegen", "cuda"], help="RooFit evaluation backend")
+    parser.add_argument("--no-dask-client", dest="no_dask_client", action="store_true",
+                        help="read in-process and fit on a local process pool, without Dask")
+    parser.add_argument("--dask", choices=["local", "scheduler", "gateway"], default="local",
+                        help="Dask mode when a client is used")
+    parser.add_argument("--scheduler", help="Dask scheduler address (or DASK_SCHEDULER_ADDRESS); implies --dask scheduler")
+    parser.add_argument("--gateway", nargs="?", const="", help="use Dask-Gateway (address optional: DASK_GATEWAY__ADDRESS)")
+    parser.add_argument("--backup", action="store_true", help="keep timestamped copies of outputs that would be overwritten")
+    parser.add_argument("--force", action="store_true", help="accept factors outside the plausible band")
+    parser.add_argument("--install", action="store_true",
+                        help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
+    parser.add_argument("--calib-json", type=Path, help="correction JSON for --closure_test (default: the output directory's)")
+    parser.add_argument("--no-plots", action="store_true", help="skip figures (faster)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    if args.no_dask_client:
+        dask_mode = None
+    elif args.gateway is not None:
+        dask_mode = "gateway"
+    elif args.scheduler:
+        dask_mode = "scheduler"
+    else:
+        dask_mode = args.dask
+    return RunOptions(
+        steps=args.steps, years=tuple(args.years), is_mc=args.isMC, binned=args.ifbinned, fix_cat=args.fixCat,
+        extra_string=args.extraString, nanoaod_v=str(args.nanoAODv), input_path=args.input_path,
+        output_path=args.output_path, workers=args.workers, backend=args.backend, dask_mode=dask_mode,
+        scheduler=args.scheduler, gateway=args.gateway or None, backup=args.backup, force=args.force,
+        install=args.install, closure_test=args.closure_test, calib_json=args.calib_json,
+        plots=not args.no_plots, validate_higgs=args.validate_higgs,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from lib.pipeline import format_summary, run
+
+        config = load_config(args.config)
+        if args.backend == "cuda":
+            from lib.fitting.backend import require_backend
+
+            require_backend("cuda")
+        summaries = run(options_from_args(args), config)
+    except CalibrationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished outputs are intact; re-run to resume", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - last resort: one line unless debugging
+        if args.log_level == "DEBUG":
+            raise
+        print(f"internal error: {type(err).__name__}: {err} (re-run with --log-level DEBUG for the traceback)", file=sys.stderr)
+        return 2
+    for summary in summaries:
+        print(format_summary(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

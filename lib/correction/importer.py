@@ -1,0 +1,183 @@
+"""Convert the original's ROOT calibration maps into the correctionlib JSON layout (uproot, no ROOT).
+
+Two legacy formats exist:
+
+* ``res_calib_{Data|MC}_<year>.root``: one TH3 with x = leading-muon pT, y = leading-muon |eta|,
+  z = subleading-muon |eta|. The axes carry no titles; the order is fixed by the older category
+  scheme, which merged the lowest pT bin by the *subleading* muon's region: that bin's contents are
+  constant along y and vary along z.
+* ``ebe_mass_uncertaintiy_calibration_<year>.root`` (sic): one TH2 per pT bin,
+  ``correction{Data|MC}_pt_{i}``, x = leading |eta|, y = subleading |eta|. The file stores no pT
+  edges; they are the TH3's (``LEGACY_PT_EDGES_GEV``) unless given. A TH2 with coarser |eta| bins
+  (``pt_0`` has one leading-|eta| bin) is spread over the finer common bins, so the result is still
+  one rectangular MultiBinning.
+
+The histograms' own edges are kept, including the open-ended 0 and 9999 GeV pT edges and |eta|
+edges stored in single precision (0.8999999761581421): the JSON reproduces each histogram exactly,
+and evaluating it inside any histogram bin gives that bin's content.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import correctionlib.schemav2 as cs
+import numpy as np
+import uproot
+
+from lib import __version__
+from lib.correction.writer import correction_from_grid
+from lib.errors import CorrectionError, InputError
+
+__all__ = ["LEGACY_PT_EDGES_GEV", "import_root", "import_th2_set", "import_th3"]
+
+logger = logging.getLogger(__name__)
+
+LEGACY_PT_EDGES_GEV: tuple[float, ...] = (0.0, 45.0, 52.0, 62.0, 9999.0)
+_AXES = "x = leading-muon pT (GeV), y = leading-muon |eta|, z = subleading-muon |eta|"
+
+
+def import_th3(root_path: Path, name: str, hist_name: str | None = None) -> cs.CorrectionSet:
+    """CorrectionSet holding a legacy TH3 map bin for bin.
+
+    Args:
+        root_path: the ROOT file.
+        name: correction name to write (``step3.correction_name``).
+        hist_name: the TH3 to take; ``None`` takes the only TH3 in the file.
+
+    Returns:
+        The schema-v2 model with the histogram's own edges.
+
+    Raises:
+        InputError: the file cannot be read or holds no such (or no unique) TH3.
+        CorrectionError: a bin content is not finite.
+    """
+    root_path = Path(root_path)
+    with _open(root_path) as root:
+        key = _pick(root, root_path, hist_name, "TH3")
+        hist = root[key]
+        edges = [hist.axis(i).edges() for i in range(3)]
+        values = hist.values(flow=False)
+    _warn_empty(values, root_path, key)
+    description = (
+        f"Dimuon mass resolution calibration factor, imported bin for bin from the legacy ROOT map "
+        f"{root_path.name}:{key} ({_AXES}) by ebe-calib {__version__}"
+    )
+    logger.info("imported %s:%s with edges %s", root_path.name, key, [e.tolist() for e in edges])
+    return correction_from_grid(values, edges, name, description)
+
+
+def import_th2_set(
+    root_path: Path, kind: Literal["Data", "MC"], name: str, pt_edges: Sequence[float] = LEGACY_PT_EDGES_GEV
+) -> cs.CorrectionSet:
+    """CorrectionSet from the per-pT-bin TH2 maps ``correction{kind}_pt_{i}``.
+
+    Args:
+        root_path: the ROOT file.
+        kind: ``Data`` or ``MC``: which set of histograms.
+        name: correction name to write.
+        pt_edges: leading-muon pT edges of the pT bins ``0..n-1`` (not stored in the file).
+
+    Returns:
+        The schema-v2 model; bin (i_pt, i_eta1, i_eta2) holds the content of histogram ``pt_{i_pt}``
+        at that |eta| bin.
+
+    Raises:
+        InputError: unreadable file, histograms missing, or their number disagrees with ``pt_edges``.
+        CorrectionError: the histograms' |eta| binnings cannot be merged onto common edges.
+    """
+    root_path = Path(root_path)
+    prefix = f"correction{kind}_pt_"
+    n_pt = len(pt_edges) - 1
+    with _open(root_path) as root:
+        present = {k.split(";")[0] for k, c in root.classnames().items() if c.startswith("TH2")}
+        wanted = [f"{prefix}{i}" for i in range(n_pt)]
+        missing = [w for w in wanted if w not in present]
+        extra = sorted(p for p in present if p.startswith(prefix) and p not in wanted)
+        if missing or extra:
+            raise InputError(
+                f"{root_path}: expected TH2 {prefix}0..{n_pt - 1} for {n_pt} pT bins {list(pt_edges)}; "
+                f"missing {missing or 'none'}, unexpected {extra or 'none'} (pass the pT edges matching the file)"
+            )
+        hists = [(root[w].axis(0).edges(), root[w].axis(1).edges(), root[w].values(flow=False)) for w in wanted]
+    eta1 = _common_edges([h[0] for h in hists], root_path, "x (leading |eta|)")
+    eta2 = _common_edges([h[1] for h in hists], root_path, "y (subleading |eta|)")
+    grid = np.empty((n_pt, len(eta1) - 1, len(eta2) - 1))
+    c1, c2 = 0.5 * (eta1[:-1] + eta1[1:]), 0.5 * (eta2[:-1] + eta2[1:])
+    for i_pt, (x_edges, y_edges, values) in enumerate(hists):
+        ix = np.searchsorted(x_edges, c1, side="right") - 1
+        iy = np.searchsorted(y_edges, c2, side="right") - 1
+        grid[i_pt] = values[np.ix_(ix, iy)]
+        _warn_empty(values, root_path, wanted[i_pt])
+    description = (
+        f"Dimuon mass resolution calibration factor, imported bin for bin from the legacy ROOT maps "
+        f"{root_path.name}:{prefix}0..{n_pt - 1} (one TH2 per leading-muon pT bin {list(pt_edges)} GeV; "
+        f"x = leading-muon |eta|, y = subleading-muon |eta|) by ebe-calib {__version__}"
+    )
+    return correction_from_grid(grid, [np.asarray(pt_edges, dtype=float), eta1, eta2], name, description)
+
+
+def import_root(
+    root_path: Path,
+    name: str,
+    kind: Literal["Data", "MC"] | None = None,
+    hist_name: str | None = None,
+    pt_edges: Sequence[float] = LEGACY_PT_EDGES_GEV,
+) -> cs.CorrectionSet:
+    """Import either legacy format, recognised by its content.
+
+    A file with a TH3 goes through :func:`import_th3`; otherwise the TH2 set of ``kind`` is read.
+
+    Raises:
+        InputError: unreadable file, or a TH2 set without ``kind``.
+        CorrectionError: see the two importers.
+    """
+    root_path = Path(root_path)
+    with _open(root_path) as root:
+        has_th3 = any(c.startswith("TH3") for c in root.classnames().values())
+    if has_th3 or hist_name is not None:
+        return import_th3(root_path, name, hist_name)
+    if kind is None:
+        raise InputError(f"{root_path} holds per-pT-bin TH2 maps for Data and MC; say which with kind Data or MC")
+    return import_th2_set(root_path, kind, name, pt_edges)
+
+
+def _open(root_path: Path) -> Any:
+    """uproot file handle, with unreadable files turned into InputError."""
+    try:
+        return uproot.open(root_path)
+    except FileNotFoundError as err:
+        raise InputError(f"ROOT file {root_path} does not exist") from err
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read {root_path} as a ROOT file: {' '.join(str(err).split())}") from err
+
+
+def _pick(root: Any, root_path: Path, hist_name: str | None, prefix: str) -> str:
+    """Key of the requested histogram, or of the only histogram of that class."""
+    found = {k.split(";")[0]: c for k, c in root.classnames().items()}
+    if hist_name is not None:
+        if not found.get(hist_name, "").startswith(prefix):
+            raise InputError(f"{root_path} has no {prefix} named '{hist_name}' (objects: {found})")
+        return hist_name
+    matches = [k for k, c in found.items() if c.startswith(prefix)]
+    if len(matches) != 1:
+        raise InputError(f"{root_path} holds {len(matches)} {prefix} histograms {matches}; name the one to import")
+    return matches[0]
+
+
+def _common_edges(all_edges: list[np.ndarray], root_path: Path, axis: str) -> np.ndarray:
+    """Union of several binnings of one range, onto which each of them maps as a coarsening."""
+    lo, hi = all_edges[0][0], all_edges[0][-1]
+    if any(e[0] != lo or e[-1] != hi for e in all_edges):
+        ranges = sorted({(float(e[0]), float(e[-1])) for e in all_edges})
+        raise CorrectionError(f"{root_path}: histograms cover different {axis} ranges {ranges}; cannot merge them")
+    return np.unique(np.concatenate(all_edges))
+
+
+def _warn_empty(values: np.ndarray, root_path: Path, key: str) -> None:
+    """Log bins holding 0, which in a legacy map usually means a category never filled."""
+    if np.any(values == 0):
+        logger.warning("%s:%s has %d empty (0) bins; they are imported as 0", root_path.name, key, int(np.sum(values == 0)))

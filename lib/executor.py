@@ -1,0 +1,169 @@
+"""Run a module-level function over picklable tasks: in-process, on a local process pool, or on Dask.
+
+Physics lives elsewhere; this module only decides where tasks run and survives worker crashes.
+A ROOT segfault in one category's process must not kill the run: the local pool detects the
+broken pool, re-runs every task that was in flight once, each alone in a fresh process, and
+reports a task that crashes again as ``TaskCrash`` instead of raising.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+__all__ = ["TaskCrash", "TaskExecutor", "InlineExecutor", "ProcessExecutor", "DaskExecutor", "default_workers"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskCrash:
+    """Stands in for the result of a task whose process died or raised twice."""
+
+    name: str
+    reason: str
+
+
+class TaskExecutor(Protocol):
+    """Maps ``func`` over ``tasks``; results come back in task order, crashes as ``TaskCrash``."""
+
+    def map(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "") -> list[Any]:
+        ...
+
+
+def default_workers() -> int:
+    """One worker per core the process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Progress:
+    """A one-line progress counter on stderr, silent when stderr is not a terminal."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done, self.start = label, total, 0, time.monotonic()
+        self.enabled = bool(label) and sys.stderr.isatty()
+
+    def step(self) -> None:
+        self.done += 1
+        if self.enabled:
+            rate = self.done / max(time.monotonic() - self.start, 1e-9)
+            end = "\n" if self.done == self.total else ""
+            sys.stderr.write(f"\r{self.label}: {self.done}/{self.total} ({rate:.1f}/s){end}")
+            sys.stderr.flush()
+
+
+class InlineExecutor:
+    """Runs tasks one after the other in this process (debugging, ``--workers 0``)."""
+
+    def map(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "") -> list[Any]:
+        bar = _Progress(progress, len(tasks))
+        out = []
+        for task in tasks:
+            out.append(func(task))
+            bar.step()
+        return out
+
+
+class ProcessExecutor:
+    """A local pool of long-lived worker processes (forkserver: children never inherit ROOT/threads)."""
+
+    def __init__(self, workers: int, task_timeout_s: float | None = None) -> None:
+        self.workers = max(1, workers)
+        self.task_timeout_s = task_timeout_s
+        self._context = multiprocessing.get_context("forkserver")
+
+    def map(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "") -> list[Any]:
+        bar = _Progress(progress, len(tasks))
+        results: dict[int, Any] = {}
+        in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, results, bar)
+        for i in in_flight_at_crash:
+            log.warning("worker process died while '%s' was running; re-running it alone", names[i])
+            again = self._run_pool(func, tasks, [i], 1, results, bar)
+            if again:
+                results[i] = TaskCrash(names[i], "worker process crashed twice (e.g. a ROOT segfault) or timed out")
+                bar.step()
+        return [results[i] for i in range(len(tasks))]
+
+    def _run_pool(
+        self,
+        func: Callable[[Any], Any],
+        tasks: Sequence[Any],
+        indices: list[int],
+        workers: int,
+        results: dict[int, Any],
+        bar: _Progress,
+    ) -> list[int]:
+        """Run ``indices``; return those whose result was lost to a broken pool or a timeout."""
+        lost: list[int] = []
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(indices)) or 1, mp_context=self._context)
+        try:
+            futures: dict[Future, int] = {pool.submit(func, tasks[i]): i for i in indices}
+            started = time.monotonic()
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=self._poll_timeout(), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = futures[fut]
+                    try:
+                        results[i] = fut.result()
+                        bar.step()
+                    except BrokenProcessPool:
+                        lost.append(i)
+                if self.task_timeout_s and not done and time.monotonic() - started > self.task_timeout_s * len(indices):
+                    log.warning("tasks exceeded %.0f s; killing the worker pool", self.task_timeout_s)
+                    self._kill(pool)
+                    lost.extend(futures[f] for f in pending)
+                    break
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return sorted(set(lost))
+
+    def _poll_timeout(self) -> float | None:
+        return None if not self.task_timeout_s else min(self.task_timeout_s, 5.0)
+
+    @staticmethod
+    def _kill(pool: ProcessPoolExecutor) -> None:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.kill()
+
+
+class DaskExecutor:
+    """Submits tasks to a ``distributed.Client`` (local cluster, scheduler or Dask-Gateway)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def map(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "") -> list[Any]:
+        from distributed import as_completed
+
+        bar = _Progress(progress, len(tasks))
+        futures = self.client.map(func, list(tasks), key=[f"{func.__name__}-{n}-{os.getpid()}-{time.time_ns()}" for n in names])
+        index = {fut.key: i for i, fut in enumerate(futures)}
+        results: dict[int, Any] = {}
+        for fut in as_completed(futures):
+            i = index[fut.key]
+            try:
+                results[i] = fut.result()
+            except Exception as err:  # noqa: BLE001 - a worker death or task error becomes a per-task failure
+                if not _is_killed_worker(err):
+                    raise
+                results[i] = TaskCrash(names[i], f"Dask worker died running it ({type(err).__name__})")
+            bar.step()
+            fut.release()
+        return [results[i] for i in range(len(tasks))]
+
+
+def _is_killed_worker(err: Exception) -> bool:
+    from distributed.scheduler import KilledWorker
+
+    return isinstance(err, KilledWorker)

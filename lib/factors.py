@@ -1,0 +1,151 @@
+"""Step 3 numbers: factor = sigma_fit / median(sigma_pred), its propagated error, and the fallback.
+
+A category whose fit failed never enters the correction silently: the configured fallback is
+applied, flagged in the table (``source`` column) and stated in the JSON description.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+from lib.categories import CategoryScheme
+from lib.config import Step3Config
+from lib.errors import GateFailure
+
+__all__ = ["CategoryFactor", "compute_factors"]
+
+
+@dataclass(frozen=True)
+class CategoryFactor:
+    """One row of ``calibration_factors.csv``."""
+
+    cat_name: str
+    fit_val: float
+    fit_err: float
+    n_events: int
+    median_val_NonCal: float
+    median_err_NonCal: float
+    calibration_factor: float
+    calibration_factor_err: float
+    fit_quality: str
+    source: str  # "fit" or the fallback that produced the factor
+
+    def row(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def factor_with_error(fit_val: float, fit_err: float, median: float, median_err: float) -> tuple[float, float]:
+    """Ratio and its uncorrelated error propagation.
+
+    >>> tuple(round(x, 4) for x in factor_with_error(1.2, 0.012, 1.0, 0.01))
+    (1.2, 0.017)
+    """
+    factor = fit_val / median
+    rel = math.hypot(fit_err / fit_val, median_err / median)
+    return factor, abs(factor) * rel
+
+
+def _neighbours(scheme: CategoryScheme, index: int) -> list[int]:
+    """Categories one bin away in exactly one of (pT, eta1, eta2)."""
+    i_pt, i1, i2 = scheme.bin_indices(index)
+    n_eta = scheme.n_eta
+    out = []
+    for axis, (value, size) in enumerate(((i_pt, scheme.n_pt), (i1, n_eta), (i2, n_eta))):
+        for step in (-1, 1):
+            moved = [i_pt, i1, i2]
+            moved[axis] = value + step
+            if 0 <= moved[axis] < size:
+                out.append(n_eta * n_eta * moved[0] + n_eta * moved[1] + moved[2])
+    return out
+
+
+def compute_factors(
+    scheme: CategoryScheme,
+    fits: Mapping[str, Mapping[str, object]],
+    medians: Mapping[str, Mapping[str, object]],
+    cfg: Step3Config,
+    force: bool = False,
+) -> list[CategoryFactor]:
+    """Factors for every category, with the configured fallback for failed ones.
+
+    Args:
+        fits: per category name, a fit-results row (``fit_val``, ``fit_err``, ``quality``).
+        medians: per category name, a ``median_for_cats.csv`` row.
+        force: accept factors outside the plausible band instead of refusing them.
+
+    Raises:
+        GateFailure: a category failed and the fallback is ``abort``, no neighbour is usable, or a
+            factor lies outside the plausible band without ``force``.
+    """
+    lo, hi = cfg.plausible_factor_band
+    good: dict[int, CategoryFactor] = {}
+    failed: list[int] = []
+    for index, name in enumerate(scheme.names):
+        fit, med = fits.get(name), medians.get(name)
+        if fit is None or med is None or fit.get("quality") != "ok" or not int(med["n_events"]):
+            failed.append(index)
+            continue
+        factor, err = factor_with_error(
+            float(fit["fit_val"]), float(fit["fit_err"]), float(med["median_val_NonCal"]), float(med["median_err_NonCal"])
+        )
+        if not (lo <= factor <= hi) and not force:
+            raise GateFailure(
+                f"category {name}: factor {factor:.4f} outside the plausible band [{lo}, {hi}]; "
+                "check its fit plot, fix it with --fixCat, or pass --force"
+            )
+        good[index] = CategoryFactor(
+            cat_name=name,
+            fit_val=float(fit["fit_val"]),
+            fit_err=float(fit["fit_err"]),
+            n_events=int(med["n_events"]),
+            median_val_NonCal=float(med["median_val_NonCal"]),
+            median_err_NonCal=float(med["median_err_NonCal"]),
+            calibration_factor=factor,
+            calibration_factor_err=err,
+            fit_quality="ok",
+            source="fit",
+        )
+    if failed and cfg.failed_fallback == "abort":
+        names = ", ".join(scheme.names[i] for i in failed)
+        raise GateFailure(f"no good fit for {names}; fix with --fixCat or set step3.failed_fallback")
+    rows = dict(good)
+    for index in failed:
+        rows[index] = _fallback_row(scheme, index, good, fits, medians, cfg)
+    return [rows[i] for i in range(scheme.n_categories)]
+
+
+def _fallback_row(
+    scheme: CategoryScheme,
+    index: int,
+    good: Mapping[int, CategoryFactor],
+    fits: Mapping[str, Mapping[str, object]],
+    medians: Mapping[str, Mapping[str, object]],
+    cfg: Step3Config,
+) -> CategoryFactor:
+    name = scheme.names[index]
+    fit, med = fits.get(name, {}), medians.get(name, {})
+    if cfg.failed_fallback == "unity":
+        factor, err, source = 1.0, float("nan"), "fallback:unity"
+    else:
+        usable = [good[j] for j in _neighbours(scheme, index) if j in good]
+        if not usable:
+            raise GateFailure(f"category {name} failed and none of its neighbouring categories has a good fit")
+        values = [r.calibration_factor for r in usable]
+        factor = sum(values) / len(values)
+        spread = max(values) - min(values)
+        err = max(spread / 2.0, max(r.calibration_factor_err for r in usable))
+        source = "fallback:neighbour_average(" + "+".join(r.cat_name for r in usable) + ")"
+    return CategoryFactor(
+        name,
+        float(fit.get("fit_val", float("nan"))),
+        float(fit.get("fit_err", float("nan"))),
+        int(med.get("n_events", 0)),
+        float(med.get("median_val_NonCal", float("nan"))),
+        float(med.get("median_err_NonCal", float("nan"))),
+        factor,
+        err,
+        "failed",
+        source,
+    )

@@ -1,0 +1,141 @@
+"""Step 1: one Z-peak fit per category, run through an executor, recorded and merged on disk.
+
+Each fit runs in a worker (``fit_and_plot`` is module-level and its input picklable); ROOT is
+imported only there. Results come back as frozen ``FitResult``s; a worker that crashed twice
+becomes a failed result with the reason, so the run always ends with one row per category.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lib.categories import CategoryScheme
+from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
+from lib.executor import TaskCrash, TaskExecutor
+from lib.fitting.result import FitResult
+from lib.io.atomic import write_text_atomic
+from lib.io.reader import Skim
+from lib.io.tables import read_csv, write_csv
+from lib.medians import CategoryMedian
+
+__all__ = ["FitJob", "fit_and_plot", "build_jobs", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
+
+log = logging.getLogger(__name__)
+
+FIT_CSV = "fit_results.csv"
+FIT_JSON = "fit_params.json"
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """A fit task plus where to draw its plot (None: no plot)."""
+
+    task: Any  # lib.fitting.runner.FitTask, typed loosely so this module never imports ROOT
+    plot_stem: Path | None
+    title: str
+
+
+def fit_and_plot(job: FitJob) -> FitResult:
+    """Worker entry point: fit one category and draw its plot in the same process."""
+    from lib.fitting.runner import fit_category
+
+    result = fit_category(job.task)
+    if job.plot_stem is not None:
+        from lib.plots.fits import plot_fit
+
+        plot_fit(result, job.plot_stem, job.title)
+    return result
+
+
+def build_jobs(
+    config: Config,
+    scheme: CategoryScheme,
+    skim: Skim,
+    groups: Sequence[np.ndarray],
+    medians: Sequence[CategoryMedian],
+    names: Sequence[str],
+    binned: bool,
+    backend: str | None,
+    plot_dir: Path | None,
+    title_prefix: str,
+) -> list[FitJob]:
+    """One job per requested category; the largest categories first so the pool stays busy."""
+    from lib.fitting.runner import FitTask
+
+    jobs = []
+    for name in names:
+        index = scheme.index_of(name)
+        idx = groups[index]
+        median = medians[index].median_val_NonCal
+        nominal: FitSpec = resolve_fit_spec(config, name, binned, backend)
+        task = FitTask(
+            name=name,
+            masses=np.ascontiguousarray(skim.mass[idx]),
+            weights=None if skim.weight is None else np.ascontiguousarray(skim.weight[idx]),
+            nominal=nominal,
+            retries=tuple(retry_specs(config, nominal, median if np.isfinite(median) else None)),
+            median_sigma_pred=float(median),
+            quality=config.fit.quality,
+        )
+        stem = None if plot_dir is None else plot_dir / f"fit_{name}"
+        jobs.append(FitJob(task, stem, f"{title_prefix} {name}"))
+    return sorted(jobs, key=lambda j: -len(j.task.masses))
+
+
+def run_fits(executor: TaskExecutor, jobs: Sequence[FitJob]) -> dict[str, FitResult | TaskCrash]:
+    """Run the jobs; results keyed by category name."""
+    names = [j.task.name for j in jobs]
+    results = executor.map(fit_and_plot, list(jobs), names, progress="fits")
+    for name, res in zip(names, results):
+        if isinstance(res, TaskCrash):
+            log.error("category %s: %s", name, res.reason)
+        elif not res.ok:
+            log.warning("category %s: fit failed after %d attempt(s): %s", name, len(res.attempts), res.reason)
+    return dict(zip(names, results))
+
+
+def _crash_row(crash: TaskCrash, n_events: int) -> dict[str, object]:
+    nan = float("nan")
+    return {
+        "cat_name": crash.name, "fit_val": nan, "fit_err": nan, "status": -1, "cov_qual": -1,
+        "quality": "failed", "reason": crash.reason, "chi2_ndf": nan, "n_events": n_events,
+        "sum_weights": nan, "attempts": 0, "label": "",
+    }  # fmt: skip
+
+
+def write_fit_outputs(
+    out_dir: Path,
+    scheme: CategoryScheme,
+    results: dict[str, FitResult | TaskCrash],
+    n_events: dict[str, int],
+    merge: bool,
+) -> list[dict[str, object]]:
+    """Write ``fit_results.csv`` and ``fit_params.json``; with ``merge`` keep other categories' rows.
+
+    Returns the rows in category order.
+    """
+    rows: dict[str, dict[str, object]] = {}
+    records: dict[str, object] = {}
+    if merge:
+        rows = {r["cat_name"]: dict(r) for r in read_csv(out_dir / FIT_CSV)}
+        json_path = out_dir / FIT_JSON
+        records = json.loads(json_path.read_text()) if json_path.exists() else {}
+    for name, res in results.items():
+        if isinstance(res, TaskCrash):
+            rows[name] = _crash_row(res, n_events.get(name, 0))
+            records[name] = {"name": name, "ok": False, "reason": res.reason}
+        else:
+            rows[name] = res.summary_row()
+            records[name] = res.to_dict()
+    ordered = [rows[n] for n in scheme.names if n in rows]
+    write_csv(out_dir / FIT_CSV, ordered)
+    write_text_atomic(
+        out_dir / FIT_JSON, json.dumps({n: records[n] for n in scheme.names if n in records}, indent=1, allow_nan=True)
+    )
+    return ordered

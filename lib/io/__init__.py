@@ -1,0 +1,1 @@
+"""Input/output helpers: streaming Stage-1 reader and atomic writers."""

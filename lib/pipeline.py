@@ -1,0 +1,309 @@
+"""Steps 1-3 for each year: read once, reduce, fit, divide, write; each step's outputs on disk.
+
+Steps can be re-run separately: step 3 reads ``fit_results.csv`` and ``median_for_cats.csv``
+back from the output directory, exactly as the original's steps did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from lib import __version__
+from lib.categories import CategoryScheme
+from lib.config import Config
+from lib.errors import CalibrationError, InputError
+from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskExecutor, default_workers
+from lib.factors import CategoryFactor, compute_factors
+from lib.fit_step import FIT_CSV, build_jobs, run_fits, write_fit_outputs
+from lib.io.atomic import write_text_atomic
+from lib.io.cache import cache_key, inputs_fingerprint, load_cached_skim, store_skim
+from lib.io.reader import Skim, find_files, merge_reductions, reduce_file
+from lib.io.tables import read_csv, write_csv, write_latex_table
+from lib.medians import CategoryMedian, compute_medians, sigma_pred_histograms, split_by_category
+from lib.options import RunOptions
+
+__all__ = ["run", "YearSummary", "MEDIAN_CSV", "FACTOR_CSV", "executors", "load_skim"]
+
+log = logging.getLogger(__name__)
+
+MEDIAN_CSV = "median_for_cats.csv"
+FACTOR_CSV = "calibration_factors.csv"
+
+
+@dataclass
+class YearSummary:
+    """What a run produced for one year, for the closing summary printed by the CLI."""
+
+    year: str
+    output_dir: Path
+    factors: list[CategoryFactor] = field(default_factory=list)
+    correction_json: Path | None = None
+    installed: Path | None = None
+    failed_fits: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Executors:
+    """Where file reductions and fits run."""
+
+    reduce: TaskExecutor
+    fit: TaskExecutor
+
+
+@contextmanager
+def executors(options: RunOptions) -> Iterator[Executors]:
+    """Pick executors: Dask for both when a Dask mode is set, else inline reads and a process pool for fits."""
+    workers = options.workers if options.workers else default_workers()
+    with ExitStack() as stack:
+        if options.dask_mode:
+            from lib.cluster import dask_client
+
+            client = stack.enter_context(dask_client(options.dask_mode, workers, options.scheduler, options.gateway))
+            dask = DaskExecutor(client)
+            yield Executors(dask, dask)
+        else:
+            fit_exec: TaskExecutor = InlineExecutor() if options.workers == 0 else ProcessExecutor(workers, task_timeout_s=600)
+            yield Executors(InlineExecutor(), fit_exec)
+
+
+def _reduce_task(args: tuple) -> object:
+    """Module-level wrapper so a file reduction can run on a Dask worker."""
+    return reduce_file(*args)
+
+
+def load_skim(
+    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path
+) -> tuple[Skim, str]:
+    """Find the year's files, reduce them (or reuse a cache with the same key); return the skim and inputs fingerprint."""
+    root = Path(options.input_path) if options.input_path else Path(config.input.stage1_path)
+    pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
+    files = find_files(root, pattern, year)
+    weight_column = config.input.weight_column if options.is_mc else None
+    settings = {
+        "categories": config.categories.model_dump(mode="json"),
+        "z_window": list(config.selection.z_window_gev),
+        "weight": weight_column,
+    }
+    fingerprint = inputs_fingerprint(files)
+    key = cache_key(fingerprint, settings)
+    cache_dir = out_dir / ".cache"
+    cached = load_cached_skim(cache_dir, key)
+    if cached is not None:
+        return cached, fingerprint
+    start = time.monotonic()
+    tasks = [(str(f), scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows) for f in files]
+    reductions = execs.reduce.map(_reduce_task, tasks, [f.name for f in files], progress="files")
+    skim = merge_reductions(reductions)
+    n_read = sum(r.n_read for r in reductions)
+    n_bad = sum(r.n_bad for r in reductions)
+    log.info(
+        "read %d files, %d events in %.1f s: %d dropped as bad, %d outside the Z window, %d outside categories, %d kept",
+        len(files), n_read, time.monotonic() - start, n_bad,
+        sum(r.n_outside_window for r in reductions), sum(r.n_outside_categories for r in reductions), len(skim),
+    )  # fmt: skip
+    if len(skim) == 0:
+        raise InputError(f"no events of {len(files)} files under {root} fall in the Z window and the categories")
+    store_skim(cache_dir, key, skim)
+    return skim, fingerprint
+
+
+def _check_writable(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise CalibrationError(f"output directory {out_dir} is not writable ({err.strerror})") from err
+
+
+def _backup(out_dir: Path) -> None:
+    """Copy the current top-level outputs into ``backup_<UTC timestamp>/`` before they are replaced."""
+    files = [p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        return
+    dest = out_dir / f"backup_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    dest.mkdir(exist_ok=True)
+    for path in files:
+        shutil.copy2(path, dest / path.name)
+    log.info("backed up %d files to %s", len(files), dest)
+
+
+def _write_step2(out_dir: Path, medians: list[CategoryMedian], skim: Skim, groups: list, config: Config, options: RunOptions, year: str) -> None:
+    write_csv(out_dir / MEDIAN_CSV, [m.row() for m in medians])
+    if options.plots:
+        from lib.plots.medians import plot_sigma_pred_histograms
+
+        edges, counts = sigma_pred_histograms(skim, groups, config.step2)
+        plot_sigma_pred_histograms(edges, counts, medians, out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}")
+
+
+def _run_step1(
+    out_dir: Path, options: RunOptions, config: Config, scheme: CategoryScheme, skim: Skim, groups: list,
+    medians: list[CategoryMedian], execs: Executors, year: str,
+) -> list[str]:  # fmt: skip
+    names = [options.fix_cat] if options.fix_cat else scheme.names
+    empty = [n for n in names if len(groups[scheme.index_of(n)]) == 0]
+    for name in empty:
+        log.warning("category %s has no events: not fitted, step 3 applies its fallback", name)
+    to_fit = [n for n in names if n not in empty]
+    plot_dir = out_dir / "fits" if options.plots else None
+    jobs = build_jobs(config, scheme, skim, groups, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}")
+    results = run_fits(execs.fit, jobs)
+    from lib.executor import TaskCrash
+
+    for name in empty:
+        results[name] = TaskCrash(name, "no events in this category")
+    n_events = {m.cat_name: m.n_events for m in medians}
+    rows = write_fit_outputs(out_dir, scheme, results, n_events, merge=bool(options.fix_cat))
+    return [str(r["cat_name"]) for r in rows if r["quality"] != "ok"]
+
+
+FACTOR_COLUMNS = [
+    ("cat_name", "Category"),
+    ("fit_val", r"$\sigma_{fit}$ [GeV]"),
+    ("fit_err", r"$\Delta\sigma_{fit}$"),
+    ("n_events", "Events"),
+    ("median_val_NonCal", r"median $\sigma_{pred}$ [GeV]"),
+    ("median_err_NonCal", r"$\Delta$median"),
+    ("calibration_factor", "Factor"),
+    ("calibration_factor_err", r"$\Delta$Factor"),
+    ("fit_quality", "Fit"),
+]
+
+
+def _run_step3(out_dir: Path, options: RunOptions, config: Config, scheme: CategoryScheme, year: str, summary: YearSummary) -> None:
+    from lib.correction.writer import build_correction, correction_filename, write_correction
+
+    fits = {r["cat_name"]: r for r in read_csv(out_dir / FIT_CSV)}
+    medians = {r["cat_name"]: r for r in read_csv(out_dir / MEDIAN_CSV)}
+    factors = compute_factors(scheme, fits, medians, config.step3, force=options.force)
+    rows = [f.row() for f in factors]
+    write_csv(out_dir / FACTOR_CSV, rows)
+    caption = f"EBE mass-resolution calibration factors, {options.sample_label} {year}"
+    for suffix, decimals in (("", None), ("_4dec", 4), ("_3dec", 3)):
+        write_latex_table(out_dir / f"calibration_factors{suffix}.tex", rows, FACTOR_COLUMNS, decimals, caption)
+    fallbacks = [f"{f.cat_name}={f.calibration_factor:.4f} ({f.source})" for f in factors if f.source != "fit"]
+    description = _description(options, config, year, fallbacks, _read_provenance(out_dir).get("inputs_fingerprint", "unknown"))
+    cset = build_correction({f.cat_name: f.calibration_factor for f in factors}, scheme, config.step3.correction_name, description)
+    path = out_dir / correction_filename(year, options.is_mc, options.nanoaod_v)
+    write_correction(cset, path)
+    summary.factors = factors
+    summary.correction_json = path
+    if options.install:
+        from lib.correction.install import install_correction
+
+        summary.installed = install_correction(path, year, options.is_mc, Path.cwd())
+
+
+PROVENANCE_JSON = "provenance.json"
+
+
+def _write_provenance(out_dir: Path, options: RunOptions, config: Config, fingerprint: str) -> None:
+    """Record what produced this directory's outputs, so step 3 run alone can still state it."""
+    payload = {
+        "inputs_fingerprint": fingerprint,
+        "input_path": str(options.input_path or config.input.stage1_path),
+        "config_fingerprint": config.fingerprint(),
+        "tool_version": __version__,
+        "binned": options.binned,
+        "sample": options.sample_label,
+    }
+    write_text_atomic(out_dir / PROVENANCE_JSON, json.dumps(payload, indent=1, sort_keys=True))
+
+
+def _read_provenance(out_dir: Path) -> dict[str, object]:
+    path = out_dir / PROVENANCE_JSON
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _root_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"ROOT wheel {version('ROOT')}"
+    except Exception:  # noqa: BLE001 - provenance must never fail a run
+        return "ROOT version unknown"
+
+
+def _description(options: RunOptions, config: Config, year: str, fallbacks: list[str], inputs: object) -> str:
+    fallback_text = ("; fallback factors: " + ", ".join(fallbacks)) if fallbacks else "; every category from its own fit"
+    return (
+        "Event-by-event dimuon mass-resolution calibration: multiply sigma_pred = m/2*sqrt((dpT1/pT1)^2+(dpT2/pT2)^2) "
+        "by correction_factor = sigma_fit(BW x DCB core sigma) / median(sigma_pred) of the category "
+        f"(leading pT, |eta1|, |eta2|; bins [lo,hi), clamped). {options.sample_label} {year}, "
+        f"{'binned' if options.binned else 'unbinned'} fits{fallback_text}. Provenance: ebe-calib {__version__}, "
+        f"{_root_version()}, config {config.fingerprint()}, inputs {inputs}, "
+        f"created {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}."
+    )
+
+
+def run(options: RunOptions, config: Config) -> list[YearSummary]:
+    """Run the requested steps for every year and return a summary per year."""
+    scheme = CategoryScheme.from_config(config.categories)
+    if options.fix_cat:
+        scheme.index_of(options.fix_cat)
+    steps = {"step1", "step2", "step3"} if options.steps == "all" else {options.steps}
+    summaries = []
+    with executors(options) as execs:
+        for year in options.years:
+            out_dir = options.output_dir(year)
+            _check_writable(out_dir)
+            if options.backup:
+                _backup(out_dir)
+            summary = YearSummary(year, out_dir)
+            if options.closure_test:
+                from lib.closure import run_closure
+
+                summary.extra["closure"] = run_closure(options, config, scheme, year, execs, out_dir)
+                summaries.append(summary)
+                continue
+            if steps & {"step1", "step2"}:
+                start = time.monotonic()
+                skim, fingerprint = load_skim(options, config, scheme, year, execs, out_dir)
+                _write_provenance(out_dir, options, config, fingerprint)
+                groups = split_by_category(skim, scheme.n_categories)
+                medians = compute_medians(skim, scheme, config.step2, groups)
+                summary.timings["read+medians"] = time.monotonic() - start
+                if "step2" in steps:
+                    _write_step2(out_dir, medians, skim, groups, config, options, year)
+                if "step1" in steps:
+                    start = time.monotonic()
+                    summary.failed_fits = _run_step1(out_dir, options, config, scheme, skim, groups, medians, execs, year)
+                    summary.timings["fits"] = time.monotonic() - start
+            if "step3" in steps:
+                _run_step3(out_dir, options, config, scheme, year, summary)
+            summaries.append(summary)
+    return summaries
+
+
+def format_summary(summary: YearSummary) -> str:
+    """A human-readable table of the factors and where the outputs are."""
+    lines = [f"== {summary.year}: outputs in {summary.output_dir}"]
+    if summary.factors:
+        lines.append(f"{'category':<12} {'sigma_fit':>10} {'median':>8} {'factor':>8} {'+-':>7}  source")
+        for f in summary.factors:
+            lines.append(
+                f"{f.cat_name:<12} {f.fit_val:>10.4f} {f.median_val_NonCal:>8.4f} {f.calibration_factor:>8.4f} "
+                f"{f.calibration_factor_err if math.isfinite(f.calibration_factor_err) else float('nan'):>7.4f}  {f.source}"
+            )
+    if summary.failed_fits:
+        lines.append(f"failed fits: {', '.join(summary.failed_fits)}")
+    if summary.correction_json:
+        lines.append(f"correction JSON: {summary.correction_json}")
+    if summary.installed:
+        lines.append(f"installed as: {summary.installed}")
+    if summary.timings:
+        lines.append("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.timings.items()))
+    return "\n".join(lines)
