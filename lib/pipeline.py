@@ -304,6 +304,8 @@ def format_summary(summary: YearSummary) -> str:
         lines.append(f"correction JSON: {summary.correction_json}")
     if summary.installed:
         lines.append(f"installed as: {summary.installed}")
+    if "closure" in summary.extra:
+        lines.append(str(summary.extra["closure"]["text"]))  # type: ignore[index]
     if summary.timings:
         lines.append("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.timings.items()))
     return "\n".join(lines)

@@ -1,0 +1,235 @@
+"""Closure test: re-fit the Z peak in bins of calibrated sigma_pred and give a numerical verdict.
+
+If the calibration is right, the fitted width in a narrow bin of calibrated sigma_pred equals the
+median calibrated sigma_pred of that bin. The same test without the calibration (bins of the raw
+sigma_pred, factor 1) is run beside it, so a user sees what the calibration changed. The bins
+come from the config and are contiguous (the original skipped 1.2-1.3 GeV).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lib.categories import CategoryScheme
+from lib.config import ClosureConfig, Config, resolve_fit_spec, retry_specs
+from lib.errors import CalibrationError, InputError
+from lib.executor import TaskCrash, TaskExecutor
+from lib.fit_step import FitJob, fit_and_plot
+from lib.io.atomic import write_text_atomic
+from lib.io.reader import Skim
+from lib.io.tables import read_csv, write_csv
+from lib.options import RunOptions
+from lib.resolution import median_error_order_statistic, weighted_median
+
+__all__ = ["ClosureBin", "ClosureVerdict", "closure_bins", "judge", "run_closure", "CLOSURE_CSV"]
+
+log = logging.getLogger(__name__)
+
+CLOSURE_CSV = "closure_results_resolutionBinning.csv"
+UNCALIBRATED_CSV = "closure_results_resolutionBinning_uncalibrated.csv"
+
+
+@dataclass(frozen=True)
+class ClosureBin:
+    """One row of the closure CSV: fitted width against the median prediction in one sigma_pred bin."""
+
+    bin: int
+    low: float
+    high: float
+    nEvents: int
+    fit_val: float
+    fit_err: float
+    median_val_NonCal: float
+    median_val: float
+    median_err: float
+    ratio: float
+    ratio_err: float
+    fit_quality: str
+    verdict: str  # "pass", "fail" or "not tested: <why>"
+
+    def row(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClosureVerdict:
+    """Overall verdict: every tested bin within tolerance (or within n_sigma of 1)."""
+
+    passed: bool
+    n_tested: int
+    chi2: float
+    failing_bins: tuple[str, ...]
+
+    def text(self, label: str) -> str:
+        status = "PASS" if self.passed else "FAIL"
+        fails = f"; failing bins: {', '.join(self.failing_bins)}" if self.failing_bins else ""
+        return f"closure {label}: {status} ({self.n_tested} bins tested, chi2(ratio=1) = {self.chi2:.1f}/{self.n_tested}){fails}"
+
+
+def bin_label(low: float, high: float) -> str:
+    """Name of a closure bin, also the key for per-bin fit overrides (``closure_*``)."""
+    return f"closure_{low:g}-{high:g}"
+
+
+def closure_bins(values: np.ndarray, edges: Sequence[float]) -> list[np.ndarray]:
+    """Event indices per ``[lo, hi)`` bin of ``values``."""
+    idx = np.searchsorted(np.asarray(edges), values, side="right") - 1
+    order = np.argsort(idx, kind="stable")
+    bounds = np.searchsorted(idx[order], np.arange(len(edges)))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(len(edges) - 1)]
+
+
+def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig) -> tuple[list[ClosureBin], ClosureVerdict]:
+    """Mark each bin pass/fail and combine: a bin passes if |ratio-1| <= tolerance or <= n_sigma * error."""
+    judged, chi2, failing, tested = [], 0.0, [], 0
+    for row in rows:
+        if row.nEvents < cfg.min_events:
+            verdict = f"not tested: {row.nEvents} < {cfg.min_events} events"
+        elif row.fit_quality != "ok" or not math.isfinite(row.ratio):
+            verdict = "fail"
+            failing.append(bin_label(row.low, row.high) + " (fit failed)")
+            tested += 1
+        else:
+            tested += 1
+            deviation = row.ratio - 1.0
+            chi2 += (deviation / row.ratio_err) ** 2 if row.ratio_err > 0 else 0.0
+            ok = abs(deviation) <= cfg.tolerance or abs(deviation) <= cfg.n_sigma * row.ratio_err
+            verdict = "pass" if ok else "fail"
+            if not ok:
+                failing.append(f"{bin_label(row.low, row.high)} ({deviation:+.1%})")
+        judged.append(ClosureBin(**(row.row() | {"verdict": verdict})))
+    return judged, ClosureVerdict(tested > 0 and not failing, tested, chi2, tuple(failing))
+
+
+def _factor_array(json_path: Path, scheme: CategoryScheme) -> np.ndarray:
+    from lib.correction.writer import read_factors
+
+    factors = read_factors(json_path, scheme)
+    return np.array([factors[name] for name in scheme.names], dtype=np.float64)
+
+
+def _closure_jobs(
+    config: Config, skim: Skim, predicted: np.ndarray, edges: Sequence[float], binned: bool, backend: str | None,
+    plot_dir: Path | None, title: str, only: int | None,
+) -> tuple[list[FitJob], list[np.ndarray]]:  # fmt: skip
+    from lib.fitting.runner import FitTask
+
+    groups = closure_bins(predicted, edges)
+    jobs = []
+    for i, idx in enumerate(groups):
+        if (only is not None and i != only) or len(idx) < 2:
+            continue
+        name = bin_label(edges[i], edges[i + 1])
+        median = weighted_median(predicted[idx], None if skim.weight is None else skim.weight[idx])
+        nominal = resolve_fit_spec(config, name, binned, backend)
+        task = FitTask(
+            name=name,
+            masses=np.ascontiguousarray(skim.mass[idx]),
+            weights=None if skim.weight is None else np.ascontiguousarray(skim.weight[idx]),
+            nominal=nominal,
+            retries=tuple(retry_specs(config, nominal, median)),
+            median_sigma_pred=float(median),
+            quality=config.fit.quality,
+        )
+        jobs.append(FitJob(task, None if plot_dir is None else plot_dir / f"fit_{name}", f"{title} {name}"))
+    return jobs, groups
+
+
+def _rows(
+    skim: Skim, raw: np.ndarray, predicted: np.ndarray, edges: Sequence[float], groups: list[np.ndarray],
+    results: dict[str, Any],
+) -> list[ClosureBin]:  # fmt: skip
+    rows = []
+    nan = float("nan")
+    for i, idx in enumerate(groups):
+        name = bin_label(edges[i], edges[i + 1])
+        weights = None if skim.weight is None else skim.weight[idx]
+        median = weighted_median(predicted[idx], weights)
+        median_err = median_error_order_statistic(predicted[idx], weights) if len(idx) > 1 else nan
+        res = results.get(name)
+        if res is None or isinstance(res, TaskCrash):
+            fit_val = fit_err = nan
+            quality = "failed" if res is not None else "not fitted"
+        else:
+            fit_val, fit_err, quality = res.fit_val, res.fit_err, "ok" if res.ok else "failed"
+        ratio = fit_val / median if median > 0 else nan
+        ratio_err = abs(ratio) * math.hypot(fit_err / fit_val, median_err / median) if quality == "ok" else nan
+        rows.append(
+            ClosureBin(i, float(edges[i]), float(edges[i + 1]), int(len(idx)), fit_val, fit_err,
+                       weighted_median(raw[idx], weights), median, median_err, ratio, ratio_err, quality, "")
+        )  # fmt: skip
+    return rows
+
+
+def _parse_bin(fix: str, edges: Sequence[float]) -> int:
+    labels = [bin_label(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+    if fix.isdigit() and int(fix) < len(labels):
+        return int(fix)
+    if fix in labels:
+        return labels.index(fix)
+    raise CalibrationError(f"unknown closure bin '{fix}'; valid: 0..{len(labels) - 1} or {', '.join(labels)}")
+
+
+def _run_pass(
+    executor: TaskExecutor, config: Config, skim: Skim, raw: np.ndarray, predicted: np.ndarray, options: RunOptions,
+    plot_dir: Path | None, title: str, csv_path: Path, only: int | None,
+) -> tuple[list[ClosureBin], ClosureVerdict]:  # fmt: skip
+    edges = config.closure.bin_edges_gev
+    jobs, groups = _closure_jobs(config, skim, predicted, edges, options.binned, options.backend, plot_dir, title, only)
+    results = dict(zip([j.task.name for j in jobs], executor.map(fit_and_plot, jobs, [j.task.name for j in jobs], "closure fits")))
+    rows = _rows(skim, raw, predicted, edges, groups, results)
+    if only is not None:
+        previous = read_csv(csv_path)
+        if len(previous) != len(rows):
+            raise InputError(f"{csv_path} has {len(previous)} bins, the config {len(rows)}: re-run the whole closure")
+        rows = [rows[i] if i == only else _from_csv(previous[i]) for i in range(len(rows))]
+    judged, verdict = judge(rows, config.closure)
+    write_csv(csv_path, [r.row() for r in judged])
+    return judged, verdict
+
+
+def _from_csv(row: dict[str, str]) -> ClosureBin:
+    kinds = {f: t for f, t in ClosureBin.__annotations__.items()}
+    return ClosureBin(**{k: (int(v) if kinds[k] == "int" else float(v) if kinds[k] == "float" else v) for k, v in row.items()})
+
+
+def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Any, out_dir: Path) -> dict[str, object]:
+    """Closure after and before calibration; writes CSVs, plots and ``closure_verdict.txt``.
+
+    Raises:
+        InputError: no correction JSON to test (run steps 1-3 first or pass --calib-json).
+    """
+    from lib.correction.writer import correction_filename
+    from lib.pipeline import load_skim
+
+    json_path = options.calib_json or out_dir / correction_filename(year, options.is_mc, options.nanoaod_v)
+    if not Path(json_path).exists():
+        raise InputError(f"no calibration JSON {json_path}: run --steps all first or pass --calib-json")
+    factors = _factor_array(Path(json_path), scheme)
+    skim, _ = load_skim(options, config, scheme, year, execs, out_dir)
+    raw = skim.sigma_pred.astype(np.float64)
+    calibrated = raw * factors[skim.category]
+    only = _parse_bin(options.fix_cat, config.closure.bin_edges_gev) if options.fix_cat else None
+    closure_dir = out_dir / "closure"
+    plots = closure_dir / "fits" if options.plots else None
+    title = f"{options.sample_label} {year}"
+    after, verdict_after = _run_pass(
+        execs.fit, config, skim, raw, calibrated, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only
+    )
+    before, verdict_before = _run_pass(
+        execs.fit, config, skim, raw, raw, options, None if plots is None else plots / "uncalibrated",
+        f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only,
+    )  # fmt: skip
+    text = "\n".join([verdict_after.text("after calibration"), verdict_before.text("before calibration (reference)")])
+    write_text_atomic(out_dir / "closure_verdict.txt", text + "\n")
+    if options.plots:
+        from lib.plots.closure import plot_closure
+
+        plot_closure(before, after, out_dir / "closure_resolution", title)
+    return {"after": verdict_after, "before": verdict_before, "text": text, "json": str(json_path)}

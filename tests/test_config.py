@@ -1,0 +1,87 @@
+"""Configuration: validated once, bad files named by defect, overrides resolved per category."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lib.config import DEFAULT_CONFIG, load_config, resolve_fit_spec, retry_specs
+from lib.errors import ConfigError
+
+
+def _write_variant(tmp_path: Path, mutate) -> Path:
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    mutate(raw)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_default_config_loads(config):
+    assert config.selection.z_window_gev == (75.0, 105.0)
+    assert config.fit.params["bw_mass"].value == pytest.approx(91.1880)
+    assert config.fit.params["bw_width"].value == pytest.approx(2.4955)
+    assert config.higgs.mass_gev == pytest.approx(125.2)
+    edges = config.closure.bin_edges_gev
+    assert all(b > a for a, b in zip(edges, edges[1:])) and 1.2 in edges and 1.3 in edges
+
+
+def test_fingerprint_changes_with_content(tmp_path, config):
+    path = _write_variant(tmp_path, lambda r: r["fit"].update(bins=100))
+    assert load_config(path).fingerprint() != config.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("defect", "mutate", "message"),
+    [
+        ("unknown_top_key", lambda r: r.update(fitt={}), "fitt: Extra inputs are not permitted"),
+        ("typo_in_param", lambda r: r["fit"]["params"].update(sigmaa={"value": 1.0}), "unknown fit parameter"),
+        ("override_unknown_param", lambda r: r["fit"]["overrides"].update({"30-45_*": {"params": {"nn": {"value": 2}}}}), "unknown fit parameter"),
+        ("start_outside_limits", lambda r: r["fit"]["params"]["sigma"].update(value=9.0), "outside"),
+        ("decreasing_edges", lambda r: r["categories"].update(pt_edges_gev=[30, 20, 100]), "increasing"),
+        ("wrong_region_count", lambda r: r["categories"].update(region_names=["B", "E"]), "region_names"),
+        ("bad_fallback", lambda r: r["step3"].update(failed_fallback="guess"), "failed_fallback"),
+    ],
+)
+def test_bad_config_is_named(tmp_path, defect, mutate, message):
+    path = _write_variant(tmp_path, mutate)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("fit:\n  bins: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_overrides_wildcard_then_exact(tmp_path):
+    def mutate(raw):
+        raw["fit"]["overrides"] = {
+            "30-45_*": {"range_gev": [80.0, 100.0], "params": {"sigma": {"value": 2.0}}},
+            "30-45_EE": {"range_gev": [84.0, 98.0]},
+        }
+
+    cfg = load_config(_write_variant(tmp_path, mutate))
+    ee = resolve_fit_spec(cfg, "30-45_EE", binned=True)
+    bb = resolve_fit_spec(cfg, "30-45_BB", binned=True)
+    other = resolve_fit_spec(cfg, "45-52_BB", binned=True)
+    assert ee.range_gev == (84.0, 98.0) and ee.params["sigma"].value == 2.0
+    assert bb.range_gev == (80.0, 100.0)
+    assert other.range_gev == cfg.fit.range_gev and other.params["sigma"].value == cfg.fit.params["sigma"].value
+
+
+def test_retry_ladder_starts_sigma_at_median(config):
+    nominal = resolve_fit_spec(config, "30-45_BB", binned=True)
+    retries = retry_specs(config, nominal, 1.7)
+    assert len(retries) == len(config.fit.retry_ladder)
+    assert all(r.params["sigma"].value == pytest.approx(1.7) for r in retries)
+    assert retries[0].label == config.fit.retry_ladder[0].label

@@ -1,0 +1,54 @@
+"""Step-3 factors: propagation, plausibility gate and the fallback for failed categories."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lib.config import Step3Config
+from lib.errors import GateFailure
+from lib.factors import compute_factors
+
+
+def _inputs(scheme, failed=(), factor=1.2):
+    fits, medians = {}, {}
+    for name in scheme.names:
+        fits[name] = {"fit_val": factor * 1.1, "fit_err": 0.011, "quality": "failed" if name in failed else "ok"}
+        medians[name] = {"n_events": 1000, "median_val_NonCal": 1.1, "median_err_NonCal": 0.0055}
+    return fits, medians
+
+
+def _cfg(fallback="neighbour_average"):
+    return Step3Config(correction_name="x", failed_fallback=fallback, plausible_factor_band=(0.5, 2.5))
+
+
+def test_factor_and_error(scheme):
+    rows = compute_factors(scheme, *_inputs(scheme), _cfg())
+    assert len(rows) == 36
+    row = rows[0]
+    assert row.calibration_factor == pytest.approx(1.2)
+    assert row.calibration_factor_err == pytest.approx(1.2 * math.hypot(0.011 / 1.32, 0.0055 / 1.1))
+    assert row.source == "fit"
+
+
+def test_failed_category_uses_neighbours_and_says_so(scheme):
+    rows = compute_factors(scheme, *_inputs(scheme, failed={"30-45_EE"}), _cfg())
+    ee = rows[scheme.index_of("30-45_EE")]
+    assert ee.fit_quality == "failed" and ee.source.startswith("fallback:neighbour_average(")
+    assert "30-45_EO" in ee.source and "45-52_EE" in ee.source
+    assert ee.calibration_factor == pytest.approx(1.2)
+
+
+def test_abort_fallback_refuses(scheme):
+    with pytest.raises(GateFailure, match="no good fit for 30-45_EE"):
+        compute_factors(scheme, *_inputs(scheme, failed={"30-45_EE"}), _cfg("abort"))
+
+
+def test_implausible_factor_refused_unless_forced(scheme):
+    fits, medians = _inputs(scheme)
+    fits["52-62_OB"]["fit_val"] = 0.0629 * 1.1
+    with pytest.raises(GateFailure, match="category 52-62_OB: factor 0.0629 outside the plausible band"):
+        compute_factors(scheme, fits, medians, _cfg())
+    rows = compute_factors(scheme, fits, medians, _cfg(), force=True)
+    assert rows[scheme.index_of("52-62_OB")].calibration_factor == pytest.approx(0.0629)
