@@ -25,6 +25,7 @@ import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.correction.writer import load_correction, read_factors
+from lib.errors import ConfigError
 
 __all__ = ["DEFAULT_OUTLIER_THRESHOLD", "AuditReport", "CategoryAudit", "audit_correction"]
 
@@ -109,7 +110,7 @@ class AuditReport:
         if self.ok:
             lines.append(f"OK: all {len(self.categories)} categories pass")
         else:
-            lines.append(f"FLAGGED {len(self.flagged)} of {len(self.categories)}: {', '.join(self.flagged)}")
+            lines.append(f"FLAGGED {len(self.flagged)} of {len(self.categories)} categories: {', '.join(self.flagged)}")
         return "\n".join(lines)
 
 
@@ -137,12 +138,12 @@ def audit_correction(
 
     Raises:
         CorrectionError: the file (or the previous one) does not load or validate.
-        ValueError: ``band`` is not increasing or ``outlier_threshold`` is not above 1.
+        ConfigError: ``band`` is not increasing or ``outlier_threshold`` is not above 1.
     """
     if not band[0] < band[1]:
-        raise ValueError(f"band must be increasing, got {list(band)}")
+        raise ConfigError(f"plausible factor band must be increasing, got {list(band)}")
     if not outlier_threshold > 1.0:
-        raise ValueError(f"outlier_threshold must be above 1, got {outlier_threshold}")
+        raise ConfigError(f"outlier threshold is a ratio and must be above 1, got {outlier_threshold}")
     path = Path(path)
     loaded = load_correction(path, name)
     factors = loaded.factors(scheme)
@@ -172,8 +173,7 @@ def audit_correction(
         notes=tuple(_binning_notes(loaded.model, scheme)),
         previous_path=None if previous is None else Path(previous),
     )
-    for cat, reason in report.flags:
-        logger.warning("%s: category %s flagged: %s", path.name, cat, reason)
+    logger.info("audit of %s: %d of %d categories flagged %s", path, len(report.flagged), len(audits), report.flagged)
     return report
 
 

@@ -141,7 +141,7 @@ def import_root(
     if has_th3 or hist_name is not None:
         return import_th3(root_path, name, hist_name)
     if kind is None:
-        raise InputError(f"{root_path} holds per-pT-bin TH2 maps for Data and MC; say which with kind Data or MC")
+        raise InputError(f"{root_path} holds per-pT-bin TH2 maps for Data and MC; say which with kind 'Data' or 'MC' (--kind)")
     return import_th2_set(root_path, kind, name, pt_edges)
 
 

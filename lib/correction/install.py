@@ -115,9 +115,10 @@ def set_filelist_entry(text: str, year: int | str, kind: str, value: str, where:
     eol = "\r\n" if "\r\n" in text else "\n"
     lines = [_Line.split(raw) for raw in text.splitlines(keepends=True)]
     path = (TOP_KEY, str(year), kind)
-    parent_end, parent_indent, child_indent, step = len(lines), -1, 0, _DEFAULT_STEP
+    parent_line: int | None = None
+    parent_indent, child_indent, step = -1, 0, _DEFAULT_STEP
     for depth, key in enumerate(path):
-        start, end = (0, parent_end) if depth == 0 else _block(lines, parent_end, parent_indent)
+        start, end = (0, len(lines)) if parent_line is None else _block(lines, parent_line, parent_indent)
         found, child_indent = _find_child(lines, start, end, key, child_indent if depth == 0 else None, where)
         if found is None:
             insert_at = _last_content(lines, start, end) if depth else len(lines)
@@ -140,7 +141,7 @@ def set_filelist_entry(text: str, year: int | str, kind: str, value: str, where:
                 )
             if depth > 0:
                 step = child_indent - parent_indent
-            parent_end, parent_indent = found, child_indent
+            parent_line, parent_indent = found, child_indent
             continue
         if not body and _block(lines, found, child_indent)[1] > found + 1:
             raise ConfigError(f"{where}: '{'.'.join(path)}' holds a nested block, not a file path")

@@ -251,12 +251,12 @@ class LoadedCorrection:
             "leading_mu_abseta": np.asarray(lead_abseta, dtype=np.float64),
             "subleading_mu_abseta": np.asarray(sublead_abseta, dtype=np.float64),
         }
-        args = [by_name[var.name] for var in self.model.inputs]
+        args = [np.atleast_1d(a).ravel() for a in np.broadcast_arrays(*(by_name[var.name] for var in self.model.inputs))]
         finite = np.isfinite(args[0]) & np.isfinite(args[1]) & np.isfinite(args[2])
         out = np.full(finite.shape, np.nan)
         if finite.any():
             out[finite] = self.evaluator.evaluate(*(a[finite] for a in args))
-        return out
+        return out.reshape(np.broadcast_shapes(*(np.shape(a) for a in by_name.values())))
 
     def factors(self, scheme: CategoryScheme) -> dict[str, float]:
         """Factor per category of ``scheme``, evaluated at the category centres."""
