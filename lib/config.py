@@ -24,6 +24,7 @@ __all__ = [
     "RetryStep",
     "load_config",
     "resolve_fit_spec",
+    "higgs_fit_spec",
     "retry_specs",
     "DEFAULT_CONFIG",
 ]
@@ -157,6 +158,8 @@ class FitConfig(_Model):
     range_gev: tuple[float, float]
     bins: int = Field(gt=10)
     fft_cache_bins: int = Field(ge=500)
+    # FFT cache of the first fitTo, which only has to find the basin (None: fft_cache_bins).
+    fft_cache_bins_first: int | None = Field(default=None, ge=500)
     fft_buffer_fraction: float = Field(ge=0.0, le=2.0)
     backend: Literal["cpu", "legacy", "codegen", "cuda"]
     strategy_first: int = Field(ge=0, le=2)
@@ -233,6 +236,7 @@ class FitSpec(_Model):
     fft_cache_bins: int
     fft_buffer_fraction: float
     backend: str
+    fft_cache_bins_first: int | None = None
     strategy_first: int
     strategy_second: int
     params: dict[str, ParamSpec]
@@ -278,6 +282,7 @@ def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | Non
         range_gev=fit.range_gev,
         bins=fit.bins,
         fft_cache_bins=fit.fft_cache_bins,
+        fft_cache_bins_first=fit.fft_cache_bins_first,
         fft_buffer_fraction=fit.fft_buffer_fraction,
         backend=backend or fit.backend,
         strategy_first=fit.strategy_first,
@@ -291,6 +296,36 @@ def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | Non
     for _, patch in wildcard + exact:
         spec = _apply_patch(spec, patch.model_copy(update={"label": ""}), None)
     return spec
+
+
+def higgs_fit_spec(
+    config: Config, name: str, binned: bool, backend: str | None = None, background: Literal["exponential", "none"] = "none"
+) -> FitSpec:
+    """Fit spec of an H->mumu peak: a pure DCB (the 3.7 MeV width is negligible) whose ``mean`` is absolute.
+
+    Fit settings, sigma and tail start values come from ``fit``; the range is
+    ``higgs.signal_region_gev`` and ``mean`` starts at ``higgs.mass_gev`` within +-5 GeV. Z-peak
+    overrides do not apply. Retry steps that change the range are Z-specific: filter them out.
+    """
+    fit, higgs = config.fit, config.higgs
+    lo, hi = higgs.signal_region_gev
+    params = dict(fit.params)
+    params["mean"] = ParamSpec(value=higgs.mass_gev, min=max(lo, higgs.mass_gev - 5.0), max=min(hi, higgs.mass_gev + 5.0))
+    return FitSpec(
+        name=name,
+        range_gev=higgs.signal_region_gev,
+        bins=fit.bins,
+        fft_cache_bins=fit.fft_cache_bins,
+        fft_cache_bins_first=fit.fft_cache_bins_first,
+        fft_buffer_fraction=fit.fft_buffer_fraction,
+        backend=backend or fit.backend,
+        strategy_first=fit.strategy_first,
+        strategy_second=fit.strategy_second,
+        params=params,
+        background=background,
+        binned=binned,
+        peak="higgs",
+    )
 
 
 def retry_specs(config: Config, nominal: FitSpec, median_sigma_gev: float | None) -> list[FitSpec]:

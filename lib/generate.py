@@ -26,6 +26,8 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error raises instead of printing the usage block and exiting 2."""
+
     def error(self, message: str) -> NoReturn:
         raise _UsageError(message)
 
@@ -42,6 +44,7 @@ def _count(text: str) -> int:
 
 
 def _positive(text: str) -> int:
+    """An integer >= 1 (files, rows, workers)."""
     try:
         value = int(text)
     except ValueError:
@@ -52,6 +55,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (importable for documentation tools)."""
     parser = _Parser(
         prog="python -m lib.generate",
         description=(
@@ -65,10 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-mc", type=_count, default=1_000_000, help="DY MC events (default: %(default)s).")
     parser.add_argument("--n-signal", type=_count, default=200_000, help="ggH signal events (default: %(default)s).")
     parser.add_argument("--seed", type=int, default=20261123, help="master seed (default: %(default)s).")
-    parser.add_argument("--k-data", metavar="K_OR_JSON", help="true k for Data: a number (uniform) or a JSON file {category: k} overriding the built-in map.")
+    parser.add_argument(
+        "--k-data",
+        metavar="K_OR_JSON",
+        help="true k for Data: a number (uniform) or a JSON file {category: k} overriding those categories of the built-in map.",
+    )
     parser.add_argument("--k-mc", metavar="K_OR_JSON", help="the same for MC and signal.")
     parser.add_argument("--files-per-dataset", type=_positive, default=4, help="files per dataset (default: %(default)s).")
-    parser.add_argument("--row-group-rows", type=_positive, default=100_000, help="rows per Parquet row group (default: %(default)s).")
+    parser.add_argument("--row-group-rows", type=_positive, default=100_000, help="rows per row group (default: %(default)s).")
     parser.add_argument("--workers", type=_positive, help="processes writing files in parallel (default: usable cores).")
     parser.add_argument("--config", default=str(DEFAULT_SETTINGS), help="generator settings YAML (default: configs/generator.yaml).")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

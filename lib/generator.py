@@ -36,10 +36,11 @@ import multiprocessing
 import shutil
 import tempfile
 import zlib
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -337,6 +338,7 @@ def load_k_override(text: str) -> float | dict[str, float]:
 
 
 def _k_array(k_map: Mapping[str, float], scheme: CategoryScheme) -> np.ndarray:
+    """k per flat category index, for a vectorised look-up."""
     return np.array([k_map[name] for name in scheme.names], dtype=np.float64)
 
 
@@ -530,11 +532,16 @@ def _accepted_events(
 ) -> dict[str, np.ndarray]:
     """Exactly ``n`` accepted events, simulated in bounded batches sized from the running efficiency."""
     parts: list[dict[str, np.ndarray]] = []
-    have, efficiency = 0, 0.3
+    have, tried, efficiency = 0, 0, 0.3
     while have < n:
         n_candidates = min(_MAX_BATCH, max(1000, int(1.1 * (n - have) / efficiency)))
         batch = _simulate_batch(proc, n_candidates, rng, settings, window, fixed_r)
-        accepted = len(batch["gen_mass"])
+        accepted, tried = len(batch["gen_mass"]), tried + n_candidates
+        if have + accepted == 0 and tried >= _MAX_BATCH:
+            raise ConfigError(
+                f"no {proc.lineshape} candidate in {tried} passes the acceptance and the mass window "
+                f"{list(window)} GeV; check mass_range_gev and mass_window_gev in the generator settings"
+            )
         efficiency = max(accepted / n_candidates, 1e-3)
         parts.append(batch)
         have += accepted
@@ -636,7 +643,8 @@ def generate_events(
             dependence, no spread), so ``sigma_pred`` lies in a narrow band: for fit tests.
         with_truth: add ``truth_*`` columns: ``category`` (the k category, clamped in pT),
             ``k``, ``gen_mass`` (pre-FSR), ``mass`` (post-FSR true mass), ``mass_k1`` (reco mass
-            at k=1) and ``is_background``; ``dimuon_mass - truth_mass == k * (truth_mass_k1 - truth_mass)``.
+            at k=1) and ``is_background``; ``dimuon_mass - truth_mass == k * (truth_mass_k1 - truth_mass)``
+            up to float32 rounding.
         era: Data era for run numbers (drawn by luminosity when omitted).
         first_event: event number of the first event (numbers are consecutive).
 
@@ -664,7 +672,9 @@ def generate_events(
     main_proc = getattr(settings.processes, sample.process)
     parts = [
         _accepted_events(main_proc, n - n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution),
-        _accepted_events(settings.processes.background, n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution),
+        _accepted_events(
+            settings.processes.background, n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution
+        ),
     ]
     order = rng.permutation(n)
     cols = {key: np.concatenate([p[key] for p in parts])[order] for key in parts[0]}
@@ -792,12 +802,17 @@ def _write_file(task: _FileTask) -> np.ndarray:
                 first_event=task.first_event + start,
             )
             counts += np.bincount(cols["truth_category"], minlength=task.scheme.n_categories)
-            writer.write_table(pa.table({name: cols[name] for name in schema.names}, schema=schema), row_group_size=task.row_group_rows)
+            table = pa.table({name: cols[name] for name in schema.names}, schema=schema)
+            writer.write_table(table, row_group_size=task.row_group_rows)
     return counts
 
 
 def _file_tasks(
-    plan: list[_Dataset], files_per_dataset: int, k_maps: Mapping[str, Mapping[str, float]], settings: GeneratorSettings, **common: object
+    plan: list[_Dataset],
+    files_per_dataset: int,
+    k_maps: Mapping[str, Mapping[str, float]],
+    settings: GeneratorSettings,
+    **common: object,
 ) -> list[_FileTask]:
     """Split every dataset into ``files_per_dataset`` files (fewer when it has fewer events)."""
     tasks = []
@@ -886,15 +901,23 @@ def generate_sample(
         ConfigError: invalid argument, settings or k map.
         OSError: the output cannot be written.
     """
-    sizes = {"n_data": n_data, "n_mc": n_mc, "n_signal": n_signal, "files_per_dataset": files_per_dataset,
-             "row_group_rows": row_group_rows, "chunk_rows": chunk_rows}
+    sizes = {
+        "n_data": n_data,
+        "n_mc": n_mc,
+        "n_signal": n_signal,
+        "files_per_dataset": files_per_dataset,
+        "row_group_rows": row_group_rows,
+        "chunk_rows": chunk_rows,
+    }
     _check_sample_args(year, seed, sizes)
     settings = settings or load_settings()
     scheme = default_scheme()
-    k_maps = {
-        "data": resolve_k_map(builtin_k_map("data", settings, scheme), k_data, scheme),
-        "mc": resolve_k_map(builtin_k_map("mc", settings, scheme), k_mc, scheme),
-    }
+    k_maps: dict[str, dict[str, float]] = {}
+    for which, override in (("data", k_data), ("mc", k_mc)):
+        try:
+            k_maps[which] = resolve_k_map(builtin_k_map(which, settings, scheme), override, scheme)
+        except ConfigError as err:
+            raise ConfigError(f"{which} k map: {err}") from err
     year_dir = Path(output_root) / str(year)
     year_dir.mkdir(parents=True, exist_ok=True)
     plan = _plan(n_data, n_mc, n_signal, settings)
@@ -905,6 +928,8 @@ def generate_sample(
             staging=staging, seed=seed, scheme=scheme, row_group_rows=row_group_rows, chunk_rows=chunk_rows,
         )
         counts = _run_tasks(tasks, default_workers() if workers is None else workers)
+        # No truth file while the datasets change: a crash must not leave a truth that lies.
+        (year_dir / "truth.json").unlink(missing_ok=True)
         _replace_datasets(staging, year_dir / "compacted", [ds.name for ds in plan])
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,197 @@
+"""Fit outcomes as frozen, picklable dataclasses: what a worker process hands back (no ROOT here).
+
+Every RooFit object is turned into plain numbers and numpy arrays inside the runner, so a result
+can cross a process or Dask boundary, be written to JSON/CSV and be drawn without PyROOT.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult"]
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN/inf: a non-finite number becomes null."""
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class ParamResult:
+    """One fit parameter after the fit; ``min``/``max`` are None for an unbounded parameter."""
+
+    name: str
+    value: float
+    error: float
+    min: float | None
+    max: float | None
+    constant: bool
+    at_limit: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "val": _finite_or_none(self.value),
+            "err": _finite_or_none(self.error),
+            "min": self.min,
+            "max": self.max,
+            "constant": self.constant,
+            "at_limit": self.at_limit,
+        }
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One configured try (nominal or a retry step) and the gate failures it produced.
+
+    ``status`` is the overall status of the second (Hesse) ``fitTo``; ``status_history`` keeps each
+    minimiser step of that fit, ``status_first`` the first fit's status, for diagnosis only.
+    """
+
+    label: str
+    status: int
+    status_first: int
+    status_history: tuple[tuple[str, int], ...]
+    cov_qual: int
+    edm: float
+    min_nll: float
+    sigma: float
+    sigma_err: float
+    chi2_ndf: float
+    n_float: int
+    n_events: int
+    sum_weights: float
+    params: tuple[ParamResult, ...]
+    failures: tuple[str, ...]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "status": self.status,
+            "status_first": self.status_first,
+            "status_history": [list(step) for step in self.status_history],
+            "cov_qual": self.cov_qual,
+            "edm": _finite_or_none(self.edm),
+            "min_nll": _finite_or_none(self.min_nll),
+            "sigma": _finite_or_none(self.sigma),
+            "sigma_err": _finite_or_none(self.sigma_err),
+            "chi2_ndf": _finite_or_none(self.chi2_ndf),
+            "n_float": self.n_float,
+            "n_events": self.n_events,
+            "sum_weights": _finite_or_none(self.sum_weights),
+            "failures": list(self.failures),
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class FitCurves:
+    """Everything a fit plot needs, in events per plot bin (``eq=False``: arrays do not compare).
+
+    Data points sit at bin centres with asymmetric errors (Poisson for counts, sqrt(sum w^2) for
+    weighted data, as RooFit plots them); the curves are RooFit's own, resampled onto ``curve_x``;
+    ``pulls`` are (data - curve averaged over the bin) / (data error on the curve's side), the terms
+    of RooFit's chi2/NDF; NaN where that error is zero (an empty bin of weighted data).
+    """
+
+    edges: np.ndarray
+    counts: np.ndarray
+    err_low: np.ndarray
+    err_high: np.ndarray
+    curve_x: np.ndarray
+    total: np.ndarray
+    signal: np.ndarray
+    background: np.ndarray | None
+    pulls: np.ndarray
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Outcome of one category: the accepted attempt, or the best failed one marked ``ok=False``.
+
+    ``fit_val``/``fit_err`` are the DCB core sigma and its Hesse error (GeV). When ``ok`` is False
+    the numbers are still those of the best attempt, so a human can look, but ``reason`` says why
+    they must not be used.
+    """
+
+    name: str
+    ok: bool
+    reason: str
+    fit_val: float
+    fit_err: float
+    status: int
+    cov_qual: int
+    edm: float
+    min_nll: float
+    chi2_ndf: float
+    n_float: int
+    n_events: int
+    sum_weights: float
+    weighted: bool
+    peak: str
+    backend: str
+    label: str
+    params: tuple[ParamResult, ...]
+    attempts: tuple[AttemptRecord, ...]
+    curves: FitCurves | None = field(default=None, compare=False, repr=False)
+    seconds: float = 0.0
+
+    @property
+    def quality(self) -> str:
+        return "ok" if self.ok else "failed"
+
+    def param(self, name: str) -> ParamResult:
+        """The parameter called ``name`` (model names without the category suffix)."""
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(f"fit of '{self.name}' has no parameter '{name}'; it has {[p.name for p in self.params]}")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready record for ``fit_params.json`` (curves excluded, non-finite numbers as null)."""
+        return {
+            "cat_name": self.name,
+            "quality": self.quality,
+            "reason": self.reason,
+            "label": self.label,
+            "fit_val": _finite_or_none(self.fit_val),
+            "fit_err": _finite_or_none(self.fit_err),
+            "status": self.status,
+            "cov_qual": self.cov_qual,
+            "edm": _finite_or_none(self.edm),
+            "min_nll": _finite_or_none(self.min_nll),
+            "chi2_ndf": _finite_or_none(self.chi2_ndf),
+            "n_float": self.n_float,
+            "n_events": self.n_events,
+            "sum_weights": _finite_or_none(self.sum_weights),
+            "weighted": self.weighted,
+            "peak": self.peak,
+            "backend": self.backend,
+            "params": {p.name: p.to_dict() for p in self.params},
+            "attempts": [a.to_dict() for a in self.attempts],
+            "seconds": round(self.seconds, 4),
+        }
+
+    def summary_row(self) -> dict[str, object]:
+        """One row of ``fit_results.csv``."""
+        return {
+            "cat_name": self.name,
+            "fit_val": self.fit_val,
+            "fit_err": self.fit_err,
+            "status": self.status,
+            "cov_qual": self.cov_qual,
+            "quality": self.quality,
+            "reason": self.reason,
+            "chi2_ndf": self.chi2_ndf,
+            "n_events": self.n_events,
+            "sum_weights": self.sum_weights,
+            "attempts": len(self.attempts),
+            "label": self.label,
+        }

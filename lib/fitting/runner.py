@@ -1,0 +1,343 @@
+"""Fit one category: nominal attempt, then the retry ladder, every attempt gated and recorded.
+
+``fit_category`` is a module-level function of a picklable ``FitTask`` returning a picklable
+``FitResult``; ROOT is imported inside it, so it runs unchanged in a fresh worker process. A bad
+fit never raises: it comes back with ``ok=False`` and the reason. Only unusable input (arrays of
+different lengths, non-finite weights, a backend that cannot run here) raises ``FitError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lib import quality as gates
+from lib.config import FitSpec, QualityConfig
+from lib.errors import FitError
+from lib.fitting.backend import require_backend
+from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
+
+__all__ = ["FitTask", "fit_category", "cross_check_backend"]
+
+log = logging.getLogger(__name__)
+
+CURVE_POINTS_PER_BIN = 4
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """Input of one category fit; picklable, so it can be shipped to a worker process.
+
+    ``masses`` are all events of the category (the runner keeps those inside each attempt's fit
+    range and histograms them itself when binned); ``retries`` come from
+    ``lib.config.retry_specs``; ``median_sigma_pred`` feeds the sigma plausibility gate.
+    """
+
+    name: str
+    masses: np.ndarray
+    weights: np.ndarray | None
+    nominal: FitSpec
+    retries: tuple[FitSpec, ...]
+    median_sigma_pred: float
+    quality: QualityConfig
+
+
+@dataclass(frozen=True, eq=False)
+class _Outcome:
+    record: AttemptRecord
+    curves: FitCurves | None
+    fitted: bool
+
+
+def _checked_arrays(task: FitTask) -> tuple[np.ndarray, np.ndarray | None]:
+    """The task's arrays as 1-D float64, or FitError naming the defect."""
+    masses = np.asarray(task.masses, dtype=np.float64)
+    if masses.ndim != 1:
+        raise FitError(f"category {task.name}: masses must be a 1-D array, got shape {masses.shape}")
+    if task.weights is None:
+        return masses, None
+    weights = np.asarray(task.weights, dtype=np.float64)
+    if weights.shape != masses.shape:
+        raise FitError(f"category {task.name}: {weights.shape[0]} weights for {masses.shape[0]} events")
+    if not np.all(np.isfinite(weights)):
+        raise FitError(f"category {task.name}: {int(np.sum(~np.isfinite(weights)))} non-finite event weights")
+    return masses, weights
+
+
+def _unfitted(spec: FitSpec, reason: str, n_events: int, sum_weights: float, seconds: float) -> _Outcome:
+    nan = float("nan")
+    record = AttemptRecord(
+        label=spec.label, status=-1, status_first=-1, status_history=(), cov_qual=-1, edm=nan, min_nll=nan,
+        sigma=nan, sigma_err=nan, chi2_ndf=nan, n_float=0, n_events=n_events, sum_weights=sum_weights,
+        params=(), failures=(reason,), seconds=seconds,
+    )  # fmt: skip
+    return _Outcome(record, None, fitted=False)
+
+
+def _view(array: Any, n: int) -> np.ndarray:
+    """Copy a ROOT ``double*`` of length ``n`` into numpy."""
+    if n == 0:
+        return np.zeros(0)
+    array.reshape((n,))
+    return np.array(array, dtype=np.float64, copy=True)
+
+
+def _per_bin(hist: Any, edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Values of a RooHist's points placed in their bins (NaN where RooFit drew no point)."""
+    out = np.full(edges.size - 1, np.nan)
+    x = _view(hist.GetX(), hist.GetN())
+    index = np.searchsorted(edges, x, side="right") - 1
+    good = (index >= 0) & (index < out.size)
+    out[index[good]] = values[good]
+    return out
+
+
+def _curve_on(curve: Any, grid: np.ndarray) -> np.ndarray:
+    """A RooCurve (adaptive points, plus flat points beyond the range) resampled onto ``grid``."""
+    n = curve.GetN()
+    x, y = _view(curve.GetX(), n), _view(curve.GetY(), n)
+    inside = (x >= grid[0]) & (x <= grid[-1])
+    return np.interp(grid, x[inside], y[inside])
+
+
+def _plot_and_chi2(ROOT: Any, built: Any, data: Any, spec: FitSpec, n_float: int) -> tuple[float, FitCurves]:
+    """chi2/NDF exactly as the method defines it, and the plot arrays from the same RooPlot.
+
+    ``frame.chiSquare(model, data, n_float)`` on a frame with ``spec.bins`` bins compares the
+    plotted curve with the plotted data, so the chi2, the pulls and the drawn curves agree.
+    """
+    lo, hi = spec.range_gev
+    edges = np.linspace(lo, hi, spec.bins + 1)
+    grid = np.linspace(lo, hi, CURVE_POINTS_PER_BIN * spec.bins + 1)
+    frame = built.observable.frame(ROOT.RooFit.Bins(spec.bins))
+    try:
+        data.plotOn(frame, ROOT.RooFit.Name("data"))
+        built.total.plotOn(frame, ROOT.RooFit.Name("total"))
+        chi2 = float(frame.chiSquare("total", "data", n_float))
+        hist = frame.getHist("data")
+        n = hist.GetN()
+        counts = _per_bin(hist, edges, _view(hist.GetY(), n))
+        err_low = _per_bin(hist, edges, _view(hist.GetEYlow(), n))
+        err_high = _per_bin(hist, edges, _view(hist.GetEYhigh(), n))
+        curve = frame.getCurve("total")
+        # Pulls as chiSquare forms them: the curve averaged over the bin, the error on the curve's side.
+        average = np.array([curve.average(a, b) for a, b in zip(edges[:-1], edges[1:])])
+        residual = counts - average
+        error = np.where(residual > 0, err_low, err_high)
+        pulls = np.divide(residual, error, out=np.full_like(residual, np.nan), where=error > 0)
+        total = _curve_on(curve, grid)
+        if built.background is None:
+            signal, background = total.copy(), None
+        else:
+            built.total.plotOn(frame, ROOT.RooFit.Components(built.signal.GetName()), ROOT.RooFit.Name("signal"))
+            built.total.plotOn(frame, ROOT.RooFit.Components(built.background.GetName()), ROOT.RooFit.Name("background"))
+            signal = _curve_on(frame.getCurve("signal"), grid)
+            background = _curve_on(frame.getCurve("background"), grid)
+    finally:
+        del frame
+    return chi2, FitCurves(edges, counts, err_low, err_high, grid, total, signal, background, pulls)
+
+
+def _param_results(built: Any, fit: Any, tolerance: float) -> tuple[ParamResult, ...]:
+    """Every model parameter by its spec name; floating ones read from the final fit result."""
+    floating = fit.floatParsFinal()
+    out = []
+    for pname, var in built.params.items():
+        fitted = floating.find(var.GetName())
+        source = fitted if fitted else var
+        lo, hi = source.getMin(), source.getMax()
+        lo_v = lo if math.isfinite(lo) else None
+        hi_v = hi if math.isfinite(hi) else None
+        value = float(source.getVal())
+        constant = not bool(fitted)
+        out.append(
+            ParamResult(
+                name=pname,
+                value=value,
+                error=float(source.getError()) if not constant else 0.0,
+                min=lo_v,
+                max=hi_v,
+                constant=constant,
+                at_limit=not constant and gates.at_limit(value, lo_v, hi_v, tolerance),
+            )
+        )
+    return tuple(out)
+
+
+def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray, weights: np.ndarray | None) -> _Outcome:
+    """Two ``fitTo`` like the original, then chi2, parameters and gates of one attempt."""
+    from lib.fitting import model as rf
+
+    started = time.perf_counter()
+    lo, hi = spec.range_gev
+    inside = (masses > lo) & (masses < hi)  # open interval, as the Z-window selection
+    m = masses[inside]
+    w = None if weights is None else weights[inside]
+    n_events = int(m.size)
+    sum_weights = float(n_events if w is None else w.sum())
+    if n_events == 0:
+        return _unfitted(spec, f"no events in fit range {lo:g}-{hi:g} GeV", 0, 0.0, time.perf_counter() - started)
+    if not sum_weights > 0:
+        reason = f"sum of weights {sum_weights:g} in fit range is not positive"
+        return _unfitted(spec, reason, n_events, sum_weights, time.perf_counter() - started)
+
+    ROOT = rf.ROOT
+    built = rf.build_model(spec, rf.object_tag(task.name, index))
+    data = first = final = None
+    try:
+        data = rf.make_dataset(built, spec, m, w)
+        options = [
+            ROOT.RooFit.Save(True),
+            ROOT.RooFit.PrintLevel(-1),
+            ROOT.RooFit.PrintEvalErrors(-1),
+            ROOT.RooFit.EvalBackend(spec.backend),
+        ]
+        if spec.binned:
+            # Offsetting each bin by its saturated-model term keeps the NLL near zero, so Minuit's
+            # finite differences are not lost in a 1e5-sized constant (fewer status 1/3 fits).
+            options.append(ROOT.RooFit.Offset("bin"))
+        if w is not None:
+            # Weighted events: errors from the sandwich (SumW2) correction, not from sum(w) as counts.
+            options.append(ROOT.RooFit.SumW2Error(True))
+        first = built.first_stage.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_first), ROOT.RooFit.Hesse(False))
+        final = built.total.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_second), ROOT.RooFit.Hesse(True))
+        n_float = int(final.floatParsFinal().getSize())
+        chi2, curves = _plot_and_chi2(ROOT, built, data, spec, n_float)
+        params = _param_results(built, final, task.quality.limit_tolerance)
+        sigma = next(p for p in params if p.name == "sigma")
+        record = AttemptRecord(
+            label=spec.label,
+            status=int(final.status()),
+            status_first=int(first.status()),
+            status_history=tuple(
+                (str(final.statusLabelHistory(i)), int(final.statusCodeHistory(i))) for i in range(final.numStatusHistory())
+            ),
+            cov_qual=int(final.covQual()),
+            edm=float(final.edm()),
+            min_nll=float(final.minNll()),
+            sigma=sigma.value,
+            sigma_err=sigma.error,
+            chi2_ndf=chi2,
+            n_float=n_float,
+            n_events=n_events,
+            sum_weights=sum_weights,
+            params=params,
+            failures=(),
+            seconds=0.0,
+        )
+    finally:
+        del data, first, final
+        built.close()
+    failures = tuple(gates.evaluate_gates(record, task.quality, task.median_sigma_pred))
+    record = dataclasses.replace(record, failures=failures, seconds=time.perf_counter() - started)
+    log.debug(
+        "%s [%s]: sigma=%.4f+-%.4f status=%d covQual=%d chi2/ndf=%.2f %.2fs%s",
+        task.name, spec.label, record.sigma, record.sigma_err, record.status, record.cov_qual, record.chi2_ndf,
+        record.seconds, "" if not failures else " FAILED: " + "; ".join(failures),
+    )  # fmt: skip
+    return _Outcome(record, curves, fitted=True)
+
+
+def fit_category(task: FitTask) -> FitResult:
+    """Fit one category: the nominal spec, then each retry until an attempt passes every gate.
+
+    Every attempt is recorded. When none passes, the result carries the attempt with the fewest
+    gate failures (the earliest among equals), ``ok=False`` and those failures as ``reason``; an
+    attempt whose range holds no events is recorded as failed with "no events in fit range"
+    instead of raising, so a category can never stop a run.
+
+    Args:
+        task: the category's events, specs and quality thresholds.
+
+    Returns:
+        The frozen, picklable result.
+
+    Raises:
+        FitError: unusable input (inconsistent arrays, non-finite weights) or a backend that cannot
+            run in this process (``cuda`` without RooFit CUDA support).
+    """
+    started = time.perf_counter()
+    masses, weights = _checked_arrays(task)
+    specs = (task.nominal, *task.retries)
+    for spec in specs:
+        require_backend(spec.backend)
+    from lib.fitting import model as rf
+
+    rf.silence_roofit()
+    outcomes: list[_Outcome] = []
+    for index, spec in enumerate(specs):
+        outcomes.append(_run_attempt(task, spec, index, masses, weights))
+        if outcomes[-1].record.passed:
+            break
+    chosen = outcomes[-1]
+    if not chosen.record.passed:
+        chosen = min(outcomes, key=lambda o: (not o.fitted, len(o.record.failures)))
+    rec = chosen.record
+    ok = rec.passed
+    reason = "" if ok else f"no attempt passed (best '{rec.label}'): " + "; ".join(rec.failures)
+    result = FitResult(
+        name=task.name,
+        ok=ok,
+        reason=reason,
+        fit_val=rec.sigma,
+        fit_err=rec.sigma_err,
+        status=rec.status,
+        cov_qual=rec.cov_qual,
+        edm=rec.edm,
+        min_nll=rec.min_nll,
+        chi2_ndf=rec.chi2_ndf,
+        n_float=rec.n_float,
+        n_events=rec.n_events,
+        sum_weights=rec.sum_weights,
+        weighted=weights is not None,
+        peak=task.nominal.peak,
+        backend=task.nominal.backend,
+        label=rec.label,
+        params=rec.params,
+        attempts=tuple(o.record for o in outcomes),
+        curves=chosen.curves,
+        seconds=time.perf_counter() - started,
+    )
+    if ok:
+        log.info(
+            "%s: sigma = %.4f +- %.4f GeV (%s, attempt %d, %.2fs)",
+            task.name, result.fit_val, result.fit_err, rec.label, len(outcomes), result.seconds,
+        )  # fmt: skip
+    else:
+        log.warning("%s: %s", task.name, reason)
+    return result
+
+
+def cross_check_backend(task: FitTask, result: FitResult, reference: str = "cpu", max_shift: float = 0.2) -> FitResult:
+    """Refit ``task`` with the ``reference`` backend; warn when sigma moves by more than ``max_shift`` errors.
+
+    Backends have been wrong before (ROOT issue 21159: ``cpu`` vs ``legacy`` for an FFT
+    convolution inside a RooAddPdf; 18039: CUDA fits in LCG 106/107), and the same data and model
+    must give the same minimum whatever evaluates them. Use it on one category, e.g. to validate
+    a CUDA run against ``cpu``.
+
+    Returns:
+        The reference fit, for the caller to log or store.
+    """
+
+    def swap(spec: FitSpec) -> FitSpec:
+        return spec.model_copy(update={"backend": reference})
+
+    ref = fit_category(dataclasses.replace(task, nominal=swap(task.nominal), retries=tuple(map(swap, task.retries))))
+    scale = max(result.fit_err, ref.fit_err)
+    shift = abs(result.fit_val - ref.fit_val)
+    if ref.label != result.label or not shift <= max_shift * scale:
+        log.warning(
+            "%s: backend %s gives sigma %.5f+-%.5f (%s), %s gives %.5f+-%.5f (%s): backends disagree",
+            task.name, result.backend, result.fit_val, result.fit_err, result.label,
+            reference, ref.fit_val, ref.fit_err, ref.label,
+        )  # fmt: skip
+    else:
+        log.info("%s: backend %s agrees with %s (shift %.2g GeV)", task.name, result.backend, reference, shift)
+    return ref

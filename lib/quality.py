@@ -1,0 +1,78 @@
+"""Fit-quality gates: pure checks of an attempt's numbers, so no failed fit is mistaken for a result.
+
+The original tool trusted every fit; a sigma pinned at a limit (0.0629 shipped for 30-45_EE in
+2018) went unnoticed. Here every attempt is judged by the same explicit list of gates, each
+failure a human-readable line that ends up in the results table.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lib.config import QualityConfig
+from lib.fitting.result import AttemptRecord
+
+__all__ = ["at_limit", "evaluate_gates"]
+
+FULL_ACCURATE_COVARIANCE = 3
+
+
+def at_limit(value: float, lo: float | None, hi: float | None, tolerance: float) -> bool:
+    """Whether ``value`` lies within ``tolerance`` of the range ``hi - lo`` from a limit.
+
+    A parameter without both limits is never at a limit: there is no range to measure against.
+
+    Example:
+        >>> at_limit(0.0501, 0.05, 6.0, 0.001)
+        True
+        >>> at_limit(1.5, 0.05, 6.0, 0.001)
+        False
+        >>> at_limit(3.0, None, None, 0.001)
+        False
+    """
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return False
+    margin = tolerance * (hi - lo)
+    return value <= lo + margin or value >= hi - margin
+
+
+def evaluate_gates(attempt: AttemptRecord, quality: QualityConfig, median_sigma_pred: float) -> list[str]:
+    """All gate failures of one fit attempt; an empty list means the attempt is usable.
+
+    Gates: fit status 0 (every minimiser step of the final fit), full accurate covariance
+    (covQual 3), a positive finite sigma error, no floating parameter at a limit, chi2/NDF not
+    above ``quality.max_chi2_ndf``, and sigma / median(sigma_pred) inside
+    ``quality.sigma_ratio_band``. The ratio gate needs a median; a non-finite or non-positive
+    ``median_sigma_pred`` (median unknown) skips only that gate.
+
+    Args:
+        attempt: the numbers of one attempt (its own ``failures`` are ignored).
+        quality: thresholds from ``fit.quality``.
+        median_sigma_pred: median predicted resolution of the category (GeV).
+
+    Returns:
+        One line per failed gate, in the order above.
+    """
+    failures: list[str] = []
+    bad_steps = [f"{label}={code}" for label, code in attempt.status_history if code != 0]
+    if attempt.status != 0 or bad_steps:
+        detail = f" ({', '.join(bad_steps)})" if bad_steps else ""
+        failures.append(f"fit status {attempt.status}{detail}, 0 required")
+    if attempt.cov_qual != FULL_ACCURATE_COVARIANCE:
+        failures.append(f"covariance quality {attempt.cov_qual}, {FULL_ACCURATE_COVARIANCE} (full, accurate) required")
+    if not (math.isfinite(attempt.sigma_err) and attempt.sigma_err > 0):
+        failures.append(f"sigma error {attempt.sigma_err:g} is not a positive finite number")
+    pinned = [p for p in attempt.params if not p.constant and p.at_limit]
+    if pinned:
+        listed = ", ".join(f"{p.name}={p.value:.4g} in [{p.min:g}, {p.max:g}]" for p in pinned)
+        failures.append(f"parameter at a limit: {listed}")
+    if not (math.isfinite(attempt.chi2_ndf) and attempt.chi2_ndf <= quality.max_chi2_ndf):
+        failures.append(f"chi2/NDF {attempt.chi2_ndf:.3g} above {quality.max_chi2_ndf:g}")
+    if math.isfinite(median_sigma_pred) and median_sigma_pred > 0:
+        ratio = attempt.sigma / median_sigma_pred
+        lo, hi = quality.sigma_ratio_band
+        if not (math.isfinite(ratio) and lo <= ratio <= hi):
+            failures.append(
+                f"sigma/median(sigma_pred) = {attempt.sigma:.4g}/{median_sigma_pred:.4g} = {ratio:.3g} outside [{lo:g}, {hi:g}]"
+            )
+    return failures

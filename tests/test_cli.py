@@ -1,0 +1,75 @@
+"""The CLI as users run it: expected failures give one line on stderr and exit code 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "getCalibrationFactor.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_original_flags():
+    out = run_cli("--help").stdout
+    for flag in ("--steps", "--isMC", "--ifbinned", "--closure_test", "--fixCat", "--years", "--nanoAODv",
+                 "--extraString", "--no-dask-client", "--input_path", "--output_path"):  # fmt: skip
+        assert flag in out
+
+
+def test_no_input_files_shows_glob(tmp_path):
+    proc = run_cli("--steps", "step2", "--input_path", str(tmp_path), "--output_path", str(tmp_path / "out"), "--no-dask-client")
+    _one_line_error(proc, f"no input files match {tmp_path}/2018/compacted/data_*/*/*.parquet")
+
+
+def test_unknown_fixcat_lists_valid(tmp_path):
+    proc = run_cli("--steps", "step1", "--fixCat", "30-45_ZZ", "--output_path", str(tmp_path), "--no-dask-client")
+    _one_line_error(proc, "unknown category '30-45_ZZ'; valid: 30-45_BB")
+
+
+def test_closure_without_json(tmp_path):
+    proc = run_cli("--closure_test", "--output_path", str(tmp_path), "--no-dask-client")
+    _one_line_error(proc, "no calibration JSON")
+
+
+def test_step3_without_previous_steps(tmp_path):
+    proc = run_cli("--steps", "step3", "--output_path", str(tmp_path), "--no-dask-client")
+    _one_line_error(proc, "fit_results.csv not found: run the step that produces it first")
+
+
+def test_malformed_config(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("fit: [\n")
+    _one_line_error(run_cli("--config", str(cfg), "--output_path", str(tmp_path)), "not valid YAML")
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run_cli("--steps", "step2", "--output_path", str(blocker / "sub"), "--no-dask-client")
+    _one_line_error(proc, "is not writable")
+
+
+@pytest.mark.root
+def test_cuda_backend_refused_without_crash(tmp_path):
+    pytest.importorskip("ROOT")
+    from lib.fitting.backend import cuda_available
+
+    if cuda_available():
+        pytest.skip("this ROOT has CUDA support")
+    proc = run_cli("--backend", "cuda", "--output_path", str(tmp_path), "--no-dask-client")
+    _one_line_error(proc, "no RooFit CUDA support")

@@ -1,0 +1,84 @@
+"""Fit-quality gates on hand-made attempts: a clean attempt passes and each gate fires on its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from lib.config import QualityConfig
+from lib.fitting.result import AttemptRecord, ParamResult
+from lib.quality import at_limit, evaluate_gates
+
+QUALITY = QualityConfig(max_chi2_ndf=3.0, sigma_ratio_band=(0.4, 3.0), limit_tolerance=0.001)
+MEDIAN = 1.3
+
+
+def attempt(**changes: object) -> AttemptRecord:
+    params = (
+        ParamResult("sigma", 1.5, 0.02, 0.05, 6.0, False, False),
+        ParamResult("n_right", 5.0, 1.0, 1.01, 60.0, False, False),
+        ParamResult("bw_mass", 91.188, 0.0, 90.0, 92.5, True, False),
+    )
+    clean = AttemptRecord(
+        label="nominal", status=0, status_first=0, status_history=(("MINIMIZE", 0), ("HESSE", 0)), cov_qual=3,
+        edm=1e-5, min_nll=-10.0, sigma=1.5, sigma_err=0.02, chi2_ndf=1.1, n_float=8, n_events=10_000,
+        sum_weights=10_000.0, params=params, failures=(), seconds=0.5,
+    )  # fmt: skip
+    return dataclasses.replace(clean, **changes)
+
+
+def test_clean_attempt_passes():
+    assert evaluate_gates(attempt(), QUALITY, MEDIAN) == []
+
+
+def pinned_n_right() -> tuple[ParamResult, ...]:
+    return (ParamResult("n_right", 60.0, 0.01, 1.01, 60.0, False, True),)
+
+
+@pytest.mark.parametrize(
+    "changes,expected",
+    [
+        ({"status": 3}, "fit status 3"),
+        ({"status": 0, "status_history": (("MINIMIZE", 0), ("HESSE", 3))}, "fit status 0 (HESSE=3)"),
+        ({"cov_qual": 2}, "covariance quality 2"),
+        ({"sigma_err": 0.0}, "sigma error 0 is not a positive finite number"),
+        ({"sigma_err": math.nan}, "sigma error nan"),
+        ({"params": pinned_n_right()}, "parameter at a limit: n_right=60 in [1.01, 60]"),
+        ({"chi2_ndf": 3.5}, "chi2/NDF 3.5 above 3"),
+        ({"chi2_ndf": math.nan}, "chi2/NDF nan above 3"),
+        ({"sigma": 0.0629}, "outside [0.4, 3]"),
+        ({"sigma": 4.5}, "= 3.46 outside [0.4, 3]"),
+    ],
+    ids=["status", "hesse-step", "covqual", "zero-error", "nan-error", "at-limit", "chi2", "nan-chi2", "ratio-low", "ratio-high"],
+)
+def test_each_gate_fires_alone(changes: dict[str, object], expected: str):
+    failures = evaluate_gates(attempt(**changes), QUALITY, MEDIAN)
+    assert len(failures) == 1 and expected in failures[0], failures
+
+
+def test_constant_parameter_at_its_value_is_not_a_failure():
+    frozen = (ParamResult("n_right", 60.0, 0.0, 1.01, 60.0, True, False),)
+    assert evaluate_gates(attempt(params=frozen), QUALITY, MEDIAN) == []
+
+
+def test_unknown_median_skips_only_the_ratio_gate():
+    assert evaluate_gates(attempt(sigma=0.0629), QUALITY, math.nan) == []
+    assert evaluate_gates(attempt(sigma=0.0629, cov_qual=1), QUALITY, 0.0) == [
+        "covariance quality 1, 3 (full, accurate) required"
+    ]
+
+
+def test_failures_accumulate_in_order():
+    failures = evaluate_gates(attempt(status=4, cov_qual=0, params=pinned_n_right(), sigma=0.01), QUALITY, MEDIAN)
+    assert [f.split()[0] for f in failures] == ["fit", "covariance", "parameter", "sigma/median(sigma_pred)"]
+
+
+@pytest.mark.parametrize(
+    "value,lo,hi,expected",
+    [(0.05, 0.05, 6.0, True), (0.0559, 0.05, 6.0, True), (0.0561, 0.05, 6.0, False), (5.995, 0.05, 6.0, True),
+     (3.0, None, 6.0, False), (3.0, -math.inf, math.inf, False)],
+)  # fmt: skip
+def test_at_limit_uses_fraction_of_range(value: float, lo: float | None, hi: float | None, expected: bool):
+    assert at_limit(value, lo, hi, 0.001) is expected
