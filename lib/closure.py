@@ -226,7 +226,12 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
         execs.fit, config, skim, raw, raw, options, None if plots is None else plots / "uncalibrated",
         f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only,
     )  # fmt: skip
-    text = "\n".join([verdict_after.text("after calibration"), verdict_before.text("before calibration (reference)")])
+    lines = [verdict_after.text("after calibration"), verdict_before.text("before calibration (reference)")]
+    if options.validate_higgs:
+        from lib.higgs import run_higgs_validation
+
+        lines.append(run_higgs_validation(options, config, scheme, year, execs, out_dir, factors).text("Higgs peak (DCB) after calibration"))
+    text = "\n".join(lines)
     write_text_atomic(out_dir / "closure_verdict.txt", text + "\n")
     if options.plots:
         from lib.plots.closure import plot_closure

@@ -152,6 +152,16 @@ class QualityConfig(_Model):
     max_chi2_ndf: float = Field(gt=0)
     sigma_ratio_band: tuple[float, float]
     limit_tolerance: float = Field(ge=0, lt=0.5)
+    limit_gated_params: tuple[str, ...] = Field(
+        default=FIT_PARAMETERS,
+        description="Parameters whose being at a limit fails a fit; others at a limit are only reported.",
+    )
+
+    @field_validator("limit_gated_params")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        _check_param_names(dict.fromkeys(names), "fit.quality.limit_gated_params")
+        return names
 
 
 class FitConfig(_Model):

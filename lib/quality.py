@@ -40,7 +40,8 @@ def evaluate_gates(attempt: AttemptRecord, quality: QualityConfig, median_sigma_
     """All gate failures of one fit attempt; an empty list means the attempt is usable.
 
     Gates: fit status 0 (every minimiser step of the final fit), full accurate covariance
-    (covQual 3), a positive finite sigma error, no floating parameter at a limit, chi2/NDF not
+    (covQual 3), a positive finite sigma error, no gated floating parameter at a limit (tail and
+    background parameters at a limit are physical, e.g. no background, and only reported), chi2/NDF not
     above ``quality.max_chi2_ndf``, and sigma / median(sigma_pred) inside
     ``quality.sigma_ratio_band``. The ratio gate needs a median; a non-finite or non-positive
     ``median_sigma_pred`` (median unknown) skips only that gate.
@@ -62,7 +63,7 @@ def evaluate_gates(attempt: AttemptRecord, quality: QualityConfig, median_sigma_
         failures.append(f"covariance quality {attempt.cov_qual}, {FULL_ACCURATE_COVARIANCE} (full, accurate) required")
     if not (math.isfinite(attempt.sigma_err) and attempt.sigma_err > 0):
         failures.append(f"sigma error {attempt.sigma_err:g} is not a positive finite number")
-    pinned = [p for p in attempt.params if not p.constant and p.at_limit]
+    pinned = [p for p in attempt.params if not p.constant and p.at_limit and p.name in quality.limit_gated_params]
     if pinned:
         listed = ", ".join(f"{p.name}={p.value:.4g} in [{p.min:g}, {p.max:g}]" for p in pinned)
         failures.append(f"parameter at a limit: {listed}")

@@ -207,6 +207,23 @@ def test_refit_in_same_process_is_identical(root, config: Config):
 
 
 @pytest.mark.root
+def test_backend_cross_check_agrees(root, config: Config, caplog):
+    """cpu vs legacy on the same data (the ROOT 21159 guard): same minimum, no warning."""
+    from lib.fitting.runner import cross_check_backend, fit_category
+
+    masses = z_sample(np.random.default_rng(17), 20_000, 1.5, bkg_fraction=0.02)
+    spec = resolve_fit_spec(config, "30-45_OO", binned=True)
+    spec = fixed_tails_spec(spec).model_copy(update={"background": "exponential"})
+    task = make_task(config, "30-45_OO", masses, spec, 1.3)
+    result = fit_category(task)
+    with caplog.at_level("INFO", logger="lib.fitting.runner"):
+        reference = cross_check_backend(task, result, reference="legacy")
+    assert reference.backend == "legacy" and result.backend == "cpu"
+    assert reference.fit_val == pytest.approx(result.fit_val, abs=0.05 * result.fit_err)
+    assert "agrees with legacy" in caplog.text and "disagree" not in caplog.text
+
+
+@pytest.mark.root
 def test_no_events_in_range_is_a_failed_result(root, config: Config):
     from lib.fitting.runner import fit_category
 
@@ -274,6 +291,8 @@ def test_real_result_pickles_and_serialises(binned_result: FitResult):
     # The curves are in events per bin: the total integrates to the data.
     width = curves.edges[1] - curves.edges[0]
     assert np.trapezoid(curves.total, curves.curve_x) / width == pytest.approx(3_000_000, rel=0.01)
+    # RooFit's adaptive total curve and the evaluated components agree (same normalisation).
+    np.testing.assert_allclose(curves.signal + curves.background, curves.total, rtol=5e-3)
 
 
 @pytest.mark.parametrize("ok,with_curves", [(True, True), (False, True), (False, False)])

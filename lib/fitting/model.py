@@ -68,10 +68,10 @@ class PeakModel:
 
     def close(self) -> None:
         """Release every ROOT object in reverse creation order (clients before their servers)."""
-        while self._owned:
-            self._owned.pop()
         self.observable = self.total = self.signal = self.background = self.first_stage = None
         self.params = {}
+        while self._owned:
+            self._owned.pop()
 
 
 def _real_var(name: str, title: str, spec_value: float, lo: float | None, hi: float | None) -> object:

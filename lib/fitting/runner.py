@@ -116,6 +116,9 @@ def _plot_and_chi2(ROOT: Any, built: Any, data: Any, spec: FitSpec, n_float: int
     edges = np.linspace(lo, hi, spec.bins + 1)
     grid = np.linspace(lo, hi, CURVE_POINTS_PER_BIN * spec.bins + 1)
     frame = built.observable.frame(ROOT.RooFit.Bins(spec.bins))
+    # A RooPlot registers itself in gDirectory and PyROOT does not own a returned pointer:
+    # without this every category would leave its frame (and curves) behind.
+    ROOT.SetOwnership(frame, True)
     try:
         data.plotOn(frame, ROOT.RooFit.Name("data"))
         built.total.plotOn(frame, ROOT.RooFit.Name("total"))
@@ -132,16 +135,30 @@ def _plot_and_chi2(ROOT: Any, built: Any, data: Any, spec: FitSpec, n_float: int
         error = np.where(residual > 0, err_low, err_high)
         pulls = np.divide(residual, error, out=np.full_like(residual, np.nan), where=error > 0)
         total = _curve_on(curve, grid)
-        if built.background is None:
-            signal, background = total.copy(), None
-        else:
-            built.total.plotOn(frame, ROOT.RooFit.Components(built.signal.GetName()), ROOT.RooFit.Name("signal"))
-            built.total.plotOn(frame, ROOT.RooFit.Components(built.background.GetName()), ROOT.RooFit.Name("background"))
-            signal = _curve_on(frame.getCurve("signal"), grid)
-            background = _curve_on(frame.getCurve("background"), grid)
+        sum_weights = float(data.sumEntries())
     finally:
         del frame
+    if built.background is None:
+        signal, background = total.copy(), None
+    else:
+        # Components are evaluated rather than plotted: plotOn(Components(...)) clones the FFT
+        # convolution per call, and ROOT 6.40 never frees a clone's FFT buffers (~0.1 MB each).
+        # Same normalisation as RooFit's curves: fraction x pdf x sum of weights x bin width.
+        scale = sum_weights * (edges[1] - edges[0])
+        fraction = built.params["bkg_fraction"].getVal()
+        signal = (1.0 - fraction) * scale * _density(ROOT, built, built.signal, grid)
+        background = fraction * scale * _density(ROOT, built, built.background, grid)
     return chi2, FitCurves(edges, counts, err_low, err_high, grid, total, signal, background, pulls)
+
+
+def _density(ROOT: Any, built: Any, pdf: Any, grid: np.ndarray) -> np.ndarray:
+    """``pdf`` normalised over the fit range, evaluated at each point of ``grid``."""
+    norm = ROOT.RooArgSet(built.observable)
+    out = np.empty(grid.size)
+    for i, x in enumerate(grid):
+        built.observable.setVal(float(x))
+        out[i] = pdf.getVal(norm)
+    return out
 
 
 def _param_results(built: Any, fit: Any, tolerance: float) -> tuple[ParamResult, ...]:
@@ -205,8 +222,11 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray, w
         if w is not None:
             # Weighted events: errors from the sandwich (SumW2) correction, not from sum(w) as counts.
             options.append(ROOT.RooFit.SumW2Error(True))
+        # fitTo(Save) hands its RooFitResult to the caller: let Python delete it.
         first = built.first_stage.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_first), ROOT.RooFit.Hesse(False))
+        ROOT.SetOwnership(first, True)
         final = built.total.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_second), ROOT.RooFit.Hesse(True))
+        ROOT.SetOwnership(final, True)
         n_float = int(final.floatParsFinal().getSize())
         chi2, curves = _plot_and_chi2(ROOT, built, data, spec, n_float)
         params = _param_results(built, final, task.quality.limit_tolerance)

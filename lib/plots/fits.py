@@ -32,8 +32,9 @@ def _info_lines(result: FitResult) -> list[str]:
         f"status {result.status}, covQual {result.cov_qual}",
         f"events {result.n_events:,}" + ("" if not result.weighted else f", $\\Sigma w$ = {result.sum_weights:,.0f}"),
     ]
-    if len(result.attempts) > 1 or result.label != "nominal":
-        lines.append(f"attempt {len(result.attempts)}: {result.label}")
+    if len(result.attempts) > 1:
+        shown = next((i for i, a in enumerate(result.attempts, 1) if a.label == result.label), 0)
+        lines.append(f"attempt {shown} of {len(result.attempts)}: {result.label}")
     return lines
 
 
@@ -72,10 +73,12 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
             )  # fmt: skip
             ax.plot(curves.curve_x, curves.total, color=TOTAL_COLOR, lw=2.2, label="Fit: total", zorder=2)
             if curves.background is not None:
-                ax.plot(curves.curve_x, curves.signal, color=SIGNAL_COLOR, lw=1.8, ls="--", label=r"BW $\otimes$ DCB")
+                peak = r"BW $\otimes$ DCB" if result.peak == "z" else "DCB"
+                ax.plot(curves.curve_x, curves.signal, color=SIGNAL_COLOR, lw=1.8, ls="--", label=peak)
                 ax.plot(curves.curve_x, curves.background, color=BACKGROUND_COLOR, lw=1.8, ls=":", label="Background")
             top = np.nanmax(curves.counts + curves.err_high) if np.any(np.isfinite(curves.counts)) else 1.0
-            ax.set_ylim(0.0, 1.45 * max(top, float(np.nanmax(curves.total))))
+            headroom = 1.45 if result.ok else 1.75  # room for the failure box
+            ax.set_ylim(0.0, headroom * max(top, float(np.nanmax(curves.total))))
             ax.set_xlim(curves.edges[0], curves.edges[-1])
             ylabel = "Sum of weights" if result.weighted else "Events"
             ax.set_ylabel(f"{ylabel} / {width:.3g} GeV")
@@ -92,9 +95,10 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
         else:
             text = ""
         if not result.ok:
-            wrapped = textwrap.fill(result.reason, 48)
-            ax.text(0.03, 0.66 if curves is not None else 0.9, f"FIT FAILED\n{wrapped}", transform=ax.transAxes,
-                    va="top", ha="left", color=FAILED_COLOR, fontsize=13, zorder=5,
+            wrapped = textwrap.fill(result.reason, 36)
+            # Left, under the numbers: the low-mass side of a Z peak is the emptiest part of the frame.
+            ax.text(0.03, 0.62 if curves is not None else 0.9, f"FIT FAILED\n{wrapped}", transform=ax.transAxes,
+                    va="top", ha="left", color=FAILED_COLOR, fontsize=12, zorder=5,
                     bbox={"facecolor": "white", "edgecolor": FAILED_COLOR, "alpha": 0.85})  # fmt: skip
         ax.text(0.03, 0.95, text, transform=ax.transAxes, va="top", ha="left", fontsize=16, linespacing=1.4)
         # data=False makes mplhep write "Simulation" itself.
