@@ -27,7 +27,7 @@ from lib.io.tables import read_csv, write_csv
 from lib.options import RunOptions
 from lib.resolution import median_error_order_statistic, weighted_median
 
-__all__ = ["ClosureBin", "ClosureVerdict", "closure_bins", "judge", "run_closure", "CLOSURE_CSV"]
+__all__ = ["ClosureBin", "ClosureVerdict", "binning_values", "closure_bins", "judge", "run_closure", "CLOSURE_CSV"]
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +114,24 @@ def _factor_array(json_path: Path, scheme: CategoryScheme) -> np.ndarray:
     return np.array([factors[name] for name in scheme.names], dtype=np.float64)
 
 
+def binning_values(predicted: np.ndarray, mass: np.ndarray, peak_gev: float, variable: str) -> np.ndarray:
+    """The quantity events are binned in: sigma_pred itself, or scaled to the peak mass.
+
+    sigma_pred is proportional to the event's mass, so bins of it select slices of the mass
+    spectrum and distort the peak being fitted; ``sigma_pred * m_peak / m`` carries the same
+    resolution information without that correlation.
+    """
+    return predicted * (peak_gev / mass) if variable == "sigma_pred_at_peak" else predicted
+
+
 def _closure_jobs(
     config: Config, skim: Skim, predicted: np.ndarray, edges: Sequence[float], binned: bool, backend: str | None,
     plot_dir: Path | None, title: str, only: int | None,
 ) -> tuple[list[FitJob], list[np.ndarray]]:  # fmt: skip
     from lib.fitting.runner import FitTask
 
-    groups = closure_bins(predicted, edges)
+    peak = config.fit.params["bw_mass"].value
+    groups = closure_bins(binning_values(predicted, skim.mass.astype(np.float64), peak, config.closure.bin_variable), edges)
     jobs = []
     for i, idx in enumerate(groups):
         if (only is not None and i != only) or len(idx) < 2:

@@ -208,6 +208,7 @@ class Step3Config(_Model):
 
 
 class ClosureConfig(_Model):
+    bin_variable: Literal["sigma_pred_at_peak", "sigma_pred"] = "sigma_pred_at_peak"
     bin_edges_gev: list[float]
     min_events: int = Field(ge=1)
     tolerance: float = Field(gt=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.categories import CategoryScheme
-from lib.closure import ClosureBin, ClosureVerdict, bin_label, closure_bins, judge
+from lib.closure import ClosureBin, ClosureVerdict, bin_label, binning_values, closure_bins, judge
 from lib.config import ClosureConfig, Config, higgs_fit_spec, retry_specs
 from lib.executor import TaskCrash, TaskExecutor
 from lib.fit_step import FitJob, fit_and_plot
@@ -49,7 +49,9 @@ def run_higgs_validation(
     raw = skim.sigma_pred.astype(np.float64)
     calibrated = raw * factors[skim.category]
     edges = config.higgs.bin_edges_gev
-    groups = closure_bins(calibrated, edges)
+    groups = closure_bins(
+        binning_values(calibrated, skim.mass.astype(np.float64), config.higgs.mass_gev, config.closure.bin_variable), edges
+    )
     plot_dir = out_dir / "higgs" / "fits" if options.plots else None
     jobs = []
     for i, idx in enumerate(groups):
@@ -84,6 +86,7 @@ def run_higgs_validation(
                                weighted_median(raw[idx], weights), median, median_err, ratio, ratio_err,
                                "ok" if ok else "failed", ""))  # fmt: skip
     higgs_cfg = ClosureConfig(
+        bin_variable=config.closure.bin_variable,
         bin_edges_gev=list(edges), min_events=config.higgs.min_events, tolerance=config.higgs.tolerance, n_sigma=config.closure.n_sigma
     )
     judged, verdict = judge(rows, higgs_cfg)

@@ -252,7 +252,7 @@ def _description(options: RunOptions, config: Config, year: str, fallbacks: list
 def run(options: RunOptions, config: Config) -> list[YearSummary]:
     """Run the requested steps for every year and return a summary per year."""
     scheme = CategoryScheme.from_config(config.categories)
-    if options.fix_cat:
+    if options.fix_cat and not options.closure_test:
         scheme.index_of(options.fix_cat)
     steps = {"step1", "step2", "step3"} if options.steps == "all" else {options.steps}
     summaries = []
