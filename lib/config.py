@@ -205,6 +205,7 @@ class Step3Config(_Model):
     correction_name: str
     failed_fallback: Literal["abort", "neighbour_average", "unity"]
     plausible_factor_band: tuple[float, float]
+    neighbour_outlier_ratio: float = Field(default=1.6, gt=1.0)
 
 
 class ClosureConfig(_Model):

@@ -6,7 +6,9 @@ applied, flagged in the table (``source`` column) and stated in the JSON descrip
 
 from __future__ import annotations
 
+import logging
 import math
+import statistics
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
@@ -15,6 +17,8 @@ from lib.config import Step3Config
 from lib.errors import GateFailure
 
 __all__ = ["CategoryFactor", "compute_factors"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ def compute_factors(
             fit_quality="ok",
             source="fit",
         )
+    failed += _neighbour_outliers(scheme, good, cfg.neighbour_outlier_ratio)
+    failed.sort()
     if failed and cfg.failed_fallback == "abort":
         names = ", ".join(scheme.names[i] for i in failed)
         raise GateFailure(f"no good fit for {names}; fix with --fixCat or set step3.failed_fallback")
@@ -114,6 +120,31 @@ def compute_factors(
     for index in failed:
         rows[index] = _fallback_row(scheme, index, good, fits, medians, cfg)
     return [rows[i] for i in range(scheme.n_categories)]
+
+
+def _neighbour_outliers(scheme: CategoryScheme, good: dict[int, CategoryFactor], max_ratio: float) -> list[int]:
+    """Remove from ``good`` (and return) categories whose factor is off from their neighbours' median.
+
+    A fit can pass every gate and still land in a wrong minimum (the original shipped 0.0629 for
+    one category); a factor ``max_ratio`` times above or below the median of its good neighbours
+    is treated like a failed fit. Judged against the neighbours as they were before any removal.
+    """
+    limit = math.log(max_ratio)
+    outliers = []
+    for index, row in good.items():
+        values = [good[j].calibration_factor for j in _neighbours(scheme, index) if j in good]
+        if not values:
+            continue
+        reference = statistics.median(values)
+        if abs(math.log(row.calibration_factor / reference)) > limit:
+            log.warning(
+                "category %s: factor %.4f is x%.2f the median of its neighbours (%.4f); treated as a failed fit",
+                row.cat_name, row.calibration_factor, row.calibration_factor / reference, reference,
+            )  # fmt: skip
+            outliers.append(index)
+    for index in outliers:
+        del good[index]
+    return outliers
 
 
 def _fallback_row(

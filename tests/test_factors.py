@@ -51,4 +51,15 @@ def test_implausible_factor_refused_unless_forced(scheme):
     with pytest.raises(GateFailure, match="category 52-62_OB: factor 0.0629 outside the plausible band"):
         compute_factors(scheme, fits, medians, _cfg())
     rows = compute_factors(scheme, fits, medians, _cfg(), force=True)
-    assert rows[scheme.index_of("52-62_OB")].calibration_factor == pytest.approx(0.0629)
+    # Forced past the band, it is still far from its neighbours and replaced by their average.
+    assert rows[scheme.index_of("52-62_OB")].source.startswith("fallback:neighbour_average(")
+
+
+def test_neighbour_outlier_is_treated_as_failed(scheme):
+    fits, medians = _inputs(scheme)
+    fits["30-45_EE"]["fit_val"] = 0.55 * 1.1  # passes the band, far from every neighbour (1.2)
+    rows = compute_factors(scheme, fits, medians, _cfg())
+    ee = rows[scheme.index_of("30-45_EE")]
+    assert ee.fit_quality == "failed" and ee.source.startswith("fallback:neighbour_average(")
+    assert ee.calibration_factor == pytest.approx(1.2)
+    assert all(r.source == "fit" for r in rows if r.cat_name != "30-45_EE")
