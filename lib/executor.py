@@ -34,7 +34,11 @@ class TaskCrash:
 class TaskExecutor(Protocol):
     """Maps ``func`` over ``tasks``; results come back in task order, crashes as ``TaskCrash``."""
 
-    def map(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "") -> list[Any]:
+    def map(
+        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
+        on_result: Callable[[int, Any], None] | None = None,
+    ) -> list[Any]:  # fmt: skip
+        """``on_result(index, result)`` is called as each task finishes, so callers can persist progress."""
         ...
 
 
@@ -65,11 +69,16 @@ class _Progress:
 class InlineExecutor:
     """Runs tasks one after the other in this process (debugging, ``--workers 0``)."""
 
-    def map(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "") -> list[Any]:
+    def map(
+        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
+        on_result: Callable[[int, Any], None] | None = None,
+    ) -> list[Any]:  # fmt: skip
         bar = _Progress(progress, len(tasks))
         out = []
-        for task in tasks:
+        for i, task in enumerate(tasks):
             out.append(func(task))
+            if on_result:
+                on_result(i, out[-1])
             bar.step()
         return out
 
@@ -82,13 +91,16 @@ class ProcessExecutor:
         self.task_timeout_s = task_timeout_s
         self._context = multiprocessing.get_context("forkserver")
 
-    def map(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "") -> list[Any]:
+    def map(
+        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
+        on_result: Callable[[int, Any], None] | None = None,
+    ) -> list[Any]:  # fmt: skip
         bar = _Progress(progress, len(tasks))
         results: dict[int, Any] = {}
-        in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, results, bar)
+        in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, results, bar, on_result)
         for i in in_flight_at_crash:
             log.warning("worker process died while '%s' was running; re-running it alone", names[i])
-            again = self._run_pool(func, tasks, [i], 1, results, bar)
+            again = self._run_pool(func, tasks, [i], 1, results, bar, on_result)
             if again:
                 results[i] = TaskCrash(names[i], "worker process crashed twice (e.g. a ROOT segfault) or timed out")
                 bar.step()
@@ -102,6 +114,7 @@ class ProcessExecutor:
         workers: int,
         results: dict[int, Any],
         bar: _Progress,
+        on_result: Callable[[int, Any], None] | None,
     ) -> list[int]:
         """Run ``indices``; return those whose result was lost to a broken pool or a timeout."""
         lost: list[int] = []
@@ -116,9 +129,12 @@ class ProcessExecutor:
                     i = futures[fut]
                     try:
                         results[i] = fut.result()
-                        bar.step()
                     except BrokenProcessPool:
                         lost.append(i)
+                        continue
+                    if on_result:
+                        on_result(i, results[i])
+                    bar.step()
                 if self.task_timeout_s and not done and time.monotonic() - started > self.task_timeout_s * len(indices):
                     log.warning("tasks exceeded %.0f s; killing the worker pool", self.task_timeout_s)
                     self._kill(pool)
@@ -143,7 +159,10 @@ class DaskExecutor:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def map(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "") -> list[Any]:
+    def map(
+        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
+        on_result: Callable[[int, Any], None] | None = None,
+    ) -> list[Any]:  # fmt: skip
         from distributed import as_completed
 
         bar = _Progress(progress, len(tasks))
@@ -158,6 +177,8 @@ class DaskExecutor:
                 if not _is_killed_worker(err):
                     raise
                 results[i] = TaskCrash(names[i], f"Dask worker died running it ({type(err).__name__})")
+            if on_result:
+                on_result(i, results[i])
             bar.step()
             fut.release()
         return [results[i] for i in range(len(tasks))]

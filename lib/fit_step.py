@@ -7,8 +7,10 @@ becomes a failed result with the reason, so the run always ends with one row per
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,12 +21,13 @@ from lib.categories import CategoryScheme
 from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
 from lib.executor import TaskCrash, TaskExecutor
 from lib.fitting.result import FitResult
-from lib.io.atomic import write_text_atomic
+from lib import __version__
+from lib.io.atomic import atomic_path, write_text_atomic
 from lib.io.reader import Skim
 from lib.io.tables import read_csv, write_csv
 from lib.medians import CategoryMedian
 
-__all__ = ["FitJob", "fit_and_plot", "build_jobs", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
+__all__ = ["FitJob", "FitCache", "fit_and_plot", "build_jobs", "job_key", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +91,79 @@ def build_jobs(
     return sorted(jobs, key=lambda j: -len(j.task.masses))
 
 
-def run_fits(executor: TaskExecutor, jobs: Sequence[FitJob]) -> dict[str, FitResult | TaskCrash]:
-    """Run the jobs; results keyed by category name."""
+def job_key(job: FitJob) -> str:
+    """Hash of everything that determines a fit's result: the events, weights, specs, gates, tool version."""
+    task = job.task
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(task.masses).tobytes())
+    if task.weights is not None:
+        digest.update(np.ascontiguousarray(task.weights).tobytes())
+    meta = {
+        "specs": [s.model_dump(mode="json") for s in (task.nominal, *task.retries)],
+        "median": task.median_sigma_pred,
+        "quality": task.quality.model_dump(mode="json"),
+        "version": __version__,
+    }
+    digest.update(json.dumps(meta, sort_keys=True).encode())
+    return digest.hexdigest()[:20]
+
+
+class FitCache:
+    """Finished fits on disk, one pickle per category and key, written the moment a fit ends.
+
+    A run that is interrupted (Ctrl-C, kill, a crash) and started again re-uses every fit whose
+    inputs and configuration are unchanged, and a changed input gives a new key, so a stale
+    result can never be picked up.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, name: str, key: str) -> Path:
+        return self.directory / f"{name}-{key}.pkl"
+
+    def load(self, name: str, key: str) -> FitResult | None:
+        path = self._path(name, key)
+        if not path.exists():
+            return None
+        try:
+            with open(path, "rb") as handle:
+                result = pickle.load(handle)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as err:
+            log.warning("ignoring unreadable cached fit %s (%s)", path, err)
+            return None
+        return result if isinstance(result, FitResult) else None
+
+    def store(self, name: str, key: str, result: FitResult) -> None:
+        for stale in self.directory.glob(f"{name}-*.pkl") if self.directory.exists() else []:
+            stale.unlink(missing_ok=True)
+        with atomic_path(self._path(name, key)) as tmp:
+            with open(tmp, "wb") as handle:
+                pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def run_fits(executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None) -> dict[str, FitResult | TaskCrash]:
+    """Run the jobs (re-using cached fits with the same key); results keyed by category name."""
+    keys = {j.task.name: job_key(j) for j in jobs} if cache else {}
+    done: dict[str, FitResult | TaskCrash] = {}
+    if cache:
+        for job in jobs:
+            cached = cache.load(job.task.name, keys[job.task.name])
+            if cached is not None:
+                done[job.task.name] = cached
+        if done:
+            log.info("re-using %d finished fits from %s", len(done), cache.directory)
+    todo = [j for j in jobs if j.task.name not in done]
+
+    def persist(index: int, result: object) -> None:
+        if cache and isinstance(result, FitResult):
+            cache.store(todo[index].task.name, keys[todo[index].task.name], result)
+
+    names = [j.task.name for j in todo]
+    results = executor.map(fit_and_plot, list(todo), names, progress="fits", on_result=persist)
+    done.update(zip(names, results))
     names = [j.task.name for j in jobs]
-    results = executor.map(fit_and_plot, list(jobs), names, progress="fits")
+    results = [done[n] for n in names]
     for name, res in zip(names, results):
         if isinstance(res, TaskCrash):
             log.error("category %s: %s", name, res.reason)

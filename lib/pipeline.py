@@ -23,7 +23,7 @@ from lib.config import Config
 from lib.errors import CalibrationError, InputError
 from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskExecutor, default_workers
 from lib.factors import CategoryFactor, compute_factors
-from lib.fit_step import FIT_CSV, build_jobs, run_fits, write_fit_outputs
+from lib.fit_step import FIT_CSV, FitCache, build_jobs, run_fits, write_fit_outputs
 from lib.io.atomic import write_text_atomic
 from lib.io.cache import cache_key, inputs_fingerprint, load_cached_skim, store_skim
 from lib.io.reader import Skim, find_files, merge_reductions, reduce_file
@@ -160,7 +160,7 @@ def _run_step1(
     to_fit = [n for n in names if n not in empty]
     plot_dir = out_dir / "fits" if options.plots else None
     jobs = build_jobs(config, scheme, skim, groups, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}")
-    results = run_fits(execs.fit, jobs)
+    results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"))
     from lib.executor import TaskCrash
 
     for name in empty:
