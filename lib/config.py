@@ -10,7 +10,7 @@ import fnmatch
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,6 +23,7 @@ __all__ = [
     "FitSpec",
     "RetryStep",
     "load_config",
+    "load_yaml_model",
     "resolve_fit_spec",
     "higgs_fit_spec",
     "retry_specs",
@@ -47,6 +48,9 @@ FIT_PARAMETERS = (
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _check_range(value: tuple[float, float]) -> tuple[float, float]:
@@ -345,26 +349,34 @@ def retry_specs(config: Config, nominal: FitSpec, median_sigma_gev: float | None
     return [_apply_patch(nominal, step, median_sigma_gev) for step in config.fit.retry_ladder]
 
 
+def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
+    """Read a YAML mapping and validate it into ``model``; every failure is one ConfigError line.
+
+    Raises:
+        ConfigError: unreadable file, bad YAML (with its line), or the first key/value the schema rejects.
+    """
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{what} {path} is not valid YAML{where}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{what} {path} must be a mapping at top level")
+    try:
+        return model(**raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{what} {path}: {loc}: {first['msg']}") from err
+
+
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate a YAML configuration.
+    """Read and validate a YAML configuration (``configs/default.yaml`` by default).
 
     Raises:
         ConfigError: unreadable file, bad YAML, or a key/value the schema rejects (named in the message).
     """
-    path = Path(path) if path else DEFAULT_CONFIG
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read config {path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config {path} is not valid YAML{where}") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config {path} must be a mapping at top level")
-    try:
-        return Config(**raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"config {path}: {loc}: {first['msg']}") from err
+    return load_yaml_model(Path(path) if path else DEFAULT_CONFIG, Config, "config")

@@ -45,11 +45,10 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lib.categories import CategoryScheme
-from lib.config import load_config
+from lib.config import load_config, load_yaml_model
 from lib.errors import ConfigError, InputError
 from lib.executor import default_workers
 from lib.io.atomic import write_text_atomic
@@ -243,21 +242,7 @@ def load_settings(path: str | Path | None = None) -> GeneratorSettings:
     Raises:
         ConfigError: unreadable file, bad YAML, or a key/value the schema rejects (named in the message).
     """
-    path = Path(path) if path else DEFAULT_SETTINGS
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read generator settings {path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"generator settings {path} are not valid YAML") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"generator settings {path} must be a mapping at top level")
-    try:
-        return GeneratorSettings(**raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"generator settings {path}: {loc}: {first['msg']}") from err
+    return load_yaml_model(Path(path) if path else DEFAULT_SETTINGS, GeneratorSettings, "generator settings")
 
 
 def default_scheme() -> CategoryScheme:

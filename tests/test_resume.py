@@ -40,7 +40,6 @@ def test_killed_run_resumes_to_identical_results(sample, tmp_path):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(list(fits_dir.glob("*.pkl"))) < 5:
         time.sleep(0.2)
-
     os.killpg(proc.pid, signal.SIGKILL)  # the whole run: main process and fit workers
     proc.wait(timeout=60)
     finished = len(list(fits_dir.glob("*.pkl")))

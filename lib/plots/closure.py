@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lib.io.atomic import atomic_path
+from lib.plots.save import save_figure
 
 __all__ = ["plot_closure"]
 
@@ -44,11 +44,4 @@ def plot_closure(before: Sequence, after: Sequence, path_stem: Path, label: str)
         rax.set_xlabel(r"median predicted $\sigma_{m_{\mu\mu}}$ in bin [GeV]")
         rax.set_ylabel("fit/pred - 1")
         rax.set_ylim(-0.3, 0.3)
-        written = []
-        for ext in ("png", "pdf"):
-            target = Path(f"{path_stem}.{ext}")
-            with atomic_path(target) as tmp:
-                fig.savefig(tmp, format=ext, dpi=100, bbox_inches="tight")
-            written.append(target)
-        plt.close(fig)
-    return written
+    return save_figure(fig, path_stem)

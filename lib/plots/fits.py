@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.fitting.result import FitResult
-from lib.io.atomic import atomic_path
+from lib.plots.save import save_figure
 
 __all__ = ["plot_fit"]
 
@@ -106,11 +106,4 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
         rax.set_ylabel("Pull")
         rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
         fig.align_ylabels([ax, rax])
-        written = []
-        for ext in ("png", "pdf"):
-            target = Path(f"{path_stem}.{ext}")
-            with atomic_path(target) as tmp:
-                fig.savefig(tmp, format=ext, dpi=100, bbox_inches="tight")
-            written.append(target)
-        plt.close(fig)
-    return written
+    return save_figure(fig, path_stem)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lib.io.atomic import atomic_path
+from lib.plots.save import save_figure
 from lib.medians import CategoryMedian
 
 __all__ = ["plot_sigma_pred_histograms"]
@@ -42,11 +42,4 @@ def plot_sigma_pred_histograms(
             ax.set_xlabel(r"$\sigma_{pred}$ [GeV]", fontsize=10)
         fig.suptitle(f"Predicted mass resolution per category ({label}); red: median", fontsize=14)
         fig.tight_layout()
-        written = []
-        for ext in ("png", "pdf"):
-            target = Path(f"{path_stem}.{ext}")
-            with atomic_path(target) as tmp:
-                fig.savefig(tmp, format=ext, dpi=110)
-            written.append(target)
-        plt.close(fig)
-    return written
+    return save_figure(fig, path_stem, dpi=110)
