@@ -154,6 +154,9 @@ RetryStep = FitPatch
 
 class QualityConfig(_Model):
     max_chi2_ndf: float = Field(gt=0)
+    max_shape_mismodelling: float = Field(
+        default=0.0, ge=0.0, description="RMS relative data/model difference per bin tolerated above max_chi2_ndf."
+    )
     sigma_ratio_band: tuple[float, float]
     limit_tolerance: float = Field(ge=0, lt=0.5)
     limit_gated_params: tuple[str, ...] = Field(

@@ -12,7 +12,7 @@ import math
 from lib.config import QualityConfig
 from lib.fitting.result import AttemptRecord
 
-__all__ = ["at_limit", "evaluate_gates"]
+__all__ = ["at_limit", "evaluate_gates", "shape_mismodelling"]
 
 FULL_ACCURATE_COVARIANCE = 3
 
@@ -36,11 +36,35 @@ def at_limit(value: float, lo: float | None, hi: float | None, tolerance: float)
     return value <= lo + margin or value >= hi - margin
 
 
+def shape_mismodelling(attempt: AttemptRecord) -> float:
+    """RMS relative data/model difference per bin beyond statistics, estimated from chi2/NDF.
+
+    For a relative mismodelling ``d`` in bins of ``n`` events, chi2/NDF ~ 1 + d**2 * n, so a fixed
+    chi2/NDF threshold rejects any category once it has enough events; this estimate does not
+    grow with the sample size. NaN when it cannot be formed.
+
+    Example:
+        >>> from dataclasses import replace
+        >>> round(shape_mismodelling(replace(_EXAMPLE, chi2_ndf=10.0, n_events=120_000, n_bins=120)), 3)
+        0.095
+    """
+    if attempt.n_bins <= 0 or attempt.n_events <= 0 or not math.isfinite(attempt.chi2_ndf):
+        return math.nan
+    return math.sqrt(max(attempt.chi2_ndf - 1.0, 0.0) / (attempt.n_events / attempt.n_bins))
+
+
+_EXAMPLE = AttemptRecord(
+    label="example", status=0, status_first=0, status_history=(), cov_qual=3, edm=0.0, min_nll=0.0, sigma=1.0,
+    sigma_err=0.01, chi2_ndf=1.0, n_float=8, n_events=1, sum_weights=1.0, params=(), failures=(), seconds=0.0,
+)  # fmt: skip
+
+
 def evaluate_gates(attempt: AttemptRecord, quality: QualityConfig, median_sigma_pred: float) -> list[str]:
     """All gate failures of one fit attempt; an empty list means the attempt is usable.
 
     Gates: fit status 0 (every minimiser step of the final fit), full accurate covariance
-    (covQual 3), a positive finite sigma error, no gated floating parameter at a limit (tail and
+    (covQual 3), a positive finite sigma error, chi2/NDF below ``max_chi2_ndf`` or a per-bin shape
+    mismodelling (``shape_mismodelling``) below ``max_shape_mismodelling``, no gated floating parameter at a limit (tail and
     background parameters at a limit are physical, e.g. no background, and only reported), chi2/NDF not
     above ``quality.max_chi2_ndf``, and sigma / median(sigma_pred) inside
     ``quality.sigma_ratio_band``. The ratio gate needs a median; a non-finite or non-positive
@@ -68,7 +92,12 @@ def evaluate_gates(attempt: AttemptRecord, quality: QualityConfig, median_sigma_
         listed = ", ".join(f"{p.name}={p.value:.4g} in [{p.min:g}, {p.max:g}]" for p in pinned)
         failures.append(f"parameter at a limit: {listed}")
     if not (math.isfinite(attempt.chi2_ndf) and attempt.chi2_ndf <= quality.max_chi2_ndf):
-        failures.append(f"chi2/NDF {attempt.chi2_ndf:.3g} above {quality.max_chi2_ndf:g}")
+        mismodel = shape_mismodelling(attempt)
+        if not mismodel <= quality.max_shape_mismodelling:
+            failures.append(
+                f"chi2/NDF {attempt.chi2_ndf:.3g} above {quality.max_chi2_ndf:g} and data/model differ by "
+                f"{mismodel:.1%} per bin (RMS), above {quality.max_shape_mismodelling:.0%}"
+            )
     if math.isfinite(median_sigma_pred) and median_sigma_pred > 0:
         ratio = attempt.sigma / median_sigma_pred
         lo, hi = quality.sigma_ratio_band

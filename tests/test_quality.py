@@ -82,3 +82,13 @@ def test_failures_accumulate_in_order():
 )  # fmt: skip
 def test_at_limit_uses_fraction_of_range(value: float, lo: float | None, hi: float | None, expected: bool):
     assert at_limit(value, lo, hi, 0.001) is expected
+
+
+def test_large_category_passes_on_small_shape_mismodelling():
+    """chi2/NDF 10 from 1000 events a bin is a 9.5 % per-bin difference: fine at 10 %, not at 5 %."""
+    big = attempt(chi2_ndf=10.0, n_events=120_000, n_bins=120)
+    assert evaluate_gates(big, QUALITY.model_copy(update={"max_shape_mismodelling": 0.10}), MEDIAN) == []
+    (failure,) = evaluate_gates(big, QUALITY.model_copy(update={"max_shape_mismodelling": 0.05}), MEDIAN)
+    assert "data/model differ by 9.5% per bin" in failure
+    small = attempt(chi2_ndf=10.0, n_events=1_200, n_bins=120)
+    assert evaluate_gates(small, QUALITY.model_copy(update={"max_shape_mismodelling": 0.10}), MEDIAN)

@@ -66,6 +66,7 @@ class AttemptRecord:
     params: tuple[ParamResult, ...]
     failures: tuple[str, ...]
     seconds: float
+    n_bins: int = 0  # bins of the chi2 plot, to turn chi2/NDF into a per-bin mismodelling estimate
 
     @property
     def passed(self) -> bool:

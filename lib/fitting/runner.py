@@ -250,6 +250,7 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray, w
             params=params,
             failures=(),
             seconds=0.0,
+            n_bins=spec.bins,
         )
     finally:
         del data, first, final
