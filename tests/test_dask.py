@@ -1,0 +1,77 @@
+"""Dask gives the same answer as no Dask: a real LocalCluster on loopback against the default executors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from lib.executor import DaskExecutor
+from lib.options import RunOptions
+from tests.helpers_tasks import square_or_crash
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytest.importorskip("distributed")
+
+
+def test_dask_executor_maps_in_order():
+    from lib.cluster import dask_client
+
+    tasks = [5, 0, 3, 1, 4, 2, 7, 6]
+    with dask_client("local", 2) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        out = DaskExecutor(client).map(square_or_crash, tasks, [f"t{i}" for i in range(len(tasks))])
+    assert out == [t * t for t in tasks]
+
+
+@pytest.fixture(scope="module")
+def runs(config, tmp_path_factory):
+    """Steps 1-3 (binned) on one sample, once without Dask and once on a local Dask cluster."""
+    pytest.importorskip("ROOT")
+    from lib.generator import generate_sample
+    from lib.pipeline import run
+
+    stage1 = generate_sample(
+        tmp_path_factory.mktemp("dask_sample"), 2018, seed=5, n_data=300_000, n_mc=0, n_signal=0, files_per_dataset=2
+    ).parent
+    base = RunOptions(steps="all", years=("2018",), binned=True, input_path=stage1, plots=False, workers=2)
+    out = {}
+    for mode in (None, "local"):
+        options = dataclasses.replace(base, dask_mode=mode, output_path=tmp_path_factory.mktemp(f"dask_{mode}"))
+        (out[mode],) = run(options, config)
+    return out
+
+
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
+def test_medians_identical(runs):
+    plain, dask = runs[None], runs["local"]
+    assert _read(dask.output_dir / "median_for_cats.csv") == _read(plain.output_dir / "median_for_cats.csv")
+
+
+def test_fits_identical(runs):
+    from lib.fit_step import FIT_CSV
+    from lib.io.tables import read_csv
+
+    plain = read_csv(runs[None].output_dir / FIT_CSV)
+    dask = read_csv(runs["local"].output_dir / FIT_CSV)
+    assert [r["cat_name"] for r in dask] == [r["cat_name"] for r in plain]
+    assert sum(r["quality"] == "ok" for r in plain) >= 30
+    for a, b in zip(plain, dask):
+        for col in ("fit_val", "fit_err", "quality", "chi2_ndf", "attempts", "label"):
+            assert b[col] == a[col], (a["cat_name"], col, a[col], b[col])
+    assert runs["local"].failed_fits == runs[None].failed_fits
+
+
+def test_calibration_factors_identical(runs, scheme):
+    from lib.correction.writer import read_factors
+
+    plain, dask = runs[None], runs["local"]
+    assert [(f.cat_name, f.calibration_factor, f.calibration_factor_err, f.source) for f in dask.factors] == [
+        (f.cat_name, f.calibration_factor, f.calibration_factor_err, f.source) for f in plain.factors
+    ]
+    assert _read(dask.output_dir / "calibration_factors.csv") == _read(plain.output_dir / "calibration_factors.csv")
+    assert read_factors(dask.correction_json, scheme) == read_factors(plain.correction_json, scheme)
