@@ -69,12 +69,12 @@ class ClosureVerdict:
     def text(self, label: str) -> str:
         status = "PASS" if self.passed else "FAIL"
         fails = f"; failing bins: {', '.join(self.failing_bins)}" if self.failing_bins else ""
-        return f"closure {label}: {status} ({self.n_tested} bins tested, chi2(ratio=1) = {self.chi2:.1f}/{self.n_tested}){fails}"
+        return f"{label}: {status} ({self.n_tested} bins tested, chi2(ratio=1) = {self.chi2:.1f}/{self.n_tested}){fails}"
 
 
-def bin_label(low: float, high: float) -> str:
+def bin_label(low: float, high: float, prefix: str = "closure") -> str:
     """Name of a closure bin, also the key for per-bin fit overrides (``closure_*``)."""
-    return f"closure_{low:g}-{high:g}"
+    return f"{prefix}_{low:g}-{high:g}"
 
 
 def closure_bins(values: np.ndarray, edges: Sequence[float]) -> list[np.ndarray]:
@@ -85,7 +85,7 @@ def closure_bins(values: np.ndarray, edges: Sequence[float]) -> list[np.ndarray]
     return [order[bounds[i] : bounds[i + 1]] for i in range(len(edges) - 1)]
 
 
-def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig) -> tuple[list[ClosureBin], ClosureVerdict]:
+def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig, prefix: str = "closure") -> tuple[list[ClosureBin], ClosureVerdict]:
     """Mark each bin pass/fail and combine: a bin passes if |ratio-1| <= tolerance or <= n_sigma * error."""
     judged, chi2, failing, tested = [], 0.0, [], 0
     for row in rows:
@@ -93,7 +93,7 @@ def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig) -> tuple[list[ClosureB
             verdict = f"not tested: {row.nEvents} < {cfg.min_events} events"
         elif row.fit_quality != "ok" or not math.isfinite(row.ratio):
             verdict = "fail"
-            failing.append(bin_label(row.low, row.high) + " (fit failed)")
+            failing.append(bin_label(row.low, row.high, prefix) + " (fit failed)")
             tested += 1
         else:
             tested += 1
@@ -102,7 +102,7 @@ def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig) -> tuple[list[ClosureB
             ok = abs(deviation) <= cfg.tolerance or abs(deviation) <= cfg.n_sigma * row.ratio_err
             verdict = "pass" if ok else "fail"
             if not ok:
-                failing.append(f"{bin_label(row.low, row.high)} ({deviation:+.1%})")
+                failing.append(f"{bin_label(row.low, row.high, prefix)} ({deviation:+.1%})")
         judged.append(ClosureBin(**(row.row() | {"verdict": verdict})))
     return judged, ClosureVerdict(tested > 0 and not failing, tested, chi2, tuple(failing))
 
@@ -237,7 +237,7 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
         execs.fit, config, skim, raw, raw, options, None if plots is None else plots / "uncalibrated",
         f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only,
     )  # fmt: skip
-    lines = [verdict_after.text("after calibration"), verdict_before.text("before calibration (reference)")]
+    lines = [verdict_after.text("closure after calibration"), verdict_before.text("closure before calibration (reference)")]
     if options.validate_higgs:
         from lib.higgs import run_higgs_validation
 

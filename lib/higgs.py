@@ -57,7 +57,7 @@ def run_higgs_validation(
     for i, idx in enumerate(groups):
         if len(idx) < 2:
             continue
-        name = "higgs_" + bin_label(edges[i], edges[i + 1]).removeprefix("closure_")
+        name = bin_label(edges[i], edges[i + 1], "higgs")
         weights = None if skim.weight is None else skim.weight[idx]
         median = weighted_median(calibrated[idx], weights)
         nominal = higgs_fit_spec(config, name, options.binned, options.backend)
@@ -72,7 +72,7 @@ def run_higgs_validation(
     rows = []
     nan = float("nan")
     for i, idx in enumerate(groups):
-        name = "higgs_" + bin_label(edges[i], edges[i + 1]).removeprefix("closure_")
+        name = bin_label(edges[i], edges[i + 1], "higgs")
         weights = None if skim.weight is None else skim.weight[idx]
         median = weighted_median(calibrated[idx], weights)
         median_err = median_error_order_statistic(calibrated[idx], weights) if len(idx) > 1 else nan
@@ -89,7 +89,7 @@ def run_higgs_validation(
         bin_variable=config.closure.bin_variable,
         bin_edges_gev=list(edges), min_events=config.higgs.min_events, tolerance=config.higgs.tolerance, n_sigma=config.closure.n_sigma
     )
-    judged, verdict = judge(rows, higgs_cfg)
+    judged, verdict = judge(rows, higgs_cfg, prefix="higgs")
     write_csv(out_dir / HIGGS_CSV, [r.row() for r in judged])
     write_text_atomic(out_dir / "higgs_validation_verdict.txt", verdict.text("Higgs peak (DCB) after calibration") + "\n")
     if options.plots:
