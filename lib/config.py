@@ -290,13 +290,10 @@ def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None)
     return spec.model_copy(update=update)
 
 
-def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | None = None) -> FitSpec:
-    """Nominal fit spec for one category: defaults, then wildcard overrides, then exact-name ones.
-
-    Wildcards are applied in file order before the exact name, so ``30-45_EE`` beats ``30-45_*``.
-    """
+def _default_spec(config: Config, name: str, binned: bool, backend: str | None) -> FitSpec:
+    """The ``fit:`` section as a spec for ``name``, before any override."""
     fit = config.fit
-    spec = FitSpec(
+    return FitSpec(
         name=name,
         range_gev=fit.range_gev,
         bins=fit.bins,
@@ -310,8 +307,17 @@ def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | Non
         background=fit.background,
         binned=binned,
     )
-    wildcard = [(k, v) for k, v in fit.overrides.items() if k != name and fnmatch.fnmatchcase(name, k)]
-    exact = [(name, fit.overrides[name])] if name in fit.overrides else []
+
+
+def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | None = None) -> FitSpec:
+    """Nominal fit spec for one category: defaults, then wildcard overrides, then exact-name ones.
+
+    Wildcards are applied in file order before the exact name, so ``30-45_EE`` beats ``30-45_*``.
+    """
+    overrides = config.fit.overrides
+    spec = _default_spec(config, name, binned, backend)
+    wildcard = [(k, v) for k, v in overrides.items() if k != name and fnmatch.fnmatchcase(name, k)]
+    exact = [(name, overrides[name])] if name in overrides else []
     for _, patch in wildcard + exact:
         spec = _apply_patch(spec, patch.model_copy(update={"label": ""}), None)
     return spec
@@ -326,24 +332,13 @@ def higgs_fit_spec(
     ``higgs.signal_region_gev`` and ``mean`` starts at ``higgs.mass_gev`` within +-5 GeV. Z-peak
     overrides do not apply. Retry steps that change the range are Z-specific: filter them out.
     """
-    fit, higgs = config.fit, config.higgs
+    higgs = config.higgs
     lo, hi = higgs.signal_region_gev
-    params = dict(fit.params)
+    spec = _default_spec(config, name, binned, backend)
+    params = dict(spec.params)
     params["mean"] = ParamSpec(value=higgs.mass_gev, min=max(lo, higgs.mass_gev - 5.0), max=min(hi, higgs.mass_gev + 5.0))
-    return FitSpec(
-        name=name,
-        range_gev=higgs.signal_region_gev,
-        bins=fit.bins,
-        fft_cache_bins=fit.fft_cache_bins,
-        fft_cache_bins_first=fit.fft_cache_bins_first,
-        fft_buffer_fraction=fit.fft_buffer_fraction,
-        backend=backend or fit.backend,
-        strategy_first=fit.strategy_first,
-        strategy_second=fit.strategy_second,
-        params=params,
-        background=background,
-        binned=binned,
-        peak="higgs",
+    return spec.model_copy(
+        update={"range_gev": higgs.signal_region_gev, "params": params, "background": background, "peak": "higgs"}
     )
 
 
