@@ -154,6 +154,9 @@ RetryStep = FitPatch
 
 class QualityConfig(_Model):
     max_chi2_ndf: float = Field(gt=0)
+    max_peak_offset_gev: float = Field(
+        default=float("inf"), gt=0, description="Largest |DCB mean offset| from the BW mass accepted in Z fits."
+    )
     max_shape_mismodelling: float = Field(
         default=0.0, ge=0.0, description="RMS relative data/model difference per bin tolerated above max_chi2_ndf."
     )

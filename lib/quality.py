@@ -59,7 +59,9 @@ _EXAMPLE = AttemptRecord(
 )  # fmt: skip
 
 
-def evaluate_gates(attempt: AttemptRecord, quality: QualityConfig, median_sigma_pred: float) -> list[str]:
+def evaluate_gates(
+    attempt: AttemptRecord, quality: QualityConfig, median_sigma_pred: float, peak_offset: bool = False
+) -> list[str]:
     """All gate failures of one fit attempt; an empty list means the attempt is usable.
 
     Gates: fit status 0 (every minimiser step of the final fit), full accurate covariance
@@ -74,6 +76,8 @@ def evaluate_gates(attempt: AttemptRecord, quality: QualityConfig, median_sigma_
         attempt: the numbers of one attempt (its own ``failures`` are ignored).
         quality: thresholds from ``fit.quality``.
         median_sigma_pred: median predicted resolution of the category (GeV).
+        peak_offset: ``mean`` is an offset from the Breit-Wigner mass (Z fits), so a large value
+            means the core moved away from the peak; gated by ``quality.max_peak_offset_gev``.
 
     Returns:
         One line per failed gate, in the order above.
@@ -105,4 +109,10 @@ def evaluate_gates(attempt: AttemptRecord, quality: QualityConfig, median_sigma_
             failures.append(
                 f"sigma/median(sigma_pred) = {attempt.sigma:.4g}/{median_sigma_pred:.4g} = {ratio:.3g} outside [{lo:g}, {hi:g}]"
             )
+    mean = next((p for p in attempt.params if p.name == "mean"), None)
+    if peak_offset and mean is not None and not mean.constant and abs(mean.value) > quality.max_peak_offset_gev:
+        failures.append(
+            f"peak offset mean={mean.value:+.3g} GeV beyond +-{quality.max_peak_offset_gev:g} GeV "
+            "(the core slid to absorb a tail: sigma is not the resolution)"
+        )
     return failures

@@ -92,3 +92,12 @@ def test_large_category_passes_on_small_shape_mismodelling():
     assert "data/model differ by 9.5% per bin" in failure
     small = attempt(chi2_ndf=10.0, n_events=1_200, n_bins=120)
     assert evaluate_gates(small, QUALITY.model_copy(update={"max_shape_mismodelling": 0.10}), MEDIAN)
+
+
+def test_z_core_far_from_the_peak_fails_only_for_offset_means():
+    shifted = attempt(params=(ParamResult("mean", -1.4, 0.05, -4.0, 3.0, False, False),))
+    gated = QUALITY.model_copy(update={"max_peak_offset_gev": 1.0})
+    (failure,) = evaluate_gates(shifted, gated, MEDIAN, peak_offset=True)
+    assert "peak offset mean=-1.4 GeV beyond +-1 GeV" in failure
+    # A Higgs fit's mean is the absolute mass, not an offset.
+    assert evaluate_gates(attempt(params=(ParamResult("mean", 125.2, 0.05, 120.2, 130.2, False, False),)), gated, MEDIAN) == []

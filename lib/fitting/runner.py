@@ -255,7 +255,7 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray, w
     finally:
         del data, first, final
         built.close()
-    failures = tuple(gates.evaluate_gates(record, task.quality, task.median_sigma_pred))
+    failures = tuple(gates.evaluate_gates(record, task.quality, task.median_sigma_pred, peak_offset=spec.peak == "z"))
     record = dataclasses.replace(record, failures=failures, seconds=time.perf_counter() - started)
     log.debug(
         "%s [%s]: sigma=%.4f+-%.4f status=%d covQual=%d chi2/ndf=%.2f %.2fs%s",
