@@ -27,7 +27,7 @@ from lib.io.tables import read_csv, write_csv
 from lib.options import RunOptions
 from lib.resolution import median_error_order_statistic, weighted_median
 
-__all__ = ["ClosureBin", "ClosureVerdict", "binning_values", "closure_bins", "judge", "run_closure", "CLOSURE_CSV"]
+__all__ = ["ClosureBin", "ClosureVerdict", "bin_rows", "binning_values", "closure_bins", "judge", "run_closure", "CLOSURE_CSV"]
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +152,15 @@ def _closure_jobs(
     return jobs, groups
 
 
-def _rows(
+def bin_rows(
     skim: Skim, raw: np.ndarray, predicted: np.ndarray, edges: Sequence[float], groups: list[np.ndarray],
-    results: dict[str, Any],
+    results: dict[str, Any], prefix: str = "closure",
 ) -> list[ClosureBin]:  # fmt: skip
+    """One unjudged row per bin: fit result against the median prediction, before and after calibration."""
     rows = []
     nan = float("nan")
     for i, idx in enumerate(groups):
-        name = bin_label(edges[i], edges[i + 1])
+        name = bin_label(edges[i], edges[i + 1], prefix)
         weights = None if skim.weight is None else skim.weight[idx]
         median = weighted_median(predicted[idx], weights)
         median_err = median_error_order_statistic(predicted[idx], weights) if len(idx) > 1 else nan
@@ -194,7 +195,7 @@ def _run_pass(
     edges = config.closure.bin_edges_gev
     jobs, groups = _closure_jobs(config, skim, predicted, edges, options.binned, options.backend, plot_dir, title, only)
     results = dict(zip([j.task.name for j in jobs], executor.map(fit_and_plot, jobs, [j.task.name for j in jobs], "closure fits")))
-    rows = _rows(skim, raw, predicted, edges, groups, results)
+    rows = bin_rows(skim, raw, predicted, edges, groups, results)
     if only is not None:
         previous = read_csv(csv_path)
         if len(previous) != len(rows):

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from lib.categories import CategoryScheme
-from lib.closure import ClosureBin, ClosureVerdict, bin_label, binning_values, closure_bins, judge
+from lib.closure import ClosureVerdict, bin_label, bin_rows, binning_values, closure_bins, judge
 from lib.config import ClosureConfig, Config, higgs_fit_spec, retry_specs
-from lib.executor import TaskCrash, TaskExecutor
+from lib.executor import TaskExecutor
 from lib.fit_step import FitJob, fit_and_plot
 from lib.io.atomic import write_text_atomic
-from lib.io.reader import find_files, merge_reductions, reduce_file
+from lib.io.reader import find_files, merge_reductions
 from lib.io.tables import write_csv
 from lib.options import RunOptions
-from lib.resolution import median_error_order_statistic, weighted_median
+from lib.resolution import weighted_median
 
 __all__ = ["run_higgs_validation", "HIGGS_CSV"]
 
@@ -69,22 +69,7 @@ def run_higgs_validation(
         jobs.append(FitJob(task, None if plot_dir is None else plot_dir / f"fit_{name}", f"H {options.sample_label} {year} {name}"))
     executor: TaskExecutor = execs.fit  # type: ignore[attr-defined]
     results = dict(zip([j.task.name for j in jobs], executor.map(fit_and_plot, jobs, [j.task.name for j in jobs], "higgs fits")))
-    rows = []
-    nan = float("nan")
-    for i, idx in enumerate(groups):
-        name = bin_label(edges[i], edges[i + 1], "higgs")
-        weights = None if skim.weight is None else skim.weight[idx]
-        median = weighted_median(calibrated[idx], weights)
-        median_err = median_error_order_statistic(calibrated[idx], weights) if len(idx) > 1 else nan
-        res = results.get(name)
-        ok = res is not None and not isinstance(res, TaskCrash) and res.ok
-        fit_val = res.fit_val if ok else nan
-        fit_err = res.fit_err if ok else nan
-        ratio = fit_val / median if ok else nan
-        ratio_err = abs(ratio) * float(np.hypot(fit_err / fit_val, median_err / median)) if ok else nan
-        rows.append(ClosureBin(i, float(edges[i]), float(edges[i + 1]), int(len(idx)), fit_val, fit_err,
-                               weighted_median(raw[idx], weights), median, median_err, ratio, ratio_err,
-                               "ok" if ok else "failed", ""))  # fmt: skip
+    rows = bin_rows(skim, raw, calibrated, edges, groups, results, prefix="higgs")
     higgs_cfg = ClosureConfig(
         bin_variable=config.closure.bin_variable,
         bin_edges_gev=list(edges), min_events=config.higgs.min_events, tolerance=config.higgs.tolerance, n_sigma=config.closure.n_sigma

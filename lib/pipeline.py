@@ -21,7 +21,7 @@ from lib import __version__
 from lib.categories import CategoryScheme
 from lib.config import Config
 from lib.errors import CalibrationError, InputError
-from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskExecutor, default_workers
+from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskCrash, TaskExecutor, default_workers
 from lib.factors import CategoryFactor, compute_factors
 from lib.fit_step import FIT_CSV, FitCache, build_jobs, run_fits, write_fit_outputs
 from lib.io.atomic import write_text_atomic
@@ -161,8 +161,6 @@ def _run_step1(
     plot_dir = out_dir / "fits" if options.plots else None
     jobs = build_jobs(config, scheme, skim, groups, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}")
     results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"))
-    from lib.executor import TaskCrash
-
     for name in empty:
         results[name] = TaskCrash(name, "no events in this category")
     n_events = {m.cat_name: m.n_events for m in medians}
