@@ -140,10 +140,17 @@ class FitPatch(_Model):
     background: Literal["exponential", "none"] | None = None
     params: dict[str, ParamPatch] = Field(default_factory=dict)
     sigma_from_median: bool = False
+    # Restart at the best earlier attempt's minimum (same model): a fit that only failed its
+    # covariance (Hesse) usually converges cleanly from there, without moving sigma.
+    start_from_previous: bool = False
+    # Fix these parameters at the best earlier attempt's values: a tail the data do not constrain
+    # (Hesse fails on it) stops spoiling the covariance, and the shape the fit found is kept.
+    freeze_from_previous: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _known_params(self) -> "FitPatch":
         _check_param_names(self.params, "override/retry")
+        _check_param_names(dict.fromkeys(self.freeze_from_previous), "freeze_from_previous")
         if self.range_gev is not None:
             _check_range(self.range_gev)
         return self
@@ -266,6 +273,8 @@ class FitSpec(_Model):
     binned: bool
     peak: Literal["z", "higgs"] = "z"
     label: str = "nominal"
+    start_from_previous: bool = False
+    freeze_from_previous: tuple[str, ...] = ()
 
 
 def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None) -> FitSpec:
@@ -290,6 +299,10 @@ def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None)
         update["background"] = patch.background
     if patch.label:
         update["label"] = patch.label
+    if patch.start_from_previous:
+        update["start_from_previous"] = True
+    if patch.freeze_from_previous:
+        update["freeze_from_previous"] = patch.freeze_from_previous
     return spec.model_copy(update=update)
 
 

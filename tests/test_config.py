@@ -79,9 +79,22 @@ def test_overrides_wildcard_then_exact(tmp_path):
     assert other.range_gev == cfg.fit.range_gev and other.params["sigma"].value == cfg.fit.params["sigma"].value
 
 
-def test_retry_ladder_starts_sigma_at_median(config):
+def test_retry_ladder_starts_sigma_at_median_or_previous_minimum(config):
     nominal = resolve_fit_spec(config, "30-45_BB", binned=True)
     retries = retry_specs(config, nominal, 1.7)
     assert len(retries) == len(config.fit.retry_ladder)
-    assert all(r.params["sigma"].value == pytest.approx(1.7) for r in retries)
-    assert retries[0].label == config.fit.retry_ladder[0].label
+    assert [r.label for r in retries] == [step.label for step in config.fit.retry_ladder]
+    for step, spec in zip(config.fit.retry_ladder, retries):
+        assert spec.start_from_previous == step.start_from_previous
+        assert spec.freeze_from_previous == step.freeze_from_previous
+        if step.sigma_from_median:
+            assert spec.params["sigma"].value == pytest.approx(1.7)
+    assert any(r.start_from_previous for r in retries) and any(r.params["sigma"].value == pytest.approx(1.7) for r in retries)
+
+
+def test_freeze_from_previous_rejects_unknown_parameter(tmp_path):
+    def mutate(raw):
+        raw["fit"]["retry_ladder"] = [{"label": "x", "freeze_from_previous": ["n_middle"]}]
+
+    with pytest.raises(ConfigError, match="n_middle"):
+        load_config(_write_variant(tmp_path, mutate))

@@ -313,3 +313,33 @@ def test_plot_real_fit(tmp_path, binned_result: FitResult):
 
     written = plot_fit(binned_result, tmp_path / "fit_30-45_OB", "2018 Data 30-45_OB")
     assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_restart_starts_inside_limits_and_freezes_named_parameters(config: Config):
+    """A restart starts at the earlier minimum (kept off the limits) and fixes only the named parameters."""
+    from lib.fitting.runner import RESTART_MARGIN, _Outcome, _restarted
+
+    nominal = resolve_fit_spec(config, "30-45_BB", binned=True)
+    fitted = (
+        ParamResult("sigma", 0.93, 0.02, 0.05, 6.0, False, False),
+        ParamResult("n_left", 1.01, 0.5, 1.01, 60.0, False, True),
+        ParamResult("alpha_left", 1.3, 0.1, 1.0, 10.0, False, False),
+        ParamResult("bw_mass", MZ, 0.0, 90.0, 92.5, True, False),
+    )
+    attempt = AttemptRecord("nominal", 1, 0, (), 2, 1e-4, -3.0, 0.93, 0.02, 1.2, 8, 900, 900.0, fitted, ("covariance",), 0.3)
+    previous = _Outcome(attempt, None, fitted=True)
+
+    restart = _restarted(nominal.model_copy(update={"start_from_previous": True}), previous)
+    assert restart.params["sigma"].value == pytest.approx(0.93) and not restart.params["sigma"].constant
+    n_left = restart.params["n_left"]
+    assert n_left.value == pytest.approx(n_left.min + RESTART_MARGIN * (n_left.max - n_left.min))
+    assert restart.params["bw_mass"] == nominal.params["bw_mass"]
+
+    frozen = _restarted(nominal.model_copy(update={"freeze_from_previous": ("alpha_left", "n_left")}), previous)
+    assert frozen.params["alpha_left"].constant and frozen.params["alpha_left"].value == pytest.approx(1.3)
+    assert frozen.params["n_left"].constant and frozen.params["n_left"].value == pytest.approx(1.01)
+    assert frozen.params["sigma"] == nominal.params["sigma"]
+
+    assert _restarted(restart, None) is restart
+    unfitted = _Outcome(attempt, None, fitted=False)
+    assert _restarted(restart, unfitted) is restart

@@ -28,6 +28,7 @@ __all__ = ["FitTask", "fit_category", "cross_check_backend"]
 log = logging.getLogger(__name__)
 
 CURVE_POINTS_PER_BIN = 4
+RESTART_MARGIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,36 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray, w
     return _Outcome(record, curves, fitted=True)
 
 
+def _best(outcomes: list[_Outcome]) -> _Outcome | None:
+    """The fitted attempt with the fewest gate failures (the earliest among equals)."""
+    return min(outcomes, key=lambda o: (not o.fitted, len(o.record.failures)), default=None)
+
+
+def _restarted(spec: FitSpec, previous: _Outcome | None) -> FitSpec:
+    """``spec`` started (``start_from_previous``) or fixed (``freeze_from_previous``) at ``previous``'s values.
+
+    Floating starts are kept ``RESTART_MARGIN`` of the range inside the limits: Minuit's
+    bounded-parameter transform has no gradient at a limit, so a restart exactly there cannot
+    compute its Hesse matrix. Without a fitted earlier attempt the spec is returned unchanged.
+    """
+    if previous is None or not previous.fitted:
+        return spec
+    params = dict(spec.params)
+    for fitted in previous.record.params:
+        current = params.get(fitted.name)
+        if current is None or current.constant or not math.isfinite(fitted.value):
+            continue
+        if fitted.name in spec.freeze_from_previous:
+            params[fitted.name] = current.model_copy(update={"value": fitted.value, "constant": True})
+        elif spec.start_from_previous:
+            value = fitted.value
+            if current.min is not None and current.max is not None:
+                margin = RESTART_MARGIN * (current.max - current.min)
+                value = min(max(value, current.min + margin), current.max - margin)
+            params[fitted.name] = current.model_copy(update={"value": value})
+    return spec.model_copy(update={"params": params})
+
+
 def fit_category(task: FitTask) -> FitResult:
     """Fit one category: the nominal spec, then each retry until an attempt passes every gate.
 
@@ -293,12 +324,14 @@ def fit_category(task: FitTask) -> FitResult:
     rf.silence_roofit()
     outcomes: list[_Outcome] = []
     for index, spec in enumerate(specs):
+        if spec.start_from_previous or spec.freeze_from_previous:
+            spec = _restarted(spec, _best(outcomes))
         outcomes.append(_run_attempt(task, spec, index, masses, weights))
         if outcomes[-1].record.passed:
             break
     chosen = outcomes[-1]
     if not chosen.record.passed:
-        chosen = min(outcomes, key=lambda o: (not o.fitted, len(o.record.failures)))
+        chosen = _best(outcomes)
     rec = chosen.record
     ok = rec.passed
     reason = "" if ok else f"no attempt passed (best '{rec.label}'): " + "; ".join(rec.failures)
