@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
     parser.add_argument("--calib-json", type=Path, help="correction JSON for --closure_test (default: the output directory's)")
     parser.add_argument("--no-plots", action="store_true", help="skip figures (faster)")
+    parser.add_argument("--skip-bad-files", action="store_true",
+                        help="skip unreadable or truncated parquet files with a warning instead of stopping")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -68,7 +70,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         output_path=args.output_path, workers=args.workers, backend=args.backend, dask_mode=dask_mode,
         scheduler=args.scheduler, gateway=args.gateway or None, backup=args.backup, force=args.force,
         install=args.install, closure_test=args.closure_test, calib_json=args.calib_json,
-        plots=not args.no_plots, validate_higgs=args.validate_higgs,
+        plots=not args.no_plots, validate_higgs=args.validate_higgs, skip_bad_files=args.skip_bad_files,
     )  # fmt: skip
 
 

@@ -33,6 +33,7 @@ class RunOptions:
     calib_json: Path | None = None
     plots: bool = True
     validate_higgs: bool = False
+    skip_bad_files: bool = False  # unreadable parquet files become counted warnings instead of stopping the run
 
     @property
     def sample_label(self) -> str:

@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+import pyarrow as pa
+
 from lib import __version__
 from lib.categories import CategoryScheme
 from lib.config import Config
@@ -26,12 +28,12 @@ from lib.factors import CategoryFactor, compute_factors
 from lib.fit_step import FIT_CSV, FitCache, build_jobs, run_fits, write_fit_outputs
 from lib.io.atomic import write_text_atomic
 from lib.io.cache import cache_key, inputs_fingerprint, load_cached_skim, store_skim
-from lib.io.reader import Skim, find_files, merge_reductions, reduce_file
+from lib.io.reader import FileReduction, Skim, find_files, merge_reductions, reduce_file
 from lib.io.tables import read_csv, write_csv, write_latex_table
 from lib.medians import CategoryMedian, compute_medians, sigma_pred_histograms, split_by_category
 from lib.options import RunOptions
 
-__all__ = ["run", "YearSummary", "MEDIAN_CSV", "FACTOR_CSV", "executors", "load_skim"]
+__all__ = ["run", "YearSummary", "SkimSource", "MEDIAN_CSV", "FACTOR_CSV", "executors", "load_skim"]
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +84,53 @@ def _reduce_task(args: tuple) -> object:
     return reduce_file(*args)
 
 
+def _reduce_or_skip_task(args: tuple) -> FileReduction | str:
+    """``_reduce_task`` for --skip-bad-files: a damaged file comes back as its error message.
+
+    Returning instead of raising lets the other files go on, on a Dask worker as in-process. Only
+    file-level damage is skippable (the reader raises it from the I/O or Arrow error); a missing or
+    non-numeric column means the wrong input rather than one damaged file, so it stays fatal.
+    """
+    try:
+        return reduce_file(*args)
+    except InputError as err:
+        if isinstance(err.__cause__, (OSError, pa.ArrowException)):
+            return str(err)
+        raise
+
+
+@dataclass(frozen=True)
+class SkimSource:
+    """The inputs a skim was built from: fingerprint of the files read, and the files skipped as damaged."""
+
+    fingerprint: str
+    skipped: tuple[str, ...] = ()
+
+
+def _separate_skipped(files: list[Path], results: list[FileReduction | str]) -> tuple[list[FileReduction], list[str]]:
+    """Split reductions from skipped files, warning per file and in total, so no skip goes unnoticed.
+
+    Raises:
+        InputError: every file was damaged, so there is nothing to calibrate on.
+    """
+    skipped = {str(f): r for f, r in zip(files, results) if isinstance(r, str)}
+    for message in skipped.values():
+        log.warning("skipping %s", message)
+    if skipped:
+        log.warning("skipped %d of %d files: %s", len(skipped), len(files), ", ".join(skipped))
+    if len(skipped) == len(files):
+        raise InputError(f"all {len(files)} input files are unreadable, e.g. {next(iter(skipped.values()))}")
+    return [r for r in results if not isinstance(r, str)], list(skipped)
+
+
 def load_skim(
     options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path
-) -> tuple[Skim, str]:
-    """Find the year's files, reduce them (or reuse a cache with the same key); return the skim and inputs fingerprint."""
+) -> tuple[Skim, SkimSource]:
+    """Find the year's files, reduce them (or reuse a cache with the same key); return the skim and its inputs.
+
+    A skim missing skipped files is not cached: the cache key names every matched file, and a
+    later run without --skip-bad-files must read (and refuse) the damaged ones again.
+    """
     root = Path(options.input_path) if options.input_path else Path(config.input.stage1_path)
     pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
     files = find_files(root, pattern, year)
@@ -100,22 +145,26 @@ def load_skim(
     cache_dir = out_dir / ".cache"
     cached = load_cached_skim(cache_dir, key)
     if cached is not None:
-        return cached, fingerprint
+        return cached, SkimSource(fingerprint)
     start = time.monotonic()
     tasks = [(str(f), scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows) for f in files]
-    reductions = execs.reduce.map(_reduce_task, tasks, [f.name for f in files], progress="files")
+    task = _reduce_or_skip_task if options.skip_bad_files else _reduce_task
+    reductions, skipped = _separate_skipped(files, execs.reduce.map(task, tasks, [f.name for f in files], progress="files"))
     skim = merge_reductions(reductions)
     n_read = sum(r.n_read for r in reductions)
     n_bad = sum(r.n_bad for r in reductions)
     log.info(
         "read %d files, %d events in %.1f s: %d dropped as bad, %d outside the Z window, %d outside categories, %d kept",
-        len(files), n_read, time.monotonic() - start, n_bad,
+        len(reductions), n_read, time.monotonic() - start, n_bad,
         sum(r.n_outside_window for r in reductions), sum(r.n_outside_categories for r in reductions), len(skim),
     )  # fmt: skip
     if len(skim) == 0:
-        raise InputError(f"no events of {len(files)} files under {root} fall in the Z window and the categories")
+        raise InputError(f"no events of {len(reductions)} files under {root} fall in the Z window and the categories")
+    if skipped:
+        log.info("skim not cached: %d files were skipped", len(skipped))
+        return skim, SkimSource(inputs_fingerprint([Path(r.path) for r in reductions]), tuple(skipped))
     store_skim(cache_dir, key, skim)
-    return skim, fingerprint
+    return skim, SkimSource(fingerprint)
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -208,10 +257,11 @@ def _run_step3(out_dir: Path, options: RunOptions, config: Config, scheme: Categ
 PROVENANCE_JSON = "provenance.json"
 
 
-def _write_provenance(out_dir: Path, options: RunOptions, config: Config, fingerprint: str) -> None:
+def _write_provenance(out_dir: Path, options: RunOptions, config: Config, source: SkimSource) -> None:
     """Record what produced this directory's outputs, so step 3 run alone can still state it."""
     payload = {
-        "inputs_fingerprint": fingerprint,
+        "inputs_fingerprint": source.fingerprint,
+        "skipped_files": list(source.skipped),
         "input_path": str(options.input_path or config.input.stage1_path),
         "config_fingerprint": config.fingerprint(),
         "tool_version": __version__,
@@ -269,8 +319,8 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
                 continue
             if steps & {"step1", "step2"}:
                 start = time.monotonic()
-                skim, fingerprint = load_skim(options, config, scheme, year, execs, out_dir)
-                _write_provenance(out_dir, options, config, fingerprint)
+                skim, source = load_skim(options, config, scheme, year, execs, out_dir)
+                _write_provenance(out_dir, options, config, source)
                 groups = split_by_category(skim, scheme.n_categories)
                 medians = compute_medians(skim, scheme, config.step2, groups)
                 summary.timings["read+medians"] = time.monotonic() - start
