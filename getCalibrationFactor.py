@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-plots", action="store_true", help="skip figures (faster)")
     parser.add_argument("--skip-bad-files", action="store_true",
                         help="skip unreadable or truncated parquet files with a warning instead of stopping")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the outputs of a different configuration in the output directory")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -71,6 +73,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         scheduler=args.scheduler, gateway=args.gateway or None, backup=args.backup, force=args.force,
         install=args.install, closure_test=args.closure_test, calib_json=args.calib_json,
         plots=not args.no_plots, validate_higgs=args.validate_higgs, skip_bad_files=args.skip_bad_files,
+        overwrite=args.overwrite,
     )  # fmt: skip
 
 

@@ -34,6 +34,7 @@ class RunOptions:
     plots: bool = True
     validate_higgs: bool = False
     skip_bad_files: bool = False  # unreadable parquet files become counted warnings instead of stopping the run
+    overwrite: bool = False  # replace outputs that a different configuration left in the output directory
 
     @property
     def sample_label(self) -> str:

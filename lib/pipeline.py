@@ -177,6 +177,65 @@ def _check_writable(out_dir: Path) -> None:
         raise CalibrationError(f"output directory {out_dir} is not writable ({err.strerror})") from err
 
 
+_CONFIGURATION_KEYS = {"config_fingerprint": "config", "binned": "binned", "sample": "sample"}
+
+
+def _configuration_differences(previous: dict[str, object], options: RunOptions, config: Config) -> list[str]:
+    """What differs between the run that filled a directory and this one, as ``name old vs new``.
+
+    Inputs may differ: every cache is keyed by the input files, so new inputs cannot pick up old results.
+    """
+    now = {"config_fingerprint": config.fingerprint(), "binned": options.binned, "sample": options.sample_label}
+    return [
+        f"{_CONFIGURATION_KEYS[key]} {previous[key]} vs {value}"
+        for key, value in now.items()
+        if key in previous and previous[key] != value
+    ]
+
+
+def _check_same_configuration(out_dir: Path, options: RunOptions, config: Config) -> bool:
+    """Refuse to mix outputs of two configurations in one directory; True when --overwrite lets them be replaced.
+
+    A step run with one configuration next to outputs of another would leave tables, JSON and
+    closure verdict that disagree without saying so. --fixCat is refused even with --overwrite:
+    merging one category into another configuration's fits is wrong whatever is replaced.
+
+    Raises:
+        CalibrationError: the directory holds another configuration's results.
+    """
+    differences = _configuration_differences(_read_provenance(out_dir), options, config)
+    if not differences:
+        return False
+    if options.overwrite and not options.fix_cat:
+        return True
+    if options.fix_cat:
+        remedy = "--fixCat cannot merge into it; re-run step1 for every category with --overwrite"
+    else:
+        remedy = "use another --extraString/--output_path or --overwrite"
+    raise CalibrationError(
+        f"output directory {out_dir} holds results of a different configuration ({', '.join(differences)}); {remedy}"
+    )
+
+
+def _prepare_output_dir(out_dir: Path, options: RunOptions, config: Config, steps: set[str]) -> bool:
+    """Check the directory before any work starts; True when another configuration's outputs must go first."""
+    _check_writable(out_dir)
+    if options.closure_test or not steps & {"step1", "step2"}:
+        return False
+    return _check_same_configuration(out_dir, options, config)
+
+
+def _remove_outputs(out_dir: Path) -> None:
+    """Delete the top-level outputs of another configuration (after --backup), so none outlives the run.
+
+    Caches stay: they are keyed by content, so the new configuration cannot pick up a stale entry.
+    """
+    files = [p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    for path in files:
+        path.unlink()
+    log.warning("--overwrite: removed %d outputs of a different configuration from %s", len(files), out_dir)
+
+
 def _backup(out_dir: Path) -> None:
     """Copy the current top-level outputs into ``backup_<UTC timestamp>/`` before they are replaced."""
     files = [p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
@@ -303,13 +362,15 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
     if options.fix_cat and not options.closure_test:
         scheme.index_of(options.fix_cat)
     steps = {"step1", "step2", "step3"} if options.steps == "all" else {options.steps}
+    replace = {year: _prepare_output_dir(options.output_dir(year), options, config, steps) for year in options.years}
     summaries = []
     with executors(options) as execs:
         for year in options.years:
             out_dir = options.output_dir(year)
-            _check_writable(out_dir)
             if options.backup:
                 _backup(out_dir)
+            if replace[year]:
+                _remove_outputs(out_dir)
             summary = YearSummary(year, out_dir)
             if options.closure_test:
                 from lib.closure import run_closure
