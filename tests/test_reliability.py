@@ -27,7 +27,6 @@ from lib.io.tables import read_csv, write_csv
 from lib.pipeline import _reduce_or_skip_task
 
 YEAR = "2018"
-KINEMATICS = ("mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass")
 FAST = ["--no-dask-client", "--workers", "0", "--no-plots"]
 
 
