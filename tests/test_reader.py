@@ -125,3 +125,59 @@ def test_no_files_shows_glob(tmp_path):
 def test_missing_root_is_named(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         find_files(tmp_path / "nope", "*.parquet", "2018")
+
+
+def _table_with_bad_rows(n: int) -> tuple[pa.Table, list[int]]:
+    """A table whose bad rows sit in different chunks and batches; returns it and the bad row indices."""
+    table = _table(n, 6).to_pydict()
+    bad = {
+        0: {"mu1_pt": float("nan"), "mu2_ptErr": -1.0},  # two bad columns: counted once, under the first
+        1: {"mu1_eta": float("inf"), "dimuon_mass": 50.0},  # bad and outside the window: counted as bad
+        2: {"dimuon_mass": float("nan")},
+        3: {"mu2_pt": None},  # a null reads as NaN
+        n // 2: {"mu1_ptErr": 0.0},
+        n - 1: {"mu2_eta": float("-inf")},
+    }
+    for row, values in bad.items():
+        for col, value in values.items():
+            table[col][row] = value
+    return pa.table(table, schema=_table(1, 0).schema), sorted(bad)
+
+
+def test_bad_rows_counted_by_first_bad_column_before_the_window(tmp_path, scheme, monkeypatch):
+    n = 3000
+    table, bad_rows = _table_with_bad_rows(n)
+    path = _write(tmp_path / "bad.parquet", table, row_group=400)
+    mass = table.column("dimuon_mass").to_numpy(zero_copy_only=False)
+    good_mass = np.delete(mass, bad_rows)
+    expected_window = int(np.count_nonzero(~((good_mass > 75) & (good_mass < 105))))
+    monkeypatch.setattr("lib.io.reader.CHUNK_ROWS", 128)
+    reductions = [reduce_file(path, scheme, WINDOW, None, batch_rows=b, threads=t) for b, t in ((500_000, 1), (700, 3))]
+    for red in reductions:
+        assert red.bad_by_column == {c: 1 for c in ("mu1_pt", "mu1_eta", "dimuon_mass", "mu2_pt", "mu1_ptErr", "mu2_eta")}
+        assert red.n_bad == len(bad_rows) and red.n_outside_window == expected_window
+        assert red.n_read == n == red.n_bad + red.n_outside_window + red.n_outside_categories + len(red.skim)
+
+
+def test_skim_independent_of_batches_chunks_and_threads(tmp_path, scheme, monkeypatch):
+    path = _write(tmp_path / "mc.parquet", _table(5000, 7, weights=True), row_group=900)
+    whole = reduce_file(path, scheme, WINDOW, "wgt_nominal", threads=1)
+    monkeypatch.setattr("lib.io.reader.CHUNK_ROWS", 97)
+    pieces = reduce_file(path, scheme, WINDOW, "wgt_nominal", batch_rows=1000, threads=4)
+    for name in ("category", "mass", "sigma_pred", "weight"):
+        assert getattr(whole.skim, name).dtype == getattr(pieces.skim, name).dtype
+        np.testing.assert_array_equal(getattr(whole.skim, name), getattr(pieces.skim, name))
+    assert (whole.n_outside_window, whole.n_outside_categories) == (pieces.n_outside_window, pieces.n_outside_categories)
+
+
+@pytest.mark.slow
+def test_one_reduction_thread_on_a_dask_worker():
+    """A Dask worker already runs one task per core: a file's reduction must not add threads there."""
+    pytest.importorskip("distributed")
+    from lib.cluster import dask_client
+    from lib.executor import default_workers
+    from lib.io.reader import _reduction_threads
+
+    assert _reduction_threads() == default_workers()
+    with dask_client("local", 1) as client:
+        assert client.submit(_reduction_threads, pure=False).result() == 1

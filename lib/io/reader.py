@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import glob
 import logging
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +23,7 @@ import pyarrow.parquet as pq
 
 from lib.categories import NO_CATEGORY, CategoryScheme
 from lib.errors import InputError
+from lib.executor import default_workers
 from lib.resolution import sigma_pred
 
 __all__ = ["KINEMATIC_COLUMNS", "Skim", "FileReduction", "find_files", "reduce_file", "merge_reductions"]
@@ -27,6 +32,9 @@ log = logging.getLogger(__name__)
 
 KINEMATIC_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass")
 _POSITIVE_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu2_pt", "mu2_ptErr", "dimuon_mass")
+# Rows reduced per thread task: small enough that a chunk's temporaries stay in the CPU cache and
+# that even a one-batch file spreads over every thread, large enough that Python overhead is noise.
+CHUNK_ROWS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,17 @@ class FileReduction:
     n_outside_window: int
     n_outside_categories: int
     bad_by_column: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One chunk's skim rows and why the others were dropped (summed into a ``FileReduction``)."""
+
+    skim: Skim
+    n_bad: int
+    n_outside_window: int
+    n_outside_categories: int
+    bad_by_column: dict[str, int]
 
 
 def find_files(stage1_root: Path, pattern: str, year: str) -> list[Path]:
@@ -92,11 +111,14 @@ def reduce_file(
     z_window_gev: tuple[float, float],
     weight_column: str | None,
     batch_rows: int = 500_000,
+    threads: int | None = None,
 ) -> FileReduction:
     """Stream one parquet file and reduce it to a skim of in-window, in-category events.
 
     Rows with NaN/inf or non-positive pT, ptErr or mass are dropped and counted per column, since
-    one bad muon fit must not poison a median or crash a fit.
+    one bad muon fit must not poison a median or crash a fit. Each batch is cut into chunks
+    reduced on ``threads`` threads (default: ``_reduction_threads()``) while the next batch is
+    read, so at most two batches of input columns are held; the skim keeps file order.
 
     Raises:
         InputError: the file cannot be read as parquet, or a needed column is missing or non-numeric.
@@ -109,61 +131,141 @@ def reduce_file(
         raise InputError(f"{path}: not a readable parquet file ({type(err).__name__})") from err
     _check_schema(path, parquet.schema_arrow, columns)
 
-    parts: list[tuple[np.ndarray, ...]] = []
-    n_read = n_bad = n_window = n_cat = 0
-    bad_by_column: dict[str, int] = {}
-    lo, hi = z_window_gev
+    threads = threads or _reduction_threads()
+    reduce_chunk = partial(_reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column)
+    parts: list[_Part] = []
+    n_read = 0
     try:
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
-            arrays = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in columns}
-            n_read += batch.num_rows
-            good = np.ones(batch.num_rows, dtype=bool)
-            for col in columns:
-                values = arrays[col]
-                col_ok = np.isfinite(values)
-                if col in _POSITIVE_COLUMNS:
-                    col_ok &= values > 0
-                n_col_bad = int(np.count_nonzero(good & ~col_ok))
-                if n_col_bad:
-                    bad_by_column[col] = bad_by_column.get(col, 0) + n_col_bad
-                good &= col_ok
-            n_bad += int(np.count_nonzero(~good))
-            mass = arrays["dimuon_mass"]
-            in_window = good & (mass > lo) & (mass < hi)
-            n_window += int(np.count_nonzero(good & ~in_window))
-            sel = {c: arrays[c][in_window] for c in columns}
-            cat = scheme.assign(sel["mu1_pt"], np.abs(sel["mu1_eta"]), np.abs(sel["mu2_eta"]))
-            in_cat = cat != NO_CATEGORY
-            n_cat += int(np.count_nonzero(~in_cat))
-            spred = sigma_pred(sel["dimuon_mass"], sel["mu1_pt"], sel["mu1_ptErr"], sel["mu2_pt"], sel["mu2_ptErr"])
-            weight = sel[weight_column][in_cat].astype(np.float32) if weight_column else None
-            parts.append(
-                (cat[in_cat], sel["dimuon_mass"][in_cat].astype(np.float32), spred[in_cat].astype(np.float32), weight)
-            )
+        with ThreadPoolExecutor(threads) as pool:
+            previous: list[Future[_Part]] = []
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=threads > 1):
+                n_read += batch.num_rows
+                arrays = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in columns}
+                current = [pool.submit(reduce_chunk, chunk) for chunk in _chunks(arrays, batch.num_rows)]
+                parts += [f.result() for f in previous]
+                previous = current
+            parts += [f.result() for f in previous]
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"{path}: read failed, file truncated or corrupt ({type(err).__name__})") from err
+    finally:
+        # Arrow's allocator keeps freed read buffers for itself (60-100 MB on the benchmark sample);
+        # numpy, which holds the skim and later the per-category arrays, cannot reuse them, so they
+        # would only add to the peak.
+        pa.default_memory_pool().release_unused()
+    return _file_reduction(path, parts, n_read, weighted=weight_column is not None)
 
+
+def _reduction_threads() -> int:
+    """Threads for one file's reduction: every core in-process, one on a Dask worker.
+
+    In-process, files are reduced one after another, so a file's chunks are what can run in
+    parallel (numpy and pyarrow release the GIL). A Dask worker already runs one task per worker
+    thread, one worker per core: more threads there would only oversubscribe the node.
+    """
+    if "distributed" in sys.modules:
+        from distributed import get_worker
+
+        try:
+            get_worker()
+            return 1
+        except ValueError:
+            pass
+    return default_workers()
+
+
+def _chunks(arrays: dict[str, np.ndarray], n_rows: int) -> Iterator[dict[str, np.ndarray]]:
+    for start in range(0, n_rows, CHUNK_ROWS):
+        yield {c: values[start : start + CHUNK_ROWS] for c, values in arrays.items()}
+
+
+def _reduce_chunk(
+    arrays: dict[str, np.ndarray], scheme: CategoryScheme, z_window_gev: tuple[float, float], weight_column: str | None
+) -> _Part:
+    """Reduce one chunk; the Z-window cut comes first so categories and sigma_pred see only its rows."""
+    mass = arrays["dimuon_mass"]
+    lo, hi = z_window_gev
+    keep = (mass > lo) & (mass < hi)
+    good, bad_by_column = _valid_rows(arrays)
+    n_bad = 0
+    if good is not None:
+        n_bad = len(good) - int(np.count_nonzero(good))
+        keep &= good
+    rows = np.flatnonzero(keep)
+    n_outside_window = len(mass) - n_bad - len(rows)
+    cat = scheme.assign(arrays["mu1_pt"][rows], np.abs(arrays["mu1_eta"][rows]), np.abs(arrays["mu2_eta"][rows]))
+    in_cat = cat != NO_CATEGORY
+    rows = rows[in_cat]
+    sel = {c: arrays[c][rows] for c in _POSITIVE_COLUMNS}
+    spred = sigma_pred(sel["dimuon_mass"], sel["mu1_pt"], sel["mu1_ptErr"], sel["mu2_pt"], sel["mu2_ptErr"])
+    weight = arrays[weight_column][rows].astype(np.float32, copy=False) if weight_column else None
+    skim = Skim(cat[in_cat], sel["dimuon_mass"].astype(np.float32, copy=False), spred.astype(np.float32, copy=False), weight)
+    return _Part(skim, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column)
+
+
+def _valid_rows(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, int]]:
+    """Mask of rows whose every column is finite (and positive where it must be), with bad rows per column.
+
+    A bad row is counted under its first bad column in column order. The mask is None when every
+    row is good, which each column's min and max tell: bad values are rare, so the per-row masks
+    (two passes and a temporary per column) are only built for a chunk that has one.
+    """
+    if all(_column_is_clean(c, values) for c, values in arrays.items()):
+        return None, {}
+    good = np.ones(len(next(iter(arrays.values()))), dtype=bool)
+    bad_by_column: dict[str, int] = {}
+    for col, values in arrays.items():
+        col_ok = np.isfinite(values)
+        if col in _POSITIVE_COLUMNS:
+            col_ok &= values > 0
+        n_col_bad = int(np.count_nonzero(good & ~col_ok))
+        if n_col_bad:
+            bad_by_column[col] = n_col_bad
+        good &= col_ok
+    return good, bad_by_column
+
+
+def _column_is_clean(col: str, values: np.ndarray) -> bool:
+    """True when no value is NaN/inf (or non-positive for a positive column); min and max propagate NaN."""
+    low, high = np.min(values), np.max(values)
+    if col in _POSITIVE_COLUMNS:
+        return bool(low > 0 and high < np.inf)
+    return bool(np.isfinite(low) and np.isfinite(high))
+
+
+def _file_reduction(path: Path, parts: list[_Part], n_read: int, weighted: bool) -> FileReduction:
+    """Sum the chunks' counts, warn about bad rows once per file, and concatenate the chunks' skims."""
+    bad_by_column: dict[str, int] = {}
+    for part in parts:
+        for col, n in part.bad_by_column.items():
+            bad_by_column[col] = bad_by_column.get(col, 0) + n
+    n_bad = sum(p.n_bad for p in parts)
     if bad_by_column:
         detail = ", ".join(f"{c}: {n}" for c, n in sorted(bad_by_column.items()))
         log.warning("%s: dropped %d rows with NaN/inf or non-positive values (%s)", path, n_bad, detail)
-    skim = _concat_parts(parts, weighted=weight_column is not None)
-    return FileReduction(str(path), skim, n_read, n_bad, n_window, n_cat, bad_by_column)
+    return FileReduction(
+        str(path),
+        _concat_skims([p.skim for p in parts], weighted),
+        n_read,
+        n_bad,
+        sum(p.n_outside_window for p in parts),
+        sum(p.n_outside_categories for p in parts),
+        bad_by_column,
+    )
 
 
-def _concat_parts(parts: list[tuple[np.ndarray, ...]], weighted: bool) -> Skim:
-    if not parts:
+def _concat_skims(skims: list[Skim], weighted: bool) -> Skim:
+    if not skims:
         empty = np.empty(0, dtype=np.float32)
         return Skim(np.empty(0, dtype=np.int8), empty, empty.copy(), empty.copy() if weighted else None)
     return Skim(
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-        np.concatenate([p[3] for p in parts]) if weighted else None,
+        np.concatenate([s.category for s in skims]),
+        np.concatenate([s.mass for s in skims]),
+        np.concatenate([s.sigma_pred for s in skims]),
+        np.concatenate([s.weight for s in skims]) if weighted else None,  # type: ignore[misc]
     )
 
 
 def merge_reductions(reductions: list[FileReduction]) -> Skim:
     """Concatenate per-file skims in file order (so results do not depend on scheduling)."""
     weighted = bool(reductions) and reductions[0].skim.weight is not None
-    parts = [(r.skim.category, r.skim.mass, r.skim.sigma_pred, r.skim.weight) for r in reductions]
-    return _concat_parts(parts, weighted)
+    return _concat_skims([r.skim for r in reductions], weighted)
