@@ -1,6 +1,7 @@
 """Run a module-level function over picklable tasks: in-process, on a local process pool, or on Dask.
 
-Physics lives elsewhere; this module only decides where tasks run and survives worker crashes.
+Physics lives elsewhere; this module only decides where tasks run, reports their progress and
+survives worker crashes.
 A ROOT segfault in one category's process must not kill the run: the local pool detects the
 broken pool, re-runs every task that was in flight once, each alone in a fresh process, and
 reports a task that crashes again as ``TaskCrash`` instead of raising.
@@ -21,6 +22,8 @@ from typing import Any, Callable, Protocol, Sequence
 __all__ = ["TaskCrash", "TaskExecutor", "InlineExecutor", "ProcessExecutor", "DaskExecutor", "default_workers"]
 
 log = logging.getLogger(__name__)
+
+PROGRESS_ENV = "EBE_PROGRESS"  # "1" forces the live progress line, "0" silences it
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,24 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _progress_wanted() -> bool:
+    """``EBE_PROGRESS=1`` forces the progress line, ``0`` silences it; unset: only when stderr is a terminal.
+
+    A log file or a batch job's stderr must not fill with carriage-return updates, while a user
+    watching a terminal (or a test) can still ask for them.
+    """
+    forced = os.environ.get(PROGRESS_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return sys.stderr.isatty()
+
+
 class _Progress:
-    """A one-line progress counter on stderr, silent when stderr is not a terminal."""
+    """A one-line progress counter on stderr (tasks done / total, tasks per second) and a logged summary."""
 
     def __init__(self, label: str, total: int) -> None:
         self.label, self.total, self.done, self.start = label, total, 0, time.monotonic()
-        self.enabled = bool(label) and sys.stderr.isatty()
+        self.enabled = bool(label) and _progress_wanted()
 
     def step(self) -> None:
         self.done += 1
@@ -64,6 +79,13 @@ class _Progress:
             end = "\n" if self.done == self.total else ""
             sys.stderr.write(f"\r{self.label}: {self.done}/{self.total} ({rate:.1f}/s){end}")
             sys.stderr.flush()
+
+    def finish(self) -> None:
+        """Log how long the whole map took, whether or not the live line was shown."""
+        if self.label:
+            elapsed = time.monotonic() - self.start
+            rate = self.done / max(elapsed, 1e-9)
+            log.info("%s: %d/%d done in %.1f s (%.1f/s)", self.label, self.done, self.total, elapsed, rate)
 
 
 class InlineExecutor:
@@ -80,6 +102,7 @@ class InlineExecutor:
             if on_result:
                 on_result(i, out[-1])
             bar.step()
+        bar.finish()
         return out
 
 
@@ -104,6 +127,7 @@ class ProcessExecutor:
             if again:
                 results[i] = TaskCrash(names[i], "worker process crashed twice (e.g. a ROOT segfault) or timed out")
                 bar.step()
+        bar.finish()
         return [results[i] for i in range(len(tasks))]
 
     def _run_pool(
@@ -181,6 +205,7 @@ class DaskExecutor:
                 on_result(i, results[i])
             bar.step()
             fut.release()
+        bar.finish()
         return [results[i] for i in range(len(tasks))]
 
 

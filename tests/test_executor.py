@@ -1,10 +1,14 @@
-"""Executors: results in task order, and a crashing task never takes the run down with it."""
+"""Executors: results in task order, a crashing task never takes the run down with it, progress only where wanted."""
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
+
 import pytest
 
-from lib.executor import InlineExecutor, ProcessExecutor, TaskCrash
+from lib.executor import PROGRESS_ENV, InlineExecutor, ProcessExecutor, TaskCrash
 from tests.helpers_tasks import square_or_crash
 
 
@@ -22,3 +26,53 @@ def test_segfault_is_isolated_and_reported():
     out = ProcessExecutor(2).map(square_or_crash, tasks, ["a", "crash", "b", "c"])
     assert out[0] == 4 and out[2] == 9 and out[3] == 16
     assert isinstance(out[1], TaskCrash) and out[1].name == "crash" and "crashed twice" in out[1].reason
+
+
+EXECUTORS = [InlineExecutor, lambda: ProcessExecutor(2)]
+
+
+@pytest.mark.parametrize("make", EXECUTORS, ids=["inline", "process"])
+def test_progress_is_silent_when_stderr_is_not_a_terminal(make, monkeypatch, capsys):
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    make().map(square_or_crash, [1, 2, 3], ["a", "b", "c"], progress="files")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("make", EXECUTORS, ids=["inline", "process"])
+def test_progress_forced_shows_counts_and_logs_a_summary(make, monkeypatch, capsys, caplog):
+    monkeypatch.setenv(PROGRESS_ENV, "1")
+    caplog.set_level(logging.INFO, logger="lib.executor")
+    make().map(square_or_crash, [1, 2, 3], ["a", "b", "c"], progress="files")
+    err = capsys.readouterr().err
+    assert "\rfiles: 1/3 (" in err and re.search(r"\rfiles: 3/3 \(\d+\.\d/s\)\n$", err)
+    assert re.search(r"files: 3/3 done in \d+\.\d s \(\d+\.\d/s\)", caplog.text)
+
+
+def test_progress_silenced_on_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    InlineExecutor().map(square_or_crash, [1, 2], ["a", "b"], progress="files")
+    assert "files: 2/2" in capsys.readouterr().err
+    monkeypatch.setenv(PROGRESS_ENV, "0")
+    InlineExecutor().map(square_or_crash, [1, 2], ["a", "b"], progress="files")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_dask_progress_silent_unless_forced(monkeypatch, capsys, caplog):
+    pytest.importorskip("distributed")
+    from lib.cluster import dask_client
+    from lib.executor import DaskExecutor
+
+    tasks = list(range(5))
+    names = [f"t{i}" for i in tasks]
+    caplog.set_level(logging.INFO, logger="lib.executor")
+    with dask_client("local", 2) as client:
+        executor = DaskExecutor(client)
+        monkeypatch.delenv(PROGRESS_ENV, raising=False)
+        executor.map(square_or_crash, tasks, names, progress="files")
+        assert "files" not in capsys.readouterr().err
+        monkeypatch.setenv(PROGRESS_ENV, "1")
+        assert executor.map(square_or_crash, tasks, names, progress="files") == [t * t for t in tasks]
+    err = capsys.readouterr().err
+    assert "\rfiles: 1/5 (" in err and "\rfiles: 5/5 (" in err
+    assert len(re.findall(r"files: 5/5 done in", caplog.text)) == 2
