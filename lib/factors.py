@@ -80,8 +80,8 @@ def compute_factors(
         force: accept factors outside the plausible band instead of refusing them.
 
     Raises:
-        GateFailure: a category failed and the fallback is ``abort``, no neighbour is usable, or a
-            factor lies outside the plausible band without ``force``.
+        GateFailure: a category failed and the fallback is ``abort``, no category at all has a good
+            fit, or a factor lies outside the plausible band without ``force``.
     """
     lo, hi = cfg.plausible_factor_band
     good: dict[int, CategoryFactor] = {}
@@ -147,6 +147,39 @@ def _neighbour_outliers(scheme: CategoryScheme, good: dict[int, CategoryFactor],
     return outliers
 
 
+def _lattice_distance(scheme: CategoryScheme, a: int, b: int) -> int:
+    """Bins apart in (pT, eta1, eta2), summed over the three axes."""
+    return sum(abs(x - y) for x, y in zip(scheme.bin_indices(a), scheme.bin_indices(b)))
+
+
+def _nearest_good(scheme: CategoryScheme, index: int, good: Mapping[int, CategoryFactor]) -> tuple[int, list[CategoryFactor]]:
+    """The good categories closest to ``index`` in the category lattice, and their distance.
+
+    Direct neighbours (distance 1) when any has a good fit; otherwise the next shell, so a sparse
+    sample (a whole pT row failing) still gets the closest measured resolution, not an abort.
+    """
+    if not good:
+        return 0, []
+    distance = min(_lattice_distance(scheme, index, j) for j in good)
+    return distance, [good[j] for j in sorted(good) if _lattice_distance(scheme, index, j) == distance]
+
+
+def neighbour_scatter(scheme: CategoryScheme, good: Mapping[int, CategoryFactor]) -> float:
+    """Typical factor difference between adjacent categories: RMS(f_i - f_j)/sqrt(2) over adjacent good pairs.
+
+    It is the error a factor borrowed from a neighbour carries beyond statistics: how much the
+    true resolution changes from one category to the next, measured on this table. NaN when no
+    two adjacent categories have good fits.
+    """
+    diffs = [
+        good[i].calibration_factor - good[j].calibration_factor
+        for i in good
+        for j in _neighbours(scheme, i)
+        if j in good and j > i
+    ]
+    return math.sqrt(sum(d * d for d in diffs) / (2.0 * len(diffs))) if diffs else float("nan")
+
+
 def _fallback_row(
     scheme: CategoryScheme,
     index: int,
@@ -160,14 +193,16 @@ def _fallback_row(
     if cfg.failed_fallback == "unity":
         factor, err, source = 1.0, float("nan"), "fallback:unity"
     else:
-        usable = [good[j] for j in _neighbours(scheme, index) if j in good]
+        distance, usable = _nearest_good(scheme, index, good)
         if not usable:
-            raise GateFailure(f"category {name} failed and none of its neighbouring categories has a good fit")
+            raise GateFailure(f"category {name} failed and no category has a good fit to borrow a factor from")
         values = [r.calibration_factor for r in usable]
         factor = sum(values) / len(values)
         spread = max(values) - min(values)
-        err = max(spread / 2.0, max(r.calibration_factor_err for r in usable))
-        source = "fallback:neighbour_average(" + "+".join(r.cat_name for r in usable) + ")"
+        scatter = neighbour_scatter(scheme, good)
+        err = max(spread / 2.0, max(r.calibration_factor_err for r in usable), 0.0 if math.isnan(scatter) else scatter)
+        shell = "" if distance == 1 else f"distance {distance}: "
+        source = f"fallback:neighbour_average({shell}" + "+".join(r.cat_name for r in usable) + ")"
     return CategoryFactor(
         name,
         float(fit.get("fit_val", float("nan"))),

@@ -63,3 +63,33 @@ def test_neighbour_outlier_is_treated_as_failed(scheme):
     assert ee.fit_quality == "failed" and ee.source.startswith("fallback:neighbour_average(")
     assert ee.calibration_factor == pytest.approx(1.2)
     assert all(r.source == "fit" for r in rows if r.cat_name != "30-45_EE")
+
+
+def test_fallback_reaches_the_nearest_good_categories(scheme):
+    """With the whole 30-45 row and 45-52_EE failed, 30-45_EE borrows from the closest good fits (distance 2)."""
+    failed = {n for n in scheme.names if n.startswith("30-45_")} | {"45-52_EE"}
+    rows = compute_factors(scheme, *_inputs(scheme, failed=failed), _cfg())
+    ee = rows[scheme.index_of("30-45_EE")]
+    assert ee.source.startswith("fallback:neighbour_average(distance 2: ")
+    assert {"45-52_EO", "45-52_OE", "52-62_EE"} == set(ee.source.split(": ")[1].rstrip(")").split("+"))
+    assert ee.calibration_factor == pytest.approx(1.2)
+
+
+def test_fallback_error_includes_the_scatter_between_neighbours(scheme):
+    """A borrowed factor is uncertain by how much factors change from one category to the next."""
+    fits, medians = _inputs(scheme, failed={"62-200_EE"})
+    for name in scheme.names:
+        if name.endswith("B"):
+            fits[name]["fit_val"] = 1.1 * 1.26  # factors alternate 1.26 / 1.2 along the eta2 axis
+    rows = compute_factors(scheme, fits, medians, _cfg())
+    ee = rows[scheme.index_of("62-200_EE")]
+    assert ee.calibration_factor == pytest.approx(1.2)  # its neighbours (62-200_EO, 62-200_OE, 52-62_EE) are at 1.2
+    # 75 adjacent pairs, 3 of them with the failed category; the 12 B-O pairs along eta2 differ by 0.06.
+    expected = math.sqrt(12 * 0.06**2 / (2 * 72))
+    assert ee.calibration_factor_err == pytest.approx(expected, rel=1e-9)
+    assert ee.calibration_factor_err > rows[scheme.index_of("62-200_EO")].calibration_factor_err
+
+
+def test_no_good_fit_anywhere_refuses(scheme):
+    with pytest.raises(GateFailure, match="no category has a good fit"):
+        compute_factors(scheme, *_inputs(scheme, failed=set(scheme.names)), _cfg())
