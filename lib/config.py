@@ -184,6 +184,8 @@ class QualityConfig(_Model):
 class FitConfig(_Model):
     range_gev: tuple[float, float]
     bins: int = Field(gt=10)
+    # Categories with fewer events are not fitted (step 3 applies the fallback).
+    min_events: int = Field(default=100, ge=1)
     fft_cache_bins: int = Field(ge=500)
     # FFT cache of the first fitTo, which only has to find the basin (None: fft_cache_bins).
     fft_cache_bins_first: int | None = Field(default=None, ge=500)

@@ -262,15 +262,16 @@ def _run_step1(
     medians: list[CategoryMedian], execs: Executors, year: str,
 ) -> list[str]:  # fmt: skip
     names = [options.fix_cat] if options.fix_cat else scheme.names
-    empty = [n for n in names if len(groups[scheme.index_of(n)]) == 0]
-    for name in empty:
-        log.warning("category %s has no events: not fitted, step 3 applies its fallback", name)
-    to_fit = [n for n in names if n not in empty]
+    minimum = config.fit.min_events
+    too_few = {n: len(groups[scheme.index_of(n)]) for n in names if len(groups[scheme.index_of(n)]) < minimum}
+    for name, count in too_few.items():
+        log.warning("category %s has %d events (fit.min_events %d): not fitted, step 3 applies its fallback", name, count, minimum)
+    to_fit = [n for n in names if n not in too_few]
     plot_dir = out_dir / "fits" if options.plots else None
     jobs = build_jobs(config, scheme, skim, groups, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}")
     results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"))
-    for name in empty:
-        results[name] = TaskCrash(name, "no events in this category")
+    for name, count in too_few.items():
+        results[name] = TaskCrash(name, f"{count} events, fewer than fit.min_events = {minimum}: not fitted")
     n_events = {m.cat_name: m.n_events for m in medians}
     rows = write_fit_outputs(out_dir, scheme, results, n_events, merge=bool(options.fix_cat))
     return [str(r["cat_name"]) for r in rows if r["quality"] != "ok"]

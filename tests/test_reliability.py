@@ -284,19 +284,24 @@ def _fit_rows(out_dir: Path, factor: float = 1.2) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def test_empty_category_is_reported_not_fitted_and_falls_back(tmp_path, caplog, scheme):
+@pytest.mark.parametrize("kept", [0, 40], ids=["empty", "too_few"])
+def test_empty_category_is_reported_not_fitted_and_falls_back(tmp_path, caplog, scheme, config, kept: int):
     table = _table(6000)
     category = scheme.assign(table.column("mu1_pt").to_numpy(), np.abs(table.column("mu1_eta").to_numpy()),
                              np.abs(table.column("mu2_eta").to_numpy()))  # fmt: skip
-    _write(tmp_path / "in", "part.parquet", table.filter(pa.array(category != scheme.index_of("62-200_EE"))))
+    target = category == scheme.index_of("62-200_EE")
+    assert np.count_nonzero(target) > kept
+    keep = ~target | (np.cumsum(target) <= kept)
+    _write(tmp_path / "in", "part.parquet", table.filter(pa.array(keep)))
     argv = _argv(tmp_path / "in", tmp_path / "out")
     assert main(["--steps", "step2", *argv]) == 0
     out_dir = _output_dir(tmp_path / "out")
     write_csv(out_dir / "fit_results.csv", _fit_rows(out_dir))
     assert main(["--steps", "step1", "--fixCat", "62-200_EE", *argv]) == 0
-    assert "category 62-200_EE has no events: not fitted, step 3 applies its fallback" in caplog.text
+    minimum = config.fit.min_events
+    assert f"category 62-200_EE has {kept} events (fit.min_events {minimum}): not fitted, step 3 applies its fallback" in caplog.text
     fits = {r["cat_name"]: r for r in read_csv(out_dir / "fit_results.csv")}
-    assert len(fits) == 36 and fits["62-200_EE"]["reason"] == "no events in this category"
+    assert len(fits) == 36 and fits["62-200_EE"]["reason"] == f"{kept} events, fewer than fit.min_events = {minimum}: not fitted"
     assert main(["--steps", "step3", *argv]) == 0
     factors = {r["cat_name"]: r for r in read_csv(out_dir / "calibration_factors.csv")}
     assert factors["62-200_EE"]["source"].startswith("fallback:neighbour_average(")
