@@ -32,9 +32,11 @@ log = logging.getLogger(__name__)
 
 KINEMATIC_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass")
 _POSITIVE_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu2_pt", "mu2_ptErr", "dimuon_mass")
-# Rows reduced per thread task: small enough that a chunk's temporaries stay in the CPU cache and
-# that even a one-batch file spreads over every thread, large enough that Python overhead is noise.
-CHUNK_ROWS = 1 << 16
+# Rows reduced per thread task: small enough that even a one-batch file spreads over every thread
+# and that a chunk's temporaries (at most 128 KiB) stay below glibc's mmap threshold, so they are
+# recycled rather than mapped and faulted in anew (a quarter of the page faults of 64 Ki-row
+# chunks); large enough that the Python overhead per chunk is noise.
+CHUNK_ROWS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,6 @@ def reduce_file(
             parts += [f.result() for f in previous]
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"{path}: read failed, file truncated or corrupt ({type(err).__name__})") from err
-    finally:
-        # Arrow's allocator keeps freed read buffers for itself (60-100 MB on the benchmark sample);
-        # numpy, which holds the skim and later the per-category arrays, cannot reuse them, so they
-        # would only add to the peak.
-        pa.default_memory_pool().release_unused()
     return _file_reduction(path, parts, n_read, weighted=weight_column is not None)
 
 
@@ -266,6 +263,13 @@ def _concat_skims(skims: list[Skim], weighted: bool) -> Skim:
 
 
 def merge_reductions(reductions: list[FileReduction]) -> Skim:
-    """Concatenate per-file skims in file order (so results do not depend on scheduling)."""
+    """Concatenate per-file skims in file order (so results do not depend on scheduling).
+
+    Reading is over by then, so Arrow's allocator is made to hand back the read buffers it kept
+    (60-100 MB on the benchmark sample): numpy, which holds the skim and then the per-category
+    arrays, cannot reuse them, and they would only add to the peak. Once, not after every file,
+    since buffers kept between files are re-used by the next file instead of faulted in anew.
+    """
+    pa.default_memory_pool().release_unused()
     weighted = bool(reductions) and reductions[0].skim.weight is not None
     return _concat_skims([r.skim for r in reductions], weighted)
