@@ -181,3 +181,12 @@ def test_one_reduction_thread_on_a_dask_worker():
     assert _reduction_threads() == default_workers()
     with dask_client("local", 1) as client:
         assert client.submit(_reduction_threads, pure=False).result() == 1
+
+
+def test_null_in_an_integer_column_is_a_bad_row(tmp_path, scheme):
+    table = _table(500, 8)
+    pt = pa.array([None] + [40] * 499, pa.int32())
+    path = _write(tmp_path / "int.parquet", table.set_column(table.schema.get_field_index("mu1_pt"), "mu1_pt", pt))
+    red = reduce_file(path, scheme, WINDOW, None)
+    assert red.bad_by_column == {"mu1_pt": 1} and red.n_bad == 1
+    assert red.n_read == 500 == red.n_bad + red.n_outside_window + red.n_outside_categories + len(red.skim)
