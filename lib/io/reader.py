@@ -134,8 +134,9 @@ def reduce_file(
     _check_schema(path, parquet.schema_arrow, columns)
 
     threads = threads or _reduction_threads()
+    weighted = weight_column is not None
     reduce_chunk = partial(_reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column)
-    parts: list[_Part] = []
+    batch_parts: list[_Part] = []
     n_read = 0
     try:
         with ThreadPoolExecutor(threads) as pool:
@@ -144,12 +145,12 @@ def reduce_file(
                 n_read += batch.num_rows
                 arrays = {c: _column_values(batch.column(c)) for c in columns}
                 current = [pool.submit(reduce_chunk, chunk) for chunk in _chunks(arrays, batch.num_rows)]
-                parts += [f.result() for f in previous]
+                batch_parts += _batch_part(previous, weighted)
                 previous = current
-            parts += [f.result() for f in previous]
+            batch_parts += _batch_part(previous, weighted)
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"{path}: read failed, file truncated or corrupt ({type(err).__name__})") from err
-    return _file_reduction(path, parts, n_read, weighted=weight_column is not None)
+    return _file_reduction(path, _merge_parts(batch_parts, weighted), n_read)
 
 
 def _column_values(column: pa.Array) -> np.ndarray:
@@ -243,24 +244,40 @@ def _column_is_clean(col: str, values: np.ndarray) -> bool:
     return bool(np.isfinite(low) and np.isfinite(high))
 
 
-def _file_reduction(path: Path, parts: list[_Part], n_read: int, weighted: bool) -> FileReduction:
-    """Sum the chunks' counts, warn about bad rows once per file, and concatenate the chunks' skims."""
+def _batch_part(chunks: list[Future[_Part]], weighted: bool) -> list[_Part]:
+    """The merged part of one batch's chunks once they are done, or nothing before the first batch."""
+    return [_merge_parts([f.result() for f in chunks], weighted)] if chunks else []
+
+
+def _merge_parts(parts: list[_Part], weighted: bool) -> _Part:
+    """One part from several in order: skims concatenated, counts summed.
+
+    A batch's chunks are merged as soon as the batch is done, so their many small arrays are freed
+    and their memory re-used by the next batch's chunks; kept until the end of the file, they made
+    the heap grow and more than tripled the page faults (at 20 M events, 1 s of kernel time in 3 s).
+    """
+    if len(parts) == 1:
+        return parts[0]
     bad_by_column: dict[str, int] = {}
     for part in parts:
         for col, n in part.bad_by_column.items():
             bad_by_column[col] = bad_by_column.get(col, 0) + n
-    n_bad = sum(p.n_bad for p in parts)
-    if bad_by_column:
-        detail = ", ".join(f"{c}: {n}" for c, n in sorted(bad_by_column.items()))
-        log.warning("%s: dropped %d rows with NaN/inf or non-positive values (%s)", path, n_bad, detail)
-    return FileReduction(
-        str(path),
+    return _Part(
         _concat_skims([p.skim for p in parts], weighted),
-        n_read,
-        n_bad,
+        sum(p.n_bad for p in parts),
         sum(p.n_outside_window for p in parts),
         sum(p.n_outside_categories for p in parts),
         bad_by_column,
+    )
+
+
+def _file_reduction(path: Path, part: _Part, n_read: int) -> FileReduction:
+    """The file's reduction from its merged part, with one warning for all its bad rows."""
+    if part.bad_by_column:
+        detail = ", ".join(f"{c}: {n}" for c, n in sorted(part.bad_by_column.items()))
+        log.warning("%s: dropped %d rows with NaN/inf or non-positive values (%s)", path, part.n_bad, detail)
+    return FileReduction(
+        str(path), part.skim, n_read, part.n_bad, part.n_outside_window, part.n_outside_categories, part.bad_by_column
     )
 
 
@@ -272,7 +289,7 @@ def _concat_skims(skims: list[Skim], weighted: bool) -> Skim:
         np.concatenate([s.category for s in skims]),
         np.concatenate([s.mass for s in skims]),
         np.concatenate([s.sigma_pred for s in skims]),
-        np.concatenate([s.weight for s in skims]) if weighted else None,  # type: ignore[misc]
+        np.concatenate([s.weight for s in skims]) if weighted else None,
     )
 
 
