@@ -169,7 +169,30 @@ def run_fits(executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | N
             log.error("category %s: %s", name, res.reason)
         elif not res.ok:
             log.warning("category %s: fit failed after %d attempt(s): %s", name, len(res.attempts), res.reason)
+    cross_check_on_cpu(executor, jobs, dict(zip(names, results)))
     return dict(zip(names, results))
+
+
+def cross_check_on_cpu(executor: TaskExecutor, jobs: Sequence[FitJob], results: dict[str, FitResult | TaskCrash]) -> FitResult | None:
+    """When the fits ran on a backend other than ``cpu``, refit the first fitted category on ``cpu`` and log both.
+
+    RooFit's CUDA backend gave wrong fits in LCG 106/107 (ROOT issue 18039): one category fitted
+    both ways shows, in the log of every such run, whether this installation can be trusted.
+    Returns the ``cpu`` fit (None when there was nothing to compare).
+    """
+    from lib.fitting.runner import backend_agreement, reference_fit
+
+    first = next((j for j in jobs if isinstance(results.get(j.task.name), FitResult)), None)
+    if first is None or first.task.nominal.backend == "cpu":
+        return None
+    result = results[first.task.name]
+    (ref,) = executor.map(reference_fit, [first.task], [f"{first.task.name}-cpu"])
+    if isinstance(ref, TaskCrash):
+        log.warning("%s: the cpu cross-check of backend %s crashed: %s", first.task.name, first.task.nominal.backend, ref.reason)
+        return None
+    agree, message = backend_agreement(result, ref)  # type: ignore[arg-type]
+    log.log(logging.INFO if agree else logging.WARNING, "cross-check: %s", message)
+    return ref
 
 
 def _crash_row(crash: TaskCrash, n_events: int) -> dict[str, object]:

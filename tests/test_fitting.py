@@ -343,3 +343,24 @@ def test_restart_starts_inside_limits_and_freezes_named_parameters(config: Confi
     assert _restarted(restart, None) is restart
     unfitted = _Outcome(attempt, None, fitted=False)
     assert _restarted(restart, unfitted) is restart
+
+
+@pytest.mark.root
+def test_non_cpu_run_is_cross_checked_on_cpu(root, config: Config, caplog):
+    """Fits on another backend (legacy here, CUDA on a GPU node) get their first category refitted on cpu and logged."""
+    from lib.executor import InlineExecutor
+    from lib.fit_step import FitJob, run_fits
+
+    masses = z_sample(np.random.default_rng(18), 20_000, 1.5)
+    spec = fixed_tails_spec(resolve_fit_spec(config, "30-45_OO", binned=True, backend="legacy"))
+    jobs = [FitJob(make_task(config, "30-45_OO", masses, spec, 1.3, retries=False), None, "")]
+    with caplog.at_level("INFO", logger="lib.fit_step"):
+        results = run_fits(InlineExecutor(), jobs)
+    assert results["30-45_OO"].backend == "legacy"
+    assert "cross-check: 30-45_OO: backend legacy agrees with cpu" in caplog.text
+
+    caplog.clear()
+    cpu_jobs = [FitJob(make_task(config, "30-45_OO", masses, spec.model_copy(update={"backend": "cpu"}), 1.3, retries=False), None, "")]
+    with caplog.at_level("INFO", logger="lib.fit_step"):
+        run_fits(InlineExecutor(), cpu_jobs)
+    assert "cross-check" not in caplog.text

@@ -23,7 +23,7 @@ from lib.errors import FitError
 from lib.fitting.backend import require_backend
 from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
 
-__all__ = ["FitTask", "fit_category", "cross_check_backend"]
+__all__ = ["FitTask", "fit_category", "cross_check_backend", "reference_fit", "backend_agreement", "with_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -368,30 +368,43 @@ def fit_category(task: FitTask) -> FitResult:
     return result
 
 
+def with_backend(task: FitTask, backend: str) -> FitTask:
+    """``task`` with every attempt evaluated by ``backend``."""
+
+    def swap(spec: FitSpec) -> FitSpec:
+        return spec.model_copy(update={"backend": backend})
+
+    return dataclasses.replace(task, nominal=swap(task.nominal), retries=tuple(map(swap, task.retries)))
+
+
+def reference_fit(task: FitTask, reference: str = "cpu") -> FitResult:
+    """Module-level worker entry: ``task`` fitted again with the ``reference`` backend."""
+    return fit_category(with_backend(task, reference))
+
+
+def backend_agreement(result: FitResult, ref: FitResult, max_shift: float = 0.2) -> tuple[bool, str]:
+    """Whether two backends found the same minimum (same attempt, sigma within ``max_shift`` errors), and a log line."""
+    scale = max(result.fit_err, ref.fit_err)
+    shift = abs(result.fit_val - ref.fit_val)
+    if ref.label != result.label or not shift <= max_shift * scale:
+        return False, (
+            f"{result.name}: backend {result.backend} gives sigma {result.fit_val:.5f}+-{result.fit_err:.5f} ({result.label}), "
+            f"{ref.backend} gives {ref.fit_val:.5f}+-{ref.fit_err:.5f} ({ref.label}): backends disagree"
+        )
+    return True, f"{result.name}: backend {result.backend} agrees with {ref.backend} (shift {shift:.2g} GeV)"
+
+
 def cross_check_backend(task: FitTask, result: FitResult, reference: str = "cpu", max_shift: float = 0.2) -> FitResult:
     """Refit ``task`` with the ``reference`` backend; warn when sigma moves by more than ``max_shift`` errors.
 
     Backends have been wrong before (ROOT issue 21159: ``cpu`` vs ``legacy`` for an FFT
     convolution inside a RooAddPdf; 18039: CUDA fits in LCG 106/107), and the same data and model
-    must give the same minimum whatever evaluates them. Use it on one category, e.g. to validate
-    a CUDA run against ``cpu``.
+    must give the same minimum whatever evaluates them.
 
     Returns:
         The reference fit, for the caller to log or store.
     """
-
-    def swap(spec: FitSpec) -> FitSpec:
-        return spec.model_copy(update={"backend": reference})
-
-    ref = fit_category(dataclasses.replace(task, nominal=swap(task.nominal), retries=tuple(map(swap, task.retries))))
-    scale = max(result.fit_err, ref.fit_err)
-    shift = abs(result.fit_val - ref.fit_val)
-    if ref.label != result.label or not shift <= max_shift * scale:
-        log.warning(
-            "%s: backend %s gives sigma %.5f+-%.5f (%s), %s gives %.5f+-%.5f (%s): backends disagree",
-            task.name, result.backend, result.fit_val, result.fit_err, result.label,
-            reference, ref.fit_val, ref.fit_err, ref.label,
-        )  # fmt: skip
-    else:
-        log.info("%s: backend %s agrees with %s (shift %.2g GeV)", task.name, result.backend, reference, shift)
+    ref = reference_fit(task, reference)
+    agree, message = backend_agreement(result, ref, max_shift)
+    log.log(logging.INFO if agree else logging.WARNING, message)
     return ref
