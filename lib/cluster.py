@@ -36,8 +36,10 @@ def dask_client(
     # A worker that dies twice on a task (e.g. ROOT segfault) gives up on it instead of killing the run.
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         if mode == "local":
+            # ":0": any free port for the scheduler's HTTP endpoints; with the default 8787 taken by
+            # another cluster on the node, distributed leaks the probing socket before falling back.
             with LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
             ) as cluster, Client(cluster) as client:
                 log.info("local Dask cluster with %d worker processes", workers)
                 yield client
