@@ -115,9 +115,15 @@ class CategoryScheme:
 
 
 def _digitize(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
-    """Bin index for [lo, hi) bins, -1 outside (NaN included)."""
-    idx = np.searchsorted(np.asarray(edges), values, side="right") - 1
-    outside = (idx < 0) | (idx >= len(edges) - 1) | ~np.isfinite(values)
-    idx[outside] = -1
+    """Bin index for [lo, hi) bins, -1 outside (NaN included).
+
+    Counting the edges at or below each value is the same as ``searchsorted(side="right") - 1``
+    for a handful of edges, at half its cost (this is the reader's hottest line): NaN passes no
+    edge, and a value at or beyond the last edge is outside.
+    """
+    idx = np.full(np.shape(values), -1, dtype=np.intp)
+    for edge in np.asarray(edges, dtype=np.float64):
+        idx += values >= edge
+    idx[idx >= len(edges) - 1] = -1
     return idx
 
