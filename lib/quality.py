@@ -12,7 +12,7 @@ import math
 from lib.config import QualityConfig
 from lib.fitting.result import AttemptRecord
 
-__all__ = ["at_limit", "evaluate_gates", "shape_mismodelling"]
+__all__ = ["at_limit", "evaluate_gates", "shape_mismodelling", "covariance_failed"]
 
 FULL_ACCURATE_COVARIANCE = 3
 
@@ -51,6 +51,17 @@ def shape_mismodelling(attempt: AttemptRecord) -> float:
     if attempt.n_bins <= 0 or attempt.n_events <= 0 or not math.isfinite(attempt.chi2_ndf):
         return math.nan
     return math.sqrt(max(attempt.chi2_ndf - 1.0, 0.0) / (attempt.n_events / attempt.n_bins))
+
+
+def covariance_failed(attempt: AttemptRecord) -> bool:
+    """Whether Minuit/Hesse failed (status, covariance quality or sigma error), as opposed to the model.
+
+    Restarting at the same minimum can repair a failed Hesse matrix but cannot change chi2, the
+    peak offset or sigma itself, so the ladder skips such rungs when only the model failed.
+    """
+    bad_steps = any(code != 0 for _, code in attempt.status_history)
+    bad_error = not (math.isfinite(attempt.sigma_err) and attempt.sigma_err > 0)
+    return attempt.status != 0 or bad_steps or attempt.cov_qual != FULL_ACCURATE_COVARIANCE or bad_error
 
 
 _EXAMPLE = AttemptRecord(

@@ -364,3 +364,20 @@ def test_non_cpu_run_is_cross_checked_on_cpu(root, config: Config, caplog):
     with caplog.at_level("INFO", logger="lib.fit_step"):
         run_fits(InlineExecutor(), cpu_jobs)
     assert "cross-check" not in caplog.text
+
+
+@pytest.mark.root
+def test_restart_rungs_are_skipped_when_only_the_model_failed(root, config: Config):
+    """A converged fit failing only a model gate (here an impossible peak-offset limit) skips the restart rungs."""
+    from lib.fitting.runner import FitTask, fit_category
+
+    masses = z_sample(np.random.default_rng(19), 20_000, 1.5)
+    spec = fixed_tails_spec(resolve_fit_spec(config, "30-45_OO", binned=True))
+    strict = config.fit.quality.model_copy(update={"max_peak_offset_gev": 1e-6})
+    ladder = tuple(retry_specs(config, spec, 1.3))
+    result = fit_category(FitTask("30-45_OO", masses, None, spec, ladder, 1.3, strict))
+    assert not result.ok and "peak offset" in result.reason
+    tried = [a.label for a in result.attempts]
+    restart_labels = {s.label for s in ladder if s.start_from_previous or s.freeze_from_previous}
+    assert restart_labels and not restart_labels & set(tried)
+    assert len(tried) == 1 + len(ladder) - len(restart_labels)

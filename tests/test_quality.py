@@ -101,3 +101,16 @@ def test_z_core_far_from_the_peak_fails_only_for_offset_means():
     assert "peak offset mean=-1.4 GeV beyond +-1 GeV" in failure
     # A Higgs fit's mean is the absolute mass, not an offset.
     assert evaluate_gates(attempt(params=(ParamResult("mean", 125.2, 0.05, 120.2, 130.2, False, False),)), gated, MEDIAN) == []
+
+
+@pytest.mark.parametrize(
+    "changes,failed",
+    [({}, False), ({"status": 1}, True), ({"cov_qual": 2}, True), ({"sigma_err": 0.0}, True),
+     ({"status_history": (("MIGRAD", 0), ("HESSE", 300))}, True), ({"chi2_ndf": 99.0}, False)],
+)  # fmt: skip
+def test_covariance_failed_tells_minimiser_from_model(changes, failed):
+    from dataclasses import replace
+
+    from lib.quality import _EXAMPLE, covariance_failed
+
+    assert covariance_failed(replace(_EXAMPLE, **changes)) is failed

@@ -299,7 +299,9 @@ def _restarted(spec: FitSpec, previous: _Outcome | None) -> FitSpec:
 def fit_category(task: FitTask) -> FitResult:
     """Fit one category: the nominal spec, then each retry until an attempt passes every gate.
 
-    Every attempt is recorded. When none passes, the result carries the attempt with the fewest
+    Every attempt made is recorded; a rung that restarts at (or fixes parameters at) the best
+    minimum so far is skipped when that minimum failed only model gates, which a restart cannot
+    change (``lib.quality.covariance_failed``). When none passes, the result carries the attempt with the fewest
     gate failures (the earliest among equals), ``ok=False`` and those failures as ``reason``; an
     attempt whose range holds no events is recorded as failed with "no events in fit range"
     instead of raising, so a category can never stop a run.
@@ -325,7 +327,11 @@ def fit_category(task: FitTask) -> FitResult:
     outcomes: list[_Outcome] = []
     for index, spec in enumerate(specs):
         if spec.start_from_previous or spec.freeze_from_previous:
-            spec = _restarted(spec, _best(outcomes))
+            best = _best(outcomes)
+            if best is not None and best.fitted and not gates.covariance_failed(best.record):
+                log.debug("%s: skipping '%s': only the model failed, a restart at its minimum cannot help", task.name, spec.label)
+                continue
+            spec = _restarted(spec, best)
         outcomes.append(_run_attempt(task, spec, index, masses, weights))
         if outcomes[-1].record.passed:
             break
