@@ -13,25 +13,14 @@ from lib.errors import InputError
 from lib.io.reader import find_files, merge_reductions, reduce_file
 from lib.medians import compute_medians, split_by_category
 from lib.resolution import sigma_pred
+from tests.helpers_tables import random_stage1_table
 
 WINDOW = (75.0, 105.0)
 
 
 def _table(n: int, seed: int, weights: bool = False) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    cols = {
-        "mu1_pt": rng.uniform(31, 150, n),
-        "mu1_ptErr": rng.uniform(0.3, 3.0, n),
-        "mu1_eta": rng.uniform(-2.39, 2.39, n),
-        "mu2_pt": rng.uniform(21, 60, n),
-        "mu2_ptErr": rng.uniform(0.2, 1.5, n),
-        "mu2_eta": rng.uniform(-2.39, 2.39, n),
-        "dimuon_mass": rng.uniform(70, 110, n),
-        "unrelated": rng.normal(size=n),
-    }
-    if weights:
-        cols["wgt_nominal"] = rng.uniform(0.5, 1.5, n)
-    return pa.table({k: pa.array(v.astype(np.float32)) for k, v in cols.items()})
+    """Events over 70-110 GeV (some outside the window) with a column the reader must ignore."""
+    return random_stage1_table(n, seed, unrelated=True, weights=weights)
 
 
 def _write(path: Path, table: pa.Table, row_group: int = 1000) -> Path:

@@ -25,6 +25,7 @@ from lib.io.cache import inputs_fingerprint
 from lib.io.reader import FileReduction
 from lib.io.tables import read_csv, write_csv
 from lib.pipeline import _reduce_or_skip_task
+from tests.helpers_tables import random_stage1_table
 
 YEAR = "2018"
 FAST = ["--no-dask-client", "--workers", "0", "--no-plots"]
@@ -32,17 +33,7 @@ FAST = ["--no-dask-client", "--workers", "0", "--no-plots"]
 
 def _table(n: int = 3000, seed: int = 1) -> pa.Table:
     """Events spread over every category, mostly inside the Z window."""
-    rng = np.random.default_rng(seed)
-    cols = {
-        "mu1_pt": rng.uniform(31, 150, n),
-        "mu1_ptErr": rng.uniform(0.3, 3.0, n),
-        "mu1_eta": rng.uniform(-2.39, 2.39, n),
-        "mu2_pt": rng.uniform(21, 60, n),
-        "mu2_ptErr": rng.uniform(0.2, 1.5, n),
-        "mu2_eta": rng.uniform(-2.39, 2.39, n),
-        "dimuon_mass": rng.uniform(76, 104, n),
-    }
-    return pa.table({k: pa.array(v.astype(np.float32)) for k, v in cols.items()})
+    return random_stage1_table(n, seed, mass_range=(76.0, 104.0))
 
 
 def _write(root: Path, name: str, table: pa.Table) -> Path:
