@@ -106,4 +106,5 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
         rax.set_ylabel("Pull")
         rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
         fig.align_ylabels([ax, rax])
-    return save_figure(fig, path_stem)
+        fig.subplots_adjust(left=0.13, right=0.95, top=0.95, bottom=0.08)
+    return save_figure(fig, path_stem, tight=False)
