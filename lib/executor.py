@@ -107,12 +107,24 @@ class InlineExecutor:
 
 
 class ProcessExecutor:
-    """A local pool of long-lived worker processes (forkserver: children never inherit ROOT/threads)."""
+    """A local pool of worker processes forked from a clean server (no threads, no RooFit objects).
 
-    def __init__(self, workers: int, task_timeout_s: float | None = None) -> None:
+    ``preload`` names modules the forkserver imports before forking (e.g. ROOT's libraries), so
+    workers start warm; ``start()`` launches that server early, to load them while other work runs.
+    """
+
+    def __init__(self, workers: int, task_timeout_s: float | None = None, preload: Sequence[str] = ()) -> None:
         self.workers = max(1, workers)
         self.task_timeout_s = task_timeout_s
         self._context = multiprocessing.get_context("forkserver")
+        if preload:
+            self._context.set_forkserver_preload(["__main__", *preload])
+
+    def start(self) -> None:
+        """Start the forkserver (and its preloading) now; the first pool then forks at once."""
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
     def map(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",

@@ -37,6 +37,8 @@ __all__ = ["run", "YearSummary", "SkimSource", "MEDIAN_CSV", "FACTOR_CSV", "exec
 
 log = logging.getLogger(__name__)
 
+# Modules the fit workers' forkserver imports before forking them: ROOT's libraries, loaded once.
+FIT_WORKER_PRELOAD = ("lib.fitting.warm",)
 MEDIAN_CSV = "median_for_cats.csv"
 FACTOR_CSV = "calibration_factors.csv"
 
@@ -74,9 +76,12 @@ def executors(options: RunOptions) -> Iterator[Executors]:
             client = stack.enter_context(dask_client(options.dask_mode, workers, options.scheduler, options.gateway))
             dask = DaskExecutor(client)
             yield Executors(dask, dask)
+        elif options.workers == 0:
+            yield Executors(InlineExecutor(), InlineExecutor())
         else:
-            fit_exec: TaskExecutor = InlineExecutor() if options.workers == 0 else ProcessExecutor(workers, task_timeout_s=600)
-            yield Executors(InlineExecutor(), fit_exec)
+            pool = ProcessExecutor(workers, task_timeout_s=600, preload=FIT_WORKER_PRELOAD)
+            pool.start()  # loads ROOT in the workers' forkserver while the files are read
+            yield Executors(InlineExecutor(), pool)
 
 
 def _reduce_task(args: tuple) -> object:

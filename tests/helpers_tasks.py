@@ -11,3 +11,10 @@ def square_or_crash(value: int) -> int:
     if value == -1:
         os.kill(os.getpid(), signal.SIGSEGV)
     return value * value
+
+
+def module_loaded(name: str) -> bool:
+    """Whether ``name`` was imported in this worker before the task ran (e.g. by the forkserver's preload)."""
+    import sys
+
+    return name in sys.modules

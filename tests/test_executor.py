@@ -76,3 +76,24 @@ def test_dask_progress_silent_unless_forced(monkeypatch, capsys, caplog):
     err = capsys.readouterr().err
     assert "\rfiles: 1/5 (" in err and "\rfiles: 5/5 (" in err
     assert len(re.findall(r"files: 5/5 done in", caplog.text)) == 2
+
+
+def test_forkserver_preload_reaches_the_workers(tmp_path):
+    """Workers forked after ``start()`` already hold the preloaded module (a fresh interpreter: one forkserver per process)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "from lib.executor import ProcessExecutor\n"
+        "from tests.helpers_tasks import module_loaded\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessExecutor(2, preload=('json.tool',))\n"
+        "    pool.start()\n"
+        "    print(pool.map(module_loaded, ['json.tool', 'http.server'], ['a', 'b']))\n"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=repo, env={"PYTHONPATH": str(repo)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[True, False]"
