@@ -80,7 +80,8 @@ def executors(options: RunOptions) -> Iterator[Executors]:
             yield Executors(InlineExecutor(), InlineExecutor())
         else:
             pool = ProcessExecutor(workers, task_timeout_s=600, preload=FIT_WORKER_PRELOAD)
-            pool.start()  # loads ROOT in the workers' forkserver while the files are read
+            if options.closure_test or options.steps in ("all", "step1"):
+                pool.start()  # loads ROOT in the workers' forkserver while the files are read
             yield Executors(InlineExecutor(), pool)
 
 
