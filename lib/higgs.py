@@ -34,9 +34,10 @@ def _signal_skim(options: RunOptions, config: Config, scheme: CategoryScheme, ye
     root = Path(options.input_path) if options.input_path else Path(config.input.stage1_path)
     files = find_files(root, config.input.signal_glob, year)
     tasks = [(str(f), scheme, config.higgs.read_window_gev, config.input.weight_column, config.input.batch_rows) for f in files]
-    from lib.pipeline import _reduce_task
+    from lib.pipeline import _reduce_task, crashed_reads_as_messages
 
-    return merge_reductions(execs.reduce.map(_reduce_task, tasks, [f.name for f in files], progress="signal files"))
+    results = execs.reduce.map(_reduce_task, tasks, [f.name for f in files], progress="signal files")
+    return merge_reductions(crashed_reads_as_messages(files, results, skip=False))
 
 
 def run_higgs_validation(

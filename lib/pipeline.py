@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pyarrow as pa
 
@@ -113,6 +113,26 @@ class SkimSource:
     skipped: tuple[str, ...] = ()
 
 
+def crashed_reads_as_messages(files: Sequence[Path], results: list[object], skip: bool) -> list[object]:
+    """Turn a file whose reading process died (a ``TaskCrash``) into a skip message, or a one-line error.
+
+    A worker killed while reading (a segfault in a damaged file, the node's OOM killer) must not
+    reach the merge as a result; with --skip-bad-files it is skipped like any damaged file.
+
+    Raises:
+        InputError: a reading process died and files are not to be skipped.
+    """
+    out: list[object] = []
+    for path, result in zip(files, results):
+        if isinstance(result, TaskCrash):
+            message = f"{path}: the process reading it died ({result.reason})"
+            if not skip:
+                raise InputError(message + "; re-run, or pass --skip-bad-files to go on without it")
+            result = message
+        out.append(result)
+    return out
+
+
 def _separate_skipped(files: list[Path], results: list[FileReduction | str]) -> tuple[list[FileReduction], list[str]]:
     """Split reductions from skipped files, warning per file and in total, so no skip goes unnoticed.
 
@@ -155,7 +175,8 @@ def load_skim(
     start = time.monotonic()
     tasks = [(str(f), scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows) for f in files]
     task = _reduce_or_skip_task if options.skip_bad_files else _reduce_task
-    reductions, skipped = _separate_skipped(files, execs.reduce.map(task, tasks, [f.name for f in files], progress="files"))
+    results = execs.reduce.map(task, tasks, [f.name for f in files], progress="files")
+    reductions, skipped = _separate_skipped(files, crashed_reads_as_messages(files, results, options.skip_bad_files))
     skim = merge_reductions(reductions)
     n_read = sum(r.n_read for r in reductions)
     n_bad = sum(r.n_bad for r in reductions)
