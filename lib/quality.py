@@ -53,15 +53,27 @@ def shape_mismodelling(attempt: AttemptRecord) -> float:
     return math.sqrt(max(attempt.chi2_ndf - 1.0, 0.0) / (attempt.n_events / attempt.n_bins))
 
 
+def _minimiser_failures(attempt: AttemptRecord) -> list[str]:
+    """The gates Minuit/Hesse decide: fit status of every step, covariance quality, a usable sigma error."""
+    failures: list[str] = []
+    bad_steps = [f"{label}={code}" for label, code in attempt.status_history if code != 0]
+    if attempt.status != 0 or bad_steps:
+        detail = f" ({', '.join(bad_steps)})" if bad_steps else ""
+        failures.append(f"fit status {attempt.status}{detail}, 0 required")
+    if attempt.cov_qual != FULL_ACCURATE_COVARIANCE:
+        failures.append(f"covariance quality {attempt.cov_qual}, {FULL_ACCURATE_COVARIANCE} (full, accurate) required")
+    if not (math.isfinite(attempt.sigma_err) and attempt.sigma_err > 0):
+        failures.append(f"sigma error {attempt.sigma_err:g} is not a positive finite number")
+    return failures
+
+
 def covariance_failed(attempt: AttemptRecord) -> bool:
     """Whether Minuit/Hesse failed (status, covariance quality or sigma error), as opposed to the model.
 
     Restarting at the same minimum can repair a failed Hesse matrix but cannot change chi2, the
     peak offset or sigma itself, so the ladder skips such rungs when only the model failed.
     """
-    bad_steps = any(code != 0 for _, code in attempt.status_history)
-    bad_error = not (math.isfinite(attempt.sigma_err) and attempt.sigma_err > 0)
-    return attempt.status != 0 or bad_steps or attempt.cov_qual != FULL_ACCURATE_COVARIANCE or bad_error
+    return bool(_minimiser_failures(attempt))
 
 
 _EXAMPLE = AttemptRecord(
@@ -93,15 +105,7 @@ def evaluate_gates(
     Returns:
         One line per failed gate, in the order above.
     """
-    failures: list[str] = []
-    bad_steps = [f"{label}={code}" for label, code in attempt.status_history if code != 0]
-    if attempt.status != 0 or bad_steps:
-        detail = f" ({', '.join(bad_steps)})" if bad_steps else ""
-        failures.append(f"fit status {attempt.status}{detail}, 0 required")
-    if attempt.cov_qual != FULL_ACCURATE_COVARIANCE:
-        failures.append(f"covariance quality {attempt.cov_qual}, {FULL_ACCURATE_COVARIANCE} (full, accurate) required")
-    if not (math.isfinite(attempt.sigma_err) and attempt.sigma_err > 0):
-        failures.append(f"sigma error {attempt.sigma_err:g} is not a positive finite number")
+    failures = _minimiser_failures(attempt)
     pinned = [p for p in attempt.params if not p.constant and p.at_limit and p.name in quality.limit_gated_params]
     if pinned:
         listed = ", ".join(f"{p.name}={p.value:.4g} in [{p.min:g}, {p.max:g}]" for p in pinned)
