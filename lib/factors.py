@@ -117,8 +117,9 @@ def compute_factors(
         names = ", ".join(scheme.names[i] for i in failed)
         raise GateFailure(f"no good fit for {names}; fix with --fixCat or set step3.failed_fallback")
     rows = dict(good)
+    scatter = neighbour_scatter(scheme, good)
     for index in failed:
-        rows[index] = _fallback_row(scheme, index, good, fits, medians, cfg)
+        rows[index] = _fallback_row(scheme, index, good, scatter, fits, medians, cfg)
     return [rows[i] for i in range(scheme.n_categories)]
 
 
@@ -184,10 +185,12 @@ def _fallback_row(
     scheme: CategoryScheme,
     index: int,
     good: Mapping[int, CategoryFactor],
+    scatter: float,
     fits: Mapping[str, Mapping[str, object]],
     medians: Mapping[str, Mapping[str, object]],
     cfg: Step3Config,
 ) -> CategoryFactor:
+    """The failed category's row: the fallback factor, with ``scatter`` (``neighbour_scatter``) as an error floor."""
     name = scheme.names[index]
     fit, med = fits.get(name, {}), medians.get(name, {})
     if cfg.failed_fallback == "unity":
@@ -199,7 +202,6 @@ def _fallback_row(
         values = [r.calibration_factor for r in usable]
         factor = sum(values) / len(values)
         spread = max(values) - min(values)
-        scatter = neighbour_scatter(scheme, good)
         err = max(spread / 2.0, max(r.calibration_factor_err for r in usable), 0.0 if math.isnan(scatter) else scatter)
         shell = "" if distance == 1 else f"distance {distance}: "
         source = f"fallback:neighbour_average({shell}" + "+".join(r.cat_name for r in usable) + ")"
