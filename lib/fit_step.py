@@ -162,15 +162,14 @@ def run_fits(executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | N
     names = [j.task.name for j in todo]
     results = executor.map(fit_and_plot, list(todo), names, progress="fits", on_result=persist)
     done.update(zip(names, results))
-    names = [j.task.name for j in jobs]
-    results = [done[n] for n in names]
-    for name, res in zip(names, results):
+    results = {j.task.name: done[j.task.name] for j in jobs}
+    for name, res in results.items():
         if isinstance(res, TaskCrash):
             log.error("category %s: %s", name, res.reason)
         elif not res.ok:
             log.warning("category %s: fit failed after %d attempt(s): %s", name, len(res.attempts), res.reason)
-    cross_check_on_cpu(executor, jobs, dict(zip(names, results)))
-    return dict(zip(names, results))
+    cross_check_on_cpu(executor, jobs, results)
+    return results
 
 
 def cross_check_on_cpu(executor: TaskExecutor, jobs: Sequence[FitJob], results: dict[str, FitResult | TaskCrash]) -> FitResult | None:

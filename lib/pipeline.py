@@ -252,12 +252,17 @@ def _prepare_output_dir(out_dir: Path, options: RunOptions, config: Config, step
     return _check_same_configuration(out_dir, options, config)
 
 
+def _top_level_outputs(out_dir: Path) -> list[Path]:
+    """The directory's output files (subdirectories such as plots and hidden caches excluded)."""
+    return [p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+
+
 def _remove_outputs(out_dir: Path) -> None:
     """Delete the top-level outputs of another configuration (after --backup), so none outlives the run.
 
     Caches stay: they are keyed by content, so the new configuration cannot pick up a stale entry.
     """
-    files = [p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    files = _top_level_outputs(out_dir)
     for path in files:
         path.unlink()
     log.warning("--overwrite: removed %d outputs of a different configuration from %s", len(files), out_dir)
@@ -265,7 +270,7 @@ def _remove_outputs(out_dir: Path) -> None:
 
 def _backup(out_dir: Path) -> None:
     """Copy the current top-level outputs into ``backup_<UTC timestamp>/`` before they are replaced."""
-    files = [p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    files = _top_level_outputs(out_dir)
     if not files:
         return
     dest = out_dir / f"backup_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
@@ -290,7 +295,8 @@ def _run_step1(
 ) -> list[str]:  # fmt: skip
     names = [options.fix_cat] if options.fix_cat else scheme.names
     minimum = config.fit.min_events
-    too_few = {n: len(groups[scheme.index_of(n)]) for n in names if len(groups[scheme.index_of(n)]) < minimum}
+    counts = {n: len(groups[scheme.index_of(n)]) for n in names}
+    too_few = {n: count for n, count in counts.items() if count < minimum}
     for name, count in too_few.items():
         log.warning("category %s has %d events (fit.min_events %d): not fitted, step 3 applies its fallback", name, count, minimum)
     to_fit = [n for n in names if n not in too_few]
