@@ -32,19 +32,24 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     """Fit jobs for the sample's categories exactly as step 1 builds them (no plots)."""
     from lib.categories import CategoryScheme
     from lib.config import load_config
+    from lib.executor import InlineExecutor
     from lib.fit_step import build_jobs
-    from lib.io.reader import merge_reductions, reduce_file
-    from lib.medians import compute_medians, split_by_category
+    from lib.histograms import grids_from_config
+    from lib.medians import compute_medians
+    from lib.pipeline import Executors, reduce_files
 
     config = load_config()
     scheme = CategoryScheme.from_config(config.categories)
     files = sorted(root.glob(DATA_GLOB))
-    skim = merge_reductions([reduce_file(p, scheme, config.selection.z_window_gev, None, config.input.batch_rows) for p in files])
-    if max_events is not None and len(skim) > max_events:
-        skim = skim.select(np.arange(len(skim)) < max_events)
-    groups = split_by_category(skim, scheme.n_categories)
-    medians = compute_medians(skim, scheme, config.step2, groups)
-    return build_jobs(config, scheme, skim, groups, medians, names or scheme.names, binned, None, None, "")
+    inline = Executors(InlineExecutor(), InlineExecutor())
+    grids = grids_from_config(config, scheme.n_categories)
+    reduction = reduce_files(
+        files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, grids, not binned, False, ""
+    )
+    if reduction.skim is not None and max_events is not None and len(reduction.skim) > max_events:
+        reduction.skim = reduction.skim.select(np.arange(len(reduction.skim)) < max_events)
+    medians = compute_medians(reduction.histograms, scheme, config.step2)
+    return build_jobs(config, scheme, reduction, medians, names or scheme.names, binned, None, None, "")
 
 
 def run_pool(jobs: list, workers: int) -> tuple[float, list]:

@@ -114,8 +114,9 @@ def ensure_sample(n_events: int) -> Path:
 def time_reading(kind: str, root: Path) -> tuple[float, float]:
     """Wall and CPU seconds to read all files: the 7 columns with pyarrow ("floor"), or the in-process reduction ("reduce").
 
-    "reduce" runs what step 2 runs in-process (one ``reduce_file`` per file in file order, then the
-    merge), so its ratio to the floor is the overhead of the reductions over reading alone.
+    "reduce" runs what binned steps 1-2 run in-process (one ``reduce_file`` per file, histograms
+    only, folded in file order), so its ratio to the floor is the overhead of the reductions over
+    reading alone.
     """
     files = sorted(root.glob(DATA_GLOB))
     if kind == "floor":
@@ -128,13 +129,17 @@ def time_reading(kind: str, root: Path) -> tuple[float, float]:
     else:
         from lib.categories import CategoryScheme
         from lib.config import load_config
-        from lib.io.reader import merge_reductions, reduce_file
+        from lib.executor import InlineExecutor
+        from lib.histograms import grids_from_config
+        from lib.pipeline import Executors, reduce_files
 
         config = load_config()
         scheme = CategoryScheme.from_config(config.categories)
+        inline = Executors(InlineExecutor(), InlineExecutor())
+        grids = grids_from_config(config, scheme.n_categories)
 
         def read() -> None:
-            merge_reductions([reduce_file(p, scheme, config.selection.z_window_gev, None, config.input.batch_rows) for p in files])
+            reduce_files(files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, grids, False, False, "")
 
     wall, cpu = time.monotonic(), time.process_time()
     read()

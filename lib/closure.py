@@ -218,13 +218,14 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
         InputError: no correction JSON to test (run steps 1-3 first or pass --calib-json).
     """
     from lib.correction.writer import correction_filename
-    from lib.pipeline import load_skim
+    from lib.pipeline import load_reduction
 
     json_path = options.calib_json or out_dir / correction_filename(year, options.is_mc, options.nanoaod_v)
     if not Path(json_path).exists():
         raise InputError(f"no calibration JSON {json_path}: run --steps all first or pass --calib-json")
     factors = _factor_array(Path(json_path), scheme)
-    skim, _ = load_skim(options, config, scheme, year, execs, out_dir)
+    reduction, _ = load_reduction(options, config, scheme, year, execs, out_dir, histograms=False, events=True)
+    skim = reduction.skim
     raw = skim.sigma_pred.astype(np.float64)
     calibrated = raw * factors[skim.category]
     only = _parse_bin(options.fix_cat, config.closure.bin_edges_gev) if options.fix_cat else None

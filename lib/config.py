@@ -98,6 +98,17 @@ class Step2Config(_Model):
     seed: int
     hist_range_gev: tuple[float, float]
     hist_bins: int = Field(gt=0)
+    median_grid_gev: tuple[float, float] = Field(description="Range of the log-spaced sigma_pred histogram medians come from.")
+    median_relative_bin_width: float = Field(gt=0.0, le=0.01, description="Its bin width relative to the bin's sigma_pred.")
+
+    _increasing = field_validator("median_grid_gev")(_check_range)
+
+    @field_validator("median_grid_gev")
+    @classmethod
+    def _positive(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not value[0] > 0:
+            raise ValueError(f"median_grid_gev must start above 0 (log-spaced bins), got {list(value)}")
+        return value
 
 
 class ParamSpec(_Model):
@@ -184,6 +195,9 @@ class QualityConfig(_Model):
 class FitConfig(_Model):
     range_gev: tuple[float, float]
     bins: int = Field(gt=10)
+    # Binned fits are made from per-category mass histograms of this bin width over the Z window,
+    # filled while reading; every binned fit's bin edges must fall on it.
+    histogram_bin_gev: float = Field(gt=0.0)
     # Categories with fewer events are not fitted (step 3 applies the fallback).
     min_events: int = Field(default=100, ge=1)
     fft_cache_bins: int = Field(ge=500)
@@ -252,6 +266,28 @@ class Config(_Model):
     step3: Step3Config
     closure: ClosureConfig
 
+    @model_validator(mode="after")
+    def _fit_bins_on_histogram_grid(self) -> "Config":
+        """Binned fits are sums of the histogram bins filled while reading: their edges must be its edges."""
+        window, step = self.selection.z_window_gev, self.fit.histogram_bin_gev
+        if not _on_grid(window[1] - window[0], step):
+            raise ValueError(f"fit.histogram_bin_gev {step:g} must divide the Z window {list(window)}")
+        nominal = (self.fit.range_gev, self.fit.bins)
+        patches = {"fit": FitPatch(range_gev=nominal[0], bins=nominal[1])} | {
+            f"fit.overrides.{k}": p for k, p in self.fit.overrides.items()
+        } | {f"fit.retry_ladder[{i}]": p for i, p in enumerate(self.fit.retry_ladder)}
+        for where, patch in patches.items():
+            lo, hi = patch.range_gev or nominal[0]
+            bins = patch.bins or binned_count(nominal, (lo, hi))
+            if not (window[0] <= lo and hi <= window[1]):
+                raise ValueError(f"{where}: fit range {[lo, hi]} must lie inside selection.z_window_gev {list(window)}")
+            if not (_on_grid(lo - window[0], step) and _on_grid((hi - lo) / bins, step) and (hi - lo) / bins >= step * (1 - 1e-6)):
+                raise ValueError(
+                    f"{where}: {bins} bins over {lo:g}-{hi:g} GeV do not fall on the fit.histogram_bin_gev {step:g} GeV grid"
+                    f" from {window[0]:g} GeV"
+                )
+        return self
+
     def fingerprint(self) -> str:
         """Short stable hash of the whole configuration, recorded in outputs for provenance."""
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -279,6 +315,17 @@ class FitSpec(_Model):
     freeze_from_previous: tuple[str, ...] = ()
 
 
+def _on_grid(length: float, step: float) -> bool:
+    """True when ``length`` is a whole number (zero included) of ``step``s, to rounding."""
+    return abs(length / step - round(length / step)) < 1e-6
+
+
+def binned_count(nominal: tuple[tuple[float, float], int], range_gev: tuple[float, float]) -> int:
+    """Bins over ``range_gev`` with the bin width of the nominal ``(range, bins)``: a narrower range keeps the width."""
+    (lo, hi), bins = nominal
+    return max(1, int(round((range_gev[1] - range_gev[0]) * bins / (hi - lo))))
+
+
 def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None) -> FitSpec:
     params = dict(spec.params)
     for pname, change in patch.params.items():
@@ -295,6 +342,7 @@ def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None)
     update: dict[str, object] = {"params": params}
     if patch.range_gev is not None:
         update["range_gev"] = patch.range_gev
+        update["bins"] = binned_count((spec.range_gev, spec.bins), patch.range_gev)
     if patch.bins is not None:
         update["bins"] = patch.bins
     if patch.background is not None:

@@ -39,9 +39,11 @@ class TaskExecutor(Protocol):
 
     def map(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None,
+        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
-        """``on_result(index, result)`` is called as each task finishes, so callers can persist progress."""
+        """``on_result(index, result)`` is called as each task finishes (a crash as ``TaskCrash``), so callers can
+        persist progress or fold results; ``keep=False`` then drops each result (None in the list), so
+        memory does not grow with the number of tasks."""
         ...
 
 
@@ -93,14 +95,15 @@ class InlineExecutor:
 
     def map(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None,
+        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
         bar = _Progress(progress, len(tasks))
         out = []
         for i, task in enumerate(tasks):
-            out.append(func(task))
+            result = func(task)
             if on_result:
-                on_result(i, out[-1])
+                on_result(i, result)
+            out.append(result if keep else None)
             bar.step()
         bar.finish()
         return out
@@ -128,16 +131,19 @@ class ProcessExecutor:
 
     def map(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None,
+        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
         bar = _Progress(progress, len(tasks))
         results: dict[int, Any] = {}
-        in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, results, bar, on_result)
+        in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, results, bar, on_result, keep)
         for i in in_flight_at_crash:
             log.warning("worker process died while '%s' was running; re-running it alone", names[i])
-            again = self._run_pool(func, tasks, [i], 1, results, bar, on_result)
+            again = self._run_pool(func, tasks, [i], 1, results, bar, on_result, keep)
             if again:
-                results[i] = TaskCrash(names[i], "worker process crashed twice (e.g. a ROOT segfault) or timed out")
+                crash = TaskCrash(names[i], "worker process crashed twice (e.g. a ROOT segfault) or timed out")
+                if on_result:
+                    on_result(i, crash)
+                results[i] = crash if keep else None
                 bar.step()
         bar.finish()
         return [results[i] for i in range(len(tasks))]
@@ -151,6 +157,7 @@ class ProcessExecutor:
         results: dict[int, Any],
         bar: _Progress,
         on_result: Callable[[int, Any], None] | None,
+        keep: bool,
     ) -> list[int]:
         """Run ``indices``; return those whose result was lost to a broken pool or a timeout."""
         lost: list[int] = []
@@ -170,6 +177,8 @@ class ProcessExecutor:
                         continue
                     if on_result:
                         on_result(i, results[i])
+                    if not keep:
+                        results[i] = None
                     bar.step()
                 if self.task_timeout_s and not done and time.monotonic() - started > self.task_timeout_s * len(indices):
                     log.warning("tasks exceeded %.0f s; killing the worker pool", self.task_timeout_s)
@@ -197,7 +206,7 @@ class DaskExecutor:
 
     def map(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None,
+        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
         from distributed import as_completed
 
@@ -215,6 +224,8 @@ class DaskExecutor:
                 results[i] = TaskCrash(names[i], f"Dask worker died running it ({type(err).__name__})")
             if on_result:
                 on_result(i, results[i])
+            if not keep:
+                results[i] = None
             bar.step()
             fut.release()
         bar.finish()

@@ -23,7 +23,8 @@ from lib.executor import TaskCrash, TaskExecutor
 from lib.fitting.result import FitResult
 from lib import __version__
 from lib.io.atomic import atomic_path, write_text_atomic
-from lib.io.reader import Skim
+from lib.errors import CalibrationError
+from lib.io.merge import Reduction
 from lib.io.tables import read_csv, write_csv
 from lib.medians import CategoryMedian
 
@@ -59,8 +60,7 @@ def fit_and_plot(job: FitJob) -> FitResult:
 def build_jobs(
     config: Config,
     scheme: CategoryScheme,
-    skim: Skim,
-    groups: Sequence[np.ndarray],
+    reduction: Reduction,
     medians: Sequence[CategoryMedian],
     names: Sequence[str],
     binned: bool,
@@ -68,36 +68,53 @@ def build_jobs(
     plot_dir: Path | None,
     title_prefix: str,
 ) -> list[FitJob]:
-    """One job per requested category; the largest categories first so the pool stays busy."""
+    """One job per requested category; the largest categories first so the pool stays busy.
+
+    Binned fits get the category's mass histogram filled while reading; unbinned fits its events.
+
+    Raises:
+        CalibrationError: unbinned fits asked of a reduction that kept no events.
+    """
     from lib.fitting.runner import FitTask
 
+    if not binned and reduction.skim is None:
+        raise CalibrationError("unbinned fits need the events, but the reduction kept only histograms")
+    groups = reduction.skim.by_category(scheme.n_categories) if not binned else None  # type: ignore[union-attr]
     jobs = []
     for name in names:
         index = scheme.index_of(name)
-        idx = groups[index]
         median = medians[index].median_val_NonCal
         nominal: FitSpec = resolve_fit_spec(config, name, binned, backend)
+        masses = weights = histogram = None
+        if groups is not None:
+            skim, idx = reduction.skim, groups[index]
+            masses = np.ascontiguousarray(skim.mass[idx])  # type: ignore[union-attr]
+            weights = None if skim.weight is None else np.ascontiguousarray(skim.weight[idx])  # type: ignore[union-attr]
+        else:
+            histogram = reduction.histograms.category_mass(index)  # type: ignore[union-attr]
         task = FitTask(
             name=name,
-            masses=np.ascontiguousarray(skim.mass[idx]),
-            weights=None if skim.weight is None else np.ascontiguousarray(skim.weight[idx]),
+            masses=masses,
+            weights=weights,
             nominal=nominal,
             retries=tuple(retry_specs(config, nominal, median if np.isfinite(median) else None)),
             median_sigma_pred=float(median),
             quality=config.fit.quality,
+            histogram=histogram,
         )
         stem = None if plot_dir is None else plot_dir / f"fit_{name}"
         jobs.append(FitJob(task, stem, f"{title_prefix} {name}"))
-    return sorted(jobs, key=lambda j: -len(j.task.masses))
+    return sorted(jobs, key=lambda j: -j.task.n_events)
 
 
 def job_key(job: FitJob) -> str:
-    """Hash of everything that determines a fit's result: the events, weights, specs, gates, tool version."""
+    """Hash of everything that determines a fit's result: the events or histogram, weights, specs, gates, tool version."""
     task = job.task
     digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(task.masses).tobytes())
-    if task.weights is not None:
-        digest.update(np.ascontiguousarray(task.weights).tobytes())
+    arrays = (task.masses, task.weights) if task.histogram is None else vars(task.histogram).values()
+    for array in arrays:
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).tobytes())
     meta = {
         "specs": [s.model_dump(mode="json") for s in (task.nominal, *task.retries)],
         "median": task.median_sigma_pred,

@@ -18,7 +18,7 @@ from lib.config import ClosureConfig, Config, higgs_fit_spec, retry_specs
 from lib.executor import TaskExecutor
 from lib.fit_step import FitJob, fit_and_plot
 from lib.io.atomic import write_text_atomic
-from lib.io.reader import find_files, merge_reductions
+from lib.io.reader import find_files
 from lib.io.tables import write_csv
 from lib.options import RunOptions
 from lib.resolution import weighted_median
@@ -33,11 +33,13 @@ HIGGS_CSV = "higgs_validation_resolutionBinning.csv"
 def _signal_skim(options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: object):
     root = Path(options.input_path) if options.input_path else Path(config.input.stage1_path)
     files = find_files(root, config.input.signal_glob, year)
-    tasks = [(str(f), scheme, config.higgs.read_window_gev, config.input.weight_column, config.input.batch_rows) for f in files]
-    from lib.pipeline import _reduce_task, crashed_reads_as_messages
+    from lib.pipeline import reduce_files
 
-    results = execs.reduce.map(_reduce_task, tasks, [f.name for f in files], progress="signal files")
-    return merge_reductions(crashed_reads_as_messages(files, results, skip=False))
+    reduction = reduce_files(
+        files, execs, scheme, config.higgs.read_window_gev, config.input.weight_column, config.input.batch_rows,
+        grids=None, events=True, skip_bad_files=False, progress="signal files",
+    )  # fmt: skip
+    return reduction.skim
 
 
 def run_higgs_validation(

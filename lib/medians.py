@@ -1,4 +1,8 @@
-"""Step 2: per-category median of the predicted resolution, its uncertainty, counts and histograms."""
+"""Step 2: per-category median of the predicted resolution, its uncertainty, counts and histograms.
+
+Everything comes from the per-category sigma_pred histograms filled while reading
+(``lib.histograms``), so step 2 needs no per-event data and its memory does not grow with events.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,14 @@ import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.config import Step2Config
-from lib.io.reader import Skim
-from lib.resolution import median_error_bootstrap, median_error_order_statistic, weighted_median
+from lib.errors import InputError
+from lib.histograms import CategoryHistograms, histogram_quantiles
 
-__all__ = ["CategoryMedian", "split_by_category", "compute_medians", "sigma_pred_histograms"]
+__all__ = ["CategoryMedian", "compute_medians", "sigma_pred_histograms", "median_error_bootstrap_histogram"]
+
+# The bootstrap resamples only the bins within this many standard errors of the median (the rest
+# in two totals): the resampled median never leaves them, and 300 resamples stay cheap.
+BOOTSTRAP_WINDOW_ERRORS = 10.0
 
 
 @dataclass(frozen=True)
@@ -28,51 +36,83 @@ class CategoryMedian:
         return asdict(self)
 
 
-def split_by_category(skim: Skim, n_categories: int) -> list[np.ndarray]:
-    """Event indices of each category, in file order within a category (one stable sort)."""
-    order = np.argsort(skim.category, kind="stable")
-    bounds = np.searchsorted(skim.category[order], np.arange(n_categories + 1))
-    return [order[bounds[i] : bounds[i + 1]] for i in range(n_categories)]
+def _order_statistic_error(contents: np.ndarray, counts: np.ndarray, edges: np.ndarray, n_eff: float, z: float = 1.0) -> float:
+    """Standard error of the median from the quantiles ``0.5 +- z / (2 sqrt(N_eff))``.
+
+    The median's sampling error is ``1 / (2 f(m) sqrt(N))``, and the distance between those
+    quantiles estimates ``1/f(m)``: what a bootstrap measures, without random numbers.
+    """
+    if n_eff < 2:
+        return float("nan")
+    half_width = z * 0.5 / np.sqrt(n_eff)
+    lo, hi = histogram_quantiles(contents, counts, edges, np.array([0.5 - half_width, 0.5 + half_width]))
+    return float((hi - lo) / (2.0 * z))
 
 
-def compute_medians(
-    skim: Skim, scheme: CategoryScheme, cfg: Step2Config, groups: list[np.ndarray] | None = None
-) -> list[CategoryMedian]:
-    """Exact (weighted where weights exist) median of sigma_pred per category with its error.
+def median_error_bootstrap_histogram(
+    counts: np.ndarray, contents: np.ndarray, edges: np.ndarray, n_eff: float, rng: np.random.Generator, n_resamples: int
+) -> float:
+    """Bootstrap standard deviation of the median of a histogram with under- and overflow.
+
+    Each resample draws every bin's event count from a Poisson of its count (the Poisson
+    bootstrap) and scales it by the bin's mean weight. Bins further than
+    ``BOOTSTRAP_WINDOW_ERRORS`` standard errors from the median are resampled as two totals.
+    """
+    if n_eff < 2:
+        return float("nan")
+    reach = min(0.499, BOOTSTRAP_WINDOW_ERRORS * 0.5 / np.sqrt(n_eff))
+    lo_value, hi_value = histogram_quantiles(contents, counts, edges, np.array([0.5 - reach, 0.5 + reach]))
+    first = int(np.searchsorted(edges, lo_value, side="right")) if np.isfinite(lo_value) else 1
+    last = int(np.searchsorted(edges, hi_value, side="left")) if np.isfinite(hi_value) else len(edges) - 1
+    first, last = max(first - 1, 1), min(last + 1, len(edges) - 1)
+    grouped_counts = np.concatenate([[counts[:first].sum()], counts[first : last + 1], [counts[last + 1 :].sum()]])
+    grouped = np.concatenate([[contents[:first].sum()], contents[first : last + 1], [contents[last + 1 :].sum()]])
+    mean_weight = np.divide(grouped, grouped_counts, out=np.zeros_like(grouped), where=grouped_counts > 0)
+    window_edges = edges[first - 1 : last + 1]
+    medians = np.empty(n_resamples)
+    for i in range(n_resamples):
+        resampled_counts = rng.poisson(grouped_counts)
+        medians[i] = histogram_quantiles(resampled_counts * mean_weight, resampled_counts, window_edges, np.array([0.5]))[0]
+    return float(np.nanstd(medians, ddof=1))
+
+
+def compute_medians(hists: CategoryHistograms, scheme: CategoryScheme, cfg: Step2Config) -> list[CategoryMedian]:
+    """Median (weighted where weights exist) of sigma_pred per category with its error.
 
     The bootstrap, when chosen, uses a generator seeded from the config and the category index,
     so each category's error is reproducible and independent of which categories are run.
+
+    Raises:
+        InputError: a category's median lies outside ``step2.median_grid.range_gev``.
     """
-    groups = groups if groups is not None else split_by_category(skim, scheme.n_categories)
+    edges = hists.grids.spred_edges
     out = []
     for index, name in enumerate(scheme.names):
-        idx = groups[index]
-        values = skim.sigma_pred[idx].astype(np.float64)
-        weights = None if skim.weight is None else skim.weight[idx].astype(np.float64)
+        contents, counts = hists.spred_contents(index), hists.spred_counts[index]
+        n_eff = hists.effective_entries(index)
+        median = float(histogram_quantiles(contents, counts, edges, np.array([0.5]))[0])
+        if contents.sum() > 0 and not np.isfinite(median):
+            lo, hi = hists.grids.spred_range_gev
+            raise InputError(f"category {name}: the median sigma_pred lies outside {lo:g}-{hi:g} GeV (step2.median_grid.range_gev)")
         if cfg.median_error == "bootstrap":
             rng = np.random.default_rng([cfg.seed, index])
-            err = median_error_bootstrap(values, rng, cfg.bootstrap_resamples, weights)
+            err = median_error_bootstrap_histogram(counts, contents, edges, n_eff, rng, cfg.bootstrap_resamples)
         else:
-            err = median_error_order_statistic(values, weights)
-        out.append(
-            CategoryMedian(
-                cat_name=name,
-                n_events=int(len(idx)),
-                sum_weights=float(np.sum(weights)) if weights is not None else float(len(idx)),
-                median_val_NonCal=weighted_median(values, weights),
-                median_err_NonCal=err,
-            )
-        )
+            err = _order_statistic_error(contents, counts, edges, n_eff)
+        out.append(CategoryMedian(name, hists.n_events(index), hists.sum_weights(index), median, err))
     return out
 
 
-def sigma_pred_histograms(
-    skim: Skim, groups: list[np.ndarray], cfg: Step2Config
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-category histograms of sigma_pred (weighted for MC) for the step-2 plot: (edges, counts[n_cat, bins])."""
+def sigma_pred_histograms(hists: CategoryHistograms, cfg: Step2Config) -> tuple[np.ndarray, np.ndarray]:
+    """Per-category histograms of sigma_pred for the step-2 plot: (edges, contents[n_cat, bins]).
+
+    Each fine bin goes whole into the plot bin holding its centre: the fine bins are 1000 times
+    narrower than the plot's, so no visible bin content moves.
+    """
     edges = np.linspace(cfg.hist_range_gev[0], cfg.hist_range_gev[1], cfg.hist_bins + 1)
-    counts = np.zeros((len(groups), cfg.hist_bins))
-    for i, idx in enumerate(groups):
-        w = None if skim.weight is None else skim.weight[idx]
-        counts[i], _ = np.histogram(skim.sigma_pred[idx], bins=edges, weights=w)
+    fine = hists.grids.spred_edges
+    centres = np.sqrt(fine[:-1] * fine[1:])
+    counts = np.zeros((hists.grids.n_categories, cfg.hist_bins))
+    for i in range(hists.grids.n_categories):
+        counts[i], _ = np.histogram(centres, bins=edges, weights=hists.spred_contents(i)[1:-1])
     return edges, counts

@@ -27,13 +27,15 @@ from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskCras
 from lib.factors import CategoryFactor, compute_factors
 from lib.fit_step import FIT_CSV, FitCache, build_jobs, run_fits, write_fit_outputs
 from lib.io.atomic import write_text_atomic
-from lib.io.cache import cache_key, inputs_fingerprint, load_cached_skim, store_skim
-from lib.io.reader import FileReduction, Skim, find_files, merge_reductions, reduce_file
+from lib.histograms import CategoryHistograms, HistogramGrids, grids_from_config
+from lib.io.cache import cache_key, inputs_fingerprint, load_cached_reduction, store_reduction
+from lib.io.merge import Reduction, ReductionMerger
+from lib.io.reader import FileReduction, find_files, reduce_file
 from lib.io.tables import read_csv, write_csv, write_latex_table
-from lib.medians import CategoryMedian, compute_medians, sigma_pred_histograms, split_by_category
+from lib.medians import CategoryMedian, compute_medians, sigma_pred_histograms
 from lib.options import RunOptions
 
-__all__ = ["run", "YearSummary", "SkimSource", "MEDIAN_CSV", "FACTOR_CSV", "executors", "load_skim"]
+__all__ = ["run", "YearSummary", "SkimSource", "MEDIAN_CSV", "FACTOR_CSV", "executors", "load_reduction", "reduce_files"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ def executors(options: RunOptions) -> Iterator[Executors]:
             yield Executors(InlineExecutor(), pool)
 
 
-def _reduce_task(args: tuple) -> object:
+def _reduce_task(args: tuple) -> FileReduction:
     """Module-level wrapper so a file reduction can run on a Dask worker."""
     return reduce_file(*args)
 
@@ -107,91 +109,74 @@ def _reduce_or_skip_task(args: tuple) -> FileReduction | str:
 
 @dataclass(frozen=True)
 class SkimSource:
-    """The inputs a skim was built from: fingerprint of the files read, and the files skipped as damaged."""
+    """The inputs a reduction was built from: fingerprint of the files read, and the files skipped as damaged."""
 
     fingerprint: str
     skipped: tuple[str, ...] = ()
 
 
-def crashed_reads_as_messages(files: Sequence[Path], results: list[object], skip: bool) -> list[object]:
-    """Turn a file whose reading process died (a ``TaskCrash``) into a skip message, or a one-line error.
+def reduce_files(
+    files: Sequence[Path], execs: Executors, scheme: CategoryScheme, window: tuple[float, float], weight_column: str | None,
+    batch_rows: int, grids: HistogramGrids | None, events: bool, skip_bad_files: bool, progress: str = "files",
+) -> Reduction:  # fmt: skip
+    """Reduce every file on the reduce executor and fold the results in file order as they arrive.
 
-    A worker killed while reading (a segfault in a damaged file, the node's OOM killer) must not
-    reach the merge as a result; with --skip-bad-files it is skipped like any damaged file.
-
-    Raises:
-        InputError: a reading process died and files are not to be skipped.
+    No per-file result is kept once folded: with histograms only, memory does not grow with the
+    number of files or events.
     """
-    out: list[object] = []
-    for path, result in zip(files, results):
-        if isinstance(result, TaskCrash):
-            message = f"{path}: the process reading it died ({result.reason})"
-            if not skip:
-                raise InputError(message + "; re-run, or pass --skip-bad-files to go on without it")
-            result = message
-        out.append(result)
-    return out
+    tasks = [(str(f), scheme, window, weight_column, batch_rows, None, grids, events) for f in files]
+    merger = ReductionMerger(files, grids, weight_column is not None, skip_bad_files)
+    task = _reduce_or_skip_task if skip_bad_files else _reduce_task
+    execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
+    return merger.result()
 
 
-def _separate_skipped(files: list[Path], results: list[FileReduction | str]) -> tuple[list[FileReduction], list[str]]:
-    """Split reductions from skipped files, warning per file and in total, so no skip goes unnoticed.
+def load_reduction(
+    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path,
+    histograms: bool, events: bool,
+) -> tuple[Reduction, SkimSource]:  # fmt: skip
+    """Find the year's files, reduce them to histograms and/or a skim (or reuse a cache with the same key).
 
-    Raises:
-        InputError: every file was damaged, so there is nothing to calibrate on.
-    """
-    skipped = {str(f): r for f, r in zip(files, results) if isinstance(r, str)}
-    for message in skipped.values():
-        log.warning("skipping %s", message)
-    if skipped:
-        log.warning("skipped %d of %d files: %s", len(skipped), len(files), ", ".join(skipped))
-    if len(skipped) == len(files):
-        raise InputError(f"all {len(files)} input files are unreadable, e.g. {next(iter(skipped.values()))}")
-    return [r for r in results if not isinstance(r, str)], list(skipped)
-
-
-def load_skim(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path
-) -> tuple[Skim, SkimSource]:
-    """Find the year's files, reduce them (or reuse a cache with the same key); return the skim and its inputs.
-
-    A skim missing skipped files is not cached: the cache key names every matched file, and a
+    A reduction missing skipped files is not cached: the cache key names every matched file, and a
     later run without --skip-bad-files must read (and refuse) the damaged ones again.
+
+    Raises:
+        InputError: no event of any file falls in the Z window and the categories.
     """
     root = Path(options.input_path) if options.input_path else Path(config.input.stage1_path)
     pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
     files = find_files(root, pattern, year)
     weight_column = config.input.weight_column if options.is_mc else None
+    grids = grids_from_config(config, scheme.n_categories) if histograms else None
     settings = {
         "categories": config.categories.model_dump(mode="json"),
         "z_window": list(config.selection.z_window_gev),
         "weight": weight_column,
+        "grids": None if grids is None else repr(grids),
     }
     fingerprint = inputs_fingerprint(files)
     key = cache_key(fingerprint, settings)
     cache_dir = out_dir / ".cache"
-    cached = load_cached_skim(cache_dir, key)
+    cached = load_cached_reduction(cache_dir, key, grids, events)
     if cached is not None:
         return cached, SkimSource(fingerprint)
     start = time.monotonic()
-    tasks = [(str(f), scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows) for f in files]
-    task = _reduce_or_skip_task if options.skip_bad_files else _reduce_task
-    results = execs.reduce.map(task, tasks, [f.name for f in files], progress="files")
-    reductions, skipped = _separate_skipped(files, crashed_reads_as_messages(files, results, options.skip_bad_files))
-    skim = merge_reductions(reductions)
-    n_read = sum(r.n_read for r in reductions)
-    n_bad = sum(r.n_bad for r in reductions)
+    reduction = reduce_files(
+        files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, grids, events,
+        options.skip_bad_files,
+    )  # fmt: skip
     log.info(
         "read %d files, %d events in %.1f s: %d dropped as bad, %d outside the Z window, %d outside categories, %d kept",
-        len(reductions), n_read, time.monotonic() - start, n_bad,
-        sum(r.n_outside_window for r in reductions), sum(r.n_outside_categories for r in reductions), len(skim),
+        reduction.n_files, reduction.n_read, time.monotonic() - start, reduction.n_bad,
+        reduction.n_outside_window, reduction.n_outside_categories, reduction.n_kept,
     )  # fmt: skip
-    if len(skim) == 0:
-        raise InputError(f"no events of {len(reductions)} files under {root} fall in the Z window and the categories")
-    if skipped:
-        log.info("skim not cached: %d files were skipped", len(skipped))
-        return skim, SkimSource(inputs_fingerprint([Path(r.path) for r in reductions]), tuple(skipped))
-    store_skim(cache_dir, key, skim)
-    return skim, SkimSource(fingerprint)
+    if reduction.n_kept == 0:
+        raise InputError(f"no events of {reduction.n_files} files under {root} fall in the Z window and the categories")
+    if reduction.skipped:
+        log.info("reduction not cached: %d files were skipped", len(reduction.skipped))
+        return reduction, SkimSource(inputs_fingerprint([Path(p) for p in reduction.read_files]), tuple(reduction.skipped))
+    store_reduction(cache_dir, key, reduction)
+    return reduction, SkimSource(fingerprint)
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -280,28 +265,28 @@ def _backup(out_dir: Path) -> None:
     log.info("backed up %d files to %s", len(files), dest)
 
 
-def _write_step2(out_dir: Path, medians: list[CategoryMedian], skim: Skim, groups: list, config: Config, options: RunOptions, year: str) -> None:
+def _write_step2(out_dir: Path, medians: list[CategoryMedian], hists: CategoryHistograms, config: Config, options: RunOptions, year: str) -> None:
     write_csv(out_dir / MEDIAN_CSV, [m.row() for m in medians])
     if options.plots:
         from lib.plots.medians import plot_sigma_pred_histograms
 
-        edges, counts = sigma_pred_histograms(skim, groups, config.step2)
+        edges, counts = sigma_pred_histograms(hists, config.step2)
         plot_sigma_pred_histograms(edges, counts, medians, out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}")
 
 
 def _run_step1(
-    out_dir: Path, options: RunOptions, config: Config, scheme: CategoryScheme, skim: Skim, groups: list,
+    out_dir: Path, options: RunOptions, config: Config, scheme: CategoryScheme, reduction: Reduction,
     medians: list[CategoryMedian], execs: Executors, year: str,
 ) -> list[str]:  # fmt: skip
     names = [options.fix_cat] if options.fix_cat else scheme.names
     minimum = config.fit.min_events
-    counts = {n: len(groups[scheme.index_of(n)]) for n in names}
+    counts = {n: medians[scheme.index_of(n)].n_events for n in names}
     too_few = {n: count for n, count in counts.items() if count < minimum}
     for name, count in too_few.items():
         log.warning("category %s has %d events (fit.min_events %d): not fitted, step 3 applies its fallback", name, count, minimum)
     to_fit = [n for n in names if n not in too_few]
     plot_dir = out_dir / "fits" if options.plots else None
-    jobs = build_jobs(config, scheme, skim, groups, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}")
+    jobs = build_jobs(config, scheme, reduction, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}")
     results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"))
     for name, count in too_few.items():
         results[name] = TaskCrash(name, f"{count} events, fewer than fit.min_events = {minimum}: not fitted")
@@ -414,16 +399,17 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
                 continue
             if steps & {"step1", "step2"}:
                 start = time.monotonic()
-                skim, source = load_skim(options, config, scheme, year, execs, out_dir)
+                # Unbinned fits need each event's mass; binned fits and medians only the histograms.
+                events = "step1" in steps and not options.binned
+                reduction, source = load_reduction(options, config, scheme, year, execs, out_dir, histograms=True, events=events)
                 _write_provenance(out_dir, options, config, source)
-                groups = split_by_category(skim, scheme.n_categories)
-                medians = compute_medians(skim, scheme, config.step2, groups)
+                medians = compute_medians(reduction.histograms, scheme, config.step2)
                 summary.timings["read+medians"] = time.monotonic() - start
                 if "step2" in steps:
-                    _write_step2(out_dir, medians, skim, groups, config, options, year)
+                    _write_step2(out_dir, medians, reduction.histograms, config, options, year)
                 if "step1" in steps:
                     start = time.monotonic()
-                    summary.failed_fits = _run_step1(out_dir, options, config, scheme, skim, groups, medians, execs, year)
+                    summary.failed_fits = _run_step1(out_dir, options, config, scheme, reduction, medians, execs, year)
                     summary.timings["fits"] = time.monotonic() - start
             if "step3" in steps:
                 _run_step3(out_dir, options, config, scheme, year, summary)

@@ -29,8 +29,24 @@ def test_default_config_loads(config):
 
 
 def test_fingerprint_changes_with_content(tmp_path, config):
-    path = _write_variant(tmp_path, lambda r: r["fit"].update(bins=100))
+    path = _write_variant(tmp_path, lambda r: r["fit"].update(bins=60))
     assert load_config(path).fingerprint() != config.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda r: r["fit"].update(bins=100), r"fit.retry_ladder\[5\]: 67 bins over 81-101 GeV do not fall on the fit.histogram_bin_gev 0.05 GeV grid"),
+        (lambda r: r["fit"].update(bins=70), r"fit: 70 bins over 75-105 GeV do not fall on"),
+        (lambda r: r["fit"]["overrides"].update({"30-45_*": {"range_gev": [74.0, 100.0]}}), r"fit.overrides.30-45_\*: fit range \[74.0, 100.0\] must lie inside"),
+        (lambda r: r["fit"].update(histogram_bin_gev=0.07), r"fit.histogram_bin_gev 0.07 must divide the Z window"),
+    ],
+    ids=["narrow_rung", "nominal", "override_range", "grid"],
+)
+def test_binned_fits_must_fall_on_the_histogram_grid(tmp_path, mutate, message):
+    """Binned fits are sums of the histogram bins filled while reading; a binning off that grid is one config error."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write_variant(tmp_path, mutate))
 
 
 @pytest.mark.parametrize(

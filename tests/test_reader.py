@@ -10,8 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib.errors import InputError
-from lib.io.reader import find_files, merge_reductions, reduce_file
-from lib.medians import compute_medians, split_by_category
+from lib.io.reader import find_files, reduce_file
 from lib.resolution import sigma_pred
 from tests.helpers_tables import random_stage1_table
 
@@ -42,19 +41,6 @@ def test_reduce_matches_direct_computation(tmp_path, scheme, config):
     expected = sigma_pred(d["dimuon_mass"], d["mu1_pt"], d["mu1_ptErr"], d["mu2_pt"], d["mu2_ptErr"])[keep]
     np.testing.assert_allclose(red.skim.sigma_pred, expected, rtol=1e-6)
     assert red.skim.weight is None
-
-
-def test_medians_equal_numpy_exactly(tmp_path, scheme, config):
-    reds = [reduce_file(_write(tmp_path / f"{i}.parquet", _table(4000, i)), scheme, WINDOW, None) for i in range(3)]
-    skim = merge_reductions(reds)
-    groups = split_by_category(skim, scheme.n_categories)
-    medians = compute_medians(skim, scheme, config.step2, groups)
-    for index, med in enumerate(medians):
-        values = skim.sigma_pred[skim.category == index].astype(np.float64)
-        assert med.n_events == values.size
-        if values.size:
-            assert med.median_val_NonCal == np.median(values)
-            assert med.median_err_NonCal > 0 or values.size < 2
 
 
 def test_weights_are_read_for_mc(tmp_path, scheme):

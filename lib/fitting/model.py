@@ -27,7 +27,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"\s*This distribution of ROOT is in alpha stage", category=UserWarning)
     import ROOT
 
-__all__ = ["ROOT", "PeakModel", "build_model", "make_dataset", "object_tag", "silence_roofit"]
+__all__ = ["ROOT", "PeakModel", "build_model", "make_dataset", "histogram_dataset", "object_tag", "silence_roofit"]
 
 ROOT.gROOT.SetBatch(True)
 
@@ -145,6 +145,14 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
     return PeakModel(obs_final, total, signal, background, first_stage, params, tag, owned)
 
 
+def histogram_dataset(model: PeakModel, edges: np.ndarray, contents: np.ndarray, sumw2: np.ndarray | None) -> object:
+    """A RooDataHist of bin ``contents`` over ``edges`` (also the chi2 binning); ``sumw2`` for weighted events, so SumW2 errors are right."""
+    return ROOT.RooDataHist.from_numpy(
+        np.asarray(contents, dtype=np.float64), [model.observable], bins=[edges],
+        weights_squared_sum=None if sumw2 is None else np.asarray(sumw2, dtype=np.float64), name=f"data_{model.tag}",
+    )  # fmt: skip
+
+
 def make_dataset(model: PeakModel, spec: FitSpec, masses: np.ndarray, weights: np.ndarray | None) -> object:
     """RooFit data for ``masses`` already restricted to the fit range, without Python loops.
 
@@ -158,9 +166,7 @@ def make_dataset(model: PeakModel, spec: FitSpec, masses: np.ndarray, weights: n
         edges = np.linspace(lo, hi, spec.bins + 1)
         counts, _ = np.histogram(masses, bins=edges, weights=weights)
         sumw2 = None if weights is None else np.histogram(masses, bins=edges, weights=weights * weights)[0]
-        return ROOT.RooDataHist.from_numpy(
-            counts.astype(np.float64), [model.observable], bins=[edges], weights_squared_sum=sumw2, name=name
-        )
+        return histogram_dataset(model, edges, counts, sumw2)
     columns = {model.observable.GetName(): masses.astype(np.float64)}
     if weights is None:
         return ROOT.RooDataSet.from_numpy(columns, ROOT.RooArgSet(model.observable), name=name)

@@ -22,6 +22,7 @@ from lib.config import FitSpec, QualityConfig
 from lib.errors import FitError
 from lib.fitting.backend import require_backend
 from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
+from lib.histograms import MassHistogram
 
 __all__ = ["FitTask", "fit_category", "cross_check_backend", "reference_fit", "backend_agreement", "with_backend"]
 
@@ -35,18 +36,29 @@ RESTART_MARGIN = 0.01
 class FitTask:
     """Input of one category fit; picklable, so it can be shipped to a worker process.
 
-    ``masses`` are all events of the category (the runner keeps those inside each attempt's fit
-    range and histograms them itself when binned); ``retries`` come from
-    ``lib.config.retry_specs``; ``median_sigma_pred`` feeds the sigma plausibility gate.
+    The events come either as ``masses`` (all events of the category: the runner keeps those
+    inside each attempt's fit range and histograms them itself when binned) or, for binned fits,
+    as ``histogram`` (the category's mass histogram on the fine grid filled while reading, which
+    each attempt sums into its own bins). ``retries`` come from ``lib.config.retry_specs``;
+    ``median_sigma_pred`` feeds the sigma plausibility gate.
     """
 
     name: str
-    masses: np.ndarray
+    masses: np.ndarray | None
     weights: np.ndarray | None
     nominal: FitSpec
     retries: tuple[FitSpec, ...]
     median_sigma_pred: float
     quality: QualityConfig
+    histogram: MassHistogram | None = None
+
+    @property
+    def n_events(self) -> int:
+        return self.histogram.n_events if self.histogram is not None else len(self.masses)  # type: ignore[arg-type]
+
+    @property
+    def weighted(self) -> bool:
+        return self.weights is not None or (self.histogram is not None and self.histogram.sumw is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,8 +68,15 @@ class _Outcome:
     fitted: bool
 
 
-def _checked_arrays(task: FitTask) -> tuple[np.ndarray, np.ndarray | None]:
-    """The task's arrays as 1-D float64, or FitError naming the defect."""
+def _checked_arrays(task: FitTask) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The task's arrays as 1-D float64 (None for a histogram task), or FitError naming the defect."""
+    if task.histogram is not None:
+        unbinned = [s.label for s in (task.nominal, *task.retries) if not s.binned]
+        if unbinned:
+            raise FitError(f"category {task.name}: unbinned fit '{unbinned[0]}' needs the events, not a histogram")
+        return None, None
+    if task.masses is None:
+        raise FitError(f"category {task.name}: neither events nor a histogram to fit")
     masses = np.asarray(task.masses, dtype=np.float64)
     if masses.ndim != 1:
         raise FitError(f"category {task.name}: masses must be a 1-D array, got shape {masses.shape}")
@@ -188,17 +207,35 @@ def _param_results(built: Any, fit: Any, tolerance: float) -> tuple[ParamResult,
     return tuple(out)
 
 
-def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray, weights: np.ndarray | None) -> _Outcome:
+def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weights: np.ndarray | None) -> tuple[int, float, Any]:
+    """``(events, sum of weights, make)`` of the attempt's fit range; ``make(model)`` builds its RooFit data.
+
+    Raises:
+        FitError: the spec's bins do not fall on the grid of the task's histogram.
+    """
+    from lib.fitting import model as rf
+
+    lo, hi = spec.range_gev
+    if task.histogram is not None:
+        try:
+            edges, contents, sumw2, counts = task.histogram.rebinned(lo, hi, spec.bins)
+        except ValueError as err:
+            raise FitError(f"category {task.name}, attempt '{spec.label}': {err}") from err
+        return int(counts.sum()), float(contents.sum()), lambda built: rf.histogram_dataset(built, edges, contents, sumw2)
+    inside = (masses > lo) & (masses < hi)  # open interval, as the Z-window selection
+    m = masses[inside]  # type: ignore[index]
+    w = None if weights is None else weights[inside]
+    sum_weights = float(m.size if w is None else w.sum())
+    return int(m.size), sum_weights, lambda built: rf.make_dataset(built, spec, m, w)
+
+
+def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | None, weights: np.ndarray | None) -> _Outcome:
     """Two ``fitTo`` like the original, then chi2, parameters and gates of one attempt."""
     from lib.fitting import model as rf
 
     started = time.perf_counter()
     lo, hi = spec.range_gev
-    inside = (masses > lo) & (masses < hi)  # open interval, as the Z-window selection
-    m = masses[inside]
-    w = None if weights is None else weights[inside]
-    n_events = int(m.size)
-    sum_weights = float(n_events if w is None else w.sum())
+    n_events, sum_weights, make_data = _attempt_data(task, spec, masses, weights)
     if n_events == 0:
         return _unfitted(spec, f"no events in fit range {lo:g}-{hi:g} GeV", 0, 0.0, time.perf_counter() - started)
     if not sum_weights > 0:
@@ -209,7 +246,7 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray, w
     built = rf.build_model(spec, rf.object_tag(task.name, index))
     data = first = final = None
     try:
-        data = rf.make_dataset(built, spec, m, w)
+        data = make_data(built)
         options = [
             ROOT.RooFit.Save(True),
             ROOT.RooFit.PrintLevel(-1),
@@ -220,7 +257,7 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray, w
             # Offsetting each bin by its saturated-model term keeps the NLL near zero, so Minuit's
             # finite differences are not lost in a 1e5-sized constant (fewer status 1/3 fits).
             options.append(ROOT.RooFit.Offset("bin"))
-        if w is not None:
+        if task.weighted:
             # Weighted events: errors from the sandwich (SumW2) correction, not from sum(w) as counts.
             options.append(ROOT.RooFit.SumW2Error(True))
         # fitTo(Save) hands its RooFitResult to the caller: let Python delete it.
@@ -355,7 +392,7 @@ def fit_category(task: FitTask) -> FitResult:
         n_float=rec.n_float,
         n_events=rec.n_events,
         sum_weights=rec.sum_weights,
-        weighted=weights is not None,
+        weighted=task.weighted,
         peak=task.nominal.peak,
         backend=task.nominal.backend,
         label=rec.label,

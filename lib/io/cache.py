@@ -1,4 +1,4 @@
-"""Skim cache keyed by what could change it: input files (path, size, mtime), config and tool version.
+"""Reduction cache keyed by what could change it: input files (path, size, mtime), config and tool version.
 
 The original cached its skim and never invalidated it; here any change to an input file, to the
 selection/category config or to the tool gives a new key, so a stale cache cannot be read.
@@ -16,9 +16,11 @@ import numpy as np
 
 from lib import __version__
 from lib.io.atomic import atomic_path
+from lib.histograms import CategoryHistograms, HistogramGrids
+from lib.io.merge import Reduction
 from lib.io.reader import Skim
 
-__all__ = ["inputs_fingerprint", "cache_key", "load_cached_skim", "store_skim"]
+__all__ = ["inputs_fingerprint", "cache_key", "load_cached_reduction", "store_reduction"]
 
 log = logging.getLogger(__name__)
 
@@ -38,40 +40,59 @@ def cache_key(files_fingerprint: str, settings: dict[str, object]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def _cache_file(cache_dir: Path, key: str) -> Path:
-    return Path(cache_dir) / f"skim-{key}.npz"
+def _kind(reduction_has: tuple[bool, bool]) -> str:
+    histograms, events = reduction_has
+    return {(True, False): "hist", (False, True): "events", (True, True): "both"}[(histograms, events)]
 
 
-def load_cached_skim(cache_dir: Path, key: str) -> Skim | None:
-    """The cached skim for ``key``, or None (a corrupt cache file is ignored and replaced later)."""
-    path = _cache_file(cache_dir, key)
+def _cache_file(cache_dir: Path, key: str, kind: str) -> Path:
+    return Path(cache_dir) / f"reduction-{kind}-{key}.npz"
+
+
+def load_cached_reduction(cache_dir: Path, key: str, grids: HistogramGrids | None, events: bool) -> Reduction | None:
+    """The cached reduction for ``key`` (histograms on ``grids`` and/or events), or None.
+
+    A corrupt cache file is ignored and replaced later.
+    """
+    path = _cache_file(cache_dir, key, _kind((grids is not None, events)))
     if not path.exists():
         return None
     try:
         with np.load(path) as data:
-            weight = data["weight"] if data["weighted"] else None
-            skim = Skim(data["category"], data["mass"], data["sigma_pred"], weight)
+            arrays = {k: data[k] for k in data.files}
     except (OSError, KeyError, ValueError) as err:
-        log.warning("ignoring unreadable skim cache %s (%s)", path, err)
+        log.warning("ignoring unreadable reduction cache %s (%s)", path, err)
         return None
-    log.info("using cached skim %s (%d events)", path, len(skim))
-    return skim
+    histograms = None
+    if grids is not None:
+        histograms = CategoryHistograms.from_arrays(grids, {k[5:]: v for k, v in arrays.items() if k.startswith("hist_")})
+    skim = None
+    if events:
+        skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"))
+    counts = {k: int(arrays[k]) for k in _COUNTS}
+    log.info("using cached reduction %s (%d events kept)", path, counts["n_read"] - sum(counts[k] for k in _COUNTS[1:]))
+    return Reduction(histograms, skim, **counts)
 
 
-def store_skim(cache_dir: Path, key: str, skim: Skim) -> Path:
-    """Write the skim for ``key`` atomically and drop caches of other keys (they can never match again)."""
-    path = _cache_file(cache_dir, key)
-    for stale in Path(cache_dir).glob("skim-*.npz") if Path(cache_dir).exists() else []:
+_COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")
+
+
+def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
+    """Write the reduction for ``key`` atomically and drop caches of the same kind with other keys (they can never match again)."""
+    kind = _kind((reduction.histograms is not None, reduction.skim is not None))
+    path = _cache_file(cache_dir, key, kind)
+    for stale in Path(cache_dir).glob(f"reduction-{kind}-*.npz") if Path(cache_dir).exists() else []:
         if stale != path:
             stale.unlink(missing_ok=True)
+    arrays: dict[str, np.ndarray] = {k: np.array(getattr(reduction, k)) for k in _COUNTS}
+    if reduction.histograms is not None:
+        arrays |= {f"hist_{k}": v for k, v in reduction.histograms.arrays().items()}
+    if reduction.skim is not None:
+        skim = reduction.skim
+        arrays |= {"category": skim.category, "mass": skim.mass, "sigma_pred": skim.sigma_pred}
+        if skim.weight is not None:
+            arrays["weight"] = skim.weight
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                category=skim.category,
-                mass=skim.mass,
-                sigma_pred=skim.sigma_pred,
-                weight=skim.weight if skim.weight is not None else np.empty(0, np.float32),
-                weighted=np.array(skim.weight is not None),
-            )
+            np.savez(handle, **arrays)
     return path

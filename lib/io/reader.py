@@ -1,9 +1,10 @@
-"""Streaming Stage-1 reader: find files, read only the needed columns batch by batch, reduce to a skim.
+"""Streaming Stage-1 reader: find files, read only the needed columns batch by batch, reduce them.
 
-Only a compact per-event skim (category index, mass, sigma_pred, weight: 13 bytes an event) leaves
-this module, so memory scales with the number of Z events, never with the width of Stage-1 files.
-Each file is reduced independently by a module-level function, so the same code runs in-process
-or as Dask tasks.
+A file is reduced to fixed-size per-category histograms (``lib.histograms``: all that binned fits
+and medians need), to a compact per-event skim (category, mass, sigma_pred, weight: 13 bytes an
+event, for unbinned fits and the closure), or both. Memory thus scales at most with the number of
+Z events, never with the width of Stage-1 files, and not at all for histograms. Each file is
+reduced independently by a module-level function, so the same code runs in-process or as Dask tasks.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import pyarrow.parquet as pq
 from lib.categories import NO_CATEGORY, CategoryScheme
 from lib.errors import InputError
 from lib.executor import default_workers
+from lib.histograms import CategoryHistograms, HistogramGrids
 from lib.resolution import sigma_pred
 
-__all__ = ["KINEMATIC_COLUMNS", "Skim", "FileReduction", "find_files", "reduce_file", "merge_reductions"]
+__all__ = ["KINEMATIC_COLUMNS", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,12 @@ class Skim:
     def __len__(self) -> int:
         return len(self.mass)
 
+    def by_category(self, n_categories: int) -> list[np.ndarray]:
+        """Event indices of each category, in file order within a category (one stable sort)."""
+        order = np.argsort(self.category, kind="stable")
+        bounds = np.searchsorted(self.category[order], np.arange(n_categories + 1))
+        return [order[bounds[i] : bounds[i + 1]] for i in range(n_categories)]
+
     def select(self, mask: np.ndarray) -> "Skim":
         return Skim(
             self.category[mask], self.mass[mask], self.sigma_pred[mask], None if self.weight is None else self.weight[mask]
@@ -59,22 +67,37 @@ class Skim:
 
 @dataclass(frozen=True)
 class FileReduction:
-    """What one file contributes: its skim part and the bookkeeping of what was dropped and why."""
+    """What one file contributes: its skim part and/or histograms, and the bookkeeping of what was dropped and why."""
 
     path: str
-    skim: Skim
+    skim: Skim | None
+    histograms: CategoryHistograms | None
     n_read: int
     n_bad: int
     n_outside_window: int
     n_outside_categories: int
     bad_by_column: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def n_kept(self) -> int:
+        return self.n_read - self.n_bad - self.n_outside_window - self.n_outside_categories
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """Histogram keys of a chunk's kept events (``HistogramGrids.mass_keys``/``spred_keys``) and their weights."""
+
+    mass: np.ndarray
+    spred: np.ndarray
+    weight: np.ndarray | None
+
 
 @dataclass(frozen=True)
 class _Part:
-    """One chunk's skim rows and why the others were dropped (summed into a ``FileReduction``)."""
+    """One chunk's kept events (skim rows and/or histogram keys) and why the others were dropped."""
 
-    skim: Skim
+    skim: Skim | None
+    keys: _Keys | None
     n_bad: int
     n_outside_window: int
     n_outside_categories: int
@@ -114,8 +137,13 @@ def reduce_file(
     weight_column: str | None,
     batch_rows: int = 500_000,
     threads: int | None = None,
+    grids: HistogramGrids | None = None,
+    keep_events: bool = True,
 ) -> FileReduction:
-    """Stream one parquet file and reduce it to a skim of in-window, in-category events.
+    """Stream one parquet file and reduce its in-window, in-category events to histograms and/or a skim.
+
+    ``grids`` given: the file's per-category histograms are filled; ``keep_events``: its per-event
+    skim is kept (at least one of the two is needed).
 
     Rows with NaN/inf or non-positive pT, ptErr or mass are dropped and counted per column, since
     one bad muon fit must not poison a median or crash a fit. Each batch is cut into chunks
@@ -133,9 +161,13 @@ def reduce_file(
         raise InputError(f"{path}: not a readable parquet file ({type(err).__name__})") from err
     _check_schema(path, parquet.schema_arrow, columns)
 
+    if grids is None and not keep_events:
+        raise ValueError("reduce_file needs grids, keep_events or both")
     threads = threads or _reduction_threads()
     weighted = weight_column is not None
-    reduce_chunk = partial(_reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column)
+    reduce_chunk = partial(
+        _reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column, grids=grids, keep_events=keep_events
+    )
     batch_parts: list[_Part] = []
     n_read = 0
     try:
@@ -145,12 +177,12 @@ def reduce_file(
                 n_read += batch.num_rows
                 arrays = {c: _column_values(batch.column(c)) for c in columns}
                 current = [pool.submit(reduce_chunk, chunk) for chunk in _chunks(arrays, batch.num_rows)]
-                batch_parts += _batch_part(previous, weighted)
+                batch_parts += _batch_part(previous, weighted, keep_events)
                 previous = current
-            batch_parts += _batch_part(previous, weighted)
+            batch_parts += _batch_part(previous, weighted, keep_events)
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"{path}: read failed, file truncated or corrupt ({type(err).__name__})") from err
-    return _file_reduction(path, _merge_parts(batch_parts, weighted), n_read)
+    return _file_reduction(path, _merge_parts(batch_parts, weighted, keep_events), n_read, grids)
 
 
 def _column_values(column: pa.Array) -> np.ndarray:
@@ -191,8 +223,9 @@ def _chunks(arrays: dict[str, np.ndarray], n_rows: int) -> Iterator[dict[str, np
 
 
 def _reduce_chunk(
-    arrays: dict[str, np.ndarray], scheme: CategoryScheme, z_window_gev: tuple[float, float], weight_column: str | None
-) -> _Part:
+    arrays: dict[str, np.ndarray], scheme: CategoryScheme, z_window_gev: tuple[float, float], weight_column: str | None,
+    grids: HistogramGrids | None, keep_events: bool,
+) -> _Part:  # fmt: skip
     """Reduce one chunk; the Z-window cut comes first so categories and sigma_pred see only its rows."""
     mass = arrays["dimuon_mass"]
     lo, hi = z_window_gev
@@ -210,8 +243,11 @@ def _reduce_chunk(
     sel = {c: arrays[c][rows] for c in _POSITIVE_COLUMNS}
     spred = sigma_pred(sel["dimuon_mass"], sel["mu1_pt"], sel["mu1_ptErr"], sel["mu2_pt"], sel["mu2_ptErr"])
     weight = arrays[weight_column][rows].astype(np.float32, copy=False) if weight_column else None
-    skim = Skim(cat[in_cat], sel["dimuon_mass"].astype(np.float32, copy=False), spred.astype(np.float32, copy=False), weight)
-    return _Part(skim, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column)
+    cat = cat[in_cat]
+    mass32, spred32 = sel["dimuon_mass"].astype(np.float32, copy=False), spred.astype(np.float32, copy=False)
+    skim = Skim(cat, mass32, spred32, weight) if keep_events else None
+    keys = None if grids is None else _Keys(grids.mass_keys(cat, mass32), grids.spred_keys(cat, spred32), weight)
+    return _Part(skim, keys, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column)
 
 
 def _valid_rows(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, int]]:
@@ -244,12 +280,12 @@ def _column_is_clean(col: str, values: np.ndarray) -> bool:
     return bool(np.isfinite(low) and np.isfinite(high))
 
 
-def _batch_part(chunks: list[Future[_Part]], weighted: bool) -> list[_Part]:
+def _batch_part(chunks: list[Future[_Part]], weighted: bool, keep_events: bool) -> list[_Part]:
     """The merged part of one batch's chunks once they are done, or nothing before the first batch."""
-    return [_merge_parts([f.result() for f in chunks], weighted)] if chunks else []
+    return [_merge_parts([f.result() for f in chunks], weighted, keep_events)] if chunks else []
 
 
-def _merge_parts(parts: list[_Part], weighted: bool) -> _Part:
+def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part:
     """One part from several in order: skims concatenated, counts summed.
 
     A batch's chunks are merged as soon as the batch is done, so their many small arrays are freed
@@ -262,8 +298,16 @@ def _merge_parts(parts: list[_Part], weighted: bool) -> _Part:
     for part in parts:
         for col, n in part.bad_by_column.items():
             bad_by_column[col] = bad_by_column.get(col, 0) + n
+    keys = None
+    if parts and parts[0].keys is not None:
+        keys = _Keys(
+            np.concatenate([p.keys.mass for p in parts]),  # type: ignore[union-attr]
+            np.concatenate([p.keys.spred for p in parts]),  # type: ignore[union-attr]
+            np.concatenate([p.keys.weight for p in parts]) if weighted else None,  # type: ignore[union-attr,misc]
+        )
     return _Part(
-        _concat_skims([p.skim for p in parts], weighted),
+        concat_skims([p.skim for p in parts], weighted) if keep_events else None,  # type: ignore[misc]
+        keys,
         sum(p.n_bad for p in parts),
         sum(p.n_outside_window for p in parts),
         sum(p.n_outside_categories for p in parts),
@@ -271,17 +315,23 @@ def _merge_parts(parts: list[_Part], weighted: bool) -> _Part:
     )
 
 
-def _file_reduction(path: Path, part: _Part, n_read: int) -> FileReduction:
-    """The file's reduction from its merged part, with one warning for all its bad rows."""
+def _file_reduction(path: Path, part: _Part, n_read: int, grids: HistogramGrids | None) -> FileReduction:
+    """The file's reduction from its merged part (histograms filled once, from all its keys), with one warning for its bad rows."""
     if part.bad_by_column:
         detail = ", ".join(f"{c}: {n}" for c, n in sorted(part.bad_by_column.items()))
         log.warning("%s: dropped %d rows with NaN/inf or non-positive values (%s)", path, part.n_bad, detail)
+    histograms = None
+    if grids is not None:
+        keys = part.keys or _Keys(np.empty(0, np.int32), np.empty(0, np.int32), None)
+        histograms = CategoryHistograms.fill(grids, keys.mass, keys.spred, keys.weight)
     return FileReduction(
-        str(path), part.skim, n_read, part.n_bad, part.n_outside_window, part.n_outside_categories, part.bad_by_column
-    )
+        str(path), part.skim, histograms, n_read, part.n_bad, part.n_outside_window, part.n_outside_categories,
+        part.bad_by_column,
+    )  # fmt: skip
 
 
-def _concat_skims(skims: list[Skim], weighted: bool) -> Skim:
+def concat_skims(skims: list[Skim], weighted: bool) -> Skim:
+    """One skim from several, in the given order."""
     if not skims:
         empty = np.empty(0, dtype=np.float32)
         return Skim(np.empty(0, dtype=np.int8), empty, empty.copy(), empty.copy() if weighted else None)
@@ -291,16 +341,3 @@ def _concat_skims(skims: list[Skim], weighted: bool) -> Skim:
         np.concatenate([s.sigma_pred for s in skims]),
         np.concatenate([s.weight for s in skims]) if weighted else None,
     )
-
-
-def merge_reductions(reductions: list[FileReduction]) -> Skim:
-    """Concatenate per-file skims in file order (so results do not depend on scheduling).
-
-    Reading is over by then, so Arrow's allocator is made to hand back the read buffers it kept
-    (60-100 MB on the benchmark sample): numpy, which holds the skim and then the per-category
-    arrays, cannot reuse them, and they would only add to the peak. Once, not after every file,
-    since buffers kept between files are re-used by the next file instead of faulted in anew.
-    """
-    pa.default_memory_pool().release_unused()
-    weighted = bool(reductions) and reductions[0].skim.weight is not None
-    return _concat_skims([r.skim for r in reductions], weighted)

@@ -1,0 +1,156 @@
+"""Histograms filled while reading: equal to histograms of the events, merged in file order, medians within a bin width."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from lib.executor import TaskCrash
+from lib.errors import InputError
+from lib.histograms import CategoryHistograms, MassHistogram, grids_from_config, histogram_quantiles
+from lib.io.merge import ReductionMerger
+from lib.io.reader import reduce_file
+from lib.medians import compute_medians
+from lib.resolution import median_error_order_statistic, weighted_median
+from tests.helpers_tables import random_stage1_table
+
+WINDOW = (75.0, 105.0)
+
+
+def _files(tmp_path: Path, n_files: int, n: int, weights: bool) -> list[Path]:
+    paths = []
+    for i in range(n_files):
+        path = tmp_path / f"{i}.parquet"
+        pq.write_table(random_stage1_table(n, 30 + i, weights=weights), path, row_group_size=700)
+        paths.append(path)
+    return paths
+
+
+def _reduce(paths: list[Path], scheme, config, weighted: bool, order=None):
+    grids = grids_from_config(config, scheme.n_categories)
+    weight = "wgt_nominal" if weighted else None
+    reductions = [reduce_file(p, scheme, WINDOW, weight, batch_rows=900, grids=grids, keep_events=True) for p in paths]
+    merger = ReductionMerger(paths, grids, weighted, skip_bad_files=False)
+    for index in order if order is not None else range(len(paths)):
+        merger.add(index, reductions[index])
+    return merger.result()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_histograms_equal_those_of_the_events(tmp_path, scheme, config, weighted):
+    reduction = _reduce(_files(tmp_path, 3, 4000, weighted), scheme, config, weighted)
+    skim, hists = reduction.skim, reduction.histograms
+    edges = hists.grids.mass_edges
+    for index, idx in enumerate(skim.by_category(scheme.n_categories)):
+        counts, _ = np.histogram(skim.mass[idx], bins=edges)
+        np.testing.assert_array_equal(hists.mass_counts[index], counts)
+        assert hists.n_events(index) == len(idx)
+        if weighted:
+            w = skim.weight[idx].astype(np.float64)
+            np.testing.assert_allclose(hists.mass_sumw[index], np.histogram(skim.mass[idx], bins=edges, weights=w)[0], rtol=1e-12)
+            np.testing.assert_allclose(hists.mass_sumw2[index], np.histogram(skim.mass[idx], bins=edges, weights=w * w)[0], rtol=1e-12)
+            assert hists.spred_sumw[index].sum() == pytest.approx(w.sum(), rel=1e-12)
+
+
+def test_merge_is_in_file_order_whatever_the_arrival_order(tmp_path, scheme, config):
+    """Weighted sums added in another order differ in the last digits; the merger must not depend on scheduling."""
+    paths = _files(tmp_path, 4, 2000, weights=True)
+    forward = _reduce(paths, scheme, config, True)
+    backward = _reduce(paths, scheme, config, True, order=[3, 1, 2, 0])
+    for name, array in forward.histograms.arrays().items():
+        assert np.array_equal(array, backward.histograms.arrays()[name]), name
+    np.testing.assert_array_equal(forward.skim.mass, backward.skim.mass)
+
+
+def test_a_crashed_reading_process_is_one_line_or_a_skip(tmp_path, scheme, config):
+    paths = _files(tmp_path, 2, 500, weights=False)
+    grids = grids_from_config(config, scheme.n_categories)
+    crash = TaskCrash(paths[1].name, "Dask worker died running it (KilledWorker)")
+    strict = ReductionMerger(paths, grids, False, skip_bad_files=False)
+    with pytest.raises(InputError, match=r"1\.parquet: the process reading it died \(Dask worker died .*\); re-run, or pass --skip-bad-files"):
+        strict.add(1, crash)
+    lenient = ReductionMerger(paths, grids, False, skip_bad_files=True)
+    lenient.add(1, crash)
+    lenient.add(0, reduce_file(paths[0], scheme, WINDOW, None, grids=grids, keep_events=False))
+    result = lenient.result()
+    assert result.skipped == [str(paths[1])] and result.n_files == 1 and result.skim is None
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_medians_within_a_bin_width_of_the_exact_ones(tmp_path, scheme, config, weighted):
+    reduction = _reduce(_files(tmp_path, 3, 6000, weighted), scheme, config, weighted)
+    skim = reduction.skim
+    medians = compute_medians(reduction.histograms, scheme, config.step2)
+    width = config.step2.median_relative_bin_width
+    tested = 0
+    for index, idx in enumerate(skim.by_category(scheme.n_categories)):
+        med = medians[index]
+        assert med.n_events == len(idx)
+        if len(idx) < 30:
+            continue
+        values = skim.sigma_pred[idx].astype(np.float64)
+        weights = None if skim.weight is None else skim.weight[idx]
+        exact = weighted_median(values, weights)
+        # Weighted: the events of a bin are taken to carry its mean weight, which moves the midpoints a little.
+        tolerance = width * exact if weights is None else 0.1 * med.median_err_NonCal
+        assert abs(med.median_val_NonCal - exact) <= tolerance, med.cat_name
+        exact_err = median_error_order_statistic(values, weights)
+        assert med.median_err_NonCal == pytest.approx(exact_err, rel=0.25, abs=2 * width * exact), med.cat_name
+        tested += 1
+    assert tested >= 10
+
+
+def test_medians_of_a_large_category_match_numpy_to_a_tenth_of_a_bin(config, scheme):
+    """Where many events fill each bin, interpolation inside the bin is far better than the bin width."""
+    rng = np.random.default_rng(5)
+    values = rng.lognormal(np.log(1.1), 0.25, 400_000).astype(np.float32)
+    grids = grids_from_config(config, scheme.n_categories)
+    cat = np.zeros(values.size, np.int8)
+    hists = CategoryHistograms.fill(grids, grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), None)
+    median = compute_medians(hists, scheme, config.step2)[0].median_val_NonCal
+    assert abs(median - np.median(values.astype(np.float64))) < 0.1 * config.step2.median_relative_bin_width * median
+
+
+def test_bootstrap_error_agrees_with_the_order_statistic(tmp_path, scheme, config):
+    reduction = _reduce(_files(tmp_path, 2, 8000, False), scheme, config, False)
+    order_stat = compute_medians(reduction.histograms, scheme, config.step2)
+    boot_cfg = config.step2.model_copy(update={"median_error": "bootstrap", "bootstrap_resamples": 400})
+    boot = compute_medians(reduction.histograms, scheme, boot_cfg)
+    again = compute_medians(reduction.histograms, scheme, boot_cfg)
+    assert [b.median_err_NonCal for b in boot] == [b.median_err_NonCal for b in again]
+    big = [(o, b) for o, b in zip(order_stat, boot) if o.n_events > 1000]
+    assert big
+    for o, b in big:
+        assert b.median_err_NonCal == pytest.approx(o.median_err_NonCal, rel=0.3), o.cat_name
+
+
+def test_median_outside_the_grid_is_one_line(config, scheme):
+    grids = grids_from_config(config, scheme.n_categories)
+    values = np.full(100, 80.0, np.float32)
+    cat = np.full(100, 4, np.int8)
+    hists = CategoryHistograms.fill(grids, grids.mass_keys(cat, np.full(100, 91.0, np.float32)), grids.spred_keys(cat, values), None)
+    with pytest.raises(InputError, match=rf"category {scheme.names[4]}: the median sigma_pred lies outside 0.05-50 GeV"):
+        compute_medians(hists, scheme, config.step2)
+
+
+def test_rebinning_equals_histogramming_the_events(config):
+    rng = np.random.default_rng(3)
+    masses = rng.uniform(75.0, 105.0, 20_000)
+    weights = rng.uniform(0.5, 1.5, masses.size)
+    fine = np.linspace(75.0, 105.0, 601)
+    hist = MassHistogram(fine, np.histogram(masses, fine)[0], np.histogram(masses, fine, weights=weights)[0],
+                         np.histogram(masses, fine, weights=weights**2)[0])  # fmt: skip
+    for lo, hi, bins in ((75.0, 105.0, 120), (82.0, 100.0, 72), (81.0, 101.0, 80)):
+        edges, contents, sumw2, counts = hist.rebinned(lo, hi, bins)
+        np.testing.assert_allclose(contents, np.histogram(masses, edges, weights=weights)[0], rtol=1e-12)
+        np.testing.assert_allclose(sumw2, np.histogram(masses, edges, weights=weights**2)[0], rtol=1e-12)
+        np.testing.assert_array_equal(counts, np.histogram(masses, edges)[0])
+    with pytest.raises(ValueError, match="do not fall on the 0.05 GeV grid"):
+        hist.rebinned(75.0, 105.0, 70)
+
+
+def test_quantiles_of_an_empty_histogram_are_nan():
+    assert np.isnan(histogram_quantiles(np.zeros(5), np.zeros(5, int), np.arange(4.0), np.array([0.5]))).all()
