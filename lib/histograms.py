@@ -65,12 +65,20 @@ class HistogramGrids:
         return category.astype(np.int32) * self.n_mass + bins
 
     def spred_keys(self, category: np.ndarray, spred: np.ndarray) -> np.ndarray:
-        """Flat (category, sigma_pred bin) index; bin 0 is the underflow, ``n_spred + 1`` the overflow."""
+        """Flat (category, sigma_pred bin) index; bin 0 is the underflow, ``n_spred + 1`` the overflow.
+
+        In float32, as sigma_pred is stored: its 6e-8 relative precision is far below the bin width.
+        """
         lo, hi = self.spred_range_gev
-        scale = self.n_spred / math.log(hi / lo)
-        position = (np.log(spred.astype(np.float64)) - math.log(lo)) * scale
-        bins = np.floor(np.clip(position, -1.0, self.n_spred)).astype(np.int32) + 1
-        return category.astype(np.int32) * (self.n_spred + 2) + bins
+        scale = np.float32(self.n_spred / math.log(hi / lo))
+        position = np.log(spred.astype(np.float32, copy=False))
+        position -= np.float32(math.log(lo))
+        position *= scale
+        position += np.float32(1.0)
+        np.clip(position, 0.0, self.n_spred + 1, out=position)
+        bins = position.astype(np.int32)  # truncation is the floor: position >= 0
+        bins += category.astype(np.int32) * (self.n_spred + 2)
+        return bins
 
 
 @dataclass(frozen=True)
@@ -140,22 +148,21 @@ class CategoryHistograms:
         cls, grids: HistogramGrids, mass_keys: np.ndarray, spred_keys: np.ndarray, weights: np.ndarray | None
     ) -> "CategoryHistograms":
         """Histograms of events given by their flat keys (``HistogramGrids.mass_keys``/``spred_keys``)."""
-        n = grids.n_categories
-        n_mass, n_spred = n * grids.n_mass, n * (grids.n_spred + 2)
-        mass_shape, spred_shape = (n, grids.n_mass), (n, grids.n_spred + 2)
+        hists = cls.empty(grids, weights is not None)
+        hists.add_keys(mass_keys, spred_keys, weights)
+        return hists
 
-        def count(keys: np.ndarray, length: int, w: np.ndarray | None = None) -> np.ndarray:
-            return np.bincount(keys, weights=w, minlength=length)
-
-        w = None if weights is None else weights.astype(np.float64)
-        return cls(
-            grids,
-            count(mass_keys, n_mass).reshape(mass_shape).astype(np.int64, copy=False),
-            count(spred_keys, n_spred).reshape(spred_shape).astype(np.int64, copy=False),
-            None if w is None else count(mass_keys, n_mass, w).reshape(mass_shape),
-            None if w is None else count(mass_keys, n_mass, w * w).reshape(mass_shape),
-            None if w is None else count(spred_keys, n_spred, w).reshape(spred_shape),
-        )
+    def add_keys(self, mass_keys: np.ndarray, spred_keys: np.ndarray, weights: np.ndarray | None) -> None:
+        """Add events given by their flat keys, in place (no temporary of the histograms' size)."""
+        np.add.at(self.mass_counts.reshape(-1), mass_keys, 1)
+        np.add.at(self.spred_counts.reshape(-1), spred_keys, 1)
+        if weights is not None:
+            if self.mass_sumw is None:
+                raise ValueError("weighted events added to unweighted histograms")
+            w = weights.astype(np.float64)
+            np.add.at(self.mass_sumw.reshape(-1), mass_keys, w)
+            np.add.at(self.mass_sumw2.reshape(-1), mass_keys, w * w)  # type: ignore[union-attr]
+            np.add.at(self.spred_sumw.reshape(-1), spred_keys, w)  # type: ignore[union-attr]
 
     @property
     def weighted(self) -> bool:
