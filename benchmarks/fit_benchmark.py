@@ -34,7 +34,7 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     from lib.config import load_config
     from lib.executor import InlineExecutor
     from lib.fit_step import build_jobs
-    from lib.histograms import grids_from_config
+    from lib.histograms import category_spec
     from lib.medians import compute_medians
     from lib.pipeline import Executors, reduce_files
 
@@ -42,13 +42,13 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     scheme = CategoryScheme.from_config(config.categories)
     files = sorted(root.glob(DATA_GLOB))
     inline = Executors(InlineExecutor(), InlineExecutor())
-    grids = grids_from_config(config, scheme.n_categories)
+    specs = (category_spec(config, scheme.n_categories),)
     reduction = reduce_files(
-        files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, grids, not binned, False, ""
+        files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, specs, not binned, False, ""
     )
     if reduction.skim is not None and max_events is not None and len(reduction.skim) > max_events:
         reduction.skim = reduction.skim.select(np.arange(len(reduction.skim)) < max_events)
-    medians = compute_medians(reduction.histograms, scheme, config.step2)
+    medians = compute_medians(reduction.histograms[0], scheme, config.step2)
     return build_jobs(config, scheme, reduction, medians, names or scheme.names, binned, None, None, "")
 
 

@@ -130,16 +130,16 @@ def time_reading(kind: str, root: Path) -> tuple[float, float]:
         from lib.categories import CategoryScheme
         from lib.config import load_config
         from lib.executor import InlineExecutor
-        from lib.histograms import grids_from_config
+        from lib.histograms import category_spec
         from lib.pipeline import Executors, reduce_files
 
         config = load_config()
         scheme = CategoryScheme.from_config(config.categories)
         inline = Executors(InlineExecutor(), InlineExecutor())
-        grids = grids_from_config(config, scheme.n_categories)
+        specs = (category_spec(config, scheme.n_categories),)
 
         def read() -> None:
-            reduce_files(files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, grids, False, False, "")
+            reduce_files(files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, specs, False, False, "")
 
     wall, cpu = time.monotonic(), time.process_time()
     read()

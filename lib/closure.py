@@ -8,26 +8,32 @@ come from the config and are contiguous (the original skipped 1.2-1.3 GeV).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from lib.categories import CategoryScheme
-from lib.config import ClosureConfig, Config, resolve_fit_spec, retry_specs
+from lib.config import ClosureConfig, Config, FitSpec, Step2Config, resolve_fit_spec, retry_specs
 from lib.errors import CalibrationError, InputError
 from lib.executor import TaskCrash, TaskExecutor
 from lib.fit_step import FitJob, fit_and_plot
+from lib.histograms import ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram, grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.reader import Skim
+from lib.medians import histogram_median
 from lib.io.tables import read_csv, write_csv
 from lib.options import RunOptions
 from lib.resolution import median_error_order_statistic, weighted_median
 
-__all__ = ["ClosureBin", "ClosureVerdict", "bin_rows", "binning_values", "closure_bins", "judge", "run_closure", "CLOSURE_CSV"]
+__all__ = [
+    "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "binning_values", "closure_specs", "fit_jobs", "judge",
+    "run_closure", "samples_from_events", "samples_from_histograms", "CLOSURE_CSV",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -124,57 +130,104 @@ def binning_values(predicted: np.ndarray, mass: np.ndarray, peak_gev: float, var
     return predicted * (peak_gev / mass) if variable == "sigma_pred_at_peak" else predicted
 
 
-def _closure_jobs(
-    config: Config, skim: Skim, predicted: np.ndarray, edges: Sequence[float], binned: bool, backend: str | None,
-    plot_dir: Path | None, title: str, only: int | None,
-) -> tuple[list[FitJob], list[np.ndarray]]:  # fmt: skip
+@dataclass(frozen=True)
+class BinSample:
+    """One bin of (calibrated) sigma_pred: what its fit needs (events or mass histogram) and its medians."""
+
+    n_events: int
+    median: float
+    median_err: float
+    raw_median: float
+    masses: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    histogram: MassHistogram | None = None
+
+
+def samples_from_events(
+    skim: Skim, raw: np.ndarray, predicted: np.ndarray, edges: Sequence[float], peak_gev: float, variable: str
+) -> list[BinSample]:  # fmt: skip
+    """Bins of ``predicted`` (``[lo, hi)`` of ``binning_values``) with each bin's events (unbinned fits)."""
+    groups = closure_bins(binning_values(predicted, skim.mass.astype(np.float64), peak_gev, variable), edges)
+    samples = []
+    for rows in groups:
+        weights = None if skim.weight is None else np.ascontiguousarray(skim.weight[rows])
+        samples.append(
+            BinSample(
+                int(len(rows)),
+                weighted_median(predicted[rows], weights),
+                median_error_order_statistic(predicted[rows], weights) if len(rows) > 1 else float("nan"),
+                weighted_median(raw[rows], weights),
+                masses=np.ascontiguousarray(skim.mass[rows]),
+                weights=weights,
+            )
+        )
+    return samples
+
+
+def samples_from_histograms(
+    predicted: CategoryHistograms, raw: CategoryHistograms, step2: Step2Config, prefix: str
+) -> list[BinSample]:  # fmt: skip
+    """Bins from histograms filled while reading (binned fits): no per-event data."""
+    order_statistic = step2.model_copy(update={"median_error": "order_statistic"})
+    samples = []
+    for i in range(predicted.grids.n_categories):
+        median, err = histogram_median(predicted, i, order_statistic, f"{prefix} bin {i}")
+        raw_median, _ = histogram_median(raw, i, order_statistic, f"{prefix} bin {i}")
+        samples.append(BinSample(predicted.n_events(i), median, err, raw_median, histogram=predicted.category_mass(i)))
+    return samples
+
+
+def closure_specs(config: Config, edges: Sequence[float], factors: np.ndarray | None, peak_gev: float, grids: HistogramGrids) -> tuple[HistogramSpec, ...]:
+    """Histograms of bins of calibrated sigma_pred: its own value (median, fits) and the raw one (``median_val_NonCal``)."""
+    def spec(value: str) -> HistogramSpec:
+        grouping = ByPredictedResolution(
+            tuple(float(e) for e in edges), None if factors is None else tuple(float(f) for f in factors), peak_gev,
+            config.closure.bin_variable, value,
+        )  # fmt: skip
+        return HistogramSpec(dataclasses.replace(grids, n_categories=len(edges) - 1), grouping)
+
+    return (spec("predicted"), spec("raw"))
+
+
+def fit_jobs(
+    samples: Sequence[BinSample], edges: Sequence[float], spec_for: Callable[[str], FitSpec], config: Config,
+    plot_dir: Path | None, title: str, prefix: str, only: int | None = None, same_range_retries: bool = False,
+) -> list[FitJob]:  # fmt: skip
+    """One fit per bin with at least two events (``only``: that bin alone)."""
     from lib.fitting.runner import FitTask
 
-    peak = config.fit.params["bw_mass"].value
-    groups = closure_bins(binning_values(predicted, skim.mass.astype(np.float64), peak, config.closure.bin_variable), edges)
     jobs = []
-    for i, idx in enumerate(groups):
-        if (only is not None and i != only) or len(idx) < 2:
+    for i, sample in enumerate(samples):
+        if (only is not None and i != only) or sample.n_events < 2:
             continue
-        name = bin_label(edges[i], edges[i + 1])
-        median = weighted_median(predicted[idx], None if skim.weight is None else skim.weight[idx])
-        nominal = resolve_fit_spec(config, name, binned, backend)
-        task = FitTask(
-            name=name,
-            masses=np.ascontiguousarray(skim.mass[idx]),
-            weights=None if skim.weight is None else np.ascontiguousarray(skim.weight[idx]),
-            nominal=nominal,
-            retries=tuple(retry_specs(config, nominal, median)),
-            median_sigma_pred=float(median),
-            quality=config.fit.quality,
-        )
+        name = bin_label(edges[i], edges[i + 1], prefix)
+        nominal = spec_for(name)
+        retries = retry_specs(config, nominal, sample.median)
+        if same_range_retries:
+            retries = [r for r in retries if r.range_gev == nominal.range_gev]
+        task = FitTask(name, sample.masses, sample.weights, nominal, tuple(retries), float(sample.median),
+                       config.fit.quality, histogram=sample.histogram)  # fmt: skip
         jobs.append(FitJob(task, None if plot_dir is None else plot_dir / f"fit_{name}", f"{title} {name}"))
-    return jobs, groups
+    return jobs
 
 
-def bin_rows(
-    skim: Skim, raw: np.ndarray, predicted: np.ndarray, edges: Sequence[float], groups: list[np.ndarray],
-    results: dict[str, Any], prefix: str = "closure",
-) -> list[ClosureBin]:  # fmt: skip
+def bin_rows(samples: Sequence[BinSample], edges: Sequence[float], results: dict[str, Any], prefix: str = "closure") -> list[ClosureBin]:
     """One unjudged row per bin: fit result against the median prediction, before and after calibration."""
     rows = []
     nan = float("nan")
-    for i, idx in enumerate(groups):
-        name = bin_label(edges[i], edges[i + 1], prefix)
-        weights = None if skim.weight is None else skim.weight[idx]
-        median = weighted_median(predicted[idx], weights)
-        median_err = median_error_order_statistic(predicted[idx], weights) if len(idx) > 1 else nan
-        res = results.get(name)
+    for i, sample in enumerate(samples):
+        res = results.get(bin_label(edges[i], edges[i + 1], prefix))
         if res is None or isinstance(res, TaskCrash):
             fit_val = fit_err = nan
             quality = "failed" if res is not None else "not fitted"
         else:
             fit_val, fit_err, quality = res.fit_val, res.fit_err, "ok" if res.ok else "failed"
+        median = sample.median
         ratio = fit_val / median if median > 0 else nan
-        ratio_err = abs(ratio) * math.hypot(fit_err / fit_val, median_err / median) if quality == "ok" else nan
+        ratio_err = abs(ratio) * math.hypot(fit_err / fit_val, sample.median_err / median) if quality == "ok" else nan
         rows.append(
-            ClosureBin(i, float(edges[i]), float(edges[i + 1]), int(len(idx)), fit_val, fit_err,
-                       weighted_median(raw[idx], weights), median, median_err, ratio, ratio_err, quality, "")
+            ClosureBin(i, float(edges[i]), float(edges[i + 1]), sample.n_events, fit_val, fit_err,
+                       sample.raw_median, median, sample.median_err, ratio, ratio_err, quality, "")
         )  # fmt: skip
     return rows
 
@@ -189,13 +242,17 @@ def _parse_bin(fix: str, edges: Sequence[float]) -> int:
 
 
 def _run_pass(
-    executor: TaskExecutor, config: Config, skim: Skim, raw: np.ndarray, predicted: np.ndarray, options: RunOptions,
-    plot_dir: Path | None, title: str, csv_path: Path, only: int | None,
+    executor: TaskExecutor, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
+    title: str, csv_path: Path, only: int | None,
 ) -> tuple[list[ClosureBin], ClosureVerdict]:  # fmt: skip
     edges = config.closure.bin_edges_gev
-    jobs, groups = _closure_jobs(config, skim, predicted, edges, options.binned, options.backend, plot_dir, title, only)
+
+    def spec_for(name: str) -> FitSpec:
+        return resolve_fit_spec(config, name, options.binned, options.backend)
+
+    jobs = fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only)
     results = dict(zip([j.task.name for j in jobs], executor.map(fit_and_plot, jobs, [j.task.name for j in jobs], "closure fits")))
-    rows = bin_rows(skim, raw, predicted, edges, groups, results)
+    rows = bin_rows(samples, edges, results)
     if only is not None:
         previous = read_csv(csv_path)
         if len(previous) != len(rows):
@@ -204,6 +261,33 @@ def _run_pass(
     judged, verdict = judge(rows, config.closure)
     write_csv(csv_path, [r.row() for r in judged])
     return judged, verdict
+
+
+def _closure_samples(
+    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Any, out_dir: Path, factors: np.ndarray
+) -> tuple[list[BinSample], list[BinSample]]:  # fmt: skip
+    """Bins after and before calibration: from histograms filled while reading (binned), or from the events."""
+    from lib.pipeline import load_reduction
+
+    edges, peak = config.closure.bin_edges_gev, config.fit.params["bw_mass"].value
+    if options.binned:
+        grids = grids_from_config(config, len(edges) - 1)
+        specs = closure_specs(config, edges, factors, peak, grids) + closure_specs(config, edges, None, peak, grids)[:1]
+        reduction, _ = load_reduction(options, config, scheme, year, execs, out_dir, specs, events=False)
+        after_pred, after_raw, before = reduction.histograms
+        return (
+            samples_from_histograms(after_pred, after_raw, config.step2, "closure"),
+            samples_from_histograms(before, before, config.step2, "closure (uncalibrated)"),
+        )
+    reduction, _ = load_reduction(options, config, scheme, year, execs, out_dir, (), events=True)
+    skim = reduction.skim
+    raw = skim.sigma_pred.astype(np.float64)  # type: ignore[union-attr]
+    calibrated = raw * factors[skim.category]  # type: ignore[union-attr]
+    variable = config.closure.bin_variable
+    return (
+        samples_from_events(skim, raw, calibrated, edges, peak, variable),  # type: ignore[arg-type]
+        samples_from_events(skim, raw, raw, edges, peak, variable),  # type: ignore[arg-type]
+    )
 
 
 def _from_csv(row: dict[str, str]) -> ClosureBin:
@@ -218,25 +302,21 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
         InputError: no correction JSON to test (run steps 1-3 first or pass --calib-json).
     """
     from lib.correction.writer import correction_filename
-    from lib.pipeline import load_reduction
 
     json_path = options.calib_json or out_dir / correction_filename(year, options.is_mc, options.nanoaod_v)
     if not Path(json_path).exists():
         raise InputError(f"no calibration JSON {json_path}: run --steps all first or pass --calib-json")
     factors = _factor_array(Path(json_path), scheme)
-    reduction, _ = load_reduction(options, config, scheme, year, execs, out_dir, histograms=False, events=True)
-    skim = reduction.skim
-    raw = skim.sigma_pred.astype(np.float64)
-    calibrated = raw * factors[skim.category]
+    after_samples, before_samples = _closure_samples(options, config, scheme, year, execs, out_dir, factors)
     only = _parse_bin(options.fix_cat, config.closure.bin_edges_gev) if options.fix_cat else None
     closure_dir = out_dir / "closure"
     plots = closure_dir / "fits" if options.plots else None
     title = f"{options.sample_label} {year}"
     after, verdict_after = _run_pass(
-        execs.fit, config, skim, raw, calibrated, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only
+        execs.fit, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only
     )
     before, verdict_before = _run_pass(
-        execs.fit, config, skim, raw, raw, options, None if plots is None else plots / "uncalibrated",
+        execs.fit, config, before_samples, options, None if plots is None else plots / "uncalibrated",
         f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only,
     )  # fmt: skip
     lines = [verdict_after.text("closure after calibration"), verdict_before.text("closure before calibration (reference)")]

@@ -227,8 +227,6 @@ class HiggsConfig(_Model):
     mass_gev: float
     width_gev: float
     signal_region_gev: tuple[float, float]
-    sidebands_gev: list[tuple[float, float]]
-    read_window_gev: tuple[float, float]
     bin_edges_gev: list[float]
     min_events: int = Field(ge=1)
     tolerance: float = Field(gt=0)

@@ -91,7 +91,7 @@ def build_jobs(
             masses = np.ascontiguousarray(skim.mass[idx])  # type: ignore[union-attr]
             weights = None if skim.weight is None else np.ascontiguousarray(skim.weight[idx])  # type: ignore[union-attr]
         else:
-            histogram = reduction.histograms.category_mass(index)  # type: ignore[union-attr]
+            histogram = reduction.histograms[0].category_mass(index)
         task = FitTask(
             name=name,
             masses=masses,

@@ -7,21 +7,22 @@ width is negligible). Fitted sigma / median calibrated sigma_pred should be 1 in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from lib.categories import CategoryScheme
-from lib.closure import ClosureVerdict, bin_label, bin_rows, binning_values, closure_bins, judge
-from lib.config import ClosureConfig, Config, higgs_fit_spec, retry_specs
+from lib.closure import BinSample, ClosureVerdict, bin_rows, closure_specs, fit_jobs, judge, samples_from_events, samples_from_histograms
+from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec
 from lib.executor import TaskExecutor
-from lib.fit_step import FitJob, fit_and_plot
+from lib.fit_step import fit_and_plot
+from lib.histograms import grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.reader import find_files
 from lib.io.tables import write_csv
 from lib.options import RunOptions
-from lib.resolution import weighted_median
 
 __all__ = ["run_higgs_validation", "HIGGS_CSV"]
 
@@ -30,49 +31,51 @@ log = logging.getLogger(__name__)
 HIGGS_CSV = "higgs_validation_resolutionBinning.csv"
 
 
-def _signal_skim(options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: object):
-    root = Path(options.input_path) if options.input_path else Path(config.input.stage1_path)
-    files = find_files(root, config.input.signal_glob, year)
+def _signal_samples(
+    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: object, factors: np.ndarray
+) -> list[BinSample]:  # fmt: skip
+    """Bins of calibrated sigma_pred of the signal-region events: histograms filled while reading (binned) or events."""
     from lib.pipeline import reduce_files
 
+    root = Path(options.input_path) if options.input_path else Path(config.input.stage1_path)
+    files = find_files(root, config.input.signal_glob, year)
+    higgs = config.higgs
+    edges = higgs.bin_edges_gev
+    specs: tuple = ()
+    if options.binned:
+        lo, hi = higgs.signal_region_gev
+        # The fit's own bins, each split in five: the grid holds exactly what the binned fit sums.
+        grids = dataclasses.replace(
+            grids_from_config(config, len(edges) - 1), mass_range_gev=(lo, hi), mass_bin_gev=(hi - lo) / (config.fit.bins * 5)
+        )
+        specs = closure_specs(config, edges, factors, higgs.mass_gev, grids)
     reduction = reduce_files(
-        files, execs, scheme, config.higgs.read_window_gev, config.input.weight_column, config.input.batch_rows,
-        grids=None, events=True, skip_bad_files=False, progress="signal files",
+        files, execs, scheme, higgs.signal_region_gev, config.input.weight_column, config.input.batch_rows,
+        specs, events=not options.binned, skip_bad_files=False, progress="signal files",
     )  # fmt: skip
-    return reduction.skim
+    if options.binned:
+        return samples_from_histograms(*reduction.histograms, config.step2, "higgs")
+    skim = reduction.skim
+    raw = skim.sigma_pred.astype(np.float64)  # type: ignore[union-attr]
+    calibrated = raw * factors[skim.category]  # type: ignore[union-attr]
+    return samples_from_events(skim, raw, calibrated, edges, higgs.mass_gev, config.closure.bin_variable)  # type: ignore[arg-type]
 
 
 def run_higgs_validation(
     options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: object, out_dir: Path, factors: np.ndarray
 ) -> ClosureVerdict:
     """Fit the H peak in bins of calibrated sigma_pred; write the CSV, plots and return the verdict."""
-    skim = _signal_skim(options, config, scheme, year, execs)
-    lo, hi = config.higgs.signal_region_gev
-    skim = skim.select((skim.mass > lo) & (skim.mass < hi))
-    raw = skim.sigma_pred.astype(np.float64)
-    calibrated = raw * factors[skim.category]
+    samples = _signal_samples(options, config, scheme, year, execs, factors)
     edges = config.higgs.bin_edges_gev
-    groups = closure_bins(
-        binning_values(calibrated, skim.mass.astype(np.float64), config.higgs.mass_gev, config.closure.bin_variable), edges
-    )
     plot_dir = out_dir / "higgs" / "fits" if options.plots else None
-    jobs = []
-    for i, idx in enumerate(groups):
-        if len(idx) < 2:
-            continue
-        name = bin_label(edges[i], edges[i + 1], "higgs")
-        weights = None if skim.weight is None else skim.weight[idx]
-        median = weighted_median(calibrated[idx], weights)
-        nominal = higgs_fit_spec(config, name, options.binned, options.backend)
-        retries = tuple(r for r in retry_specs(config, nominal, median) if r.range_gev == nominal.range_gev)
-        from lib.fitting.runner import FitTask
 
-        task = FitTask(name=name, masses=np.ascontiguousarray(skim.mass[idx]), weights=None if weights is None else np.ascontiguousarray(weights),
-                       nominal=nominal, retries=retries, median_sigma_pred=float(median), quality=config.fit.quality)  # fmt: skip
-        jobs.append(FitJob(task, None if plot_dir is None else plot_dir / f"fit_{name}", f"H {options.sample_label} {year} {name}"))
+    def spec_for(name: str) -> FitSpec:
+        return higgs_fit_spec(config, name, options.binned, options.backend)
+
+    jobs = fit_jobs(samples, edges, spec_for, config, plot_dir, f"H {options.sample_label} {year}", "higgs", same_range_retries=True)
     executor: TaskExecutor = execs.fit  # type: ignore[attr-defined]
     results = dict(zip([j.task.name for j in jobs], executor.map(fit_and_plot, jobs, [j.task.name for j in jobs], "higgs fits")))
-    rows = bin_rows(skim, raw, calibrated, edges, groups, results, prefix="higgs")
+    rows = bin_rows(samples, edges, results, prefix="higgs")
     higgs_cfg = ClosureConfig(
         bin_variable=config.closure.bin_variable,
         bin_edges_gev=list(edges), min_events=config.higgs.min_events, tolerance=config.higgs.tolerance, n_sigma=config.closure.n_sigma

@@ -23,7 +23,10 @@ import numpy as np
 if TYPE_CHECKING:
     from lib.config import Config
 
-__all__ = ["HistogramGrids", "CategoryHistograms", "MassHistogram", "histogram_quantiles", "grids_from_config"]
+__all__ = [
+    "HistogramGrids", "CategoryHistograms", "MassHistogram", "histogram_quantiles", "grids_from_config",
+    "ByCategory", "ByPredictedResolution", "HistogramSpec", "category_spec",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,63 @@ class HistogramGrids:
         bins = position.astype(np.int32)  # truncation is the floor: position >= 0
         bins += category.astype(np.int32) * (self.n_spred + 2)
         return bins
+
+
+@dataclass(frozen=True)
+class ByCategory:
+    """Group events by their category and histogram their sigma_pred (steps 1-2)."""
+
+    n_groups: int
+
+    def assign(self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """``(selected events or None for all, group, value)``: every event, in its category."""
+        return None, category, spred
+
+
+@dataclass(frozen=True)
+class ByPredictedResolution:
+    """Group events by ``[lo, hi)`` bins of (calibrated) sigma_pred, for the closure and Higgs checks.
+
+    ``factors`` (per category; None: uncalibrated) multiply sigma_pred; the binning variable is that
+    prediction, or it scaled to the peak mass (``sigma_pred_at_peak``: sigma_pred is proportional
+    to the event's mass, so binning on it directly sculpts the peak). ``value`` says which
+    sigma_pred is histogrammed: the prediction or the raw, uncalibrated one.
+    """
+
+    edges: tuple[float, ...]
+    factors: tuple[float, ...] | None
+    peak_gev: float
+    variable: str
+    value: str = "predicted"
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.edges) - 1
+
+    def assign(self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """``(selected events, their bin, their histogrammed sigma_pred)``; events outside every bin are not selected."""
+        raw = spred.astype(np.float64)
+        predicted = raw if self.factors is None else raw * np.asarray(self.factors)[category]
+        binning = predicted * (self.peak_gev / mass) if self.variable == "sigma_pred_at_peak" else predicted
+        group = np.searchsorted(np.asarray(self.edges), binning, side="right") - 1
+        selected = np.flatnonzero((group >= 0) & (group < self.n_groups))
+        value = predicted if self.value == "predicted" else raw
+        return selected, group[selected].astype(np.int32), value[selected].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class HistogramSpec:
+    """One set of histograms a reduction fills: the binnings and how events are grouped."""
+
+    grids: HistogramGrids
+    grouping: ByCategory | ByPredictedResolution
+
+    def keys(self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """``(selected events or None for all, mass keys, sigma_pred keys)`` of a chunk's events for this grouping."""
+        selected, group, value = self.grouping.assign(category, mass, spred)
+        if selected is not None:
+            mass = mass[selected]
+        return selected, self.grids.mass_keys(group, mass), self.grids.spred_keys(group, value)
 
 
 @dataclass(frozen=True)
@@ -240,6 +300,11 @@ def histogram_quantiles(contents: np.ndarray, counts: np.ndarray, edges: np.ndar
     values = np.interp(targets, knot_cdf, knot_value) if inner.size else np.full(targets.shape, np.nan)
     outside = (targets < contents[0]) | (targets > total - contents[-1])
     return np.where(outside, np.nan, values)
+
+
+def category_spec(config: "Config", n_categories: int) -> HistogramSpec:
+    """Steps 1-2: histograms per category on the grids of ``config``."""
+    return HistogramSpec(grids_from_config(config, n_categories), ByCategory(n_categories))
 
 
 def grids_from_config(config: "Config", n_categories: int) -> HistogramGrids:

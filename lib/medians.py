@@ -15,7 +15,7 @@ from lib.config import Step2Config
 from lib.errors import InputError
 from lib.histograms import CategoryHistograms, histogram_quantiles
 
-__all__ = ["CategoryMedian", "compute_medians", "sigma_pred_histograms", "median_error_bootstrap_histogram"]
+__all__ = ["CategoryMedian", "compute_medians", "histogram_median", "sigma_pred_histograms", "median_error_bootstrap_histogram"]
 
 # The bootstrap resamples only the bins within this many standard errors of the median (the rest
 # in two totals): the resampled median never leaves them, and 300 resamples stay cheap.
@@ -83,24 +83,32 @@ def compute_medians(hists: CategoryHistograms, scheme: CategoryScheme, cfg: Step
     so each category's error is reproducible and independent of which categories are run.
 
     Raises:
-        InputError: a category's median lies outside ``step2.median_grid.range_gev``.
+        InputError: a category's median lies outside ``step2.median_grid_gev``.
     """
-    edges = hists.grids.spred_edges
     out = []
     for index, name in enumerate(scheme.names):
-        contents, counts = hists.spred_contents(index), hists.spred_counts[index]
-        n_eff = hists.effective_entries(index)
-        median = float(histogram_quantiles(contents, counts, edges, np.array([0.5]))[0])
-        if contents.sum() > 0 and not np.isfinite(median):
-            lo, hi = hists.grids.spred_range_gev
-            raise InputError(f"category {name}: the median sigma_pred lies outside {lo:g}-{hi:g} GeV (step2.median_grid.range_gev)")
-        if cfg.median_error == "bootstrap":
-            rng = np.random.default_rng([cfg.seed, index])
-            err = median_error_bootstrap_histogram(counts, contents, edges, n_eff, rng, cfg.bootstrap_resamples)
-        else:
-            err = _order_statistic_error(contents, counts, edges, n_eff)
+        median, err = histogram_median(hists, index, cfg, f"category {name}")
         out.append(CategoryMedian(name, hists.n_events(index), hists.sum_weights(index), median, err))
     return out
+
+
+def histogram_median(hists: CategoryHistograms, index: int, cfg: Step2Config, name: str) -> tuple[float, float]:
+    """Median of group ``index``'s sigma_pred histogram and its error (``cfg.median_error``); NaN when empty.
+
+    Raises:
+        InputError: the median lies outside ``step2.median_grid_gev`` (``name`` says whose).
+    """
+    edges = hists.grids.spred_edges
+    contents, counts = hists.spred_contents(index), hists.spred_counts[index]
+    n_eff = hists.effective_entries(index)
+    median = float(histogram_quantiles(contents, counts, edges, np.array([0.5]))[0])
+    if contents.sum() > 0 and not np.isfinite(median):
+        lo, hi = hists.grids.spred_range_gev
+        raise InputError(f"{name}: the median sigma_pred lies outside {lo:g}-{hi:g} GeV (step2.median_grid_gev)")
+    if cfg.median_error == "bootstrap":
+        rng = np.random.default_rng([cfg.seed, index])
+        return median, median_error_bootstrap_histogram(counts, contents, edges, n_eff, rng, cfg.bootstrap_resamples)
+    return median, _order_statistic_error(contents, counts, edges, n_eff)
 
 
 def sigma_pred_histograms(hists: CategoryHistograms, cfg: Step2Config) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskCras
 from lib.factors import CategoryFactor, compute_factors
 from lib.fit_step import FIT_CSV, FitCache, build_jobs, run_fits, write_fit_outputs
 from lib.io.atomic import write_text_atomic
-from lib.histograms import CategoryHistograms, HistogramGrids, grids_from_config
+from lib.histograms import CategoryHistograms, HistogramSpec, category_spec
 from lib.io.cache import cache_key, inputs_fingerprint, load_cached_reduction, store_reduction
 from lib.io.merge import Reduction, ReductionMerger
 from lib.io.reader import FileReduction, find_files, reduce_file
@@ -117,15 +117,15 @@ class SkimSource:
 
 def reduce_files(
     files: Sequence[Path], execs: Executors, scheme: CategoryScheme, window: tuple[float, float], weight_column: str | None,
-    batch_rows: int, grids: HistogramGrids | None, events: bool, skip_bad_files: bool, progress: str = "files",
+    batch_rows: int, specs: tuple[HistogramSpec, ...], events: bool, skip_bad_files: bool, progress: str = "files",
 ) -> Reduction:  # fmt: skip
     """Reduce every file on the reduce executor and fold the results in file order as they arrive.
 
     No per-file result is kept once folded: with histograms only, memory does not grow with the
     number of files or events.
     """
-    tasks = [(str(f), scheme, window, weight_column, batch_rows, None, grids, events) for f in files]
-    merger = ReductionMerger(files, grids, weight_column is not None, skip_bad_files)
+    tasks = [(str(f), scheme, window, weight_column, batch_rows, None, specs, events) for f in files]
+    merger = ReductionMerger(files, specs, weight_column is not None, skip_bad_files)
     task = _reduce_or_skip_task if skip_bad_files else _reduce_task
     execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
     return merger.result()
@@ -133,9 +133,9 @@ def reduce_files(
 
 def load_reduction(
     options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path,
-    histograms: bool, events: bool,
+    specs: tuple[HistogramSpec, ...], events: bool,
 ) -> tuple[Reduction, SkimSource]:  # fmt: skip
-    """Find the year's files, reduce them to histograms and/or a skim (or reuse a cache with the same key).
+    """Find the year's files, reduce them to histograms (one set per spec) and/or a skim (or reuse a cache with the same key).
 
     A reduction missing skipped files is not cached: the cache key names every matched file, and a
     later run without --skip-bad-files must read (and refuse) the damaged ones again.
@@ -147,22 +147,21 @@ def load_reduction(
     pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
     files = find_files(root, pattern, year)
     weight_column = config.input.weight_column if options.is_mc else None
-    grids = grids_from_config(config, scheme.n_categories) if histograms else None
     settings = {
         "categories": config.categories.model_dump(mode="json"),
         "z_window": list(config.selection.z_window_gev),
         "weight": weight_column,
-        "grids": None if grids is None else repr(grids),
+        "histograms": [repr(spec) for spec in specs],
     }
     fingerprint = inputs_fingerprint(files)
     key = cache_key(fingerprint, settings)
     cache_dir = out_dir / ".cache"
-    cached = load_cached_reduction(cache_dir, key, grids, events)
+    cached = load_cached_reduction(cache_dir, key, specs, events)
     if cached is not None:
         return cached, SkimSource(fingerprint)
     start = time.monotonic()
     reduction = reduce_files(
-        files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, grids, events,
+        files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events,
         options.skip_bad_files,
     )  # fmt: skip
     log.info(
@@ -401,12 +400,13 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
                 start = time.monotonic()
                 # Unbinned fits need each event's mass; binned fits and medians only the histograms.
                 events = "step1" in steps and not options.binned
-                reduction, source = load_reduction(options, config, scheme, year, execs, out_dir, histograms=True, events=events)
+                specs = (category_spec(config, scheme.n_categories),)
+                reduction, source = load_reduction(options, config, scheme, year, execs, out_dir, specs, events)
                 _write_provenance(out_dir, options, config, source)
-                medians = compute_medians(reduction.histograms, scheme, config.step2)
+                medians = compute_medians(reduction.histograms[0], scheme, config.step2)
                 summary.timings["read+medians"] = time.monotonic() - start
                 if "step2" in steps:
-                    _write_step2(out_dir, medians, reduction.histograms, config, options, year)
+                    _write_step2(out_dir, medians, reduction.histograms[0], config, options, year)
                 if "step1" in steps:
                     start = time.monotonic()
                     summary.failed_fits = _run_step1(out_dir, options, config, scheme, reduction, medians, execs, year)

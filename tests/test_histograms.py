@@ -10,7 +10,7 @@ import pytest
 
 from lib.executor import TaskCrash
 from lib.errors import InputError
-from lib.histograms import CategoryHistograms, MassHistogram, grids_from_config, histogram_quantiles
+from lib.histograms import CategoryHistograms, MassHistogram, category_spec, grids_from_config, histogram_quantiles
 from lib.io.merge import ReductionMerger
 from lib.io.reader import reduce_file
 from lib.medians import compute_medians
@@ -30,10 +30,10 @@ def _files(tmp_path: Path, n_files: int, n: int, weights: bool) -> list[Path]:
 
 
 def _reduce(paths: list[Path], scheme, config, weighted: bool, order=None):
-    grids = grids_from_config(config, scheme.n_categories)
+    specs = (category_spec(config, scheme.n_categories),)
     weight = "wgt_nominal" if weighted else None
-    reductions = [reduce_file(p, scheme, WINDOW, weight, batch_rows=900, grids=grids, keep_events=True) for p in paths]
-    merger = ReductionMerger(paths, grids, weighted, skip_bad_files=False)
+    reductions = [reduce_file(p, scheme, WINDOW, weight, batch_rows=900, specs=specs, keep_events=True) for p in paths]
+    merger = ReductionMerger(paths, specs, weighted, skip_bad_files=False)
     for index in order if order is not None else range(len(paths)):
         merger.add(index, reductions[index])
     return merger.result()
@@ -42,7 +42,7 @@ def _reduce(paths: list[Path], scheme, config, weighted: bool, order=None):
 @pytest.mark.parametrize("weighted", [False, True])
 def test_histograms_equal_those_of_the_events(tmp_path, scheme, config, weighted):
     reduction = _reduce(_files(tmp_path, 3, 4000, weighted), scheme, config, weighted)
-    skim, hists = reduction.skim, reduction.histograms
+    skim, (hists,) = reduction.skim, reduction.histograms
     edges = hists.grids.mass_edges
     for index, idx in enumerate(skim.by_category(scheme.n_categories)):
         counts, _ = np.histogram(skim.mass[idx], bins=edges)
@@ -60,21 +60,21 @@ def test_merge_is_in_file_order_whatever_the_arrival_order(tmp_path, scheme, con
     paths = _files(tmp_path, 4, 2000, weights=True)
     forward = _reduce(paths, scheme, config, True)
     backward = _reduce(paths, scheme, config, True, order=[3, 1, 2, 0])
-    for name, array in forward.histograms.arrays().items():
-        assert np.array_equal(array, backward.histograms.arrays()[name]), name
+    for name, array in forward.histograms[0].arrays().items():
+        assert np.array_equal(array, backward.histograms[0].arrays()[name]), name
     np.testing.assert_array_equal(forward.skim.mass, backward.skim.mass)
 
 
 def test_a_crashed_reading_process_is_one_line_or_a_skip(tmp_path, scheme, config):
     paths = _files(tmp_path, 2, 500, weights=False)
-    grids = grids_from_config(config, scheme.n_categories)
+    specs = (category_spec(config, scheme.n_categories),)
     crash = TaskCrash(paths[1].name, "Dask worker died running it (KilledWorker)")
-    strict = ReductionMerger(paths, grids, False, skip_bad_files=False)
+    strict = ReductionMerger(paths, specs, False, skip_bad_files=False)
     with pytest.raises(InputError, match=r"1\.parquet: the process reading it died \(Dask worker died .*\); re-run, or pass --skip-bad-files"):
         strict.add(1, crash)
-    lenient = ReductionMerger(paths, grids, False, skip_bad_files=True)
+    lenient = ReductionMerger(paths, specs, False, skip_bad_files=True)
     lenient.add(1, crash)
-    lenient.add(0, reduce_file(paths[0], scheme, WINDOW, None, grids=grids, keep_events=False))
+    lenient.add(0, reduce_file(paths[0], scheme, WINDOW, None, specs=specs, keep_events=False))
     result = lenient.result()
     assert result.skipped == [str(paths[1])] and result.n_files == 1 and result.skim is None
 
@@ -83,7 +83,7 @@ def test_a_crashed_reading_process_is_one_line_or_a_skip(tmp_path, scheme, confi
 def test_medians_within_a_bin_width_of_the_exact_ones(tmp_path, scheme, config, weighted):
     reduction = _reduce(_files(tmp_path, 3, 6000, weighted), scheme, config, weighted)
     skim = reduction.skim
-    medians = compute_medians(reduction.histograms, scheme, config.step2)
+    medians = compute_medians(reduction.histograms[0], scheme, config.step2)
     width = config.step2.median_relative_bin_width
     tested = 0
     for index, idx in enumerate(skim.by_category(scheme.n_categories)):
@@ -116,10 +116,10 @@ def test_medians_of_a_large_category_match_numpy_to_a_tenth_of_a_bin(config, sch
 
 def test_bootstrap_error_agrees_with_the_order_statistic(tmp_path, scheme, config):
     reduction = _reduce(_files(tmp_path, 2, 8000, False), scheme, config, False)
-    order_stat = compute_medians(reduction.histograms, scheme, config.step2)
+    order_stat = compute_medians(reduction.histograms[0], scheme, config.step2)
     boot_cfg = config.step2.model_copy(update={"median_error": "bootstrap", "bootstrap_resamples": 400})
-    boot = compute_medians(reduction.histograms, scheme, boot_cfg)
-    again = compute_medians(reduction.histograms, scheme, boot_cfg)
+    boot = compute_medians(reduction.histograms[0], scheme, boot_cfg)
+    again = compute_medians(reduction.histograms[0], scheme, boot_cfg)
     assert [b.median_err_NonCal for b in boot] == [b.median_err_NonCal for b in again]
     big = [(o, b) for o, b in zip(order_stat, boot) if o.n_events > 1000]
     assert big
@@ -154,3 +154,36 @@ def test_rebinning_equals_histogramming_the_events(config):
 
 def test_quantiles_of_an_empty_histogram_are_nan():
     assert np.isnan(histogram_quantiles(np.zeros(5), np.zeros(5, int), np.arange(4.0), np.array([0.5]))).all()
+
+
+@pytest.mark.parametrize("variable", ["sigma_pred_at_peak", "sigma_pred"])
+def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, config, variable):
+    """Binned closure streams its bins of calibrated sigma_pred; they must hold what the per-event bins hold."""
+    from lib.closure import closure_specs, samples_from_events, samples_from_histograms
+
+    cfg = config.model_copy(update={"closure": config.closure.model_copy(update={"bin_variable": variable})})
+    edges = cfg.closure.bin_edges_gev
+    factors = np.random.default_rng(2).uniform(0.9, 1.3, scheme.n_categories)
+    specs = closure_specs(cfg, edges, factors, 91.188, grids_from_config(cfg, len(edges) - 1))
+    paths = _files(tmp_path, 2, 6000, weights=False)
+    reductions = [reduce_file(p, scheme, WINDOW, None, specs=specs, keep_events=True) for p in paths]
+    merger = ReductionMerger(paths, specs, False, skip_bad_files=False)
+    for index, reduction in enumerate(reductions):
+        merger.add(index, reduction)
+    merged = merger.result()
+    skim = merged.skim
+    raw = skim.sigma_pred.astype(np.float64)
+    from_events = samples_from_events(skim, raw, raw * factors[skim.category], edges, 91.188, variable)
+    from_histograms = samples_from_histograms(*merged.histograms, cfg.step2, "closure")
+    width = cfg.step2.median_relative_bin_width
+    filled = 0
+    for events, hists in zip(from_events, from_histograms):
+        assert hists.n_events == events.n_events
+        if events.n_events < 2:
+            continue
+        filled += 1
+        assert hists.median == pytest.approx(events.median, rel=width)
+        assert hists.raw_median == pytest.approx(events.raw_median, rel=width)
+        counts, _ = np.histogram(events.masses, bins=hists.histogram.edges)
+        np.testing.assert_array_equal(hists.histogram.counts, counts)
+    assert filled >= 8

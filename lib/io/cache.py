@@ -16,7 +16,7 @@ import numpy as np
 
 from lib import __version__
 from lib.io.atomic import atomic_path
-from lib.histograms import CategoryHistograms, HistogramGrids
+from lib.histograms import CategoryHistograms, HistogramSpec
 from lib.io.merge import Reduction
 from lib.io.reader import Skim
 
@@ -40,35 +40,34 @@ def cache_key(files_fingerprint: str, settings: dict[str, object]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def _kind(reduction_has: tuple[bool, bool]) -> str:
-    histograms, events = reduction_has
-    return {(True, False): "hist", (False, True): "events", (True, True): "both"}[(histograms, events)]
-
-
 def _cache_file(cache_dir: Path, key: str, kind: str) -> Path:
     return Path(cache_dir) / f"reduction-{kind}-{key}.npz"
 
 
-def load_cached_reduction(cache_dir: Path, key: str, grids: HistogramGrids | None, events: bool) -> Reduction | None:
-    """The cached reduction for ``key`` (histograms on ``grids`` and/or events), or None.
+def _kind(n_histograms: int, events: bool) -> str:
+    """Cache slot: steps 1-2 and the closure keep one entry each, so alternating runs do not evict each other."""
+    return f"h{n_histograms}{'e' if events else ''}"
+
+
+def load_cached_reduction(cache_dir: Path, key: str, specs: tuple[HistogramSpec, ...], events: bool) -> Reduction | None:
+    """The cached reduction for ``key`` (one set of histograms per spec, and/or events), or None.
 
     A corrupt cache file is ignored and replaced later.
     """
-    path = _cache_file(cache_dir, key, _kind((grids is not None, events)))
+    path = _cache_file(cache_dir, key, _kind(len(specs), events))
     if not path.exists():
         return None
     try:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
+        histograms = tuple(
+            CategoryHistograms.from_arrays(spec.grids, {k.split("_", 1)[1]: v for k, v in arrays.items() if k.startswith(f"h{i}_")})
+            for i, spec in enumerate(specs)
+        )
+        skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight")) if events else None
     except (OSError, KeyError, ValueError) as err:
         log.warning("ignoring unreadable reduction cache %s (%s)", path, err)
         return None
-    histograms = None
-    if grids is not None:
-        histograms = CategoryHistograms.from_arrays(grids, {k[5:]: v for k, v in arrays.items() if k.startswith("hist_")})
-    skim = None
-    if events:
-        skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"))
     counts = {k: int(arrays[k]) for k in _COUNTS}
     log.info("using cached reduction %s (%d events kept)", path, counts["n_read"] - sum(counts[k] for k in _COUNTS[1:]))
     return Reduction(histograms, skim, **counts)
@@ -79,14 +78,14 @@ _COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")
 
 def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
     """Write the reduction for ``key`` atomically and drop caches of the same kind with other keys (they can never match again)."""
-    kind = _kind((reduction.histograms is not None, reduction.skim is not None))
+    kind = _kind(len(reduction.histograms), reduction.skim is not None)
     path = _cache_file(cache_dir, key, kind)
     for stale in Path(cache_dir).glob(f"reduction-{kind}-*.npz") if Path(cache_dir).exists() else []:
         if stale != path:
             stale.unlink(missing_ok=True)
     arrays: dict[str, np.ndarray] = {k: np.array(getattr(reduction, k)) for k in _COUNTS}
-    if reduction.histograms is not None:
-        arrays |= {f"hist_{k}": v for k, v in reduction.histograms.arrays().items()}
+    for i, hists in enumerate(reduction.histograms):
+        arrays |= {f"h{i}_{k}": v for k, v in hists.arrays().items()}
     if reduction.skim is not None:
         skim = reduction.skim
         arrays |= {"category": skim.category, "mass": skim.mass, "sigma_pred": skim.sigma_pred}

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from lib.errors import InputError
 from lib.executor import TaskCrash
-from lib.histograms import CategoryHistograms, HistogramGrids
+from lib.histograms import CategoryHistograms, HistogramSpec
 from lib.io.reader import FileReduction, Skim, concat_skims
 
 __all__ = ["Reduction", "ReductionMerger"]
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class Reduction:
     """All files of a sample reduced: merged histograms and/or skim, and what was dropped and why."""
 
-    histograms: CategoryHistograms | None
+    histograms: tuple[CategoryHistograms, ...]
     skim: Skim | None
     n_files: int = 0
     n_read: int = 0
@@ -53,11 +53,11 @@ class ReductionMerger:
     file under --skip-bad-files) is warned about and counted.
     """
 
-    def __init__(self, files: Sequence[Path], grids: HistogramGrids | None, weighted: bool, skip_bad_files: bool) -> None:
+    def __init__(self, files: Sequence[Path], specs: tuple[HistogramSpec, ...], weighted: bool, skip_bad_files: bool) -> None:
         self.files = [str(f) for f in files]
         self.skip_bad_files = skip_bad_files
         self.weighted = weighted
-        self._merged = Reduction(None if grids is None else CategoryHistograms.empty(grids, weighted), None)
+        self._merged = Reduction(tuple(CategoryHistograms.empty(spec.grids, weighted) for spec in specs), None)
         self._skims: list[Skim] = []
         self._waiting: dict[int, FileReduction | str] = {}
         self._next = 0
@@ -85,8 +85,8 @@ class ReductionMerger:
         merged.n_bad += result.n_bad
         merged.n_outside_window += result.n_outside_window
         merged.n_outside_categories += result.n_outside_categories
-        if merged.histograms is not None and result.histograms is not None:
-            merged.histograms.add(result.histograms)
+        for mine, theirs in zip(merged.histograms, result.histograms):
+            mine.add(theirs)
         if result.skim is not None:
             self._skims.append(result.skim)
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from lib.categories import NO_CATEGORY, CategoryScheme
 from lib.errors import InputError
 from lib.executor import default_workers
-from lib.histograms import CategoryHistograms, HistogramGrids
+from lib.histograms import CategoryHistograms, HistogramSpec
 from lib.resolution import sigma_pred
 
 __all__ = ["KINEMATIC_COLUMNS", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
@@ -71,7 +71,7 @@ class FileReduction:
 
     path: str
     skim: Skim | None
-    histograms: CategoryHistograms | None
+    histograms: tuple[CategoryHistograms, ...]
     n_read: int
     n_bad: int
     n_outside_window: int
@@ -97,7 +97,7 @@ class _Part:
     """Kept events (skim rows and/or, for a chunk, histogram keys) and why the others were dropped."""
 
     skim: Skim | None
-    keys: _Keys | None
+    keys: tuple[_Keys, ...]
     n_bad: int
     n_outside_window: int
     n_outside_categories: int
@@ -137,13 +137,13 @@ def reduce_file(
     weight_column: str | None,
     batch_rows: int = 500_000,
     threads: int | None = None,
-    grids: HistogramGrids | None = None,
+    specs: tuple[HistogramSpec, ...] = (),
     keep_events: bool = True,
 ) -> FileReduction:
     """Stream one parquet file and reduce its in-window, in-category events to histograms and/or a skim.
 
-    ``grids`` given: the file's per-category histograms are filled; ``keep_events``: its per-event
-    skim is kept (at least one of the two is needed).
+    One set of histograms is filled per ``HistogramSpec`` (per category for steps 1-2, per bin of
+    calibrated sigma_pred for the closure); ``keep_events``: the per-event skim is kept too.
 
     Rows with NaN/inf or non-positive pT, ptErr or mass are dropped and counted per column, since
     one bad muon fit must not poison a median or crash a fit. Each batch is cut into chunks
@@ -161,15 +161,15 @@ def reduce_file(
         raise InputError(f"{path}: not a readable parquet file ({type(err).__name__})") from err
     _check_schema(path, parquet.schema_arrow, columns)
 
-    if grids is None and not keep_events:
-        raise ValueError("reduce_file needs grids, keep_events or both")
+    if not specs and not keep_events:
+        raise ValueError("reduce_file needs histogram specs, keep_events or both")
     threads = threads or _reduction_threads()
     weighted = weight_column is not None
     reduce_chunk = partial(
-        _reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column, grids=grids, keep_events=keep_events
+        _reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column, specs=specs, keep_events=keep_events
     )
     batch_parts: list[_Part] = []
-    histograms = None if grids is None else CategoryHistograms.empty(grids, weighted)
+    histograms = tuple(CategoryHistograms.empty(spec.grids, weighted) for spec in specs)
     n_read = 0
     try:
         with ThreadPoolExecutor(threads) as pool:
@@ -225,7 +225,7 @@ def _chunks(arrays: dict[str, np.ndarray], n_rows: int) -> Iterator[dict[str, np
 
 def _reduce_chunk(
     arrays: dict[str, np.ndarray], scheme: CategoryScheme, z_window_gev: tuple[float, float], weight_column: str | None,
-    grids: HistogramGrids | None, keep_events: bool,
+    specs: tuple[HistogramSpec, ...], keep_events: bool,
 ) -> _Part:  # fmt: skip
     """Reduce one chunk; the Z-window cut comes first so categories and sigma_pred see only its rows."""
     mass = arrays["dimuon_mass"]
@@ -247,8 +247,13 @@ def _reduce_chunk(
     cat = cat[in_cat]
     mass32, spred32 = sel["dimuon_mass"].astype(np.float32, copy=False), spred.astype(np.float32, copy=False)
     skim = Skim(cat, mass32, spred32, weight) if keep_events else None
-    keys = None if grids is None else _Keys(grids.mass_keys(cat, mass32), grids.spred_keys(cat, spred32), weight)
+    keys = tuple(_spec_keys(spec, cat, mass32, spred32, weight) for spec in specs)
     return _Part(skim, keys, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column)
+
+
+def _spec_keys(spec: HistogramSpec, cat: np.ndarray, mass: np.ndarray, spred: np.ndarray, weight: np.ndarray | None) -> _Keys:
+    selected, mass_keys, spred_keys = spec.keys(cat, mass, spred)
+    return _Keys(mass_keys, spred_keys, weight if weight is None or selected is None else weight[selected])
 
 
 def _valid_rows(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, int]]:
@@ -282,7 +287,7 @@ def _column_is_clean(col: str, values: np.ndarray) -> bool:
 
 
 def _batch_part(
-    chunks: list[Future[_Part]], weighted: bool, keep_events: bool, histograms: CategoryHistograms | None
+    chunks: list[Future[_Part]], weighted: bool, keep_events: bool, histograms: tuple[CategoryHistograms, ...]
 ) -> list[_Part]:
     """The merged part of one batch's chunks once they are done (their keys added to ``histograms``), or nothing before the first batch.
 
@@ -291,9 +296,9 @@ def _batch_part(
     if not chunks:
         return []
     parts = [f.result() for f in chunks]
-    if histograms is not None:
-        for keys in (p.keys for p in parts if p.keys is not None):
-            histograms.add_keys(keys.mass, keys.spred, keys.weight)
+    for part in parts:
+        for hists, keys in zip(histograms, part.keys):
+            hists.add_keys(keys.mass, keys.spred, keys.weight)
     return [_merge_parts(parts, weighted, keep_events)]
 
 
@@ -304,7 +309,7 @@ def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part
     and their memory re-used by the next batch's chunks; kept until the end of the file, they made
     the heap grow and more than tripled the page faults (at 20 M events, 1 s of kernel time in 3 s).
     """
-    if len(parts) == 1 and parts[0].keys is None:
+    if len(parts) == 1 and not parts[0].keys:
         return parts[0]
     bad_by_column: dict[str, int] = {}
     for part in parts:
@@ -312,7 +317,7 @@ def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part
             bad_by_column[col] = bad_by_column.get(col, 0) + n
     return _Part(
         concat_skims([p.skim for p in parts], weighted) if keep_events else None,  # type: ignore[misc]
-        None,
+        (),
         sum(p.n_bad for p in parts),
         sum(p.n_outside_window for p in parts),
         sum(p.n_outside_categories for p in parts),
@@ -320,7 +325,7 @@ def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part
     )
 
 
-def _file_reduction(path: Path, part: _Part, n_read: int, histograms: CategoryHistograms | None) -> FileReduction:
+def _file_reduction(path: Path, part: _Part, n_read: int, histograms: tuple[CategoryHistograms, ...]) -> FileReduction:
     """The file's reduction from its merged part, with one warning for all its bad rows."""
     if part.bad_by_column:
         detail = ", ".join(f"{c}: {n}" for c, n in sorted(part.bad_by_column.items()))
