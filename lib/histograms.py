@@ -1,15 +1,17 @@
-"""Per-category histograms filled while the files are read: all that binned fits and medians need.
+"""Histograms per group of events filled while the files are read: all that binned fits and medians need.
 
-Steps 1 and 2 in binned mode need, per category, the mass histogram the fit is made on and enough
-of the sigma_pred distribution to take its median. Both are fixed-size arrays, so memory does not
-grow with the number of events (the original held the whole skim: 112 GB on real data), and
-per-file histograms add up exactly, in any order, on any worker.
+In binned mode, steps 1-2 (groups: categories), the closure test and the Higgs check (groups: bins
+of calibrated sigma_pred) need, per group, the mass histogram the fit is made on and enough of the
+sigma_pred distribution to take its median. Both are fixed-size arrays, so memory does not grow
+with the number of events (the original held the whole skim: 112 GB on real data), and per-file
+histograms add up, on any worker. A ``HistogramSpec`` says how events are grouped and binned.
 
 - Mass: a uniform fine grid over the Z window; every binned fit's bins are sums of its bins.
 - sigma_pred: a log-spaced grid of constant relative bin width, with under- and overflow. The
   median is interpolated inside the bin holding it, so it differs from the exact sample median by
-  less than the bin's relative width (5e-4 by default), a twentieth of the median's statistical
-  error even at 100 000 events per category.
+  less than the bin's relative width (5e-4 by default) where bins hold few events, and by a few
+  1e-5 where they hold many (tested): about a tenth of the median's statistical error or less at
+  any size (0.7 % at 1 000 events, 7e-4 at 100 000 with the built-in sample's spread).
 """
 
 from __future__ import annotations
