@@ -193,13 +193,14 @@ class CategoryHistograms:
     spred_sumw: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, grids: HistogramGrids, weighted: bool) -> "CategoryHistograms":
+    def empty(cls, grids: HistogramGrids, weighted: bool, count_dtype: type = np.int64) -> "CategoryHistograms":
+        """Zero histograms; one file's may count in ``np.int32``, halving what a Dask worker sends back."""
         n = grids.n_categories
         mass_shape, spred_shape = (n, grids.n_mass), (n, grids.n_spred + 2)
         return cls(
             grids,
-            np.zeros(mass_shape, np.int64),
-            np.zeros(spred_shape, np.int64),
+            np.zeros(mass_shape, count_dtype),
+            np.zeros(spred_shape, count_dtype),
             np.zeros(mass_shape) if weighted else None,
             np.zeros(mass_shape) if weighted else None,
             np.zeros(spred_shape) if weighted else None,

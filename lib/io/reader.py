@@ -169,7 +169,7 @@ def reduce_file(
         _reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column, specs=specs, keep_events=keep_events
     )
     batch_parts: list[_Part] = []
-    histograms = tuple(CategoryHistograms.empty(spec.grids, weighted) for spec in specs)
+    histograms = tuple(CategoryHistograms.empty(spec.grids, weighted, np.int32) for spec in specs)
     n_read = 0
     try:
         with ThreadPoolExecutor(threads) as pool:
