@@ -216,9 +216,14 @@ class CategoryHistograms:
         return hists
 
     def add_keys(self, mass_keys: np.ndarray, spred_keys: np.ndarray, weights: np.ndarray | None) -> None:
-        """Add events given by their flat keys, in place (no temporary of the histograms' size)."""
-        np.add.at(self.mass_counts.reshape(-1), mass_keys, 1)
-        np.add.at(self.spred_counts.reshape(-1), spred_keys, 1)
+        """Add events given by their flat keys, in place (no temporary of the histograms' size).
+
+        The 1 added has the counts' own type: a Python int on int32 counts takes ``ufunc.at``'s slow
+        path, 40 times slower.
+        """
+        one = self.mass_counts.dtype.type(1)
+        np.add.at(self.mass_counts.reshape(-1), mass_keys, one)
+        np.add.at(self.spred_counts.reshape(-1), spred_keys, one)
         if weights is not None:
             if self.mass_sumw is None:
                 raise ValueError("weighted events added to unweighted histograms")
