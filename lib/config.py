@@ -98,8 +98,13 @@ class Step2Config(_Model):
     seed: int
     hist_range_gev: tuple[float, float]
     hist_bins: int = Field(gt=0)
-    median_grid_gev: tuple[float, float] = Field(description="Range of the log-spaced sigma_pred histogram medians come from.")
-    median_relative_bin_width: float = Field(gt=0.0, le=0.01, description="Its bin width relative to the bin's sigma_pred.")
+    # Defaults (those of configs/default.yaml) keep configurations written before these keys valid.
+    median_grid_gev: tuple[float, float] = Field(
+        default=(0.05, 50.0), description="Range of the log-spaced sigma_pred histogram medians come from."
+    )
+    median_relative_bin_width: float = Field(
+        default=5.0e-4, gt=0.0, le=0.01, description="Its bin width relative to the bin's sigma_pred."
+    )
 
     _increasing = field_validator("median_grid_gev")(_check_range)
 
@@ -197,7 +202,7 @@ class FitConfig(_Model):
     bins: int = Field(gt=10)
     # Binned fits are made from per-category mass histograms of this bin width over the Z window,
     # filled while reading; every binned fit's bin edges must fall on it.
-    histogram_bin_gev: float = Field(gt=0.0)
+    histogram_bin_gev: float = Field(default=0.05, gt=0.0)  # default as in configs/default.yaml, for older configs
     # Categories with fewer events are not fitted (step 3 applies the fallback).
     min_events: int = Field(default=100, ge=1)
     fft_cache_bins: int = Field(ge=500)
@@ -266,24 +271,24 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _fit_bins_on_histogram_grid(self) -> "Config":
-        """Binned fits are sums of the histogram bins filled while reading: their edges must be its edges."""
+        """Binned fits are sums of the histogram bins filled while reading: their edges must be its edges.
+
+        Checked for the nominal fit and each override, and for every retry rung on top of each.
+        """
         window, step = self.selection.z_window_gev, self.fit.histogram_bin_gev
         if not _on_grid(window[1] - window[0], step):
             raise ValueError(f"fit.histogram_bin_gev {step:g} must divide the Z window {list(window)}")
         nominal = (self.fit.range_gev, self.fit.bins)
-        patches = {"fit": FitPatch(range_gev=nominal[0], bins=nominal[1])} | {
-            f"fit.overrides.{k}": p for k, p in self.fit.overrides.items()
-        } | {f"fit.retry_ladder[{i}]": p for i, p in enumerate(self.fit.retry_ladder)}
-        for where, patch in patches.items():
-            lo, hi = patch.range_gev or nominal[0]
-            bins = patch.bins or binned_count(nominal, (lo, hi))
-            if not (window[0] <= lo and hi <= window[1]):
-                raise ValueError(f"{where}: fit range {[lo, hi]} must lie inside selection.z_window_gev {list(window)}")
-            if not (_on_grid(lo - window[0], step) and _on_grid((hi - lo) / bins, step) and (hi - lo) / bins >= step * (1 - 1e-6)):
-                raise ValueError(
-                    f"{where}: {bins} bins over {lo:g}-{hi:g} GeV do not fall on the fit.histogram_bin_gev {step:g} GeV grid"
-                    f" from {window[0]:g} GeV"
-                )
+        bases = {"fit": nominal}
+        for name, patch in self.fit.overrides.items():
+            fit_range = patch.range_gev or nominal[0]
+            bases[f"fit.overrides.{name}"] = (fit_range, patch.bins or binned_count(nominal, fit_range))
+        for where, base in bases.items():
+            _check_on_grid(where, base, window, step)
+            for i, rung in enumerate(self.fit.retry_ladder):
+                fit_range = rung.range_gev or base[0]
+                binning = (fit_range, rung.bins or binned_count(base, fit_range))
+                _check_on_grid(f"{where} with fit.retry_ladder[{i}]", binning, window, step)
         return self
 
     def fingerprint(self) -> str:
@@ -311,6 +316,19 @@ class FitSpec(_Model):
     label: str = "nominal"
     start_from_previous: bool = False
     freeze_from_previous: tuple[str, ...] = ()
+
+
+def _check_on_grid(where: str, binning: tuple[tuple[float, float], int], window: tuple[float, float], step: float) -> None:
+    """``ValueError`` naming ``where`` when ``bins`` over ``range`` are not whole bins of the grid over ``window``."""
+    (lo, hi), bins = binning
+    if not (window[0] <= lo and hi <= window[1]):
+        raise ValueError(f"{where}: fit range {[lo, hi]} must lie inside selection.z_window_gev {list(window)}")
+    width = (hi - lo) / bins
+    if not (_on_grid(lo - window[0], step) and _on_grid(width, step) and width >= step * (1 - 1e-6)):
+        raise ValueError(
+            f"{where}: {bins} bins over {lo:g}-{hi:g} GeV do not fall on the fit.histogram_bin_gev {step:g} GeV grid"
+            f" from {window[0]:g} GeV"
+        )
 
 
 def _on_grid(length: float, step: float) -> bool:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.closure import BinSample, ClosureVerdict, bin_rows, closure_specs, fit_jobs, judge, samples_from_events, samples_from_histograms
-from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec
+from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec, retry_specs
+from lib.errors import ConfigError
 from lib.executor import TaskExecutor
 from lib.fit_step import fit_and_plot
 from lib.histograms import grids_from_config
@@ -44,9 +46,8 @@ def _signal_samples(
     specs: tuple = ()
     if options.binned:
         lo, hi = higgs.signal_region_gev
-        # The fit's own bins, each split in five: the grid holds exactly what the binned fit sums.
         grids = dataclasses.replace(
-            grids_from_config(config, len(edges) - 1), mass_range_gev=(lo, hi), mass_bin_gev=(hi - lo) / (config.fit.bins * 5)
+            grids_from_config(config, len(edges) - 1), mass_range_gev=(lo, hi), mass_bin_gev=(hi - lo) / _fine_bins(config)
         )
         specs = closure_specs(config, edges, factors, higgs.mass_gev, grids)
     reduction = reduce_files(
@@ -59,6 +60,20 @@ def _signal_samples(
     raw = skim.sigma_pred.astype(np.float64)  # type: ignore[union-attr]
     calibrated = raw * factors[skim.category]  # type: ignore[union-attr]
     return samples_from_events(skim, raw, calibrated, edges, higgs.mass_gev, config.closure.bin_variable)  # type: ignore[arg-type]
+
+
+def _fine_bins(config: Config) -> int:
+    """Bins of the signal-region mass grid: a common multiple of every binning a Higgs fit may use.
+
+    Raises:
+        ConfigError: those binnings have no common multiple below a million bins.
+    """
+    nominal = higgs_fit_spec(config, "higgs", binned=True)
+    bins = {nominal.bins} | {r.bins for r in retry_specs(config, nominal, None) if r.range_gev == nominal.range_gev}
+    fine = math.lcm(*bins)
+    if fine > 1_000_000:
+        raise ConfigError(f"the Higgs fits' binnings {sorted(bins)} over the signal region have no common grid below 10^6 bins")
+    return fine
 
 
 def run_higgs_validation(

@@ -72,14 +72,14 @@ class HistogramGrids:
     def spred_keys(self, category: np.ndarray, spred: np.ndarray) -> np.ndarray:
         """Flat (category, sigma_pred bin) index; bin 0 is the underflow, ``n_spred + 1`` the overflow.
 
-        In float32, as sigma_pred is stored: its 6e-8 relative precision is far below the bin width.
+        In float64: float32 ``log`` is vectorised differently on different CPUs, which could move an
+        event sitting on a bin edge between a cluster run and an in-process one.
         """
         lo, hi = self.spred_range_gev
-        scale = np.float32(self.n_spred / math.log(hi / lo))
-        position = np.log(spred.astype(np.float32, copy=False))
-        position -= np.float32(math.log(lo))
-        position *= scale
-        position += np.float32(1.0)
+        position = np.log(spred.astype(np.float64))
+        position -= math.log(lo)
+        position *= self.n_spred / math.log(hi / lo)
+        position += 1.0
         np.clip(position, 0.0, self.n_spred + 1, out=position)
         bins = position.astype(np.int32)  # truncation is the floor: position >= 0
         bins += category.astype(np.int32) * (self.n_spred + 2)
@@ -121,7 +121,7 @@ class ByPredictedResolution:
         """``(selected events, their bin, their histogrammed sigma_pred)``; events outside every bin are not selected."""
         raw = spred.astype(np.float64)
         predicted = raw if self.factors is None else raw * np.asarray(self.factors)[category]
-        binning = predicted * (self.peak_gev / mass) if self.variable == "sigma_pred_at_peak" else predicted
+        binning = predicted * (self.peak_gev / mass.astype(np.float64)) if self.variable == "sigma_pred_at_peak" else predicted
         group = np.searchsorted(np.asarray(self.edges), binning, side="right") - 1
         selected = np.flatnonzero((group >= 0) & (group < self.n_groups))
         value = predicted if self.value == "predicted" else raw
@@ -186,8 +186,8 @@ class CategoryHistograms:
     """Mass and sigma_pred histograms of every category; ``add`` merges another file's in place."""
 
     grids: HistogramGrids
-    mass_counts: np.ndarray  # (n_categories, n_mass) int64
-    spred_counts: np.ndarray  # (n_categories, n_spred + 2) int64
+    mass_counts: np.ndarray  # (n_groups, n_mass) integer counts (int32 for one file, int64 merged)
+    spred_counts: np.ndarray  # (n_groups, n_spred + 2) integer counts
     mass_sumw: np.ndarray | None = None
     mass_sumw2: np.ndarray | None = None
     spred_sumw: np.ndarray | None = None
@@ -238,9 +238,19 @@ class CategoryHistograms:
 
     def add(self, other: "CategoryHistograms") -> None:
         """Add another file's histograms (same grids) in place."""
+        self.add_counts(other)
+        self.add_weights(other)
+
+    def add_counts(self, other: "CategoryHistograms") -> None:
+        """Add another file's event counts: integers, so the order of adding does not matter."""
         if other.grids != self.grids or other.weighted != self.weighted:
             raise ValueError("cannot add histograms of different binnings or weighting")
-        for name in ("mass_counts", "spred_counts", "mass_sumw", "mass_sumw2", "spred_sumw"):
+        self.mass_counts += other.mass_counts
+        self.spred_counts += other.spred_counts
+
+    def add_weights(self, other: "CategoryHistograms") -> None:
+        """Add another file's sums of weights: floats, whose last digits depend on the order of adding."""
+        for name in ("mass_sumw", "mass_sumw2", "spred_sumw"):
             mine = getattr(self, name)
             if mine is not None:
                 mine += getattr(other, name)
@@ -283,8 +293,9 @@ class CategoryHistograms:
 def histogram_quantiles(contents: np.ndarray, counts: np.ndarray, edges: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     """Quantiles of a histogram with under- and overflow (``len(contents) == len(edges) + 1``).
 
-    The convention of ``lib.resolution.weighted_quantile`` (numpy's for equal weights): the
-    cumulative distribution is interpolated between the events' weight midpoints. Each bin's
+    The convention of ``lib.resolution.weighted_quantile``: the cumulative distribution is
+    interpolated between the events' weight midpoints (for equal weights, numpy's median; other
+    quantiles differ from numpy's linear ones by less than an event's spacing). Each bin's
     ``counts[k]`` events are taken as evenly spread over it, each carrying ``contents[k] /
     counts[k]``, so the result is within one bin width of the quantile of the events themselves.
     NaN when the quantile falls in the under- or overflow (the grid does not cover it) or the

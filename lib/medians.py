@@ -57,6 +57,8 @@ def median_error_bootstrap_histogram(
     Each resample draws every bin's event count from a Poisson of its count (the Poisson
     bootstrap) and scales it by the bin's mean weight. Bins further than
     ``BOOTSTRAP_WINDOW_ERRORS`` standard errors from the median are resampled as two totals.
+    Taking each bin's mean weight loses the spread of the weights, which an event bootstrap
+    sees: the spread of medians is scaled by ``sqrt(N / N_eff)`` (Kish), as for uncorrelated weights.
     """
     if n_eff < 2:
         return float("nan")
@@ -73,7 +75,8 @@ def median_error_bootstrap_histogram(
     for i in range(n_resamples):
         resampled_counts = rng.poisson(grouped_counts)
         medians[i] = histogram_quantiles(resampled_counts * mean_weight, resampled_counts, window_edges, np.array([0.5]))[0]
-    return float(np.nanstd(medians, ddof=1))
+    n_events = float(counts.sum())
+    return float(np.nanstd(medians, ddof=1) * np.sqrt(n_events / n_eff))
 
 
 def compute_medians(hists: CategoryHistograms, scheme: CategoryScheme, cfg: Step2Config) -> list[CategoryMedian]:

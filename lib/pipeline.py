@@ -35,7 +35,7 @@ from lib.io.tables import read_csv, write_csv, write_latex_table
 from lib.medians import CategoryMedian, compute_medians, sigma_pred_histograms
 from lib.options import RunOptions
 
-__all__ = ["run", "YearSummary", "SkimSource", "MEDIAN_CSV", "FACTOR_CSV", "executors", "load_reduction", "reduce_files"]
+__all__ = ["run", "YearSummary", "InputSource", "MEDIAN_CSV", "FACTOR_CSV", "executors", "load_reduction", "reduce_files"]
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _reduce_or_skip_task(args: tuple) -> FileReduction | str:
 
 
 @dataclass(frozen=True)
-class SkimSource:
+class InputSource:
     """The inputs a reduction was built from: fingerprint of the files read, and the files skipped as damaged."""
 
     fingerprint: str
@@ -134,7 +134,7 @@ def reduce_files(
 def load_reduction(
     options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path,
     specs: tuple[HistogramSpec, ...], events: bool,
-) -> tuple[Reduction, SkimSource]:  # fmt: skip
+) -> tuple[Reduction, InputSource]:  # fmt: skip
     """Find the year's files, reduce them to histograms (one set per spec) and/or a skim (or reuse a cache with the same key).
 
     A reduction missing skipped files is not cached: the cache key names every matched file, and a
@@ -158,7 +158,7 @@ def load_reduction(
     cache_dir = out_dir / ".cache"
     cached = load_cached_reduction(cache_dir, key, specs, events)
     if cached is not None:
-        return cached, SkimSource(fingerprint)
+        return cached, InputSource(fingerprint)
     start = time.monotonic()
     reduction = reduce_files(
         files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events,
@@ -173,9 +173,9 @@ def load_reduction(
         raise InputError(f"no events of {reduction.n_files} files under {root} fall in the Z window and the categories")
     if reduction.skipped:
         log.info("reduction not cached: %d files were skipped", len(reduction.skipped))
-        return reduction, SkimSource(inputs_fingerprint([Path(p) for p in reduction.read_files]), tuple(reduction.skipped))
+        return reduction, InputSource(inputs_fingerprint([Path(p) for p in reduction.read_files]), tuple(reduction.skipped))
     store_reduction(cache_dir, key, reduction)
-    return reduction, SkimSource(fingerprint)
+    return reduction, InputSource(fingerprint)
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -334,7 +334,7 @@ def _run_step3(out_dir: Path, options: RunOptions, config: Config, scheme: Categ
 PROVENANCE_JSON = "provenance.json"
 
 
-def _write_provenance(out_dir: Path, options: RunOptions, config: Config, source: SkimSource) -> None:
+def _write_provenance(out_dir: Path, options: RunOptions, config: Config, source: InputSource) -> None:
     """Record what produced this directory's outputs, so step 3 run alone can still state it."""
     payload = {
         "inputs_fingerprint": source.fingerprint,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sigma_pred", "weighted_median", "weighted_quantile", "median_error_order_statistic", "median_error_bootstrap"]
+__all__ = ["sigma_pred", "weighted_median", "weighted_quantile", "median_error_order_statistic"]
 
 
 def sigma_pred(mass: np.ndarray, pt1: np.ndarray, pt_err1: np.ndarray, pt2: np.ndarray, pt_err2: np.ndarray) -> np.ndarray:
@@ -60,18 +60,3 @@ def median_error_order_statistic(values: np.ndarray, weights: np.ndarray | None 
     half_width = z * 0.5 / np.sqrt(n_eff)
     lo, hi = weighted_quantile(values, np.array([0.5 - half_width, 0.5 + half_width]), weights)
     return float((hi - lo) / (2.0 * z))
-
-
-def median_error_bootstrap(
-    values: np.ndarray, rng: np.random.Generator, n_resamples: int = 300, weights: np.ndarray | None = None
-) -> float:
-    """Bootstrap standard deviation of the (weighted) median with a caller-seeded generator."""
-    values = np.asarray(values, dtype=np.float64)
-    n = len(values)
-    if n < 2:
-        return float("nan")
-    medians = np.empty(n_resamples)
-    for i in range(n_resamples):
-        pick = rng.integers(0, n, n)
-        medians[i] = weighted_median(values[pick], None if weights is None else np.asarray(weights)[pick])
-    return float(np.std(medians, ddof=1))

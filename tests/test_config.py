@@ -36,12 +36,13 @@ def test_fingerprint_changes_with_content(tmp_path, config):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda r: r["fit"].update(bins=100), r"fit.retry_ladder\[5\]: 67 bins over 81-101 GeV do not fall on the fit.histogram_bin_gev 0.05 GeV grid"),
+        (lambda r: r["fit"].update(bins=100), r"fit with fit.retry_ladder\[5\]: 67 bins over 81-101 GeV do not fall on the fit.histogram_bin_gev 0.05 GeV grid"),
+        (lambda r: r["fit"]["overrides"].update({"30-45_EE": {"bins": 100}}), r"fit.overrides.30-45_EE with fit.retry_ladder\[5\]: 67 bins over 81-101 GeV do not fall on the fit.histogram_bin_gev 0.05 GeV grid"),
         (lambda r: r["fit"].update(bins=70), r"fit: 70 bins over 75-105 GeV do not fall on"),
         (lambda r: r["fit"]["overrides"].update({"30-45_*": {"range_gev": [74.0, 100.0]}}), r"fit.overrides.30-45_\*: fit range \[74.0, 100.0\] must lie inside"),
         (lambda r: r["fit"].update(histogram_bin_gev=0.07), r"fit.histogram_bin_gev 0.07 must divide the Z window"),
     ],
-    ids=["narrow_rung", "nominal", "override_range", "grid"],
+    ids=["narrow_rung", "override_then_rung", "nominal", "override_range", "grid"],
 )
 def test_binned_fits_must_fall_on_the_histogram_grid(tmp_path, mutate, message):
     """Binned fits are sums of the histogram bins filled while reading; a binning off that grid is one config error."""

@@ -381,3 +381,16 @@ def test_restart_rungs_are_skipped_when_only_the_model_failed(root, config: Conf
     restart_labels = {s.label for s in ladder if s.start_from_previous or s.freeze_from_previous}
     assert restart_labels and not restart_labels & set(tried)
     assert len(tried) == 1 + len(ladder) - len(restart_labels)
+
+
+def test_binning_off_the_histogram_grid_fails_the_attempt_not_the_run(config: Config):
+    """A spec whose bins are not sums of the histogram's fine bins is a failed attempt with the reason."""
+    from lib.fitting.runner import FitTask, fit_category
+    from lib.histograms import MassHistogram
+
+    fine = np.linspace(75.0, 105.0, 601)
+    histogram = MassHistogram(fine, np.histogram(np.random.default_rng(4).normal(91.2, 2.0, 5000), fine)[0])
+    spec = resolve_fit_spec(config, "45-52_BB", binned=True).model_copy(update={"bins": 70})
+    result = fit_category(FitTask("45-52_BB", None, None, spec, (), 1.2, config.fit.quality, histogram=histogram))
+    assert not result.ok and result.n_events == histogram.n_events
+    assert "70 bins over 75-105 GeV do not fall on the 0.05 GeV grid" in result.reason

@@ -187,3 +187,17 @@ def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, 
         counts, _ = np.histogram(events.masses, bins=hists.histogram.edges)
         np.testing.assert_array_equal(hists.histogram.counts, counts)
     assert filled >= 8
+
+
+def test_weighted_bootstrap_error_sees_the_spread_of_the_weights(config, scheme):
+    """Weights of varying size carry less information than as many equal ones: the error grows as sqrt(N/N_eff)."""
+    rng = np.random.default_rng(9)
+    values = rng.lognormal(np.log(1.1), 0.2, 200_000).astype(np.float32)
+    grids = grids_from_config(config, scheme.n_categories)
+    cat = np.zeros(values.size, np.int8)
+    mass_keys, spred_keys = grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values)
+    boot_cfg = config.step2.model_copy(update={"median_error": "bootstrap", "bootstrap_resamples": 300})
+    equal = compute_medians(CategoryHistograms.fill(grids, mass_keys, spred_keys, np.ones(values.size, np.float32)), scheme, boot_cfg)[0]
+    spread = rng.exponential(1.0, values.size).astype(np.float32)  # N_eff = N / 2
+    varied = compute_medians(CategoryHistograms.fill(grids, mass_keys, spred_keys, spread), scheme, boot_cfg)[0]
+    assert varied.median_err_NonCal / equal.median_err_NonCal == pytest.approx(np.sqrt(2.0), rel=0.15)

@@ -6,11 +6,22 @@ import numpy as np
 import pytest
 
 from lib.resolution import (
-    median_error_bootstrap,
     median_error_order_statistic,
     sigma_pred,
     weighted_median,
 )
+
+
+def median_error_bootstrap(
+    values: np.ndarray, rng: np.random.Generator, n_resamples: int = 300, weights: np.ndarray | None = None
+) -> float:
+    """Event-level bootstrap standard deviation of the (weighted) median: the reference the order statistic is checked against."""
+    values = np.asarray(values, dtype=np.float64)
+    medians = np.empty(n_resamples)
+    for i in range(n_resamples):
+        pick = rng.integers(0, len(values), len(values))
+        medians[i] = weighted_median(values[pick], None if weights is None else np.asarray(weights)[pick])
+    return float(np.std(medians, ddof=1))
 
 
 def test_sigma_pred_formula():

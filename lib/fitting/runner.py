@@ -211,16 +211,13 @@ def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weigh
     """``(events, sum of weights, make)`` of the attempt's fit range; ``make(model)`` builds its RooFit data.
 
     Raises:
-        FitError: the spec's bins do not fall on the grid of the task's histogram.
+        ValueError: the spec's bins do not fall on the grid of the task's histogram.
     """
     from lib.fitting import model as rf
 
     lo, hi = spec.range_gev
     if task.histogram is not None:
-        try:
-            edges, contents, sumw2, counts = task.histogram.rebinned(lo, hi, spec.bins)
-        except ValueError as err:
-            raise FitError(f"category {task.name}, attempt '{spec.label}': {err}") from err
+        edges, contents, sumw2, counts = task.histogram.rebinned(lo, hi, spec.bins)
         return int(counts.sum()), float(contents.sum()), lambda built: rf.histogram_dataset(built, edges, contents, sumw2)
     inside = (masses > lo) & (masses < hi)  # open interval, as the Z-window selection
     m = masses[inside]  # type: ignore[index]
@@ -235,7 +232,10 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | 
 
     started = time.perf_counter()
     lo, hi = spec.range_gev
-    n_events, sum_weights, make_data = _attempt_data(task, spec, masses, weights)
+    try:
+        n_events, sum_weights, make_data = _attempt_data(task, spec, masses, weights)
+    except ValueError as err:  # a binning off the histogram grid fails this attempt, not the run
+        return _unfitted(spec, str(err), task.n_events, float("nan"), time.perf_counter() - started)
     if n_events == 0:
         return _unfitted(spec, f"no events in fit range {lo:g}-{hi:g} GeV", 0, 0.0, time.perf_counter() - started)
     if not sum_weights > 0:

@@ -65,10 +65,10 @@ def load_cached_reduction(cache_dir: Path, key: str, specs: tuple[HistogramSpec,
             for i, spec in enumerate(specs)
         )
         skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight")) if events else None
+        counts = {k: int(arrays[k]) for k in _COUNTS}
     except (OSError, KeyError, ValueError) as err:
         log.warning("ignoring unreadable reduction cache %s (%s)", path, err)
         return None
-    counts = {k: int(arrays[k]) for k in _COUNTS}
     log.info("using cached reduction %s (%d events kept)", path, counts["n_read"] - sum(counts[k] for k in _COUNTS[1:]))
     return Reduction(histograms, skim, **counts)
 

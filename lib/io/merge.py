@@ -1,14 +1,15 @@
-"""Fold per-file reductions into one, as they arrive, in file order, without keeping them.
+"""Fold per-file reductions into one as they arrive, without keeping them.
 
-File tasks finish in any order (Dask, threads); histograms of weighted events are float sums, so
-adding them in arrival order would make the last digits depend on scheduling. The merger holds an
-early result only until the files before it have arrived, then adds it in file order and drops
-it: memory stays that of one merged result (plus the per-event skims, when they are kept), and a
-run in-process and one on a cluster give identical numbers.
+File tasks finish in any order (Dask, threads). Event counts are integers and are added the moment
+a file arrives. Sums of weights are floats, whose last digits would depend on the order of adding,
+and per-event skims are concatenated in file order: those wait until the files before them have
+arrived, so a run in-process and one on a cluster give identical numbers. A slow early file thus
+holds back only the weighted sums (and skims) of later files, never their counts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,25 +69,35 @@ class ReductionMerger:
             if not self.skip_bad_files:
                 raise InputError(message + "; re-run, or pass --skip-bad-files to go on without it")
             result = message
+        if isinstance(result, FileReduction):
+            self._add_counts(result)
+            if not self.weighted:  # nothing order-dependent left but the skim
+                result = dataclasses.replace(result, histograms=())
         self._waiting[index] = result
         while self._next in self._waiting:
             self._fold(self._waiting.pop(self._next))
             self._next += 1
 
-    def _fold(self, result: FileReduction | str) -> None:
+    def _add_counts(self, result: FileReduction) -> None:
         merged = self._merged
-        if isinstance(result, str):
-            log.warning("skipping %s", result)
-            merged.skipped.append(self.files[self._next])
-            return
         merged.n_files += 1
-        merged.read_files.append(result.path)
         merged.n_read += result.n_read
         merged.n_bad += result.n_bad
         merged.n_outside_window += result.n_outside_window
         merged.n_outside_categories += result.n_outside_categories
         for mine, theirs in zip(merged.histograms, result.histograms):
-            mine.add(theirs)
+            mine.add_counts(theirs)
+
+    def _fold(self, result: FileReduction | str) -> None:
+        """Fold in file order what depends on the order: skips, weighted sums, skims."""
+        merged = self._merged
+        if isinstance(result, str):
+            log.warning("skipping %s", result)
+            merged.skipped.append(self.files[self._next])
+            return
+        merged.read_files.append(result.path)
+        for mine, theirs in zip(merged.histograms, result.histograms):
+            mine.add_weights(theirs)
         if result.skim is not None:
             self._skims.append(result.skim)
 
