@@ -39,6 +39,13 @@ def _reduce(paths: list[Path], scheme, config, weighted: bool, order=None):
     return merger.result()
 
 
+def _histograms_of(config, scheme, values: np.ndarray, weights: np.ndarray | None = None, category: int = 0) -> CategoryHistograms:
+    """Histograms of events of one category at the Z mass with the given sigma_pred values."""
+    grids = grids_from_config(config, scheme.n_categories)
+    cat = np.full(values.size, category, np.int8)
+    return CategoryHistograms.fill(grids, grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), weights)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_histograms_equal_those_of_the_events(tmp_path, scheme, config, weighted):
     reduction = _reduce(_files(tmp_path, 3, 4000, weighted), scheme, config, weighted)
@@ -107,9 +114,7 @@ def test_medians_of_a_large_category_match_numpy_to_a_tenth_of_a_bin(config, sch
     """Where many events fill each bin, interpolation inside the bin is far better than the bin width."""
     rng = np.random.default_rng(5)
     values = rng.lognormal(np.log(1.1), 0.25, 400_000).astype(np.float32)
-    grids = grids_from_config(config, scheme.n_categories)
-    cat = np.zeros(values.size, np.int8)
-    hists = CategoryHistograms.fill(grids, grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), None)
+    hists = _histograms_of(config, scheme, values)
     median = compute_medians(hists, scheme, config.step2)[0].median_val_NonCal
     assert abs(median - np.median(values.astype(np.float64))) < 0.1 * config.step2.median_relative_bin_width * median
 
@@ -128,10 +133,7 @@ def test_bootstrap_error_agrees_with_the_order_statistic(tmp_path, scheme, confi
 
 
 def test_median_outside_the_grid_is_one_line(config, scheme):
-    grids = grids_from_config(config, scheme.n_categories)
-    values = np.full(100, 80.0, np.float32)
-    cat = np.full(100, 4, np.int8)
-    hists = CategoryHistograms.fill(grids, grids.mass_keys(cat, np.full(100, 91.0, np.float32)), grids.spred_keys(cat, values), None)
+    hists = _histograms_of(config, scheme, np.full(100, 80.0, np.float32), category=4)
     with pytest.raises(InputError, match=rf"category {scheme.names[4]}: the median sigma_pred lies outside 0.05-50 GeV"):
         compute_medians(hists, scheme, config.step2)
 
@@ -193,11 +195,8 @@ def test_weighted_bootstrap_error_sees_the_spread_of_the_weights(config, scheme)
     """Weights of varying size carry less information than as many equal ones: the error grows as sqrt(N/N_eff)."""
     rng = np.random.default_rng(9)
     values = rng.lognormal(np.log(1.1), 0.2, 200_000).astype(np.float32)
-    grids = grids_from_config(config, scheme.n_categories)
-    cat = np.zeros(values.size, np.int8)
-    mass_keys, spred_keys = grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values)
     boot_cfg = config.step2.model_copy(update={"median_error": "bootstrap", "bootstrap_resamples": 300})
-    equal = compute_medians(CategoryHistograms.fill(grids, mass_keys, spred_keys, np.ones(values.size, np.float32)), scheme, boot_cfg)[0]
+    equal = compute_medians(_histograms_of(config, scheme, values, np.ones(values.size, np.float32)), scheme, boot_cfg)[0]
     spread = rng.exponential(1.0, values.size).astype(np.float32)  # N_eff = N / 2
-    varied = compute_medians(CategoryHistograms.fill(grids, mass_keys, spred_keys, spread), scheme, boot_cfg)[0]
+    varied = compute_medians(_histograms_of(config, scheme, values, spread), scheme, boot_cfg)[0]
     assert varied.median_err_NonCal / equal.median_err_NonCal == pytest.approx(np.sqrt(2.0), rel=0.15)
