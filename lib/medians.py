@@ -6,6 +6,7 @@ Everything comes from the per-category sigma_pred histograms filled while readin
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -16,6 +17,8 @@ from lib.errors import InputError
 from lib.histograms import CategoryHistograms, histogram_quantiles
 
 __all__ = ["CategoryMedian", "compute_medians", "histogram_median", "sigma_pred_histograms", "median_error_bootstrap_histogram"]
+
+log = logging.getLogger(__name__)
 
 # The bootstrap resamples only the bins within this many standard errors of the median (the rest
 # in two totals): the resampled median never leaves them, and 300 resamples stay cheap.
@@ -110,8 +113,12 @@ def histogram_median(hists: CategoryHistograms, index: int, cfg: Step2Config, na
         raise InputError(f"{name}: the median sigma_pred lies outside {lo:g}-{hi:g} GeV (step2.median_grid_gev)")
     if cfg.median_error == "bootstrap":
         rng = np.random.default_rng([cfg.seed, index])
-        return median, median_error_bootstrap_histogram(counts, contents, edges, n_eff, rng, cfg.bootstrap_resamples)
-    return median, _order_statistic_error(contents, counts, edges, n_eff)
+        err = median_error_bootstrap_histogram(counts, contents, edges, n_eff, rng, cfg.bootstrap_resamples)
+    else:
+        err = _order_statistic_error(contents, counts, edges, n_eff)
+    if np.isfinite(median) and n_eff >= 2 and not np.isfinite(err):
+        log.warning("%s: the error of the median is unknown, the quantiles around it lie outside step2.median_grid_gev", name)
+    return median, err
 
 
 def sigma_pred_histograms(hists: CategoryHistograms, cfg: Step2Config) -> tuple[np.ndarray, np.ndarray]:

@@ -200,3 +200,11 @@ def test_weighted_bootstrap_error_sees_the_spread_of_the_weights(config, scheme)
     spread = rng.exponential(1.0, values.size).astype(np.float32)  # N_eff = N / 2
     varied = compute_medians(_histograms_of(config, scheme, values, spread), scheme, boot_cfg)[0]
     assert varied.median_err_NonCal / equal.median_err_NonCal == pytest.approx(np.sqrt(2.0), rel=0.15)
+
+
+def test_median_error_outside_the_grid_is_warned_about(config, scheme, caplog):
+    """A median inside the grid whose neighbouring quantiles fall outside it has no error: said, not hidden."""
+    values = np.concatenate([np.full(50, 0.01), np.full(51, 0.06)]).astype(np.float32)
+    median = compute_medians(_histograms_of(config, scheme, values), scheme, config.step2)[0]
+    assert np.isfinite(median.median_val_NonCal) and np.isnan(median.median_err_NonCal)
+    assert f"{scheme.names[0]}: the error of the median is unknown" in caplog.text
