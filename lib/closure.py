@@ -184,7 +184,7 @@ def closure_specs(config: Config, edges: Sequence[float], factors: np.ndarray | 
             tuple(float(e) for e in edges), None if factors is None else tuple(float(f) for f in factors), peak_gev,
             config.closure.bin_variable, value,
         )  # fmt: skip
-        return HistogramSpec(dataclasses.replace(grids, n_categories=len(edges) - 1), grouping)
+        return HistogramSpec(dataclasses.replace(grids, n_categories=len(edges) - 1), grouping, fill_mass=value == "predicted")
 
     return (spec("predicted"), spec("raw"))
 

@@ -92,7 +92,9 @@ class ByCategory:
 
     n_groups: int
 
-    def assign(self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    def assign(
+        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """``(selected events or None for all, group, value)``: every event, in its category."""
         return None, category, spred
 
@@ -117,15 +119,26 @@ class ByPredictedResolution:
     def n_groups(self) -> int:
         return len(self.edges) - 1
 
-    def assign(self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """``(selected events, their bin, their histogrammed sigma_pred)``; events outside every bin are not selected."""
-        raw = spred.astype(np.float64)
-        predicted = raw if self.factors is None else raw * np.asarray(self.factors)[category]
-        binning = predicted * (self.peak_gev / mass.astype(np.float64)) if self.variable == "sigma_pred_at_peak" else predicted
-        group = np.searchsorted(np.asarray(self.edges), binning, side="right") - 1
-        selected = np.flatnonzero((group >= 0) & (group < self.n_groups))
-        value = predicted if self.value == "predicted" else raw
-        return selected, group[selected].astype(np.int32), value[selected].astype(np.float32)
+    def assign(
+        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """``(selected events, their bin, their histogrammed sigma_pred)``; events outside every bin are not selected.
+
+        ``memo`` (one per chunk) shares the binning between groupings that differ only in ``value``.
+        """
+        binning_key = (self.edges, self.factors, self.peak_gev, self.variable)
+        if memo is None or binning_key not in memo:
+            raw = spred.astype(np.float64)
+            predicted = raw if self.factors is None else raw * np.asarray(self.factors)[category]
+            binning = predicted * (self.peak_gev / mass.astype(np.float64)) if self.variable == "sigma_pred_at_peak" else predicted
+            group = np.searchsorted(np.asarray(self.edges), binning, side="right") - 1
+            selected = np.flatnonzero((group >= 0) & (group < self.n_groups))
+            assigned = (selected, group[selected].astype(np.int32), predicted[selected], raw[selected])
+            if memo is None:
+                memo = {}
+            memo[binning_key] = assigned
+        selected, group, predicted, raw = memo[binning_key]
+        return selected, group, (predicted if self.value == "predicted" else raw).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -134,13 +147,18 @@ class HistogramSpec:
 
     grids: HistogramGrids
     grouping: ByCategory | ByPredictedResolution
+    # False: only sigma_pred is histogrammed (a second value of the same groups, e.g. the raw one).
+    fill_mass: bool = True
 
-    def keys(self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """``(selected events or None for all, mass keys, sigma_pred keys)`` of a chunk's events for this grouping."""
-        selected, group, value = self.grouping.assign(category, mass, spred)
-        if selected is not None:
-            mass = mass[selected]
-        return selected, self.grids.mass_keys(group, mass), self.grids.spred_keys(group, value)
+    def keys(
+        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """``(selected events or None for all, mass keys or None, sigma_pred keys)`` of a chunk's events."""
+        selected, group, value = self.grouping.assign(category, mass, spred, memo)
+        mass_keys = None
+        if self.fill_mass:
+            mass_keys = self.grids.mass_keys(group, mass if selected is None else mass[selected])
+        return selected, mass_keys, self.grids.spred_keys(group, value)
 
 
 @dataclass(frozen=True)
@@ -215,21 +233,23 @@ class CategoryHistograms:
         hists.add_keys(mass_keys, spred_keys, weights)
         return hists
 
-    def add_keys(self, mass_keys: np.ndarray, spred_keys: np.ndarray, weights: np.ndarray | None) -> None:
-        """Add events given by their flat keys, in place (no temporary of the histograms' size).
+    def add_keys(self, mass_keys: np.ndarray | None, spred_keys: np.ndarray, weights: np.ndarray | None) -> None:
+        """Add events given by their flat keys (no mass keys: sigma_pred only), in place, without a temporary of the histograms' size.
 
         The 1 added has the counts' own type: a Python int on int32 counts takes ``ufunc.at``'s slow
         path, 40 times slower.
         """
-        one = self.mass_counts.dtype.type(1)
-        np.add.at(self.mass_counts.reshape(-1), mass_keys, one)
+        one = self.spred_counts.dtype.type(1)
+        if mass_keys is not None:
+            np.add.at(self.mass_counts.reshape(-1), mass_keys, one)
         np.add.at(self.spred_counts.reshape(-1), spred_keys, one)
         if weights is not None:
             if self.mass_sumw is None:
                 raise ValueError("weighted events added to unweighted histograms")
             w = weights.astype(np.float64)
-            np.add.at(self.mass_sumw.reshape(-1), mass_keys, w)
-            np.add.at(self.mass_sumw2.reshape(-1), mass_keys, w * w)  # type: ignore[union-attr]
+            if mass_keys is not None:
+                np.add.at(self.mass_sumw.reshape(-1), mass_keys, w)
+                np.add.at(self.mass_sumw2.reshape(-1), mass_keys, w * w)  # type: ignore[union-attr]
             np.add.at(self.spred_sumw.reshape(-1), spred_keys, w)  # type: ignore[union-attr]
 
     @property

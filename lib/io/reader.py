@@ -87,7 +87,7 @@ class FileReduction:
 class _Keys:
     """Histogram keys of a chunk's kept events (``HistogramGrids.mass_keys``/``spred_keys``) and their weights."""
 
-    mass: np.ndarray
+    mass: np.ndarray | None
     spred: np.ndarray
     weight: np.ndarray | None
 
@@ -247,12 +247,15 @@ def _reduce_chunk(
     cat = cat[in_cat]
     mass32, spred32 = sel["dimuon_mass"].astype(np.float32, copy=False), spred.astype(np.float32, copy=False)
     skim = Skim(cat, mass32, spred32, weight) if keep_events else None
-    keys = tuple(_spec_keys(spec, cat, mass32, spred32, weight) for spec in specs)
+    memo: dict = {}
+    keys = tuple(_spec_keys(spec, cat, mass32, spred32, weight, memo) for spec in specs)
     return _Part(skim, keys, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column)
 
 
-def _spec_keys(spec: HistogramSpec, cat: np.ndarray, mass: np.ndarray, spred: np.ndarray, weight: np.ndarray | None) -> _Keys:
-    selected, mass_keys, spred_keys = spec.keys(cat, mass, spred)
+def _spec_keys(
+    spec: HistogramSpec, cat: np.ndarray, mass: np.ndarray, spred: np.ndarray, weight: np.ndarray | None, memo: dict
+) -> _Keys:
+    selected, mass_keys, spred_keys = spec.keys(cat, mass, spred, memo)
     return _Keys(mass_keys, spred_keys, weight if weight is None or selected is None else weight[selected])
 
 
