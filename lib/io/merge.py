@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from lib.errors import InputError
@@ -25,6 +26,8 @@ from lib.io.reader import FileReduction, Skim, concat_skims
 __all__ = ["Reduction", "ReductionMerger"]
 
 log = logging.getLogger(__name__)
+
+_ADDED = np.empty(0, np.int32)  # stands in for counts already added while a result waits for its turn
 
 
 @dataclass
@@ -71,8 +74,9 @@ class ReductionMerger:
             result = message
         if isinstance(result, FileReduction):
             self._add_counts(result)
-            if not self.weighted:  # nothing order-dependent left but the skim
-                result = dataclasses.replace(result, histograms=())
+            # Only what depends on the order waits: weighted sums and the skim, not the added counts.
+            waiting = tuple(dataclasses.replace(h, mass_counts=_ADDED, spred_counts=_ADDED) for h in result.histograms)
+            result = dataclasses.replace(result, histograms=waiting if self.weighted else ())
         self._waiting[index] = result
         while self._next in self._waiting:
             self._fold(self._waiting.pop(self._next))
