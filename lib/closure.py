@@ -22,7 +22,10 @@ from lib.config import ClosureConfig, Config, FitSpec, Step2Config, resolve_fit_
 from lib.errors import CalibrationError, InputError
 from lib.executor import TaskCrash, TaskExecutor
 from lib.fit_step import FitJob, fit_and_plot
-from lib.histograms import ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram, grids_from_config
+from lib.histograms import (
+    ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram, bin_index, binning_values,
+    grids_from_config, predicted_resolution,
+)  # fmt: skip
 from lib.io.atomic import write_text_atomic
 from lib.io.reader import Skim
 from lib.medians import histogram_median
@@ -31,7 +34,7 @@ from lib.options import RunOptions
 from lib.resolution import median_error_order_statistic, weighted_median
 
 __all__ = [
-    "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "binning_values", "closure_specs", "fit_jobs", "judge",
+    "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "closure_specs", "fit_jobs", "judge",
     "run_closure", "samples_from_events", "samples_from_histograms", "CLOSURE_CSV",
 ]  # fmt: skip
 
@@ -85,7 +88,7 @@ def bin_label(low: float, high: float, prefix: str = "closure") -> str:
 
 def closure_bins(values: np.ndarray, edges: Sequence[float]) -> list[np.ndarray]:
     """Event indices per ``[lo, hi)`` bin of ``values``."""
-    idx = np.searchsorted(np.asarray(edges), values, side="right") - 1
+    idx = bin_index(values, edges)
     order = np.argsort(idx, kind="stable")
     bounds = np.searchsorted(idx[order], np.arange(len(edges)))
     return [order[bounds[i] : bounds[i + 1]] for i in range(len(edges) - 1)]
@@ -120,16 +123,6 @@ def _factor_array(json_path: Path, scheme: CategoryScheme) -> np.ndarray:
     return np.array([factors[name] for name in scheme.names], dtype=np.float64)
 
 
-def binning_values(predicted: np.ndarray, mass: np.ndarray, peak_gev: float, variable: str) -> np.ndarray:
-    """The quantity events are binned in: sigma_pred itself, or scaled to the peak mass.
-
-    sigma_pred is proportional to the event's mass, so bins of it select slices of the mass
-    spectrum and distort the peak being fitted; ``sigma_pred * m_peak / m`` carries the same
-    resolution information without that correlation.
-    """
-    return predicted * (peak_gev / mass) if variable == "sigma_pred_at_peak" else predicted
-
-
 @dataclass(frozen=True)
 class BinSample:
     """One bin of (calibrated) sigma_pred: what its fit needs (events or mass histogram) and its medians."""
@@ -144,9 +137,13 @@ class BinSample:
 
 
 def samples_from_events(
-    skim: Skim, raw: np.ndarray, predicted: np.ndarray, edges: Sequence[float], peak_gev: float, variable: str
+    skim: Skim, factors: np.ndarray | None, edges: Sequence[float], peak_gev: float, variable: str
 ) -> list[BinSample]:  # fmt: skip
-    """Bins of ``predicted`` (``[lo, hi)`` of ``binning_values``) with each bin's events (unbinned fits)."""
+    """Bins of sigma_pred times its category's factor (None: raw) with each bin's events (unbinned fits).
+
+    The same binning as ``ByPredictedResolution`` gives while reading, for binned fits.
+    """
+    raw, predicted = predicted_resolution(skim.sigma_pred, skim.category, factors)
     groups = closure_bins(binning_values(predicted, skim.mass.astype(np.float64), peak_gev, variable), edges)
     samples = []
     for rows in groups:
@@ -280,13 +277,10 @@ def _closure_samples(
             samples_from_histograms(before, before, config.step2, "closure (uncalibrated)"),
         )
     reduction, _ = load_reduction(options, config, scheme, year, execs, out_dir, (), events=True)
-    skim = reduction.skim
-    raw = skim.sigma_pred.astype(np.float64)  # type: ignore[union-attr]
-    calibrated = raw * factors[skim.category]  # type: ignore[union-attr]
     variable = config.closure.bin_variable
     return (
-        samples_from_events(skim, raw, calibrated, edges, peak, variable),  # type: ignore[arg-type]
-        samples_from_events(skim, raw, raw, edges, peak, variable),  # type: ignore[arg-type]
+        samples_from_events(reduction.skim, factors, edges, peak, variable),  # type: ignore[arg-type]
+        samples_from_events(reduction.skim, None, edges, peak, variable),  # type: ignore[arg-type]
     )
 
 

@@ -56,10 +56,7 @@ def _signal_samples(
     )  # fmt: skip
     if options.binned:
         return samples_from_histograms(*reduction.histograms, config.step2, "higgs")
-    skim = reduction.skim
-    raw = skim.sigma_pred.astype(np.float64)  # type: ignore[union-attr]
-    calibrated = raw * factors[skim.category]  # type: ignore[union-attr]
-    return samples_from_events(skim, raw, calibrated, edges, higgs.mass_gev, config.closure.bin_variable)  # type: ignore[arg-type]
+    return samples_from_events(reduction.skim, factors, edges, higgs.mass_gev, config.closure.bin_variable)  # type: ignore[arg-type]
 
 
 def _fine_bins(config: Config) -> int:

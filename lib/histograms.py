@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HistogramGrids", "CategoryHistograms", "MassHistogram", "histogram_quantiles", "grids_from_config",
-    "ByCategory", "ByPredictedResolution", "HistogramSpec", "category_spec",
+    "ByCategory", "ByPredictedResolution", "HistogramSpec", "category_spec", "predicted_resolution", "binning_values",
+    "bin_index",
 ]  # fmt: skip
 
 
@@ -126,19 +127,38 @@ class ByPredictedResolution:
 
         ``memo`` (one per chunk) shares the binning between groupings that differ only in ``value``.
         """
+        memo = {} if memo is None else memo
         binning_key = (self.edges, self.factors, self.peak_gev, self.variable)
-        if memo is None or binning_key not in memo:
-            raw = spred.astype(np.float64)
-            predicted = raw if self.factors is None else raw * np.asarray(self.factors)[category]
-            binning = predicted * (self.peak_gev / mass.astype(np.float64)) if self.variable == "sigma_pred_at_peak" else predicted
-            group = np.searchsorted(np.asarray(self.edges), binning, side="right") - 1
-            selected = np.flatnonzero((group >= 0) & (group < self.n_groups))
-            assigned = (selected, group[selected].astype(np.int32), predicted[selected], raw[selected])
-            if memo is None:
-                memo = {}
-            memo[binning_key] = assigned
+        if binning_key not in memo:
+            raw, predicted = predicted_resolution(spred, category, self.factors)
+            group = bin_index(binning_values(predicted, mass.astype(np.float64), self.peak_gev, self.variable), self.edges)
+            selected = np.flatnonzero(group >= 0)
+            memo[binning_key] = (selected, group[selected].astype(np.int32), predicted[selected], raw[selected])
         selected, group, predicted, raw = memo[binning_key]
         return selected, group, (predicted if self.value == "predicted" else raw).astype(np.float32)
+
+
+def predicted_resolution(spred: np.ndarray, category: np.ndarray, factors: Sequence[float] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(raw, predicted)`` sigma_pred in float64: the predicted one is raw times its category's factor (None: raw)."""
+    raw = spred.astype(np.float64)
+    return raw, raw if factors is None else raw * np.asarray(factors, dtype=np.float64)[category]
+
+
+def binning_values(predicted: np.ndarray, mass: np.ndarray, peak_gev: float, variable: str) -> np.ndarray:
+    """The quantity events are binned in: sigma_pred itself, or scaled to the peak mass.
+
+    sigma_pred is proportional to the event's mass, so bins of it select slices of the mass
+    spectrum and distort the peak being fitted; ``sigma_pred * m_peak / m`` carries the same
+    resolution information without that correlation.
+    """
+    return predicted * (peak_gev / mass) if variable == "sigma_pred_at_peak" else predicted
+
+
+def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Index of the ``[lo, hi)`` bin of ``edges`` holding each value, -1 outside every bin."""
+    index = np.searchsorted(np.asarray(edges), values, side="right") - 1
+    index[index >= len(edges) - 1] = -1
+    return index
 
 
 @dataclass(frozen=True)

@@ -173,9 +173,7 @@ def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, 
     for index, reduction in enumerate(reductions):
         merger.add(index, reduction)
     merged = merger.result()
-    skim = merged.skim
-    raw = skim.sigma_pred.astype(np.float64)
-    from_events = samples_from_events(skim, raw, raw * factors[skim.category], edges, 91.188, variable)
+    from_events = samples_from_events(merged.skim, factors, edges, 91.188, variable)
     from_histograms = samples_from_histograms(*merged.histograms, cfg.step2, "closure")
     width = cfg.step2.median_relative_bin_width
     filled = 0
