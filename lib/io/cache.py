@@ -69,8 +69,9 @@ def load_cached_reduction(cache_dir: Path, key: str, specs: tuple[HistogramSpec,
     except (OSError, KeyError, ValueError) as err:
         log.warning("ignoring unreadable reduction cache %s (%s)", path, err)
         return None
-    log.info("using cached reduction %s (%d events kept)", path, counts["n_read"] - sum(counts[k] for k in _COUNTS[1:]))
-    return Reduction(histograms, skim, **counts)
+    reduction = Reduction(histograms, skim, **counts)
+    log.info("using cached reduction %s (%d events kept)", path, reduction.n_kept)
+    return reduction
 
 
 _COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")

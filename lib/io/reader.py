@@ -78,10 +78,6 @@ class FileReduction:
     n_outside_categories: int
     bad_by_column: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def n_kept(self) -> int:
-        return self.n_read - self.n_bad - self.n_outside_window - self.n_outside_categories
-
 
 @dataclass(frozen=True)
 class _Keys:
