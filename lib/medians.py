@@ -15,6 +15,7 @@ from lib.categories import CategoryScheme
 from lib.config import Step2Config
 from lib.errors import InputError
 from lib.histograms import CategoryHistograms, histogram_quantiles
+from lib.resolution import order_statistic_error
 
 __all__ = ["CategoryMedian", "compute_medians", "histogram_median", "sigma_pred_histograms", "median_error_bootstrap_histogram"]
 
@@ -37,19 +38,6 @@ class CategoryMedian:
 
     def row(self) -> dict[str, object]:
         return asdict(self)
-
-
-def _order_statistic_error(contents: np.ndarray, counts: np.ndarray, edges: np.ndarray, n_eff: float, z: float = 1.0) -> float:
-    """Standard error of the median from the quantiles ``0.5 +- z / (2 sqrt(N_eff))``.
-
-    The median's sampling error is ``1 / (2 f(m) sqrt(N))``, and the distance between those
-    quantiles estimates ``1/f(m)``: what a bootstrap measures, without random numbers.
-    """
-    if n_eff < 2:
-        return float("nan")
-    half_width = z * 0.5 / np.sqrt(n_eff)
-    lo, hi = histogram_quantiles(contents, counts, edges, np.array([0.5 - half_width, 0.5 + half_width]))
-    return float((hi - lo) / (2.0 * z))
 
 
 def median_error_bootstrap_histogram(
@@ -115,7 +103,7 @@ def histogram_median(hists: CategoryHistograms, index: int, cfg: Step2Config, na
         rng = np.random.default_rng([cfg.seed, index])
         err = median_error_bootstrap_histogram(counts, contents, edges, n_eff, rng, cfg.bootstrap_resamples)
     else:
-        err = _order_statistic_error(contents, counts, edges, n_eff)
+        err = order_statistic_error(lambda q: histogram_quantiles(contents, counts, edges, q), n_eff)
     if np.isfinite(median) and n_eff >= 2 and not np.isfinite(err):
         log.warning("%s: the error of the median is unknown, the quantiles around it lie outside step2.median_grid_gev", name)
     return median, err

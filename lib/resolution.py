@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
-__all__ = ["sigma_pred", "weighted_median", "weighted_quantile", "median_error_order_statistic"]
+__all__ = ["sigma_pred", "weighted_median", "weighted_quantile", "median_error_order_statistic", "order_statistic_error"]
 
 
 def sigma_pred(mass: np.ndarray, pt1: np.ndarray, pt_err1: np.ndarray, pt2: np.ndarray, pt_err2: np.ndarray) -> np.ndarray:
@@ -54,9 +56,13 @@ def median_error_order_statistic(values: np.ndarray, weights: np.ndarray | None 
     distance between the quantiles ``0.5 +- z / (2 sqrt(N_eff))``, which is what a bootstrap
     measures but without random numbers, so results are reproducible.
     """
-    n_eff = effective_entries(weights, len(values))
+    return order_statistic_error(lambda q: weighted_quantile(values, q, weights), effective_entries(weights, len(values)), z)
+
+
+def order_statistic_error(quantiles: Callable[[np.ndarray], np.ndarray], n_eff: float, z: float = 1.0) -> float:
+    """``median_error_order_statistic`` for any distribution given by its ``quantiles`` (events or a histogram)."""
     if n_eff < 2:
         return float("nan")
     half_width = z * 0.5 / np.sqrt(n_eff)
-    lo, hi = weighted_quantile(values, np.array([0.5 - half_width, 0.5 + half_width]), weights)
+    lo, hi = quantiles(np.array([0.5 - half_width, 0.5 + half_width]))
     return float((hi - lo) / (2.0 * z))
