@@ -9,13 +9,14 @@ Events outside the edges get index -1 and belong to no category.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from lib.config import CategoryConfig
 from lib.errors import ConfigError
 
-__all__ = ["CategoryScheme", "NO_CATEGORY"]
+__all__ = ["CategoryScheme", "NO_CATEGORY", "bin_index"]
 
 NO_CATEGORY = -1
 
@@ -101,9 +102,9 @@ class CategoryScheme:
         >>> s.assign(np.array([30.0, 45.0, 29.9, 200.0]), np.array([0.0, 0.9, 0.1, 0.1]), np.array([2.39, 1.8, 0.1, 0.1])).tolist()
         [2, 14, -1, -1]
         """
-        i_pt = _digitize(lead_pt, self.pt_edges)
-        i_e1 = _digitize(np.abs(lead_abseta), self.abseta_edges)
-        i_e2 = _digitize(np.abs(sublead_abseta), self.abseta_edges)
+        i_pt = bin_index(lead_pt, self.pt_edges)
+        i_e1 = bin_index(np.abs(lead_abseta), self.abseta_edges)
+        i_e2 = bin_index(np.abs(sublead_abseta), self.abseta_edges)
         n = self.n_eta
         index = (n * n * i_pt + n * i_e1 + i_e2).astype(np.int8)
         index[(i_pt < 0) | (i_e1 < 0) | (i_e2 < 0)] = NO_CATEGORY
@@ -114,7 +115,7 @@ class CategoryScheme:
         return name
 
 
-def _digitize(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
+def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     """Bin index for [lo, hi) bins, -1 outside (NaN included).
 
     Counting the edges at or below each value is the same as ``searchsorted(side="right") - 1``

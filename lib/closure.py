@@ -17,13 +17,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from lib.categories import CategoryScheme
+from lib.categories import CategoryScheme, bin_index
 from lib.config import ClosureConfig, Config, FitSpec, Step2Config, resolve_fit_spec, retry_specs
 from lib.errors import CalibrationError, InputError
 from lib.executor import TaskCrash, TaskExecutor
 from lib.fit_step import FitJob, fit_and_plot
 from lib.histograms import (
-    ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram, bin_index, binning_values,
+    ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram, binning_values,
     grids_from_config, predicted_resolution,
 )  # fmt: skip
 from lib.io.atomic import write_text_atomic

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from lib.categories import bin_index
+
 if TYPE_CHECKING:
     from lib.config import Config
 
 __all__ = [
     "HistogramGrids", "CategoryHistograms", "MassHistogram", "histogram_quantiles", "grids_from_config",
     "ByCategory", "ByPredictedResolution", "HistogramSpec", "category_spec", "predicted_resolution", "binning_values",
-    "bin_index",
 ]  # fmt: skip
 
 
@@ -152,13 +153,6 @@ def binning_values(predicted: np.ndarray, mass: np.ndarray, peak_gev: float, var
     resolution information without that correlation.
     """
     return predicted * (peak_gev / mass) if variable == "sigma_pred_at_peak" else predicted
-
-
-def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """Index of the ``[lo, hi)`` bin of ``edges`` holding each value, -1 outside every bin."""
-    index = np.searchsorted(np.asarray(edges), values, side="right") - 1
-    index[index >= len(edges) - 1] = -1
-    return index
 
 
 @dataclass(frozen=True)
