@@ -42,7 +42,7 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     scheme = CategoryScheme.from_config(config.categories)
     files = sorted(root.glob(DATA_GLOB))
     inline = Executors(InlineExecutor(), InlineExecutor())
-    specs = (category_spec(config, scheme.n_categories),)
+    specs = (category_spec(config, scheme),)
     reduction = reduce_files(
         files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, specs, not binned, False, ""
     )

@@ -136,7 +136,7 @@ def time_reading(kind: str, root: Path) -> tuple[float, float]:
         config = load_config()
         scheme = CategoryScheme.from_config(config.categories)
         inline = Executors(InlineExecutor(), InlineExecutor())
-        specs = (category_spec(config, scheme.n_categories),)
+        specs = (category_spec(config, scheme),)
 
         def read() -> None:
             reduce_files(files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, specs, False, False, "")

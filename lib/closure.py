@@ -17,14 +17,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from lib.acceptance import acceptance_knots, group_acceptance
 from lib.categories import CategoryScheme, bin_index
 from lib.config import ClosureConfig, Config, FitSpec, Step2Config, resolve_fit_spec, retry_specs
 from lib.errors import CalibrationError, InputError
 from lib.executor import TaskCrash, TaskExecutor
 from lib.fit_step import FitJob, fit_and_plot
 from lib.histograms import (
-    ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram, binning_values,
-    grids_from_config, predicted_resolution,
+    AcceptanceGrid, ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram,
+    acceptance_grid, binning_values, grids_from_config, predicted_resolution,
 )  # fmt: skip
 from lib.io.atomic import write_text_atomic
 from lib.io.reader import Skim
@@ -134,6 +135,9 @@ class BinSample:
     masses: np.ndarray | None = None
     weights: np.ndarray | None = None
     histogram: MassHistogram | None = None
+    # A(m) of the bin at the masses of ``acceptance_range_gev`` (the Z line shape "acceptance").
+    acceptance: tuple[float, ...] | None = None
+    acceptance_range_gev: tuple[float, float] | None = None
 
 
 def samples_from_events(
@@ -174,16 +178,34 @@ def samples_from_histograms(
     return samples
 
 
-def closure_specs(config: Config, edges: Sequence[float], factors: np.ndarray | None, peak_gev: float, grids: HistogramGrids) -> tuple[HistogramSpec, ...]:
-    """Histograms of bins of calibrated sigma_pred: its own value (median, fits) and the raw one (``median_val_NonCal``)."""
+def closure_specs(
+    config: Config, edges: Sequence[float], factors: np.ndarray | None, peak_gev: float, grids: HistogramGrids,
+    acceptance: AcceptanceGrid | None = None,
+) -> tuple[HistogramSpec, ...]:  # fmt: skip
+    """Histograms of bins of calibrated sigma_pred: its own value (median, fits, ``acceptance``) and the raw one (``median_val_NonCal``)."""
     def spec(value: str) -> HistogramSpec:
         grouping = ByPredictedResolution(
             tuple(float(e) for e in edges), None if factors is None else tuple(float(f) for f in factors), peak_gev,
             config.closure.bin_variable, value,
         )  # fmt: skip
-        return HistogramSpec(dataclasses.replace(grids, n_categories=len(edges) - 1), grouping, fill_mass=value == "predicted")
+        predicted = value == "predicted"
+        return HistogramSpec(dataclasses.replace(grids, n_categories=len(edges) - 1), grouping, fill_mass=predicted,
+                             acceptance=acceptance if predicted else None)  # fmt: skip
 
     return (spec("predicted"), spec("raw"))
+
+
+def with_bin_acceptance(samples: list[BinSample], hists: CategoryHistograms, config: Config, scheme: CategoryScheme) -> list[BinSample]:
+    """``samples`` with each bin's ``A(m)``: its only pT cuts are the category edges and the input's own thresholds."""
+    knots = acceptance_knots(config.selection.z_window_gev, config.fit.acceptance.knot_spacing_gev)
+    window = (scheme.pt_edges[0], scheme.pt_edges[-1])
+    return [
+        dataclasses.replace(
+            sample, acceptance=tuple(group_acceptance(hists, i, [i], scheme.pt_edges, window, knots).tolist()),
+            acceptance_range_gev=(float(knots[0]), float(knots[-1])),
+        )  # fmt: skip
+        for i, sample in enumerate(samples)
+    ]
 
 
 def fit_jobs(
@@ -199,6 +221,8 @@ def fit_jobs(
             continue
         name = bin_label(edges[i], edges[i + 1], prefix)
         nominal = spec_for(name)
+        if nominal.peak == "z" and nominal.line_shape == "acceptance":
+            nominal = nominal.model_copy(update={"acceptance": sample.acceptance, "acceptance_range_gev": sample.acceptance_range_gev})
         retries = retry_specs(config, nominal, sample.median)
         if same_range_retries:
             retries = [r for r in retries if r.range_gev == nominal.range_gev]
@@ -267,21 +291,24 @@ def _closure_samples(
     from lib.pipeline import load_reduction
 
     edges, peak = config.closure.bin_edges_gev, config.fit.params["bw_mass"].value
+    grids = grids_from_config(config, len(edges) - 1)
+    acceptance = acceptance_grid(config, len(edges) - 1)
+    specs = closure_specs(config, edges, factors, peak, grids, acceptance) + closure_specs(config, edges, None, peak, grids, acceptance)[:1]
+    if not options.binned and acceptance is None:
+        specs = ()  # unbinned fits need only the events
+    reduction, _ = load_reduction(options, config, scheme, year, execs, out_dir, specs, events=not options.binned)
     if options.binned:
-        grids = grids_from_config(config, len(edges) - 1)
-        specs = closure_specs(config, edges, factors, peak, grids) + closure_specs(config, edges, None, peak, grids)[:1]
-        reduction, _ = load_reduction(options, config, scheme, year, execs, out_dir, specs, events=False)
         after_pred, after_raw, before = reduction.histograms
-        return (
-            samples_from_histograms(after_pred, after_raw, config.step2, "closure"),
-            samples_from_histograms(before, before, config.step2, "closure (uncalibrated)"),
-        )
-    reduction, _ = load_reduction(options, config, scheme, year, execs, out_dir, (), events=True)
-    variable = config.closure.bin_variable
-    return (
-        samples_from_events(reduction.skim, factors, edges, peak, variable),  # type: ignore[arg-type]
-        samples_from_events(reduction.skim, None, edges, peak, variable),  # type: ignore[arg-type]
-    )
+        after = samples_from_histograms(after_pred, after_raw, config.step2, "closure")
+        uncalibrated = samples_from_histograms(before, before, config.step2, "closure (uncalibrated)")
+    else:
+        variable = config.closure.bin_variable
+        after = samples_from_events(reduction.skim, factors, edges, peak, variable)  # type: ignore[arg-type]
+        uncalibrated = samples_from_events(reduction.skim, None, edges, peak, variable)  # type: ignore[arg-type]
+    if acceptance is not None:
+        after = with_bin_acceptance(after, reduction.histograms[0], config, scheme)
+        uncalibrated = with_bin_acceptance(uncalibrated, reduction.histograms[2], config, scheme)
+    return after, uncalibrated
 
 
 def _from_csv(row: dict[str, str]) -> ClosureBin:

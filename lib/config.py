@@ -154,6 +154,7 @@ class FitPatch(_Model):
     range_gev: tuple[float, float] | None = None
     bins: int | None = None
     background: Literal["exponential", "none"] | None = None
+    line_shape: Literal["acceptance", "breit_wigner"] | None = None
     params: dict[str, ParamPatch] = Field(default_factory=dict)
     sigma_from_median: bool = False
     # Restart at the best earlier attempt's minimum (same model): a fit that only failed its
@@ -197,6 +198,30 @@ class QualityConfig(_Model):
         return names
 
 
+class AcceptanceConfig(_Model):
+    """Binning of the (x1, x2) = (pT_lead, pT_sublead) / m histograms and where the window's cut acts."""
+
+    x1_range: tuple[float, float] = Field(description="Range of pT_lead / m histogrammed (under- and overflow on top).")
+    x2_range: tuple[float, float] = Field(description="Range of pT_sublead / m histogrammed (under- and overflow on top).")
+    bin_width: float = Field(gt=0.0, le=0.05, description="Bin width in x1 and x2.")
+    knot_spacing_gev: float = Field(default=0.25, gt=0.0, description="Mass spacing of the A(m) table (linear in between).")
+    placement: Literal["reco", "true"] = Field(
+        description="reco: the window cuts the reconstructed mass (the mass is built from the same muons, as in data): "
+        "(BW (x) DCB) x A; true: it cuts the true mass (a mass smeared independently of the muons): (BW x A) (x) DCB."
+    )
+
+    _x1 = field_validator("x1_range")(_check_range)
+    _x2 = field_validator("x2_range")(_check_range)
+
+    @model_validator(mode="after")
+    def _whole_bins(self) -> "AcceptanceConfig":
+        for key in ("x1_range", "x2_range"):
+            lo, hi = getattr(self, key)
+            if lo < 0 or abs((hi - lo) / self.bin_width - round((hi - lo) / self.bin_width)) > 1e-6:
+                raise ValueError(f"fit.acceptance.{key} {[lo, hi]} must be non-negative whole bins of {self.bin_width:g}")
+        return self
+
+
 class FitConfig(_Model):
     range_gev: tuple[float, float]
     bins: int = Field(gt=10)
@@ -214,6 +239,14 @@ class FitConfig(_Model):
     strategy_second: int = Field(ge=0, le=2)
     params: dict[str, ParamSpec]
     background: Literal["exponential", "none"]
+    line_shape: Literal["acceptance", "breit_wigner"] = Field(
+        default="breit_wigner",
+        description="acceptance: BW (x) DCB times the category's leading-pT window acceptance; breit_wigner: the original BW (x) DCB.",
+    )
+    acceptance: AcceptanceConfig = Field(
+        default=AcceptanceConfig(x1_range=(0.2, 1.6), x2_range=(0.1, 0.6), bin_width=0.005, placement="reco"),
+        description="Acceptance histograms and placement, used when line_shape is acceptance.",
+    )
     quality: QualityConfig
     retry_ladder: list[FitPatch]
     overrides: dict[str, FitPatch] = Field(default_factory=dict)
@@ -313,6 +346,11 @@ class FitSpec(_Model):
     background: Literal["exponential", "none"]
     binned: bool
     peak: Literal["z", "higgs"] = "z"
+    line_shape: Literal["acceptance", "breit_wigner"] = "breit_wigner"
+    acceptance_placement: Literal["reco", "true"] = "reco"
+    # A(m) of the category at evenly spaced masses from acceptance_range_gev[0] to [1] (set from the data).
+    acceptance: tuple[float, ...] | None = None
+    acceptance_range_gev: tuple[float, float] | None = None
     label: str = "nominal"
     start_from_previous: bool = False
     freeze_from_previous: tuple[str, ...] = ()
@@ -363,6 +401,8 @@ def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None)
         update["bins"] = patch.bins
     if patch.background is not None:
         update["background"] = patch.background
+    if patch.line_shape is not None:
+        update["line_shape"] = patch.line_shape
     if patch.label:
         update["label"] = patch.label
     if patch.start_from_previous:
@@ -388,6 +428,8 @@ def _default_spec(config: Config, name: str, binned: bool, backend: str | None) 
         params=dict(fit.params),
         background=fit.background,
         binned=binned,
+        line_shape=fit.line_shape,
+        acceptance_placement=fit.acceptance.placement,
     )
 
 
@@ -420,8 +462,11 @@ def higgs_fit_spec(
     params = dict(spec.params)
     params["mean"] = ParamSpec(value=higgs.mass_gev, min=max(lo, higgs.mass_gev - 5.0), max=min(hi, higgs.mass_gev + 5.0))
     return spec.model_copy(
-        update={"range_gev": higgs.signal_region_gev, "params": params, "background": background, "peak": "higgs"}
-    )
+        update={
+            "range_gev": higgs.signal_region_gev, "params": params, "background": background, "peak": "higgs",
+            "line_shape": "breit_wigner",
+        }
+    )  # fmt: skip
 
 
 def retry_specs(config: Config, nominal: FitSpec, median_sigma_gev: float | None) -> list[FitSpec]:

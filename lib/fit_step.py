@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lib.acceptance import acceptance_knots, group_acceptance
 from lib.categories import CategoryScheme
 from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
 from lib.executor import TaskCrash, TaskExecutor
@@ -24,6 +25,7 @@ from lib.fitting.result import FitResult
 from lib import __version__
 from lib.io.atomic import atomic_path, write_text_atomic
 from lib.errors import CalibrationError
+from lib.histograms import CategoryHistograms
 from lib.io.merge import Reduction
 from lib.io.tables import read_csv, write_csv
 from lib.medians import CategoryMedian
@@ -84,7 +86,7 @@ def build_jobs(
     for name in names:
         index = scheme.index_of(name)
         median = medians[index].median_val_NonCal
-        nominal: FitSpec = resolve_fit_spec(config, name, binned, backend)
+        nominal = with_category_acceptance(resolve_fit_spec(config, name, binned, backend), config, scheme, reduction.histograms[0], index)
         masses = weights = histogram = None
         if groups is not None:
             skim, idx = reduction.skim, groups[index]
@@ -105,6 +107,20 @@ def build_jobs(
         stem = None if plot_dir is None else plot_dir / f"fit_{name}"
         jobs.append(FitJob(task, stem, f"{title_prefix} {name}"))
     return sorted(jobs, key=lambda j: -j.task.n_events)
+
+
+def with_category_acceptance(spec: FitSpec, config: Config, scheme: CategoryScheme, hists: CategoryHistograms, index: int) -> FitSpec:
+    """``spec`` with the category's ``A(m)`` from its |eta|-region pair, when its line shape needs one."""
+    if spec.peak != "z" or spec.line_shape != "acceptance":
+        return spec
+    n_pairs = scheme.n_eta**2
+    i_pt, _, _ = scheme.bin_indices(index)
+    pair = index % n_pairs
+    knots = acceptance_knots(config.selection.z_window_gev, config.fit.acceptance.knot_spacing_gev)
+    window = (scheme.pt_edges[i_pt], scheme.pt_edges[i_pt + 1])
+    members = range(pair, scheme.n_categories, n_pairs)
+    values = group_acceptance(hists, pair, members, scheme.pt_edges, window, knots)
+    return spec.model_copy(update={"acceptance": tuple(values.tolist()), "acceptance_range_gev": (float(knots[0]), float(knots[-1]))})
 
 
 def job_key(job: FitJob) -> str:

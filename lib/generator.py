@@ -10,19 +10,20 @@ this module writes files with the real layout and columns from a simple but real
 * Each muon gets a predicted relative resolution ``r`` (written as ``ptErr = r * pt``) and is
   smeared as ``pt_reco = pt_true * (1 + r * z)``, ``z`` a unit Gaussian core with wider tails.
 
-How the truth enters: the category of an event is taken from these k=1 reco kinematics, and only
-the mass deviation is scaled, ``dimuon_mass = m_true + k[cat] * (m_reco_k1 - m_true)`` with
-``m_true`` the post-FSR true mass. So the observed core width is ``k`` times what ``ptErr``
-predicts, and the ideal calibration factor of a category is ``k``. Consequences, by design:
+How the truth enters: each muon is smeared with ``k`` times its predicted resolution,
+``pt_reco = pt_true * (1 + k[cat] * r * z)``, ``cat`` the category of the true (post-FSR)
+kinematics, while ``ptErr`` stays ``r * pt``. So the observed core width is ``k`` times what
+``ptErr`` predicts, and the ideal calibration factor of a category is ``k``.
 
-* Muon columns, ``dimuon_pt`` and ``dimuon_rapidity`` are the k=1 reco kinematics and never
-  depend on ``k``: the same seed with two k maps gives files that differ only in ``dimuon_mass``
-  (for ``k != 1`` that mass is therefore not exactly the mass of the written muons).
-* Acceptance and the wide mass window are applied to k=1 quantities, so the event content does
-  not depend on ``k``; ``dimuon_mass`` may fall marginally outside the window edges (60/150 GeV,
-  far from the 75-105 GeV Z window) when ``k > 1``.
-* Kinematics are rounded to float32 before categorising and cutting, so an event's category and
-  cuts are exactly what a reader of the written float32 columns computes.
+* ``mass_model: muons`` (default): ``dimuon_mass`` is the invariant mass of the written muons,
+  as in real data, so the leading-pT window of a category acts on the reconstructed mass.
+  ``independent``: the mass is smeared with residuals of its own (same ``k * r``), so cuts on
+  the muons act on the true mass. Both placements are tested against truth.
+* Acceptance and the mass window are applied to the written (reco) quantities, so the event
+  content depends on ``k``, as it does in real data.
+* Kinematics are rounded to float32 before cutting, so an event's cuts are exactly what a reader
+  of the written float32 columns computes. Near a pT edge the reco category may differ from the
+  true one (migration), as in data: its events then carry the neighbouring category's ``k``.
 * A leading-muon pT outside the category pT edges (26-30 GeV, >= 200 GeV) takes the nearest
   pT bin's k, as correctionlib's ``flow: clamp`` look-up would; |eta| is always inside.
 """
@@ -234,6 +235,11 @@ class GeneratorSettings(_Model):
     k_maps: KMapsSettings
     weights: WeightSettings
     extra_columns: ExtraColumnSettings
+    mass_model: Literal["muons", "independent"] = Field(
+        default="muons",
+        description="muons: dimuon_mass is the mass of the written (smeared) muons, as in real data; "
+        "independent: the mass is smeared with residuals of its own, so muon cuts act on the true mass.",
+    )
 
 
 def load_settings(path: str | Path | None = None) -> GeneratorSettings:
@@ -453,8 +459,16 @@ def _simulate_batch(
     settings: GeneratorSettings,
     window: tuple[float, float],
     fixed_r: float | None,
+    k_values: np.ndarray,
+    scheme: CategoryScheme,
 ) -> dict[str, np.ndarray]:
-    """Simulate ``n`` candidates and return the accepted ones (float64 truth and k=1 reco columns)."""
+    """Simulate ``n`` candidates and return the accepted ones (float64 truth and reco columns).
+
+    Each muon is smeared with ``k`` times its predicted resolution, ``k`` of the category of the
+    true (post-FSR) kinematics. ``mass_model: muons`` builds the mass from those muons, as real
+    data do, so every cut on a muon also acts on the mass; ``independent`` smears the mass with
+    residuals of its own (same ``k * r``), so cuts on the muons act on the true mass.
+    """
     mu = settings.muon_mass_gev
     acc = settings.acceptance
     gen_mass = _sample_mass(proc, n, rng)
@@ -473,9 +487,21 @@ def _simulate_batch(
         r2 = _relative_resolution(np.abs(angles.eta2), pt2, settings.resolution, rng)
     else:
         r1 = r2 = np.full(m, fixed_r)
-    reco1 = _as_written(pt1 * np.maximum(1.0 + r1 * _unit_residual(m, settings.smearing, rng), _MIN_PT_SCALE))
-    reco2 = _as_written(pt2 * np.maximum(1.0 + r2 * _unit_residual(m, settings.smearing, rng), _MIN_PT_SCALE))
-    mass_k1 = _pair_mass(reco1, reco2, angles, mu)
+    lead_first = pt1 >= pt2
+    category = _k_category(
+        np.where(lead_first, pt1, pt2), np.where(lead_first, angles.eta1, angles.eta2),
+        np.where(lead_first, angles.eta2, angles.eta1), scheme,
+    )  # fmt: skip
+    k = k_values[category]
+
+    def smeared(pt: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return _as_written(pt * np.maximum(1.0 + k * r * _unit_residual(m, settings.smearing, rng), _MIN_PT_SCALE))
+
+    reco1, reco2 = smeared(pt1, r1), smeared(pt2, r2)
+    if settings.mass_model == "muons":
+        mass = _pair_mass(reco1, reco2, angles, mu)
+    else:
+        mass = _pair_mass(smeared(pt1, r1), smeared(pt2, r2), angles, mu)
 
     lead, sub = np.maximum(reco1, reco2), np.minimum(reco1, reco2)
     keep = (
@@ -483,15 +509,17 @@ def _simulate_batch(
         & (sub > acc.sublead_pt_min_gev)
         & (np.abs(angles.eta1) < acc.abseta_max)
         & (np.abs(angles.eta2) < acc.abseta_max)
-        & (mass_k1 > window[0])
-        & (mass_k1 < window[1])
+        & (mass > window[0])
+        & (mass < window[1])
     )
     angles = angles.select(keep)
     swap = (reco2 > reco1)[keep]
     cols = {
         "gen_mass": gen_mass[keep],
         "true_mass": true_mass[keep],
-        "mass_k1": mass_k1[keep],
+        "mass": mass[keep],
+        "category": category[keep],
+        "k": k[keep],
     }
     # mu1 is the leading muon; the first decay muon is the mu- one.
     pairs = {
@@ -514,13 +542,15 @@ def _accepted_events(
     settings: GeneratorSettings,
     window: tuple[float, float],
     fixed_r: float | None,
+    k_values: np.ndarray,
+    scheme: CategoryScheme,
 ) -> dict[str, np.ndarray]:
     """Exactly ``n`` accepted events, simulated in bounded batches sized from the running efficiency."""
     parts: list[dict[str, np.ndarray]] = []
     have, tried, efficiency = 0, 0, 0.3
     while have < n:
         n_candidates = min(_MAX_BATCH, max(1000, int(1.1 * (n - have) / efficiency)))
-        batch = _simulate_batch(proc, n_candidates, rng, settings, window, fixed_r)
+        batch = _simulate_batch(proc, n_candidates, rng, settings, window, fixed_r, k_values, scheme)
         accepted, tried = len(batch["gen_mass"]), tried + n_candidates
         if have + accepted == 0 and tried >= _MAX_BATCH:
             raise ConfigError(
@@ -531,7 +561,7 @@ def _accepted_events(
         parts.append(batch)
         have += accepted
     if not parts:  # n == 0: an empty batch still yields the column set
-        return _simulate_batch(proc, 0, rng, settings, window, fixed_r)
+        return _simulate_batch(proc, 0, rng, settings, window, fixed_r, k_values, scheme)
     return {key: np.concatenate([p[key] for p in parts])[:n] for key in parts[0]}
 
 
@@ -546,11 +576,10 @@ def _dimuon_pt_rapidity(cols: Mapping[str, np.ndarray], muon_mass: float) -> tup
     return np.hypot(px, py), 0.5 * np.log((energy + pz) / (energy - pz))
 
 
-def _k_category(cols: Mapping[str, np.ndarray], scheme: CategoryScheme) -> np.ndarray:
-    """Category of the k=1 reco kinematics, the leading pT clamped into the pT edges."""
+def _k_category(lead_pt: np.ndarray, lead_eta: np.ndarray, sublead_eta: np.ndarray, scheme: CategoryScheme) -> np.ndarray:
+    """Category of true kinematics, the leading pT clamped into the pT edges (|eta| is always inside)."""
     top = np.nextafter(scheme.pt_edges[-1], -np.inf)
-    lead_pt = np.clip(cols["mu1_pt"], scheme.pt_edges[0], top)
-    return scheme.assign(lead_pt, np.abs(cols["mu1_eta"]), np.abs(cols["mu2_eta"]))
+    return scheme.assign(np.clip(lead_pt, scheme.pt_edges[0], top), np.abs(lead_eta), np.abs(sublead_eta))
 
 
 def _run_numbers(n: int, era: str | None, settings: GeneratorSettings, rng: np.random.Generator) -> np.ndarray:
@@ -565,7 +594,6 @@ def _run_numbers(n: int, era: str | None, settings: GeneratorSettings, rng: np.r
 
 def _output_columns(
     cols: dict[str, np.ndarray],
-    k: np.ndarray,
     sample: SampleSettings,
     kind: Kind,
     era: str | None,
@@ -573,8 +601,8 @@ def _output_columns(
     settings: GeneratorSettings,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """The Stage-1 columns: k=1 muons, the k-scaled mass, bookkeeping and unrelated columns."""
-    n = len(k)
+    """The Stage-1 columns: muons, the dimuon mass, bookkeeping and unrelated columns."""
+    n = len(cols["mass"])
     dimuon_pt, dimuon_rapidity = _dimuon_pt_rapidity(cols, settings.muon_mass_gev)
     out: dict[str, np.ndarray] = {}
     for mu in ("mu1", "mu2"):
@@ -583,8 +611,7 @@ def _output_columns(
         out[f"{mu}_eta"] = cols[f"{mu}_eta"].astype(np.float32)
         out[f"{mu}_phi"] = cols[f"{mu}_phi"].astype(np.float32)
         out[f"{mu}_charge"] = cols[f"{mu}_charge"].astype(np.int32)
-    mass = cols["true_mass"] + k * (cols["mass_k1"] - cols["true_mass"])
-    out["dimuon_mass"] = mass.astype(np.float32)
+    out["dimuon_mass"] = cols["mass"].astype(np.float32)
     out["dimuon_pt"] = dimuon_pt.astype(np.float32)
     out["dimuon_rapidity"] = dimuon_rapidity.astype(np.float32)
     out["event"] = np.arange(first_event, first_event + n, dtype=np.int64)
@@ -626,10 +653,9 @@ def generate_events(
         scheme: category scheme the k map is defined on (the default configuration's when omitted).
         fixed_relative_resolution: give every muon this relative resolution (no |eta|/pT
             dependence, no spread), so ``sigma_pred`` lies in a narrow band: for fit tests.
-        with_truth: add ``truth_*`` columns: ``category`` (the k category, clamped in pT),
-            ``k``, ``gen_mass`` (pre-FSR), ``mass`` (post-FSR true mass), ``mass_k1`` (reco mass
-            at k=1) and ``is_background``; ``dimuon_mass - truth_mass == k * (truth_mass_k1 - truth_mass)``
-            up to float32 rounding.
+        with_truth: add ``truth_*`` columns: ``category`` (the k category: of the true post-FSR
+            kinematics, clamped in pT), ``k``, ``gen_mass`` (pre-FSR), ``mass`` (post-FSR true
+            mass) and ``is_background``.
         era: Data era for run numbers (drawn by luminosity when omitted).
         first_event: event number of the first event (numbers are consecutive).
 
@@ -656,25 +682,25 @@ def generate_events(
     n_background = int(round(n * sample.background_fraction))
     main_proc = getattr(settings.processes, sample.process)
     parts = [
-        _accepted_events(main_proc, n - n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution),
         _accepted_events(
-            settings.processes.background, n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution
+            main_proc, n - n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution, k_values, scheme
+        ),
+        _accepted_events(
+            settings.processes.background, n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution,
+            k_values, scheme,
         ),
     ]
     order = rng.permutation(n)
     cols = {key: np.concatenate([p[key] for p in parts])[order] for key in parts[0]}
     is_background = (np.arange(n) >= n - n_background)[order]
 
-    category = _k_category(cols, scheme)
-    k = k_values[category]
-    out = _output_columns(cols, k, sample, kind, era, first_event, settings, rng)
+    out = _output_columns(cols, sample, kind, era, first_event, settings, rng)
     if with_truth:
         out |= {
-            "truth_category": category,
-            "truth_k": k,
+            "truth_category": cols["category"],
+            "truth_k": cols["k"],
             "truth_gen_mass": cols["gen_mass"],
             "truth_mass": cols["true_mass"],
-            "truth_mass_k1": cols["mass_k1"],
             "truth_is_background": is_background,
         }
     return out
@@ -969,9 +995,11 @@ def _truth(
         "k_signal_uses": settings.samples.signal.k_map,
         "k_source": {which: _k_source(overrides[which]) for which in ("data", "mc")},
         "truth_model": (
-            "dimuon_mass = m_true_fsr + k[cat] * (m_reco_k1 - m_true_fsr); muon columns, dimuon_pt and "
-            "dimuon_rapidity are k=1 reco kinematics; cat from k=1 float32 reco (mu1_pt, |mu1_eta|, "
-            "|mu2_eta|) with the leading pT clamped into the pT edges; ideal calibration factor = k"
+            f"mass_model {settings.mass_model}: each muon pT smeared by k[cat] x ptErr/pT, cat from the true "
+            "post-FSR kinematics (leading pT clamped into the pT edges); dimuon_mass "
+            + ("is the invariant mass of the written muons" if settings.mass_model == "muons"
+               else "smeared with residuals of its own (same k x ptErr/pT), independent of the written muons")
+            + "; ideal calibration factor = k"
         ),
         "categories": {
             "names": scheme.names,

@@ -7,6 +7,9 @@ with the number of events (the original held the whole skim: 112 GB on real data
 histograms add up, on any worker. A ``HistogramSpec`` says how events are grouped and binned.
 
 - Mass: a uniform fine grid over the Z window; every binned fit's bins are sums of its bins.
+- Acceptance (optional): per acceptance group (the |eta|-region pair of a category, or a closure
+  bin), a 2-D histogram of ``(x1, x2) = (leading, subleading muon pT) / m``, from which
+  ``lib.acceptance`` computes how a leading-pT window truncates the mass line shape.
 - sigma_pred: a log-spaced grid of constant relative bin width, with under- and overflow. The
   median is interpolated inside the bin holding it, so it differs from the exact sample median by
   less than the bin's relative width (5e-4 by default) where bins hold few events, and by a few
@@ -25,10 +28,11 @@ import numpy as np
 from lib.categories import bin_index
 
 if TYPE_CHECKING:
+    from lib.categories import CategoryScheme
     from lib.config import Config
 
 __all__ = [
-    "HistogramGrids", "CategoryHistograms", "MassHistogram", "histogram_quantiles", "grids_from_config",
+    "AcceptanceGrid", "HistogramGrids", "CategoryHistograms", "MassHistogram", "histogram_quantiles", "grids_from_config",
     "ByCategory", "ByPredictedResolution", "HistogramSpec", "category_spec", "predicted_resolution", "binning_values",
 ]  # fmt: skip
 
@@ -86,6 +90,57 @@ class HistogramGrids:
         bins = position.astype(np.int32)  # truncation is the floor: position >= 0
         bins += category.astype(np.int32) * (self.n_spred + 2)
         return bins
+
+
+@dataclass(frozen=True)
+class AcceptanceGrid:
+    """Binning of ``(x1, x2) = (pT_lead, pT_sublead) / m`` per acceptance group, under- and overflow included.
+
+    An event of histogram group ``g`` is filled in acceptance group ``g % n_groups``: with the
+    flat category index ``n_eta**2 * i_pt + n_eta * i_eta1 + i_eta2`` and ``n_groups = n_eta**2``
+    that is the category's |eta|-region pair (all pT bins together); with one group per closure
+    bin, the bin itself.
+    """
+
+    n_groups: int
+    x1_range: tuple[float, float]
+    x2_range: tuple[float, float]
+    bin_width: float
+
+    @property
+    def n1(self) -> int:
+        return int(round((self.x1_range[1] - self.x1_range[0]) / self.bin_width))
+
+    @property
+    def n2(self) -> int:
+        return int(round((self.x2_range[1] - self.x2_range[0]) / self.bin_width))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(groups, x1 bins + 2, x2 bins + 2)``: bin 0 is the underflow, the last the overflow."""
+        return self.n_groups, self.n1 + 2, self.n2 + 2
+
+    @property
+    def x1_edges(self) -> np.ndarray:
+        return np.linspace(*self.x1_range, self.n1 + 1)
+
+    @property
+    def x2_edges(self) -> np.ndarray:
+        return np.linspace(*self.x2_range, self.n2 + 1)
+
+    def keys(self, group: np.ndarray, lead_pt: np.ndarray, sublead_pt: np.ndarray, mass: np.ndarray) -> np.ndarray:
+        """Flat (acceptance group, x1 bin, x2 bin) index of each event."""
+        _, n1, n2 = self.shape
+        inverse_mass = 1.0 / mass.astype(np.float64)
+
+        def bins(pt: np.ndarray, lo: float, n_inner: int) -> np.ndarray:
+            position = (pt * inverse_mass - lo) / self.bin_width + 1.0
+            np.clip(position, 0.0, n_inner + 1, out=position)
+            return position.astype(np.int32)
+
+        i1 = bins(lead_pt, self.x1_range[0], self.n1)
+        i2 = bins(sublead_pt, self.x2_range[0], self.n2)
+        return ((group.astype(np.int32) % self.n_groups) * n1 + i1) * n2 + i2
 
 
 @dataclass(frozen=True)
@@ -163,16 +218,27 @@ class HistogramSpec:
     grouping: ByCategory | ByPredictedResolution
     # False: only sigma_pred is histogrammed (a second value of the same groups, e.g. the raw one).
     fill_mass: bool = True
+    # The (x1, x2) histograms the acceptance-aware line shape needs (None: not filled).
+    acceptance: AcceptanceGrid | None = None
 
     def keys(
-        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None
-    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
-        """``(selected events or None for all, mass keys or None, sigma_pred keys)`` of a chunk's events."""
+        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None,
+        pts: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray | None]:  # fmt: skip
+        """``(selected events or None for all, mass keys or None, sigma_pred keys, (x1, x2) keys or None)``.
+
+        ``pts`` (leading, subleading muon pT) are needed when the spec fills the acceptance.
+        """
         selected, group, value = self.grouping.assign(category, mass, spred, memo)
-        mass_keys = None
-        if self.fill_mass:
-            mass_keys = self.grids.mass_keys(group, mass if selected is None else mass[selected])
-        return selected, mass_keys, self.grids.spred_keys(group, value)
+        mass_sel = mass if selected is None else mass[selected]
+        mass_keys = self.grids.mass_keys(group, mass_sel) if self.fill_mass else None
+        x_keys = None
+        if self.acceptance is not None:
+            if pts is None:
+                raise ValueError("an acceptance histogram needs the muons' pT")
+            lead, sub = pts if selected is None else (pts[0][selected], pts[1][selected])
+            x_keys = self.acceptance.keys(group, lead, sub, mass_sel)
+        return selected, mass_keys, self.grids.spred_keys(group, value), x_keys
 
 
 @dataclass(frozen=True)
@@ -223,12 +289,21 @@ class CategoryHistograms:
     mass_sumw: np.ndarray | None = None
     mass_sumw2: np.ndarray | None = None
     spred_sumw: np.ndarray | None = None
+    # Acceptance (``AcceptanceGrid.shape``) and the smallest leading and subleading pT histogrammed,
+    # which tell the pT thresholds of the input (min over files, so also order-independent).
+    acceptance: AcceptanceGrid | None = None
+    x_counts: np.ndarray | None = None
+    x_sumw: np.ndarray | None = None
+    pt_min: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, grids: HistogramGrids, weighted: bool, count_dtype: type = np.int64) -> "CategoryHistograms":
+    def empty(
+        cls, grids: HistogramGrids, weighted: bool, count_dtype: type = np.int64, acceptance: AcceptanceGrid | None = None
+    ) -> "CategoryHistograms":
         """Zero histograms; one file's may count in ``np.int32``, halving what a Dask worker sends back."""
         n = grids.n_categories
         mass_shape, spred_shape = (n, grids.n_mass), (n, grids.n_spred + 2)
+        x_shape = acceptance.shape if acceptance is not None else None
         return cls(
             grids,
             np.zeros(mass_shape, count_dtype),
@@ -236,6 +311,10 @@ class CategoryHistograms:
             np.zeros(mass_shape) if weighted else None,
             np.zeros(mass_shape) if weighted else None,
             np.zeros(spred_shape) if weighted else None,
+            acceptance,
+            np.zeros(x_shape, count_dtype) if x_shape else None,
+            np.zeros(x_shape) if x_shape and weighted else None,
+            np.full(2, np.inf) if x_shape else None,
         )
 
     @classmethod
@@ -247,7 +326,10 @@ class CategoryHistograms:
         hists.add_keys(mass_keys, spred_keys, weights)
         return hists
 
-    def add_keys(self, mass_keys: np.ndarray | None, spred_keys: np.ndarray, weights: np.ndarray | None) -> None:
+    def add_keys(
+        self, mass_keys: np.ndarray | None, spred_keys: np.ndarray, weights: np.ndarray | None,
+        x_keys: np.ndarray | None = None, pt_min: tuple[float, float] | None = None,
+    ) -> None:  # fmt: skip
         """Add events given by their flat keys (no mass keys: sigma_pred only), in place, without a temporary of the histograms' size.
 
         The 1 added has the counts' own type: a Python int on int32 counts takes ``ufunc.at``'s slow
@@ -257,6 +339,12 @@ class CategoryHistograms:
         if mass_keys is not None:
             np.add.at(self.mass_counts.reshape(-1), mass_keys, one)
         np.add.at(self.spred_counts.reshape(-1), spred_keys, one)
+        if x_keys is not None:
+            if self.x_counts is None or self.pt_min is None:
+                raise ValueError("acceptance keys added to histograms without an acceptance grid")
+            np.add.at(self.x_counts.reshape(-1), x_keys, one)
+            if pt_min is not None:
+                np.minimum(self.pt_min, pt_min, out=self.pt_min)
         if weights is not None:
             if self.mass_sumw is None:
                 raise ValueError("weighted events added to unweighted histograms")
@@ -265,6 +353,8 @@ class CategoryHistograms:
                 np.add.at(self.mass_sumw.reshape(-1), mass_keys, w)
                 np.add.at(self.mass_sumw2.reshape(-1), mass_keys, w * w)  # type: ignore[union-attr]
             np.add.at(self.spred_sumw.reshape(-1), spred_keys, w)  # type: ignore[union-attr]
+            if x_keys is not None:
+                np.add.at(self.x_sumw.reshape(-1), x_keys, w)  # type: ignore[union-attr]
 
     @property
     def weighted(self) -> bool:
@@ -277,14 +367,17 @@ class CategoryHistograms:
 
     def add_counts(self, other: "CategoryHistograms") -> None:
         """Add another file's event counts: integers, so the order of adding does not matter."""
-        if other.grids != self.grids or other.weighted != self.weighted:
+        if other.grids != self.grids or other.weighted != self.weighted or other.acceptance != self.acceptance:
             raise ValueError("cannot add histograms of different binnings or weighting")
         self.mass_counts += other.mass_counts
         self.spred_counts += other.spred_counts
+        if self.x_counts is not None:
+            self.x_counts += other.x_counts
+            np.minimum(self.pt_min, other.pt_min, out=self.pt_min)
 
     def add_weights(self, other: "CategoryHistograms") -> None:
         """Add another file's sums of weights: floats, whose last digits depend on the order of adding."""
-        for name in ("mass_sumw", "mass_sumw2", "spred_sumw"):
+        for name in ("mass_sumw", "mass_sumw2", "spred_sumw", "x_sumw"):
             mine = getattr(self, name)
             if mine is not None:
                 mine += getattr(other, name)
@@ -306,6 +399,20 @@ class CategoryHistograms:
         """Sum of weights (events when unweighted) per sigma_pred bin, under- and overflow included."""
         return (self.spred_counts[index] if self.spred_sumw is None else self.spred_sumw[index]).astype(np.float64)
 
+    def mass_contents(self, index: int) -> np.ndarray:
+        """Sum of weights (events when unweighted) per mass bin of group ``index``."""
+        return (self.mass_counts[index] if self.mass_sumw is None else self.mass_sumw[index]).astype(np.float64)
+
+    def x_contents(self, group: int) -> np.ndarray:
+        """Sum of weights (events when unweighted) per (x1, x2) cell of acceptance group ``group``.
+
+        Raises:
+            ValueError: these histograms were filled without an acceptance grid.
+        """
+        if self.x_counts is None:
+            raise ValueError("no acceptance histograms were filled (fit.line_shape is not 'acceptance')")
+        return (self.x_counts[group] if self.x_sumw is None else self.x_sumw[group]).astype(np.float64)
+
     def category_mass(self, index: int) -> MassHistogram:
         return MassHistogram(
             self.grids.mass_edges,
@@ -319,9 +426,15 @@ class CategoryHistograms:
         return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
 
     @classmethod
-    def from_arrays(cls, grids: HistogramGrids, arrays: dict[str, np.ndarray]) -> "CategoryHistograms":
-        return cls(grids, **{k: arrays[k] for k in ("mass_counts", "spred_counts")},
-                   **{k: arrays.get(k) for k in ("mass_sumw", "mass_sumw2", "spred_sumw")})  # fmt: skip
+    def from_arrays(
+        cls, grids: HistogramGrids, arrays: dict[str, np.ndarray], acceptance: AcceptanceGrid | None = None
+    ) -> "CategoryHistograms":
+        optional = ("mass_sumw", "mass_sumw2", "spred_sumw", "x_counts", "x_sumw", "pt_min")
+        hists = cls(grids, **{k: arrays[k] for k in ("mass_counts", "spred_counts")}, **{k: arrays.get(k) for k in optional},
+                    acceptance=acceptance)  # fmt: skip
+        if (acceptance is None) != (hists.x_counts is None):
+            raise ValueError("cached histograms and the requested acceptance grid disagree")
+        return hists
 
 
 def histogram_quantiles(contents: np.ndarray, counts: np.ndarray, edges: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
@@ -355,9 +468,18 @@ def histogram_quantiles(contents: np.ndarray, counts: np.ndarray, edges: np.ndar
     return np.where(outside, np.nan, values)
 
 
-def category_spec(config: "Config", n_categories: int) -> HistogramSpec:
-    """Steps 1-2: histograms per category on the grids of ``config``."""
-    return HistogramSpec(grids_from_config(config, n_categories), ByCategory(n_categories))
+def category_spec(config: "Config", scheme: "CategoryScheme") -> HistogramSpec:
+    """Steps 1-2: histograms per category on the grids of ``config``; acceptance per |eta|-region pair when the line shape needs it."""
+    n = scheme.n_categories
+    return HistogramSpec(grids_from_config(config, n), ByCategory(n), acceptance=acceptance_grid(config, scheme.n_eta**2))
+
+
+def acceptance_grid(config: "Config", n_groups: int) -> AcceptanceGrid | None:
+    """The (x1, x2) grid of ``fit.acceptance`` for ``n_groups`` groups, or None when the line shape is the plain Breit-Wigner."""
+    if config.fit.line_shape != "acceptance":
+        return None
+    acc = config.fit.acceptance
+    return AcceptanceGrid(n_groups, tuple(acc.x1_range), tuple(acc.x2_range), acc.bin_width)
 
 
 def grids_from_config(config: "Config", n_categories: int) -> HistogramGrids:

@@ -400,7 +400,7 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
                 start = time.monotonic()
                 # Unbinned fits need each event's mass; binned fits and medians only the histograms.
                 events = "step1" in steps and not options.binned
-                specs = (category_spec(config, scheme.n_categories),)
+                specs = (category_spec(config, scheme),)
                 reduction, source = load_reduction(options, config, scheme, year, execs, out_dir, specs, events)
                 _write_provenance(out_dir, options, config, source)
                 medians = compute_medians(reduction.histograms[0], scheme, config.step2)

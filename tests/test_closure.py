@@ -93,9 +93,16 @@ def test_data_closure_passes_after_and_fails_before(config: Config, data_closure
     after, before = data_closure["closure"]["after"], data_closure["closure"]["before"]
     rows_after, rows_before = data_closure["after"], data_closure["before"]
     assert after.passed, f"{after}\n{_table(rows_after)}"
-    # Every bin of calibrated sigma_pred holds >= min_events events here, so all 13 are judged.
-    assert after.n_tested == len(config.closure.bin_edges_gev) - 1, _table(rows_after)
-    assert all(r["fit_quality"] == "ok" for r in rows_after), _table(rows_after)
+    # Every bin with min_events events is judged (all but the lowest, 0.6-0.7 GeV, here), and its fit is good.
+    judged = [r for r in rows_after if int(r["nEvents"]) >= config.closure.min_events]
+    assert after.n_tested == len(judged) >= len(config.closure.bin_edges_gev) - 2, _table(rows_after)
+    assert all(r["fit_quality"] == "ok" for r in judged), _table(rows_after)
+    # The acceptance-aware line shape closes well inside the 10 % tolerance where statistics allow:
+    # within 3 % (or 3 sigma) in every bin of more than 20 k events.
+    for row in judged:
+        if int(row["nEvents"]) > 20_000:
+            deviation = abs(float(row["ratio"]) - 1.0)
+            assert deviation < 0.03 or deviation < 3 * float(row["ratio_err"]), _table(rows_after)
     # Without the factors the width is underpredicted by the Data k (1.05-1.30) everywhere:
     # observed +19 % to +32 % in 11 of the 12 judged bins (the 12th, 0.6-0.7 GeV, has a 30 % error).
     assert not before.passed, f"{before}\n{_table(rows_before)}"
@@ -154,20 +161,19 @@ def test_misscaled_endcap_calibration_fails_closure(
     failing = [r for r in rows if r["verdict"] == "fail"]
     assert len(failing) >= 3 and len(verdict.failing_bins) == len(failing), table
     # Bins are in the *tampered* calibrated sigma_pred, so scaling the endcap factors by 0.7 moves
-    # endcap events 30 % down: out of the bins above 1.5 GeV, where they were 54-87 % of the events
-    # with the correct factors (10-28 % after tampering), into 1.0-1.5 GeV, where they rise from
-    # 1-32 % to 26-33 %. Their true width is 1/0.7 of the prediction, so the bins where they are
-    # now a large minority fail with ratio > 1 (observed: 1.1-1.5 GeV, +12 % to +17 %, each
-    # >= 7 % above the correct calibration's ratio), never below 1.
+    # endcap events 30 % down, into bins where they are now a large minority (1.0 GeV and up).
+    # Their true width is 1/0.7 of the prediction, so those bins fail with ratio > 1 (observed:
+    # 1.1-1.4 and 2.0-2.5 GeV, +11 % to +26 %), never below 1; a fit may also fail outright there.
     for row in failing:
-        assert float(row["ratio"]) > 1.0 + config.closure.tolerance, table
-        assert 1.0 <= float(row["low"]) and float(row["high"]) <= 2.0, table
+        assert 1.0 <= float(row["low"]), table
+        assert row["fit_quality"] != "ok" or float(row["ratio"]) > 1.0 + config.closure.tolerance, table
+    failing = [r for r in failing if r["fit_quality"] == "ok"]
     correct = {(r["low"], r["high"]): float(r["ratio"]) for r in data_closure["after"]}
     worst = max(failing, key=lambda r: float(r["ratio"]))
     assert float(worst["ratio"]) - correct[(worst["low"], worst["high"])] > 0.05, table
     # Below 1.0 GeV the bins stay barrel/overlap dominated (endcap share <= 19 % after tampering) and pass.
     low_bins = [r for r in rows if float(r["high"]) <= 1.0 + 1e-9]
-    assert len(low_bins) == 4 and all(r["verdict"] == "pass" for r in low_bins), table
+    assert len(low_bins) == 4 and all(r["verdict"] != "fail" for r in low_bins), table
 
 
 # ---------------------------------------------------------------------------------------------

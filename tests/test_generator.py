@@ -73,9 +73,8 @@ def test_acceptance_and_leading_order(sample, request, settings):
 
 def test_z_peak_and_mass_window(data_events):
     mass = data_events["dimuon_mass"].astype(np.float64)
-    assert np.all((data_events["truth_mass_k1"] > 60.0) & (data_events["truth_mass_k1"] < 150.0))
-    # k > 1 only stretches deviations, so the written mass stays close to the window.
-    assert mass.min() > 55.0 and mass.max() < 155.0
+    # The window is applied to the written mass, as a Stage-1 selection would.
+    assert mass.min() > 60.0 and mass.max() < 150.0
     counts, edges = np.histogram(mass, bins=np.arange(85.0, 97.0, 0.5))
     assert abs(0.5 * (edges[counts.argmax()] + edges[counts.argmax() + 1]) - MZ) < 0.6
     z = (mass > 75) & (mass < 105)
@@ -92,8 +91,9 @@ def test_background_fraction_under_the_peak(data_events):
 
 
 def test_signal_peak(signal_events):
-    assert abs(np.median(signal_events["dimuon_mass"]) - 125.2) < 1.0
-    assert np.all((signal_events["truth_mass_k1"] > 110.0) & (signal_events["truth_mass_k1"] < 150.0))
+    mass = signal_events["dimuon_mass"]
+    assert abs(np.median(mass) - 125.2) < 1.0
+    assert np.all((mass > 110.0) & (mass < 150.0))
 
 
 def test_decay_angle_follows_one_plus_cos2():
@@ -122,38 +122,64 @@ def test_predicted_resolution_is_right_up_to_k(settings, scheme):
 # --- the k truth -----------------------------------------------------------------------------
 
 
-def test_k_changes_only_the_mass(data_events, uniform_k_events):
-    a, b = _public(data_events), _public(uniform_k_events)
-    assert a.keys() == b.keys()
-    for name in a:
-        if name != "dimuon_mass":
-            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    assert not np.array_equal(a["dimuon_mass"], b["dimuon_mass"])
+def _mass_of_written_muons(ev: dict[str, np.ndarray], muon_mass: float) -> np.ndarray:
+    """Invariant mass of the written float32 muon columns."""
+    p = {}
+    for mu in ("mu1", "mu2"):
+        pt, eta, phi = (ev[f"{mu}_{c}"].astype(np.float64) for c in ("pt", "eta", "phi"))
+        p[mu] = (pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + muon_mass**2))
+    e = p["mu1"][3] + p["mu2"][3]
+    px, py, pz = (p["mu1"][i] + p["mu2"][i] for i in range(3))
+    return np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0))
+
+
+def test_mass_is_the_mass_of_the_written_muons(data_events, settings):
+    """mass_model muons (the default): what a reader rebuilds from the muons is the written mass."""
+    rebuilt = _mass_of_written_muons(data_events, settings.muon_mass_gev)
+    np.testing.assert_allclose(data_events["dimuon_mass"], rebuilt, rtol=2e-6)
+
+
+def test_independent_mass_model_decouples_mass_and_muons(settings, scheme):
+    """mass_model independent: the mass is smeared on its own, with the same resolution."""
+    independent = settings.model_copy(update={"mass_model": "independent"})
+    ev = generate_events("data", 50_000, 7, settings=independent, scheme=scheme, with_truth=True)
+    muons = _mass_of_written_muons(ev, settings.muon_mass_gev) - ev["truth_mass"]
+    mass = ev["dimuon_mass"] - ev["truth_mass"]
+    core = (np.abs(mass) < 5) & (np.abs(muons) < 5) & ~ev["truth_is_background"]
+    assert abs(np.corrcoef(mass[core], muons[core])[0, 1]) < 0.03
+    iqr = np.subtract(*np.quantile(mass[core], [0.75, 0.25])) / np.subtract(*np.quantile(muons[core], [0.75, 0.25]))
+    assert iqr == pytest.approx(1.0, abs=0.03)
 
 
 def test_mass_deviation_scales_by_k(data_events, uniform_k_events, scheme):
-    ev = data_events
-    np.testing.assert_allclose(
-        ev["dimuon_mass"], ev["truth_mass"] + ev["truth_k"] * (ev["truth_mass_k1"] - ev["truth_mass"]), atol=2e-5 * 150
-    )
-    dev_k = ev["dimuon_mass"] - ev["truth_mass"]
-    dev_1 = uniform_k_events["dimuon_mass"] - uniform_k_events["truth_mass"]
+    """Each muon is smeared k times its ptErr: the pull (m - m_true) / sigma_pred is k times wider than at k = 1."""
+
+    def pull_iqr(ev, cat):
+        sp = sigma_pred(ev["dimuon_mass"], ev["mu1_pt"], ev["mu1_ptErr"], ev["mu2_pt"], ev["mu2_ptErr"])
+        pull = ((ev["dimuon_mass"] - ev["truth_mass"]) / sp)[cat]
+        return np.subtract(*np.quantile(pull, [0.75, 0.25])), int(cat.sum())
+
     for name in ("30-45_BB", "45-52_OE", "30-45_EE"):
-        cat = ev["truth_category"] == scheme.index_of(name)
         k = builtin_k_map("data", load_settings(), scheme)[name]
-        assert np.all(ev["truth_k"][cat] == k)
-        iqr_ratio = np.subtract(*np.quantile(dev_k[cat], [0.75, 0.25])) / np.subtract(*np.quantile(dev_1[cat], [0.75, 0.25]))
-        assert iqr_ratio == pytest.approx(k, rel=1e-3)
+        cat_k = (data_events["truth_category"] == scheme.index_of(name)) & ~data_events["truth_is_background"]
+        cat_1 = (uniform_k_events["truth_category"] == scheme.index_of(name)) & ~uniform_k_events["truth_is_background"]
+        assert np.all(data_events["truth_k"][cat_k] == k)
+        (iqr_k, n_k), (iqr_1, n_1) = pull_iqr(data_events, cat_k), pull_iqr(uniform_k_events, cat_1)
+        # The IQR of n draws has a relative error of about 1.2 / sqrt(n): 4 sigma of the ratio.
+        tolerance = 4 * 1.2 * sqrt(1 / n_k + 1 / n_1)
+        assert iqr_k / iqr_1 == pytest.approx(k, rel=tolerance)
 
 
-def test_k_category_matches_a_reader_of_the_written_columns(data_events, scheme):
+def test_k_category_is_the_true_kinematics_category(data_events, scheme):
+    """The k category comes from the true kinematics; a reader of the written columns agrees except near pT edges."""
     ev = data_events
     read = scheme.assign(ev["mu1_pt"].astype(np.float64), np.abs(ev["mu1_eta"]), np.abs(ev["mu2_eta"]))
     inside = read >= 0
-    np.testing.assert_array_equal(read[inside], ev["truth_category"][inside])
+    # Migration (a pT edge crossed, or the two muons swapped as leading) moves about a tenth of the events.
+    assert np.mean(read[inside] == ev["truth_category"][inside]) > 0.85
     # Out-of-range leading pT takes the nearest pT bin's k.
-    low = ev["mu1_pt"] < scheme.pt_edges[0]
-    assert low.any() and np.all(ev["truth_category"][low] < scheme.n_eta**2)
+    low = ev["mu1_pt"] < scheme.pt_edges[0] - 3
+    assert low.any() and np.mean(ev["truth_category"][low] < scheme.n_eta**2) > 0.95
 
 
 def test_builtin_k_maps_in_documented_ranges(settings, scheme):
@@ -283,13 +309,12 @@ def test_written_columns(written, settings):
     assert len(np.unique(events)) == len(events)
 
 
-def test_same_seed_two_k_maps_differ_only_in_mass(written, tmp_path, settings):
+def test_two_k_maps_smear_the_muons_differently(written, tmp_path, settings):
     other = generate_sample(tmp_path, year=2018, seed=5, settings=settings, k_data=1.0, k_mc={"30-45_BB": 1.5}, **SMALL)
     for rel in ("compacted/data_A/0/part0.parquet", "compacted/dyTo2L_M-50_incl/0/part0.parquet"):
         a, b = pq.read_table(written / rel), pq.read_table(other / rel)
-        for name in a.column_names:
-            same = a.column(name).equals(b.column(name))
-            assert same == (name != "dimuon_mass"), (rel, name)
+        for name in ("mu1_pt", "dimuon_mass"):
+            assert not a.column(name).equals(b.column(name)), (rel, name)
     truth = json.loads((other / "truth.json").read_text())
     assert set(truth["k_data"].values()) == {1.0} and truth["k_mc"]["30-45_BB"] == 1.5
     assert truth["k_source"] == {"data": "uniform 1", "mc": "builtin with 1 categories overridden"}

@@ -42,7 +42,9 @@ def gaussian_core_events() -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("binned", [True, False], ids=["binned", "unbinned"])
-def test_fit_recovers_single_true_resolution(config: Config, gaussian_core_events, binned: bool):
+def test_fit_recovers_single_true_resolution(plain_config: Config, gaussian_core_events, binned: bool):
+    """An inclusive sample (no category pT window): the plain BW (x) DCB is its line shape."""
+    config = plain_config
     from lib.fitting.runner import FitTask, fit_category
     from lib.resolution import sigma_pred
 

@@ -30,7 +30,7 @@ def _files(tmp_path: Path, n_files: int, n: int, weights: bool) -> list[Path]:
 
 
 def _reduce(paths: list[Path], scheme, config, weighted: bool, order=None):
-    specs = (category_spec(config, scheme.n_categories),)
+    specs = (category_spec(config, scheme),)
     weight = "wgt_nominal" if weighted else None
     reductions = [reduce_file(p, scheme, WINDOW, weight, batch_rows=900, specs=specs, keep_events=True) for p in paths]
     merger = ReductionMerger(paths, specs, weighted, skip_bad_files=False)
@@ -74,7 +74,7 @@ def test_merge_is_in_file_order_whatever_the_arrival_order(tmp_path, scheme, con
 
 def test_a_crashed_reading_process_is_one_line_or_a_skip(tmp_path, scheme, config):
     paths = _files(tmp_path, 2, 500, weights=False)
-    specs = (category_spec(config, scheme.n_categories),)
+    specs = (category_spec(config, scheme),)
     crash = TaskCrash(paths[1].name, "Dask worker died running it (KilledWorker)")
     strict = ReductionMerger(paths, specs, False, skip_bad_files=False)
     with pytest.raises(InputError, match=r"1\.parquet: the process reading it died \(Dask worker died .*\); re-run, or pass --skip-bad-files"):

@@ -6,6 +6,12 @@ the method requires (BW (x) DCB != DCB (x) BW for an FFT convolution). Higgs pea
 RooCrystalBall whose ``mean`` is the absolute mass, the 3.7 MeV natural width being negligible.
 Optional background: ``RooExponential`` added with the background *fraction* (not extended).
 
+``line_shape: acceptance``: the category's leading-pT window keeps a mass-dependent share ``A(m)``
+of the events (``lib.acceptance``), tabulated in a ``RooHistFunc``. Where the cut acts decides
+where ``A`` multiplies: on the reconstructed mass (placement ``reco``, a mass built from the same
+muons) ``RooEffProd(BW (x) DCB, A)``; on the true mass (``true``) ``(BW x A) (x) DCB``, still with
+the Breit-Wigner first. The background passes the same window: ``RooEffProd(exp, A)``.
+
 Every object name carries a per-category, per-attempt tag, so nothing can collide with another
 category's objects in the same process (the original needed one subprocess per category for
 that). All ROOT objects are owned by the returned ``PeakModel`` and released by ``close()``,
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lib.config import FitSpec
+from lib.errors import FitError
 
 with warnings.catch_warnings():
     # The PyPI wheel warns on every import that it is an alpha distribution: noise in every worker.
@@ -33,8 +40,17 @@ ROOT.gROOT.SetBatch(True)
 
 
 def silence_roofit() -> None:
-    """Keep RooFit's INFO/PROGRESS chatter out of logs; warnings and errors still print."""
-    ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.WARNING)
+    """Keep RooFit's INFO/PROGRESS chatter out of logs; warnings and errors still print.
+
+    Except the integration warnings: the acceptance products are integrated on purpose by
+    RooBinIntegrator, which warns on each that the integrand has no binning of its own.
+    """
+    service = ROOT.RooMsgService.instance()
+    service.setGlobalKillBelow(ROOT.RooFit.WARNING)
+    for i in range(service.numStreams()):
+        stream = service.getStream(i)
+        if stream.minLevel <= ROOT.RooFit.WARNING:
+            stream.removeTopic(ROOT.RooFit.Integration)
 
 
 def object_tag(category: str, attempt: int) -> str:
@@ -114,35 +130,80 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
         obs.setBins(cache_bins, "cache")
         return obs
 
-    def peak(obs: object, stage: str) -> object:
+    accepted = spec.peak == "z" and spec.line_shape == "acceptance"
+    if accepted and spec.acceptance is None:
+        raise FitError(f"{spec.name}: line_shape 'acceptance' without an acceptance table (no acceptance histograms were filled)")
+
+    def acceptance(obs: object, stage: str) -> object:
+        edges, values = _acceptance_bins(spec)
+        table = keep(ROOT.RooDataHist.from_numpy(values, [obs], bins=[edges], weights_squared_sum=values * values,
+                                                 name=f"acceptance_table{stage}_{tag}"))  # fmt: skip
+        return keep(ROOT.RooHistFunc(f"acceptance{stage}_{tag}", "A(m)", ROOT.RooArgSet(obs), table, 1))
+
+    # A product with A(m) has no analytic integral. RooFit's adaptive integrators choose their
+    # points anew for each parameter value, so the normalisation jumps by their tolerance and
+    # Hesse differentiates that noise (sigma errors of 1e-5 GeV were seen). Summing at the
+    # centres of the table's bins is smooth in the parameters and exact enough: the integrand
+    # varies on the scale of the resolution, 20 times the 0.05 GeV bins.
+    integration = keep(ROOT.RooNumIntConfig(ROOT.RooAbsReal.defaultIntegratorConfig()))
+    integration.method1D().setLabel("RooBinIntegrator")
+    integration.getConfigSection("RooBinIntegrator").setRealValue("numBins", len(_acceptance_bins(spec)[1]) if accepted else 100)
+
+    def accepted_product(name: str, title: str, pdf: object, window: object) -> object:
+        product = keep(ROOT.RooEffProd(name, title, pdf, window))
+        product.setIntegratorConfig(integration)
+        return product
+
+    def peak(obs: object, stage: str, window: object | None) -> object:
         shape = [params[n] for n in ("mean", "sigma", "alpha_left", "n_left", "alpha_right", "n_right")]
         dcb = keep(ROOT.RooCrystalBall(f"dcb{stage}_{tag}", "DCB", obs, *shape))
         if spec.peak == "higgs":
             return dcb
         bw = keep(ROOT.RooBreitWigner(f"bw{stage}_{tag}", "BW", obs, params["bw_mass"], params["bw_width"]))
-        conv = keep(ROOT.RooFFTConvPdf(f"signal{stage}_{tag}", "BW (x) DCB", obs, bw, dcb))
+        true_placement = window is not None and spec.acceptance_placement == "true"
+        if true_placement:
+            bw = accepted_product(f"bw_accepted{stage}_{tag}", "BW x A", bw, window)
+        conv_name = "signal" if window is None or true_placement else "conv"
+        conv = keep(ROOT.RooFFTConvPdf(f"{conv_name}{stage}_{tag}", "BW (x) DCB", obs, bw, dcb))
         conv.setBufferFraction(spec.fft_buffer_fraction)
-        return conv
+        if window is None or true_placement:
+            return conv
+        return accepted_product(f"signal{stage}_{tag}", "(BW (x) DCB) x A", conv, window)
 
-    def with_background(obs: object, sig: object, stage: str) -> tuple[object, object | None]:
+    def with_background(obs: object, sig: object, stage: str, window: object | None) -> tuple[object, object | None]:
         if spec.background == "none":
             return sig, None
         bkg = keep(ROOT.RooExponential(f"background{stage}_{tag}", "exponential", obs, params["bkg_slope"]))
+        if window is not None:
+            bkg = accepted_product(f"background_accepted{stage}_{tag}", "exponential x A", bkg, window)
         total = keep(
             ROOT.RooAddPdf(f"model{stage}_{tag}", "model", ROOT.RooArgList(bkg, sig), ROOT.RooArgList(params["bkg_fraction"]))
         )
         return total, bkg
 
     obs_final = observable(spec.fft_cache_bins)
-    signal = peak(obs_final, "")
-    total, background = with_background(obs_final, signal, "")
+    window = acceptance(obs_final, "") if accepted else None
+    signal = peak(obs_final, "", window)
+    total, background = with_background(obs_final, signal, "", window)
     first_bins = min(spec.fft_cache_bins_first or spec.fft_cache_bins, spec.fft_cache_bins)
     if spec.peak == "z" and first_bins < spec.fft_cache_bins:
         obs_first = observable(first_bins)
-        first_stage, _ = with_background(obs_first, peak(obs_first, "_s1"), "_s1")
+        window_first = acceptance(obs_first, "_s1") if accepted else None
+        first_stage, _ = with_background(obs_first, peak(obs_first, "_s1", window_first), "_s1", window_first)
     else:
         first_stage = total
     return PeakModel(obs_final, total, signal, background, first_stage, params, tag, owned)
+
+
+def _acceptance_bins(spec: FitSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``A(m)`` of the spec, averaged into bins of the table's spacing over the fit range (edges, values)."""
+    values = np.asarray(spec.acceptance, dtype=np.float64)
+    knot_lo, knot_hi = spec.acceptance_range_gev  # type: ignore[misc]
+    knots = np.linspace(knot_lo, knot_hi, values.size)
+    lo, hi = spec.range_gev
+    n_bins = max(1, int(round((hi - lo) / (knots[1] - knots[0]))))
+    edges = np.linspace(lo, hi, n_bins + 1)
+    return edges, np.interp(0.5 * (edges[1:] + edges[:-1]), knots, values)
 
 
 def histogram_dataset(model: PeakModel, edges: np.ndarray, contents: np.ndarray, sumw2: np.ndarray | None) -> object:

@@ -61,7 +61,9 @@ def load_cached_reduction(cache_dir: Path, key: str, specs: tuple[HistogramSpec,
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
         histograms = tuple(
-            CategoryHistograms.from_arrays(spec.grids, {k.split("_", 1)[1]: v for k, v in arrays.items() if k.startswith(f"h{i}_")})
+            CategoryHistograms.from_arrays(
+                spec.grids, {k.split("_", 1)[1]: v for k, v in arrays.items() if k.startswith(f"h{i}_")}, spec.acceptance
+            )
             for i, spec in enumerate(specs)
         )
         skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight")) if events else None

@@ -61,7 +61,7 @@ class ReductionMerger:
         self.files = [str(f) for f in files]
         self.skip_bad_files = skip_bad_files
         self.weighted = weighted
-        self._merged = Reduction(tuple(CategoryHistograms.empty(spec.grids, weighted) for spec in specs), None)
+        self._merged = Reduction(tuple(CategoryHistograms.empty(spec.grids, weighted, acceptance=spec.acceptance) for spec in specs), None)
         self._skims: list[Skim] = []
         self._waiting: dict[int, FileReduction | str] = {}
         self._next = 0
@@ -75,7 +75,10 @@ class ReductionMerger:
         if isinstance(result, FileReduction):
             self._add_counts(result)
             # Only what depends on the order waits: weighted sums and the skim, not the added counts.
-            waiting = tuple(dataclasses.replace(h, mass_counts=_ADDED, spred_counts=_ADDED) for h in result.histograms)
+            waiting = tuple(
+                dataclasses.replace(h, mass_counts=_ADDED, spred_counts=_ADDED, x_counts=None if h.x_counts is None else _ADDED)
+                for h in result.histograms
+            )
             result = dataclasses.replace(result, histograms=waiting if self.weighted else ())
         self._waiting[index] = result
         while self._next in self._waiting:

@@ -86,6 +86,8 @@ class _Keys:
     mass: np.ndarray | None
     spred: np.ndarray
     weight: np.ndarray | None
+    x: np.ndarray | None = None
+    pt_min: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def reduce_file(
         _reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column, specs=specs, keep_events=keep_events
     )
     batch_parts: list[_Part] = []
-    histograms = tuple(CategoryHistograms.empty(spec.grids, weighted, np.int32) for spec in specs)
+    histograms = tuple(CategoryHistograms.empty(spec.grids, weighted, np.int32, spec.acceptance) for spec in specs)
     n_read = 0
     try:
         with ThreadPoolExecutor(threads) as pool:
@@ -244,15 +246,21 @@ def _reduce_chunk(
     mass32, spred32 = sel["dimuon_mass"].astype(np.float32, copy=False), spred.astype(np.float32, copy=False)
     skim = Skim(cat, mass32, spred32, weight) if keep_events else None
     memo: dict = {}
-    keys = tuple(_spec_keys(spec, cat, mass32, spred32, weight, memo) for spec in specs)
+    pts = (sel["mu1_pt"], sel["mu2_pt"])
+    keys = tuple(_spec_keys(spec, cat, mass32, spred32, weight, memo, pts) for spec in specs)
     return _Part(skim, keys, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column)
 
 
 def _spec_keys(
-    spec: HistogramSpec, cat: np.ndarray, mass: np.ndarray, spred: np.ndarray, weight: np.ndarray | None, memo: dict
-) -> _Keys:
-    selected, mass_keys, spred_keys = spec.keys(cat, mass, spred, memo)
-    return _Keys(mass_keys, spred_keys, weight if weight is None or selected is None else weight[selected])
+    spec: HistogramSpec, cat: np.ndarray, mass: np.ndarray, spred: np.ndarray, weight: np.ndarray | None, memo: dict,
+    pts: tuple[np.ndarray, np.ndarray],
+) -> _Keys:  # fmt: skip
+    selected, mass_keys, spred_keys, x_keys = spec.keys(cat, mass, spred, memo, pts if spec.acceptance else None)
+    pt_min = None
+    if x_keys is not None and x_keys.size:
+        lead, sub = pts if selected is None else (pts[0][selected], pts[1][selected])
+        pt_min = (float(lead.min()), float(sub.min()))
+    return _Keys(mass_keys, spred_keys, weight if weight is None or selected is None else weight[selected], x_keys, pt_min)
 
 
 def _valid_rows(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, int]]:
@@ -297,7 +305,7 @@ def _batch_part(
     parts = [f.result() for f in chunks]
     for part in parts:
         for hists, keys in zip(histograms, part.keys):
-            hists.add_keys(keys.mass, keys.spred, keys.weight)
+            hists.add_keys(keys.mass, keys.spred, keys.weight, keys.x, keys.pt_min)
     return [_merge_parts(parts, weighted, keep_events)]
 
 
