@@ -16,7 +16,18 @@ from typing import NoReturn, Sequence
 from lib.errors import CalibrationError
 from lib.generator import DEFAULT_SETTINGS, generate_sample, load_k_override, load_settings
 
-__all__ = ["main"]
+__all__ = ["main", "default_seed", "DEFAULT_SEED"]
+
+DEFAULT_SEED = 20261123
+
+
+def default_seed(year: int) -> int:
+    """The seed used when none is given: one per year, so a two-year run never compares a sample with itself.
+
+    >>> default_seed(2018), default_seed(2017)
+    (20261123, 20261122)
+    """
+    return DEFAULT_SEED + (year - 2018)
 
 log = logging.getLogger("lib.generate")
 
@@ -68,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-data", type=_count, default=1_000_000, help="Data events over all eras (default: %(default)s).")
     parser.add_argument("--n-mc", type=_count, default=1_000_000, help="DY MC events (default: %(default)s).")
     parser.add_argument("--n-signal", type=_count, default=200_000, help="ggH signal events (default: %(default)s).")
-    parser.add_argument("--seed", type=int, default=20261123, help="master seed (default: %(default)s).")
+    parser.add_argument(
+        "--seed", type=int, default=None,
+        help=f"master seed (default: {DEFAULT_SEED} + (year - 2018), so two years are two different samples).",
+    )  # fmt: skip
     parser.add_argument(
         "--k-data",
         metavar="K_OR_JSON",
@@ -96,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         year_dir = generate_sample(
             args.output,
             year=args.year,
-            seed=args.seed,
+            seed=args.seed if args.seed is not None else default_seed(args.year),
             n_data=args.n_data,
             n_mc=args.n_mc,
             n_signal=args.n_signal,

@@ -367,3 +367,15 @@ def test_cli_writes_a_sample(tmp_path):
     assert result.returncode == 0, result.stderr
     truth = json.loads((tmp_path / "2018" / "truth.json").read_text())
     assert set(truth["k_data"].values()) == {1.2}
+
+
+def test_cli_default_seed_differs_per_year(tmp_path):
+    """Two years generated with the default seed are two samples, and truth.json says which seed made each."""
+    sizes = ["--n-data", "500", "--n-mc", "0", "--n-signal", "0", "--files-per-dataset", "1", "--workers", "1"]
+    for year in ("2017", "2018"):
+        assert _cli("--output", str(tmp_path), "--year", year, *sizes).returncode == 0
+    seeds = [json.loads((tmp_path / y / "truth.json").read_text())["seed"] for y in ("2017", "2018")]
+    assert seeds[0] != seeds[1]
+    first = pq.read_table(sorted((tmp_path / "2017").glob("compacted/data_*/*/*.parquet"))[0]).column("mu1_pt")
+    second = pq.read_table(sorted((tmp_path / "2018").glob("compacted/data_*/*/*.parquet"))[0]).column("mu1_pt")
+    assert not first.equals(second)
