@@ -268,6 +268,10 @@ class HiggsConfig(_Model):
     bin_edges_gev: list[float]
     min_events: int = Field(ge=1)
     tolerance: float = Field(gt=0)
+    # A pure DCB describes FSR and non-Gaussian tails only approximately (no Z-like window
+    # acceptance to add here), so the Higgs fits keep looser chi2 gates than the Z fits.
+    max_chi2_ndf: float = Field(default=5.0, gt=0, description="chi2/NDF gate of the Higgs fits (fit.quality for the rest).")
+    max_shape_mismodelling: float = Field(default=0.10, ge=0, description="Per-bin mismodelling tolerated above it.")
 
 
 class Step3Config(_Model):
