@@ -118,21 +118,24 @@ def window_acceptance(
 
 def group_acceptance(
     hists: CategoryHistograms, group: int, mass_groups: Sequence[int], pt_edges: Sequence[float],
-    window_gev: tuple[float, float], masses_gev: np.ndarray,
-) -> np.ndarray:  # fmt: skip
-    """``A(m)`` of ``window_gev`` from acceptance group ``group`` of ``hists``.
+    window_gev: tuple[float, float], mass_range_gev: tuple[float, float], spacing_gev: float,
+) -> tuple[tuple[float, ...], tuple[float, float]]:  # fmt: skip
+    """The table of ``A(m)`` of ``window_gev`` from acceptance group ``group`` of ``hists``: ``(values, (first, last mass))``.
 
-    ``mass_groups`` are the histogram groups whose mass histograms make up the acceptance group's
-    mass distribution (the categories of one |eta|-region pair, or the closure bin itself); the
-    histogrammed events passed the category pT edges and the input's own thresholds, which the
-    smallest leading and subleading pT seen tell.
+    ``A`` is tabulated at the ``acceptance_knots`` of ``mass_range_gev`` (a fit spec's
+    ``acceptance`` and ``acceptance_range_gev``). ``mass_groups`` are the histogram groups whose
+    mass histograms make up the acceptance group's mass distribution (the categories of one
+    |eta|-region pair, or the closure bin itself); the histogrammed events passed the category pT
+    edges and the input's own thresholds, which the smallest leading and subleading pT seen tell.
     """
     if hists.acceptance is None or hists.pt_min is None:
         raise ValueError("no acceptance histograms were filled (fit.line_shape is not 'acceptance')")
     mass = np.sum([hists.mass_contents(i) for i in mass_groups], axis=0)
     lead_min, sublead_min = (float(v) if np.isfinite(v) else 0.0 for v in hists.pt_min)
     cuts = PtThresholds(max(float(pt_edges[0]), lead_min), float(pt_edges[-1]), sublead_min)
-    return window_acceptance(hists.x_contents(group), hists.acceptance, hists.grids.mass_edges, mass, cuts, window_gev, masses_gev)
+    knots = acceptance_knots(mass_range_gev, spacing_gev)
+    values = window_acceptance(hists.x_contents(group), hists.acceptance, hists.grids.mass_edges, mass, cuts, window_gev, knots)
+    return tuple(values.tolist()), (float(knots[0]), float(knots[-1]))
 
 
 def acceptance_knots(range_gev: tuple[float, float], spacing_gev: float) -> np.ndarray:

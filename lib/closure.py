@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from lib.acceptance import acceptance_knots, group_acceptance
+from lib.acceptance import group_acceptance
 from lib.categories import CategoryScheme, bin_index
 from lib.config import ClosureConfig, Config, FitSpec, Step2Config, resolve_fit_spec, retry_specs
 from lib.errors import CalibrationError, InputError
@@ -197,15 +197,14 @@ def closure_specs(
 
 def with_bin_acceptance(samples: list[BinSample], hists: CategoryHistograms, config: Config, scheme: CategoryScheme) -> list[BinSample]:
     """``samples`` with each bin's ``A(m)``: its only pT cuts are the category edges and the input's own thresholds."""
-    knots = acceptance_knots(config.selection.z_window_gev, config.fit.acceptance.knot_spacing_gev)
     window = (scheme.pt_edges[0], scheme.pt_edges[-1])
-    return [
-        dataclasses.replace(
-            sample, acceptance=tuple(group_acceptance(hists, i, [i], scheme.pt_edges, window, knots).tolist()),
-            acceptance_range_gev=(float(knots[0]), float(knots[-1])),
-        )  # fmt: skip
-        for i, sample in enumerate(samples)
-    ]
+    out = []
+    for i, sample in enumerate(samples):
+        values, span = group_acceptance(
+            hists, i, [i], scheme.pt_edges, window, config.selection.z_window_gev, config.fit.acceptance.knot_spacing_gev
+        )
+        out.append(dataclasses.replace(sample, acceptance=values, acceptance_range_gev=span))
+    return out
 
 
 def fit_jobs(

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lib.acceptance import acceptance_knots, group_acceptance
+from lib.acceptance import group_acceptance
 from lib.categories import CategoryScheme
 from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
 from lib.executor import TaskCrash, TaskExecutor
@@ -116,11 +116,12 @@ def with_category_acceptance(spec: FitSpec, config: Config, scheme: CategorySche
     n_pairs = scheme.n_eta**2
     i_pt, _, _ = scheme.bin_indices(index)
     pair = index % n_pairs
-    knots = acceptance_knots(config.selection.z_window_gev, config.fit.acceptance.knot_spacing_gev)
     window = (scheme.pt_edges[i_pt], scheme.pt_edges[i_pt + 1])
     members = range(pair, scheme.n_categories, n_pairs)
-    values = group_acceptance(hists, pair, members, scheme.pt_edges, window, knots)
-    return spec.model_copy(update={"acceptance": tuple(values.tolist()), "acceptance_range_gev": (float(knots[0]), float(knots[-1]))})
+    values, span = group_acceptance(
+        hists, pair, members, scheme.pt_edges, window, config.selection.z_window_gev, config.fit.acceptance.knot_spacing_gev
+    )
+    return spec.model_copy(update={"acceptance": values, "acceptance_range_gev": span})
 
 
 def job_key(job: FitJob) -> str:

@@ -224,21 +224,23 @@ class HistogramSpec:
     def keys(
         self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None,
         pts: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray | None]:  # fmt: skip
-        """``(selected events or None for all, mass keys or None, sigma_pred keys, (x1, x2) keys or None)``.
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray | None, tuple[float, float] | None]:  # fmt: skip
+        """``(selected events or None for all, mass keys or None, sigma_pred keys, (x1, x2) keys or None, pT minima or None)``.
 
-        ``pts`` (leading, subleading muon pT) are needed when the spec fills the acceptance.
+        ``pts`` (leading, subleading muon pT) are needed when the spec fills the acceptance; the
+        pT minima are the smallest leading and subleading pT of the selected events (None when none is).
         """
         selected, group, value = self.grouping.assign(category, mass, spred, memo)
         mass_sel = mass if selected is None else mass[selected]
         mass_keys = self.grids.mass_keys(group, mass_sel) if self.fill_mass else None
-        x_keys = None
+        x_keys = pt_min = None
         if self.acceptance is not None:
             if pts is None:
                 raise ValueError("an acceptance histogram needs the muons' pT")
             lead, sub = pts if selected is None else (pts[0][selected], pts[1][selected])
             x_keys = self.acceptance.keys(group, lead, sub, mass_sel)
-        return selected, mass_keys, self.grids.spred_keys(group, value), x_keys
+            pt_min = (float(lead.min()), float(sub.min())) if lead.size else None
+        return selected, mass_keys, self.grids.spred_keys(group, value), x_keys, pt_min
 
 
 @dataclass(frozen=True)

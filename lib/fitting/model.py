@@ -134,8 +134,10 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
     if accepted and spec.acceptance is None:
         raise FitError(f"{spec.name}: line_shape 'acceptance' without an acceptance table (no acceptance histograms were filled)")
 
+    table_bins = _acceptance_bins(spec) if accepted else None
+
     def acceptance(obs: object, stage: str) -> object:
-        edges, values = _acceptance_bins(spec)
+        edges, values = table_bins  # type: ignore[misc]
         table = keep(ROOT.RooDataHist.from_numpy(values, [obs], bins=[edges], weights_squared_sum=values * values,
                                                  name=f"acceptance_table{stage}_{tag}"))  # fmt: skip
         return keep(ROOT.RooHistFunc(f"acceptance{stage}_{tag}", "A(m)", ROOT.RooArgSet(obs), table, 1))
@@ -145,9 +147,11 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
     # Hesse differentiates that noise (sigma errors of 1e-5 GeV were seen). Summing at the
     # centres of the table's bins is smooth in the parameters and exact enough: the integrand
     # varies on the scale of the resolution, 20 times the 0.05 GeV bins.
-    integration = keep(ROOT.RooNumIntConfig(ROOT.RooAbsReal.defaultIntegratorConfig()))
-    integration.method1D().setLabel("RooBinIntegrator")
-    integration.getConfigSection("RooBinIntegrator").setRealValue("numBins", len(_acceptance_bins(spec)[1]) if accepted else 100)
+    integration = None
+    if table_bins is not None:
+        integration = keep(ROOT.RooNumIntConfig(ROOT.RooAbsReal.defaultIntegratorConfig()))
+        integration.method1D().setLabel("RooBinIntegrator")
+        integration.getConfigSection("RooBinIntegrator").setRealValue("numBins", len(table_bins[1]))
 
     def accepted_product(name: str, title: str, pdf: object, window: object) -> object:
         product = keep(ROOT.RooEffProd(name, title, pdf, window))

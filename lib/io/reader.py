@@ -255,11 +255,7 @@ def _spec_keys(
     spec: HistogramSpec, cat: np.ndarray, mass: np.ndarray, spred: np.ndarray, weight: np.ndarray | None, memo: dict,
     pts: tuple[np.ndarray, np.ndarray],
 ) -> _Keys:  # fmt: skip
-    selected, mass_keys, spred_keys, x_keys = spec.keys(cat, mass, spred, memo, pts if spec.acceptance else None)
-    pt_min = None
-    if x_keys is not None and x_keys.size:
-        lead, sub = pts if selected is None else (pts[0][selected], pts[1][selected])
-        pt_min = (float(lead.min()), float(sub.min()))
+    selected, mass_keys, spred_keys, x_keys, pt_min = spec.keys(cat, mass, spred, memo, pts if spec.acceptance else None)
     return _Keys(mass_keys, spred_keys, weight if weight is None or selected is None else weight[selected], x_keys, pt_min)
 
 
