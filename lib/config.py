@@ -222,6 +222,26 @@ class AcceptanceConfig(_Model):
         return self
 
 
+class UndeterminedConfig(_Model):
+    """Tail and background parameters the nominal fit may fix after its first ``fitTo`` (lib.fitting.undetermined)."""
+
+    params: tuple[str, ...] = Field(
+        default=(), description="Parameters fixed where the first fitTo left them when at a limit or in a tail that holds no events."
+    )
+    no_tail_alpha: float = Field(default=5.0, gt=0.0, description="A tail starting beyond this many sigma holds no events.")
+    limit_tolerance: float = Field(
+        default=0.01, ge=0.0, lt=0.5, description="Fraction of its range within which a first-stage value counts as at a limit."
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        _check_param_names(dict.fromkeys(names), "fit.undetermined.params")
+        if {"sigma", "mean"} & set(names):
+            raise ValueError("fit.undetermined.params may not hold sigma or mean: the calibration is sigma")
+        return names
+
+
 class FitConfig(_Model):
     range_gev: tuple[float, float]
     bins: int = Field(gt=10)
@@ -247,6 +267,7 @@ class FitConfig(_Model):
         default=AcceptanceConfig(x1_range=(0.2, 1.6), x2_range=(0.1, 0.6), bin_width=0.005, placement="reco"),
         description="Acceptance histograms and placement, used when line_shape is acceptance.",
     )
+    undetermined: UndeterminedConfig = Field(default=UndeterminedConfig(), description="Parameters the data cannot determine.")
     quality: QualityConfig
     retry_ladder: list[FitPatch]
     overrides: dict[str, FitPatch] = Field(default_factory=dict)
@@ -358,6 +379,10 @@ class FitSpec(_Model):
     label: str = "nominal"
     start_from_previous: bool = False
     freeze_from_previous: tuple[str, ...] = ()
+    # Fixed after the first fitTo when the data cannot determine them (lib.fitting.undetermined).
+    fix_undetermined: tuple[str, ...] = ()
+    no_tail_alpha: float = 5.0
+    undetermined_tolerance: float = 0.01
 
 
 def _check_on_grid(where: str, binning: tuple[tuple[float, float], int], window: tuple[float, float], step: float) -> None:
@@ -434,6 +459,9 @@ def _default_spec(config: Config, name: str, binned: bool, backend: str | None) 
         binned=binned,
         line_shape=fit.line_shape,
         acceptance_placement=fit.acceptance.placement,
+        fix_undetermined=fit.undetermined.params,
+        no_tail_alpha=fit.undetermined.no_tail_alpha,
+        undetermined_tolerance=fit.undetermined.limit_tolerance,
     )
 
 

@@ -67,6 +67,7 @@ class AttemptRecord:
     failures: tuple[str, ...]
     seconds: float
     n_bins: int = 0  # bins of the chi2 plot, to turn chi2/NDF into a per-bin mismodelling estimate
+    fixed_undetermined: tuple[str, ...] = ()  # fixed after the first fitTo: the data could not determine them
 
     @property
     def passed(self) -> bool:
@@ -88,6 +89,7 @@ class AttemptRecord:
             "n_events": self.n_events,
             "sum_weights": _finite_or_none(self.sum_weights),
             "failures": list(self.failures),
+            "fixed_undetermined": list(self.fixed_undetermined),
             "seconds": round(self.seconds, 4),
         }
 

@@ -22,6 +22,7 @@ from lib.config import FitSpec, QualityConfig
 from lib.errors import FitError
 from lib.fitting.backend import require_backend
 from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
+from lib.fitting.undetermined import undetermined_params
 from lib.histograms import MassHistogram
 
 __all__ = ["FitTask", "fit_category", "cross_check_backend", "reference_fit", "backend_agreement", "with_backend"]
@@ -207,6 +208,17 @@ def _param_results(built: Any, fit: Any, tolerance: float) -> tuple[ParamResult,
     return tuple(out)
 
 
+def _fix_undetermined(built: Any, spec: FitSpec) -> tuple[str, ...]:
+    """Fix, where the first ``fitTo`` left them, the parameters the data cannot determine (``lib.fitting.undetermined``)."""
+    floating = {name: var for name, var in built.params.items() if not var.isConstant()}
+    values = {name: float(var.getVal()) for name, var in floating.items()}
+    limits = {name: (float(var.getMin()), float(var.getMax())) for name, var in floating.items()}
+    fixed = undetermined_params(values, limits, spec.fix_undetermined, spec.undetermined_tolerance, spec.no_tail_alpha)
+    for name in fixed:
+        floating[name].setConstant(True)
+    return fixed
+
+
 def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weights: np.ndarray | None) -> tuple[int, float, Any]:
     """``(events, sum of weights, make)`` of the attempt's fit range; ``make(model)`` builds its RooFit data.
 
@@ -263,6 +275,7 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | 
         # fitTo(Save) hands its RooFitResult to the caller: let Python delete it.
         first = built.first_stage.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_first), ROOT.RooFit.Hesse(False))
         ROOT.SetOwnership(first, True)
+        fixed = _fix_undetermined(built, spec)
         final = built.total.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_second), ROOT.RooFit.Hesse(True))
         ROOT.SetOwnership(final, True)
         n_float = int(final.floatParsFinal().getSize())
@@ -289,6 +302,7 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | 
             failures=(),
             seconds=0.0,
             n_bins=spec.bins,
+            fixed_undetermined=fixed,
         )
     finally:
         del data, first, final
@@ -296,9 +310,10 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | 
     failures = tuple(gates.evaluate_gates(record, task.quality, task.median_sigma_pred, peak_offset=spec.peak == "z"))
     record = dataclasses.replace(record, failures=failures, seconds=time.perf_counter() - started)
     log.debug(
-        "%s [%s]: sigma=%.4f+-%.4f status=%d covQual=%d chi2/ndf=%.2f %.2fs%s",
+        "%s [%s]: sigma=%.4f+-%.4f status=%d covQual=%d chi2/ndf=%.2f %.2fs%s%s",
         task.name, spec.label, record.sigma, record.sigma_err, record.status, record.cov_qual, record.chi2_ndf,
-        record.seconds, "" if not failures else " FAILED: " + "; ".join(failures),
+        record.seconds, f" fixed {','.join(record.fixed_undetermined)}" if record.fixed_undetermined else "",
+        "" if not failures else " FAILED: " + "; ".join(failures),
     )  # fmt: skip
     return _Outcome(record, curves, fitted=True)
 

@@ -1,0 +1,82 @@
+"""The nominal fit fixes what the data cannot determine: the rule on numbers, then a real fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from lib.config import Config, UndeterminedConfig, load_config, resolve_fit_spec
+from lib.errors import ConfigError
+from lib.fitting.undetermined import undetermined_params
+from tests.test_fitting import make_task, z_sample
+
+LIMITS = {
+    "alpha_left": (1.5, 10.0), "n_left": (1.01, 60.0), "alpha_right": (1.5, 10.0), "n_right": (1.01, 60.0),
+    "bkg_fraction": (0.0, 0.3), "bkg_slope": (-0.5, 0.1),
+}  # fmt: skip
+ALL = tuple(LIMITS)
+INSIDE = {"alpha_left": 2.0, "n_left": 3.0, "alpha_right": 2.5, "n_right": 5.0, "bkg_fraction": 0.02, "bkg_slope": -0.05}
+
+
+def rule(values: dict[str, float], candidates: tuple[str, ...] = ALL, tolerance: float = 0.01) -> tuple[str, ...]:
+    return undetermined_params(INSIDE | values, LIMITS, candidates, tolerance, no_tail_alpha=5.0)
+
+
+def test_parameters_inside_their_range_float():
+    assert rule({}) == ()
+
+
+def test_a_parameter_within_the_tolerance_of_a_limit_is_fixed():
+    assert rule({"alpha_left": 1.5 + 0.009 * 8.5}) == ("alpha_left",)
+    assert rule({"alpha_left": 1.5 + 0.011 * 8.5}) == ()
+    assert rule({"n_right": 59.9}) == ("n_right",)
+
+
+def test_a_tail_beyond_no_tail_alpha_fixes_its_alpha_and_power():
+    assert rule({"alpha_right": 7.0}) == ("alpha_right", "n_right")
+    assert rule({"alpha_left": 4.9}) == ()
+
+
+def test_no_background_fixes_the_slope_too_but_a_fraction_at_its_ceiling_does_not():
+    assert rule({"bkg_fraction": 0.0}) == ("bkg_fraction", "bkg_slope")
+    assert rule({"bkg_fraction": 0.3}) == ("bkg_fraction",)
+
+
+def test_only_candidates_and_floating_parameters_are_fixed():
+    assert rule({"alpha_left": 1.5, "bkg_fraction": 0.0}, candidates=("bkg_fraction",)) == ("bkg_fraction",)
+    values = {k: v for k, v in INSIDE.items() if k != "n_right"} | {"alpha_right": 8.0}  # n_right already constant
+    assert undetermined_params(values, LIMITS, ALL, 0.01, 5.0) == ("alpha_right",)
+
+
+def test_sigma_and_mean_can_never_be_fixed_by_the_rule(config: Config, tmp_path):
+    with pytest.raises(ValueError, match="may not hold sigma or mean"):
+        UndeterminedConfig(params=("sigma",))
+    raw = config.model_dump(mode="json")
+    raw["fit"]["undetermined"]["params"] = ["mean", "alpha_left"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="fit.undetermined.params.*sigma or mean"):
+        load_config(path)
+
+
+@pytest.mark.root
+def test_fit_without_background_passes_at_the_nominal_attempt(plain_config: Config):
+    """No background: bkg_fraction goes to its limit 0 and the slope has nothing to measure.
+
+    Left floating, those directions are flat and Hesse's matrix is singular; fixed, the nominal fit
+    passes, NDF counts only what floated, and sigma is the truth within its error.
+    """
+    pytest.importorskip("ROOT")
+    from lib.fitting.runner import fit_category
+
+    tails = {"alpha_left": 1.8, "n_left": 3.0, "alpha_right": 8.0, "n_right": 5.0}
+    masses = z_sample(np.random.default_rng(5), 200_000, 1.3, tails=tails)
+    spec = resolve_fit_spec(plain_config, "45-52_BB", binned=True)
+    result = fit_category(make_task(plain_config, "45-52_BB", masses, spec, median=1.2))
+    nominal = result.attempts[0]
+    assert result.ok and len(result.attempts) == 1, result.reason
+    assert {"bkg_fraction", "bkg_slope"} <= set(nominal.fixed_undetermined)
+    assert result.n_float == 8 - len(nominal.fixed_undetermined)
+    assert all(result.param(name).constant for name in nominal.fixed_undetermined)
+    assert abs(result.fit_val - 1.3) < 3.0 * result.fit_err and result.fit_err < 0.02 * 1.3
