@@ -54,11 +54,11 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
 
 def run_pool(jobs: list, workers: int) -> tuple[float, list]:
     from lib.executor import ProcessExecutor
-    from lib.fit_step import fit_and_plot
+    from lib.fit_step import fit_job
     from lib.pipeline import FIT_WORKER_PRELOAD
 
     start = time.monotonic()
-    results = ProcessExecutor(workers, preload=FIT_WORKER_PRELOAD).map(fit_and_plot, jobs, [j.task.name for j in jobs])
+    results = ProcessExecutor(workers, preload=FIT_WORKER_PRELOAD).map(fit_job, jobs, [j.task.name for j in jobs])
     return time.monotonic() - start, results
 
 

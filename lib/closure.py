@@ -22,7 +22,8 @@ from lib.categories import CategoryScheme, bin_index
 from lib.config import ClosureConfig, Config, FitSpec, Step2Config, resolve_fit_spec, retry_specs
 from lib.errors import CalibrationError, InputError
 from lib.executor import TaskCrash, TaskExecutor
-from lib.fit_step import FitJob, fit_and_plot
+from lib.figures import FitFigure, draw_figures
+from lib.fit_step import FitJob, fit_figures, fit_job
 from lib.histograms import (
     AcceptanceGrid, ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram,
     acceptance_grid, binning_values, grids_from_config, predicted_resolution,
@@ -264,14 +265,14 @@ def _parse_bin(fix: str, edges: Sequence[float]) -> int:
 def _run_pass(
     executor: TaskExecutor, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
     title: str, csv_path: Path, only: int | None,
-) -> tuple[list[ClosureBin], ClosureVerdict]:  # fmt: skip
+) -> tuple[list[ClosureBin], ClosureVerdict, list[FitFigure]]:  # fmt: skip
     edges = config.closure.bin_edges_gev
 
     def spec_for(name: str) -> FitSpec:
         return resolve_fit_spec(config, name, options.binned, options.backend)
 
     jobs = fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only)
-    results = dict(zip([j.task.name for j in jobs], executor.map(fit_and_plot, jobs, [j.task.name for j in jobs], "closure fits")))
+    results = dict(zip([j.task.name for j in jobs], executor.map(fit_job, jobs, [j.task.name for j in jobs], "closure fits")))
     rows = bin_rows(samples, edges, results)
     if only is not None:
         previous = read_csv(csv_path)
@@ -280,7 +281,7 @@ def _run_pass(
         rows = [rows[i] if i == only else _from_csv(previous[i]) for i in range(len(rows))]
     judged, verdict = judge(rows, config.closure)
     write_csv(csv_path, [r.row() for r in judged])
-    return judged, verdict
+    return judged, verdict, fit_figures(jobs, results)
 
 
 def _closure_samples(
@@ -332,10 +333,10 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
     closure_dir = out_dir / "closure"
     plots = closure_dir / "fits" if options.plots else None
     title = f"{options.sample_label} {year}"
-    after, verdict_after = _run_pass(
+    after, verdict_after, figures = _run_pass(
         execs.fit, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only
     )
-    before, verdict_before = _run_pass(
+    before, verdict_before, figures_before = _run_pass(
         execs.fit, config, before_samples, options, None if plots is None else plots / "uncalibrated",
         f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only,
     )  # fmt: skip
@@ -346,6 +347,7 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
         lines.append(run_higgs_validation(options, config, scheme, year, execs, out_dir, factors).text("Higgs peak (DCB) after calibration"))
     text = "\n".join(lines)
     write_text_atomic(out_dir / "closure_verdict.txt", text + "\n")
+    draw_figures(execs.fit, figures + figures_before)
     if options.plots:
         from lib.plots.closure import plot_closure
 

@@ -181,6 +181,9 @@ class QualityConfig(_Model):
     max_peak_offset_gev: float = Field(
         default=float("inf"), gt=0, description="Largest |DCB mean offset| from the BW mass accepted in Z fits."
     )
+    peak_offset_n_sigma: float = Field(
+        default=0.0, ge=0.0, description="The offset must exceed max_peak_offset_gev by this many of its errors to fail."
+    )
     max_shape_mismodelling: float = Field(
         default=0.0, ge=0.0, description="RMS relative data/model difference per bin tolerated above max_chi2_ndf."
     )

@@ -1,7 +1,7 @@
 """Step 1: one Z-peak fit per category, run through an executor, recorded and merged on disk.
 
-Each fit runs in a worker (``fit_and_plot`` is module-level and its input picklable); ROOT is
-imported only there. Results come back as frozen ``FitResult``s; a worker that crashed twice
+Each fit runs in a worker (``fit_job`` is module-level and its input picklable); ROOT is
+imported only there. Figures are drawn afterwards (``lib.figures``), off the path to the results. Results come back as frozen ``FitResult``s; a worker that crashed twice
 becomes a failed result with the reason, so the run always ends with one row per category.
 """
 
@@ -21,6 +21,7 @@ from lib.acceptance import group_acceptance
 from lib.categories import CategoryScheme
 from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
 from lib.executor import TaskCrash, TaskExecutor
+from lib.figures import FitFigure
 from lib.fitting.result import FitResult
 from lib import __version__
 from lib.io.atomic import atomic_path, write_text_atomic
@@ -30,7 +31,7 @@ from lib.io.merge import Reduction
 from lib.io.tables import read_csv, write_csv
 from lib.medians import CategoryMedian
 
-__all__ = ["FitJob", "FitCache", "fit_and_plot", "build_jobs", "job_key", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
+__all__ = ["FitJob", "FitCache", "fit_job", "fit_figures", "build_jobs", "job_key", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,20 @@ class FitJob:
     title: str
 
 
-def fit_and_plot(job: FitJob) -> FitResult:
-    """Worker entry point: fit one category and draw its plot in the same process."""
+def fit_job(job: FitJob) -> FitResult:
+    """Worker entry point: fit one category (its figure is drawn later, ``fit_figures``)."""
     from lib.fitting.runner import fit_category
 
-    result = fit_category(job.task)
-    if job.plot_stem is not None:
-        from lib.plots.fits import plot_fit
+    return fit_category(job.task)
 
-        plot_fit(result, job.plot_stem, job.title)
-    return result
+
+def fit_figures(jobs: Sequence[FitJob], results: dict[str, FitResult | TaskCrash]) -> list[FitFigure]:
+    """The figure of every job that asked for one and has a fit result (a crashed worker has nothing to draw)."""
+    return [
+        FitFigure(results[j.task.name], j.plot_stem, j.title)  # type: ignore[arg-type]
+        for j in jobs
+        if j.plot_stem is not None and isinstance(results.get(j.task.name), FitResult)
+    ]
 
 
 def build_jobs(
@@ -194,7 +199,7 @@ def run_fits(executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | N
             cache.store(todo[index].task.name, keys[todo[index].task.name], result)
 
     names = [j.task.name for j in todo]
-    results = executor.map(fit_and_plot, list(todo), names, progress="fits", on_result=persist)
+    results = executor.map(fit_job, list(todo), names, progress="fits", on_result=persist)
     done.update(zip(names, results))
     results = {j.task.name: done[j.task.name] for j in jobs}
     for name, res in results.items():

@@ -19,7 +19,8 @@ from lib.closure import BinSample, ClosureVerdict, bin_rows, closure_specs, fit_
 from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec, retry_specs
 from lib.errors import ConfigError
 from lib.executor import TaskExecutor
-from lib.fit_step import fit_and_plot
+from lib.figures import draw_figures
+from lib.fit_step import fit_figures, fit_job
 from lib.histograms import grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.reader import find_files
@@ -90,7 +91,7 @@ def run_higgs_validation(
     higgs_gated = config.model_copy(update={"fit": config.fit.model_copy(update={"quality": gates})})
     jobs = fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, f"H {options.sample_label} {year}", "higgs", same_range_retries=True)
     executor: TaskExecutor = execs.fit  # type: ignore[attr-defined]
-    results = dict(zip([j.task.name for j in jobs], executor.map(fit_and_plot, jobs, [j.task.name for j in jobs], "higgs fits")))
+    results = dict(zip([j.task.name for j in jobs], executor.map(fit_job, jobs, [j.task.name for j in jobs], "higgs fits")))
     rows = bin_rows(samples, edges, results, prefix="higgs")
     higgs_cfg = ClosureConfig(
         bin_variable=config.closure.bin_variable,
@@ -99,6 +100,7 @@ def run_higgs_validation(
     judged, verdict = judge(rows, higgs_cfg, prefix="higgs")
     write_csv(out_dir / HIGGS_CSV, [r.row() for r in judged])
     write_text_atomic(out_dir / "higgs_validation_verdict.txt", verdict.text("Higgs peak (DCB) after calibration") + "\n")
+    draw_figures(executor, fit_figures(jobs, results))
     if options.plots:
         from lib.plots.closure import plot_closure
 

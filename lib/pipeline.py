@@ -25,7 +25,8 @@ from lib.config import Config
 from lib.errors import CalibrationError, InputError
 from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskCrash, TaskExecutor, default_workers
 from lib.factors import CategoryFactor, compute_factors
-from lib.fit_step import FIT_CSV, FitCache, build_jobs, run_fits, write_fit_outputs
+from lib.figures import FitFigure, MedianFigure, draw_figures
+from lib.fit_step import FIT_CSV, FitCache, build_jobs, fit_figures, run_fits, write_fit_outputs
 from lib.io.atomic import write_text_atomic
 from lib.histograms import CategoryHistograms, HistogramSpec, category_spec
 from lib.io.cache import cache_key, inputs_fingerprint, load_cached_reduction, store_reduction
@@ -264,19 +265,22 @@ def _backup(out_dir: Path) -> None:
     log.info("backed up %d files to %s", len(files), dest)
 
 
-def _write_step2(out_dir: Path, medians: list[CategoryMedian], hists: CategoryHistograms, config: Config, options: RunOptions, year: str) -> None:
+def _write_step2(
+    out_dir: Path, medians: list[CategoryMedian], hists: CategoryHistograms, config: Config, options: RunOptions, year: str
+) -> list[MedianFigure]:
+    """Write the medians table; return its figure (drawn with the others once the numbers are written)."""
     write_csv(out_dir / MEDIAN_CSV, [m.row() for m in medians])
-    if options.plots:
-        from lib.plots.medians import plot_sigma_pred_histograms
-
-        edges, counts = sigma_pred_histograms(hists, config.step2)
-        plot_sigma_pred_histograms(edges, counts, medians, out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}")
+    if not options.plots:
+        return []
+    edges, counts = sigma_pred_histograms(hists, config.step2)
+    return [MedianFigure(edges, counts, tuple(medians), out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}")]
 
 
 def _run_step1(
     out_dir: Path, options: RunOptions, config: Config, scheme: CategoryScheme, reduction: Reduction,
     medians: list[CategoryMedian], execs: Executors, year: str,
-) -> list[str]:  # fmt: skip
+) -> tuple[list[str], list[FitFigure]]:  # fmt: skip
+    """Fit the categories and write their tables; return the failed ones and the figures to draw."""
     names = [options.fix_cat] if options.fix_cat else scheme.names
     minimum = config.fit.min_events
     counts = {n: medians[scheme.index_of(n)].n_events for n in names}
@@ -291,7 +295,7 @@ def _run_step1(
         results[name] = TaskCrash(name, f"{count} events, fewer than fit.min_events = {minimum}: not fitted")
     n_events = {m.cat_name: m.n_events for m in medians}
     rows = write_fit_outputs(out_dir, scheme, results, n_events, merge=bool(options.fix_cat))
-    return [str(r["cat_name"]) for r in rows if r["quality"] != "ok"]
+    return [str(r["cat_name"]) for r in rows if r["quality"] != "ok"], fit_figures(jobs, results)
 
 
 FACTOR_COLUMNS = [
@@ -390,6 +394,7 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
             if replace[year]:
                 _remove_outputs(out_dir)
             summary = YearSummary(year, out_dir)
+            figures: list[FitFigure | MedianFigure] = []
             if options.closure_test:
                 from lib.closure import run_closure
 
@@ -406,13 +411,16 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
                 medians = compute_medians(reduction.histograms[0], scheme, config.step2)
                 summary.timings["read+medians"] = time.monotonic() - start
                 if "step2" in steps:
-                    _write_step2(out_dir, medians, reduction.histograms[0], config, options, year)
+                    figures += _write_step2(out_dir, medians, reduction.histograms[0], config, options, year)
                 if "step1" in steps:
                     start = time.monotonic()
-                    summary.failed_fits = _run_step1(out_dir, options, config, scheme, reduction, medians, execs, year)
+                    summary.failed_fits, fit_plots = _run_step1(out_dir, options, config, scheme, reduction, medians, execs, year)
+                    figures += fit_plots
                     summary.timings["fits"] = time.monotonic() - start
             if "step3" in steps:
                 _run_step3(out_dir, options, config, scheme, year, summary)
+            if figures:
+                summary.timings["figures"] = draw_figures(execs.fit, figures)
             summaries.append(summary)
     return summaries
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from lib.config import QualityConfig
-from lib.fitting.result import AttemptRecord
+from lib.fitting.result import AttemptRecord, ParamResult
 
 __all__ = ["at_limit", "evaluate_gates", "shape_mismodelling", "covariance_failed"]
 
@@ -82,6 +82,17 @@ _EXAMPLE = AttemptRecord(
 )  # fmt: skip
 
 
+def _offset_beyond(mean: ParamResult, quality: QualityConfig) -> bool:
+    """Whether the DCB offset lies beyond ``max_peak_offset_gev`` by more than ``peak_offset_n_sigma`` of its error.
+
+    In a category of a few thousand events the offset's own error reaches 0.4 GeV, so a bare
+    threshold would fail a fit for a 1-sigma fluctuation; in a large one the error is small and
+    the threshold applies as it stands. A missing error counts as zero.
+    """
+    error = mean.error if math.isfinite(mean.error) and mean.error > 0 else 0.0
+    return abs(mean.value) - quality.peak_offset_n_sigma * error > quality.max_peak_offset_gev
+
+
 def evaluate_gates(
     attempt: AttemptRecord, quality: QualityConfig, median_sigma_pred: float, peak_offset: bool = False
 ) -> list[str]:
@@ -100,7 +111,8 @@ def evaluate_gates(
         quality: thresholds from ``fit.quality``.
         median_sigma_pred: median predicted resolution of the category (GeV).
         peak_offset: ``mean`` is an offset from the Breit-Wigner mass (Z fits), so a large value
-            means the core moved away from the peak; gated by ``quality.max_peak_offset_gev``.
+            means the core moved away from the peak; gated by ``quality.max_peak_offset_gev`` and
+            ``quality.peak_offset_n_sigma`` (``_offset_beyond``).
 
     Returns:
         One line per failed gate, in the order above.
@@ -125,9 +137,9 @@ def evaluate_gates(
                 f"sigma/median(sigma_pred) = {attempt.sigma:.4g}/{median_sigma_pred:.4g} = {ratio:.3g} outside [{lo:g}, {hi:g}]"
             )
     mean = next((p for p in attempt.params if p.name == "mean"), None)
-    if peak_offset and mean is not None and not mean.constant and abs(mean.value) > quality.max_peak_offset_gev:
+    if peak_offset and mean is not None and not mean.constant and _offset_beyond(mean, quality):
         failures.append(
-            f"peak offset mean={mean.value:+.3g} GeV beyond +-{quality.max_peak_offset_gev:g} GeV "
-            "(the core slid to absorb a tail: sigma is not the resolution)"
+            f"peak offset mean={mean.value:+.3g}+-{mean.error:.2g} GeV beyond +-{quality.max_peak_offset_gev:g} GeV "
+            f"by more than {quality.peak_offset_n_sigma:g} sigma (the core slid to absorb a tail: sigma is not the resolution)"
         )
     return failures

@@ -380,7 +380,7 @@ def test_restart_rungs_are_skipped_when_only_the_model_failed(root, config: Conf
 
     masses = z_sample(np.random.default_rng(19), 20_000, 1.5)
     spec = fixed_tails_spec(resolve_fit_spec(config, "30-45_OO", binned=True))
-    strict = config.fit.quality.model_copy(update={"max_peak_offset_gev": 1e-6})
+    strict = config.fit.quality.model_copy(update={"max_peak_offset_gev": 1e-6, "peak_offset_n_sigma": 0.0})
     ladder = tuple(retry_specs(config, spec, 1.3))
     result = fit_category(FitTask("30-45_OO", masses, None, spec, ladder, 1.3, strict))
     assert not result.ok and "peak offset" in result.reason

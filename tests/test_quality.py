@@ -96,9 +96,13 @@ def test_large_category_passes_on_small_shape_mismodelling():
 
 def test_z_core_far_from_the_peak_fails_only_for_offset_means():
     shifted = attempt(params=(ParamResult("mean", -1.4, 0.05, -4.0, 3.0, False, False),))
-    gated = QUALITY.model_copy(update={"max_peak_offset_gev": 1.0})
+    gated = QUALITY.model_copy(update={"max_peak_offset_gev": 1.0, "peak_offset_n_sigma": 2.0})
     (failure,) = evaluate_gates(shifted, gated, MEDIAN, peak_offset=True)
-    assert "peak offset mean=-1.4 GeV beyond +-1 GeV" in failure
+    assert "peak offset mean=-1.4+-0.05 GeV beyond +-1 GeV by more than 2 sigma" in failure
+    # The same offset measured with a 0.4 GeV error (a category of ~2 k events) is 1 sigma beyond: it passes.
+    uncertain = attempt(params=(ParamResult("mean", -1.4, 0.4, -4.0, 3.0, False, False),))
+    assert evaluate_gates(uncertain, gated, MEDIAN, peak_offset=True) == []
+    assert evaluate_gates(uncertain, gated.model_copy(update={"peak_offset_n_sigma": 0.0}), MEDIAN, peak_offset=True)
     # A Higgs fit's mean is the absolute mass, not an offset.
     assert evaluate_gates(attempt(params=(ParamResult("mean", 125.2, 0.05, 120.2, 130.2, False, False),)), gated, MEDIAN) == []
 

@@ -3,12 +3,19 @@
 The original drew with ROOT canvases and needed unique canvas names, ``time.sleep`` and one
 subprocess per category to survive ROOT's PDF writer. Here RooFit only supplies numbers; the
 figure is matplotlib, written atomically so an interrupted run never leaves a broken file.
+
+Figures are drawn by the dozen, so each process builds one figure per kind (Data or simulation,
+with or without a background curve) and re-uses it: creating the axes, the CMS label and the
+legend cost more than drawing the points (0.45 s of the 1.0 s a fresh figure took), and a
+re-used figure is only re-filled with the category's arrays and texts.
 """
 
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +45,70 @@ def _info_lines(result: FitResult) -> list[str]:
     return lines
 
 
+@dataclass
+class _FitFigure:
+    """One figure and the artists that change from category to category."""
+
+    fig: Any
+    ax: Any
+    rax: Any
+    points: Any
+    error_bars: Any
+    total: Any
+    signal: Any
+    background: Any
+    pulls: Any
+    info: Any
+    failure: Any
+    rlabel: Any
+
+
+_FIGURES: dict[tuple[bool, bool, str], _FitFigure] = {}
+
+
+def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
+    """This process's figure of the kind (built on first use): axes, label, legend, empty artists."""
+    key = (weighted, with_background, peak)
+    if key in _FIGURES:
+        return _FIGURES[key]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+    from matplotlib.collections import LineCollection
+
+    with plt.style.context(mplhep.style.CMS):
+        fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+        (points,) = ax.plot([], [], "o", color="black", ms=4, label="Simulation" if weighted else "Data", zorder=3)
+        error_bars = ax.add_collection(LineCollection([], colors="black", linewidths=1, zorder=3))
+        (total,) = ax.plot([], [], color=TOTAL_COLOR, lw=2.2, label="Fit: total", zorder=2)
+        signal = background = None
+        if with_background:
+            peak_label = r"BW $\otimes$ DCB" if peak == "z" else "DCB"
+            (signal,) = ax.plot([], [], color=SIGNAL_COLOR, lw=1.8, ls="--", label=peak_label)
+            (background,) = ax.plot([], [], color=BACKGROUND_COLOR, lw=1.8, ls=":", label="Background")
+        ax.legend(loc="upper right", fontsize=17)
+        rax.axhspan(-PULL_BAND, PULL_BAND, color="grey", alpha=0.15, lw=0)
+        for level in (-PULL_BAND, PULL_BAND):
+            rax.axhline(level, color="grey", ls="--", lw=1)
+        rax.axhline(0.0, color="black", lw=1)
+        (pulls,) = rax.plot([], [], "o", color="black", ms=3.5)
+        info = ax.text(0.03, 0.95, "", transform=ax.transAxes, va="top", ha="left", fontsize=16, linespacing=1.4)
+        # Left, under the numbers: the low-mass side of a Z peak is the emptiest part of the frame.
+        failure = ax.text(0.03, 0.62, "", transform=ax.transAxes, va="top", ha="left", color=FAILED_COLOR, fontsize=12, zorder=5,
+                          bbox={"facecolor": "white", "edgecolor": FAILED_COLOR, "alpha": 0.85})  # fmt: skip
+        # data=False makes mplhep write "Simulation" itself; the right-hand label is set per figure.
+        texts = mplhep.cms.label(ax=ax, data=not weighted, text="Preliminary", rlabel=" ", fontsize=18)
+        rax.set_ylabel("Pull")
+        rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
+        fig.align_ylabels([ax, rax])
+        fig.subplots_adjust(left=0.13, right=0.95, top=0.95, bottom=0.08)
+    made = _FitFigure(fig, ax, rax, points, error_bars, total, signal, background, pulls, info, failure, texts[2])
+    _FIGURES[key] = made
+    return made
+
+
 def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
     """Data, total/signal/background curves and a pull panel, written as ``<stem>.png`` and ``.pdf``.
 
@@ -53,58 +124,37 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
     Returns:
         The written paths (PNG, PDF).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
     curves = result.curves
-    with plt.style.context(mplhep.style.CMS):
-        fig, (ax, rax) = plt.subplots(
-            2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06}
-        )
-        if curves is not None:
-            centres = 0.5 * (curves.edges[1:] + curves.edges[:-1])
-            width = float(curves.edges[1] - curves.edges[0])
-            ax.errorbar(
-                centres, curves.counts, yerr=[curves.err_low, curves.err_high], fmt="o", color="black",
-                ms=4, elinewidth=1, capsize=0, label="Simulation" if result.weighted else "Data", zorder=3,
-            )  # fmt: skip
-            ax.plot(curves.curve_x, curves.total, color=TOTAL_COLOR, lw=2.2, label="Fit: total", zorder=2)
-            if curves.background is not None:
-                peak = r"BW $\otimes$ DCB" if result.peak == "z" else "DCB"
-                ax.plot(curves.curve_x, curves.signal, color=SIGNAL_COLOR, lw=1.8, ls="--", label=peak)
-                ax.plot(curves.curve_x, curves.background, color=BACKGROUND_COLOR, lw=1.8, ls=":", label="Background")
-            top = np.nanmax(curves.counts + curves.err_high) if np.any(np.isfinite(curves.counts)) else 1.0
-            headroom = 1.45 if result.ok else 1.75  # room for the failure box
-            ax.set_ylim(0.0, headroom * max(top, float(np.nanmax(curves.total))))
-            ax.set_xlim(curves.edges[0], curves.edges[-1])
-            ylabel = "Sum of weights" if result.weighted else "Events"
-            ax.set_ylabel(f"{ylabel} / {width:.3g} GeV")
-            pulls = curves.pulls
-            limit = float(min(8.0, max(4.0, np.ceil(np.nanmax(np.abs(pulls)) if np.any(np.isfinite(pulls)) else 0.0))))
-            rax.axhspan(-PULL_BAND, PULL_BAND, color="grey", alpha=0.15, lw=0)
-            for level in (-PULL_BAND, PULL_BAND):
-                rax.axhline(level, color="grey", ls="--", lw=1)
-            rax.axhline(0.0, color="black", lw=1)
-            rax.plot(centres, np.clip(pulls, -limit, limit), "o", color="black", ms=3.5)
-            rax.set_ylim(-limit, limit)
-            ax.legend(loc="upper right", fontsize=17)
-            text = "\n".join(_info_lines(result))
-        else:
-            text = ""
-        if not result.ok:
-            wrapped = textwrap.fill(result.reason, 36)
-            # Left, under the numbers: the low-mass side of a Z peak is the emptiest part of the frame.
-            ax.text(0.03, 0.62 if curves is not None else 0.9, f"FIT FAILED\n{wrapped}", transform=ax.transAxes,
-                    va="top", ha="left", color=FAILED_COLOR, fontsize=12, zorder=5,
-                    bbox={"facecolor": "white", "edgecolor": FAILED_COLOR, "alpha": 0.85})  # fmt: skip
-        ax.text(0.03, 0.95, text, transform=ax.transAxes, va="top", ha="left", fontsize=16, linespacing=1.4)
-        # data=False makes mplhep write "Simulation" itself.
-        mplhep.cms.label(ax=ax, data=not result.weighted, text="Preliminary", rlabel=title, fontsize=18)
-        rax.set_ylabel("Pull")
-        rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
-        fig.align_ylabels([ax, rax])
-        fig.subplots_adjust(left=0.13, right=0.95, top=0.95, bottom=0.08)
-    return save_figure(fig, path_stem, tight=False)
+    drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak)
+    ax, rax = drawn.ax, drawn.rax
+    drawn.rlabel.set_text(title)
+    drawn.failure.set_visible(not result.ok)
+    if not result.ok:
+        drawn.failure.set_text(f"FIT FAILED\n{textwrap.fill(result.reason, 36)}")
+        drawn.failure.set_y(0.62 if curves is not None else 0.9)
+    if curves is None:
+        for line in (drawn.points, drawn.total, drawn.pulls):
+            line.set_data([], [])
+        drawn.error_bars.set_segments([])
+        drawn.info.set_text("")
+        return save_figure(drawn.fig, path_stem, tight=False, close=False)
+    centres = 0.5 * (curves.edges[1:] + curves.edges[:-1])
+    width = float(curves.edges[1] - curves.edges[0])
+    drawn.points.set_data(centres, curves.counts)
+    low, high = curves.counts - curves.err_low, curves.counts + curves.err_high
+    drawn.error_bars.set_segments(np.stack([np.column_stack([centres, low]), np.column_stack([centres, high])], axis=1))
+    drawn.total.set_data(curves.curve_x, curves.total)
+    if drawn.signal is not None:
+        drawn.signal.set_data(curves.curve_x, curves.signal)
+        drawn.background.set_data(curves.curve_x, curves.background)
+    top = np.nanmax(high) if np.any(np.isfinite(curves.counts)) else 1.0
+    headroom = 1.45 if result.ok else 1.75  # room for the failure box
+    ax.set_ylim(0.0, headroom * max(top, float(np.nanmax(curves.total))))
+    ax.set_xlim(curves.edges[0], curves.edges[-1])
+    ax.set_ylabel(f"{'Sum of weights' if result.weighted else 'Events'} / {width:.3g} GeV")
+    pulls = curves.pulls
+    limit = float(min(8.0, max(4.0, np.ceil(np.nanmax(np.abs(pulls)) if np.any(np.isfinite(pulls)) else 0.0))))
+    drawn.pulls.set_data(centres, np.clip(pulls, -limit, limit))
+    rax.set_ylim(-limit, limit)
+    drawn.info.set_text("\n".join(_info_lines(result)))
+    return save_figure(drawn.fig, path_stem, tight=False, close=False)

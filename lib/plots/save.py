@@ -10,11 +10,12 @@ from lib.io.atomic import atomic_path
 __all__ = ["save_figure"]
 
 
-def save_figure(fig: Any, path_stem: Path, dpi: int = 100, tight: bool = True) -> list[Path]:
-    """Save ``fig`` as ``<path_stem>.png`` and ``.pdf`` atomically, close it, return the paths.
+def save_figure(fig: Any, path_stem: Path, dpi: int = 100, tight: bool = True, close: bool = True) -> list[Path]:
+    """Save ``fig`` as ``<path_stem>.png`` and ``.pdf`` atomically, close it unless ``close`` is False, return the paths.
 
     ``tight`` crops to the drawn content, at the price of one more draw per file; figures drawn
-    by the dozen (one per category) set their margins themselves and pass False.
+    by the dozen (one per category) set their margins themselves, pass False, and keep the
+    figure open to re-use it.
     """
     import matplotlib.pyplot as plt
 
@@ -24,5 +25,6 @@ def save_figure(fig: Any, path_stem: Path, dpi: int = 100, tight: bool = True) -
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight" if tight else None)
         written.append(target)
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return written
