@@ -8,10 +8,10 @@ failures print one line and exit 1; unexpected crashes exit 2 (traceback only wi
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from lib import console
 from lib.config import load_config
 from lib.errors import CalibrationError
 from lib.options import RunOptions
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Dask mode when a client is used")
     parser.add_argument("--scheduler", help="Dask scheduler address (or DASK_SCHEDULER_ADDRESS); implies --dask scheduler")
     parser.add_argument("--gateway", nargs="?", const="", help="use Dask-Gateway (address optional: DASK_GATEWAY__ADDRESS)")
+    parser.add_argument("--gateway-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="Dask-Gateway cluster option for a new cluster, e.g. worker_cores=2 (repeatable)")
     parser.add_argument("--backup", action="store_true", help="keep timestamped copies of outputs that would be overwritten")
     parser.add_argument("--force", action="store_true", help="accept factors outside the plausible band")
     parser.add_argument("--install", action="store_true",
@@ -53,8 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip unreadable or truncated parquet files with a warning instead of stopping")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the outputs of a different configuration in the output directory")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="WARNING: warnings and the summary; INFO: also each phase as it ends; DEBUG: every fit attempt")
     return parser
+
+
+def _key_values(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+    """``["a=1", "b=x"]`` as ``(("a", "1"), ("b", "x"))``; CalibrationError naming a pair without '='."""
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CalibrationError(f"--gateway-option '{pair}' is not KEY=VALUE")
+        out.append((key.strip(), value.strip()))
+    return tuple(out)
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
@@ -70,7 +84,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         steps=args.steps, years=tuple(args.years), is_mc=args.isMC, binned=args.ifbinned, fix_cat=args.fixCat,
         extra_string=args.extraString, nanoaod_v=str(args.nanoAODv), input_path=args.input_path,
         output_path=args.output_path, workers=args.workers, backend=args.backend, dask_mode=dask_mode,
-        scheduler=args.scheduler, gateway=args.gateway or None, backup=args.backup, force=args.force,
+        scheduler=args.scheduler, gateway=args.gateway or None, gateway_options=_key_values(args.gateway_option),
+        backup=args.backup, force=args.force,
         install=args.install, closure_test=args.closure_test, calib_json=args.calib_json,
         plots=not args.no_plots, validate_higgs=args.validate_higgs, skip_bad_files=args.skip_bad_files,
         overwrite=args.overwrite,
@@ -79,7 +94,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    console.configure(args.log_level)
     try:
         from lib.pipeline import format_summary, run
 

@@ -211,8 +211,9 @@ def with_bin_acceptance(samples: list[BinSample], hists: CategoryHistograms, con
 def fit_jobs(
     samples: Sequence[BinSample], edges: Sequence[float], spec_for: Callable[[str], FitSpec], config: Config,
     plot_dir: Path | None, title: str, prefix: str, only: int | None = None, same_range_retries: bool = False,
+    log_dir: Path | None = None,
 ) -> list[FitJob]:  # fmt: skip
-    """One fit per bin with at least two events (``only``: that bin alone)."""
+    """One fit per bin with at least two events (``only``: that bin alone); ROOT's output to ``log_dir``."""
     from lib.fitting.runner import FitTask
 
     jobs = []
@@ -227,7 +228,8 @@ def fit_jobs(
         if same_range_retries:
             retries = [r for r in retries if r.range_gev == nominal.range_gev]
         task = FitTask(name, sample.masses, sample.weights, nominal, tuple(retries), float(sample.median),
-                       config.fit.quality, histogram=sample.histogram)  # fmt: skip
+                       config.fit.quality, histogram=sample.histogram,
+                       log_path=None if log_dir is None else log_dir / f"fit_{name}.log")  # fmt: skip
         jobs.append(FitJob(task, None if plot_dir is None else plot_dir / f"fit_{name}", f"{title} {name}"))
     return jobs
 
@@ -264,14 +266,14 @@ def _parse_bin(fix: str, edges: Sequence[float]) -> int:
 
 def _run_pass(
     executor: TaskExecutor, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
-    title: str, csv_path: Path, only: int | None,
+    title: str, csv_path: Path, only: int | None, log_dir: Path,
 ) -> tuple[list[ClosureBin], ClosureVerdict, list[FitFigure]]:  # fmt: skip
     edges = config.closure.bin_edges_gev
 
     def spec_for(name: str) -> FitSpec:
         return resolve_fit_spec(config, name, options.binned, options.backend)
 
-    jobs = fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only)
+    jobs = fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=log_dir)
     results = dict(zip([j.task.name for j in jobs], executor.map(fit_job, jobs, [j.task.name for j in jobs], "closure fits")))
     rows = bin_rows(samples, edges, results)
     if only is not None:
@@ -334,11 +336,11 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
     plots = closure_dir / "fits" if options.plots else None
     title = f"{options.sample_label} {year}"
     after, verdict_after, figures = _run_pass(
-        execs.fit, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only
+        execs.fit, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only, closure_dir / "logs"
     )
     before, verdict_before, figures_before = _run_pass(
         execs.fit, config, before_samples, options, None if plots is None else plots / "uncalibrated",
-        f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only,
+        f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only, closure_dir / "logs" / "uncalibrated",
     )  # fmt: skip
     lines = [verdict_after.text("closure after calibration"), verdict_before.text("closure before calibration (reference)")]
     if options.validate_higgs:

@@ -2,36 +2,59 @@
 
 No site URL lives in code: addresses come from the command line or Dask's own configuration
 (``DASK_SCHEDULER_ADDRESS``, ``DASK_GATEWAY__ADDRESS``, ``DASK_GATEWAY__PROXY_ADDRESS``).
+
+Workers of a scheduler or a Gateway run from an image that does not have this project: before
+the first task the client uploads the ``lib`` package as a zip (``Client.upload_file`` registers
+it for workers that join later too), checks that the workers' ROOT, numpy and pyarrow are the
+client's, and sets up their logging like the client's (``lib.console``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import tempfile
+import zipfile
 from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
 from typing import Any, Iterator
 
+from lib import console
 from lib.errors import CalibrationError
 
-__all__ = ["dask_client"]
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # pragma: no cover - without distributed only --no-dask-client runs; dask_client says so
+    WorkerPlugin = object  # type: ignore[misc,assignment]
+
+__all__ = ["dask_client", "package_versions", "CHECKED_PACKAGES"]
+
+# Packages whose versions must agree between client and workers: the fit results and the Arrow
+# batches the workers return are only meaningful, and unpicklable at all, with the client's.
+CHECKED_PACKAGES = ("ROOT", "numpy", "pyarrow")
 
 log = logging.getLogger(__name__)
 
 
 @contextmanager
 def dask_client(
-    mode: str, workers: int, scheduler: str | None = None, gateway: str | None = None, gateway_workers: int = 4
-) -> Iterator[Any]:
+    mode: str, workers: int, scheduler: str | None = None, gateway: str | None = None, gateway_workers: int = 4,
+    gateway_options: dict[str, str] | None = None,
+) -> Iterator[Any]:  # fmt: skip
     """Yield a ``distributed.Client`` for ``mode`` in {"local", "scheduler", "gateway"}, closed afterwards.
 
     Raises:
-        CalibrationError: dask/distributed (or dask-gateway) is missing, or no address is known.
+        CalibrationError: dask/distributed (or dask-gateway) is missing, no address is known, nothing
+            listens there, or the workers' packages differ from the client's.
     """
     try:
         import dask
         from distributed import Client, LocalCluster
     except ImportError as err:
         raise CalibrationError("dask/distributed is not installed: pip install dask distributed (or use --no-dask-client)") from err
+    console.quiet_libraries()  # distributed set up its own loggers on import
 
     # A worker that dies twice on a task (e.g. ROOT segfault) gives up on it instead of killing the run.
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
@@ -42,43 +65,144 @@ def dask_client(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
             ) as cluster, Client(cluster) as client:
                 log.info("local Dask cluster with %d worker processes", workers)
+                client.register_plugin(WorkerConsole(console.current_level()), name="ebe-calib-console")
                 yield client
         elif mode == "scheduler":
             address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get("scheduler-address", None)
             if not address:
                 raise CalibrationError("--scheduler needs an address (or set DASK_SCHEDULER_ADDRESS)")
-            with Client(address) as client:
+            try:
+                client = Client(address, timeout=CONNECT_TIMEOUT_S)
+            except OSError as err:
+                raise CalibrationError(f"no Dask scheduler answers at {address} ({type(err).__name__})") from err
+            with client:
                 log.info("connected to Dask scheduler %s", address)
+                prepare_remote_workers(client)
                 yield client
         elif mode == "gateway":
-            with _gateway_client(gateway, gateway_workers) as client:
+            with _gateway_client(gateway, gateway_workers, gateway_options or {}) as client:
+                prepare_remote_workers(client)
                 yield client
         else:
             raise CalibrationError(f"unknown Dask mode '{mode}'")
 
 
+CONNECT_TIMEOUT_S = 20
+
+
+class WorkerConsole(WorkerPlugin):
+    """Worker plugin: the worker process logs in the client's format and level (``lib.console``)."""
+
+    name = "ebe-calib-console"
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def setup(self, worker: Any) -> None:
+        console.configure(self.level)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of ``CHECKED_PACKAGES`` in this process (client or worker)."""
+    found = {}
+    for name in CHECKED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = _imported_version(name)
+    return found
+
+
+def _imported_version(name: str) -> str:
+    """Version of a package installed without pip metadata (ROOT from an LCG view or conda)."""
+    try:
+        module = __import__(name)
+    except ImportError:
+        return "not installed"
+    if name == "ROOT":
+        return str(module.gROOT.GetVersion())
+    return str(getattr(module, "__version__", "unknown"))
+
+
+def _code_zip(directory: Path) -> Path:
+    """The ``lib`` package as ``ebe_calib_<hash>.zip`` (the hash of its sources, so workers never reuse a stale copy)."""
+    package = Path(__file__).resolve().parent
+    sources = sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(str(path.relative_to(package.parent)).encode())
+        digest.update(path.read_bytes())
+    target = directory / f"ebe_calib_{digest.hexdigest()[:12]}.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sources:
+            archive.write(path, str(path.relative_to(package.parent)))
+    return target
+
+
+def prepare_remote_workers(client: Any) -> None:
+    """Ship the code to every worker (present and future), check their packages, set up their logging.
+
+    Raises:
+        CalibrationError: a worker's ROOT, numpy or pyarrow differs from the client's (named in the line).
+    """
+    with tempfile.TemporaryDirectory(prefix="ebe-calib-code-") as tmp:
+        client.upload_file(str(_code_zip(Path(tmp))), load=True)
+    mine = package_versions()
+    for worker, theirs in client.run(package_versions).items():
+        differ = [f"{name} {theirs.get(name)} (client {version})" for name, version in mine.items() if theirs.get(name) != version]
+        if differ:
+            raise CalibrationError(f"Dask worker {worker} has {', '.join(differ)}: use a worker image with the client's versions")
+    client.register_plugin(WorkerConsole(console.current_level()), name=WorkerConsole.name)
+    log.info("code and logging set up on %d Dask workers", len(client.scheduler_info().get("workers", {})))
+
+
 @contextmanager
-def _gateway_client(address: str | None, n_workers: int) -> Iterator[Any]:
-    """Join the first running Gateway cluster, or create one scaled to ``n_workers``."""
+def _gateway_client(address: str | None, n_workers: int, options: dict[str, str]) -> Iterator[Any]:
+    """Join the first running Gateway cluster, or create one with ``options`` scaled to ``n_workers``.
+
+    Raises:
+        CalibrationError: dask-gateway is missing, nothing answers at the address, or an option is unknown.
+    """
     try:
         from dask_gateway import Gateway
     except ImportError as err:
         raise CalibrationError("dask-gateway is not installed: pip install dask-gateway") from err
     gateway = Gateway(address) if address else Gateway()
-    running = gateway.list_clusters()
+    where = address or gateway.address
+    try:
+        running = gateway.list_clusters()
+    except (OSError, TimeoutError) as err:
+        raise CalibrationError(f"no Dask-Gateway answers at {where} ({type(err).__name__}: {err})") from err
     if running:
         cluster = gateway.connect(running[0].name)
         owned = False
         log.info("joined Dask-Gateway cluster %s", running[0].name)
     else:
-        cluster = gateway.new_cluster()
+        cluster = gateway.new_cluster(_cluster_options(gateway, options))
         cluster.scale(n_workers)
         owned = True
         log.info("created Dask-Gateway cluster %s with %d workers", cluster.name, n_workers)
     client = cluster.get_client()
     try:
+        client.wait_for_workers(1, timeout=GATEWAY_WORKER_TIMEOUT_S)
         yield client
     finally:
         client.close()
         if owned:
             cluster.shutdown()
+        gateway.close()
+
+
+GATEWAY_WORKER_TIMEOUT_S = 300
+
+
+def _cluster_options(gateway: Any, options: dict[str, str]) -> Any:
+    """The Gateway's cluster options with ``options`` (``--gateway-option worker_cores=2``) set, by the server's own names."""
+    chosen = gateway.cluster_options()
+    for key, value in options.items():
+        if key not in chosen:
+            known = ", ".join(sorted(chosen)) or "none"
+            raise CalibrationError(f"Dask-Gateway has no cluster option '{key}' (it offers: {known})")
+        current = chosen[key]
+        chosen[key] = type(current)(value) if isinstance(current, (int, float)) and not isinstance(current, bool) else value
+    return chosen

@@ -9,6 +9,7 @@ reports a task that crashes again as ``TaskCrash`` instead of raising.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -19,7 +20,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
-__all__ = ["TaskCrash", "TaskExecutor", "InlineExecutor", "ProcessExecutor", "DaskExecutor", "default_workers"]
+from lib import console
+from lib.errors import CalibrationError
+
+__all__ = ["TaskCrash", "TaskFailure", "TaskExecutor", "InlineExecutor", "ProcessExecutor", "DaskExecutor", "default_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,31 @@ class TaskCrash:
     reason: str
 
 
+@dataclass(frozen=True)
+class TaskFailure:
+    """An expected failure (a ``CalibrationError``: damaged file, missing column) handed back as a value.
+
+    Raised inside a worker, the error would cross the wire as an exception: Dask's worker then
+    logs a "Compute Failed" block with the traceback, and the other tasks keep running while the
+    client tears the cluster down. As a value, the client cancels what is pending and raises it
+    once, as the one line the CLI prints.
+    """
+
+    error_type: type[CalibrationError]
+    message: str
+
+    def reraise(self) -> None:
+        raise self.error_type(self.message)
+
+
+def _captured(func: Callable[[Any], Any], task: Any) -> Any:
+    """Run ``func(task)`` in a worker; an expected failure comes back as a ``TaskFailure``."""
+    try:
+        return func(task)
+    except CalibrationError as err:
+        return TaskFailure(type(err), str(err))
+
+
 class TaskExecutor(Protocol):
     """Maps ``func`` over ``tasks``; results come back in task order, crashes as ``TaskCrash``."""
 
@@ -43,7 +72,8 @@ class TaskExecutor(Protocol):
     ) -> list[Any]:  # fmt: skip
         """``on_result(index, result)`` is called as each task finishes (a crash as ``TaskCrash``), so callers can
         persist progress or fold results; ``keep=False`` then drops each result (None in the list), so
-        memory does not grow with the number of tasks."""
+        memory does not grow with the number of tasks. A task raising ``CalibrationError`` stops the
+        map: what is pending is cancelled and the error is raised here, once."""
         ...
 
 
@@ -161,9 +191,13 @@ class ProcessExecutor:
     ) -> list[int]:
         """Run ``indices``; return those whose result was lost to a broken pool or a timeout."""
         lost: list[int] = []
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(indices)) or 1, mp_context=self._context)
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(indices)) or 1, mp_context=self._context,
+            initializer=console.configure, initargs=(console.current_level(),),
+        )  # fmt: skip
+        captured = functools.partial(_captured, func)
         try:
-            futures: dict[Future, int] = {pool.submit(func, tasks[i]): i for i in indices}
+            futures: dict[Future, int] = {pool.submit(captured, tasks[i]): i for i in indices}
             started = time.monotonic()
             pending = set(futures)
             while pending:
@@ -175,6 +209,10 @@ class ProcessExecutor:
                     except BrokenProcessPool:
                         lost.append(i)
                         continue
+                    if isinstance(results[i], TaskFailure):
+                        for other in pending:
+                            other.cancel()
+                        results[i].reraise()
                     if on_result:
                         on_result(i, results[i])
                     if not keep:
@@ -211,7 +249,8 @@ class DaskExecutor:
         from distributed import as_completed
 
         bar = _Progress(progress, len(tasks))
-        futures = self.client.map(func, list(tasks), key=[f"{func.__name__}-{n}-{os.getpid()}-{time.time_ns()}" for n in names])
+        keys = [f"{func.__name__}-{n}-{os.getpid()}-{time.time_ns()}" for n in names]
+        futures = self.client.map(functools.partial(_captured, func), list(tasks), key=keys)
         index = {fut.key: i for i, fut in enumerate(futures)}
         results: dict[int, Any] = {}
         for fut in as_completed(futures):
@@ -220,8 +259,12 @@ class DaskExecutor:
                 results[i] = fut.result()
             except Exception as err:  # noqa: BLE001 - a worker death or task error becomes a per-task failure
                 if not _is_killed_worker(err):
+                    self.client.cancel(futures)
                     raise
                 results[i] = TaskCrash(names[i], f"Dask worker died running it ({type(err).__name__})")
+            if isinstance(results[i], TaskFailure):
+                self.client.cancel(futures)
+                results[i].reraise()
             if on_result:
                 on_result(i, results[i])
             if not keep:

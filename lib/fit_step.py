@@ -74,8 +74,11 @@ def build_jobs(
     backend: str | None,
     plot_dir: Path | None,
     title_prefix: str,
+    log_dir: Path | None = None,
 ) -> list[FitJob]:
     """One job per requested category; the largest categories first so the pool stays busy.
+
+    ``log_dir`` receives ``fit_<category>.log`` with what ROOT printed during that category's fits.
 
     Binned fits get the category's mass histogram filled while reading; unbinned fits its events.
 
@@ -108,6 +111,7 @@ def build_jobs(
             median_sigma_pred=float(median),
             quality=config.fit.quality,
             histogram=histogram,
+            log_path=None if log_dir is None else log_dir / f"fit_{name}.log",
         )
         stem = None if plot_dir is None else plot_dir / f"fit_{name}"
         jobs.append(FitJob(task, stem, f"{title_prefix} {name}"))

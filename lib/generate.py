@@ -13,6 +13,7 @@ import sys
 import time
 from typing import NoReturn, Sequence
 
+from lib import console
 from lib.errors import CalibrationError
 from lib.generator import DEFAULT_SETTINGS, generate_sample, load_k_override, load_settings
 
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as err:
         print(f"generate: error: {err}", file=sys.stderr)
         return 1
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    console.configure(args.log_level)
     start = time.monotonic()
     try:
         year_dir = generate_sample(

@@ -89,7 +89,8 @@ def run_higgs_validation(
         update={"max_chi2_ndf": config.higgs.max_chi2_ndf, "max_shape_mismodelling": config.higgs.max_shape_mismodelling}
     )
     higgs_gated = config.model_copy(update={"fit": config.fit.model_copy(update={"quality": gates})})
-    jobs = fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, f"H {options.sample_label} {year}", "higgs", same_range_retries=True)
+    jobs = fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, f"H {options.sample_label} {year}", "higgs", same_range_retries=True,
+                    log_dir=out_dir / "higgs" / "logs")  # fmt: skip
     executor: TaskExecutor = execs.fit  # type: ignore[attr-defined]
     results = dict(zip([j.task.name for j in jobs], executor.map(fit_job, jobs, [j.task.name for j in jobs], "higgs fits")))
     rows = bin_rows(samples, edges, results, prefix="higgs")

@@ -26,6 +26,7 @@ class RunOptions:
     dask_mode: str | None = None
     scheduler: str | None = None
     gateway: str | None = None
+    gateway_options: tuple[tuple[str, str], ...] = ()  # Dask-Gateway cluster options, e.g. (("worker_cores", "2"),)
     backup: bool = False
     force: bool = False
     install: bool = False

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # Modules the fit workers' forkserver imports before forking them: ROOT's libraries, loaded once.
 FIT_WORKER_PRELOAD = ("lib.fitting.warm",)
 MEDIAN_CSV = "median_for_cats.csv"
+# Workers a new Dask-Gateway cluster is scaled to when --workers is not given.
+GATEWAY_WORKERS = 4
 FACTOR_CSV = "calibration_factors.csv"
 
 
@@ -76,7 +78,12 @@ def executors(options: RunOptions) -> Iterator[Executors]:
         if options.dask_mode:
             from lib.cluster import dask_client
 
-            client = stack.enter_context(dask_client(options.dask_mode, workers, options.scheduler, options.gateway))
+            client = stack.enter_context(
+                dask_client(
+                    options.dask_mode, workers, options.scheduler, options.gateway, gateway_workers=options.workers or GATEWAY_WORKERS,
+                    gateway_options=dict(options.gateway_options),
+                )
+            )  # fmt: skip
             dask = DaskExecutor(client)
             yield Executors(dask, dask)
         elif options.workers == 0:
@@ -165,11 +172,7 @@ def load_reduction(
         files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events,
         options.skip_bad_files,
     )  # fmt: skip
-    log.info(
-        "read %d files, %d events in %.1f s: %d dropped as bad, %d outside the Z window, %d outside categories, %d kept",
-        reduction.n_files, reduction.n_read, time.monotonic() - start, reduction.n_bad,
-        reduction.n_outside_window, reduction.n_outside_categories, reduction.n_kept,
-    )  # fmt: skip
+    log.info("%s in %.1f s", reading_line(reduction), time.monotonic() - start)
     if reduction.n_kept == 0:
         raise InputError(f"no events of {reduction.n_files} files under {root} fall in the Z window and the categories")
     if reduction.skipped:
@@ -177,6 +180,15 @@ def load_reduction(
         return reduction, InputSource(inputs_fingerprint([Path(p) for p in reduction.read_files]), tuple(reduction.skipped))
     store_reduction(cache_dir, key, reduction)
     return reduction, InputSource(fingerprint)
+
+
+def reading_line(reduction: Reduction) -> str:
+    """What the reduction read and kept, as the summary and the log state it."""
+    return (
+        f"read {reduction.n_files} files, {reduction.n_read} events: {reduction.n_bad} dropped as bad, "
+        f"{reduction.n_outside_window} outside the Z window, {reduction.n_outside_categories} outside categories, "
+        f"{reduction.n_kept} kept"
+    )
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -289,7 +301,10 @@ def _run_step1(
         log.warning("category %s has %d events (fit.min_events %d): not fitted, step 3 applies its fallback", name, count, minimum)
     to_fit = [n for n in names if n not in too_few]
     plot_dir = out_dir / "fits" if options.plots else None
-    jobs = build_jobs(config, scheme, reduction, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}")
+    jobs = build_jobs(
+        config, scheme, reduction, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}",
+        log_dir=out_dir / "logs",
+    )  # fmt: skip
     results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"))
     for name, count in too_few.items():
         results[name] = TaskCrash(name, f"{count} events, fewer than fit.min_events = {minimum}: not fitted")
@@ -407,6 +422,7 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
                 events = "step1" in steps and not options.binned
                 specs = (category_spec(config, scheme),)
                 reduction, source = load_reduction(options, config, scheme, year, execs, out_dir, specs, events)
+                summary.extra["read"] = reading_line(reduction)
                 _write_provenance(out_dir, options, config, source)
                 medians = compute_medians(reduction.histograms[0], scheme, config.step2)
                 summary.timings["read+medians"] = time.monotonic() - start
@@ -428,6 +444,8 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
 def format_summary(summary: YearSummary) -> str:
     """A human-readable table of the factors and where the outputs are."""
     lines = [f"== {summary.year}: outputs in {summary.output_dir}"]
+    if "read" in summary.extra:
+        lines.append(str(summary.extra["read"]))
     if summary.factors:
         lines.append(f"{'category':<12} {'sigma_fit':>10} {'median':>8} {'factor':>8} {'+-':>7}  source")
         for f in summary.factors:

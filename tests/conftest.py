@@ -26,3 +26,15 @@ def plain_config() -> Config:
 @pytest.fixture(scope="session")
 def scheme(config: Config) -> CategoryScheme:
     return CategoryScheme.from_config(config.categories)
+
+
+@pytest.fixture(autouse=True)
+def _console_handler_removed():
+    """A CLI called in-process installs lib.console's stderr handler on the root logger: not into the next test."""
+    yield
+    import logging
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_ebe_calib_console", False):
+            root.removeHandler(handler)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lib import console
 from lib.categories import CategoryScheme
 from lib.config import DEFAULT_CONFIG, load_config
 from lib.correction.auditor import DEFAULT_OUTLIER_THRESHOLD, audit_correction
@@ -161,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    console.configure(args.log_level)
     try:
         return args.command(args)
     except CalibrationError as err:

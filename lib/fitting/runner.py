@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from lib.config import FitSpec, QualityConfig
 from lib.errors import FitError
 from lib.fitting.backend import require_backend
 from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
+from lib.fitting.native_log import native_output_to
 from lib.fitting.undetermined import undetermined_params
 from lib.histograms import MassHistogram
 
@@ -41,7 +43,8 @@ class FitTask:
     inside each attempt's fit range and histograms them itself when binned) or, for binned fits,
     as ``histogram`` (the category's mass histogram on the fine grid filled while reading, which
     each attempt sums into its own bins). ``retries`` come from ``lib.config.retry_specs``;
-    ``median_sigma_pred`` feeds the sigma plausibility gate.
+    ``median_sigma_pred`` feeds the sigma plausibility gate; ``log_path`` receives ROOT's own
+    output (``lib.fitting.native_log``).
     """
 
     name: str
@@ -52,6 +55,7 @@ class FitTask:
     median_sigma_pred: float
     quality: QualityConfig
     histogram: MassHistogram | None = None
+    log_path: Path | None = None  # what ROOT prints during the attempts goes here (None: the terminal)
 
     @property
     def n_events(self) -> int:
@@ -254,6 +258,25 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | 
         reason = f"sum of weights {sum_weights:g} in fit range is not positive"
         return _unfitted(spec, reason, n_events, sum_weights, time.perf_counter() - started)
 
+    with native_output_to(task.log_path):
+        record, curves = _fit_attempt(task, spec, index, make_data, n_events, sum_weights)
+    failures = tuple(gates.evaluate_gates(record, task.quality, task.median_sigma_pred, peak_offset=spec.peak == "z"))
+    record = dataclasses.replace(record, failures=failures, seconds=time.perf_counter() - started)
+    log.debug(
+        "%s [%s]: sigma=%.4f+-%.4f status=%d covQual=%d chi2/ndf=%.2f %.2fs%s%s",
+        task.name, spec.label, record.sigma, record.sigma_err, record.status, record.cov_qual, record.chi2_ndf,
+        record.seconds, f" fixed {','.join(record.fixed_undetermined)}" if record.fixed_undetermined else "",
+        "" if not failures else " FAILED: " + "; ".join(failures),
+    )  # fmt: skip
+    return _Outcome(record, curves, fitted=True)
+
+
+def _fit_attempt(
+    task: FitTask, spec: FitSpec, index: int, make_data: Any, n_events: int, sum_weights: float
+) -> tuple[AttemptRecord, FitCurves]:
+    """The ROOT part of an attempt: build, two ``fitTo``, chi2 and parameters (gates not applied yet)."""
+    from lib.fitting import model as rf
+
     ROOT = rf.ROOT
     built = rf.build_model(spec, rf.object_tag(task.name, index))
     data = first = final = None
@@ -307,15 +330,7 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | 
     finally:
         del data, first, final
         built.close()
-    failures = tuple(gates.evaluate_gates(record, task.quality, task.median_sigma_pred, peak_offset=spec.peak == "z"))
-    record = dataclasses.replace(record, failures=failures, seconds=time.perf_counter() - started)
-    log.debug(
-        "%s [%s]: sigma=%.4f+-%.4f status=%d covQual=%d chi2/ndf=%.2f %.2fs%s%s",
-        task.name, spec.label, record.sigma, record.sigma_err, record.status, record.cov_qual, record.chi2_ndf,
-        record.seconds, f" fixed {','.join(record.fixed_undetermined)}" if record.fixed_undetermined else "",
-        "" if not failures else " FAILED: " + "; ".join(failures),
-    )  # fmt: skip
-    return _Outcome(record, curves, fitted=True)
+    return record, curves
 
 
 def _best(outcomes: list[_Outcome]) -> _Outcome | None:
@@ -417,12 +432,12 @@ def fit_category(task: FitTask) -> FitResult:
         seconds=time.perf_counter() - started,
     )
     if ok:
-        log.info(
+        log.debug(
             "%s: sigma = %.4f +- %.4f GeV (%s, attempt %d, %.2fs)",
             task.name, result.fit_val, result.fit_err, rec.label, len(outcomes), result.seconds,
         )  # fmt: skip
     else:
-        log.warning("%s: %s", task.name, reason)
+        log.debug("%s: %s", task.name, reason)  # reported once, by the caller that collects the results
     return result
 
 
