@@ -72,6 +72,14 @@ def _key_values(pairs: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
+    """The run options of the command line, every number checked here with one line naming the option.
+
+    Raises:
+        CalibrationError: a negative ``--workers`` (a local cluster of -1 workers waits forever)
+            or a malformed ``--gateway-option``.
+    """
+    if args.workers is not None and args.workers < 0:
+        raise CalibrationError(f"--workers {args.workers}: must be 0 (serial, in-process) or more")
     if args.no_dask_client:
         dask_mode = None
     elif args.gateway is not None:
@@ -103,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             from lib.fitting.backend import require_backend
 
             require_backend("cuda")
-        summaries = run(options_from_args(args), config)
+        options = options_from_args(args)
+        summaries = run(options, config)
     except CalibrationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

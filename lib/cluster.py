@@ -5,8 +5,8 @@ No site URL lives in code: addresses come from the command line or Dask's own co
 
 Workers of a scheduler or a Gateway run from an image that does not have this project: before
 the first task the client uploads the ``lib`` package as a zip (``Client.upload_file`` registers
-it for workers that join later too), checks that the workers' ROOT, numpy and pyarrow are the
-client's, and sets up their logging like the client's (``lib.console``).
+it for workers that join later too) and checks that the workers' ROOT, numpy and pyarrow are the
+client's.
 """
 
 from __future__ import annotations
@@ -24,10 +24,6 @@ from typing import Any, Iterator
 from lib import console
 from lib.errors import CalibrationError
 
-try:
-    from distributed.diagnostics.plugin import WorkerPlugin
-except ImportError:  # pragma: no cover - without distributed only --no-dask-client runs; dask_client says so
-    WorkerPlugin = object  # type: ignore[misc,assignment]
 
 __all__ = ["dask_client", "package_versions", "CHECKED_PACKAGES"]
 
@@ -65,7 +61,6 @@ def dask_client(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
             ) as cluster, Client(cluster) as client:
                 log.info("local Dask cluster with %d worker processes", workers)
-                client.register_plugin(WorkerConsole(console.current_level()), name="ebe-calib-console")
                 yield client
         elif mode == "scheduler":
             address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get("scheduler-address", None)
@@ -77,29 +72,19 @@ def dask_client(
                 raise CalibrationError(f"no Dask scheduler answers at {address} ({type(err).__name__})") from err
             with client:
                 log.info("connected to Dask scheduler %s", address)
-                prepare_remote_workers(client)
+                prepare_remote_workers(client, address)
                 yield client
         elif mode == "gateway":
             with _gateway_client(gateway, gateway_workers, gateway_options or {}) as client:
-                prepare_remote_workers(client)
+                prepare_remote_workers(client, gateway or "the Dask-Gateway")
                 yield client
         else:
             raise CalibrationError(f"unknown Dask mode '{mode}'")
 
 
 CONNECT_TIMEOUT_S = 20
-
-
-class WorkerConsole(WorkerPlugin):
-    """Worker plugin: the worker process logs in the client's format and level (``lib.console``)."""
-
-    name = "ebe-calib-console"
-
-    def __init__(self, level: int) -> None:
-        self.level = level
-
-    def setup(self, worker: Any) -> None:
-        console.configure(self.level)
+# How long a scheduler or a new Gateway cluster may take to offer its first worker.
+WORKER_WAIT_S = 300
 
 
 def package_versions() -> dict[str, str]:
@@ -139,12 +124,20 @@ def _code_zip(directory: Path) -> Path:
     return target
 
 
-def prepare_remote_workers(client: Any) -> None:
-    """Ship the code to every worker (present and future), check their packages, set up their logging.
+def prepare_remote_workers(client: Any, address: str) -> None:
+    """Wait for a first worker, ship the code to every worker (present and future), check their packages.
+
+    Their logging is set up by each task (``lib.executor``), so nothing but the code zip has to
+    reach a worker before the project is importable there.
 
     Raises:
-        CalibrationError: a worker's ROOT, numpy or pyarrow differs from the client's (named in the line).
+        CalibrationError: no worker joined in time, or a worker's ROOT, numpy or pyarrow differs
+            from the client's (named in the line).
     """
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except TimeoutError as err:
+        raise CalibrationError(f"no Dask worker joined {address} within {WORKER_WAIT_S} s") from err
     with tempfile.TemporaryDirectory(prefix="ebe-calib-code-") as tmp:
         client.upload_file(str(_code_zip(Path(tmp))), load=True)
     mine = package_versions()
@@ -152,8 +145,7 @@ def prepare_remote_workers(client: Any) -> None:
         differ = [f"{name} {theirs.get(name)} (client {version})" for name, version in mine.items() if theirs.get(name) != version]
         if differ:
             raise CalibrationError(f"Dask worker {worker} has {', '.join(differ)}: use a worker image with the client's versions")
-    client.register_plugin(WorkerConsole(console.current_level()), name=WorkerConsole.name)
-    log.info("code and logging set up on %d Dask workers", len(client.scheduler_info().get("workers", {})))
+    log.info("code uploaded to %d Dask workers, their packages match", len(client.scheduler_info().get("workers", {})))
 
 
 @contextmanager
@@ -167,11 +159,21 @@ def _gateway_client(address: str | None, n_workers: int, options: dict[str, str]
         from dask_gateway import Gateway
     except ImportError as err:
         raise CalibrationError("dask-gateway is not installed: pip install dask-gateway") from err
-    gateway = Gateway(address) if address else Gateway()
+
+    class OnceClosedGateway(Gateway):  # type: ignore[misc,valid-type]
+        """dask-gateway 2026.3's ``close`` fails when called twice (again from ``__del__``): close once."""
+
+        def close(self) -> None:
+            if not getattr(self, "_ebe_closed", False):
+                self._ebe_closed = True
+                super().close()
+
+    gateway = OnceClosedGateway(address) if address else OnceClosedGateway()
     where = address or gateway.address
     try:
         running = gateway.list_clusters()
     except (OSError, TimeoutError) as err:
+        gateway.close()
         raise CalibrationError(f"no Dask-Gateway answers at {where} ({type(err).__name__}: {err})") from err
     if running:
         cluster = gateway.connect(running[0].name)
@@ -184,7 +186,6 @@ def _gateway_client(address: str | None, n_workers: int, options: dict[str, str]
         log.info("created Dask-Gateway cluster %s with %d workers", cluster.name, n_workers)
     client = cluster.get_client()
     try:
-        client.wait_for_workers(1, timeout=GATEWAY_WORKER_TIMEOUT_S)
         yield client
     finally:
         client.close()
@@ -192,8 +193,6 @@ def _gateway_client(address: str | None, n_workers: int, options: dict[str, str]
             cluster.shutdown()
         gateway.close()
 
-
-GATEWAY_WORKER_TIMEOUT_S = 300
 
 
 def _cluster_options(gateway: Any, options: dict[str, str]) -> Any:

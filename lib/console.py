@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-__all__ = ["configure", "quiet_libraries", "current_level", "LOG_FORMAT", "QUIET_LOGGERS"]
+__all__ = ["configure", "configure_once", "quiet_libraries", "current_level", "LOG_FORMAT", "QUIET_LOGGERS"]
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # Libraries whose INFO lines describe their own machinery, not the calibration: shown from DEBUG.
@@ -56,6 +56,16 @@ def configure(level: str | int = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(numeric)
     quiet_libraries()
+
+
+_configured_level: list[int] = []
+
+
+def configure_once(level: int) -> None:
+    """``configure(level)`` unless this process is already configured at that level (a worker's every task calls it)."""
+    if _configured_level != [level]:
+        configure(level)
+        _configured_level[:] = [level]
 
 
 def current_level() -> int:

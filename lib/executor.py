@@ -55,8 +55,13 @@ class TaskFailure:
         raise self.error_type(self.message)
 
 
-def _captured(func: Callable[[Any], Any], task: Any) -> Any:
-    """Run ``func(task)`` in a worker; an expected failure comes back as a ``TaskFailure``."""
+def _captured(func: Callable[[Any], Any], level: int, task: Any) -> Any:
+    """Run ``func(task)`` in a worker; an expected failure comes back as a ``TaskFailure``.
+
+    The worker process logs like the client (``lib.console``, set up on its first task): a
+    plugin would need the project importable before the code upload that makes it so.
+    """
+    console.configure_once(level)
     try:
         return func(task)
     except CalibrationError as err:
@@ -191,11 +196,8 @@ class ProcessExecutor:
     ) -> list[int]:
         """Run ``indices``; return those whose result was lost to a broken pool or a timeout."""
         lost: list[int] = []
-        pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(indices)) or 1, mp_context=self._context,
-            initializer=console.configure, initargs=(console.current_level(),),
-        )  # fmt: skip
-        captured = functools.partial(_captured, func)
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(indices)) or 1, mp_context=self._context)
+        captured = functools.partial(_captured, func, console.current_level())
         try:
             futures: dict[Future, int] = {pool.submit(captured, tasks[i]): i for i in indices}
             started = time.monotonic()
@@ -250,7 +252,7 @@ class DaskExecutor:
 
         bar = _Progress(progress, len(tasks))
         keys = [f"{func.__name__}-{n}-{os.getpid()}-{time.time_ns()}" for n in names]
-        futures = self.client.map(functools.partial(_captured, func), list(tasks), key=keys)
+        futures = self.client.map(functools.partial(_captured, func, console.current_level()), list(tasks), key=keys)
         index = {fut.key: i for i, fut in enumerate(futures)}
         results: dict[int, Any] = {}
         for fut in as_completed(futures):

@@ -40,7 +40,8 @@ def _signal_samples(
     """Bins of calibrated sigma_pred of the signal-region events: histograms filled while reading (binned) or events."""
     from lib.pipeline import reduce_files
 
-    root = Path(options.input_path) if options.input_path else Path(config.input.stage1_path)
+    # Absolute: a Dask worker of a scheduler or Gateway runs in its own directory.
+    root = (Path(options.input_path) if options.input_path else Path(config.input.stage1_path)).resolve()
     files = find_files(root, config.input.signal_glob, year)
     higgs = config.higgs
     edges = higgs.bin_edges_gev

@@ -151,7 +151,8 @@ def load_reduction(
     Raises:
         InputError: no event of any file falls in the Z window and the categories.
     """
-    root = Path(options.input_path) if options.input_path else Path(config.input.stage1_path)
+    # Absolute: a Dask worker of a scheduler or Gateway runs in its own directory.
+    root = (Path(options.input_path) if options.input_path else Path(config.input.stage1_path)).resolve()
     pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
     files = find_files(root, pattern, year)
     weight_column = config.input.weight_column if options.is_mc else None

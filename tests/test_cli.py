@@ -73,3 +73,16 @@ def test_cuda_backend_refused_without_crash(tmp_path):
         pytest.skip("this ROOT has CUDA support")
     proc = run_cli("--backend", "cuda", "--output_path", str(tmp_path), "--no-dask-client")
     _one_line_error(proc, "no RooFit CUDA support")
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [(["--workers", "-1"], "error: --workers -1: must be 0 (serial, in-process) or more"),
+     (["--gateway", "--gateway-option", "worker_cores"], "error: --gateway-option 'worker_cores' is not KEY=VALUE")],
+)  # fmt: skip
+def test_bad_numbers_and_options_are_one_line_before_any_work(argv, message, capsys, tmp_path):
+    from getCalibrationFactor import main
+
+    assert main([*argv, "--output_path", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == message and not any(tmp_path.iterdir())
