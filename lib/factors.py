@@ -119,7 +119,7 @@ def compute_factors(
     rows = dict(good)
     scatter = neighbour_scatter(scheme, good)
     for index in failed:
-        rows[index] = _fallback_row(scheme, index, good, scatter, fits, medians, cfg)
+        rows[index] = _fallback_row(scheme, index, good, scatter, medians, cfg)
     return [rows[i] for i in range(scheme.n_categories)]
 
 
@@ -186,13 +186,12 @@ def _fallback_row(
     index: int,
     good: Mapping[int, CategoryFactor],
     scatter: float,
-    fits: Mapping[str, Mapping[str, object]],
     medians: Mapping[str, Mapping[str, object]],
     cfg: Step3Config,
 ) -> CategoryFactor:
     """The failed category's row: the fallback factor, with ``scatter`` (``neighbour_scatter``) as an error floor."""
     name = scheme.names[index]
-    fit, med = fits.get(name, {}), medians.get(name, {})
+    med = medians.get(name, {})
     if cfg.failed_fallback == "unity":
         factor, err, source = 1.0, float("nan"), "fallback:unity"
     else:
@@ -205,10 +204,13 @@ def _fallback_row(
         err = max(spread / 2.0, max(r.calibration_factor_err for r in usable), 0.0 if math.isnan(scatter) else scatter)
         shell = "" if distance == 1 else f"distance {distance}: "
         source = f"fallback:neighbour_average({shell}" + "+".join(r.cat_name for r in usable) + ")"
+    # No sigma beside a borrowed factor: the failed fit's sigma (in fit_results.csv, with its
+    # reason) did not produce it, and printed here it read as if it had.
+    nan = float("nan")
     return CategoryFactor(
         name,
-        float(fit.get("fit_val", float("nan"))),
-        float(fit.get("fit_err", float("nan"))),
+        nan,
+        nan,
         int(med.get("n_events", 0)),
         float(med.get("median_val_NonCal", float("nan"))),
         float(med.get("median_err_NonCal", float("nan"))),

@@ -336,8 +336,10 @@ def _run_step3(out_dir: Path, options: RunOptions, config: Config, scheme: Categ
     rows = [f.row() for f in factors]
     write_csv(out_dir / FACTOR_CSV, rows)
     caption = f"EBE mass-resolution calibration factors, {options.sample_label} {year}"
+    # A borrowed factor has no sigma of its own: the tables say "fallback" where the sigma would be.
+    table_rows = [r if f.source == "fit" else r | {"fit_val": "fallback", "fit_err": ""} for r, f in zip(rows, factors)]
     for suffix, decimals in (("", None), ("_4dec", 4), ("_3dec", 3)):
-        write_latex_table(out_dir / f"calibration_factors{suffix}.tex", rows, FACTOR_COLUMNS, decimals, caption)
+        write_latex_table(out_dir / f"calibration_factors{suffix}.tex", table_rows, FACTOR_COLUMNS, decimals, caption)
     fallbacks = [f"{f.cat_name}={f.calibration_factor:.4f} ({f.source})" for f in factors if f.source != "fit"]
     description = _description(options, config, year, fallbacks, _read_provenance(out_dir).get("inputs_fingerprint", "unknown"))
     cset = build_correction({f.cat_name: f.calibration_factor for f in factors}, scheme, config.step3.correction_name, description)
@@ -348,7 +350,7 @@ def _run_step3(out_dir: Path, options: RunOptions, config: Config, scheme: Categ
     if options.install:
         from lib.correction.install import install_correction
 
-        summary.installed = install_correction(path, year, options.is_mc, Path.cwd())
+        summary.installed = install_correction(path, year, options.is_mc, Path.cwd(), config, force=options.force)
 
 
 PROVENANCE_JSON = "provenance.json"

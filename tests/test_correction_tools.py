@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import hashlib
 import json
@@ -322,22 +323,45 @@ def _diff(before: str, after: str) -> list[str]:
     ]
 
 
-def test_install_copies_and_changes_only_the_one_key(repo):
+def test_install_copies_and_changes_only_the_one_key(repo, tmp_path):
+    """A good 2018 Data file replaces the failed one: the value and its stale comment change, nothing else."""
+    good = tmp_path / "res_calib_BS_correction_2018_nanoAODv12.json"
+    shutil.copy(MC_2018, good)  # the 2018 MC factors pass the audit; under a Data name they are a Data file here
     before = (repo / FILELIST).read_text()
-    target = install_correction(MC_2018, 2018, False, repo)
-    assert target == repo / "data" / "res_calib" / MC_2018.name
-    assert target.read_bytes() == MC_2018.read_bytes()
+    target = install_correction(good, 2018, False, repo)
+    assert target == repo / "data" / "res_calib" / good.name
+    assert target.read_bytes() == good.read_bytes()
     after = (repo / FILELIST).read_text()
+    today = datetime.date.today().isoformat()
     assert _diff(before, after) == [
         "-    Data: data/res_calib/res_calib_BS_correction_2018_nanoAODv12.json # 30-45_EE holds 0.0629 (failed fit)",
-        f"+    Data: data/res_calib/{MC_2018.name} # 30-45_EE holds 0.0629 (failed fit)",
+        f"+    Data: data/res_calib/{good.name}  # {good.name}, installed {today}: audit OK",
     ]
-    assert yaml.safe_load(after)["BS_res_calib_path"]["2018"]["Data"] == f"data/res_calib/{MC_2018.name}"
+    assert yaml.safe_load(after)["BS_res_calib_path"]["2018"]["Data"] == f"data/res_calib/{good.name}"
+
+
+@pytest.mark.parametrize(
+    "source,year,is_mc,reason",
+    [(DATA_2018, 2018, False, r"30-45_EE = 0.06287 \(outside plausible band"),
+     (MC_2018, 2018, False, "its name says MC"),
+     (DATA_2017, 2018, False, "its name says year 2017")],
+)  # fmt: skip
+def test_install_refuses_a_flagged_or_mismatched_file_unless_forced(repo, source, year, is_mc, reason, caplog):
+    before = (repo / FILELIST).read_bytes()
+    with pytest.raises(CorrectionError, match=reason) as err:
+        install_correction(source, year, is_mc, repo)
+    assert "--force" in str(err.value) and "\n" not in str(err.value)
+    assert (repo / FILELIST).read_bytes() == before and not (repo / "data").exists()
+    install_correction(source, year, is_mc, repo, force=True)
+    assert "installing" in caplog.text and "despite" in caplog.text
+    kind = "MC" if is_mc else "Data"
+    (entry,) = [line for line in (repo / FILELIST).read_text().splitlines() if f"{kind}: data/res_calib/{source.name}  #" in line]
+    assert "audit OK" in entry or "installed with --force" in entry
 
 
 def test_install_adds_a_missing_year_without_touching_the_rest(repo):
     before = (repo / FILELIST).read_text()
-    install_correction(DATA_2017, "2024", True, repo)
+    install_correction(DATA_2017, "2024", True, repo, force=True)  # its name says 2017: forced on purpose
     after = (repo / FILELIST).read_text()
     assert _diff(before, after) == ["+  2024:", f"+    MC: data/res_calib/{DATA_2017.name}"]
     loaded = yaml.safe_load(after)
@@ -348,7 +372,7 @@ def test_install_adds_a_missing_year_without_touching_the_rest(repo):
 def test_install_refuses_a_scalar_year_and_a_tampered_json(repo, tmp_path):
     before = (repo / FILELIST).read_bytes()
     with pytest.raises(ConfigError, match="2018_RERECO"):
-        install_correction(DATA_2017, "2018_RERECO", False, repo)
+        install_correction(DATA_2017, "2018_RERECO", False, repo, force=True)
     bad = tmp_path / "bad.json"
     bad.write_text(_tamper("content_length"))
     with pytest.raises(CorrectionError):

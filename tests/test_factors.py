@@ -93,3 +93,19 @@ def test_fallback_error_includes_the_scatter_between_neighbours(scheme):
 def test_no_good_fit_anywhere_refuses(scheme):
     with pytest.raises(GateFailure, match="no category has a good fit"):
         compute_factors(scheme, *_inputs(scheme, failed=set(scheme.names)), _cfg())
+
+
+def test_a_fallback_row_shows_no_sigma_of_the_failed_fit(config, scheme):
+    """The failed fit's sigma did not produce the borrowed factor: the row leaves it out (NaN)."""
+    import math
+
+    from lib.factors import compute_factors
+
+    fits, medians = {}, {}
+    for name in scheme.names:
+        fits[name] = {"fit_val": 1.32, "fit_err": 0.011, "quality": "failed" if name == "30-45_OO" else "ok"}
+        medians[name] = {"n_events": 5000, "median_val_NonCal": 1.1, "median_err_NonCal": 0.001}
+    fits["30-45_OO"]["fit_val"] = 0.7
+    row = next(f for f in compute_factors(scheme, fits, medians, config.step3) if f.cat_name == "30-45_OO")
+    assert row.source.startswith("fallback:") and row.calibration_factor == pytest.approx(1.2)
+    assert math.isnan(row.fit_val) and math.isnan(row.fit_err)

@@ -136,6 +136,9 @@ def setup_install(subparsers: argparse._SubParsersAction) -> None:
     kind.add_argument("--data", dest="is_mc", action="store_false", help="register as the Data correction")
     kind.add_argument("--mc", dest="is_mc", action="store_true", help="register as the MC correction")
     parser.add_argument("--repo-root", type=Path, default=Path.cwd(), help="analysis checkout (default: current directory)")
+    parser.add_argument("--config", type=Path, help="configuration whose categories and step3 thresholds the audit uses")
+    parser.add_argument("--force", action="store_true",
+                        help="install even when the audit flags a category or the file says another year or Data/MC")
     parser.set_defaults(command=install)
 
 
@@ -143,7 +146,7 @@ def install(args: argparse.Namespace) -> int:
     """Copy a correction into data/res_calib/ and set BS_res_calib_path.<year>.<Data|MC> to it."""
     from lib.correction.install import install_correction
 
-    target = install_correction(args.file, args.year, args.is_mc, args.repo_root)
+    target = install_correction(args.file, args.year, args.is_mc, args.repo_root, load_config(args.config), force=args.force)
     print(f"installed {target}")
     return 0
 

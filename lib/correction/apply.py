@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.correction.writer import LoadedCorrection, load_correction
+from lib.io.atomic import umask_mode
 from lib.errors import InputError
 from lib.resolution import sigma_pred
 
@@ -171,7 +172,7 @@ def _apply_one(source: Path, output: Path, loaded: LoadedCorrection, batch_rows:
                 for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group]):
                     writer.write_batch(_with_resolution(batch, schema, loaded))
                     rows += batch.num_rows
-        os.chmod(tmp_path, 0o644)
+        os.chmod(tmp_path, umask_mode())
         os.replace(tmp_path, output)
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"failed to write {output} from {source}: {' '.join(str(err).split())}") from err

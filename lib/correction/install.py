@@ -16,13 +16,15 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lib.config import Config
 from lib.correction.writer import atomic_write_bytes, load_correction
-from lib.errors import ConfigError
+from lib.errors import ConfigError, CorrectionError
 
 __all__ = ["FILELIST", "INSTALL_DIR", "TOP_KEY", "install_correction", "set_filelist_entry"]
 
@@ -40,27 +42,54 @@ _KEY_LINE = re.compile(
 _DEFAULT_STEP = 2
 
 
-def install_correction(json_path: Path, year: int | str, is_mc: bool, repo_root: Path) -> Path:
-    """Copy a validated correction into ``data/res_calib/`` and register it in the file list.
+def install_correction(
+    json_path: Path, year: int | str, is_mc: bool, repo_root: Path, config: Config | None = None, force: bool = False
+) -> Path:
+    """Audit a correction, copy it into ``data/res_calib/`` and register it in the file list.
+
+    What Stage-1 reads for every event of a year must not be a failed fit or another sample's file,
+    so installing refuses (unless ``force``) a file whose audit flags a category (outside the
+    plausible band, or an outlier against its neighbours: the original shipped 0.0629) and a file
+    whose name or description says another year or Data/MC than asked. The entry's trailing
+    comment is rewritten: it described the file being replaced.
 
     Args:
         json_path: the correction file (``.json`` or ``.json.gz``); it is validated first.
         year: the analysis year key (``2018``, ``2022preEE``).
         is_mc: register under ``MC`` instead of ``Data``.
         repo_root: root of the analysis checkout holding ``data/`` and ``configs/``.
+        config: categories and thresholds of the audit (``step3``); None: the default configuration.
+        force: install despite audit flags or a name/description that disagrees (each logged as a warning).
 
     Returns:
         The installed copy.
 
     Raises:
-        CorrectionError: the JSON does not load or validate, or cannot be copied.
+        CorrectionError: the JSON does not load or validate, cannot be copied, or is refused (one
+            line naming the categories or the mismatch, and ``--force``).
         ConfigError: the file list cannot be read, or the entry cannot be edited safely
             (e.g. the year holds a scalar instead of a Data/MC mapping).
     """
+    from lib.categories import CategoryScheme
+    from lib.config import load_config
+    from lib.correction.auditor import audit_correction
+
     json_path, repo_root = Path(json_path), Path(repo_root)
-    load_correction(json_path)
-    if str(year) not in json_path.name:
-        logger.warning("installing %s for year %s: the file name does not mention that year", json_path.name, year)
+    loaded = load_correction(json_path)
+    config = config or load_config()
+    kind = "MC" if is_mc else "Data"
+    problems = _sample_mismatches(json_path.name, loaded.model.description or "", str(year), kind)
+    report = audit_correction(
+        json_path, CategoryScheme.from_config(config.categories), tuple(config.step3.plausible_factor_band),
+        config.step3.neighbour_outlier_ratio,
+    )  # fmt: skip
+    problems += [f"{name} = {report.values()[name]:.4g} ({'; '.join(reasons)})" for name, reasons in _flags(report)]
+    if problems and not force:
+        raise CorrectionError(f"refusing to install {json_path} as {year} {kind}: {'; '.join(problems)} (--force installs it anyway)")
+    for problem in problems:
+        logger.warning("installing %s despite: %s", json_path.name, problem)
+    verdict = "audit OK" if report.ok else f"audit flags {', '.join(report.flagged)} (installed with --force)"
+    comment = f"{json_path.name}, installed {date.today().isoformat()}: {verdict}"
     target = repo_root / INSTALL_DIR / json_path.name
     target.parent.mkdir(parents=True, exist_ok=True)
     if not (target.exists() and target.resolve() == json_path.resolve()):
@@ -70,9 +99,8 @@ def install_correction(json_path: Path, year: int | str, is_mc: bool, repo_root:
         text = filelist.read_bytes().decode() if filelist.exists() else ""
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read {filelist}: {err}") from err
-    kind = "MC" if is_mc else "Data"
     value = (INSTALL_DIR / json_path.name).as_posix()
-    new_text = set_filelist_entry(text, year, kind, value, where=str(filelist))
+    new_text = set_filelist_entry(text, year, kind, value, where=str(filelist), comment=comment)
     if new_text != text:
         filelist.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(filelist, new_text.encode())
@@ -80,10 +108,34 @@ def install_correction(json_path: Path, year: int | str, is_mc: bool, repo_root:
     return target
 
 
-def set_filelist_entry(text: str, year: int | str, kind: str, value: str, where: str = "file list") -> str:
+def _flags(report: Any) -> list[tuple[str, tuple[str, ...]]]:
+    return [(c.name, c.reasons) for c in report.categories if c.reasons]
+
+
+_YEAR = re.compile(r"(?<![0-9])(20[12][0-9](?:pre|post)?(?:EE|VFP|BPix)?)(?![0-9])")
+
+
+def _sample_mismatches(file_name: str, description: str, year: str, kind: str) -> list[str]:
+    """What in the file's name or description says another year, or Data for MC (or the reverse)."""
+    problems = []
+    for where, text in (("name", file_name), ("description", description)):
+        years = set(_YEAR.findall(text))
+        if years and year not in years:
+            problems.append(f"its {where} says year {', '.join(sorted(years))}")
+        tokens = set(re.split(r"[^A-Za-z]+", text))
+        other = "Data" if kind == "MC" else "MC"
+        if other in tokens and kind not in tokens:
+            problems.append(f"its {where} says {other}")
+    return problems
+
+
+def set_filelist_entry(
+    text: str, year: int | str, kind: str, value: str, where: str = "file list", comment: str | None = None
+) -> str:
     """Return ``text`` with ``BS_res_calib_path.<year>.<kind>`` set to ``value``, all else unchanged.
 
-    Missing keys are added at the end of their parent block, indented like their siblings.
+    Missing keys are added at the end of their parent block, indented like their siblings. The
+    entry's trailing comment is kept, or replaced by ``# <comment>`` when one is given.
 
     Args:
         text: the YAML file's text (block style under ``BS_res_calib_path``).
@@ -147,6 +199,8 @@ def set_filelist_entry(text: str, year: int | str, kind: str, value: str, where:
             raise ConfigError(f"{where}: '{'.'.join(path)}' holds a nested block, not a file path")
         if body[:1] in ("|", ">", "&", "*", "!", "{", "["):
             raise ConfigError(f"{where}: '{'.'.join(path)}' is '{body}'; only a plain or quoted path can be replaced")
+        if comment is not None:
+            trail = "  # " + comment
         spaced = trail if not trail.startswith("#") else " " + trail
         text_line = f"{match['indent']}{match['key']}:{lead or ' '}{_format_value(value, body)}{spaced}"
         lines[found] = _Line(text_line, lines[found].eol)

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from lib.categories import CategoryScheme
+from lib.io.atomic import umask_mode
 from lib.errors import CorrectionError
 
 __all__ = [
@@ -198,7 +199,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``.
 
     A reader never sees a half-written file and an interrupted write leaves the old file intact.
-    The new file keeps the old one's permission bits (0644 when there was none).
+    The new file keeps the old one's permission bits (the umask's when there was none).
 
     Raises:
         CorrectionError: the directory is missing or not writable.
@@ -207,7 +208,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
-        mode = 0o644
+        mode = umask_mode()
     except OSError as err:
         raise CorrectionError(f"cannot write {path}: {err.strerror}") from err
     tmp_name = None

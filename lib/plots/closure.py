@@ -11,6 +11,19 @@ from lib.plots.save import save_figure
 
 __all__ = ["plot_closure"]
 
+RATIO_LIMIT = 0.3
+
+
+def _off_scale(rax: object, x: np.ndarray, deviation: np.ndarray, color: str) -> None:
+    """Points beyond the ratio panel: an arrow at its edge, pointing their way, labelled with the value."""
+    for xi, dev in zip(x, deviation):
+        edge = np.sign(dev) * RATIO_LIMIT * 0.92
+        rax.annotate(
+            f"{dev:+.0%}", xy=(xi, edge), xytext=(xi, edge - np.sign(dev) * 0.12 * RATIO_LIMIT * 2),
+            ha="center", va="center", fontsize=11, color=color,
+            arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.5},
+        )  # fmt: skip
+
 
 def plot_closure(before: Sequence, after: Sequence, path_stem: Path, label: str) -> list[Path]:
     """y = x with a +-10 % band, both passes as points, and a ratio panel (fit / median - 1)."""
@@ -37,11 +50,14 @@ def plot_closure(before: Sequence, after: Sequence, path_stem: Path, label: str)
             if med.size == 0:
                 continue
             ax.errorbar(med, fit, yerr=fit_err, fmt=marker, color=color, label=name, ms=7)
-            rax.errorbar(med, ratio - 1.0, yerr=ratio_err, fmt=marker, color=color, ms=7)
+            deviation = ratio - 1.0
+            inside = np.abs(deviation) <= RATIO_LIMIT
+            rax.errorbar(med[inside], deviation[inside], yerr=ratio_err[inside], fmt=marker, color=color, ms=7)
+            _off_scale(rax, med[~inside], deviation[~inside], color)
         ax.set_ylabel(r"fitted $\sigma$ [GeV]")
         ax.legend(loc="upper left", fontsize=16)
         mplhep.cms.label(ax=ax, data="Data" in label, text="Preliminary", rlabel=label, fontsize=18)
         rax.set_xlabel(r"median predicted $\sigma_{m_{\mu\mu}}$ in bin [GeV]")
         rax.set_ylabel("fit/pred - 1")
-        rax.set_ylim(-0.3, 0.3)
+        rax.set_ylim(-RATIO_LIMIT, RATIO_LIMIT)
     return save_figure(fig, path_stem)
