@@ -195,7 +195,8 @@ def run_fits(executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | N
             if cached is not None:
                 done[job.task.name] = cached
         if done:
-            log.info("re-using %d finished fits from %s", len(done), cache.directory)
+            # Shown by default: the run's numbers then come partly from an earlier process.
+            log.warning("re-using %d finished fits from %s (same inputs and configuration)", len(done), cache.directory)
     todo = [j for j in jobs if j.task.name not in done]
 
     def persist(index: int, result: object) -> None:
