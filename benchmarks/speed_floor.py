@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Issue 14's numbers: ``--steps all --ifbinned`` on 1 M events against a floor measured in the same run.
+
+Wall times on shared machines vary by 10-30 %, so every run is also given as a ratio to a floor
+measured right before it: 36 bare binned BW (x) DCB fits of 100 k events each (two ``fitTo``,
+no retries, no plots), spread over the same number of worker processes. Then, each in a fresh
+process with a fresh output directory (no caches):
+
+- ``--steps all --ifbinned`` in the default mode (local Dask) and with ``--no-dask-client``,
+  with and without figures;
+- the step-2 grid of 36 panels, and one fit figure (PNG + PDF) in a warm process, CPU seconds.
+
+    .venv/bin/python benchmarks/speed_floor.py [--events 1000000] [--workers 2]
+
+Prints a Markdown table (copied into benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.run_benchmarks import ensure_sample, machine_description  # noqa: E402
+
+MZ, GZ = 91.188, 2.4955
+
+
+def floor_seconds(workers: int, n_fits: int = 36, n_events: int = 100_000) -> float:
+    """Wall seconds of ``n_fits`` bare binned BW (x) DCB fits over ``workers`` processes."""
+    from lib.config import load_config, resolve_fit_spec
+    from lib.executor import ProcessExecutor
+    from lib.fitting.runner import FitTask, fit_category
+    from lib.pipeline import FIT_WORKER_PRELOAD
+
+    config = load_config()
+    rng = np.random.default_rng(1)
+    masses = MZ + 0.5 * GZ * rng.standard_cauchy(3 * n_events) + rng.normal(0.0, 1.3, 3 * n_events)
+    masses = masses[(masses > 75.0) & (masses < 105.0)][:n_events]
+    spec = resolve_fit_spec(config, "45-52_BB", binned=True).model_copy(
+        update={"line_shape": "breit_wigner", "background": "none", "fix_undetermined": ()}
+    )
+    tasks = [FitTask(f"floor{i}", masses, None, spec, (), 1.2, config.fit.quality) for i in range(n_fits)]
+    pool = ProcessExecutor(workers, preload=FIT_WORKER_PRELOAD)
+    pool.map(fit_category, tasks[:workers], [t.name for t in tasks[:workers]])  # workers warm, as in a run
+    start = time.monotonic()
+    pool.map(fit_category, tasks, [t.name for t in tasks])
+    return time.monotonic() - start
+
+
+def cli_seconds(sample: Path, workers: int, *flags: str) -> float:
+    """Wall seconds of one fresh ``--steps all --ifbinned`` run (interpreter start included)."""
+    out = Path(tempfile.mkdtemp(prefix="ebe-speed-"))
+    argv = [sys.executable, str(REPO / "getCalibrationFactor.py"), "--steps", "all", "--ifbinned", "--years", "2018",
+            "--input_path", str(sample), "--output_path", str(out), "--workers", str(workers), *flags]  # fmt: skip
+    start = time.monotonic()
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    shutil.rmtree(out, ignore_errors=True)
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(argv)}\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def figure_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds of the 36-panel step-2 grid and of one fit figure, each drawn in a warm process."""
+    code = r"""
+import sys, time, pickle
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from lib.medians import CategoryMedian
+from lib.plots.medians import plot_sigma_pred_histograms
+from lib.plots.fits import plot_fit
+from lib.fitting.result import FitCurves, FitResult
+out = Path(sys.argv[2])
+rng = np.random.default_rng(1)
+edges = np.linspace(0.5, 3.0, 51)
+counts = np.array([np.histogram(rng.lognormal(np.log(1.0 + 0.02 * i), 0.2, 20000), edges)[0] for i in range(36)], float)
+meds = tuple(CategoryMedian(f"c{i}", 20000, 20000.0, 1.0 + 0.02 * i, 0.002) for i in range(36))
+plot_sigma_pred_histograms(edges, counts, meds, out / "warm", "Data 2018")
+start = time.process_time(); plot_sigma_pred_histograms(edges, counts, meds, out / "grid", "Data 2018"); grid = time.process_time() - start
+e = np.linspace(75, 105, 121); c = 0.5 * (e[1:] + e[:-1]); n = 5000 * np.exp(-0.5 * ((c - 91.2) / 2.5) ** 2) + 20
+x = np.linspace(75, 105, 481); y = np.interp(x, c, n)
+curves = FitCurves(e, n, np.sqrt(n), np.sqrt(n), x, y, 0.98 * y, 0.02 * y, rng.normal(0, 1, 120))
+result = FitResult(name="45-52_BB", ok=True, reason="", fit_val=1.2, fit_err=0.01, status=0, cov_qual=3, edm=1e-6,
+                   min_nll=1.0, chi2_ndf=1.0, n_float=8, n_events=100000, sum_weights=1e5, weighted=False, peak="z",
+                   backend="cpu", label="nominal", params=(), attempts=(), curves=curves, seconds=0.5)
+plot_fit(result, out / "warm_fit", "2018 Data 45-52_BB")
+start = time.process_time()
+for i in range(5):
+    plot_fit(result, out / f"fit{i}", "2018 Data 45-52_BB")
+print(grid, (time.process_time() - start) / 5)
+"""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-c", code, str(REPO), tmp], capture_output=True, text=True, check=True)
+    grid, fit = (float(v) for v in done.stdout.split())
+    return grid, fit
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    sample = ensure_sample(args.events)
+    rows = []
+    for label, flags in (
+        ("default mode (local Dask), figures", ()),
+        ("default mode (local Dask), --no-plots", ("--no-plots",)),
+        ("--no-dask-client, figures", ("--no-dask-client",)),
+        ("--no-dask-client, --no-plots", ("--no-dask-client", "--no-plots")),
+    ):
+        floor = floor_seconds(args.workers)
+        seconds = cli_seconds(sample, args.workers, *flags)
+        rows.append((label, seconds, floor))
+        print(f"{label}: {seconds:.1f} s, floor {floor:.1f} s, ratio {seconds / floor:.1f}", flush=True)
+    grid, fit = figure_cpu_seconds()
+    print()
+    print(f"{machine_description()}; {args.events:,} events, {args.workers} workers")
+    print()
+    print("| run | wall [s] | floor [s] | ratio |")
+    print("|---|---|---|---|")
+    for label, seconds, floor in rows:
+        print(f"| `--steps all --ifbinned`, {label} | {seconds:.1f} | {floor:.1f} | {seconds / floor:.1f} |")
+    print(f"| step-2 grid of 36 panels (PNG + PDF), CPU | {grid:.2f} | | |")
+    print(f"| one fit figure (PNG + PDF), CPU | {fit:.2f} | | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
