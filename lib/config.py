@@ -352,10 +352,17 @@ class Config(_Model):
                 _check_on_grid(f"{where} with fit.retry_ladder[{i}]", binning, window, step)
         return self
 
-    def fingerprint(self) -> str:
-        """Short stable hash of the whole configuration, recorded in outputs for provenance."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    def fingerprint(self, without_overrides: bool = False) -> str:
+        """Short stable hash of the whole configuration, recorded in outputs for provenance.
+
+        ``without_overrides``: the same hash with ``fit.overrides`` left out, which ``--fixCat``
+        compares (tuning one category's override is what it is for; per-category fit specs are
+        compared separately).
+        """
+        payload = self.model_dump(mode="json")
+        if without_overrides:
+            payload["fit"].pop("overrides")
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class FitSpec(_Model):

@@ -185,12 +185,16 @@ class FitCache:
                 pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def run_fits(executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None) -> dict[str, FitResult | TaskCrash]:
-    """Run the jobs (re-using cached fits with the same key); results keyed by category name."""
+def run_fits(
+    executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None, refit: set[str] = frozenset()  # type: ignore[assignment]
+) -> dict[str, FitResult | TaskCrash]:
+    """Run the jobs (re-using cached fits with the same key, except those named in ``refit``); results keyed by category name."""
     keys = {j.task.name: job_key(j) for j in jobs} if cache else {}
     done: dict[str, FitResult | TaskCrash] = {}
     if cache:
         for job in jobs:
+            if job.task.name in refit:
+                continue
             cached = cache.load(job.task.name, keys[job.task.name])
             if cached is not None:
                 done[job.task.name] = cached

@@ -6,6 +6,8 @@ back from the output directory, exactly as the original's steps did.
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import json
 import logging
 import math
@@ -202,20 +204,56 @@ def _check_writable(out_dir: Path) -> None:
         raise CalibrationError(f"output directory {out_dir} is not writable ({err.strerror})") from err
 
 
-_CONFIGURATION_KEYS = {"config_fingerprint": "config", "binned": "binned", "sample": "sample"}
+_CONFIGURATION_KEYS = {
+    "config_fingerprint": "config", "config_fingerprint_without_overrides": "config", "binned": "binned", "sample": "sample",
+}  # fmt: skip
+
+
+def fit_spec_hashes(config: Config, binned: bool, backend: str | None) -> dict[str, str]:
+    """Per category, a hash of its resolved nominal fit specification (defaults and its overrides)."""
+    from lib.config import resolve_fit_spec
+
+    scheme = CategoryScheme.from_config(config.categories)
+    return {
+        # sort_keys: the same configuration read from a YAML file with its keys in another order hashes alike
+        name: hashlib.sha256(
+            json.dumps(resolve_fit_spec(config, name, binned, backend).model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()[:16]
+        for name in scheme.names
+    }
+
+
+def tuned_categories(config: Config) -> dict[str, list[str]]:
+    """Per category, the ``fit.overrides`` keys (exact or wildcard) that apply to it; untuned ones left out."""
+    scheme = CategoryScheme.from_config(config.categories)
+    keys = list(config.fit.overrides)
+    matched = {name: [k for k in keys if k == name or fnmatch.fnmatchcase(name, k)] for name in scheme.names}
+    return {name: found for name, found in matched.items() if found}
 
 
 def _configuration_differences(previous: dict[str, object], options: RunOptions, config: Config) -> list[str]:
     """What differs between the run that filled a directory and this one, as ``name old vs new``.
 
     Inputs may differ: every cache is keyed by the input files, so new inputs cannot pick up old results.
+    ``--fixCat CAT`` may change CAT's own fit (its ``fit.overrides``, the users' tuning loop): it
+    compares the configuration without the overrides, and then every other category's fit
+    specification with the one recorded in the provenance.
     """
-    now = {"config_fingerprint": config.fingerprint(), "binned": options.binned, "sample": options.sample_label}
-    return [
-        f"{_CONFIGURATION_KEYS[key]} {previous[key]} vs {value}"
-        for key, value in now.items()
-        if key in previous and previous[key] != value
+    by_parts = bool(options.fix_cat) and "config_fingerprint_without_overrides" in previous
+    key = "config_fingerprint_without_overrides" if by_parts else "config_fingerprint"
+    now = {key: config.fingerprint(without_overrides=by_parts), "binned": options.binned, "sample": options.sample_label}
+    differences = [
+        f"{_CONFIGURATION_KEYS[name]} {previous[name]} vs {value}"
+        for name, value in now.items()
+        if name in previous and previous[name] != value
     ]
+    if by_parts and not differences:
+        recorded: dict[str, str] = previous.get("fit_specs", {})  # type: ignore[assignment]
+        specs = fit_spec_hashes(config, options.binned, options.backend)
+        changed = sorted(n for n, h in recorded.items() if n != options.fix_cat and specs.get(n) != h)
+        if changed:
+            differences.append(f"fit.overrides change the fits of {', '.join(changed)}, not only {options.fix_cat}")
+    return differences
 
 
 def _check_same_configuration(out_dir: Path, options: RunOptions, config: Config) -> bool:
@@ -306,7 +344,8 @@ def _run_step1(
         config, scheme, reduction, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}",
         log_dir=out_dir / "logs",
     )  # fmt: skip
-    results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"))
+    # --fixCat always refits its category, with the configuration given now (its cached fit is the one being fixed).
+    results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"), refit=set(names) if options.fix_cat else set())
     for name, count in too_few.items():
         results[name] = TaskCrash(name, f"{count} events, fewer than fit.min_events = {minimum}: not fitted")
     n_events = {m.cat_name: m.n_events for m in medians}
@@ -363,6 +402,11 @@ def _write_provenance(out_dir: Path, options: RunOptions, config: Config, source
         "skipped_files": list(source.skipped),
         "input_path": str(options.input_path or config.input.stage1_path),
         "config_fingerprint": config.fingerprint(),
+        "config_fingerprint_without_overrides": config.fingerprint(without_overrides=True),
+        # What each category was fitted with, so a --fixCat run can tell whether it changes only its
+        # category, and a reader which categories were tuned by hand (fit.overrides).
+        "fit_specs": fit_spec_hashes(config, options.binned, options.backend),
+        "tuned_categories": tuned_categories(config),
         "tool_version": __version__,
         "binned": options.binned,
         "sample": options.sample_label,

@@ -1,0 +1,76 @@
+"""The users' tuning loop: a fit is not good, change that category's override, ``--fixCat`` it, and only it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from getCalibrationFactor import main
+from lib.config import DEFAULT_CONFIG
+from lib.io.tables import read_csv
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+CAT = "45-52_BB"
+FAST = ["--years", "2018", "--ifbinned", "--no-plots", "--no-dask-client", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    pytest.importorskip("ROOT")
+    from lib.generator import generate_sample
+
+    root = tmp_path_factory.mktemp("fixcat")
+    generate_sample(root, 2018, seed=5, n_data=250_000, n_mc=0, n_signal=0, files_per_dataset=2)
+    return root
+
+
+def _config(tmp_path: Path, overrides: dict) -> Path:
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["fit"]["overrides"] = overrides
+    path = tmp_path / f"config_{len(list(tmp_path.glob('config_*')))}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _rows(out: Path) -> dict[str, dict[str, str]]:
+    return {r["cat_name"]: r for r in read_csv(out / "binned" / "2018" / "Data_2018" / "fit_results.csv")}
+
+
+def test_fixcat_refits_with_a_changed_override_and_records_it(sample, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["--input_path", str(sample), "--output_path", str(out), *FAST]
+    assert main(["--steps", "all", *base]) == 0
+    before = _rows(out)
+    capsys.readouterr()
+
+    # Unchanged configuration: the category is refitted anyway (not taken from the fit cache).
+    assert main(["--steps", "step1", "--fixCat", CAT, "--log-level", "INFO", *base]) == 0
+    err = capsys.readouterr().err
+    assert "re-using" not in err and "fits: 1/1 done" in err
+    assert _rows(out) == before
+
+    # A narrower range for this category only: refitted with it, merged, recorded as tuned.
+    tuned = _config(tmp_path, {CAT: {"range_gev": [80.0, 102.0]}})
+    assert main(["--steps", "step1", "--fixCat", CAT, "--config", str(tuned), *base]) == 0
+    after = _rows(out)
+    assert int(after[CAT]["n_events"]) < int(before[CAT]["n_events"])
+    assert {n: r for n, r in after.items() if n != CAT} == {n: r for n, r in before.items() if n != CAT}
+    provenance = json.loads((out / "binned" / "2018" / "Data_2018" / "provenance.json").read_text())
+    assert provenance["tuned_categories"] == {CAT: [CAT]}
+    # The next full step 3 with the tuned configuration is consistent with the directory.
+    assert main(["--steps", "step3", "--config", str(tuned), *base]) == 0
+
+
+def test_fixcat_refuses_an_override_that_changes_other_categories(sample, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["--input_path", str(sample), "--output_path", str(out), *FAST]
+    assert main(["--steps", "all", *base]) == 0
+    capsys.readouterr()
+    wildcard = _config(tmp_path, {"45-52_*": {"range_gev": [80.0, 102.0]}})
+    assert main(["--steps", "step1", "--fixCat", CAT, "--config", str(wildcard), *base]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fit.overrides change the fits of 45-52_BE, 45-52_BO" in err[0] and "not only 45-52_BB" in err[0]
