@@ -186,7 +186,7 @@ class FitCache:
 
 
 def run_fits(
-    executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None, refit: set[str] = frozenset()  # type: ignore[assignment]
+    executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None, refit: frozenset[str] = frozenset()
 ) -> dict[str, FitResult | TaskCrash]:
     """Run the jobs (re-using cached fits with the same key, except those named in ``refit``); results keyed by category name."""
     keys = {j.task.name: job_key(j) for j in jobs} if cache else {}

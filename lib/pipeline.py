@@ -345,7 +345,7 @@ def _run_step1(
         log_dir=out_dir / "logs",
     )  # fmt: skip
     # --fixCat always refits its category, with the configuration given now (its cached fit is the one being fixed).
-    results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"), refit=set(names) if options.fix_cat else set())
+    results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"), refit=frozenset(names if options.fix_cat else ()))
     for name, count in too_few.items():
         results[name] = TaskCrash(name, f"{count} events, fewer than fit.min_events = {minimum}: not fitted")
     n_events = {m.cat_name: m.n_events for m in medians}
