@@ -24,7 +24,9 @@ def _warm_up() -> None:
         name: p.model_copy(update={"constant": True}) if name.startswith(("alpha", "n_")) else p
         for name, p in spec.params.items()
     }
-    spec = spec.model_copy(update={"params": params, "background": "none"})
+    # The plain line shape: the acceptance one needs a table from the data, and without it the fit
+    # would stop before RooFit ran (silently, as everything here must).
+    spec = spec.model_copy(update={"params": params, "background": "none", "line_shape": "breit_wigner"})
     rng = np.random.default_rng(0)
     lo, hi = spec.range_gev
     masses = 91.188 + 1.25 * rng.standard_cauchy(40_000) + rng.normal(0.0, 1.2, 40_000)
