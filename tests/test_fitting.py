@@ -401,3 +401,12 @@ def test_binning_off_the_histogram_grid_fails_the_attempt_not_the_run(config: Co
     result = fit_category(FitTask("45-52_BB", None, None, spec, (), 1.2, config.fit.quality, histogram=histogram))
     assert not result.ok and result.n_events == histogram.n_events
     assert "70 bins over 75-105 GeV do not fall on the 0.05 GeV grid" in result.reason
+
+
+@pytest.mark.root
+def test_the_fit_workers_warm_up_really_fits():
+    """The forkserver's warm-up swallows every error by design, so a broken one would go unnoticed: call it directly."""
+    pytest.importorskip("ROOT")
+    from lib.fitting.warm import _warm_up
+
+    _warm_up()  # raised FitError (acceptance line shape without a table) before it used the plain one

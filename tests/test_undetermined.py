@@ -81,11 +81,3 @@ def test_fit_without_background_passes_at_the_nominal_attempt(plain_config: Conf
     assert all(result.param(name).constant for name in nominal.fixed_undetermined)
     assert abs(result.fit_val - 1.3) < 3.0 * result.fit_err and result.fit_err < 0.02 * 1.3
 
-
-@pytest.mark.root
-def test_the_fit_workers_warm_up_really_fits():
-    """The forkserver's warm-up swallows every error by design, so a broken one would go unnoticed: call it directly."""
-    pytest.importorskip("ROOT")
-    from lib.fitting.warm import _warm_up
-
-    _warm_up()  # raised FitError (acceptance line shape without a table) before it used the plain one
