@@ -7,6 +7,7 @@ and sigma_pred spread) and each line shape (``acceptance``, ``breit_wigner``) th
 - categories accepted at the nominal attempt, chi2/NDF of categories with more than 1 k events;
 - factor / k (the truth) over the categories with more than 10 k events: mean and rms;
 - the closure: worst |fit/median - 1| over bins with more than 5 k events;
+- the Higgs check (pure DCB on the calibrated signal sample): worst |fit/median - 1| over the tested bins;
 - the ratio of factors between two samples that differ only in k (same seed, k scaled by 1.10):
   mean, rms and how many of the 36 categories lie within 2.5 sigma of the truth;
 - fit seconds per category.
@@ -82,7 +83,7 @@ def _calibrate(sample: Path, out: Path, config: Path, mc: bool) -> float:
     start = time.monotonic()
     _run(base + ["--steps", "all"])
     seconds = time.monotonic() - start
-    _run(base + ["--closure_test"])
+    _run(base + ["--closure_test", "--validate-higgs"])
     return seconds
 
 
@@ -112,12 +113,15 @@ def _summary(sample: Path, scaled: Path, out: Path, out_scaled: Path, mc: bool, 
         error = ratio * ((e1 / f1) ** 2 + (e2 / f2) ** 2) ** 0.5 if e1 > 0 and e2 > 0 else float("inf")
         pulls.append(abs(ratio - K_SCALE) / error if error > 0 else float("inf"))
     closure_dev = [abs(float(r["ratio"]) - 1) for r in closure.values() if int(r["nEvents"]) > 5000 and r["ratio"] not in ("", "nan")]
+    higgs = _rows(directory / "higgs_validation_resolutionBinning.csv")
+    higgs_dev = [abs(float(r["ratio"]) - 1) for r in higgs.values() if r["verdict"] in ("pass", "fail")]
     return {
         "sample": label,
         "nominal": f"{nominal}/36",
         "max chi2/ndf (>1k)": f"{max(chi2):.2f}",
         "factor/k (>10k)": f"{statistics.mean(over_k):.3f} +- {statistics.pstdev(over_k):.3f}",
         "closure worst (>5k)": f"{max(closure_dev):.1%}" if closure_dev else "-",
+        "Higgs worst (tested)": f"{max(higgs_dev):.1%}" if higgs_dev else "-",
         "k ratio mean/rms": f"{statistics.mean(ratios) / K_SCALE - 1:+.2%} / {statistics.pstdev(ratios) / K_SCALE:.2%}",
         "within 2.5 sigma": f"{sum(p < 2.5 for p in pulls)}/36",
         "steps all [s]": f"{seconds:.1f}",
