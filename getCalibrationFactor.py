@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from lib import console
@@ -101,6 +102,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
     args = build_parser().parse_args(argv)
     console.configure(args.log_level)
     try:
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for summary in summaries:
         print(format_summary(summary))
+    # The phases above plus what they leave out: start-up, the cluster, step 3, closing down.
+    print(f"total {time.monotonic() - started:.1f} s")
     return 0
 
 
