@@ -24,7 +24,6 @@ from typing import Any, Iterator
 from lib import console
 from lib.errors import CalibrationError
 
-
 __all__ = ["dask_client", "package_versions", "CHECKED_PACKAGES"]
 
 # Packages whose versions must agree between client and workers: the fit results and the Arrow
@@ -192,7 +191,6 @@ def _gateway_client(address: str | None, n_workers: int, options: dict[str, str]
         if owned:
             cluster.shutdown()
         gateway.close()
-
 
 
 def _cluster_options(gateway: Any, options: dict[str, str]) -> Any:

@@ -49,6 +49,14 @@ FIT_PARAMETERS = (
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def fingerprint(self) -> str:
+        """Short stable hash of the model's content (key order of the YAML it came from does not matter)."""
+        return _digest(self.model_dump(mode="json"))
+
+
+def _digest(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -362,7 +370,7 @@ class Config(_Model):
         payload = self.model_dump(mode="json")
         if without_overrides:
             payload["fit"].pop("overrides")
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return _digest(payload)
 
 
 class FitSpec(_Model):
@@ -475,17 +483,21 @@ def _default_spec(config: Config, name: str, binned: bool, backend: str | None) 
     )
 
 
-def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | None = None) -> FitSpec:
-    """Nominal fit spec for one category: defaults, then wildcard overrides, then exact-name ones.
+def override_keys(config: Config, name: str) -> list[str]:
+    """The ``fit.overrides`` keys that apply to ``name``, in the order they are applied.
 
-    Wildcards are applied in file order before the exact name, so ``30-45_EE`` beats ``30-45_*``.
+    Wildcards in file order before the exact name, so ``30-45_EE`` beats ``30-45_*``.
     """
     overrides = config.fit.overrides
+    wildcard = [k for k in overrides if k != name and fnmatch.fnmatchcase(name, k)]
+    return wildcard + ([name] if name in overrides else [])
+
+
+def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | None = None) -> FitSpec:
+    """Nominal fit spec for one category: defaults, then its overrides (``override_keys``)."""
     spec = _default_spec(config, name, binned, backend)
-    wildcard = [(k, v) for k, v in overrides.items() if k != name and fnmatch.fnmatchcase(name, k)]
-    exact = [(name, overrides[name])] if name in overrides else []
-    for _, patch in wildcard + exact:
-        spec = _apply_patch(spec, patch.model_copy(update={"label": ""}), None)
+    for key in override_keys(config, name):
+        spec = _apply_patch(spec, config.fit.overrides[key].model_copy(update={"label": ""}), None)
     return spec
 
 

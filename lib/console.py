@@ -2,9 +2,9 @@
 
 Dask's scheduler, nannies and workers log dozens of INFO lines per run (cluster start, each
 connection, each close), and worker processes start with no logging set up at all, so the
-tool's own warnings from a worker printed bare. ``configure`` is called by each CLI and by each
-worker process (``ProcessExecutor``'s initializer, ``lib.cluster``'s worker plugin) with the
-parent's level: the libraries' chatter stays at WARNING unless the user asks for DEBUG.
+tool's own warnings from a worker printed bare. ``configure`` is called by each CLI, and
+``configure_once`` by every worker task (``lib.executor``) with the parent's level: the
+libraries' chatter stays at WARNING unless the user asks for DEBUG.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Step 1: one Z-peak fit per category, run through an executor, recorded and merged on disk.
 
 Each fit runs in a worker (``fit_job`` is module-level and its input picklable); ROOT is
-imported only there. Figures are drawn afterwards (``lib.figures``), off the path to the results. Results come back as frozen ``FitResult``s; a worker that crashed twice
+imported only there. Results come back as frozen ``FitResult``s; a worker that crashed twice
 becomes a failed result with the reason, so the run always ends with one row per category.
+Figures are drawn afterwards (``lib.figures``), off the path to the results.
 """
 
 from __future__ import annotations

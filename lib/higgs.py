@@ -38,10 +38,9 @@ def _signal_samples(
     options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: object, factors: np.ndarray
 ) -> list[BinSample]:  # fmt: skip
     """Bins of calibrated sigma_pred of the signal-region events: histograms filled while reading (binned) or events."""
-    from lib.pipeline import reduce_files
+    from lib.pipeline import input_root, reduce_files
 
-    # Absolute: a Dask worker of a scheduler or Gateway runs in its own directory.
-    root = (Path(options.input_path) if options.input_path else Path(config.input.stage1_path)).resolve()
+    root = input_root(options, config)
     files = find_files(root, config.input.signal_glob, year)
     higgs = config.higgs
     edges = higgs.bin_edges_gev

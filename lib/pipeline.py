@@ -6,8 +6,6 @@ back from the output directory, exactly as the original's steps did.
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import json
 import logging
 import math
@@ -23,7 +21,7 @@ import pyarrow as pa
 
 from lib import __version__
 from lib.categories import CategoryScheme
-from lib.config import Config
+from lib.config import Config, override_keys, resolve_fit_spec
 from lib.errors import CalibrationError, InputError
 from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskCrash, TaskExecutor, default_workers
 from lib.factors import CategoryFactor, compute_factors
@@ -153,8 +151,7 @@ def load_reduction(
     Raises:
         InputError: no event of any file falls in the Z window and the categories.
     """
-    # Absolute: a Dask worker of a scheduler or Gateway runs in its own directory.
-    root = (Path(options.input_path) if options.input_path else Path(config.input.stage1_path)).resolve()
+    root = input_root(options, config)
     pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
     files = find_files(root, pattern, year)
     weight_column = config.input.weight_column if options.is_mc else None
@@ -211,24 +208,19 @@ _CONFIGURATION_KEYS = {
 
 def fit_spec_hashes(config: Config, binned: bool, backend: str | None) -> dict[str, str]:
     """Per category, a hash of its resolved nominal fit specification (defaults and its overrides)."""
-    from lib.config import resolve_fit_spec
-
-    scheme = CategoryScheme.from_config(config.categories)
-    return {
-        # sort_keys: the same configuration read from a YAML file with its keys in another order hashes alike
-        name: hashlib.sha256(
-            json.dumps(resolve_fit_spec(config, name, binned, backend).model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()[:16]
-        for name in scheme.names
-    }
+    names = CategoryScheme.from_config(config.categories).names
+    return {name: resolve_fit_spec(config, name, binned, backend).fingerprint() for name in names}
 
 
 def tuned_categories(config: Config) -> dict[str, list[str]]:
     """Per category, the ``fit.overrides`` keys (exact or wildcard) that apply to it; untuned ones left out."""
-    scheme = CategoryScheme.from_config(config.categories)
-    keys = list(config.fit.overrides)
-    matched = {name: [k for k in keys if k == name or fnmatch.fnmatchcase(name, k)] for name in scheme.names}
-    return {name: found for name, found in matched.items() if found}
+    matched = {name: override_keys(config, name) for name in CategoryScheme.from_config(config.categories).names}
+    return {name: keys for name, keys in matched.items() if keys}
+
+
+def input_root(options: RunOptions, config: Config) -> Path:
+    """The Stage-1 root, absolute: a Dask worker of a scheduler or Gateway runs in its own directory."""
+    return (Path(options.input_path) if options.input_path else Path(config.input.stage1_path)).resolve()
 
 
 def _configuration_differences(previous: dict[str, object], options: RunOptions, config: Config) -> list[str]:

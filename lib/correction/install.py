@@ -83,7 +83,7 @@ def install_correction(
         json_path, CategoryScheme.from_config(config.categories), tuple(config.step3.plausible_factor_band),
         config.step3.neighbour_outlier_ratio,
     )  # fmt: skip
-    problems += [f"{name} = {report.values()[name]:.4g} ({'; '.join(reasons)})" for name, reasons in _flags(report)]
+    problems += [f"{c.name} = {c.value:.4g} ({'; '.join(c.reasons)})" for c in report.categories if c.reasons]
     if problems and not force:
         raise CorrectionError(f"refusing to install {json_path} as {year} {kind}: {'; '.join(problems)} (--force installs it anyway)")
     for problem in problems:
@@ -106,10 +106,6 @@ def install_correction(
         atomic_write_bytes(filelist, new_text.encode())
     logger.info("installed %s; %s.%s.%s = %s in %s", target, TOP_KEY, year, kind, value, filelist)
     return target
-
-
-def _flags(report: Any) -> list[tuple[str, tuple[str, ...]]]:
-    return [(c.name, c.reasons) for c in report.categories if c.reasons]
 
 
 _YEAR = re.compile(r"(?<![0-9])(20[12][0-9](?:pre|post)?(?:EE|VFP|BPix)?)(?![0-9])")
