@@ -1,11 +1,14 @@
 """Line-shape study (issue 18): calibrate generated samples with both Z line shapes and compare with the truth.
 
-For each generator variant (the default settings, and one with another Z pT spectrum, tails, FSR
-and sigma_pred spread) and each line shape (``acceptance``, ``breit_wigner``) this script runs
-``--steps all`` and the closure on Data and MC, then prints per run:
+For each generator variant (the default settings; one with another Z pT spectrum, tails, FSR and
+sigma_pred spread; "gaussian": no FSR, Gaussian residuals, a narrow spread, where factor / k is 1)
+and each line shape (``acceptance``, ``breit_wigner``) this script runs ``--steps all`` and the
+closure on Data and MC, then prints per run:
 
 - categories accepted at the nominal attempt, chi2/NDF of categories with more than 1 k events;
-- factor / k (the truth) over the categories with more than 10 k events: mean and rms;
+- factor / k (the truth) over the categories with more than 10 k events: mean and rms, and the
+  means of same-region pairs (BB, OO, EE) and of mixed ones; how many fitted factors lie within
+  2.5 of their errors of k (meaningful for "gaussian" only: elsewhere tails and FSR move the core);
 - the closure: worst |fit/median - 1| over bins with more than 5 k events;
 - the Higgs check (pure DCB on the calibrated signal sample): worst |fit/median - 1| over the tested bins;
 - the ratio of factors between two samples that differ only in k (same seed, k scaled by 1.10):
@@ -40,6 +43,15 @@ VARIANT = {
     "smearing": {"core_fraction": 0.96, "tail_sigma": 2.2},
     "resolution": {"lognormal_sigma": 0.25},
 }
+# The clean check of the placement: no FSR, Gaussian residuals and a narrow sigma_pred spread, so
+# the DCB core is the resolution and factor / k is 1 up to statistics in every category.
+GAUSSIAN = {
+    "fsr": {"probability": 0.0},
+    "smearing": {"core_fraction": 1.0},
+    "resolution": {"lognormal_sigma": 0.05},
+}
+PATCHES = {"default": {}, "variant": VARIANT, "gaussian": GAUSSIAN}
+SAME_REGION_PAIRS = ("BB", "OO", "EE")
 
 
 def _merge(base: dict, patch: dict) -> dict:
@@ -104,6 +116,10 @@ def _summary(sample: Path, scaled: Path, out: Path, out_scaled: Path, mc: bool, 
     chi2 = [float(r["chi2_ndf"]) for r in fits.values() if int(r["n_events"]) > 1000]
     large = [c for c, r in factors.items() if int(r["n_events"]) > 10_000 and r["source"] == "fit"]
     over_k = [float(factors[c]["calibration_factor"]) / truth[c] for c in large]
+    same = [f for c, f in zip(large, over_k) if c.split("_")[1] in SAME_REGION_PAIRS]
+    mixed = [f for c, f in zip(large, over_k) if c.split("_")[1] not in SAME_REGION_PAIRS]
+    fitted = [c for c, r in factors.items() if r["source"] == "fit" and float(r["calibration_factor_err"]) > 0]
+    k_pulls = [abs(float(factors[c]["calibration_factor"]) - truth[c]) / float(factors[c]["calibration_factor_err"]) for c in fitted]
     ratios, pulls = [], []
     for cat, row in factors.items():
         f1, f2 = float(row["calibration_factor"]), float(scaled_factors[cat]["calibration_factor"])
@@ -120,6 +136,8 @@ def _summary(sample: Path, scaled: Path, out: Path, out_scaled: Path, mc: bool, 
         "nominal": f"{nominal}/36",
         "max chi2/ndf (>1k)": f"{max(chi2):.2f}",
         "factor/k (>10k)": f"{statistics.mean(over_k):.3f} +- {statistics.pstdev(over_k):.3f}",
+        "factor/k same / mixed pairs": f"{statistics.mean(same):.3f} / {statistics.mean(mixed):.3f}",
+        "factor within 2.5 sigma of k": f"{sum(p < 2.5 for p in k_pulls)}/{len(k_pulls)}",
         "closure worst (>5k)": f"{max(closure_dev):.1%}" if closure_dev else "-",
         "Higgs worst (tested)": f"{max(higgs_dev):.1%}" if higgs_dev else "-",
         "k ratio mean/rms": f"{statistics.mean(ratios) / K_SCALE - 1:+.2%} / {statistics.pstdev(ratios) / K_SCALE:.2%}",
@@ -133,7 +151,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/lineshape"))
     parser.add_argument("--line-shapes", nargs="+", default=["acceptance", "breit_wigner"])
-    parser.add_argument("--variants", nargs="+", default=["default", "variant"])
+    parser.add_argument("--variants", nargs="+", default=["default", "variant", "gaussian"], choices=sorted(PATCHES))
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -141,7 +159,7 @@ def main() -> int:
     config = yaml.safe_load((ROOT_DIR / "configs" / "default.yaml").read_text())
     table = []
     for variant in args.variants:
-        settings = _write_yaml(work / f"generator_{variant}.yaml", _merge(generator, VARIANT) if variant == "variant" else generator)
+        settings = _write_yaml(work / f"generator_{variant}.yaml", _merge(generator, PATCHES[variant]))
         sample = _generate(work, variant, settings, args.events, None)
         scaled = _generate(work, f"{variant}_scaled", settings, args.events, K_SCALE)
         for shape in args.line_shapes:
