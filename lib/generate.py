@@ -8,7 +8,6 @@ code 1, never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from typing import NoReturn, Sequence
@@ -29,8 +28,6 @@ def default_seed(year: int) -> int:
     (20261123, 20261122)
     """
     return DEFAULT_SEED + (year - 2018)
-
-log = logging.getLogger("lib.generate")
 
 
 class _UsageError(Exception):
@@ -94,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--row-group-rows", type=_positive, default=100_000, help="rows per row group (default: %(default)s).")
     parser.add_argument("--workers", type=_positive, help="processes writing files in parallel (default: usable cores).")
     parser.add_argument("--config", default=str(DEFAULT_SETTINGS), help="generator settings YAML (default: configs/generator.yaml).")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="WARNING: warnings and the closing line; INFO: also every file written")
     return parser
 
 
@@ -128,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"generate: error: cannot write the sample: {err}", file=sys.stderr)
         return 1
-    log.info("done in %.1f s: %s", time.monotonic() - start, year_dir / "truth.json")
+    print(f"sample written in {time.monotonic() - start:.1f} s: {year_dir} (truth: {year_dir / 'truth.json'})")
     return 0
 
 

@@ -365,6 +365,8 @@ def test_cli_writes_a_sample(tmp_path):
     sizes = ["--n-data", "2000", "--n-mc", "1000", "--n-signal", "500", "--files-per-dataset", "1", "--workers", "1"]
     result = _cli("--output", str(tmp_path), *sizes, "--k-data", "1.2")
     assert result.returncode == 0, result.stderr
+    # A normal run prints its one closing line, not a line per file written.
+    assert result.stderr == "" and result.stdout.count("\n") == 1 and "sample written" in result.stdout
     truth = json.loads((tmp_path / "2018" / "truth.json").read_text())
     assert set(truth["k_data"].values()) == {1.2}
 
