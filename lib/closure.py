@@ -29,10 +29,12 @@ from lib.histograms import (
     acceptance_grid, binning_values, grids_from_config, predicted_resolution,
 )  # fmt: skip
 from lib.io.atomic import write_text_atomic
+from lib.io.merge import Reduction
 from lib.io.reader import Skim
 from lib.medians import histogram_median
 from lib.io.tables import read_csv, write_csv
 from lib.options import RunOptions
+from lib.peak_scaling import PeakScaling, ProfileGrid, PtDependence
 from lib.resolution import median_error_order_statistic, weighted_median
 
 __all__ = [
@@ -141,15 +143,30 @@ class BinSample:
     acceptance_range_gev: tuple[float, float] | None = None
 
 
+def profile_grid(config: Config) -> ProfileGrid:
+    """The grid the muons' pT dependence of ptErr / pT is measured on."""
+    cfg = config.closure.pt_profile
+    return ProfileGrid(cfg.abseta_max, cfg.abseta_bins, cfg.pt_range_gev, cfg.pt_bins, cfg.bandwidth_log_pt)
+
+
+def measured_scaling(config: Config, scheme: CategoryScheme, reduction: Reduction) -> PeakScaling | None:
+    """The peak scaling from a reduction's muon profile (None when the bins are on sigma_pred itself)."""
+    if config.closure.bin_variable != "sigma_pred_at_peak":
+        return None
+    if reduction.profile is None:
+        raise ValueError("the reduction holds no muon profile")
+    return PeakScaling(PtDependence.from_sums(profile_grid(config), reduction.profile), scheme)
+
+
 def samples_from_events(
-    skim: Skim, factors: np.ndarray | None, edges: Sequence[float], peak_gev: float, variable: str
+    skim: Skim, factors: np.ndarray | None, edges: Sequence[float], peak_gev: float, variable: str, scaling: PeakScaling | None
 ) -> list[BinSample]:  # fmt: skip
     """Bins of sigma_pred times its category's factor (None: raw) with each bin's events (unbinned fits).
 
     The same binning as ``ByPredictedResolution`` gives while reading, for binned fits.
     """
     raw, predicted = predicted_resolution(skim.sigma_pred, skim.category, factors)
-    groups = closure_bins(binning_values(predicted, skim.mass.astype(np.float64), peak_gev, variable), edges)
+    groups = closure_bins(binning_values(predicted, skim.mass, peak_gev, variable, scaling, skim.muons, factors), edges)
     samples = []
     for rows in groups:
         weights = None if skim.weight is None else np.ascontiguousarray(skim.weight[rows])
@@ -181,13 +198,13 @@ def samples_from_histograms(
 
 def closure_specs(
     config: Config, edges: Sequence[float], factors: np.ndarray | None, peak_gev: float, grids: HistogramGrids,
-    acceptance: AcceptanceGrid | None = None,
+    scaling: PeakScaling | None, acceptance: AcceptanceGrid | None = None,
 ) -> tuple[HistogramSpec, ...]:  # fmt: skip
     """Histograms of bins of calibrated sigma_pred: its own value (median, fits, ``acceptance``) and the raw one (``median_val_NonCal``)."""
     def spec(value: str) -> HistogramSpec:
         grouping = ByPredictedResolution(
             tuple(float(e) for e in edges), None if factors is None else tuple(float(f) for f in factors), peak_gev,
-            config.closure.bin_variable, value,
+            config.closure.bin_variable, value, scaling,
         )  # fmt: skip
         predicted = value == "predicted"
         return HistogramSpec(dataclasses.replace(grids, n_categories=len(edges) - 1), grouping, fill_mass=predicted,
@@ -293,20 +310,28 @@ def _closure_samples(
     from lib.pipeline import load_reduction
 
     edges, peak = config.closure.bin_edges_gev, config.fit.params["bw_mass"].value
+    scaling = None
+    if config.closure.bin_variable == "sigma_pred_at_peak":
+        # The binning needs the pT dependence of ptErr / pT before any event is binned: a first pass.
+        profiled, _ = load_reduction(options, config, scheme, year, execs, out_dir, (), events=False, profile=profile_grid(config))
+        scaling = measured_scaling(config, scheme, profiled)
     grids = grids_from_config(config, len(edges) - 1)
     acceptance = acceptance_grid(config, len(edges) - 1)
-    specs = closure_specs(config, edges, factors, peak, grids, acceptance) + closure_specs(config, edges, None, peak, grids, acceptance)[:1]
+    specs = closure_specs(config, edges, factors, peak, grids, scaling, acceptance)
+    specs += closure_specs(config, edges, None, peak, grids, scaling, acceptance)[:1]
     if not options.binned and acceptance is None:
         specs = ()  # unbinned fits need only the events
-    reduction, _ = load_reduction(options, config, scheme, year, execs, out_dir, specs, events=not options.binned)
+    reduction, _ = load_reduction(
+        options, config, scheme, year, execs, out_dir, specs, events=not options.binned, muons=not options.binned and scaling is not None
+    )  # fmt: skip
     if options.binned:
         after_pred, after_raw, before = reduction.histograms
         after = samples_from_histograms(after_pred, after_raw, config.step2, "closure")
         uncalibrated = samples_from_histograms(before, before, config.step2, "closure (uncalibrated)")
     else:
         variable = config.closure.bin_variable
-        after = samples_from_events(reduction.skim, factors, edges, peak, variable)  # type: ignore[arg-type]
-        uncalibrated = samples_from_events(reduction.skim, None, edges, peak, variable)  # type: ignore[arg-type]
+        after = samples_from_events(reduction.skim, factors, edges, peak, variable, scaling)  # type: ignore[arg-type]
+        uncalibrated = samples_from_events(reduction.skim, None, edges, peak, variable, scaling)  # type: ignore[arg-type]
     if acceptance is not None:
         after = with_bin_acceptance(after, reduction.histograms[0], config, scheme)
         uncalibrated = with_bin_acceptance(uncalibrated, reduction.histograms[2], config, scheme)

@@ -313,8 +313,26 @@ class Step3Config(_Model):
     neighbour_outlier_ratio: float = Field(default=1.6, gt=1.0)
 
 
+class PtProfileConfig(_Model):
+    """Grid of the measured pT dependence of ptErr / pT (``lib.peak_scaling``)."""
+
+    abseta_bins: int = Field(default=12, ge=1, description="Uniform |eta| bins up to abseta_max.")
+    abseta_max: float = Field(default=2.4, gt=0, description="Upper |eta| of the grid (larger |eta| go to the last bin).")
+    pt_range_gev: tuple[float, float] = Field(default=(15.0, 300.0), description="pT range of the uniform ln pT bins.")
+    pt_bins: int = Field(default=30, ge=3, description="Uniform ln pT bins of the profile.")
+    bandwidth_log_pt: float = Field(default=0.15, gt=0, description="Kernel width in ln pT of the local slope fits.")
+
+    @field_validator("pt_range_gev")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] < value[1]:
+            raise ValueError(f"pt_range_gev must be 0 < low < high, got {list(value)}")
+        return value
+
+
 class ClosureConfig(_Model):
     bin_variable: Literal["sigma_pred_at_peak", "sigma_pred"] = "sigma_pred_at_peak"
+    pt_profile: PtProfileConfig = PtProfileConfig()
     bin_edges_gev: list[float]
     min_events: int = Field(ge=1)
     tolerance: float = Field(gt=0)

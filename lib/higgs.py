@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from lib.categories import CategoryScheme
-from lib.closure import BinSample, ClosureVerdict, bin_rows, closure_specs, fit_jobs, judge, samples_from_events, samples_from_histograms
+from lib.closure import (
+    BinSample, ClosureVerdict, bin_rows, closure_specs, fit_jobs, judge, measured_scaling, profile_grid, samples_from_events,
+    samples_from_histograms,
+)  # fmt: skip
 from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec, retry_specs
 from lib.errors import ConfigError
 from lib.executor import TaskExecutor
@@ -44,20 +47,25 @@ def _signal_samples(
     files = find_files(root, config.input.signal_glob, year)
     higgs = config.higgs
     edges = higgs.bin_edges_gev
+    common = dict(execs=execs, scheme=scheme, window=higgs.signal_region_gev, weight_column=config.input.weight_column,
+                  batch_rows=config.input.batch_rows, skip_bad_files=False)  # fmt: skip
+    scaling = None
+    if config.closure.bin_variable == "sigma_pred_at_peak":
+        profiled = reduce_files(files, specs=(), events=False, progress="signal files (pT profile)", profile=profile_grid(config), **common)
+        scaling = measured_scaling(config, scheme, profiled)
     specs: tuple = ()
     if options.binned:
         lo, hi = higgs.signal_region_gev
         grids = dataclasses.replace(
             grids_from_config(config, len(edges) - 1), mass_range_gev=(lo, hi), mass_bin_gev=(hi - lo) / _fine_bins(config)
         )
-        specs = closure_specs(config, edges, factors, higgs.mass_gev, grids)
+        specs = closure_specs(config, edges, factors, higgs.mass_gev, grids, scaling)
     reduction = reduce_files(
-        files, execs, scheme, higgs.signal_region_gev, config.input.weight_column, config.input.batch_rows,
-        specs, events=not options.binned, skip_bad_files=False, progress="signal files",
+        files, specs=specs, events=not options.binned, progress="signal files", muons=not options.binned and scaling is not None, **common
     )  # fmt: skip
     if options.binned:
         return samples_from_histograms(*reduction.histograms, config.step2, "higgs")
-    return samples_from_events(reduction.skim, factors, edges, higgs.mass_gev, config.closure.bin_variable)  # type: ignore[arg-type]
+    return samples_from_events(reduction.skim, factors, edges, higgs.mass_gev, config.closure.bin_variable, scaling)  # type: ignore[arg-type]
 
 
 def _fine_bins(config: Config) -> int:

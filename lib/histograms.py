@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from lib.categories import bin_index
+from lib.peak_scaling import PeakScaling
 
 if TYPE_CHECKING:
     from lib.categories import CategoryScheme
@@ -150,8 +151,9 @@ class ByCategory:
     n_groups: int
 
     def assign(
-        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None
-    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None,
+        muons: Mapping[str, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:  # fmt: skip
         """``(selected events or None for all, group, value)``: every event, in its category."""
         return None, category, spred
 
@@ -161,9 +163,9 @@ class ByPredictedResolution:
     """Group events by ``[lo, hi)`` bins of (calibrated) sigma_pred, for the closure and Higgs checks.
 
     ``factors`` (per category; None: uncalibrated) multiply sigma_pred; the binning variable is that
-    prediction, or it scaled to the peak mass (``sigma_pred_at_peak``: sigma_pred is proportional
-    to the event's mass, so binning on it directly sculpts the peak). ``value`` says which
-    sigma_pred is histogrammed: the prediction or the raw, uncalibrated one.
+    prediction, or the prediction the event would have at the peak mass (``sigma_pred_at_peak``,
+    ``scaling`` says how: ``lib.peak_scaling``; binning on sigma_pred directly slices the peak).
+    ``value`` says which sigma_pred is histogrammed: the prediction or the raw, uncalibrated one.
     """
 
     edges: tuple[float, ...]
@@ -171,23 +173,26 @@ class ByPredictedResolution:
     peak_gev: float
     variable: str
     value: str = "predicted"
+    scaling: PeakScaling | None = None
 
     @property
     def n_groups(self) -> int:
         return len(self.edges) - 1
 
     def assign(
-        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None
-    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None,
+        muons: Mapping[str, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:  # fmt: skip
         """``(selected events, their bin, their histogrammed sigma_pred)``; events outside every bin are not selected.
 
         ``memo`` (one per chunk) shares the binning between groupings that differ only in ``value``.
         """
         memo = {} if memo is None else memo
-        binning_key = (self.edges, self.factors, self.peak_gev, self.variable)
+        binning_key = (self.edges, self.factors, self.peak_gev, self.variable, self.scaling)
         if binning_key not in memo:
             raw, predicted = predicted_resolution(spred, category, self.factors)
-            group = bin_index(binning_values(predicted, mass.astype(np.float64), self.peak_gev, self.variable), self.edges)
+            values = binning_values(predicted, mass, self.peak_gev, self.variable, self.scaling, muons, self.factors)
+            group = bin_index(values, self.edges)
             selected = np.flatnonzero(group >= 0)
             memo[binning_key] = (selected, group[selected].astype(np.int32), predicted[selected], raw[selected])
         selected, group, predicted, raw = memo[binning_key]
@@ -200,14 +205,25 @@ def predicted_resolution(spred: np.ndarray, category: np.ndarray, factors: Seque
     return raw, raw if factors is None else raw * np.asarray(factors, dtype=np.float64)[category]
 
 
-def binning_values(predicted: np.ndarray, mass: np.ndarray, peak_gev: float, variable: str) -> np.ndarray:
-    """The quantity events are binned in: sigma_pred itself, or scaled to the peak mass.
+def binning_values(
+    predicted: np.ndarray, mass: np.ndarray, peak_gev: float, variable: str, scaling: PeakScaling | None,
+    muons: Mapping[str, np.ndarray] | None, factors: Sequence[float] | np.ndarray | None,
+) -> np.ndarray:  # fmt: skip
+    """The quantity events are binned in: the (calibrated) sigma_pred itself, or moved to the peak mass.
 
-    sigma_pred is proportional to the event's mass, so bins of it select slices of the mass
-    spectrum and distort the peak being fitted; ``sigma_pred * m_peak / m`` carries the same
-    resolution information without that correlation.
+    sigma_pred changes with the event's mass (explicitly, through the pT dependence of ptErr / pT
+    and through the category of its factor), so bins of it select slices of the mass spectrum and
+    distort the peak being fitted; the prediction at the peak mass carries the same resolution
+    information without that correlation.
+
+    Raises:
+        ValueError: ``sigma_pred_at_peak`` without the scaling or the muon columns.
     """
-    return predicted * (peak_gev / mass) if variable == "sigma_pred_at_peak" else predicted
+    if variable != "sigma_pred_at_peak":
+        return predicted
+    if scaling is None or muons is None:
+        raise ValueError("binning on sigma_pred_at_peak needs the measured pT dependence and the muon columns")
+    return scaling.values(muons, mass, peak_gev, factors)
 
 
 @dataclass(frozen=True)
@@ -223,21 +239,24 @@ class HistogramSpec:
 
     def keys(
         self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None,
-        pts: tuple[np.ndarray, np.ndarray] | None = None,
+        muons: Mapping[str, np.ndarray] | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray | None, tuple[float, float] | None]:  # fmt: skip
         """``(selected events or None for all, mass keys or None, sigma_pred keys, (x1, x2) keys or None, pT minima or None)``.
 
-        ``pts`` (leading, subleading muon pT) are needed when the spec fills the acceptance; the
-        pT minima are the smallest leading and subleading pT of the selected events (None when none is).
+        ``muons`` (the muon columns, ``mu1`` leading) are needed when the spec fills the acceptance
+        or bins on the peak-scaled prediction; the pT minima are the smallest leading and subleading
+        pT of the selected events (None when none is).
         """
-        selected, group, value = self.grouping.assign(category, mass, spred, memo)
+        selected, group, value = self.grouping.assign(category, mass, spred, memo, muons)
         mass_sel = mass if selected is None else mass[selected]
         mass_keys = self.grids.mass_keys(group, mass_sel) if self.fill_mass else None
         x_keys = pt_min = None
         if self.acceptance is not None:
-            if pts is None:
+            if muons is None:
                 raise ValueError("an acceptance histogram needs the muons' pT")
-            lead, sub = pts if selected is None else (pts[0][selected], pts[1][selected])
+            lead, sub = muons["mu1_pt"], muons["mu2_pt"]
+            if selected is not None:
+                lead, sub = lead[selected], sub[selected]
             x_keys = self.acceptance.keys(group, lead, sub, mass_sel)
             pt_min = (float(lead.min()), float(sub.min())) if lead.size else None
         return selected, mass_keys, self.grids.spred_keys(group, value), x_keys, pt_min

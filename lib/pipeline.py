@@ -35,6 +35,7 @@ from lib.io.reader import FileReduction, find_files, reduce_file
 from lib.io.tables import read_csv, write_csv, write_latex_table
 from lib.medians import CategoryMedian, compute_medians, sigma_pred_histograms
 from lib.options import RunOptions
+from lib.peak_scaling import ProfileGrid
 
 __all__ = ["run", "YearSummary", "InputSource", "MEDIAN_CSV", "FACTOR_CSV", "executors", "load_reduction", "reduce_files"]
 
@@ -126,13 +127,14 @@ class InputSource:
 def reduce_files(
     files: Sequence[Path], execs: Executors, scheme: CategoryScheme, window: tuple[float, float], weight_column: str | None,
     batch_rows: int, specs: tuple[HistogramSpec, ...], events: bool, skip_bad_files: bool, progress: str = "files",
+    profile: ProfileGrid | None = None, muons: bool = False,
 ) -> Reduction:  # fmt: skip
     """Reduce every file on the reduce executor and fold the results in file order as they arrive.
 
     No per-file result is kept once folded: with histograms only, memory does not grow with the
     number of files or events.
     """
-    tasks = [(str(f), scheme, window, weight_column, batch_rows, None, specs, events) for f in files]
+    tasks = [(str(f), scheme, window, weight_column, batch_rows, None, specs, events, profile, muons) for f in files]
     merger = ReductionMerger(files, specs, weight_column is not None, skip_bad_files)
     task = _reduce_or_skip_task if skip_bad_files else _reduce_task
     execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
@@ -141,9 +143,12 @@ def reduce_files(
 
 def load_reduction(
     options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path,
-    specs: tuple[HistogramSpec, ...], events: bool,
+    specs: tuple[HistogramSpec, ...], events: bool, profile: ProfileGrid | None = None, muons: bool = False,
 ) -> tuple[Reduction, InputSource]:  # fmt: skip
     """Find the year's files, reduce them to histograms (one set per spec) and/or a skim (or reuse a cache with the same key).
+
+    ``profile``: also sum the muons' ``ln(ptErr / pT)`` on that grid; ``muons``: the skim keeps the
+    muon columns (both for the closure's peak-scaled binning).
 
     A reduction missing skipped files is not cached: the cache key names every matched file, and a
     later run without --skip-bad-files must read (and refuse) the damaged ones again.
@@ -160,17 +165,19 @@ def load_reduction(
         "z_window": list(config.selection.z_window_gev),
         "weight": weight_column,
         "histograms": [repr(spec) for spec in specs],
+        "profile": repr(profile),
+        "muons": muons,
     }
     fingerprint = inputs_fingerprint(files)
     key = cache_key(fingerprint, settings)
     cache_dir = out_dir / ".cache"
-    cached = load_cached_reduction(cache_dir, key, specs, events)
+    cached = load_cached_reduction(cache_dir, key, specs, events, muons)
     if cached is not None:
         return cached, InputSource(fingerprint)
     start = time.monotonic()
     reduction = reduce_files(
         files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events,
-        options.skip_bad_files,
+        options.skip_bad_files, profile=profile, muons=muons,
     )  # fmt: skip
     log.info("%s in %.1f s", reading_line(reduction), time.monotonic() - start)
     if reduction.n_kept == 0:

@@ -161,19 +161,24 @@ def test_quantiles_of_an_empty_histogram_are_nan():
 @pytest.mark.parametrize("variable", ["sigma_pred_at_peak", "sigma_pred"])
 def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, config, variable):
     """Binned closure streams its bins of calibrated sigma_pred; they must hold what the per-event bins hold."""
-    from lib.closure import closure_specs, samples_from_events, samples_from_histograms
+    from lib.closure import closure_specs, measured_scaling, profile_grid, samples_from_events, samples_from_histograms
 
     cfg = config.model_copy(update={"closure": config.closure.model_copy(update={"bin_variable": variable})})
     edges = cfg.closure.bin_edges_gev
     factors = np.random.default_rng(2).uniform(0.9, 1.3, scheme.n_categories)
-    specs = closure_specs(cfg, edges, factors, 91.188, grids_from_config(cfg, len(edges) - 1))
     paths = _files(tmp_path, 2, 6000, weights=False)
-    reductions = [reduce_file(p, scheme, WINDOW, None, specs=specs, keep_events=True) for p in paths]
-    merger = ReductionMerger(paths, specs, False, skip_bad_files=False)
-    for index, reduction in enumerate(reductions):
-        merger.add(index, reduction)
-    merged = merger.result()
-    from_events = samples_from_events(merged.skim, factors, edges, 91.188, variable)
+
+    def merged_reduction(specs: tuple, **kwargs: object) -> object:
+        merger = ReductionMerger(paths, specs, False, skip_bad_files=False)
+        for index, path in enumerate(paths):
+            merger.add(index, reduce_file(path, scheme, WINDOW, None, specs=specs, **kwargs))
+        return merger.result()
+
+    scaling = measured_scaling(cfg, scheme, merged_reduction((), keep_events=False, profile=profile_grid(cfg)))
+    assert (scaling is None) == (variable == "sigma_pred")
+    specs = closure_specs(cfg, edges, factors, 91.188, grids_from_config(cfg, len(edges) - 1), scaling)
+    merged = merged_reduction(specs, keep_events=True, keep_muons=scaling is not None)
+    from_events = samples_from_events(merged.skim, factors, edges, 91.188, variable, scaling)
     from_histograms = samples_from_histograms(*merged.histograms, cfg.step2, "closure")
     width = cfg.step2.median_relative_bin_width
     filled = 0

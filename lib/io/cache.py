@@ -18,7 +18,7 @@ from lib import __version__
 from lib.io.atomic import atomic_path
 from lib.histograms import CategoryHistograms, HistogramSpec
 from lib.io.merge import Reduction
-from lib.io.reader import Skim
+from lib.io.reader import MUON_COLUMNS, Skim
 
 __all__ = ["inputs_fingerprint", "cache_key", "load_cached_reduction", "store_reduction"]
 
@@ -44,17 +44,19 @@ def _cache_file(cache_dir: Path, key: str, kind: str) -> Path:
     return Path(cache_dir) / f"reduction-{kind}-{key}.npz"
 
 
-def _kind(n_histograms: int, events: bool) -> str:
+def _kind(n_histograms: int, events: bool, muons: bool) -> str:
     """Cache slot: steps 1-2 and the closure keep one entry each, so alternating runs do not evict each other."""
-    return f"h{n_histograms}{'e' if events else ''}"
+    return f"h{n_histograms}{'e' if events else ''}{'m' if muons else ''}"
 
 
-def load_cached_reduction(cache_dir: Path, key: str, specs: tuple[HistogramSpec, ...], events: bool) -> Reduction | None:
+def load_cached_reduction(
+    cache_dir: Path, key: str, specs: tuple[HistogramSpec, ...], events: bool, muons: bool = False
+) -> Reduction | None:  # fmt: skip
     """The cached reduction for ``key`` (one set of histograms per spec, and/or events), or None.
 
     A corrupt cache file is ignored and replaced later.
     """
-    path = _cache_file(cache_dir, key, _kind(len(specs), events))
+    path = _cache_file(cache_dir, key, _kind(len(specs), events, muons))
     if not path.exists():
         return None
     try:
@@ -66,12 +68,14 @@ def load_cached_reduction(cache_dir: Path, key: str, specs: tuple[HistogramSpec,
             )
             for i, spec in enumerate(specs)
         )
-        skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight")) if events else None
+        muons = {c: arrays[c] for c in MUON_COLUMNS} if "mu1_pt" in arrays else None
+        skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"), muons) if events else None
         counts = {k: int(arrays[k]) for k in _COUNTS}
+        profile = arrays.get("profile")
     except (OSError, KeyError, ValueError) as err:
         log.warning("ignoring unreadable reduction cache %s (%s)", path, err)
         return None
-    reduction = Reduction(histograms, skim, **counts)
+    reduction = Reduction(histograms, skim, **counts, profile=profile)
     log.info("using cached reduction %s (%d events kept)", path, reduction.n_kept)
     return reduction
 
@@ -81,7 +85,7 @@ _COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")
 
 def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
     """Write the reduction for ``key`` atomically and drop caches of the same kind with other keys (they can never match again)."""
-    kind = _kind(len(reduction.histograms), reduction.skim is not None)
+    kind = _kind(len(reduction.histograms), reduction.skim is not None, reduction.skim is not None and reduction.skim.muons is not None)
     path = _cache_file(cache_dir, key, kind)
     for stale in Path(cache_dir).glob(f"reduction-{kind}-*.npz") if Path(cache_dir).exists() else []:
         if stale != path:
@@ -94,6 +98,10 @@ def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
         arrays |= {"category": skim.category, "mass": skim.mass, "sigma_pred": skim.sigma_pred}
         if skim.weight is not None:
             arrays["weight"] = skim.weight
+        if skim.muons is not None:
+            arrays |= skim.muons
+    if reduction.profile is not None:
+        arrays["profile"] = reduction.profile
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)

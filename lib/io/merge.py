@@ -43,6 +43,8 @@ class Reduction:
     n_outside_categories: int = 0
     read_files: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Summed ``lib.peak_scaling.profile_sums`` of the muons (None: not asked for).
+    profile: np.ndarray | None = None
 
     @property
     def n_kept(self) -> int:
@@ -103,6 +105,8 @@ class ReductionMerger:
             merged.skipped.append(self.files[self._next])
             return
         merged.read_files.append(result.path)
+        if result.profile is not None:
+            merged.profile = result.profile.copy() if merged.profile is None else merged.profile + result.profile
         for mine, theirs in zip(merged.histograms, result.histograms):
             mine.add_weights(theirs)
         if result.skim is not None:

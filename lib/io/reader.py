@@ -26,6 +26,7 @@ from lib.categories import NO_CATEGORY, CategoryScheme
 from lib.errors import InputError
 from lib.executor import default_workers
 from lib.histograms import CategoryHistograms, HistogramSpec
+from lib.peak_scaling import ProfileGrid, profile_sums
 from lib.resolution import sigma_pred
 
 __all__ = ["KINEMATIC_COLUMNS", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
@@ -33,6 +34,7 @@ __all__ = ["KINEMATIC_COLUMNS", "Skim", "FileReduction", "find_files", "reduce_f
 log = logging.getLogger(__name__)
 
 KINEMATIC_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass")
+MUON_COLUMNS = KINEMATIC_COLUMNS[:6]
 _POSITIVE_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu2_pt", "mu2_ptErr", "dimuon_mass")
 # Rows reduced per thread task: small enough that even a one-batch file spreads over every thread
 # and that a chunk's temporaries (at most 128 KiB) stay below glibc's mmap threshold, so they are
@@ -49,6 +51,8 @@ class Skim:
     mass: np.ndarray  # float32 dimuon mass, GeV
     sigma_pred: np.ndarray  # float32 predicted mass resolution, GeV
     weight: np.ndarray | None  # float32 MC weight, None for data
+    # The muon columns (``MUON_COLUMNS``) where a binning needs them (the closure's peak scaling).
+    muons: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.mass)
@@ -61,8 +65,9 @@ class Skim:
 
     def select(self, mask: np.ndarray) -> "Skim":
         return Skim(
-            self.category[mask], self.mass[mask], self.sigma_pred[mask], None if self.weight is None else self.weight[mask]
-        )
+            self.category[mask], self.mass[mask], self.sigma_pred[mask], None if self.weight is None else self.weight[mask],
+            None if self.muons is None else {c: v[mask] for c, v in self.muons.items()},
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class FileReduction:
     n_outside_window: int
     n_outside_categories: int
     bad_by_column: dict[str, int] = field(default_factory=dict)
+    # ``profile_sums`` of the kept events' muons (None: not asked for).
+    profile: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,7 @@ class _Part:
     n_outside_window: int
     n_outside_categories: int
     bad_by_column: dict[str, int]
+    profile: np.ndarray | None = None
 
 
 def find_files(stage1_root: Path, pattern: str, year: str) -> list[Path]:
@@ -137,11 +145,14 @@ def reduce_file(
     threads: int | None = None,
     specs: tuple[HistogramSpec, ...] = (),
     keep_events: bool = True,
+    profile: ProfileGrid | None = None,
+    keep_muons: bool = False,
 ) -> FileReduction:
     """Stream one parquet file and reduce its in-window, in-category events to histograms and/or a skim.
 
     One set of histograms is filled per ``HistogramSpec`` (per category for steps 1-2, per bin of
-    calibrated sigma_pred for the closure); ``keep_events``: the per-event skim is kept too.
+    calibrated sigma_pred for the closure); ``keep_events``: the per-event skim is kept too, with
+    the muon columns if ``keep_muons``; ``profile``: the muons' ``ln(ptErr / pT)`` summed on that grid.
 
     Rows with NaN/inf or non-positive pT, ptErr or mass are dropped and counted per column, since
     one bad muon fit must not poison a median or crash a fit. Each batch is cut into chunks
@@ -159,13 +170,14 @@ def reduce_file(
         raise InputError(f"{path}: not a readable parquet file ({type(err).__name__})") from err
     _check_schema(path, parquet.schema_arrow, columns)
 
-    if not specs and not keep_events:
-        raise ValueError("reduce_file needs histogram specs, keep_events or both")
+    if not specs and not keep_events and profile is None:
+        raise ValueError("reduce_file needs histogram specs, keep_events or a profile grid")
     threads = threads or _reduction_threads()
     weighted = weight_column is not None
     reduce_chunk = partial(
-        _reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column, specs=specs, keep_events=keep_events
-    )
+        _reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column, specs=specs, keep_events=keep_events,
+        profile=profile, keep_muons=keep_muons,
+    )  # fmt: skip
     batch_parts: list[_Part] = []
     histograms = tuple(CategoryHistograms.empty(spec.grids, weighted, np.int32, spec.acceptance) for spec in specs)
     n_read = 0
@@ -223,7 +235,7 @@ def _chunks(arrays: dict[str, np.ndarray], n_rows: int) -> Iterator[dict[str, np
 
 def _reduce_chunk(
     arrays: dict[str, np.ndarray], scheme: CategoryScheme, z_window_gev: tuple[float, float], weight_column: str | None,
-    specs: tuple[HistogramSpec, ...], keep_events: bool,
+    specs: tuple[HistogramSpec, ...], keep_events: bool, profile: ProfileGrid | None = None, keep_muons: bool = False,
 ) -> _Part:  # fmt: skip
     """Reduce one chunk; the Z-window cut comes first so categories and sigma_pred see only its rows."""
     mass = arrays["dimuon_mass"]
@@ -244,18 +256,23 @@ def _reduce_chunk(
     weight = arrays[weight_column][rows].astype(np.float32, copy=False) if weight_column else None
     cat = cat[in_cat]
     mass32, spred32 = sel["dimuon_mass"].astype(np.float32, copy=False), spred.astype(np.float32, copy=False)
-    skim = Skim(cat, mass32, spred32, weight) if keep_events else None
+    muons = sel | {c: arrays[c][rows] for c in ("mu1_eta", "mu2_eta")}
+    skim = Skim(cat, mass32, spred32, weight, {c: muons[c] for c in MUON_COLUMNS} if keep_muons else None) if keep_events else None
     memo: dict = {}
-    pts = (sel["mu1_pt"], sel["mu2_pt"])
-    keys = tuple(_spec_keys(spec, cat, mass32, spred32, weight, memo, pts) for spec in specs)
-    return _Part(skim, keys, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column)
+    keys = tuple(_spec_keys(spec, cat, mass32, spred32, weight, memo, muons) for spec in specs)
+    sums = None
+    if profile is not None:
+        sums = sum(
+            profile_sums(profile, muons[f"{mu}_eta"], muons[f"{mu}_pt"], muons[f"{mu}_ptErr"] / muons[f"{mu}_pt"]) for mu in ("mu1", "mu2")
+        )  # fmt: skip
+    return _Part(skim, keys, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column, sums)
 
 
 def _spec_keys(
     spec: HistogramSpec, cat: np.ndarray, mass: np.ndarray, spred: np.ndarray, weight: np.ndarray | None, memo: dict,
-    pts: tuple[np.ndarray, np.ndarray],
+    muons: dict[str, np.ndarray],
 ) -> _Keys:  # fmt: skip
-    selected, mass_keys, spred_keys, x_keys, pt_min = spec.keys(cat, mass, spred, memo, pts if spec.acceptance else None)
+    selected, mass_keys, spred_keys, x_keys, pt_min = spec.keys(cat, mass, spred, memo, muons)
     return _Keys(mass_keys, spred_keys, weight if weight is None or selected is None else weight[selected], x_keys, pt_min)
 
 
@@ -314,6 +331,7 @@ def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part
     """
     if len(parts) == 1 and not parts[0].keys:
         return parts[0]
+    profiles = [p.profile for p in parts if p.profile is not None]
     bad_by_column: dict[str, int] = {}
     for part in parts:
         for col, n in part.bad_by_column.items():
@@ -325,6 +343,7 @@ def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part
         sum(p.n_outside_window for p in parts),
         sum(p.n_outside_categories for p in parts),
         bad_by_column,
+        sum(profiles) if profiles else None,
     )
 
 
@@ -335,7 +354,7 @@ def _file_reduction(path: Path, part: _Part, n_read: int, histograms: tuple[Cate
         log.warning("%s: dropped %d rows with NaN/inf or non-positive values (%s)", path, part.n_bad, detail)
     return FileReduction(
         str(path), part.skim, histograms, n_read, part.n_bad, part.n_outside_window, part.n_outside_categories,
-        part.bad_by_column,
+        part.bad_by_column, part.profile,
     )  # fmt: skip
 
 
@@ -344,9 +363,11 @@ def concat_skims(skims: list[Skim], weighted: bool) -> Skim:
     if not skims:
         empty = np.empty(0, dtype=np.float32)
         return Skim(np.empty(0, dtype=np.int8), empty, empty.copy(), empty.copy() if weighted else None)
+    with_muons = all(s.muons is not None for s in skims)
     return Skim(
         np.concatenate([s.category for s in skims]),
         np.concatenate([s.mass for s in skims]),
         np.concatenate([s.sigma_pred for s in skims]),
         np.concatenate([s.weight for s in skims]) if weighted else None,
+        {c: np.concatenate([s.muons[c] for s in skims]) for c in MUON_COLUMNS} if with_muons else None,  # type: ignore[index]
     )
