@@ -56,8 +56,13 @@ def dask_client(
         if mode == "local":
             # ":0": any free port for the scheduler's HTTP endpoints; with the default 8787 taken by
             # another cluster on the node, distributed leaks the probing socket before falling back.
+            # silence_logs: the worker processes' own distributed loggers. At their default (WARNING) a
+            # busy machine printed "Failed to communicate with scheduler during heartbeat" and a
+            # CommClosedError traceback as the cluster shut down; task failures reach the tool
+            # through the client (one line each), so nothing the user needs goes through them.
             with LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1",
+                silence_logs=logging.CRITICAL,
             ) as cluster, Client(cluster) as client:
                 log.info("local Dask cluster with %d worker processes", workers)
                 yield client

@@ -53,3 +53,16 @@ def test_no_worker_joining_is_refused_naming_the_address():
 
     with pytest.raises(CalibrationError, match="no Dask worker joined tcp://10.0.0.1:8786"):
         cluster.prepare_remote_workers(Empty({}), "tcp://10.0.0.1:8786")
+
+
+def _log_an_error_on_the_worker() -> None:
+    import logging
+
+    logging.getLogger("distributed.worker").error("worker-side error probe 4711")
+
+
+def test_worker_processes_print_nothing_of_their_own(capfd):
+    """The local cluster's workers log nothing to the terminal (a shutdown race printed tracebacks under load)."""
+    with cluster.dask_client("local", 1) as client:
+        client.run(_log_an_error_on_the_worker)
+    assert "probe 4711" not in capfd.readouterr().err
