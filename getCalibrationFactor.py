@@ -10,12 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lib import console
 from lib.config import load_config
 from lib.errors import CalibrationError
 from lib.options import RunOptions
+
+if TYPE_CHECKING:
+    from lib.config import Config
+    from lib.pipeline import YearSummary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip unreadable or truncated parquet files with a warning instead of stopping")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the outputs of a different configuration in the output directory")
+    parser.add_argument("--previous", type=Path, metavar="FILE",
+                        help="earlier correction JSON: the report shows each category's factor change against it")
+    parser.add_argument("--report-pdf", action="store_true", help="also write report.pdf beside report.html")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="WARNING: warnings and the summary; INFO: also each phase as it ends; DEBUG: every fit attempt")
     return parser
@@ -81,6 +90,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     """
     if args.workers is not None and args.workers < 0:
         raise CalibrationError(f"--workers {args.workers}: must be 0 (serial, in-process) or more")
+    if args.previous is not None and not args.previous.is_file():
+        raise CalibrationError(f"--previous {args.previous}: no such file")
     if args.no_dask_client:
         dask_mode = None
     elif args.gateway is not None:
@@ -101,8 +112,28 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     )  # fmt: skip
 
 
+def write_reports(
+    summaries: list[YearSummary], config: Config, args: argparse.Namespace, argv: list[str], started_at: datetime, seconds: float
+) -> list[Path]:
+    """Record this run in each output directory and write its report; the paths of the reports.
+
+    The record (command line, start, wall time, versions, ``--previous``) is what the report's
+    provenance lists; the report itself is rebuilt from the directory's files.
+    """
+    from lib.report import RunRecord, record_run, write_report
+
+    record = RunRecord.now("getCalibrationFactor.py", argv, started_at, seconds, args.previous)
+    paths = []
+    for summary in summaries:
+        record_run(summary.output_dir, record)
+        paths.append(write_report(summary.output_dir, config, pdf=args.report_pdf))
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
+    started_at = datetime.now(timezone.utc)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     console.configure(args.log_level)
     try:
@@ -115,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             require_backend("cuda")
         options = options_from_args(args)
         summaries = run(options, config)
+        reports = write_reports(summaries, config, args, argv, started_at, time.monotonic() - started)
     except CalibrationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -128,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for summary in summaries:
         print(format_summary(summary))
-    # The phases above plus what they leave out: start-up, the cluster, step 3, closing down.
+    # The phases above plus what they leave out: start-up, the cluster, step 3, the report, closing down.
     print(f"total {time.monotonic() - started:.1f} s")
+    for path in reports:
+        print(f"report: {path}")
     return 0
 
 

@@ -1,0 +1,11 @@
+"""One-page report of a calibration: the verdict, the factor maps, the fits, the closure, the provenance.
+
+Built from the files of an output directory alone (``collect``), rendered as self-contained HTML
+(``page``) and optionally as a PDF (``pdf``), written by ``build.write_report`` at the end of a run.
+"""
+
+from lib.report.build import write_report
+from lib.report.collect import REPORT_HTML, REPORT_PDF
+from lib.report.runs import RunRecord, record_run
+
+__all__ = ["write_report", "REPORT_HTML", "REPORT_PDF", "RunRecord", "record_run"]

@@ -1,0 +1,42 @@
+"""Write ``report.html`` (and ``report.pdf``) of an output directory, and refresh the sibling's.
+
+Called at the end of every successful run, so the report always shows what the directory holds
+now: a later ``--fixCat``, step 3 or closure run rewrites it. The other sample's report (Data
+beside MC) shows this sample's factors and their ratio, so it is rewritten too when it exists.
+Both files are written atomically with the umask's mode, like every other output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lib.config import Config
+from lib.io.atomic import write_text_atomic
+from lib.report.collect import REPORT_HTML, REPORT_PDF, collect
+from lib.report.outputs import sibling_dir
+from lib.report.page import render_html
+
+__all__ = ["write_report"]
+
+
+def _write(out_dir: Path, config: Config, pdf: bool) -> Path:
+    report = collect(out_dir, config)
+    html_path = write_text_atomic(Path(out_dir) / REPORT_HTML, render_html(report))
+    if pdf:
+        from lib.report.pdf import write_pdf
+
+        write_pdf(report, Path(out_dir) / REPORT_PDF)
+    return html_path
+
+
+def write_report(out_dir: Path, config: Config, pdf: bool = False) -> Path:
+    """Write the directory's report (``pdf``: also the PDF); rewrite the sibling's report if it has one.
+
+    The sibling's PDF is rewritten only when it already has one, so its files keep agreeing.
+    Returns the path of ``report.html``.
+    """
+    path = _write(out_dir, config, pdf)
+    other = sibling_dir(out_dir)
+    if (other / REPORT_HTML).exists():
+        _write(other, config, (other / REPORT_PDF).exists())
+    return path

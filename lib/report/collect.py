@@ -1,0 +1,85 @@
+"""Gather everything one report shows, once, for the HTML page and the PDF alike.
+
+The audit is the same one ``install`` runs (the configuration's plausible band and neighbour
+ratio), so the report flags exactly what installing would refuse. A previous JSON that does not
+load, or a JSON that does not, becomes a finding rather than an error: the report must still be
+written, since it is where the user looks to see what went wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lib.categories import CategoryScheme
+from lib.config import Config
+from lib.correction.auditor import AuditReport, audit_correction
+from lib.correction.writer import read_factors
+from lib.errors import CalibrationError
+from lib.report.outputs import SampleOutputs, Validation, read_sample, read_validation, sibling_dir
+from lib.report.provenance import InputFiles, find_inputs
+from lib.report.runs import RunRecord, read_runs
+from lib.report.verdict import Verdict, judge_outputs
+
+__all__ = ["ReportInputs", "collect", "REPORT_HTML", "REPORT_PDF"]
+
+REPORT_HTML = "report.html"
+REPORT_PDF = "report.pdf"
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """One directory's outputs, the other sample's beside it, the checks and the verdict."""
+
+    title: str
+    scheme: CategoryScheme
+    sample: SampleOutputs
+    other: SampleOutputs | None
+    closure: Validation | None
+    higgs: Validation | None
+    audit: AuditReport | None
+    verdict: Verdict
+    inputs: InputFiles
+    runs: list[RunRecord]
+    sibling_report: str | None  # the other sample's report.html, relative to this one
+
+
+def _previous(runs: list[RunRecord]) -> Path | None:
+    """The ``--previous`` of the latest run that gave one: a later closure run keeps the comparison."""
+    return next((Path(r.previous) for r in reversed(runs) if r.previous), None)
+
+
+def _audit(sample: SampleOutputs, config: Config, scheme: CategoryScheme, previous: Path | None) -> tuple[AuditReport | None, str | None, str | None]:
+    """The audit of the directory's JSON; its error, and the previous file's, as text."""
+    previous_error = None
+    if previous is not None:
+        try:
+            read_factors(previous, scheme)
+        except CalibrationError as err:
+            previous, previous_error = None, str(err)
+    if sample.correction_json is None:
+        return None, None, previous_error
+    try:
+        audit = audit_correction(
+            sample.correction_json, scheme, config.step3.plausible_factor_band, config.step3.neighbour_outlier_ratio, previous
+        )
+    except CalibrationError as err:
+        return None, str(err), previous_error
+    return audit, None, previous_error
+
+
+def collect(out_dir: Path, config: Config) -> ReportInputs:
+    """Read ``out_dir`` (and its sibling of the other sample, when there is one) and judge it."""
+    scheme = CategoryScheme.from_config(config.categories)
+    sample = read_sample(out_dir, scheme)
+    other_dir = sibling_dir(out_dir)
+    other = read_sample(other_dir, scheme) if other_dir.is_dir() else None
+    closure, higgs = read_validation(out_dir, "closure"), read_validation(out_dir, "higgs")
+    runs = read_runs(out_dir)
+    audit, audit_error, previous_error = _audit(sample, config, scheme, _previous(runs))
+    verdict = judge_outputs(sample, closure, higgs, audit, audit_error, previous_error)
+    sibling_report = f"../{other_dir.name}/{REPORT_HTML}" if (other_dir / REPORT_HTML).exists() else None
+    return ReportInputs(
+        title=f"EBE calibration {Path(out_dir).name}", scheme=scheme, sample=sample, other=other, closure=closure, higgs=higgs,
+        audit=audit, verdict=verdict, inputs=find_inputs(sample, config), runs=runs, sibling_report=sibling_report,
+    )  # fmt: skip

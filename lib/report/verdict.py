@@ -1,0 +1,181 @@
+"""The answer at the top of the report: can this JSON be shipped, and if not, why not.
+
+Each check gives one finding with a level; the worst level is the headline. ``fail`` means the
+JSON must not be shipped as it is (no JSON, a stale JSON, an audit flag, a failed closure),
+``warn`` that a person must look first (failed fits with borrowed factors, no closure yet, a
+closure of an older JSON), ``info`` only tells (retried fits, changes against a previous file).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from lib.correction.auditor import AuditReport
+from lib.fit_step import FIT_CSV
+from lib.pipeline import FACTOR_CSV
+from lib.report.markup import percent
+from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
+
+__all__ = ["Finding", "Verdict", "judge_outputs", "bin_text"]
+
+Level = Literal["ok", "info", "warn", "fail"]
+_RANK = {"ok": 0, "info": 0, "warn": 1, "fail": 2}
+HEADLINES = {0: "ready to ship", 1: "look before shipping", 2: "do not ship"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's outcome: its level, what was checked, and one sentence that says what was found."""
+
+    level: Level
+    topic: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """All findings, in the order a physicist reads them."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def rank(self) -> int:
+        return max((_RANK[f.level] for f in self.findings), default=2)
+
+    @property
+    def level(self) -> Level:
+        return ("ok", "warn", "fail")[self.rank]  # type: ignore[return-value]
+
+    @property
+    def headline(self) -> str:
+        return HEADLINES[self.rank]
+
+
+def _names(rows: list[CategoryRow], limit: int = 8) -> str:
+    shown = ", ".join(r.name for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def bin_text(b: ValidationBin) -> str:
+    """``1.5–1.7 GeV: +4.2 % ± 3.1 %`` (or the failed fit) for a closure or Higgs bin."""
+    where = f"{b.low:g}–{b.high:g} GeV"
+    if b.fit_quality != "ok" or not math.isfinite(b.ratio):
+        return f"{where}: fit failed"
+    return f"{where}: {percent(b.deviation)} ± {percent(b.ratio_err, sign=False)}"
+
+
+def _categories(sample: SampleOutputs) -> Finding:
+    rows = list(sample.rows)
+    if not sample.has_fits and not sample.has_factors:
+        return Finding("fail", "categories", "no fits and no factors in this directory: run --steps all")
+    fitted = [r for r in rows if r.quality == "ok"]
+    failed = [r for r in rows if r.failed]
+    missing = [r for r in rows if not r.quality]
+    fallback = [r for r in rows if r.fallback]
+    parts = [f"{len(rows)} categories: {len(fitted)} fitted, {len(failed)} failed, {len(fallback)} with a fallback factor"]
+    if failed:
+        parts.append("failed: " + "; ".join(f"{r.name} ({r.reason or 'no reason recorded'})" for r in failed[:6]))
+    outliers = [r for r in fallback if not r.failed]
+    if outliers:
+        parts.append(f"fitted but replaced as outliers or out of band: {_names(outliers)}")
+    if missing:
+        parts.append(f"no fit recorded for {_names(missing)}")
+    level: Level = "warn" if failed or fallback or missing else "ok"
+    return Finding(level, "categories", "; ".join(parts))
+
+
+def _retries(sample: SampleOutputs) -> Finding | None:
+    retried = [r for r in sample.rows if r.retried and r.quality == "ok"]
+    if not retried:
+        return None
+    detail = "; ".join(f"{r.name} ({r.label}, {r.attempts} attempts)" for r in retried[:6])
+    fits = "fit" if len(retried) == 1 else "fits"
+    return Finding("info", "retries", f"{len(retried)} {fits} accepted after retries: {detail}")
+
+
+def _json(sample: SampleOutputs) -> Finding:
+    if sample.correction_json is None:
+        return Finding("fail", "correction JSON", "no correction JSON in this directory: run --steps step3")
+    written = sample.correction_json.stat().st_mtime
+    newer = [name for name in (FIT_CSV, FACTOR_CSV) if (sample.mtime(name) or 0) > written]
+    if newer:
+        return Finding(
+            "fail", "correction JSON",
+            f"{sample.correction_json.name} is older than {', '.join(newer)} (a later step 1 or --fixCat): run --steps step3",
+        )  # fmt: skip
+    return Finding("ok", "correction JSON", f"{sample.correction_json.name} written after the fits it is made of")
+
+
+def _audit(audit: AuditReport | None, error: str | None) -> Finding | None:
+    if error:
+        return Finding("fail", "audit", f"the correction JSON does not load: {error}")
+    if audit is None:
+        return None
+    if not audit.ok:
+        flags = "; ".join(f"{name}: {reason}" for name, reason in audit.flags[:6])
+        return Finding("fail", "audit", f"{len(audit.flagged)} of {len(audit.categories)} factors flagged: {flags}")
+    lo, hi = audit.band
+    return Finding(
+        "ok", "audit",
+        f"all {len(audit.categories)} factors inside [{lo:g}, {hi:g}] and within ×{audit.outlier_threshold:g} of their neighbours' median",
+    )  # fmt: skip
+
+
+def _closure(closure: Validation | None, sample: SampleOutputs) -> Finding:
+    if closure is None:
+        return Finding("warn", "closure", "closure not run: run --closure_test")
+    worst = closure.worst()
+    tested = sum(b.tested for b in closure.after)
+    if worst is None:
+        return Finding("fail", "closure", "closure tested no bin (every bin below closure.min_events)")
+    status = "PASS" if closure.passed else "FAIL"
+    text = f"{status}: {tested} bins tested, worst {bin_text(worst)}"
+    failing = [b for b in closure.after if b.verdict == "fail"]
+    if failing:
+        text += f"; {len(failing)} failing: " + ", ".join(f"{b.low:g}–{b.high:g}" for b in failing)
+    if sample.correction_json is not None and closure.csv_mtime < sample.correction_json.stat().st_mtime:
+        return Finding("warn" if closure.passed else "fail", "closure", f"{text}; it tested an older JSON: re-run --closure_test")
+    return Finding("ok" if closure.passed else "fail", "closure", text)
+
+
+def _higgs(higgs: Validation | None, sample: SampleOutputs) -> Finding | None:
+    if higgs is None:
+        return None
+    worst = higgs.worst()
+    if worst is None:
+        return Finding("warn", "Higgs check", "Higgs check tested no bin")
+    text = f"{'PASS' if higgs.passed else 'FAIL'}: {sum(b.tested for b in higgs.after)} bins tested, worst {bin_text(worst)}"
+    if sample.label != "MC":
+        # Simulated signal with Data factors measures data against simulation, not the calibration.
+        return Finding("info" if higgs.passed else "warn", "Higgs check", text + " (Data factors on simulated signal)")
+    return Finding("ok" if higgs.passed else "fail", "Higgs check", text)
+
+
+def _previous(audit: AuditReport | None, error: str | None) -> Finding | None:
+    if error:
+        return Finding("warn", "previous JSON", f"the previous JSON does not load: {error}")
+    if audit is None or audit.previous_path is None:
+        return None
+    changes = [(c.name, c.relative_change) for c in audit.categories if c.relative_change is not None]
+    if not changes:
+        return None
+    name, change = max(changes, key=lambda item: abs(item[1]) if math.isfinite(item[1]) else math.inf)
+    return Finding("info", "previous JSON", f"against {audit.previous_path.name}: largest change {name} {percent(change)}")
+
+
+def judge_outputs(
+    sample: SampleOutputs,
+    closure: Validation | None,
+    higgs: Validation | None,
+    audit: AuditReport | None,
+    audit_error: str | None = None,
+    previous_error: str | None = None,
+) -> Verdict:
+    """The findings of one output directory (``audit``: of its JSON, with the previous file if one was given)."""
+    findings = [
+        _categories(sample), _retries(sample), _json(sample), _audit(audit, audit_error), _closure(closure, sample),
+        _higgs(higgs, sample), _previous(audit, previous_error),
+    ]  # fmt: skip
+    return Verdict(tuple(f for f in findings if f is not None))

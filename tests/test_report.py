@@ -1,0 +1,357 @@
+"""report.html: written by the CLI after a run, strict HTML, offline, and right about what it shows.
+
+The output directory is made by the CLI itself (step 2 on a few thousand generated events, then
+step 3), with ``fit_results.csv`` written as step 1 would have, one category failed and one
+retried, so no test fits a peak. Fit plots and the closure figure are stand-in PNGs: the report
+only links and embeds them. One test opens the page in headless Chromium (Debian's ``chromium``,
+installed by ``.ci/run``) through the DevTools protocol on a pipe, and skips where it is missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from contextlib import redirect_stdout
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import html5lib
+import pytest
+from PIL import Image
+
+from getCalibrationFactor import main
+from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV, ClosureBin, judge
+from lib.io.tables import read_csv, write_csv
+from lib.report import REPORT_HTML, REPORT_PDF, write_report
+from lib.report.runs import RUNS_JSON
+from tests.helpers_tables import random_stage1_table
+
+YEAR = "2018"
+FAILED = "30-45_EE"
+RETRIED = "45-52_BO"
+FAST = ["--no-dask-client", "--workers", "0", "--no-plots"]
+
+
+def _argv(root: Path, *extra: str) -> list[str]:
+    return ["--input_path", str(root / "in"), "--output_path", str(root / "out"), *FAST, *extra]
+
+
+def _fit_rows(out_dir: Path) -> list[dict[str, object]]:
+    """``fit_results.csv`` as step 1 writes it: factors 1.2-1.3, ``FAILED`` failed, ``RETRIED`` accepted on its third attempt."""
+    rows = []
+    for i, m in enumerate(read_csv(out_dir / "median_for_cats.csv")):
+        name = m["cat_name"]
+        failed, retried = name == FAILED, name == RETRIED
+        rows.append({
+            "cat_name": name, "fit_val": (1.2 + 0.003 * i) * float(m["median_val_NonCal"]), "fit_err": 0.01, "status": 4 if failed else 0,
+            "cov_qual": 1 if failed else 3, "quality": "failed" if failed else "ok",
+            "reason": "covariance matrix not accurate (covQual 1)" if failed else "", "chi2_ndf": 1.1, "n_events": int(m["n_events"]),
+            "sum_weights": float(m["n_events"]), "attempts": 6 if failed else 3 if retried else 1,
+            "label": "narrower range" if failed else "tails fixed at the best minimum" if retried else "nominal",
+        })  # fmt: skip
+    return rows
+
+
+def _closure(out_dir: Path, config, deviations: dict[int, float]) -> None:
+    """Closure CSVs as the closure test writes them: ratio 1 after calibration (1 + ``deviations[bin]``), 1.25 before."""
+    edges = list(zip(config.closure.bin_edges_gev[:-1], config.closure.bin_edges_gev[1:]))
+    ratios = {CLOSURE_CSV: [1.0 + deviations.get(i, 0.0) for i in range(len(edges))], UNCALIBRATED_CSV: [1.25] * len(edges)}
+    for name, values in ratios.items():
+        bins = [ClosureBin(i, lo, hi, 5000, 1.0, 0.01, lo, (lo + hi) / 2, 0.001, r, 0.01, "ok", "") for i, ((lo, hi), r) in enumerate(zip(edges, values))]
+        judged, _ = judge(bins, config.closure)
+        write_csv(out_dir / name, [b.row() for b in judged])
+    (out_dir / "closure_verdict.txt").write_text("closure after calibration: stand-in\n")
+    Image.new("RGB", (400, 400), "#ddeeff").save(out_dir / "closure_resolution.png")
+
+
+def _stand_in_plots(out_dir: Path, names: list[str]) -> None:
+    """A small PNG where each fit plot would be, and the ROOT log of the failed fit."""
+    (out_dir / "fits").mkdir(exist_ok=True)
+    for i, name in enumerate(names):
+        Image.new("RGB", (120, 120), (40 + 5 * i, 120, 200)).save(out_dir / "fits" / f"fit_{name}.png")
+    (out_dir / "logs").mkdir(exist_ok=True)
+    (out_dir / "logs" / f"fit_{FAILED}.log").write_text("MIGRAD status 4\n")
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory) -> tuple[Path, Path, str]:
+    """(root, output directory, stdout of step 3) after step 2, a hand-written step 1 and step 3 through the CLI."""
+    root = tmp_path_factory.mktemp("report")
+    path = root / "in" / YEAR / "compacted" / "data_A" / "0" / "part.parquet"
+    path.parent.mkdir(parents=True)
+    import pyarrow.parquet as pq
+
+    pq.write_table(random_stage1_table(6000, 3, mass_range=(76.0, 104.0)), path)
+    assert main(["--steps", "step2", *_argv(root)]) == 0
+    out_dir = root / "out" / "unbinned" / YEAR / f"Data_{YEAR}"
+    write_csv(out_dir / "fit_results.csv", _fit_rows(out_dir))
+    stdout = io.StringIO()  # capsys is function-scoped
+    with redirect_stdout(stdout):
+        assert main(["--steps", "step3", *_argv(root)]) == 0
+    return root, out_dir, stdout.getvalue()
+
+
+def _copy(calibrated, tmp_path: Path) -> tuple[Path, Path]:
+    root, out_dir, _ = calibrated
+    shutil.copytree(root / "in", tmp_path / "in")
+    shutil.copytree(root / "out", tmp_path / "out")
+    return tmp_path, tmp_path / out_dir.relative_to(root)
+
+
+def _strict(text: str) -> ET.Element:
+    """Parse with html5lib in strict mode (any HTML parse error raises) and as XML (the page is polyglot)."""
+    html5lib.HTMLParser(strict=True).parse(text)
+    return ET.fromstring(text.split("\n", 1)[1])
+
+
+def _findings(root: ET.Element) -> dict[str, tuple[str, str]]:
+    """Verdict findings: topic -> (level, text)."""
+    out = {}
+    for li in root.iter("li"):
+        spans = li.findall("span")
+        if li.get("class") in ("ok", "info", "warn", "fail") and len(spans) == 2:
+            out[spans[1].text] = (li.get("class"), "".join(li.itertext()))
+    return out
+
+
+def _fit_rows_html(root: ET.Element) -> dict[str, ET.Element]:
+    table = next(t for t in root.iter("table") if t.get("class") == "fits")
+    return {tr.get("id", "").removeprefix("fit-"): tr for tr in table.find("tbody")}
+
+
+def test_run_ends_with_the_report_path_and_shows_the_failed_fit_and_its_fallback(calibrated, scheme):
+    _, out_dir, stdout = calibrated
+    assert stdout.splitlines()[-1] == f"report: {out_dir / REPORT_HTML}"
+    root = _strict((out_dir / REPORT_HTML).read_text())
+    findings = _findings(root)
+    level, text = findings["categories"]
+    assert level == "warn"
+    assert "36 categories: 35 fitted, 1 failed, 1 with a fallback factor" in text
+    assert f"{FAILED} (covariance matrix not accurate (covQual 1))" in text
+    assert findings["retries"][0] == "info" and RETRIED in findings["retries"][1]
+    assert findings["closure"][0] == "warn" and "closure not run: run --closure_test" in findings["closure"][1]
+    assert next(p for p in root.iter("p") if p.get("class") == "headline").text == "look before shipping"
+    rows = _fit_rows_html(root)
+    assert list(rows) == scheme.names
+    assert rows[FAILED].get("class") == "failed" and rows[RETRIED].get("class") == "retried"
+    failed_text = "".join(rows[FAILED].itertext())
+    assert "fallback:neighbour_average(" in failed_text and "covariance matrix not accurate" in failed_text
+    # The factor map marks the borrowed factor.
+    cells = [td for td in root.iter("td") if "fallback" in (td.get("class") or "").split()]
+    assert len(cells) == 1 and cells[0].get("title", "").startswith(f"{FAILED}: ")
+
+
+def test_report_is_self_contained_and_cheap(calibrated, config):
+    _, out_dir, _ = calibrated
+    text = (out_dir / REPORT_HTML).read_text()
+    for external in ("<script", "<link", "http://", "https://", "@import", "url("):
+        assert external not in text
+    start = time.perf_counter()
+    write_report(out_dir, config)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_later_steps_rewrite_the_report(calibrated, tmp_path, config, capsys):
+    root, out_dir = _copy(calibrated, tmp_path)
+    _stand_in_plots(out_dir, [])
+    _closure(out_dir, config, {5: 0.2})
+    previous = tmp_path / "previous.json"
+    shutil.copy(next(out_dir.glob("res_calib_*.json")), previous)
+    assert main(["--steps", "step3", *_argv(root, "--previous", str(previous))]) == 0
+    capsys.readouterr()
+    page = _strict((out_dir / REPORT_HTML).read_text())
+    findings = _findings(page)
+    # The closure was written before this step 3's JSON: it tested an older file.
+    assert findings["closure"][0] == "fail" and "worst 1.1–1.2 GeV: +20.0 % ± 1.0 %" in findings["closure"][1]
+    assert "it tested an older JSON" in findings["closure"][1]
+    assert "largest change" in findings["previous JSON"][1]
+    assert any(s.get("id") == "change" for s in page.iter("section"))
+    runs = json.loads((out_dir / RUNS_JSON).read_text())
+    assert [r["command"].split()[2] for r in runs] == ["step2", "step3", "step3"]
+    assert runs[-1]["previous"] == str(previous.resolve())
+    # A closure run without --previous keeps the comparison; a later step 1 makes the JSON stale.
+    (out_dir / CLOSURE_CSV).touch()
+    time.sleep(0.01)
+    (out_dir / "fit_results.csv").touch()
+    write_report(out_dir, config)
+    findings = _findings(_strict((out_dir / REPORT_HTML).read_text()))
+    assert findings["correction JSON"][0] == "fail" and "older than fit_results.csv" in findings["correction JSON"][1]
+    assert "previous JSON" in findings
+
+
+def test_data_and_mc_side_by_side_with_their_ratio(calibrated, tmp_path, config):
+    _, out_dir = _copy(calibrated, tmp_path)
+    mc_dir = out_dir.parent / f"MC_{YEAR}"
+    mc_dir.mkdir()
+    rows = read_csv(out_dir / "calibration_factors.csv")
+    write_csv(mc_dir / "calibration_factors.csv", [r | {"calibration_factor": float(r["calibration_factor"]) / 1.1} for r in rows])
+    write_report(mc_dir, config)
+    write_report(out_dir, config)  # also rewrites the MC report, which now has one
+    for directory in (out_dir, mc_dir):
+        page = _strict((directory / REPORT_HTML).read_text())
+        captions = [c.text for c in page.iter("caption")]
+        assert captions.count("Data") == captions.count("MC") == captions.count("Data/MC") == 4
+        ratio = next(td for td in page.iter("td") if td.get("title", "").startswith("30-45_BB: Data/MC"))
+        assert ratio.text == "1.100"
+    mc_findings = _findings(_strict((mc_dir / REPORT_HTML).read_text()))
+    assert mc_findings["correction JSON"][0] == "fail"  # the MC directory has factors but no JSON
+
+
+def test_pdf_report(calibrated, tmp_path, capsys):
+    root, out_dir = _copy(calibrated, tmp_path)
+    assert main(["--steps", "step3", *_argv(root, "--report-pdf")]) == 0
+    capsys.readouterr()
+    data = (out_dir / REPORT_PDF).read_bytes()
+    assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 4
+    assert REPORT_PDF not in (out_dir / REPORT_HTML).read_text()  # the report does not list itself
+
+
+def test_missing_previous_is_refused_before_any_work(calibrated, tmp_path, capsys):
+    root, _ = _copy(calibrated, tmp_path)
+    assert main(["--steps", "step3", *_argv(root, "--previous", str(tmp_path / "nope.json"))]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: --previous {tmp_path / 'nope.json'}: no such file"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Headless Chromium through the DevTools protocol on a pipe (no websocket library needed)
+
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--remote-debugging-pipe", "--window-size=1400,3000",
+)  # fmt: skip
+
+
+class DevTools:
+    """One Chromium process driven over ``--remote-debugging-pipe`` (fds 3 and 4, NUL-separated JSON)."""
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        to_browser, self._write_end = os.pipe()
+        self._read_end, from_browser = os.pipe()
+
+        def wire() -> None:  # in the child: its fd 3 reads our messages, fd 4 writes its answers
+            a, b = os.dup(to_browser), os.dup(from_browser)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            preexec_fn=wire, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        os.close(to_browser)
+        os.close(from_browser)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict] = []
+
+    def _receive(self, deadline: float) -> dict:
+        while b"\0" not in self._buffer:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no answer from Chromium")
+            chunk = os.read(self._read_end, 1 << 16)
+            if not chunk:
+                raise EOFError("Chromium closed the DevTools pipe")
+            self._buffer += chunk
+        message, _, self._buffer = self._buffer.partition(b"\0")
+        return json.loads(message)
+
+    def call(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30.0) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params or {}} | ({"sessionId": session} if session else {})
+        os.write(self._write_end, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._receive(deadline)
+            if reply.get("id") == self._next_id:
+                assert "error" not in reply, reply
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, method: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == method for e in self.events):
+            self.events.append(self._receive(deadline))
+
+    def evaluate(self, session: str, expression: str) -> object:
+        return self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)["result"]["value"]
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=10)
+        except (OSError, EOFError, TimeoutError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._write_end)
+        os.close(self._read_end)
+
+
+def _problems(events: list[dict]) -> list[str]:
+    """Console errors, uncaught exceptions, error log entries and failed requests among the events."""
+    out = []
+    for event in events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            out.append(f"exception: {params['exceptionDetails'].get('text')}")
+        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            out.append(f"console.{params['type']}: {params.get('args')}")
+        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+            out.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
+        elif method == "Network.loadingFailed":
+            out.append(f"request failed: {params.get('errorText')}")
+        elif method == "Network.requestWillBeSent" and not params["request"]["url"].startswith(("file://", "data:")):
+            out.append(f"request leaves the folder: {params['request']['url']}")
+    return out
+
+
+def test_report_in_headless_chromium(calibrated, tmp_path, config, scheme):
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    _, out_dir = _copy(calibrated, tmp_path)
+    _stand_in_plots(out_dir, scheme.names)
+    _closure(out_dir, config, {})
+    report = write_report(out_dir, config).resolve()
+    browser = DevTools(binary, Path(tempfile.mkdtemp(dir=tmp_path)))
+    try:
+        target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            browser.call(f"{domain}.enable", {}, session)
+        browser.call("Page.navigate", {"url": report.as_uri()}, session)
+        browser.wait_for("Page.loadEventFired")
+        shot = base64.b64decode(browser.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session)["data"])
+        dom = browser.evaluate(session, "document.documentElement.outerHTML")
+        broken_images = browser.evaluate(session, "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        links = browser.evaluate(session, "Array.from(document.links).map(a => a.href)")
+        ids = set(browser.evaluate(session, "Array.from(document.querySelectorAll('[id]')).map(e => e.id)"))
+        rows = browser.evaluate(session, "Array.from(document.querySelectorAll('table.fits tbody tr th')).map(th => th.textContent)")
+        thumbs = browser.evaluate(session, "document.querySelectorAll('figure.thumb img').length")
+    finally:
+        browser.close()
+    (tmp_path / "report.png").write_bytes(shot)
+    with Image.open(tmp_path / "report.png") as image:
+        assert image.width > 1300 and image.height > 3000  # the full page (less a scrollbar), beyond the first screen
+    assert _problems(browser.events) == []
+    assert rows == scheme.names and thumbs == len(scheme.names)
+    assert broken_images == []
+    assert all(name in dom for name in scheme.names)
+    assert len(links) > 2 * len(scheme.names)
+    for href in links:
+        url = urlparse(href)
+        assert url.scheme == "file", href
+        path = Path(unquote(url.path))
+        assert path.exists(), href
+        if url.fragment:
+            assert path == report and url.fragment in ids, href
