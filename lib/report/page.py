@@ -62,7 +62,9 @@ table.fits, table.validation, table.runs { border-collapse: collapse; font-size:
 table.fits th, table.fits td, table.validation th, table.validation td, table.runs th, table.runs td { border: 1px solid #ddd; padding: 3px 6px; }
 table.fits thead th, table.validation thead th, table.runs thead th { background: #f0f0f0; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.source { font-size: 12px; max-width: 260px; }
+td.source { font-size: 12px; max-width: 260px; overflow-wrap: anywhere; }
+table.fits tbody th { white-space: nowrap; text-align: left; }
+table.fits td { vertical-align: middle; }
 td.reason { font-size: 12px; max-width: 340px; color: #7a1010; }
 tr.failed { background: #fde0dd; } tr.fallback { background: #fff1c9; } tr.retried { background: #e5effb; }
 .unused { text-decoration: line-through; color: #888; }
