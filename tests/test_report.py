@@ -29,6 +29,7 @@ from PIL import Image
 
 from getCalibrationFactor import main
 from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV, ClosureBin, judge
+from lib.higgs import HIGGS_CSV
 from lib.io.tables import read_csv, write_csv
 from lib.report import REPORT_HTML, REPORT_PDF, write_report
 from lib.report.runs import RUNS_JSON
@@ -203,6 +204,24 @@ def test_data_and_mc_side_by_side_with_their_ratio(calibrated, tmp_path, config)
         assert ratio.text == "1.100"
     mc_findings = _findings(_strict((mc_dir / REPORT_HTML).read_text()))
     assert mc_findings["correction JSON"][0] == "fail"  # the MC directory has factors but no JSON
+
+
+def test_higgs_check_is_shown_and_judged_for_the_sample_it_tests(calibrated, tmp_path, config):
+    _, out_dir = _copy(calibrated, tmp_path)
+    edges = config.higgs.bin_edges_gev
+    bins = [
+        ClosureBin(i, lo, hi, 2000, 1.0, 0.02, lo, lo, 0.001, 1.3 if i == 0 else 1.0, 0.02, "ok", "")
+        for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))
+    ]
+    judged, _ = judge(bins, config.closure)
+    write_csv(out_dir / HIGGS_CSV, [b.row() for b in judged])
+    write_report(out_dir, config)
+    page = _strict((out_dir / REPORT_HTML).read_text())
+    level, text = _findings(page)["Higgs check"]
+    # Data factors on simulated signal measure data against simulation: a warning, not a veto.
+    assert level == "warn" and f"FAIL: {len(bins)} bins tested, worst {edges[0]:g}–{edges[1]:g} GeV: +30.0 % ± 2.0 %" in text
+    assert "Data factors on simulated signal" in text
+    assert any(s.get("id") == "higgs" for s in page.iter("section"))
 
 
 def test_pdf_report(calibrated, tmp_path, capsys):
