@@ -188,6 +188,8 @@ def _gateway_client(address: str | None, n_workers: int, options: dict[str, str]
         cluster.scale(n_workers)
         owned = True
         log.info("created Dask-Gateway cluster %s with %d workers", cluster.name, n_workers)
+    # The cluster holds a Gateway of its own, which its close() closes and its __del__ would close again.
+    cluster.gateway.__class__ = OnceClosedGateway
     client = cluster.get_client()
     try:
         yield client
