@@ -149,13 +149,19 @@ def profile_grid(config: Config) -> ProfileGrid:
     return ProfileGrid(cfg.abseta_max, cfg.abseta_bins, cfg.pt_range_gev, cfg.pt_bins, cfg.bandwidth_log_pt)
 
 
-def measured_scaling(config: Config, scheme: CategoryScheme, reduction: Reduction) -> PeakScaling | None:
-    """The peak scaling from a reduction's muon profile (None when the bins are on sigma_pred itself)."""
+def measured_scaling(config: Config, scheme: CategoryScheme, profile_pass: Callable[[ProfileGrid], Reduction]) -> PeakScaling | None:
+    """The peak scaling from the muon profile that ``profile_pass`` sums on the config's grid (None, and no pass,
+    when the bins are on sigma_pred itself).
+
+    The binning needs the pT dependence of ptErr / pT before any event is binned: a first pass over the files.
+    """
     if config.closure.bin_variable != "sigma_pred_at_peak":
         return None
+    grid = profile_grid(config)
+    reduction = profile_pass(grid)
     if reduction.profile is None:
         raise ValueError("the reduction holds no muon profile")
-    return PeakScaling(PtDependence.from_sums(profile_grid(config), reduction.profile), scheme)
+    return PeakScaling(PtDependence.from_sums(grid, reduction.profile), scheme)
 
 
 def samples_from_events(
@@ -310,11 +316,9 @@ def _closure_samples(
     from lib.pipeline import load_reduction
 
     edges, peak = config.closure.bin_edges_gev, config.fit.params["bw_mass"].value
-    scaling = None
-    if config.closure.bin_variable == "sigma_pred_at_peak":
-        # The binning needs the pT dependence of ptErr / pT before any event is binned: a first pass.
-        profiled, _ = load_reduction(options, config, scheme, year, execs, out_dir, (), events=False, profile=profile_grid(config))
-        scaling = measured_scaling(config, scheme, profiled)
+    scaling = measured_scaling(
+        config, scheme, lambda grid: load_reduction(options, config, scheme, year, execs, out_dir, (), events=False, profile=grid)[0]
+    )  # fmt: skip
     grids = grids_from_config(config, len(edges) - 1)
     acceptance = acceptance_grid(config, len(edges) - 1)
     specs = closure_specs(config, edges, factors, peak, grids, scaling, acceptance)

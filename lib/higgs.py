@@ -16,7 +16,7 @@ import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.closure import (
-    BinSample, ClosureVerdict, bin_rows, closure_specs, fit_jobs, judge, measured_scaling, profile_grid, samples_from_events,
+    BinSample, ClosureVerdict, bin_rows, closure_specs, fit_jobs, judge, measured_scaling, samples_from_events,
     samples_from_histograms,
 )  # fmt: skip
 from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec, retry_specs
@@ -49,10 +49,9 @@ def _signal_samples(
     edges = higgs.bin_edges_gev
     common = dict(execs=execs, scheme=scheme, window=higgs.signal_region_gev, weight_column=config.input.weight_column,
                   batch_rows=config.input.batch_rows, skip_bad_files=False)  # fmt: skip
-    scaling = None
-    if config.closure.bin_variable == "sigma_pred_at_peak":
-        profiled = reduce_files(files, specs=(), events=False, progress="signal files (pT profile)", profile=profile_grid(config), **common)
-        scaling = measured_scaling(config, scheme, profiled)
+    scaling = measured_scaling(
+        config, scheme, lambda grid: reduce_files(files, specs=(), events=False, progress="signal files (pT profile)", profile=grid, **common)
+    )  # fmt: skip
     specs: tuple = ()
     if options.binned:
         lo, hi = higgs.signal_region_gev

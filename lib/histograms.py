@@ -237,6 +237,11 @@ class HistogramSpec:
     # The (x1, x2) histograms the acceptance-aware line shape needs (None: not filled).
     acceptance: AcceptanceGrid | None = None
 
+    @property
+    def needs_muon_eta(self) -> bool:
+        """The muons' eta are among what ``keys`` reads (the peak-scaled binning), not only their pT."""
+        return isinstance(self.grouping, ByPredictedResolution) and self.grouping.scaling is not None
+
     def keys(
         self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None,
         muons: Mapping[str, np.ndarray] | None = None,

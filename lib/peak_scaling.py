@@ -32,7 +32,7 @@ from lib.categories import CategoryScheme
 
 __all__ = ["ProfileGrid", "PtDependence", "PeakScaling", "profile_sums"]
 
-# Below this many muons an |eta| bin's own quadratic is not trusted and all bins' fit is used.
+# Below this many muons an |eta| bin's own slopes are not trusted and those of all bins are used.
 MIN_MUONS_PER_ROW = 200
 
 
@@ -109,18 +109,17 @@ class PtDependence:
 
         A profile with no muons at all gives zero slopes (r then does not move with pT).
         """
-        bandwidth = grid.bandwidth
         counts, log_sums = np.asarray(sums[0], dtype=np.float64), np.asarray(sums[1], dtype=np.float64)
         x = grid.log_pt_centres()
         # All |eta| bins together: their offsets differ, so use the deviations from each row's mean.
         totals = counts.sum(axis=1)
         row_means = np.divide(log_sums.sum(axis=1), totals, out=np.zeros(grid.n_abseta), where=totals > 0)
         pooled_counts = counts.sum(axis=0)
-        pooled = _local_slopes(x, pooled_counts, (log_sums - counts * row_means[:, None]).sum(axis=0), bandwidth)
+        pooled = _local_slopes(x, pooled_counts, (log_sums - counts * row_means[:, None]).sum(axis=0), grid.bandwidth)
         fallback = (np.zeros(grid.n_pt), (0.0, 0.0)) if pooled is None else (pooled, _span(x, pooled_counts))
         slopes, spans = [], []
         for c, s in zip(counts, log_sums):
-            row = _local_slopes(x, c, s, bandwidth) if c.sum() >= MIN_MUONS_PER_ROW else None
+            row = _local_slopes(x, c, s, grid.bandwidth) if c.sum() >= MIN_MUONS_PER_ROW else None
             values, span = (row, _span(x, c)) if row is not None else fallback
             slopes.append(tuple(float(v) for v in values))
             spans.append(span)

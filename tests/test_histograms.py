@@ -161,7 +161,7 @@ def test_quantiles_of_an_empty_histogram_are_nan():
 @pytest.mark.parametrize("variable", ["sigma_pred_at_peak", "sigma_pred"])
 def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, config, variable):
     """Binned closure streams its bins of calibrated sigma_pred; they must hold what the per-event bins hold."""
-    from lib.closure import closure_specs, measured_scaling, profile_grid, samples_from_events, samples_from_histograms
+    from lib.closure import closure_specs, measured_scaling, samples_from_events, samples_from_histograms
 
     cfg = config.model_copy(update={"closure": config.closure.model_copy(update={"bin_variable": variable})})
     edges = cfg.closure.bin_edges_gev
@@ -174,7 +174,7 @@ def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, 
             merger.add(index, reduce_file(path, scheme, WINDOW, None, specs=specs, **kwargs))
         return merger.result()
 
-    scaling = measured_scaling(cfg, scheme, merged_reduction((), keep_events=False, profile=profile_grid(cfg)))
+    scaling = measured_scaling(cfg, scheme, lambda grid: merged_reduction((), keep_events=False, profile=grid))
     assert (scaling is None) == (variable == "sigma_pred")
     specs = closure_specs(cfg, edges, factors, 91.188, grids_from_config(cfg, len(edges) - 1), scaling)
     merged = merged_reduction(specs, keep_events=True, keep_muons=scaling is not None)

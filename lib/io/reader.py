@@ -256,7 +256,9 @@ def _reduce_chunk(
     weight = arrays[weight_column][rows].astype(np.float32, copy=False) if weight_column else None
     cat = cat[in_cat]
     mass32, spred32 = sel["dimuon_mass"].astype(np.float32, copy=False), spred.astype(np.float32, copy=False)
-    muons = sel | {c: arrays[c][rows] for c in ("mu1_eta", "mu2_eta")}
+    # The muons' eta rows are gathered only where something reads them (not in steps 1-2).
+    needs_eta = keep_muons or profile is not None or any(spec.needs_muon_eta for spec in specs)
+    muons = sel | {c: arrays[c][rows] for c in ("mu1_eta", "mu2_eta")} if needs_eta else sel
     skim = Skim(cat, mass32, spred32, weight, {c: muons[c] for c in MUON_COLUMNS} if keep_muons else None) if keep_events else None
     memo: dict = {}
     keys = tuple(_spec_keys(spec, cat, mass32, spred32, weight, memo, muons) for spec in specs)
