@@ -219,14 +219,11 @@ def closure_specs(
     return (spec("predicted"), spec("raw"))
 
 
-def with_bin_acceptance(samples: list[BinSample], hists: CategoryHistograms, config: Config, scheme: CategoryScheme) -> list[BinSample]:
+def with_bin_acceptance(samples: list[BinSample], hists: CategoryHistograms) -> list[BinSample]:
     """``samples`` with each bin's ``A(m)``: its only pT cuts are the category edges and the input's own thresholds."""
-    window = (scheme.pt_edges[0], scheme.pt_edges[-1])
     out = []
     for i, sample in enumerate(samples):
-        values, span = group_acceptance(
-            hists, i, [i], scheme.pt_edges, window, config.selection.z_window_gev, config.fit.acceptance.knot_spacing_gev
-        )
+        values, span = group_acceptance(hists, i, [i], None)
         out.append(dataclasses.replace(sample, acceptance=values, acceptance_range_gev=span))
     return out
 
@@ -320,7 +317,7 @@ def _closure_samples(
         config, scheme, lambda grid: load_reduction(options, config, scheme, year, execs, out_dir, (), events=False, profile=grid)[0]
     )  # fmt: skip
     grids = grids_from_config(config, len(edges) - 1)
-    acceptance = acceptance_grid(config, len(edges) - 1)
+    acceptance = acceptance_grid(config, len(edges) - 1, (scheme.pt_edges[0], scheme.pt_edges[-1]))
     specs = closure_specs(config, edges, factors, peak, grids, scaling, acceptance)
     specs += closure_specs(config, edges, None, peak, grids, scaling, acceptance)[:1]
     if not options.binned and acceptance is None:
@@ -337,8 +334,8 @@ def _closure_samples(
         after = samples_from_events(reduction.skim, factors, edges, peak, variable, scaling)  # type: ignore[arg-type]
         uncalibrated = samples_from_events(reduction.skim, None, edges, peak, variable, scaling)  # type: ignore[arg-type]
     if acceptance is not None:
-        after = with_bin_acceptance(after, reduction.histograms[0], config, scheme)
-        uncalibrated = with_bin_acceptance(uncalibrated, reduction.histograms[2], config, scheme)
+        after = with_bin_acceptance(after, reduction.histograms[0])
+        uncalibrated = with_bin_acceptance(uncalibrated, reduction.histograms[2])
     return after, uncalibrated
 
 

@@ -210,27 +210,18 @@ class QualityConfig(_Model):
 
 
 class AcceptanceConfig(_Model):
-    """Binning of the (x1, x2) = (pT_lead, pT_sublead) / m histograms and where the window's cut acts."""
+    """The acceptance of a category's leading-pT window: the input's thresholds, the table's knots, where the cut acts."""
 
-    x1_range: tuple[float, float] = Field(description="Range of pT_lead / m histogrammed (under- and overflow on top).")
-    x2_range: tuple[float, float] = Field(description="Range of pT_sublead / m histogrammed (under- and overflow on top).")
-    bin_width: float = Field(gt=0.0, le=0.05, description="Bin width in x1 and x2.")
-    knot_spacing_gev: float = Field(default=0.25, gt=0.0, description="Mass spacing of the A(m) table (linear in between).")
-    placement: Literal["reco", "true"] = Field(
-        description="reco: the window cuts the reconstructed mass (the mass is built from the same muons, as in data): "
-        "(BW (x) DCB) x A; true: it cuts the true mass (a mass smeared independently of the muons): (BW x A) (x) DCB."
+    lead_pt_min_gev: float = Field(default=26.0, ge=0.0, description="Leading-muon pT threshold the input was selected with.")
+    sublead_pt_min_gev: float = Field(default=20.0, ge=0.0, description="Subleading-muon pT threshold the input was selected with.")
+    knot_spacing_gev: float = Field(
+        default=1.0, gt=0.0, le=5.0, description="Mass spacing of the knots where A(m) is counted (linear in between)."
     )
-
-    _x1 = field_validator("x1_range")(_check_range)
-    _x2 = field_validator("x2_range")(_check_range)
-
-    @model_validator(mode="after")
-    def _whole_bins(self) -> "AcceptanceConfig":
-        for key in ("x1_range", "x2_range"):
-            lo, hi = getattr(self, key)
-            if lo < 0 or abs((hi - lo) / self.bin_width - round((hi - lo) / self.bin_width)) > 1e-6:
-                raise ValueError(f"fit.acceptance.{key} {[lo, hi]} must be non-negative whole bins of {self.bin_width:g}")
-        return self
+    placement: Literal["reco", "true"] = Field(
+        default="reco",
+        description="reco: the window cuts the reconstructed mass (the mass is built from the same muons, as in data): "
+        "(BW (x) DCB) x A; true: it cuts the true mass (a mass smeared independently of the muons): (BW x A) (x) DCB.",
+    )
 
 
 class UndeterminedConfig(_Model):
@@ -275,7 +266,7 @@ class FitConfig(_Model):
         description="acceptance: BW (x) DCB times the category's leading-pT window acceptance; breit_wigner: the original BW (x) DCB.",
     )
     acceptance: AcceptanceConfig = Field(
-        default=AcceptanceConfig(x1_range=(0.2, 1.6), x2_range=(0.1, 0.6), bin_width=0.005, placement="reco"),
+        default=AcceptanceConfig(),
         description="Acceptance histograms and placement, used when line_shape is acceptance.",
     )
     undetermined: UndeterminedConfig = Field(default=UndeterminedConfig(), description="Parameters the data cannot determine.")

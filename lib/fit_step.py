@@ -126,11 +126,7 @@ def with_category_acceptance(spec: FitSpec, config: Config, scheme: CategorySche
     n_pairs = scheme.n_eta**2
     i_pt, _, _ = scheme.bin_indices(index)
     pair = index % n_pairs
-    window = (scheme.pt_edges[i_pt], scheme.pt_edges[i_pt + 1])
-    members = range(pair, scheme.n_categories, n_pairs)
-    values, span = group_acceptance(
-        hists, pair, members, scheme.pt_edges, window, config.selection.z_window_gev, config.fit.acceptance.knot_spacing_gev
-    )
+    values, span = group_acceptance(hists, pair, range(pair, scheme.n_categories, n_pairs), i_pt)
     return spec.model_copy(update={"acceptance": values, "acceptance_range_gev": span})
 
 

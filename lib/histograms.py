@@ -8,8 +8,8 @@ histograms add up, on any worker. A ``HistogramSpec`` says how events are groupe
 
 - Mass: a uniform fine grid over the Z window; every binned fit's bins are sums of its bins.
 - Acceptance (optional): per acceptance group (the |eta|-region pair of a category, or a closure
-  bin), a 2-D histogram of ``(x1, x2) = (leading, subleading muon pT) / m``, from which
-  ``lib.acceptance`` computes how a leading-pT window truncates the mass line shape.
+  bin), how many events would fall in each leading-pT window at each of a few masses
+  (``AcceptanceGrid``), from which ``lib.acceptance`` computes how a window truncates the line shape.
 - sigma_pred: a log-spaced grid of constant relative bin width, with under- and overflow. The
   median is interpolated inside the bin holding it, so it differs from the exact sample median by
   less than the bin's relative width (5e-4 by default) where bins hold few events, and by a few
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from lib.categories import bin_index
+from lib.dimuon_kinematics import four_pt_squared_at_masses
 from lib.peak_scaling import PeakScaling
 
 if TYPE_CHECKING:
@@ -33,9 +34,12 @@ if TYPE_CHECKING:
     from lib.config import Config
 
 __all__ = [
-    "AcceptanceGrid", "HistogramGrids", "CategoryHistograms", "MassHistogram", "histogram_quantiles", "grids_from_config",
+    "AcceptanceGrid", "AcceptanceKeys", "HistogramGrids", "CategoryHistograms", "MassHistogram", "histogram_quantiles", "grids_from_config",
     "ByCategory", "ByPredictedResolution", "HistogramSpec", "category_spec", "predicted_resolution", "binning_values",
 ]  # fmt: skip
+
+# Events per batch of the acceptance keys: their (knots x events) temporaries stay near 10 MB.
+_ACCEPTANCE_BATCH = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -94,54 +98,93 @@ class HistogramGrids:
 
 
 @dataclass(frozen=True)
+class AcceptanceKeys:
+    """Where a chunk's events fall in ``AcceptanceGrid.shape``: a flat key per (knot, event), batch by batch (``AcceptanceGrid.keys``)."""
+
+    keys: np.ndarray
+    n_events: int
+
+    def weights(self, weights: np.ndarray, n_knots: int) -> np.ndarray:
+        """Each key's event weight, in the keys' order (batches of ``(knots, events)``)."""
+        parts = [
+            np.broadcast_to(weights[start : start + _ACCEPTANCE_BATCH], (n_knots, len(weights[start : start + _ACCEPTANCE_BATCH]))).ravel()
+            for start in range(0, self.n_events, _ACCEPTANCE_BATCH)
+        ]  # fmt: skip
+        return np.concatenate(parts) if parts else np.empty(0)
+
+
+@dataclass(frozen=True)
 class AcceptanceGrid:
-    """Binning of ``(x1, x2) = (pT_lead, pT_sublead) / m`` per acceptance group, under- and overflow included.
+    """Which leading-pT window each event would fall in if its mass were each of the knots, per acceptance group.
 
     An event of histogram group ``g`` is filled in acceptance group ``g % n_groups``: with the
     flat category index ``n_eta**2 * i_pt + n_eta * i_eta1 + i_eta2`` and ``n_groups = n_eta**2``
     that is the category's |eta|-region pair (all pT bins together); with one group per closure
-    bin, the bin itself.
+    bin, the bin itself. At each knot ``m'`` the event is moved to mass ``m'``
+    (``lib.dimuon_kinematics``) and counted in the window its leading pT then falls in, if it
+    passes the input's thresholds there. The last axis is the first knot where it passes them:
+    the events were selected by those thresholds at their own mass, and ``lib.acceptance``
+    weights them by the share of masses where they would have been (their reach).
     """
 
     n_groups: int
-    x1_range: tuple[float, float]
-    x2_range: tuple[float, float]
-    bin_width: float
+    window_edges: tuple[float, ...]  # leading-pT windows [e_i, e_i+1) (the category pT edges, or one window)
+    lead_min_gev: float  # the input's own leading and subleading pT thresholds
+    sublead_min_gev: float
+    mass_range_gev: tuple[float, float]
+    knot_spacing_gev: float
 
     @property
-    def n1(self) -> int:
-        return int(round((self.x1_range[1] - self.x1_range[0]) / self.bin_width))
+    def n_windows(self) -> int:
+        return len(self.window_edges) - 1
 
     @property
-    def n2(self) -> int:
-        return int(round((self.x2_range[1] - self.x2_range[0]) / self.bin_width))
+    def knots(self) -> np.ndarray:
+        lo, hi = self.mass_range_gev
+        return np.linspace(lo, hi, max(2, int(round((hi - lo) / self.knot_spacing_gev)) + 1))
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """``(groups, x1 bins + 2, x2 bins + 2)``: bin 0 is the underflow, the last the overflow."""
-        return self.n_groups, self.n1 + 2, self.n2 + 2
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(groups, windows, knots, first passing knot)``."""
+        n = len(self.knots)
+        return self.n_groups, self.n_windows, n, n
 
     @property
-    def x1_edges(self) -> np.ndarray:
-        return np.linspace(*self.x1_range, self.n1 + 1)
+    def size(self) -> int:
+        return int(np.prod(self.shape))
 
-    @property
-    def x2_edges(self) -> np.ndarray:
-        return np.linspace(*self.x2_range, self.n2 + 1)
+    def keys(self, group: np.ndarray, muons: Mapping[str, np.ndarray], mass: np.ndarray) -> AcceptanceKeys:
+        """Flat key of every (knot, event), ``size`` where the event fails the thresholds, in batches that bound the temporaries.
 
-    def keys(self, group: np.ndarray, lead_pt: np.ndarray, sublead_pt: np.ndarray, mass: np.ndarray) -> np.ndarray:
-        """Flat (acceptance group, x1 bin, x2 bin) index of each event."""
-        _, n1, n2 = self.shape
-        inverse_mass = 1.0 / mass.astype(np.float64)
-
-        def bins(pt: np.ndarray, lo: float, n_inner: int) -> np.ndarray:
-            position = (pt * inverse_mass - lo) / self.bin_width + 1.0
-            np.clip(position, 0.0, n_inner + 1, out=position)
-            return position.astype(np.int32)
-
-        i1 = bins(lead_pt, self.x1_range[0], self.n1)
-        i2 = bins(sublead_pt, self.x2_range[0], self.n2)
-        return ((group.astype(np.int32) % self.n_groups) * n1 + i1) * n2 + i2
+        The key is ``((group * windows + window) * knots + knot) * knots + first``: its event part
+        and its knot part are added once, and only the window is computed per (knot, event).
+        """
+        _, n_windows, n_knots, _ = self.shape
+        # Cuts on 4 pT^2, which the kinematic map gives without square roots.
+        edges = 4.0 * np.square(np.asarray(self.window_edges, dtype=np.float32))
+        lead_lo, lead_hi = np.float32(4.0 * max(self.window_edges[0], self.lead_min_gev) ** 2), edges[-1]
+        sub_lo = np.float32(4.0 * self.sublead_min_gev**2)
+        knot_part = (np.arange(n_knots, dtype=np.int32) * n_knots)[:, None]
+        window_stride = np.int32(n_knots * n_knots)
+        keys = []
+        for start in range(0, len(mass), _ACCEPTANCE_BATCH):
+            part = slice(start, start + _ACCEPTANCE_BATCH)
+            sq1, sq2 = four_pt_squared_at_masses(
+                muons["mu1_pt"][part], muons["mu1_eta"][part], muons["mu2_pt"][part], muons["mu2_eta"][part], mass[part], self.knots
+            )  # fmt: skip
+            passes = np.minimum(sq1, sq2) >= sub_lo
+            lead = np.maximum(sq1, sq2, out=sq1)
+            passes &= lead >= lead_lo
+            passes &= lead < lead_hi
+            key = (group[part].astype(np.int32) % self.n_groups * n_windows * window_stride + np.argmax(passes, axis=0).astype(np.int32))[None, :]
+            key = key + knot_part
+            for edge in edges[1:-1]:
+                key += (lead >= edge).view(np.int8) * window_stride
+            key[~passes] = self.size
+            keys.append(key.ravel())
+        if not keys:
+            return AcceptanceKeys(np.empty(0, np.int32), len(mass))
+        return AcceptanceKeys(np.concatenate(keys), len(mass))
 
 
 @dataclass(frozen=True)
@@ -234,23 +277,23 @@ class HistogramSpec:
     grouping: ByCategory | ByPredictedResolution
     # False: only sigma_pred is histogrammed (a second value of the same groups, e.g. the raw one).
     fill_mass: bool = True
-    # The (x1, x2) histograms the acceptance-aware line shape needs (None: not filled).
+    # The window counts the acceptance-aware line shape needs (None: not filled).
     acceptance: AcceptanceGrid | None = None
 
     @property
     def needs_muon_eta(self) -> bool:
-        """The muons' eta are among what ``keys`` reads (the peak-scaled binning), not only their pT."""
-        return isinstance(self.grouping, ByPredictedResolution) and self.grouping.scaling is not None
+        """The muons' eta are among what ``keys`` reads (the acceptance, the peak-scaled binning), not only their pT."""
+        return self.acceptance is not None or (isinstance(self.grouping, ByPredictedResolution) and self.grouping.scaling is not None)
 
     def keys(
         self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None,
         muons: Mapping[str, np.ndarray] | None = None,
-    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray | None, tuple[float, float] | None]:  # fmt: skip
-        """``(selected events or None for all, mass keys or None, sigma_pred keys, (x1, x2) keys or None, pT minima or None)``.
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, AcceptanceKeys | None, tuple[float, float] | None]:  # fmt: skip
+        """``(selected events or None for all, mass keys or None, sigma_pred keys, acceptance keys or None, pT minima or None)``.
 
         ``muons`` (the muon columns, ``mu1`` leading) are needed when the spec fills the acceptance
         or bins on the peak-scaled prediction; the pT minima are the smallest leading and subleading
-        pT of the selected events (None when none is).
+        pT of the selected events (None when none is), against which the acceptance's thresholds are checked.
         """
         selected, group, value = self.grouping.assign(category, mass, spred, memo, muons)
         mass_sel = mass if selected is None else mass[selected]
@@ -259,10 +302,10 @@ class HistogramSpec:
         if self.acceptance is not None:
             if muons is None:
                 raise ValueError("an acceptance histogram needs the muons' pT")
-            lead, sub = muons["mu1_pt"], muons["mu2_pt"]
-            if selected is not None:
-                lead, sub = lead[selected], sub[selected]
-            x_keys = self.acceptance.keys(group, lead, sub, mass_sel)
+            sel_muons = {c: muons[c] if selected is None else muons[c][selected] for c in ("mu1_pt", "mu1_eta", "mu2_pt", "mu2_eta")}
+            x_keys = self.acceptance.keys(group, sel_muons, mass_sel)
+            lead = np.maximum(sel_muons["mu1_pt"], sel_muons["mu2_pt"])
+            sub = np.minimum(sel_muons["mu1_pt"], sel_muons["mu2_pt"])
             pt_min = (float(lead.min()), float(sub.min())) if lead.size else None
         return selected, mass_keys, self.grids.spred_keys(group, value), x_keys, pt_min
 
@@ -354,7 +397,7 @@ class CategoryHistograms:
 
     def add_keys(
         self, mass_keys: np.ndarray | None, spred_keys: np.ndarray, weights: np.ndarray | None,
-        x_keys: np.ndarray | None = None, pt_min: tuple[float, float] | None = None,
+        x_keys: AcceptanceKeys | None = None, pt_min: tuple[float, float] | None = None,
     ) -> None:  # fmt: skip
         """Add events given by their flat keys (no mass keys: sigma_pred only), in place, without a temporary of the histograms' size.
 
@@ -368,7 +411,9 @@ class CategoryHistograms:
         if x_keys is not None:
             if self.x_counts is None or self.pt_min is None:
                 raise ValueError("acceptance keys added to histograms without an acceptance grid")
-            np.add.at(self.x_counts.reshape(-1), x_keys, one)
+            # Tens of keys per event: bincount, not ufunc.at.
+            size = self.x_counts.size
+            self.x_counts += np.bincount(x_keys.keys, minlength=size + 1)[:size].reshape(self.x_counts.shape).astype(self.x_counts.dtype)
             if pt_min is not None:
                 np.minimum(self.pt_min, pt_min, out=self.pt_min)
         if weights is not None:
@@ -380,7 +425,10 @@ class CategoryHistograms:
                 np.add.at(self.mass_sumw2.reshape(-1), mass_keys, w * w)  # type: ignore[union-attr]
             np.add.at(self.spred_sumw.reshape(-1), spred_keys, w)  # type: ignore[union-attr]
             if x_keys is not None:
-                np.add.at(self.x_sumw.reshape(-1), x_keys, w)  # type: ignore[union-attr]
+                size = self.x_sumw.size  # type: ignore[union-attr]
+                n_knots = self.x_sumw.shape[2]  # type: ignore[union-attr]
+                summed = np.bincount(x_keys.keys, x_keys.weights(w, n_knots), minlength=size + 1)[:size]
+                self.x_sumw += summed.reshape(self.x_sumw.shape)  # type: ignore[union-attr]
 
     @property
     def weighted(self) -> bool:
@@ -430,7 +478,7 @@ class CategoryHistograms:
         return (self.mass_counts[index] if self.mass_sumw is None else self.mass_sumw[index]).astype(np.float64)
 
     def x_contents(self, group: int) -> np.ndarray:
-        """Sum of weights (events when unweighted) per (x1, x2) cell of acceptance group ``group``.
+        """Sum of weights (events when unweighted) of acceptance group ``group``: ``(windows, knots, first passing knot)``.
 
         Raises:
             ValueError: these histograms were filled without an acceptance grid.
@@ -497,15 +545,19 @@ def histogram_quantiles(contents: np.ndarray, counts: np.ndarray, edges: np.ndar
 def category_spec(config: "Config", scheme: "CategoryScheme") -> HistogramSpec:
     """Steps 1-2: histograms per category on the grids of ``config``; acceptance per |eta|-region pair when the line shape needs it."""
     n = scheme.n_categories
-    return HistogramSpec(grids_from_config(config, n), ByCategory(n), acceptance=acceptance_grid(config, scheme.n_eta**2))
+    acceptance = acceptance_grid(config, scheme.n_eta**2, scheme.pt_edges)
+    return HistogramSpec(grids_from_config(config, n), ByCategory(n), acceptance=acceptance)
 
 
-def acceptance_grid(config: "Config", n_groups: int) -> AcceptanceGrid | None:
-    """The (x1, x2) grid of ``fit.acceptance`` for ``n_groups`` groups, or None when the line shape is the plain Breit-Wigner."""
+def acceptance_grid(config: "Config", n_groups: int, window_edges: Sequence[float]) -> AcceptanceGrid | None:
+    """The window counts of ``fit.acceptance`` for ``n_groups`` groups, or None when the line shape is the plain Breit-Wigner."""
     if config.fit.line_shape != "acceptance":
         return None
     acc = config.fit.acceptance
-    return AcceptanceGrid(n_groups, tuple(acc.x1_range), tuple(acc.x2_range), acc.bin_width)
+    return AcceptanceGrid(
+        n_groups, tuple(float(e) for e in window_edges), acc.lead_pt_min_gev, acc.sublead_pt_min_gev,
+        tuple(config.selection.z_window_gev), acc.knot_spacing_gev,
+    )  # fmt: skip
 
 
 def grids_from_config(config: "Config", n_categories: int) -> HistogramGrids:

@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 import pyarrow as pa
 
 from lib import __version__
+from lib.acceptance import threshold_mismatch
 from lib.categories import CategoryScheme
 from lib.config import Config, override_keys, resolve_fit_spec
 from lib.errors import CalibrationError, InputError
@@ -338,6 +339,9 @@ def _run_step1(
     for name, count in too_few.items():
         log.warning("category %s has %d events (fit.min_events %d): not fitted, step 3 applies its fallback", name, count, minimum)
     to_fit = [n for n in names if n not in too_few]
+    mismatch = threshold_mismatch(reduction.histograms[0])
+    if mismatch:
+        log.warning("%s", mismatch)
     plot_dir = out_dir / "fits" if options.plots else None
     jobs = build_jobs(
         config, scheme, reduction, medians, to_fit, options.binned, options.backend, plot_dir, f"{options.sample_label} {year}",

@@ -1,85 +1,138 @@
-"""The window acceptance A(m) against Monte Carlo truth, and the (x1, x2) histograms filled while reading."""
+"""The window acceptance A(m) against Monte Carlo truth, the kinematic map behind it, and its counts filled while reading."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lib.acceptance import PtThresholds, acceptance_knots, window_acceptance
+from lib.acceptance import threshold_mismatch, window_acceptance
+from lib.dimuon_kinematics import pt_at_masses
 from lib.histograms import AcceptanceGrid, CategoryHistograms, HistogramGrids
 
-GRID = AcceptanceGrid(1, (0.2, 1.6), (0.1, 0.6), 0.005)
+PT_EDGES = (30.0, 45.0, 52.0, 62.0, 200.0)
+GRID = AcceptanceGrid(1, PT_EDGES, 26.0, 20.0, (75.0, 105.0), 1.0)
 MASS_GRID = HistogramGrids(1, (75.0, 105.0), 0.05, (0.05, 50.0), 5e-4)
-MASSES = np.linspace(76.0, 104.0, 29)
 
 
-def _kinematics(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Masses (Breit-Wigner-like peak in the window) and a Jacobian-peaked (x1, x2) independent of them."""
-    mass = 91.19 + 1.25 * rng.standard_cauchy(3 * n)
-    mass = mass[(mass > 75.0) & (mass < 105.0)][:n]
-    x1 = 0.5 * np.sqrt(1.0 - rng.random(n) ** 2) + np.abs(rng.normal(0.0, 0.07, n))
-    x2 = np.clip(1.0 - x1 + rng.normal(0.0, 0.05, n), 0.05, None)
-    return mass, x1, x2
+def _decays(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Dimuon pT (Gamma, in GeV: it does not scale with the mass), rapidity and rest-frame direction, independent of the mass."""
+    cos_theta = rng.uniform(-1.0, 1.0, n)
+    return {
+        "q": rng.gamma(2.0, 8.0, n), "y": rng.normal(0.0, 1.5, n), "cos": cos_theta, "sin": np.sqrt(1.0 - cos_theta**2),
+        "phi": rng.uniform(0.0, 2.0 * np.pi, n),
+    }  # fmt: skip
 
 
-def _histogram(mass: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> CategoryHistograms:
-    hists = CategoryHistograms.empty(MASS_GRID, weighted=False, acceptance=GRID)
+def _muons(decay: dict[str, np.ndarray], mass: np.ndarray) -> dict[str, np.ndarray]:
+    """The two muons of each decay at ``mass``, built with explicit Lorentz boosts (transverse, then longitudinal)."""
+    half = 0.5 * mass
+    n = np.stack([decay["sin"] * np.cos(decay["phi"]), decay["sin"] * np.sin(decay["phi"]), decay["cos"]])
+    energy_t = np.sqrt(mass**2 + decay["q"] ** 2)
+    gamma, beta = energy_t / mass, decay["q"] / energy_t
+    out = {}
+    for name, sign in (("mu1", 1.0), ("mu2", -1.0)):
+        px, py, pz = sign * half * n
+        e = gamma * (half + beta * px)
+        px = gamma * (px + beta * half)
+        e, pz = e * np.cosh(decay["y"]) + pz * np.sinh(decay["y"]), pz * np.cosh(decay["y"]) + e * np.sinh(decay["y"])
+        pt = np.hypot(px, py)
+        out[f"{name}_pt"], out[f"{name}_eta"] = pt, np.arcsinh(pz / pt)
+    return out
+
+
+def _lead_sub(muons: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.maximum(muons["mu1_pt"], muons["mu2_pt"]), np.minimum(muons["mu1_pt"], muons["mu2_pt"])
+
+
+def test_moving_an_event_to_another_mass_matches_the_explicit_boost():
+    rng = np.random.default_rng(11)
+    decay = _decays(rng, 5000)
+    mass = rng.uniform(80.0, 100.0, 5000)
+    seen = _muons(decay, mass)
+    targets = np.array([76.0, 91.0, 104.0])
+    pt1, pt2 = pt_at_masses(seen["mu1_pt"], seen["mu1_eta"], seen["mu2_pt"], seen["mu2_eta"], mass, targets)
+    for k, target in enumerate(targets):
+        moved = _muons(decay, np.full(5000, target))
+        np.testing.assert_allclose(pt1[k], moved["mu1_pt"], rtol=2e-4, atol=1e-3)
+        np.testing.assert_allclose(pt2[k], moved["mu2_pt"], rtol=2e-4, atol=1e-3)
+    # The pT do not simply scale with the mass (the dimuon pT does not): the map is not x = pT / m.
+    scaled = seen["mu1_pt"] * targets[0] / mass
+    assert np.median(np.abs(pt1[0] - scaled)) > 0.1
+
+
+def test_a_dimuon_at_rest_scales_with_the_mass():
+    pt1, pt2 = pt_at_masses(np.array([45.0]), np.array([0.3]), np.array([45.0]), np.array([-0.3]), np.array([2 * 45.0 * np.cosh(0.3)]), np.array([80.0]))
+    expected = 45.0 * 80.0 / (2 * 45.0 * np.cosh(0.3))
+    np.testing.assert_allclose([pt1[0, 0], pt2[0, 0]], [expected, expected], rtol=1e-5)
+
+
+def _fill(muons: dict[str, np.ndarray], mass: np.ndarray, grid: AcceptanceGrid = GRID) -> CategoryHistograms:
+    hists = CategoryHistograms.empty(MASS_GRID, weighted=False, acceptance=grid)
     zero = np.zeros(mass.size, np.int32)
-    hists.add_keys(MASS_GRID.mass_keys(zero, mass), MASS_GRID.spred_keys(zero, np.ones(mass.size)), None,
-                   GRID.keys(zero, x1 * mass, x2 * mass, mass), (float((x1 * mass).min()), float((x2 * mass).min())))  # fmt: skip
+    m32 = mass.astype(np.float32)
+    lead, sub = _lead_sub(muons)
+    hists.add_keys(MASS_GRID.mass_keys(zero, m32), MASS_GRID.spred_keys(zero, np.ones(mass.size)), None,
+                   grid.keys(zero, {c: v.astype(np.float32) for c, v in muons.items()}, m32), (float(lead.min()), float(sub.min())))  # fmt: skip
     return hists
 
 
-def _true_acceptance(x1: np.ndarray, x2: np.ndarray, window: tuple[float, float], sublead_min: float) -> np.ndarray:
-    values = np.array([np.mean((x1 * m >= window[0]) & (x1 * m < window[1]) & (x2 * m >= sublead_min)) for m in MASSES])
-    return values / values.max()
+@pytest.fixture(scope="module")
+def true_acceptance() -> np.ndarray:
+    """Share of a fresh set of decays that each window and the thresholds keep at each knot mass: ``(windows, knots)``."""
+    n = 300_000
+    decay = _decays(np.random.default_rng(99), n)
+    values = np.empty((len(PT_EDGES) - 1, len(GRID.knots)))
+    for k, m in enumerate(GRID.knots):
+        lead, sub = _lead_sub(_muons(decay, np.full(n, m)))
+        window = np.searchsorted(PT_EDGES, lead, side="right") - 1
+        passes = (sub >= 20.0) & (lead >= 30.0) & (lead < 200.0)
+        values[:, k] = np.bincount(window[passes], minlength=len(PT_EDGES) - 1)[: len(PT_EDGES) - 1] / n
+    return values / values.max(axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("window", [(30.0, 45.0), (45.0, 52.0), (62.0, 200.0)])
-def test_acceptance_of_untruncated_sample_matches_monte_carlo(window):
-    rng = np.random.default_rng(1)
-    mass, x1, x2 = _kinematics(rng, 400_000)
-    hists = _histogram(mass, x1, x2)
-    cuts = PtThresholds(0.0, np.inf, 0.0)
-    got = window_acceptance(hists.x_contents(0), GRID, MASS_GRID.mass_edges, hists.mass_contents(0), cuts, window, MASSES)
-    truth_x1, truth_x2 = _kinematics(np.random.default_rng(2), 400_000)[1:]
-    np.testing.assert_allclose(got, _true_acceptance(truth_x1, truth_x2, window, 0.0), atol=0.02)
-    # The 45-52 GeV window holds the Jacobian peak: A changes by far more than the tolerance over the range.
-    if window == (45.0, 52.0):
-        assert got.max() - got.min() > 0.5
-
-
-def test_truncated_sample_is_reweighted_to_the_untruncated_x_distribution():
-    """Events cut at pT_lead >= 30 and pT_sub >= 20 lose low x at low mass; the weights give it back."""
+@pytest.fixture(scope="module")
+def selected_sample() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Decays at Breit-Wigner masses in the window, kept when the leading muon is in 30-200 GeV and the subleading above 20."""
     rng = np.random.default_rng(3)
-    mass, x1, x2 = _kinematics(rng, 600_000)
-    kept = (x1 * mass >= 30.0) & (x2 * mass >= 20.0) & (x1 * mass < 200.0)
-    hists = _histogram(mass[kept], x1[kept], x2[kept])
-    cuts = PtThresholds(30.0, 200.0, 20.0)
-    window = (30.0, 45.0)
-    got = window_acceptance(hists.x_contents(0), GRID, MASS_GRID.mass_edges, hists.mass_contents(0), cuts, window, MASSES)
-    truth_x1, truth_x2 = _kinematics(np.random.default_rng(4), 600_000)[1:]
-    truth = _true_acceptance(truth_x1, truth_x2, window, 20.0)
-    np.testing.assert_allclose(got, truth, atol=0.025)
-    # Without the weights the truncated sample would put A too high at low mass.
-    naive = window_acceptance(hists.x_contents(0), GRID, MASS_GRID.mass_edges, hists.mass_contents(0),
-                              PtThresholds(0.0, np.inf, 20.0), window, MASSES)  # fmt: skip
-    assert np.max(np.abs(naive - truth)) > 2 * np.max(np.abs(got - truth))
+    n = 600_000
+    mass = 91.19 + 1.25 * rng.standard_cauchy(3 * n)
+    mass = mass[(mass > 75.0) & (mass < 105.0)][:n]
+    muons = _muons(_decays(rng, mass.size), mass)
+    lead, sub = _lead_sub(muons)
+    kept = (lead >= 30.0) & (lead < 200.0) & (sub >= 20.0)
+    return {c: v[kept] for c, v in muons.items()}, mass[kept]
+
+
+@pytest.mark.parametrize("window_index", [0, 1, 3])
+def test_acceptance_of_a_selected_sample_matches_monte_carlo(selected_sample, true_acceptance, window_index):
+    """A(m) of the 30-45, 45-52 and 62-200 GeV windows from events that passed the thresholds at their own mass."""
+    muons, mass = selected_sample
+    hists = _fill(muons, mass)
+    got = window_acceptance(hists.x_contents(0)[window_index], GRID.knots, MASS_GRID.mass_edges, hists.mass_contents(0))
+    truth = true_acceptance[window_index]
+    # Not at the last knot: events that pass only there reach less than MIN_REACH of the masses and are left out.
+    np.testing.assert_allclose(got[:-1], truth[:-1], atol=0.025)
+    if window_index == 1:  # the Jacobian peak: A changes by far more than the tolerance over the range
+        assert got.max() - got.min() > 0.5
+    if window_index == 0:
+        # Without the reach weights, events that pass the thresholds only at higher masses are missing at low mass.
+        naive = hists.x_contents(0)[window_index].sum(axis=1)
+        naive = naive / naive.max()
+        assert np.max(np.abs(naive - truth)[:-1]) > 2 * np.max(np.abs(got - truth)[:-1])
 
 
 def test_empty_histograms_give_no_correction():
     hists = CategoryHistograms.empty(MASS_GRID, weighted=False, acceptance=GRID)
-    got = window_acceptance(hists.x_contents(0), GRID, MASS_GRID.mass_edges, hists.mass_contents(0),
-                            PtThresholds(30.0, 200.0, 20.0), (30.0, 45.0), MASSES)  # fmt: skip
+    got = window_acceptance(hists.x_contents(0)[0], GRID.knots, MASS_GRID.mass_edges, hists.mass_contents(0))
     assert np.all(got == 1.0)
 
 
-def test_histograms_merge_counts_and_thresholds():
-    rng = np.random.default_rng(5)
-    mass, x1, x2 = _kinematics(rng, 20_000)
-    whole = _histogram(mass, x1, x2)
-    first, second = _histogram(mass[:7000], x1[:7000], x2[:7000]), _histogram(mass[7000:], x1[7000:], x2[7000:])
-    first.add(second)
+def test_counts_add_up_over_files_and_survive_the_cache(selected_sample):
+    muons, mass = selected_sample
+    part = {c: v[:20_000] for c, v in muons.items()}
+    whole = _fill(part, mass[:20_000])
+    first = _fill({c: v[:7000] for c, v in part.items()}, mass[:7000])
+    first.add(_fill({c: v[7000:20_000] for c, v in part.items()}, mass[7000:20_000]))
     np.testing.assert_array_equal(first.x_counts, whole.x_counts)
     np.testing.assert_array_equal(first.pt_min, whole.pt_min)
     restored = CategoryHistograms.from_arrays(MASS_GRID, whole.arrays(), GRID)
@@ -88,14 +141,28 @@ def test_histograms_merge_counts_and_thresholds():
         CategoryHistograms.from_arrays(MASS_GRID, whole.arrays(), None)
 
 
-def test_grid_keys_put_out_of_range_x_in_under_and_overflow():
-    keys = GRID.keys(np.array([0, 0, 0]), np.array([10.0, 90.0, 300.0]), np.array([5.0, 30.0, 90.0]), np.full(3, 100.0))
-    _, n1, n2 = GRID.shape
-    i1, i2 = np.divmod(keys, n2)
-    assert i1.tolist() == [0, 1 + int((0.9 - 0.2) / 0.005), n1 - 1]
-    assert i2.tolist() == [0, 1 + int((0.3 - 0.1) / 0.005), n2 - 1]
+def test_each_event_is_counted_once_per_knot_where_it_passes(selected_sample):
+    muons, mass = selected_sample
+    part = {c: v[:5000] for c, v in muons.items()}
+    hists = _fill(part, mass[:5000])
+    pt1, pt2 = pt_at_masses(part["mu1_pt"], part["mu1_eta"], part["mu2_pt"], part["mu2_eta"], mass[:5000], GRID.knots)
+    lead, sub = np.maximum(pt1, pt2), np.minimum(pt1, pt2)
+    passing = ((lead >= 30.0) & (lead < 200.0) & (sub >= 20.0)).sum(axis=1)
+    np.testing.assert_array_equal(hists.x_counts[0].sum(axis=(0, 2)), passing)
 
 
 def test_knots_cover_the_window():
-    knots = acceptance_knots((75.0, 105.0), 0.25)
-    assert knots[0] == 75.0 and knots[-1] == 105.0 and len(knots) == 121
+    knots = GRID.knots
+    assert knots[0] == 75.0 and knots[-1] == 105.0 and len(knots) == 31
+
+
+@pytest.mark.parametrize(("sublead_cut", "warned"), [(20.0, False), (25.0, True), (15.0, True)])
+def test_an_input_selected_with_other_thresholds_is_named(selected_sample, sublead_cut, warned):
+    """The input's own subleading cut (20 GeV here) against the one the acceptance assumes."""
+    muons, mass = selected_sample
+    grid = AcceptanceGrid(1, PT_EDGES, 26.0, sublead_cut, (75.0, 105.0), 1.0)
+    part = {c: v[:3000] for c, v in muons.items()}
+    message = threshold_mismatch(_fill(part, mass[:3000], grid))
+    assert (message is not None) == warned
+    if warned:
+        assert "fit.acceptance.sublead_pt_min_gev" in message and f"{sublead_cut:g} GeV" in message

@@ -200,13 +200,17 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
 
 
 def _acceptance_bins(spec: FitSpec) -> tuple[np.ndarray, np.ndarray]:
-    """``A(m)`` of the spec, averaged into bins of the table's spacing over the fit range (edges, values)."""
+    """``A(m)`` of the spec, linear between its knots, at the centres of the fit's bins over the fit range (edges, values).
+
+    The table is also the grid of the normalisation sum (``RooBinIntegrator``), so it has the
+    fit's bins (0.25 GeV by default), not the knots' spacing: summed at 1 GeV steps, the integral
+    of a 0.8 GeV peak would depend on where the peak sits between them.
+    """
     values = np.asarray(spec.acceptance, dtype=np.float64)
     knot_lo, knot_hi = spec.acceptance_range_gev  # type: ignore[misc]
     knots = np.linspace(knot_lo, knot_hi, values.size)
     lo, hi = spec.range_gev
-    n_bins = max(1, int(round((hi - lo) / (knots[1] - knots[0]))))
-    edges = np.linspace(lo, hi, n_bins + 1)
+    edges = np.linspace(lo, hi, spec.bins + 1)
     return edges, np.interp(0.5 * (edges[1:] + edges[:-1]), knots, values)
 
 
