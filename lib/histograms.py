@@ -542,10 +542,14 @@ def histogram_quantiles(contents: np.ndarray, counts: np.ndarray, edges: np.ndar
     return np.where(outside, np.nan, values)
 
 
-def category_spec(config: "Config", scheme: "CategoryScheme") -> HistogramSpec:
-    """Steps 1-2: histograms per category on the grids of ``config``; acceptance per |eta|-region pair when the line shape needs it."""
+def category_spec(config: "Config", scheme: "CategoryScheme", fits: bool = True) -> HistogramSpec:
+    """Steps 1-2: histograms per category on the grids of ``config``; acceptance per |eta|-region pair when the line shape needs it.
+
+    ``fits``: the reduction feeds step 1. Without it (step 2 alone: medians) the acceptance, which
+    costs as much as the rest of the reading, is not counted.
+    """
     n = scheme.n_categories
-    acceptance = acceptance_grid(config, scheme.n_eta**2, scheme.pt_edges)
+    acceptance = acceptance_grid(config, scheme.n_eta**2, scheme.pt_edges) if fits else None
     return HistogramSpec(grids_from_config(config, n), ByCategory(n), acceptance=acceptance)
 
 

@@ -470,7 +470,7 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
                 start = time.monotonic()
                 # Unbinned fits need each event's mass; binned fits and medians only the histograms.
                 events = "step1" in steps and not options.binned
-                specs = (category_spec(config, scheme),)
+                specs = (category_spec(config, scheme, fits="step1" in steps),)
                 reduction, source = load_reduction(options, config, scheme, year, execs, out_dir, specs, events)
                 summary.extra["read"] = reading_line(reduction)
                 _write_provenance(out_dir, options, config, source)
