@@ -65,6 +65,9 @@ class ClosureBin:
     ratio_err: float
     fit_quality: str
     verdict: str  # "pass", "fail" or "not tested: <why>"
+    # Relative error of median_val from the calibration factors' own errors (NaN: not propagated);
+    # where propagated, ratio_err includes it.
+    calibration_err: float = float("nan")
 
     def row(self) -> dict[str, object]:
         return asdict(self)
@@ -141,6 +144,8 @@ class BinSample:
     # A(m) of the bin at the masses of ``acceptance_range_gev`` (the Z line shape "acceptance").
     acceptance: tuple[float, ...] | None = None
     acceptance_range_gev: tuple[float, float] | None = None
+    # Sum of weights of the bin's events per category (None: not counted), for the factors' share of its error.
+    category_weights: np.ndarray | None = None
 
 
 def profile_grid(config: Config) -> ProfileGrid:
@@ -165,11 +170,13 @@ def measured_scaling(config: Config, scheme: CategoryScheme, profile_pass: Calla
 
 
 def samples_from_events(
-    skim: Skim, factors: np.ndarray | None, edges: Sequence[float], peak_gev: float, variable: str, scaling: PeakScaling | None
+    skim: Skim, factors: np.ndarray | None, edges: Sequence[float], peak_gev: float, variable: str, scaling: PeakScaling | None,
+    source_categories: int = 0,
 ) -> list[BinSample]:  # fmt: skip
     """Bins of sigma_pred times its category's factor (None: raw) with each bin's events (unbinned fits).
 
-    The same binning as ``ByPredictedResolution`` gives while reading, for binned fits.
+    The same binning as ``ByPredictedResolution`` gives while reading, for binned fits;
+    ``source_categories`` > 0: with each bin's sum of weights per category.
     """
     raw, predicted = predicted_resolution(skim.sigma_pred, skim.category, factors)
     groups = closure_bins(binning_values(predicted, skim.mass, peak_gev, variable, scaling, skim.muons, factors), edges)
@@ -184,6 +191,8 @@ def samples_from_events(
                 weighted_median(raw[rows], weights),
                 masses=np.ascontiguousarray(skim.mass[rows]),
                 weights=weights,
+                category_weights=np.bincount(skim.category[rows], weights, minlength=source_categories).astype(np.float64)
+                if source_categories else None,
             )
         )
     return samples
@@ -198,15 +207,19 @@ def samples_from_histograms(
     for i in range(predicted.grids.n_categories):
         median, err = histogram_median(predicted, i, order_statistic, f"{prefix} bin {i}")
         raw_median, _ = histogram_median(raw, i, order_statistic, f"{prefix} bin {i}")
-        samples.append(BinSample(predicted.n_events(i), median, err, raw_median, histogram=predicted.category_mass(i)))
+        samples.append(BinSample(predicted.n_events(i), median, err, raw_median, histogram=predicted.category_mass(i),
+                                 category_weights=predicted.category_contents(i)))  # fmt: skip
     return samples
 
 
 def closure_specs(
     config: Config, edges: Sequence[float], factors: np.ndarray | None, peak_gev: float, grids: HistogramGrids,
-    scaling: PeakScaling | None, acceptance: AcceptanceGrid | None = None,
+    scaling: PeakScaling | None, acceptance: AcceptanceGrid | None = None, source_categories: int = 0,
 ) -> tuple[HistogramSpec, ...]:  # fmt: skip
-    """Histograms of bins of calibrated sigma_pred: its own value (median, fits, ``acceptance``) and the raw one (``median_val_NonCal``)."""
+    """Histograms of bins of calibrated sigma_pred: its own value (median, fits, ``acceptance``) and the raw one (``median_val_NonCal``).
+
+    ``source_categories`` > 0: the first also counts each bin's events per category (whose factors they carry).
+    """
     def spec(value: str) -> HistogramSpec:
         grouping = ByPredictedResolution(
             tuple(float(e) for e in edges), None if factors is None else tuple(float(f) for f in factors), peak_gev,
@@ -214,7 +227,8 @@ def closure_specs(
         )  # fmt: skip
         predicted = value == "predicted"
         return HistogramSpec(dataclasses.replace(grids, n_categories=len(edges) - 1), grouping, fill_mass=predicted,
-                             acceptance=acceptance if predicted else None)  # fmt: skip
+                             acceptance=acceptance if predicted else None,
+                             source_categories=source_categories if predicted else 0)  # fmt: skip
 
     return (spec("predicted"), spec("raw"))
 
@@ -254,8 +268,35 @@ def fit_jobs(
     return jobs
 
 
-def bin_rows(samples: Sequence[BinSample], edges: Sequence[float], results: dict[str, Any], prefix: str = "closure") -> list[ClosureBin]:
-    """One unjudged row per bin: fit result against the median prediction, before and after calibration."""
+def calibration_error(category_weights: np.ndarray | None, factors: np.ndarray, factor_errors: np.ndarray | None) -> float:
+    """Relative error of a bin's calibrated median from the factors' own errors (NaN when unknown).
+
+    Each event's calibrated sigma_pred carries its category's factor, so a factor off by
+    ``e_c / f_c`` moves the median by about that times the category's share ``w_c`` of the bin;
+    the categories' fits are independent: ``sqrt(sum (w_c e_c / f_c)^2)``.
+    """
+    if category_weights is None or factor_errors is None:
+        return float("nan")
+    total = float(category_weights.sum())
+    if not total > 0:
+        return float("nan")
+    share = category_weights / total
+    used = share > 0
+    relative = np.divide(factor_errors, factors, out=np.full_like(factors, np.nan), where=factors > 0)
+    if not np.all(np.isfinite(relative[used])):
+        return float("nan")
+    return float(np.sqrt(np.sum((share[used] * relative[used]) ** 2)))
+
+
+def bin_rows(
+    samples: Sequence[BinSample], edges: Sequence[float], results: dict[str, Any], prefix: str = "closure",
+    factors: np.ndarray | None = None, factor_errors: np.ndarray | None = None,
+) -> list[ClosureBin]:  # fmt: skip
+    """One unjudged row per bin: fit result against the median prediction, before and after calibration.
+
+    With ``factor_errors`` (the Higgs check: a sample independent of the factors' fits) the ratio's
+    error includes the calibration's own (``calibration_error``).
+    """
     rows = []
     nan = float("nan")
     for i, sample in enumerate(samples):
@@ -267,10 +308,11 @@ def bin_rows(samples: Sequence[BinSample], edges: Sequence[float], results: dict
             fit_val, fit_err, quality = res.fit_val, res.fit_err, "ok" if res.ok else "failed"
         median = sample.median
         ratio = fit_val / median if median > 0 else nan
-        ratio_err = abs(ratio) * math.hypot(fit_err / fit_val, sample.median_err / median) if quality == "ok" else nan
+        calib = calibration_error(sample.category_weights, factors, factor_errors) if factors is not None else nan
+        ratio_err = abs(ratio) * math.hypot(fit_err / fit_val, sample.median_err / median, 0.0 if math.isnan(calib) else calib)
         rows.append(
-            ClosureBin(i, float(edges[i]), float(edges[i + 1]), sample.n_events, fit_val, fit_err,
-                       sample.raw_median, median, sample.median_err, ratio, ratio_err, quality, "")
+            ClosureBin(i, float(edges[i]), float(edges[i + 1]), sample.n_events, fit_val, fit_err, sample.raw_median, median,
+                       sample.median_err, ratio, ratio_err if quality == "ok" else nan, quality, "", calib)
         )  # fmt: skip
     return rows
 

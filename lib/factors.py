@@ -16,7 +16,10 @@ from lib.categories import CategoryScheme
 from lib.config import Step3Config
 from lib.errors import GateFailure
 
-__all__ = ["CategoryFactor", "compute_factors"]
+__all__ = ["CategoryFactor", "compute_factors", "FACTOR_CSV"]
+
+# The step-3 table of factors and their errors (read back by the Higgs check and the report).
+FACTOR_CSV = "calibration_factors.csv"
 
 log = logging.getLogger(__name__)
 

@@ -279,6 +279,9 @@ class HistogramSpec:
     fill_mass: bool = True
     # The window counts the acceptance-aware line shape needs (None: not filled).
     acceptance: AcceptanceGrid | None = None
+    # > 0: also count each group's events per category of this many (which calibration factors a
+    # closure or Higgs bin used, for the factors' share of its error).
+    source_categories: int = 0
 
     @property
     def needs_muon_eta(self) -> bool:
@@ -288,8 +291,13 @@ class HistogramSpec:
     def keys(
         self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, memo: dict | None = None,
         muons: Mapping[str, np.ndarray] | None = None,
-    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, AcceptanceKeys | None, tuple[float, float] | None]:  # fmt: skip
-        """``(selected events or None for all, mass keys or None, sigma_pred keys, acceptance keys or None, pT minima or None)``.
+    ) -> tuple[
+        np.ndarray | None, np.ndarray | None, np.ndarray, AcceptanceKeys | None, tuple[float, float] | None, np.ndarray | None
+    ]:  # fmt: skip
+        """``(selected, mass keys or None, sigma_pred keys, acceptance keys or None, pT minima or None, category keys or None)``.
+
+        ``selected`` are the events kept (None for all); the category keys are ``group *
+        source_categories + category`` when the spec counts categories.
 
         ``muons`` (the muon columns, ``mu1`` leading) are needed when the spec fills the acceptance
         or bins on the peak-scaled prediction; the pT minima are the smallest leading and subleading
@@ -307,7 +315,11 @@ class HistogramSpec:
             lead = np.maximum(sel_muons["mu1_pt"], sel_muons["mu2_pt"])
             sub = np.minimum(sel_muons["mu1_pt"], sel_muons["mu2_pt"])
             pt_min = (float(lead.min()), float(sub.min())) if lead.size else None
-        return selected, mass_keys, self.grids.spred_keys(group, value), x_keys, pt_min
+        cat_keys = None
+        if self.source_categories:
+            cats = category if selected is None else category[selected]
+            cat_keys = group.astype(np.int64) * self.source_categories + cats
+        return selected, mass_keys, self.grids.spred_keys(group, value), x_keys, pt_min, cat_keys
 
 
 @dataclass(frozen=True)
@@ -364,6 +376,19 @@ class CategoryHistograms:
     x_counts: np.ndarray | None = None
     x_sumw: np.ndarray | None = None
     pt_min: np.ndarray | None = None
+    # (n_groups, source categories): events (and weights) of each category in each group.
+    cat_counts: np.ndarray | None = None
+    cat_sumw: np.ndarray | None = None
+
+    @classmethod
+    def for_spec(cls, spec: "HistogramSpec", weighted: bool, count_dtype: type = np.int64) -> "CategoryHistograms":
+        """Zero histograms of what ``spec`` fills."""
+        hists = cls.empty(spec.grids, weighted, count_dtype, spec.acceptance)
+        if spec.source_categories:
+            shape = (spec.grids.n_categories, spec.source_categories)
+            hists.cat_counts = np.zeros(shape, count_dtype)
+            hists.cat_sumw = np.zeros(shape) if weighted else None
+        return hists
 
     @classmethod
     def empty(
@@ -397,7 +422,7 @@ class CategoryHistograms:
 
     def add_keys(
         self, mass_keys: np.ndarray | None, spred_keys: np.ndarray, weights: np.ndarray | None,
-        x_keys: AcceptanceKeys | None = None, pt_min: tuple[float, float] | None = None,
+        x_keys: AcceptanceKeys | None = None, pt_min: tuple[float, float] | None = None, cat_keys: np.ndarray | None = None,
     ) -> None:  # fmt: skip
         """Add events given by their flat keys (no mass keys: sigma_pred only), in place, without a temporary of the histograms' size.
 
@@ -416,6 +441,11 @@ class CategoryHistograms:
             self.x_counts += np.bincount(x_keys.keys, minlength=size + 1)[:size].reshape(self.x_counts.shape).astype(self.x_counts.dtype)
             if pt_min is not None:
                 np.minimum(self.pt_min, pt_min, out=self.pt_min)
+        if cat_keys is not None:
+            if self.cat_counts is None:
+                raise ValueError("category keys added to histograms that do not count categories")
+            size = self.cat_counts.size
+            self.cat_counts += np.bincount(cat_keys, minlength=size).reshape(self.cat_counts.shape).astype(self.cat_counts.dtype)
         if weights is not None:
             if self.mass_sumw is None:
                 raise ValueError("weighted events added to unweighted histograms")
@@ -424,6 +454,8 @@ class CategoryHistograms:
                 np.add.at(self.mass_sumw.reshape(-1), mass_keys, w)
                 np.add.at(self.mass_sumw2.reshape(-1), mass_keys, w * w)  # type: ignore[union-attr]
             np.add.at(self.spred_sumw.reshape(-1), spred_keys, w)  # type: ignore[union-attr]
+            if cat_keys is not None:
+                self.cat_sumw += np.bincount(cat_keys, w, minlength=self.cat_sumw.size).reshape(self.cat_sumw.shape)  # type: ignore[union-attr]
             if x_keys is not None:
                 size = self.x_sumw.size  # type: ignore[union-attr]
                 n_knots = self.x_sumw.shape[2]  # type: ignore[union-attr]
@@ -448,10 +480,12 @@ class CategoryHistograms:
         if self.x_counts is not None:
             self.x_counts += other.x_counts
             np.minimum(self.pt_min, other.pt_min, out=self.pt_min)
+        if self.cat_counts is not None:
+            self.cat_counts += other.cat_counts
 
     def add_weights(self, other: "CategoryHistograms") -> None:
         """Add another file's sums of weights: floats, whose last digits depend on the order of adding."""
-        for name in ("mass_sumw", "mass_sumw2", "spred_sumw", "x_sumw"):
+        for name in ("mass_sumw", "mass_sumw2", "spred_sumw", "x_sumw", "cat_sumw"):
             mine = getattr(self, name)
             if mine is not None:
                 mine += getattr(other, name)
@@ -487,6 +521,12 @@ class CategoryHistograms:
             raise ValueError("no acceptance histograms were filled (fit.line_shape is not 'acceptance')")
         return (self.x_counts[group] if self.x_sumw is None else self.x_sumw[group]).astype(np.float64)
 
+    def category_contents(self, group: int) -> np.ndarray | None:
+        """Sum of weights (events when unweighted) of each source category in ``group``; None when not counted."""
+        if self.cat_counts is None:
+            return None
+        return (self.cat_counts[group] if self.cat_sumw is None else self.cat_sumw[group]).astype(np.float64)
+
     def category_mass(self, index: int) -> MassHistogram:
         return MassHistogram(
             self.grids.mass_edges,
@@ -503,7 +543,7 @@ class CategoryHistograms:
     def from_arrays(
         cls, grids: HistogramGrids, arrays: dict[str, np.ndarray], acceptance: AcceptanceGrid | None = None
     ) -> "CategoryHistograms":
-        optional = ("mass_sumw", "mass_sumw2", "spred_sumw", "x_counts", "x_sumw", "pt_min")
+        optional = ("mass_sumw", "mass_sumw2", "spred_sumw", "x_counts", "x_sumw", "pt_min", "cat_counts", "cat_sumw")
         hists = cls(grids, **{k: arrays[k] for k in ("mass_counts", "spred_counts")}, **{k: arrays.get(k) for k in optional},
                     acceptance=acceptance)  # fmt: skip
         if (acceptance is None) != (hists.x_counts is None):

@@ -25,7 +25,7 @@ from lib.categories import CategoryScheme
 from lib.config import Config, override_keys, resolve_fit_spec
 from lib.errors import CalibrationError, InputError
 from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskCrash, TaskExecutor, default_workers
-from lib.factors import CategoryFactor, compute_factors
+from lib.factors import FACTOR_CSV, CategoryFactor, compute_factors
 from lib.figures import FitFigure, MedianFigure, draw_figures
 from lib.fit_step import FIT_CSV, FitCache, build_jobs, fit_figures, run_fits, write_fit_outputs
 from lib.io.atomic import write_text_atomic
@@ -47,7 +47,6 @@ FIT_WORKER_PRELOAD = ("lib.fitting.warm",)
 MEDIAN_CSV = "median_for_cats.csv"
 # Workers a new Dask-Gateway cluster is scaled to when --workers is not given.
 GATEWAY_WORKERS = 4
-FACTOR_CSV = "calibration_factors.csv"
 
 
 @dataclass

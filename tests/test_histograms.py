@@ -176,9 +176,9 @@ def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, 
 
     scaling = measured_scaling(cfg, scheme, lambda grid: merged_reduction((), keep_events=False, profile=grid))
     assert (scaling is None) == (variable == "sigma_pred")
-    specs = closure_specs(cfg, edges, factors, 91.188, grids_from_config(cfg, len(edges) - 1), scaling)
+    specs = closure_specs(cfg, edges, factors, 91.188, grids_from_config(cfg, len(edges) - 1), scaling, source_categories=scheme.n_categories)
     merged = merged_reduction(specs, keep_events=True, keep_muons=scaling is not None)
-    from_events = samples_from_events(merged.skim, factors, edges, 91.188, variable, scaling)
+    from_events = samples_from_events(merged.skim, factors, edges, 91.188, variable, scaling, scheme.n_categories)
     from_histograms = samples_from_histograms(*merged.histograms, cfg.step2, "closure")
     width = cfg.step2.median_relative_bin_width
     filled = 0
@@ -191,7 +191,23 @@ def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, 
         assert hists.raw_median == pytest.approx(events.raw_median, rel=width)
         counts, _ = np.histogram(events.masses, bins=hists.histogram.edges)
         np.testing.assert_array_equal(hists.histogram.counts, counts)
+        np.testing.assert_array_equal(hists.category_weights, events.category_weights)
+        assert hists.category_weights.sum() == events.n_events
     assert filled >= 8
+
+
+def test_calibration_error_weighs_each_factor_by_its_share_of_the_bin():
+    from lib.closure import calibration_error
+
+    factors, errors = np.array([1.0, 1.2, 1.1]), np.array([0.06, 0.012, 0.011])
+    assert calibration_error(np.array([0.0, 0.0, 5.0]), factors, errors) == pytest.approx(0.01)
+    # Independent fits: two equal shares of 6 % and 1 % add in quadrature.
+    assert calibration_error(np.array([3.0, 3.0, 0.0]), factors, errors) == pytest.approx(0.5 * np.hypot(0.06, 0.01))
+    assert np.isnan(calibration_error(np.array([1.0, 1.0, 1.0]), factors, None))
+    assert np.isnan(calibration_error(None, factors, errors))
+    # A category without a usable error in the bin: the bin's error is unknown, not smaller.
+    assert np.isnan(calibration_error(np.array([1.0, 1.0, 0.0]), factors, np.array([np.nan, 0.01, 0.01])))
+    assert calibration_error(np.array([0.0, 1.0, 1.0]), factors, np.array([np.nan, 0.012, 0.011])) == pytest.approx(0.5 * np.hypot(0.01, 0.01))
 
 
 def test_weighted_bootstrap_error_sees_the_spread_of_the_weights(config, scheme):

@@ -63,7 +63,7 @@ class ReductionMerger:
         self.files = [str(f) for f in files]
         self.skip_bad_files = skip_bad_files
         self.weighted = weighted
-        self._merged = Reduction(tuple(CategoryHistograms.empty(spec.grids, weighted, acceptance=spec.acceptance) for spec in specs), None)
+        self._merged = Reduction(tuple(CategoryHistograms.for_spec(spec, weighted) for spec in specs), None)
         self._skims: list[Skim] = []
         self._waiting: dict[int, FileReduction | str] = {}
         self._next = 0

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from lib.categories import NO_CATEGORY, CategoryScheme
 from lib.errors import InputError
 from lib.executor import default_workers
-from lib.histograms import CategoryHistograms, HistogramSpec
+from lib.histograms import AcceptanceKeys, CategoryHistograms, HistogramSpec
 from lib.peak_scaling import ProfileGrid, profile_sums
 from lib.resolution import sigma_pred
 
@@ -93,8 +93,9 @@ class _Keys:
     mass: np.ndarray | None
     spred: np.ndarray
     weight: np.ndarray | None
-    x: np.ndarray | None = None
+    x: AcceptanceKeys | None = None
     pt_min: tuple[float, float] | None = None
+    cat: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def reduce_file(
         profile=profile, keep_muons=keep_muons,
     )  # fmt: skip
     batch_parts: list[_Part] = []
-    histograms = tuple(CategoryHistograms.empty(spec.grids, weighted, np.int32, spec.acceptance) for spec in specs)
+    histograms = tuple(CategoryHistograms.for_spec(spec, weighted, np.int32) for spec in specs)
     n_read = 0
     try:
         with ThreadPoolExecutor(threads) as pool:
@@ -274,8 +275,8 @@ def _spec_keys(
     spec: HistogramSpec, cat: np.ndarray, mass: np.ndarray, spred: np.ndarray, weight: np.ndarray | None, memo: dict,
     muons: dict[str, np.ndarray],
 ) -> _Keys:  # fmt: skip
-    selected, mass_keys, spred_keys, x_keys, pt_min = spec.keys(cat, mass, spred, memo, muons)
-    return _Keys(mass_keys, spred_keys, weight if weight is None or selected is None else weight[selected], x_keys, pt_min)
+    selected, mass_keys, spred_keys, x_keys, pt_min, cat_keys = spec.keys(cat, mass, spred, memo, muons)
+    return _Keys(mass_keys, spred_keys, weight if weight is None or selected is None else weight[selected], x_keys, pt_min, cat_keys)
 
 
 def _valid_rows(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, int]]:
@@ -320,7 +321,7 @@ def _batch_part(
     parts = [f.result() for f in chunks]
     for part in parts:
         for hists, keys in zip(histograms, part.keys):
-            hists.add_keys(keys.mass, keys.spred, keys.weight, keys.x, keys.pt_min)
+            hists.add_keys(keys.mass, keys.spred, keys.weight, keys.x, keys.pt_min, keys.cat)
     return [_merge_parts(parts, weighted, keep_events)]
 
 
