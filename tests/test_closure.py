@@ -230,9 +230,9 @@ def test_higgs_validation_on_mc_calibration(config: Config, base_options, calibr
         calib = float(row["calibration_err"])
         assert 0.0 < calib < 0.2, table
         assert float(row["ratio_err"]) >= float(row["ratio"]) * calib, table
-    # The issue asks for 3 % per bin (higgs.tolerance); the tool does not reach it yet (the Z-fit
-    # factors of a few categories are off, see README "Known limits"). What must hold: the
-    # calibration brings the prediction closer to the fitted Higgs width than no calibration.
+    # The issue asks for 3 % per bin (higgs.tolerance); small samples do not reach it (the factors
+    # of small categories are known to a few %, README "Closure test and Higgs validation"). What
+    # must hold: the calibration brings the prediction closer to the fitted Higgs width than none.
     after = np.array([abs(float(r["fit_val"]) / float(r["median_val"]) - 1.0) for r in tested])
     before = np.array([abs(float(r["fit_val"]) / float(r["median_val_NonCal"]) - 1.0) for r in tested])
     assert np.sqrt(np.mean(after**2)) < np.sqrt(np.mean(before**2)), table
