@@ -93,7 +93,7 @@ def threshold_mismatch(hists: CategoryHistograms) -> str | None:
     grid = hists.acceptance
     if grid is None or hists.pt_min is None or not np.all(np.isfinite(hists.pt_min)):
         return None
-    expected = (max(grid.window_edges[0], grid.lead_min_gev), grid.sublead_min_gev)
+    expected = (grid.lead_threshold_gev, grid.sublead_min_gev)
     names = ("lead_pt_min_gev", "sublead_pt_min_gev")
     for seen, want, name, which in zip(hists.pt_min, expected, names, ("leading", "subleading")):
         if seen < want - 1e-3 or seen > want + THRESHOLD_TOLERANCE_GEV:

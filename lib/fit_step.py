@@ -95,7 +95,7 @@ def build_jobs(
     for name in names:
         index = scheme.index_of(name)
         median = medians[index].median_val_NonCal
-        nominal = with_category_acceptance(resolve_fit_spec(config, name, binned, backend), config, scheme, reduction.histograms[0], index)
+        nominal = with_category_acceptance(resolve_fit_spec(config, name, binned, backend), scheme, reduction.histograms[0], index)
         masses = weights = histogram = None
         if groups is not None:
             skim, idx = reduction.skim, groups[index]
@@ -119,7 +119,7 @@ def build_jobs(
     return sorted(jobs, key=lambda j: -j.task.n_events)
 
 
-def with_category_acceptance(spec: FitSpec, config: Config, scheme: CategoryScheme, hists: CategoryHistograms, index: int) -> FitSpec:
+def with_category_acceptance(spec: FitSpec, scheme: CategoryScheme, hists: CategoryHistograms, index: int) -> FitSpec:
     """``spec`` with the category's ``A(m)`` from its |eta|-region pair, when its line shape needs one."""
     if spec.peak != "z" or spec.line_shape != "acceptance":
         return spec

@@ -84,8 +84,8 @@ def _factor_errors(out_dir: Path, scheme: CategoryScheme, factors: np.ndarray) -
         values = np.array([float(rows[n]["calibration_factor"]) for n in scheme.names])
         errors = np.array([float(rows[n]["calibration_factor_err"]) for n in scheme.names])
     except (KeyError, ValueError):
-        values = errors = None  # type: ignore[assignment]
-    if values is None or not np.allclose(values, factors, rtol=1e-6, atol=0.0):
+        values = errors = np.full(scheme.n_categories, np.nan)
+    if not np.allclose(values, factors, rtol=1e-6, atol=0.0):
         log.info("Higgs check: no step-3 table of these factors in %s, so its errors omit the factors' own", out_dir)
         return None
     return errors

@@ -99,18 +99,14 @@ class HistogramGrids:
 
 @dataclass(frozen=True)
 class AcceptanceKeys:
-    """Where a chunk's events fall in ``AcceptanceGrid.shape``: a flat key per (knot, event), batch by batch (``AcceptanceGrid.keys``)."""
+    """Where a chunk's events fall in ``AcceptanceGrid.shape``: the flat keys of a ``(knots, events)`` array, raveled."""
 
     keys: np.ndarray
     n_events: int
 
-    def weights(self, weights: np.ndarray, n_knots: int) -> np.ndarray:
-        """Each key's event weight, in the keys' order (batches of ``(knots, events)``)."""
-        parts = [
-            np.broadcast_to(weights[start : start + _ACCEPTANCE_BATCH], (n_knots, len(weights[start : start + _ACCEPTANCE_BATCH]))).ravel()
-            for start in range(0, self.n_events, _ACCEPTANCE_BATCH)
-        ]  # fmt: skip
-        return np.concatenate(parts) if parts else np.empty(0)
+    def weights(self, weights: np.ndarray) -> np.ndarray:
+        """Each key's event weight, in the keys' order."""
+        return np.broadcast_to(weights, (self.keys.size // max(self.n_events, 1), self.n_events)).ravel()
 
 
 @dataclass(frozen=True)
@@ -153,8 +149,13 @@ class AcceptanceGrid:
     def size(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def lead_threshold_gev(self) -> float:
+        """The smallest leading pT an event of these windows has: the first edge or the input's cut, the higher."""
+        return max(self.window_edges[0], self.lead_min_gev)
+
     def keys(self, group: np.ndarray, muons: Mapping[str, np.ndarray], mass: np.ndarray) -> AcceptanceKeys:
-        """Flat key of every (knot, event), ``size`` where the event fails the thresholds, in batches that bound the temporaries.
+        """Flat key of every (knot, event), ``size`` where the event fails the thresholds, computed in batches of events that bound the temporaries.
 
         The key is ``((group * windows + window) * knots + knot) * knots + first``: its event part
         and its knot part are added once, and only the window is computed per (knot, event).
@@ -162,7 +163,7 @@ class AcceptanceGrid:
         _, n_windows, n_knots, _ = self.shape
         # Cuts on 4 pT^2, which the kinematic map gives without square roots.
         edges = 4.0 * np.square(np.asarray(self.window_edges, dtype=np.float32))
-        lead_lo, lead_hi = np.float32(4.0 * max(self.window_edges[0], self.lead_min_gev) ** 2), edges[-1]
+        lead_lo, lead_hi = np.float32(4.0 * self.lead_threshold_gev**2), edges[-1]
         sub_lo = np.float32(4.0 * self.sublead_min_gev**2)
         knot_part = (np.arange(n_knots, dtype=np.int32) * n_knots)[:, None]
         window_stride = np.int32(n_knots * n_knots)
@@ -181,10 +182,9 @@ class AcceptanceGrid:
             for edge in edges[1:-1]:
                 key += (lead >= edge).view(np.int8) * window_stride
             key[~passes] = self.size
-            keys.append(key.ravel())
-        if not keys:
-            return AcceptanceKeys(np.empty(0, np.int32), len(mass))
-        return AcceptanceKeys(np.concatenate(keys), len(mass))
+            keys.append(key)
+        flat = np.concatenate(keys, axis=1).ravel() if keys else np.empty(0, np.int32)
+        return AcceptanceKeys(flat, len(mass))
 
 
 @dataclass(frozen=True)
@@ -458,8 +458,7 @@ class CategoryHistograms:
                 self.cat_sumw += np.bincount(cat_keys, w, minlength=self.cat_sumw.size).reshape(self.cat_sumw.shape)  # type: ignore[union-attr]
             if x_keys is not None:
                 size = self.x_sumw.size  # type: ignore[union-attr]
-                n_knots = self.x_sumw.shape[2]  # type: ignore[union-attr]
-                summed = np.bincount(x_keys.keys, x_keys.weights(w, n_knots), minlength=size + 1)[:size]
+                summed = np.bincount(x_keys.keys, x_keys.weights(w), minlength=size + 1)[:size]
                 self.x_sumw += summed.reshape(self.x_sumw.shape)  # type: ignore[union-attr]
 
     @property

@@ -166,3 +166,19 @@ def test_an_input_selected_with_other_thresholds_is_named(selected_sample, suble
     assert (message is not None) == warned
     if warned:
         assert "fit.acceptance.sublead_pt_min_gev" in message and f"{sublead_cut:g} GeV" in message
+
+
+def test_weighted_sums_follow_each_event_across_batches(selected_sample):
+    """More events than one batch of keys: each (knot, event) key carries its own event's weight."""
+    muons, mass = selected_sample
+    n = 150_000  # above lib.histograms' batch of 65 536 events
+    part = {c: v[:n].astype(np.float32) for c, v in muons.items()}
+    m32 = mass[:n].astype(np.float32)
+    weights = np.random.default_rng(8).uniform(0.5, 1.5, n)
+    zero = np.zeros(n, np.int32)
+    hists = CategoryHistograms.empty(MASS_GRID, weighted=True, acceptance=GRID)
+    hists.add_keys(MASS_GRID.mass_keys(zero, m32), MASS_GRID.spred_keys(zero, np.ones(n)), weights, GRID.keys(zero, part, m32), (30.0, 20.0))
+    pt1, pt2 = pt_at_masses(part["mu1_pt"], part["mu1_eta"], part["mu2_pt"], part["mu2_eta"], m32, GRID.knots)
+    lead, sub = np.maximum(pt1, pt2), np.minimum(pt1, pt2)
+    passing = (lead >= 30.0) & (lead < 200.0) & (sub >= 20.0)
+    np.testing.assert_allclose(hists.x_sumw[0].sum(axis=(0, 2)), (passing * weights).sum(axis=1), rtol=1e-9)
