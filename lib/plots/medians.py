@@ -46,8 +46,7 @@ def plot_sigma_pred_histograms(
                 ax.axvline(med.median_val_NonCal, color=MEDIAN_COLOR, lw=1.5)
                 ax.text(0.97, 0.93, f"median {med.median_val_NonCal:.3f}", transform=ax.transAxes, ha="right", va="top",
                         fontsize=10, color=MEDIAN_COLOR)  # fmt: skip
-            # An explicit y: an automatic title position is found from the tight box of the axis below it.
-            ax.set_title(f"{med.cat_name}   N = {med.n_events:,}", fontsize=12, y=1.0, pad=4.0)
+            ax.set_title(f"{med.cat_name}   N = {med.n_events:,}", fontsize=12)
             ax.minorticks_off()
             ax.tick_params(which="both", top=False, right=False, labelsize=10, length=4)
             ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
@@ -58,14 +57,10 @@ def plot_sigma_pred_histograms(
             ax.set_visible(False)
         for ax in axes[:-1].flat:
             ax.tick_params(labelbottom=False)  # same x range in every row: labelled once, at the bottom
-        # Fixed label positions (the CMS style's right and top ends): automatic ones measure every
-        # sibling's tick labels on each draw.
         for ax in axes[-1]:
             ax.set_xlabel(r"$\sigma_{pred}$ [GeV]", fontsize=12)
-            ax.xaxis.set_label_coords(1.0, -0.2)
         for ax in axes[:, 0]:
             ax.set_ylabel(f"Events / {edges[1] - edges[0]:.2g} GeV", fontsize=11)
-            ax.yaxis.set_label_coords(-0.2, 1.0)
         fig.suptitle(f"Predicted mass resolution per category ({label}); red line: median", fontsize=16)
         fig.subplots_adjust(left=0.045, right=0.99, bottom=0.09, top=1.0 - 0.9 / (2.5 * nrows + 0.8), wspace=0.28, hspace=0.42)
     return save_figure(fig, path_stem, dpi=100, tight=False)
