@@ -242,6 +242,16 @@ class ByPredictedResolution:
         return selected, group, (predicted if self.value == "predicted" else raw).astype(np.float32)
 
 
+def _add_bincount(target: np.ndarray, keys: np.ndarray, weights: np.ndarray | None = None) -> None:
+    """Add the events (or weights) of flat ``keys`` into ``target`` in place; key ``target.size`` (an event counted nowhere) is dropped.
+
+    ``np.bincount`` rather than ``ufunc.at``: the acceptance gives tens of keys per event.
+    """
+    size = target.size
+    summed = np.bincount(keys, weights, minlength=size + 1)[:size]
+    target += summed.reshape(target.shape).astype(target.dtype, copy=False)
+
+
 def predicted_resolution(spred: np.ndarray, category: np.ndarray, factors: Sequence[float] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """``(raw, predicted)`` sigma_pred in float64: the predicted one is raw times its category's factor (None: raw)."""
     raw = spred.astype(np.float64)
@@ -436,16 +446,13 @@ class CategoryHistograms:
         if x_keys is not None:
             if self.x_counts is None or self.pt_min is None:
                 raise ValueError("acceptance keys added to histograms without an acceptance grid")
-            # Tens of keys per event: bincount, not ufunc.at.
-            size = self.x_counts.size
-            self.x_counts += np.bincount(x_keys.keys, minlength=size + 1)[:size].reshape(self.x_counts.shape).astype(self.x_counts.dtype)
+            _add_bincount(self.x_counts, x_keys.keys)
             if pt_min is not None:
                 np.minimum(self.pt_min, pt_min, out=self.pt_min)
         if cat_keys is not None:
             if self.cat_counts is None:
                 raise ValueError("category keys added to histograms that do not count categories")
-            size = self.cat_counts.size
-            self.cat_counts += np.bincount(cat_keys, minlength=size).reshape(self.cat_counts.shape).astype(self.cat_counts.dtype)
+            _add_bincount(self.cat_counts, cat_keys)
         if weights is not None:
             if self.mass_sumw is None:
                 raise ValueError("weighted events added to unweighted histograms")
@@ -455,11 +462,9 @@ class CategoryHistograms:
                 np.add.at(self.mass_sumw2.reshape(-1), mass_keys, w * w)  # type: ignore[union-attr]
             np.add.at(self.spred_sumw.reshape(-1), spred_keys, w)  # type: ignore[union-attr]
             if cat_keys is not None:
-                self.cat_sumw += np.bincount(cat_keys, w, minlength=self.cat_sumw.size).reshape(self.cat_sumw.shape)  # type: ignore[union-attr]
+                _add_bincount(self.cat_sumw, cat_keys, w)  # type: ignore[arg-type]
             if x_keys is not None:
-                size = self.x_sumw.size  # type: ignore[union-attr]
-                summed = np.bincount(x_keys.keys, x_keys.weights(w), minlength=size + 1)[:size]
-                self.x_sumw += summed.reshape(self.x_sumw.shape)  # type: ignore[union-attr]
+                _add_bincount(self.x_sumw, x_keys.keys, x_keys.weights(w))  # type: ignore[arg-type]
 
     @property
     def weighted(self) -> bool:

@@ -102,9 +102,9 @@ def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
         texts = mplhep.cms.label(ax=ax, data=not weighted, text="Preliminary", rlabel=" ", fontsize=18)
         rax.set_ylabel("Pull")
         rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
-        # Fixed label positions: automatic ones (and align_ylabels) measure every sibling's tick
-        # labels on each draw, a fifth of a figure's cost.
-        # The CMS style puts the labels at the top and right ends of their axes.
+        # Fixed label positions, at the top and right ends of their axes as the CMS style puts them:
+        # automatic ones (and align_ylabels) measure every sibling's tick labels on each draw, a
+        # fifth of a figure's cost.
         for axis in (ax.yaxis, rax.yaxis):
             axis.set_label_coords(-0.105, 1.0)
         rax.xaxis.set_label_coords(1.0, -0.2)
