@@ -114,9 +114,12 @@ def _imported_version(name: str) -> str:
 
 
 def _code_zip(directory: Path) -> Path:
-    """The ``lib`` package as ``ebe_calib_<hash>.zip`` (the hash of its sources, so workers never reuse a stale copy)."""
+    """The ``lib`` package as ``ebe_calib_<hash>.zip`` (the hash of its sources, so workers never reuse a stale copy).
+
+    Its C++ sources too: the fit workers compile ``lib/fitting/accepted_conv.cxx`` from the zip.
+    """
     package = Path(__file__).resolve().parent
-    sources = sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    sources = sorted(p for p in (*package.rglob("*.py"), *package.rglob("*.cxx")) if "__pycache__" not in p.parts)
     digest = hashlib.sha256()
     for path in sources:
         digest.update(str(path.relative_to(package.parent)).encode())

@@ -13,6 +13,7 @@ import json
 import logging
 import pickle
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -130,6 +131,19 @@ def with_category_acceptance(spec: FitSpec, scheme: CategoryScheme, hists: Categ
     return spec.model_copy(update={"acceptance": values, "acceptance_range_gev": span})
 
 
+@cache
+def _fit_code_digest() -> str:
+    """Hash of the code that turns a task into a result (``lib/fitting`` and the gates), so a fit
+    cached by another revision of the model is never mistaken for this one's: the tool's version
+    number does not change with every commit."""
+    digest = hashlib.sha256()
+    fitting = Path(__file__).with_name("fitting")
+    for path in sorted([*fitting.glob("*.py"), *fitting.glob("*.cxx"), Path(__file__).with_name("quality.py")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def job_key(job: FitJob) -> str:
     """Hash of everything that determines a fit's result: the events or histogram, weights, specs, gates, tool version."""
     task = job.task
@@ -143,6 +157,7 @@ def job_key(job: FitJob) -> str:
         "median": task.median_sigma_pred,
         "quality": task.quality.model_dump(mode="json"),
         "version": __version__,
+        "fit_code": _fit_code_digest(),
     }
     digest.update(json.dumps(meta, sort_keys=True).encode())
     return digest.hexdigest()[:20]

@@ -9,8 +9,11 @@ Optional background: ``RooExponential`` added with the background *fraction* (no
 ``line_shape: acceptance``: the category's leading-pT window keeps a mass-dependent share ``A(m)``
 of the events (``lib.acceptance``), tabulated in a ``RooHistFunc``. Where the cut acts decides
 where ``A`` multiplies: on the reconstructed mass (placement ``reco``, a mass built from the same
-muons) ``RooEffProd(BW (x) DCB, A)``; on the true mass (``true``) ``(BW x A) (x) DCB``, still with
-the Breit-Wigner first. The background passes the same window: ``RooEffProd(exp, A)``.
+muons) ``(BW (x) DCB) x A``, by ``EbeAcceptedConvPdf`` (``accepted_conv.cxx``), which reads the
+convolution's cache once per parameter change where ``RooEffProd`` made RooFit compute it twice
+(``RooEffProd`` is kept for the ``codegen`` backend, which cannot translate a compiled class); on
+the true mass (``true``) ``(BW x A) (x) DCB``, still with the Breit-Wigner first. The background
+passes the same window: ``RooEffProd(exp, A)``.
 
 Every object name carries a per-category, per-attempt tag, so nothing can collide with another
 category's objects in the same process (the original needed one subprocess per category for
@@ -23,6 +26,8 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 
 import numpy as np
 
@@ -34,9 +39,22 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"\s*This distribution of ROOT is in alpha stage", category=UserWarning)
     import ROOT
 
-__all__ = ["ROOT", "PeakModel", "build_model", "make_dataset", "histogram_dataset", "object_tag", "silence_roofit"]
+__all__ = ["ROOT", "PeakModel", "accepted_conv_class", "build_model", "make_dataset", "histogram_dataset", "object_tag", "silence_roofit"]
 
 ROOT.gROOT.SetBatch(True)
+
+ACCEPTED_CONV_SOURCE = "accepted_conv.cxx"  # a resource of this package: Dask workers import it from a zip
+SHAPE_PARAMS = ("mean", "sigma", "alpha_left", "n_left", "alpha_right", "n_right")  # RooCrystalBall's, in its order
+
+
+@cache
+def accepted_conv_class() -> object:
+    """``EbeAcceptedConvPdf``, compiled by ROOT's interpreter at its first use in a process (~20 ms)."""
+    if not ROOT.gInterpreter.Declare(resources.files(__package__).joinpath(ACCEPTED_CONV_SOURCE).read_text()):
+        raise FitError(
+            f"ROOT could not compile {ACCEPTED_CONV_SOURCE} (its messages are above); fit.line_shape: breit_wigner does without it"
+        )
+    return ROOT.EbeAcceptedConvPdf
 
 
 def silence_roofit() -> None:
@@ -112,7 +130,7 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
         return obj
 
     lo, hi = spec.range_gev
-    used = ["mean", "sigma", "alpha_left", "n_left", "alpha_right", "n_right"]
+    used = list(SHAPE_PARAMS)
     if spec.peak == "z":
         used = ["bw_mass", "bw_width", *used]
     if spec.background == "exponential":
@@ -159,7 +177,7 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
         return product
 
     def peak(obs: object, stage: str, window: object | None) -> object:
-        shape = [params[n] for n in ("mean", "sigma", "alpha_left", "n_left", "alpha_right", "n_right")]
+        shape = [params[n] for n in SHAPE_PARAMS]
         dcb = keep(ROOT.RooCrystalBall(f"dcb{stage}_{tag}", "DCB", obs, *shape))
         if spec.peak == "higgs":
             return dcb
@@ -172,7 +190,15 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
         conv.setBufferFraction(spec.fft_buffer_fraction)
         if window is None or true_placement:
             return conv
-        return accepted_product(f"signal{stage}_{tag}", "(BW (x) DCB) x A", conv, window)
+        if spec.backend == "codegen":
+            return accepted_product(f"signal{stage}_{tag}", "(BW (x) DCB) x A", conv, window)
+        edges, values = table_bins  # type: ignore[misc]
+        # The convolution's parameters: the compiled pdf's value servers (the convolution is a shape server).
+        shape_params = ROOT.RooArgSet(*(params[n] for n in ("bw_mass", "bw_width", *SHAPE_PARAMS)))
+        first, spacing = 0.5 * (edges[0] + edges[1]), edges[1] - edges[0]
+        table = ROOT.std.vector["double"](values.tolist())
+        accepted = accepted_conv_class()(f"signal{stage}_{tag}", "(BW (x) DCB) x A", obs, conv, shape_params, first, spacing, table)
+        return keep(accepted)
 
     def with_background(obs: object, sig: object, stage: str, window: object | None) -> tuple[object, object | None]:
         if spec.background == "none":

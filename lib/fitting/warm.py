@@ -31,6 +31,10 @@ def _warm_up() -> None:
     lo, hi = spec.range_gev
     masses = 91.188 + 1.25 * rng.standard_cauchy(40_000) + rng.normal(0.0, 1.2, 40_000)
     fit_category(FitTask("warm-up", masses[(masses > lo) & (masses < hi)], None, spec, (), 1.2, config.fit.quality))
+    # The acceptance line shape's compiled pdf, so no worker compiles it in its first fit.
+    from lib.fitting.model import accepted_conv_class
+
+    accepted_conv_class()
 
 
 logging.disable(logging.CRITICAL)
