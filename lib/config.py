@@ -234,6 +234,10 @@ class UndeterminedConfig(_Model):
     limit_tolerance: float = Field(
         default=0.01, ge=0.0, lt=0.5, description="Fraction of its range within which a first-stage value counts as at a limit."
     )
+    max_error_to_range: float = Field(
+        default=1.0, gt=0.0,
+        description="After Hesse, a parameter whose error exceeds this fraction of its range is fixed where the fit left it and the fit repeated.",
+    )  # fmt: skip
 
     @field_validator("params")
     @classmethod
@@ -410,6 +414,7 @@ class FitSpec(_Model):
     fix_undetermined: tuple[str, ...] = ()
     no_tail_alpha: float = 5.0
     undetermined_tolerance: float = 0.01
+    max_error_to_range: float = 1.0
 
 
 def _check_on_grid(where: str, binning: tuple[tuple[float, float], int], window: tuple[float, float], step: float) -> None:
@@ -489,6 +494,7 @@ def _default_spec(config: Config, name: str, binned: bool, backend: str | None) 
         fix_undetermined=fit.undetermined.params,
         no_tail_alpha=fit.undetermined.no_tail_alpha,
         undetermined_tolerance=fit.undetermined.limit_tolerance,
+        max_error_to_range=fit.undetermined.max_error_to_range,
     )
 
 

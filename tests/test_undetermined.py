@@ -8,7 +8,7 @@ import yaml
 
 from lib.config import Config, UndeterminedConfig, load_config, resolve_fit_spec
 from lib.errors import ConfigError
-from lib.fitting.undetermined import undetermined_params
+from lib.fitting.undetermined import undetermined_params, unmeasured_params
 from tests.test_fitting import make_task, z_sample
 
 LIMITS = {
@@ -49,6 +49,15 @@ def test_only_candidates_and_floating_parameters_are_fixed():
     assert undetermined_params(values, LIMITS, ALL, 0.01, 5.0) == ("alpha_right",)
 
 
+def test_an_error_larger_than_the_range_means_unmeasured():
+    errors = {"alpha_left": 0.4, "n_left": 2.0, "alpha_right": 8.6, "n_right": 9381.0, "bkg_fraction": 0.01, "bkg_slope": 0.05}
+    assert unmeasured_params(errors, LIMITS, ALL, 1.0) == ("alpha_right", "n_right")
+    assert unmeasured_params(errors, LIMITS, ALL, 2.0) == ("n_right",)
+    assert unmeasured_params(errors, LIMITS, ("n_left",), 1.0) == ()
+    assert unmeasured_params(errors | {"n_left": float("nan")}, LIMITS, ALL, 1.0) == ("n_left", "alpha_right", "n_right")
+    assert unmeasured_params({"bkg_slope": 50.0}, {"bkg_slope": (None, 0.1)}, ALL, 1.0) == ()  # unbounded: no range to compare
+
+
 def test_sigma_and_mean_can_never_be_fixed_by_the_rule(config: Config, tmp_path):
     with pytest.raises(ValueError, match="may not hold sigma or mean"):
         UndeterminedConfig(params=("sigma",))
@@ -81,3 +90,22 @@ def test_fit_without_background_passes_at_the_nominal_attempt(plain_config: Conf
     assert all(result.param(name).constant for name in nominal.fixed_undetermined)
     assert abs(result.fit_val - 1.3) < 3.0 * result.fit_err and result.fit_err < 0.02 * 1.3
 
+
+
+@pytest.mark.root
+def test_unmeasured_parameters_are_fixed_after_hesse_and_the_minimum_kept(plain_config: Config):
+    """Every candidate declared unmeasured (threshold near 0): the refit keeps the minimum and only sigma and mean float."""
+    pytest.importorskip("ROOT")
+    from lib.fitting.runner import fit_category
+
+    undetermined = plain_config.fit.undetermined.model_copy(update={"max_error_to_range": 1e-9})
+    config = plain_config.model_copy(update={"fit": plain_config.fit.model_copy(update={"undetermined": undetermined})})
+    masses = z_sample(np.random.default_rng(11), 50_000, 1.2, bkg_fraction=0.02)
+    reference = fit_category(make_task(plain_config, "45-52_OO", masses, resolve_fit_spec(plain_config, "45-52_OO", binned=True), 1.1))
+    result = fit_category(make_task(config, "45-52_OO", masses, resolve_fit_spec(config, "45-52_OO", binned=True), 1.1))
+    nominal = result.attempts[0]
+    assert reference.ok and result.ok and len(result.attempts) == 1, result.reason
+    assert set(nominal.fixed_undetermined) == set(config.fit.undetermined.params)
+    assert result.n_float == 2  # mean and sigma
+    assert abs(result.fit_val - reference.fit_val) < 0.05 * reference.fit_err
+    assert result.fit_err <= reference.fit_err * 1.001  # the tails' uncertainty no longer enters

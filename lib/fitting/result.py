@@ -67,7 +67,7 @@ class AttemptRecord:
     failures: tuple[str, ...]
     seconds: float
     n_bins: int = 0  # bins of the chi2 plot, to turn chi2/NDF into a per-bin mismodelling estimate
-    fixed_undetermined: tuple[str, ...] = ()  # fixed after the first fitTo: the data could not determine them
+    fixed_undetermined: tuple[str, ...] = ()  # fixed after the first fitTo or the Hesse fit: the data could not determine them
 
     @property
     def passed(self) -> bool:

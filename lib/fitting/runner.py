@@ -24,7 +24,7 @@ from lib.errors import FitError
 from lib.fitting.backend import require_backend
 from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
 from lib.fitting.native_log import native_output_to
-from lib.fitting.undetermined import undetermined_params
+from lib.fitting.undetermined import undetermined_params, unmeasured_params
 from lib.histograms import MassHistogram
 
 __all__ = ["FitTask", "fit_category", "cross_check_backend", "reference_fit", "backend_agreement", "with_backend"]
@@ -223,6 +223,17 @@ def _fix_undetermined(built: Any, spec: FitSpec) -> tuple[str, ...]:
     return fixed
 
 
+def _fix_unmeasured(built: Any, spec: FitSpec) -> tuple[str, ...]:
+    """Fix, where the Hesse fit left them, the parameters whose error exceeds their range (``lib.fitting.undetermined``)."""
+    floating = {name: var for name, var in built.params.items() if not var.isConstant()}
+    errors = {name: float(var.getError()) for name, var in floating.items()}
+    limits = {name: (float(var.getMin()), float(var.getMax())) for name, var in floating.items()}
+    fixed = unmeasured_params(errors, limits, spec.fix_undetermined, spec.max_error_to_range)
+    for name in fixed:
+        floating[name].setConstant(True)
+    return fixed
+
+
 def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weights: np.ndarray | None) -> tuple[int, float, Any]:
     """``(events, sum of weights, make)`` of the attempt's fit range; ``make(model)`` builds its RooFit data.
 
@@ -301,6 +312,13 @@ def _fit_attempt(
         fixed = _fix_undetermined(built, spec)
         final = built.total.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_second), ROOT.RooFit.Hesse(True))
         ROOT.SetOwnership(final, True)
+        unmeasured = _fix_unmeasured(built, spec)
+        if unmeasured:
+            # Their flat direction inflated sigma's error: the fit again without them (the same minimum).
+            del final
+            final = built.total.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_second), ROOT.RooFit.Hesse(True))
+            ROOT.SetOwnership(final, True)
+            fixed += unmeasured
         n_float = int(final.floatParsFinal().getSize())
         chi2, curves = _plot_and_chi2(ROOT, built, data, spec, n_float)
         params = _param_results(built, final, task.quality.limit_tolerance)
