@@ -36,7 +36,7 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     from lib.fit_step import build_jobs
     from lib.histograms import category_spec
     from lib.medians import compute_medians
-    from lib.pipeline import Executors, reduce_files
+    from lib.run.reduction import Executors, reduce_files
 
     config = load_config()
     scheme = CategoryScheme.from_config(config.categories)
@@ -55,7 +55,7 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
 def run_pool(jobs: list, workers: int) -> tuple[float, list]:
     from lib.executor import ProcessExecutor
     from lib.fit_step import fit_job
-    from lib.pipeline import FIT_WORKER_PRELOAD
+    from lib.run.reduction import FIT_WORKER_PRELOAD
 
     start = time.monotonic()
     results = ProcessExecutor(workers, preload=FIT_WORKER_PRELOAD).map(fit_job, jobs, [j.task.name for j in jobs])
@@ -82,7 +82,7 @@ def main() -> int:
     from lib.executor import default_workers
 
     from lib.executor import ProcessExecutor
-    from lib.pipeline import FIT_WORKER_PRELOAD
+    from lib.run.reduction import FIT_WORKER_PRELOAD
 
     # As a run does: the workers' forkserver loads ROOT while the sample is read.
     ProcessExecutor(1, preload=FIT_WORKER_PRELOAD).start()

@@ -40,7 +40,7 @@ def floor_seconds(workers: int, n_fits: int = 36, n_events: int = 100_000) -> fl
     from lib.config import load_config, resolve_fit_spec
     from lib.executor import ProcessExecutor
     from lib.fitting.runner import FitTask, fit_category
-    from lib.pipeline import FIT_WORKER_PRELOAD
+    from lib.run.reduction import FIT_WORKER_PRELOAD
 
     config = load_config()
     rng = np.random.default_rng(1)

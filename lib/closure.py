@@ -4,6 +4,9 @@ If the calibration is right, the fitted width in a narrow bin of calibrated sigm
 median calibrated sigma_pred of that bin. The same test without the calibration (bins of the raw
 sigma_pred, factor 1) is run beside it, so a user sees what the calibration changed. The bins
 come from the config and are contiguous (the original skipped 1.2-1.3 GeV).
+
+This module is the physics of the bins (samples, fit specs, rows, verdict), shared with the
+Higgs check; ``lib.run.closure`` reads, fits and writes them.
 """
 
 from __future__ import annotations
@@ -19,27 +22,22 @@ import numpy as np
 
 from lib.acceptance import group_acceptance
 from lib.categories import CategoryScheme, bin_index
-from lib.config import ClosureConfig, Config, FitSpec, Step2Config, resolve_fit_spec, retry_specs
-from lib.errors import CalibrationError, InputError
-from lib.executor import TaskCrash, TaskExecutor
-from lib.figures import FitFigure, draw_figures
-from lib.fit_step import FitJob, fit_figures, fit_job
+from lib.config import ClosureConfig, Config, FitSpec, Step2Config, retry_specs
+from lib.executor import TaskCrash
+from lib.fit_step import FitJob
 from lib.histograms import (
     AcceptanceGrid, ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram,
-    acceptance_grid, binning_values, grids_from_config, predicted_resolution,
+    binning_values, predicted_resolution,
 )  # fmt: skip
-from lib.io.atomic import write_text_atomic
 from lib.io.merge import Reduction
 from lib.io.reader import Skim
 from lib.medians import histogram_median
-from lib.io.tables import read_csv, write_csv
-from lib.options import RunOptions
 from lib.peak_scaling import PeakScaling, ProfileGrid, PtDependence
 from lib.resolution import median_error_order_statistic, weighted_median
 
 __all__ = [
     "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "closure_specs", "fit_jobs", "judge",
-    "run_closure", "samples_from_events", "samples_from_histograms", "CLOSURE_CSV",
+    "samples_from_events", "samples_from_histograms", "CLOSURE_CSV",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -121,13 +119,6 @@ def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig, prefix: str = "closure
                 failing.append(f"{bin_label(row.low, row.high, prefix)} ({deviation:+.1%})")
         judged.append(ClosureBin(**(row.row() | {"verdict": verdict})))
     return judged, ClosureVerdict(tested > 0 and not failing, tested, chi2, tuple(failing))
-
-
-def _factor_array(json_path: Path, scheme: CategoryScheme) -> np.ndarray:
-    from lib.correction.writer import read_factors
-
-    factors = read_factors(json_path, scheme)
-    return np.array([factors[name] for name in scheme.names], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -315,111 +306,3 @@ def bin_rows(
                        sample.median_err, ratio, ratio_err if quality == "ok" else nan, quality, "", calib)
         )  # fmt: skip
     return rows
-
-
-def _parse_bin(fix: str, edges: Sequence[float]) -> int:
-    labels = [bin_label(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
-    if fix.isdigit() and int(fix) < len(labels):
-        return int(fix)
-    if fix in labels:
-        return labels.index(fix)
-    raise CalibrationError(f"unknown closure bin '{fix}'; valid: 0..{len(labels) - 1} or {', '.join(labels)}")
-
-
-def _run_pass(
-    executor: TaskExecutor, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
-    title: str, csv_path: Path, only: int | None, log_dir: Path,
-) -> tuple[list[ClosureBin], ClosureVerdict, list[FitFigure]]:  # fmt: skip
-    edges = config.closure.bin_edges_gev
-
-    def spec_for(name: str) -> FitSpec:
-        return resolve_fit_spec(config, name, options.binned, options.backend)
-
-    jobs = fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=log_dir)
-    results = dict(zip([j.task.name for j in jobs], executor.map(fit_job, jobs, [j.task.name for j in jobs], "closure fits")))
-    rows = bin_rows(samples, edges, results)
-    if only is not None:
-        previous = read_csv(csv_path)
-        if len(previous) != len(rows):
-            raise InputError(f"{csv_path} has {len(previous)} bins, the config {len(rows)}: re-run the whole closure")
-        rows = [rows[i] if i == only else _from_csv(previous[i]) for i in range(len(rows))]
-    judged, verdict = judge(rows, config.closure)
-    write_csv(csv_path, [r.row() for r in judged])
-    return judged, verdict, fit_figures(jobs, results)
-
-
-def _closure_samples(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Any, out_dir: Path, factors: np.ndarray
-) -> tuple[list[BinSample], list[BinSample]]:  # fmt: skip
-    """Bins after and before calibration: from histograms filled while reading (binned), or from the events."""
-    from lib.pipeline import load_reduction
-
-    edges, peak = config.closure.bin_edges_gev, config.fit.params["bw_mass"].value
-    scaling = measured_scaling(
-        config, scheme, lambda grid: load_reduction(options, config, scheme, year, execs, out_dir, (), events=False, profile=grid)[0]
-    )  # fmt: skip
-    grids = grids_from_config(config, len(edges) - 1)
-    acceptance = acceptance_grid(config, len(edges) - 1, (scheme.pt_edges[0], scheme.pt_edges[-1]))
-    specs = closure_specs(config, edges, factors, peak, grids, scaling, acceptance)
-    specs += closure_specs(config, edges, None, peak, grids, scaling, acceptance)[:1]
-    if not options.binned and acceptance is None:
-        specs = ()  # unbinned fits need only the events
-    reduction, _ = load_reduction(
-        options, config, scheme, year, execs, out_dir, specs, events=not options.binned, muons=not options.binned and scaling is not None
-    )  # fmt: skip
-    if options.binned:
-        after_pred, after_raw, before = reduction.histograms
-        after = samples_from_histograms(after_pred, after_raw, config.step2, "closure")
-        uncalibrated = samples_from_histograms(before, before, config.step2, "closure (uncalibrated)")
-    else:
-        variable = config.closure.bin_variable
-        after = samples_from_events(reduction.skim, factors, edges, peak, variable, scaling)  # type: ignore[arg-type]
-        uncalibrated = samples_from_events(reduction.skim, None, edges, peak, variable, scaling)  # type: ignore[arg-type]
-    if acceptance is not None:
-        after = with_bin_acceptance(after, reduction.histograms[0])
-        uncalibrated = with_bin_acceptance(uncalibrated, reduction.histograms[2])
-    return after, uncalibrated
-
-
-def _from_csv(row: dict[str, str]) -> ClosureBin:
-    kinds = {f: t for f, t in ClosureBin.__annotations__.items()}
-    return ClosureBin(**{k: (int(v) if kinds[k] == "int" else float(v) if kinds[k] == "float" else v) for k, v in row.items()})
-
-
-def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Any, out_dir: Path) -> dict[str, object]:
-    """Closure after and before calibration; writes CSVs, plots and ``closure_verdict.txt``.
-
-    Raises:
-        InputError: no correction JSON to test (run steps 1-3 first or pass --calib-json).
-    """
-    from lib.correction.writer import correction_filename
-
-    json_path = options.calib_json or out_dir / correction_filename(year, options.is_mc, options.nanoaod_v)
-    if not Path(json_path).exists():
-        raise InputError(f"no calibration JSON {json_path}: run --steps all first or pass --calib-json")
-    factors = _factor_array(Path(json_path), scheme)
-    after_samples, before_samples = _closure_samples(options, config, scheme, year, execs, out_dir, factors)
-    only = _parse_bin(options.fix_cat, config.closure.bin_edges_gev) if options.fix_cat else None
-    closure_dir = out_dir / "closure"
-    plots = closure_dir / "fits" if options.plots else None
-    title = f"{options.sample_label} {year}"
-    after, verdict_after, figures = _run_pass(
-        execs.fit, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only, closure_dir / "logs"
-    )
-    before, verdict_before, figures_before = _run_pass(
-        execs.fit, config, before_samples, options, None if plots is None else plots / "uncalibrated",
-        f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only, closure_dir / "logs" / "uncalibrated",
-    )  # fmt: skip
-    lines = [verdict_after.text("closure after calibration"), verdict_before.text("closure before calibration (reference)")]
-    if options.validate_higgs:
-        from lib.higgs import run_higgs_validation
-
-        lines.append(run_higgs_validation(options, config, scheme, year, execs, out_dir, factors).text("Higgs peak (DCB) after calibration"))
-    text = "\n".join(lines)
-    write_text_atomic(out_dir / "closure_verdict.txt", text + "\n")
-    draw_figures(execs.fit, figures + figures_before)
-    if options.plots:
-        from lib.plots.closure import plot_closure
-
-        plot_closure(before, after, out_dir / "closure_resolution", title)
-    return {"after": verdict_after, "before": verdict_before, "text": text, "json": str(json_path)}

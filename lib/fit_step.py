@@ -133,12 +133,12 @@ def with_category_acceptance(spec: FitSpec, scheme: CategoryScheme, hists: Categ
 
 @cache
 def _fit_code_digest() -> str:
-    """Hash of the code that turns a task into a result (``lib/fitting`` and the gates), so a fit
+    """Hash of the code that turns a task into a result (``lib/fitting``, the gates included), so a fit
     cached by another revision of the model is never mistaken for this one's: the tool's version
     number does not change with every commit."""
     digest = hashlib.sha256()
     fitting = Path(__file__).with_name("fitting")
-    for path in sorted([*fitting.glob("*.py"), *fitting.glob("*.cxx"), Path(__file__).with_name("quality.py")]):
+    for path in sorted([*fitting.glob("*.py"), *fitting.glob("*.cxx")]):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -11,42 +11,33 @@ import logging
 import math
 import shutil
 import time
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
-
-import pyarrow as pa
 
 from lib import __version__
 from lib.acceptance import threshold_mismatch
 from lib.categories import CategoryScheme
 from lib.config import Config, override_keys, resolve_fit_spec
-from lib.errors import CalibrationError, InputError
-from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskCrash, TaskExecutor, default_workers
+from lib.errors import CalibrationError
+from lib.executor import TaskCrash
 from lib.factors import FACTOR_CSV, CategoryFactor, compute_factors
 from lib.figures import FitFigure, MedianFigure, draw_figures
 from lib.fit_step import FIT_CSV, FitCache, build_jobs, fit_figures, run_fits, write_fit_outputs
 from lib.io.atomic import write_text_atomic
-from lib.histograms import CategoryHistograms, HistogramSpec, category_spec
-from lib.io.cache import cache_key, inputs_fingerprint, load_cached_reduction, store_reduction
-from lib.io.merge import Reduction, ReductionMerger
-from lib.io.reader import FileReduction, find_files, reduce_file
+from lib.histograms import CategoryHistograms, category_spec
+from lib.io.merge import Reduction
 from lib.io.tables import read_csv, write_csv, write_latex_table
 from lib.medians import CategoryMedian, compute_medians, sigma_pred_histograms
 from lib.options import RunOptions
-from lib.peak_scaling import ProfileGrid
+from lib.run.closure import run_closure
+from lib.run.reduction import Executors, InputSource, executors, load_reduction, reading_line
 
-__all__ = ["run", "YearSummary", "InputSource", "MEDIAN_CSV", "FACTOR_CSV", "executors", "load_reduction", "reduce_files"]
+__all__ = ["run", "YearSummary", "MEDIAN_CSV", "FACTOR_CSV", "format_summary"]
 
 log = logging.getLogger(__name__)
 
-# Modules the fit workers' forkserver imports before forking them: ROOT's libraries, loaded once.
-FIT_WORKER_PRELOAD = ("lib.fitting.warm",)
 MEDIAN_CSV = "median_for_cats.csv"
-# Workers a new Dask-Gateway cluster is scaled to when --workers is not given.
-GATEWAY_WORKERS = 4
 
 
 @dataclass
@@ -61,141 +52,6 @@ class YearSummary:
     failed_fits: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Executors:
-    """Where file reductions and fits run."""
-
-    reduce: TaskExecutor
-    fit: TaskExecutor
-
-
-@contextmanager
-def executors(options: RunOptions) -> Iterator[Executors]:
-    """Pick executors: Dask for both when a Dask mode is set, else inline reads and a process pool for fits."""
-    workers = options.workers if options.workers else default_workers()
-    with ExitStack() as stack:
-        if options.dask_mode:
-            from lib.cluster import dask_client
-
-            client = stack.enter_context(
-                dask_client(
-                    options.dask_mode, workers, options.scheduler, options.gateway, gateway_workers=options.workers or GATEWAY_WORKERS,
-                    gateway_options=dict(options.gateway_options),
-                )
-            )  # fmt: skip
-            dask = DaskExecutor(client)
-            yield Executors(dask, dask)
-        elif options.workers == 0:
-            yield Executors(InlineExecutor(), InlineExecutor())
-        else:
-            pool = ProcessExecutor(workers, task_timeout_s=600, preload=FIT_WORKER_PRELOAD)
-            if options.closure_test or options.steps in ("all", "step1"):
-                pool.start()  # loads ROOT in the workers' forkserver while the files are read
-            yield Executors(InlineExecutor(), pool)
-
-
-def _reduce_task(args: tuple) -> FileReduction:
-    """Module-level wrapper so a file reduction can run on a Dask worker."""
-    return reduce_file(*args)
-
-
-def _reduce_or_skip_task(args: tuple) -> FileReduction | str:
-    """``_reduce_task`` for --skip-bad-files: a damaged file comes back as its error message.
-
-    Returning instead of raising lets the other files go on, on a Dask worker as in-process. Only
-    file-level damage is skippable (the reader raises it from the I/O or Arrow error); a missing or
-    non-numeric column means the wrong input rather than one damaged file, so it stays fatal.
-    """
-    try:
-        return reduce_file(*args)
-    except InputError as err:
-        if isinstance(err.__cause__, (OSError, pa.ArrowException)):
-            return str(err)
-        raise
-
-
-@dataclass(frozen=True)
-class InputSource:
-    """The inputs a reduction was built from: fingerprint of the files read, and the files skipped as damaged."""
-
-    fingerprint: str
-    skipped: tuple[str, ...] = ()
-
-
-def reduce_files(
-    files: Sequence[Path], execs: Executors, scheme: CategoryScheme, window: tuple[float, float], weight_column: str | None,
-    batch_rows: int, specs: tuple[HistogramSpec, ...], events: bool, skip_bad_files: bool, progress: str = "files",
-    profile: ProfileGrid | None = None, muons: bool = False,
-) -> Reduction:  # fmt: skip
-    """Reduce every file on the reduce executor and fold the results in file order as they arrive.
-
-    No per-file result is kept once folded: with histograms only, memory does not grow with the
-    number of files or events.
-    """
-    tasks = [(str(f), scheme, window, weight_column, batch_rows, None, specs, events, profile, muons) for f in files]
-    merger = ReductionMerger(files, specs, weight_column is not None, skip_bad_files)
-    task = _reduce_or_skip_task if skip_bad_files else _reduce_task
-    execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
-    return merger.result()
-
-
-def load_reduction(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path,
-    specs: tuple[HistogramSpec, ...], events: bool, profile: ProfileGrid | None = None, muons: bool = False,
-) -> tuple[Reduction, InputSource]:  # fmt: skip
-    """Find the year's files, reduce them to histograms (one set per spec) and/or a skim (or reuse a cache with the same key).
-
-    ``profile``: also sum the muons' ``ln(ptErr / pT)`` on that grid; ``muons``: the skim keeps the
-    muon columns (both for the closure's peak-scaled binning).
-
-    A reduction missing skipped files is not cached: the cache key names every matched file, and a
-    later run without --skip-bad-files must read (and refuse) the damaged ones again.
-
-    Raises:
-        InputError: no event of any file falls in the Z window and the categories.
-    """
-    root = input_root(options, config)
-    pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
-    files = find_files(root, pattern, year)
-    weight_column = config.input.weight_column if options.is_mc else None
-    settings = {
-        "categories": config.categories.model_dump(mode="json"),
-        "z_window": list(config.selection.z_window_gev),
-        "weight": weight_column,
-        "histograms": [repr(spec) for spec in specs],
-        "profile": repr(profile),
-        "muons": muons,
-    }
-    fingerprint = inputs_fingerprint(files)
-    key = cache_key(fingerprint, settings)
-    cache_dir = out_dir / ".cache"
-    cached = load_cached_reduction(cache_dir, key, specs, events, muons)
-    if cached is not None:
-        return cached, InputSource(fingerprint)
-    start = time.monotonic()
-    reduction = reduce_files(
-        files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events,
-        options.skip_bad_files, profile=profile, muons=muons,
-    )  # fmt: skip
-    log.info("%s in %.1f s", reading_line(reduction), time.monotonic() - start)
-    if reduction.n_kept == 0:
-        raise InputError(f"no events of {reduction.n_files} files under {root} fall in the Z window and the categories")
-    if reduction.skipped:
-        log.info("reduction not cached: %d files were skipped", len(reduction.skipped))
-        return reduction, InputSource(inputs_fingerprint([Path(p) for p in reduction.read_files]), tuple(reduction.skipped))
-    store_reduction(cache_dir, key, reduction)
-    return reduction, InputSource(fingerprint)
-
-
-def reading_line(reduction: Reduction) -> str:
-    """What the reduction read and kept, as the summary and the log state it."""
-    return (
-        f"read {reduction.n_files} files, {reduction.n_read} events: {reduction.n_bad} dropped as bad, "
-        f"{reduction.n_outside_window} outside the Z window, {reduction.n_outside_categories} outside categories, "
-        f"{reduction.n_kept} kept"
-    )
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -223,11 +79,6 @@ def tuned_categories(config: Config) -> dict[str, list[str]]:
     """Per category, the ``fit.overrides`` keys (exact or wildcard) that apply to it; untuned ones left out."""
     matched = {name: override_keys(config, name) for name in CategoryScheme.from_config(config.categories).names}
     return {name: keys for name, keys in matched.items() if keys}
-
-
-def input_root(options: RunOptions, config: Config) -> Path:
-    """The Stage-1 root, absolute: a Dask worker of a scheduler or Gateway runs in its own directory."""
-    return (Path(options.input_path) if options.input_path else Path(config.input.stage1_path)).resolve()
 
 
 def _configuration_differences(previous: dict[str, object], options: RunOptions, config: Config) -> list[str]:
@@ -460,8 +311,6 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
             summary = YearSummary(year, out_dir)
             figures: list[FitFigure | MedianFigure] = []
             if options.closure_test:
-                from lib.closure import run_closure
-
                 summary.extra["closure"] = run_closure(options, config, scheme, year, execs, out_dir)
                 summaries.append(summary)
                 continue

@@ -16,7 +16,7 @@ import pytest
 from lib.categories import CategoryScheme
 from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV
 from lib.config import Config, FitPatch
-from lib.higgs import HIGGS_CSV
+from lib.run.higgs import HIGGS_CSV
 from lib.io.tables import read_csv
 from lib.options import RunOptions
 from lib.pipeline import YearSummary, run

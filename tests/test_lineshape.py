@@ -12,7 +12,6 @@ Thresholds are statistical: 400 k events, errors from the fits.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import statistics

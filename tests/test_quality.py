@@ -9,7 +9,7 @@ import pytest
 
 from lib.config import QualityConfig
 from lib.fitting.result import AttemptRecord, ParamResult
-from lib.quality import at_limit, evaluate_gates
+from lib.fitting.quality import at_limit, evaluate_gates
 
 QUALITY = QualityConfig(max_chi2_ndf=3.0, sigma_ratio_band=(0.4, 3.0), limit_tolerance=0.001)
 MEDIAN = 1.3
@@ -115,6 +115,6 @@ def test_z_core_far_from_the_peak_fails_only_for_offset_means():
 def test_covariance_failed_tells_minimiser_from_model(changes, failed):
     from dataclasses import replace
 
-    from lib.quality import _EXAMPLE, covariance_failed
+    from lib.fitting.quality import _EXAMPLE, covariance_failed
 
     assert covariance_failed(replace(_EXAMPLE, **changes)) is failed

@@ -24,7 +24,7 @@ from lib.executor import ProcessExecutor
 from lib.io.cache import inputs_fingerprint
 from lib.io.reader import FileReduction
 from lib.io.tables import read_csv, write_csv
-from lib.pipeline import _reduce_or_skip_task
+from lib.run.reduction import _reduce_or_skip_task
 from tests.helpers_tables import random_stage1_table
 
 YEAR = "2018"

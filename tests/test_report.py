@@ -29,7 +29,7 @@ from PIL import Image
 
 from getCalibrationFactor import main
 from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV, ClosureBin, judge
-from lib.higgs import HIGGS_CSV
+from lib.run.higgs import HIGGS_CSV
 from lib.io.tables import read_csv, write_csv
 from lib.report import REPORT_HTML, REPORT_PDF, write_report
 from lib.report.runs import RUNS_JSON

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lib import quality as gates
+import lib.fitting.quality as gates
 from lib.config import FitSpec, QualityConfig
 from lib.errors import FitError
 from lib.fitting.backend import require_backend
@@ -240,7 +240,7 @@ def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weigh
     Raises:
         ValueError: the spec's bins do not fall on the grid of the task's histogram.
     """
-    from lib.fitting import model as rf
+    import lib.fitting.model as rf
 
     lo, hi = spec.range_gev
     if task.histogram is not None:
@@ -255,8 +255,6 @@ def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weigh
 
 def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | None, weights: np.ndarray | None) -> _Outcome:
     """Two ``fitTo`` like the original, then chi2, parameters and gates of one attempt."""
-    from lib.fitting import model as rf
-
     started = time.perf_counter()
     lo, hi = spec.range_gev
     try:
@@ -286,7 +284,7 @@ def _fit_attempt(
     task: FitTask, spec: FitSpec, index: int, make_data: Any, n_events: int, sum_weights: float
 ) -> tuple[AttemptRecord, FitCurves]:
     """The ROOT part of an attempt: build, two ``fitTo``, chi2 and parameters (gates not applied yet)."""
-    from lib.fitting import model as rf
+    import lib.fitting.model as rf
 
     ROOT = rf.ROOT
     built = rf.build_model(spec, rf.object_tag(task.name, index))
@@ -386,7 +384,7 @@ def fit_category(task: FitTask) -> FitResult:
 
     Every attempt made is recorded; a rung that restarts at (or fixes parameters at) the best
     minimum so far is skipped when that minimum failed only model gates, which a restart cannot
-    change (``lib.quality.covariance_failed``). When none passes, the result carries the attempt with the fewest
+    change (``lib.fitting.quality.covariance_failed``). When none passes, the result carries the attempt with the fewest
     gate failures (the earliest among equals), ``ok=False`` and those failures as ``reason``; an
     attempt whose range holds no events is recorded as failed with "no events in fit range"
     instead of raising, so a category can never stop a run.
@@ -406,7 +404,7 @@ def fit_category(task: FitTask) -> FitResult:
     specs = (task.nominal, *task.retries)
     for spec in specs:
         require_backend(spec.backend)
-    from lib.fitting import model as rf
+    import lib.fitting.model as rf
 
     rf.silence_roofit()
     outcomes: list[_Outcome] = []

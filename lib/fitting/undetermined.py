@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-from lib.quality import at_limit
+from lib.fitting.quality import at_limit
 
 __all__ = ["undetermined_params", "unmeasured_params"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from lib.categories import CategoryScheme
 from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV
 from lib.fit_step import FIT_CSV
-from lib.higgs import HIGGS_CSV
+from lib.run.higgs import HIGGS_CSV
 from lib.io.tables import read_csv
 from lib.pipeline import FACTOR_CSV, MEDIAN_CSV, PROVENANCE_JSON
 
@@ -24,7 +24,7 @@ __all__ = [
     "CLOSURE_VERDICT", "HIGGS_VERDICT",
 ]  # fmt: skip
 
-# Written by lib.closure and lib.higgs, which name them only there.
+# Written by lib.run.closure and lib.run.higgs; lib.closure and lib.run.higgs name them.
 CLOSURE_VERDICT = "closure_verdict.txt"
 HIGGS_VERDICT = "higgs_validation_verdict.txt"
 SAMPLE_LABELS = ("Data", "MC")

@@ -1,4 +1,4 @@
-"""Higgs-peak validation: does the Z-derived calibration describe the H->mumu mass resolution?
+"""Higgs-peak validation as a run step: does the Z-derived calibration describe the H->mumu mass resolution?
 
 On a signal sample the calibrated sigma_pred is computed per event, events are binned in it, and
 the H peak in the signal region is fitted with a pure double Crystal Ball (the 3.7 MeV natural
@@ -33,6 +33,7 @@ from lib.io.atomic import write_text_atomic
 from lib.io.reader import find_files
 from lib.io.tables import read_csv, write_csv
 from lib.options import RunOptions
+from lib.run.reduction import input_root, reduce_files
 
 __all__ = ["run_higgs_validation", "HIGGS_CSV"]
 
@@ -45,8 +46,6 @@ def _signal_samples(
     options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: object, factors: np.ndarray
 ) -> list[BinSample]:  # fmt: skip
     """Bins of calibrated sigma_pred of the signal-region events: histograms filled while reading (binned) or events."""
-    from lib.pipeline import input_root, reduce_files
-
     root = input_root(options, config)
     files = find_files(root, config.input.signal_glob, year)
     higgs = config.higgs

@@ -1,0 +1,177 @@
+"""Where a run reads: its executors, and its files reduced to histograms (or a skim), cached per input.
+
+Steps 1-2, the closure and the Higgs check all read through ``load_reduction``/``reduce_files``;
+the executors decide where that work and the fits run (a local Dask cluster, a scheduler or
+Gateway, or in-process reads with a local pool of fit processes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+
+from lib.categories import CategoryScheme
+from lib.config import Config
+from lib.errors import InputError
+from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskExecutor, default_workers
+from lib.histograms import HistogramSpec
+from lib.io.cache import cache_key, inputs_fingerprint, load_cached_reduction, store_reduction
+from lib.io.merge import Reduction, ReductionMerger
+from lib.io.reader import FileReduction, find_files, reduce_file
+from lib.options import RunOptions
+from lib.peak_scaling import ProfileGrid
+
+__all__ = ["Executors", "InputSource", "executors", "input_root", "load_reduction", "reading_line", "reduce_files", "FIT_WORKER_PRELOAD"]
+
+log = logging.getLogger(__name__)
+
+# Modules the fit workers' forkserver imports before forking them: ROOT's libraries, loaded once.
+FIT_WORKER_PRELOAD = ("lib.fitting.warm",)
+# Workers a new Dask-Gateway cluster is scaled to when --workers is not given.
+GATEWAY_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Executors:
+    """Where file reductions and fits run."""
+
+    reduce: TaskExecutor
+    fit: TaskExecutor
+
+
+@contextmanager
+def executors(options: RunOptions) -> Iterator[Executors]:
+    """Pick executors: Dask for both when a Dask mode is set, else inline reads and a process pool for fits."""
+    workers = options.workers if options.workers else default_workers()
+    with ExitStack() as stack:
+        if options.dask_mode:
+            from lib.cluster import dask_client
+
+            client = stack.enter_context(
+                dask_client(
+                    options.dask_mode, workers, options.scheduler, options.gateway, gateway_workers=options.workers or GATEWAY_WORKERS,
+                    gateway_options=dict(options.gateway_options),
+                )
+            )  # fmt: skip
+            dask = DaskExecutor(client)
+            yield Executors(dask, dask)
+        elif options.workers == 0:
+            yield Executors(InlineExecutor(), InlineExecutor())
+        else:
+            pool = ProcessExecutor(workers, task_timeout_s=600, preload=FIT_WORKER_PRELOAD)
+            if options.closure_test or options.steps in ("all", "step1"):
+                pool.start()  # loads ROOT in the workers' forkserver while the files are read
+            yield Executors(InlineExecutor(), pool)
+
+
+def _reduce_task(args: tuple) -> FileReduction:
+    """Module-level wrapper so a file reduction can run on a Dask worker."""
+    return reduce_file(*args)
+
+
+def _reduce_or_skip_task(args: tuple) -> FileReduction | str:
+    """``_reduce_task`` for --skip-bad-files: a damaged file comes back as its error message.
+
+    Returning instead of raising lets the other files go on, on a Dask worker as in-process. Only
+    file-level damage is skippable (the reader raises it from the I/O or Arrow error); a missing or
+    non-numeric column means the wrong input rather than one damaged file, so it stays fatal.
+    """
+    try:
+        return reduce_file(*args)
+    except InputError as err:
+        if isinstance(err.__cause__, (OSError, pa.ArrowException)):
+            return str(err)
+        raise
+
+
+@dataclass(frozen=True)
+class InputSource:
+    """The inputs a reduction was built from: fingerprint of the files read, and the files skipped as damaged."""
+
+    fingerprint: str
+    skipped: tuple[str, ...] = ()
+
+
+def reduce_files(
+    files: Sequence[Path], execs: Executors, scheme: CategoryScheme, window: tuple[float, float], weight_column: str | None,
+    batch_rows: int, specs: tuple[HistogramSpec, ...], events: bool, skip_bad_files: bool, progress: str = "files",
+    profile: ProfileGrid | None = None, muons: bool = False,
+) -> Reduction:  # fmt: skip
+    """Reduce every file on the reduce executor and fold the results in file order as they arrive.
+
+    No per-file result is kept once folded: with histograms only, memory does not grow with the
+    number of files or events.
+    """
+    tasks = [(str(f), scheme, window, weight_column, batch_rows, None, specs, events, profile, muons) for f in files]
+    merger = ReductionMerger(files, specs, weight_column is not None, skip_bad_files)
+    task = _reduce_or_skip_task if skip_bad_files else _reduce_task
+    execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
+    return merger.result()
+
+
+def load_reduction(
+    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path,
+    specs: tuple[HistogramSpec, ...], events: bool, profile: ProfileGrid | None = None, muons: bool = False,
+) -> tuple[Reduction, InputSource]:  # fmt: skip
+    """Find the year's files, reduce them to histograms (one set per spec) and/or a skim (or reuse a cache with the same key).
+
+    ``profile``: also sum the muons' ``ln(ptErr / pT)`` on that grid; ``muons``: the skim keeps the
+    muon columns (both for the closure's peak-scaled binning).
+
+    A reduction missing skipped files is not cached: the cache key names every matched file, and a
+    later run without --skip-bad-files must read (and refuse) the damaged ones again.
+
+    Raises:
+        InputError: no event of any file falls in the Z window and the categories.
+    """
+    root = input_root(options, config)
+    pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
+    files = find_files(root, pattern, year)
+    weight_column = config.input.weight_column if options.is_mc else None
+    settings = {
+        "categories": config.categories.model_dump(mode="json"),
+        "z_window": list(config.selection.z_window_gev),
+        "weight": weight_column,
+        "histograms": [repr(spec) for spec in specs],
+        "profile": repr(profile),
+        "muons": muons,
+    }
+    fingerprint = inputs_fingerprint(files)
+    key = cache_key(fingerprint, settings)
+    cache_dir = out_dir / ".cache"
+    cached = load_cached_reduction(cache_dir, key, specs, events, muons)
+    if cached is not None:
+        return cached, InputSource(fingerprint)
+    start = time.monotonic()
+    reduction = reduce_files(
+        files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events,
+        options.skip_bad_files, profile=profile, muons=muons,
+    )  # fmt: skip
+    log.info("%s in %.1f s", reading_line(reduction), time.monotonic() - start)
+    if reduction.n_kept == 0:
+        raise InputError(f"no events of {reduction.n_files} files under {root} fall in the Z window and the categories")
+    if reduction.skipped:
+        log.info("reduction not cached: %d files were skipped", len(reduction.skipped))
+        return reduction, InputSource(inputs_fingerprint([Path(p) for p in reduction.read_files]), tuple(reduction.skipped))
+    store_reduction(cache_dir, key, reduction)
+    return reduction, InputSource(fingerprint)
+
+
+def reading_line(reduction: Reduction) -> str:
+    """What the reduction read and kept, as the summary and the log state it."""
+    return (
+        f"read {reduction.n_files} files, {reduction.n_read} events: {reduction.n_bad} dropped as bad, "
+        f"{reduction.n_outside_window} outside the Z window, {reduction.n_outside_categories} outside categories, "
+        f"{reduction.n_kept} kept"
+    )
+
+
+def input_root(options: RunOptions, config: Config) -> Path:
+    """The Stage-1 root, absolute: a Dask worker of a scheduler or Gateway runs in its own directory."""
+    return (Path(options.input_path) if options.input_path else Path(config.input.stage1_path)).resolve()

@@ -1,0 +1,127 @@
+"""The import graph of ``lib``: no cycles, and the layers point one way.
+
+Every ``import`` of a ``lib`` module counts, deferred ones inside functions included (a deferred
+import hides a cycle from Python, not from a reader), and importing ``lib.a.b`` also imports the
+package ``lib.a`` (its ``__init__``), except from inside ``lib.a``, whose package is loaded
+already. Read from the source with ``ast``: nothing is imported, so the test needs no ROOT.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+LIB = Path(__file__).resolve().parent.parent / "lib"
+
+# The orchestration layer: how a run reads, fits and writes, and what it reports. Nothing below
+# it may import it.
+ORCHESTRATION = ("lib.pipeline", "lib.run", "lib.report")
+# Physics: pure numbers, no I/O, no executors, no figures.
+PHYSICS = (
+    "lib.categories", "lib.resolution", "lib.medians", "lib.factors", "lib.acceptance", "lib.peak_scaling",
+    "lib.dimuon_kinematics", "lib.histograms", "lib.fitting.quality", "lib.fitting.undetermined",
+)  # fmt: skip
+PHYSICS_MAY_IMPORT = ("lib.categories", "lib.config", "lib.errors", "lib.resolution", "lib.histograms", "lib.dimuon_kinematics",
+                      "lib.peak_scaling", "lib.fitting.result", "lib.fitting.quality", "lib.fitting")  # fmt: skip
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(LIB.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in LIB.rglob("*.py")}
+
+
+def _with_parents(name: str, known: dict[str, Path]) -> set[str]:
+    parts = name.split(".")
+    return {".".join(parts[:i]) for i in range(2, len(parts) + 1)} & set(known)
+
+
+def _imports(path: Path, known: dict[str, Path]) -> set[str]:
+    """The ``lib`` modules ``path`` imports anywhere in it, with the packages they belong to."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] == "lib":
+                found |= _with_parents(name, known)
+    return found - {"lib"}
+
+
+def _graph() -> dict[str, set[str]]:
+    known = _modules()
+    return {name: _imports(path, known) - _with_parents(name, known) for name, path in known.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _in(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_the_cycle_finder_finds_a_cycle_hidden_in_a_deferred_import(tmp_path):
+    graph = {"lib.a": {"lib.b"}, "lib.b": {"lib.c"}, "lib.c": {"lib.a"}, "lib.d": {"lib.a"}}
+    assert _cycles(graph) == [["lib.a", "lib.b", "lib.c"]]
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from lib.run.reduction import load_reduction\n")
+    assert _imports(source, {"lib.run": Path(), "lib.run.reduction": Path()}) == {"lib.run", "lib.run.reduction"}
+
+
+def test_lib_has_no_import_cycle():
+    assert _cycles(_graph()) == []
+
+
+def test_nothing_below_the_orchestration_layer_imports_it():
+    upward = {
+        name: sorted(d for d in deps if _in(d, ORCHESTRATION))
+        for name, deps in _graph().items()
+        if not _in(name, ORCHESTRATION)
+    }
+    assert {name: deps for name, deps in upward.items() if deps} == {}
+
+
+def test_physics_modules_import_no_io_executor_or_figures():
+    graph = _graph()
+    assert set(PHYSICS) <= set(graph), "a physics module was renamed: update PHYSICS"
+    leaks = {name: sorted(d for d in graph[name] if not _in(d, PHYSICS_MAY_IMPORT)) for name in PHYSICS}
+    assert {name: deps for name, deps in leaks.items() if deps} == {}
