@@ -47,3 +47,22 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_mode_keeps_the_replaced_files_bits_and_durable_writes_the_same_bytes(tmp_path):
+    target = tmp_path / "correction_filelist.yaml"
+    target.write_text("old\n")
+    os.chmod(target, 0o664)
+    with atomic_path(target, durable=True, keep_mode=True) as tmp:
+        tmp.write_text("new\n")
+    assert target.read_text() == "new\n" and _mode(target) == 0o664
+    with atomic_path(target) as tmp:
+        tmp.write_text("newer\n")
+    assert _mode(target) == umask_mode()
+
+
+def test_without_create_parent_a_missing_directory_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(tmp_path / "missing" / "c.json", create_parent=False) as tmp:
+            tmp.write_text("{}")
+    assert list(tmp_path.iterdir()) == []

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.correction.writer import LoadedCorrection, load_correction
-from lib.io.atomic import umask_mode
+from lib.io.atomic import atomic_path
 from lib.errors import InputError
 from lib.resolution import sigma_pred
 
@@ -160,24 +159,18 @@ def _output_schema(schema: pa.Schema, loaded: LoadedCorrection) -> pa.Schema:
 
 def _apply_one(source: Path, output: Path, loaded: LoadedCorrection, batch_rows: int) -> int:
     """Stream one file into a temporary sibling of ``output`` and rename it into place."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp", delete=False) as tmp:
-        tmp_path = Path(tmp.name)
     rows = 0
     try:
-        parquet = pq.ParquetFile(source)
-        schema = _output_schema(parquet.schema_arrow, loaded)
-        with pq.ParquetWriter(tmp_path, schema) as writer:
-            for group in range(parquet.num_row_groups):
-                for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group]):
-                    writer.write_batch(_with_resolution(batch, schema, loaded))
-                    rows += batch.num_rows
-        os.chmod(tmp_path, umask_mode())
-        os.replace(tmp_path, output)
+        with atomic_path(output) as tmp_path:
+            parquet = pq.ParquetFile(source)
+            schema = _output_schema(parquet.schema_arrow, loaded)
+            with pq.ParquetWriter(tmp_path, schema) as writer:
+                for group in range(parquet.num_row_groups):
+                    for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group]):
+                        writer.write_batch(_with_resolution(batch, schema, loaded))
+                        rows += batch.num_rows
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"failed to write {output} from {source}: {' '.join(str(err).split())}") from err
-    finally:
-        tmp_path.unlink(missing_ok=True)
     return rows
 
 

@@ -15,8 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from lib.categories import CategoryScheme
-from lib.io.atomic import umask_mode
+from lib.io.atomic import atomic_path
 from lib.errors import CorrectionError
 
 __all__ = [
@@ -196,36 +194,17 @@ def write_correction(cset: cs.CorrectionSet, path: Path, gzip: bool = False) -> 
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``.
-
-    A reader never sees a half-written file and an interrupted write leaves the old file intact.
-    The new file keeps the old one's permission bits (the umask's when there was none).
+    """Write ``data`` to ``path`` whole (``lib.io.atomic``), flushed to disk, keeping the replaced file's mode.
 
     Raises:
         CorrectionError: the directory is missing or not writable.
     """
     path = Path(path)
     try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = umask_mode()
-    except OSError as err:
-        raise CorrectionError(f"cannot write {path}: {err.strerror}") from err
-    tmp_name = None
-    try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
-            tmp_name = tmp.name
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-        tmp_name = None
+        with atomic_path(path, durable=True, keep_mode=True, create_parent=False) as tmp:
+            tmp.write_bytes(data)
     except OSError as err:
         raise CorrectionError(f"cannot write {path}: {err.strerror or err}") from err
-    finally:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

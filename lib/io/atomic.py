@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,16 +24,30 @@ def umask_mode() -> int:
 
 
 @contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; it is renamed onto ``target`` (with the umask's mode) only on success."""
+def atomic_path(target: Path, durable: bool = False, keep_mode: bool = False, create_parent: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; it is renamed onto ``target`` only on success.
+
+    The file gets the umask's mode, or with ``keep_mode`` the mode of the file it replaces (an
+    installed correction whose owner made it group-writable stays so). ``durable`` flushes the
+    file to disk before the rename, for outputs a later job trusts without reading them back (the
+    correction JSON, the installed file list); tables and figures skip that cost. Without
+    ``create_parent`` a missing directory is an error instead of being made.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if create_parent:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    mode = umask_mode()
+    if keep_mode and target.exists():
+        mode = stat.S_IMODE(target.stat().st_mode)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, umask_mode())
+        if durable:
+            with open(tmp_path, "rb+") as handle:
+                os.fsync(handle.fileno())
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
