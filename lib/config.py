@@ -67,6 +67,13 @@ def _check_range(value: tuple[float, float]) -> tuple[float, float]:
     return value
 
 
+def _check_edges(edges: list[float]) -> list[float]:
+    """Bin edges: at least two, strictly increasing."""
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"bin edges must be at least two and increasing, got {edges}")
+    return edges
+
+
 class InputConfig(_Model):
     stage1_path: str = Field(description="Stage-1 root used when --input_path is not given.")
     data_glob: str = Field(description="Glob of Data parquet files below the Stage-1 root; {year} substituted.")
@@ -289,16 +296,26 @@ class FitConfig(_Model):
 
 
 class HiggsConfig(_Model):
-    mass_gev: float
-    width_gev: float
-    signal_region_gev: tuple[float, float]
-    bin_edges_gev: list[float]
-    min_events: int = Field(ge=1)
-    tolerance: float = Field(gt=0)
+    mass_gev: float = Field(gt=0, description="H pole mass (PDG), the DCB mean's start; inside the signal region.")
+    width_gev: float = Field(gt=0, description="H natural width (PDG): negligible against the resolution, so the peak is a pure DCB.")
+    signal_region_gev: tuple[float, float] = Field(description="Mass range of the signal-region events read and fitted.")
+    bin_edges_gev: list[float] = Field(description="Bins of calibrated sigma_pred (GeV) of the Higgs check.")
+    min_events: int = Field(ge=1, description="Fewer events in a bin: not tested.")
+    tolerance: float = Field(gt=0, description="A bin passes when |fit / median - 1| is below this (or within closure.n_sigma).")
     # A pure DCB describes FSR and non-Gaussian tails only approximately (no Z-like window
     # acceptance to add here), so the Higgs fits keep looser chi2 gates than the Z fits.
     max_chi2_ndf: float = Field(default=5.0, gt=0, description="chi2/NDF gate of the Higgs fits (fit.quality for the rest).")
     max_shape_mismodelling: float = Field(default=0.10, ge=0, description="Per-bin mismodelling tolerated above it.")
+
+    _region = field_validator("signal_region_gev")(_check_range)
+    _edges = field_validator("bin_edges_gev")(_check_edges)
+
+    @model_validator(mode="after")
+    def _mass_in_region(self) -> "HiggsConfig":
+        lo, hi = self.signal_region_gev
+        if not lo < self.mass_gev < hi:
+            raise ValueError(f"mass_gev {self.mass_gev} is outside signal_region_gev {list(self.signal_region_gev)}")
+        return self
 
 
 class Step3Config(_Model):
@@ -333,12 +350,7 @@ class ClosureConfig(_Model):
     tolerance: float = Field(gt=0)
     n_sigma: float = Field(gt=0)
 
-    @field_validator("bin_edges_gev")
-    @classmethod
-    def _increasing(cls, edges: list[float]) -> list[float]:
-        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-            raise ValueError(f"closure.bin_edges_gev must be increasing, got {edges}")
-        return edges
+    _edges = field_validator("bin_edges_gev")(_check_edges)
 
 
 class Config(_Model):
@@ -547,7 +559,7 @@ def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
     """Read a YAML mapping and validate it into ``model``; every failure is one ConfigError line.
 
     Raises:
-        ConfigError: unreadable file, bad YAML (with its line), or the first key/value the schema rejects.
+        ConfigError: unreadable file, bad YAML (with its line), or every key/value the schema rejects, on one line.
     """
     try:
         raw = yaml.safe_load(Path(path).read_text())
@@ -562,9 +574,9 @@ def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
     try:
         return model(**raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{what} {path}: {loc}: {first['msg']}") from err
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in err.errors()]
+        count = f" ({len(problems)} problems)" if len(problems) > 1 else ""
+        raise ConfigError(f"{what} {path}{count}: " + "; ".join(problems)) from err
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -60,12 +60,27 @@ def test_binned_fits_must_fall_on_the_histogram_grid(tmp_path, mutate, message):
         ("decreasing_edges", lambda r: r["categories"].update(pt_edges_gev=[30, 20, 100]), "increasing"),
         ("wrong_region_count", lambda r: r["categories"].update(region_names=["B", "E"]), "region_names"),
         ("bad_fallback", lambda r: r["step3"].update(failed_fallback="guess"), "failed_fallback"),
+        ("higgs_reversed_edges", lambda r: r["higgs"].update(bin_edges_gev=[1.0, 0.8, 1.2]), r"higgs.bin_edges_gev: .*increasing"),
+        ("higgs_reversed_region", lambda r: r["higgs"].update(signal_region_gev=[135.0, 115.0]), r"higgs.signal_region_gev: .*increasing"),
+        ("higgs_mass_outside", lambda r: r["higgs"].update(mass_gev=91.2), r"higgs: .*mass_gev 91.2 is outside signal_region_gev"),
     ],
 )
 def test_bad_config_is_named(tmp_path, defect, mutate, message):
     path = _write_variant(tmp_path, mutate)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_every_defect_is_reported_on_one_line(tmp_path):
+    def two_defects(raw: dict) -> None:
+        raw["step3"]["failed_fallback"] = "guess"
+        raw["closure"]["bin_edges_gev"] = [1.0, 0.5]
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write_variant(tmp_path, two_defects))
+    message = str(caught.value)
+    assert "(2 problems)" in message and "step3.failed_fallback" in message and "closure.bin_edges_gev" in message
+    assert "\n" not in message
 
 
 def test_malformed_yaml_names_line(tmp_path):
