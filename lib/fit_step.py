@@ -198,9 +198,15 @@ class FitCache:
 
 
 def run_fits(
-    executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None, refit: frozenset[str] = frozenset()
-) -> dict[str, FitResult | TaskCrash]:
-    """Run the jobs (re-using cached fits with the same key, except those named in ``refit``); results keyed by category name."""
+    executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None, refit: frozenset[str] = frozenset(),
+    what: str = "category", progress: str = "fits",
+) -> dict[str, FitResult | TaskCrash]:  # fmt: skip
+    """Run the jobs (re-using cached fits with the same key, except those named in ``refit``); results keyed by job name.
+
+    Every Z or H fit of a run goes through here (step 1, the closure bins, the Higgs bins): the
+    same cache, the same warning for a failed fit (``what`` names the kind of job in it) and the
+    same cpu cross-check of a non-cpu backend.
+    """
     keys = {j.task.name: job_key(j) for j in jobs} if cache else {}
     done: dict[str, FitResult | TaskCrash] = {}
     if cache:
@@ -220,14 +226,14 @@ def run_fits(
             cache.store(todo[index].task.name, keys[todo[index].task.name], result)
 
     names = [j.task.name for j in todo]
-    results = executor.map(fit_job, list(todo), names, progress="fits", on_result=persist)
+    results = executor.map(fit_job, list(todo), names, progress=progress, on_result=persist)
     done.update(zip(names, results))
     results = {j.task.name: done[j.task.name] for j in jobs}
     for name, res in results.items():
         if isinstance(res, TaskCrash):
-            log.error("category %s: %s", name, res.reason)
+            log.error("%s %s: %s", what, name, res.reason)
         elif not res.ok:
-            log.warning("category %s: fit failed after %d attempt(s): %s", name, len(res.attempts), res.reason)
+            log.warning("%s %s: fit failed after %d attempt(s): %s", what, name, len(res.attempts), res.reason)
     cross_check_on_cpu(executor, jobs, results)
     return results
 

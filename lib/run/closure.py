@@ -22,7 +22,7 @@ from lib.correction.writer import correction_filename, read_factors
 from lib.errors import CalibrationError, InputError
 from lib.executor import TaskExecutor
 from lib.figures import FitFigure, draw_figures
-from lib.fit_step import fit_figures, fit_job
+from lib.fit_step import FitCache, fit_figures, run_fits
 from lib.histograms import acceptance_grid, grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.tables import read_csv, write_csv
@@ -49,7 +49,7 @@ def _parse_bin(fix: str, edges: Sequence[float]) -> int:
 
 def _run_pass(
     executor: TaskExecutor, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
-    title: str, csv_path: Path, only: int | None, log_dir: Path,
+    title: str, csv_path: Path, only: int | None, log_dir: Path, cache_dir: Path,
 ) -> tuple[list[ClosureBin], ClosureVerdict, list[FitFigure]]:  # fmt: skip
     edges = config.closure.bin_edges_gev
 
@@ -57,7 +57,8 @@ def _run_pass(
         return resolve_fit_spec(config, name, options.binned, options.backend)
 
     jobs = fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=log_dir)
-    results = dict(zip([j.task.name for j in jobs], executor.map(fit_job, jobs, [j.task.name for j in jobs], "closure fits")))
+    refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
+    results = run_fits(executor, jobs, FitCache(cache_dir), refit, what="closure bin", progress="closure fits")
     rows = bin_rows(samples, edges, results)
     if only is not None:
         previous = read_csv(csv_path)
@@ -121,11 +122,13 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
     plots = closure_dir / "fits" if options.plots else None
     title = f"{options.sample_label} {year}"
     after, verdict_after, figures = _run_pass(
-        execs.fit, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only, closure_dir / "logs"
-    )
+        execs.fit, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only, closure_dir / "logs",
+        out_dir / ".cache" / "closure_fits",
+    )  # fmt: skip
     before, verdict_before, figures_before = _run_pass(
         execs.fit, config, before_samples, options, None if plots is None else plots / "uncalibrated",
         f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only, closure_dir / "logs" / "uncalibrated",
+        out_dir / ".cache" / "closure_fits_uncalibrated",
     )  # fmt: skip
     lines = [verdict_after.text("closure after calibration"), verdict_before.text("closure before calibration (reference)")]
     if options.validate_higgs:

@@ -27,7 +27,7 @@ from lib.errors import ConfigError
 from lib.executor import TaskExecutor
 from lib.factors import FACTOR_CSV
 from lib.figures import draw_figures
-from lib.fit_step import fit_figures, fit_job
+from lib.fit_step import FitCache, fit_figures, run_fits
 from lib.histograms import grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.reader import find_files
@@ -132,7 +132,7 @@ def run_higgs_validation(
     jobs = fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, f"H {options.sample_label} {year}", "higgs", same_range_retries=True,
                     log_dir=out_dir / "higgs" / "logs")  # fmt: skip
     executor: TaskExecutor = execs.fit  # type: ignore[attr-defined]
-    results = dict(zip([j.task.name for j in jobs], executor.map(fit_job, jobs, [j.task.name for j in jobs], "higgs fits")))
+    results = run_fits(executor, jobs, FitCache(out_dir / ".cache" / "higgs_fits"), what="Higgs bin", progress="higgs fits")
     rows = bin_rows(samples, edges, results, prefix="higgs", factors=factors, factor_errors=_factor_errors(out_dir, scheme, factors))
     higgs_cfg = ClosureConfig(
         bin_variable=config.closure.bin_variable,
