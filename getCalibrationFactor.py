@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     console.configure(args.log_level)
-    try:
+
+    def calibrate() -> int:
         from lib.pipeline import format_summary, run
 
         config = load_config(args.config)
@@ -144,28 +145,17 @@ def main(argv: list[str] | None = None) -> int:
             from lib.fitting.backend import require_backend
 
             require_backend("cuda")
-        options = options_from_args(args)
-        summaries = run(options, config)
+        summaries = run(options_from_args(args), config)
         reports = write_reports(summaries, config, args, argv, started_at, time.monotonic() - started)
-    except CalibrationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: finished outputs are intact; re-run to resume", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - last resort: one line unless debugging
-        if args.log_level == "DEBUG":
-            raise
-        print(f"internal error: {type(err).__name__}: {err} (re-run with --log-level DEBUG for the traceback)", file=sys.stderr)
-        return 2
-    for summary in summaries:
-        print(format_summary(summary))
-    # The phases above plus what they leave out: start-up, the cluster, step 3, the report, closing down.
-    print(f"total {time.monotonic() - started:.1f} s")
-    for path in reports:
-        print(f"report: {path}")
-    return 0
+        for summary in summaries:
+            print(format_summary(summary))
+        # The phases above plus what they leave out: start-up, the cluster, step 3, the report, closing down.
+        print(f"total {time.monotonic() - started:.1f} s")
+        for path in reports:
+            print(f"report: {path}")
+        return 0
 
+    return console.run_cli(calibrate, args.log_level == "DEBUG", "interrupted: finished outputs are intact; re-run to resume")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Callable
 
-__all__ = ["configure", "configure_once", "quiet_libraries", "current_level", "LOG_FORMAT", "QUIET_LOGGERS"]
+from lib.errors import CalibrationError
+
+__all__ = ["configure", "configure_once", "quiet_libraries", "current_level", "run_cli", "LOG_FORMAT", "QUIET_LOGGERS"]
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # Libraries whose INFO lines describe their own machinery, not the calibration: shown from DEBUG.
@@ -92,3 +95,25 @@ def quiet_libraries() -> None:
         for own in list(library.handlers):
             library.removeHandler(own)
         library.propagate = True
+
+
+def run_cli(body: Callable[[], int], debug: bool, interrupted: str = "interrupted") -> int:
+    """Every command line's one error boundary: run ``body`` and turn what escapes into one stderr line and an exit code.
+
+    A ``CalibrationError`` (bad input, configuration, output) is ``error: ...`` and 1; Ctrl-C is
+    ``interrupted`` and 130; anything else is a bug, ``internal error: ...`` and 2, with its
+    traceback only when ``debug`` (``--log-level DEBUG``).
+    """
+    try:
+        return body()
+    except CalibrationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the boundary: a crash is one line unless debugging
+        if debug:
+            raise
+        print(f"internal error: {type(err).__name__}: {err} (re-run with --log-level DEBUG for the traceback)", file=sys.stderr)
+        return 2

@@ -101,34 +101,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as err:
-        print(f"generate: error: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 1
     console.configure(args.log_level)
-    start = time.monotonic()
-    try:
-        year_dir = generate_sample(
-            args.output,
-            year=args.year,
-            seed=args.seed if args.seed is not None else default_seed(args.year),
-            n_data=args.n_data,
-            n_mc=args.n_mc,
-            n_signal=args.n_signal,
-            k_data=load_k_override(args.k_data) if args.k_data is not None else None,
-            k_mc=load_k_override(args.k_mc) if args.k_mc is not None else None,
-            files_per_dataset=args.files_per_dataset,
-            row_group_rows=args.row_group_rows,
-            settings=load_settings(args.config),
-            workers=args.workers,
-        )
-    except CalibrationError as err:
-        print(f"generate: error: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"generate: error: cannot write the sample: {err}", file=sys.stderr)
-        return 1
-    print(f"sample written in {time.monotonic() - start:.1f} s: {year_dir} (truth: {year_dir / 'truth.json'})")
-    return 0
 
+    def generate() -> int:
+        start = time.monotonic()
+        try:
+            year_dir = generate_sample(
+                args.output,
+                year=args.year,
+                seed=args.seed if args.seed is not None else default_seed(args.year),
+                n_data=args.n_data,
+                n_mc=args.n_mc,
+                n_signal=args.n_signal,
+                k_data=load_k_override(args.k_data) if args.k_data is not None else None,
+                k_mc=load_k_override(args.k_mc) if args.k_mc is not None else None,
+                files_per_dataset=args.files_per_dataset,
+                row_group_rows=args.row_group_rows,
+                settings=load_settings(args.config),
+                workers=args.workers,
+            )
+        except OSError as err:
+            raise CalibrationError(f"cannot write the sample: {err}") from err
+        print(f"sample written in {time.monotonic() - start:.1f} s: {year_dir} (truth: {year_dir / 'truth.json'})")
+        return 0
+
+    return console.run_cli(generate, args.log_level == "DEBUG")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -69,3 +69,27 @@ def test_successful_run_prints_the_summary_only(tmp_path):
     # Only the tool's own warnings (small categories, fallbacks) may reach stderr.
     assert all(line.startswith("WARNING lib.") for line in done.stderr.splitlines()), done.stderr
     assert "correction JSON:" in done.stdout and "timings:" in done.stdout
+
+
+def test_every_command_line_shares_one_error_boundary(capsys):
+    """A CalibrationError is one 'error:' line (1), Ctrl-C one line (130), a bug one 'internal error:' line (2) or its traceback when debugging."""
+    from lib.console import run_cli
+    from lib.errors import InputError
+
+    def fails(exc: BaseException):
+        def body() -> int:
+            raise exc
+
+        return body
+
+    assert run_cli(fails(InputError("file x.parquet: no column mu1_pt")), debug=False) == 1
+    assert run_cli(fails(KeyboardInterrupt()), debug=False, interrupted="interrupted: re-run to resume") == 130
+    assert run_cli(fails(ZeroDivisionError("division by zero")), debug=False) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: file x.parquet: no column mu1_pt",
+        "interrupted: re-run to resume",
+        "internal error: ZeroDivisionError: division by zero (re-run with --log-level DEBUG for the traceback)",
+    ]
+    with pytest.raises(ZeroDivisionError):
+        run_cli(fails(ZeroDivisionError("division by zero")), debug=True)
+    assert run_cli(lambda: 0, debug=False) == 0

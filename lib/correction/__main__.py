@@ -16,7 +16,6 @@ from lib import console
 from lib.categories import CategoryScheme
 from lib.config import DEFAULT_CONFIG, load_config
 from lib.correction.auditor import DEFAULT_OUTLIER_THRESHOLD, audit_correction
-from lib.errors import CalibrationError
 
 logger = logging.getLogger("lib.correction")
 
@@ -166,17 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console.configure(args.log_level)
-    try:
-        return args.command(args)
-    except CalibrationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except Exception as err:  # noqa: BLE001 - the CLI boundary: a crash is one line unless debugging
-        if args.log_level == "DEBUG":
-            raise
-        print(f"internal error ({type(err).__name__}): {err}; rerun with --log-level DEBUG for the traceback", file=sys.stderr)
-        return 2
-
+    return console.run_cli(lambda: args.command(args), args.log_level == "DEBUG")
 
 if __name__ == "__main__":
     sys.exit(main())
