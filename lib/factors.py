@@ -15,6 +15,8 @@ from typing import Mapping
 from lib.categories import CategoryScheme
 from lib.config import Step3Config
 from lib.errors import GateFailure
+from lib.fitting.result import FitRow
+from lib.medians import CategoryMedian
 
 __all__ = ["CategoryFactor", "compute_factors", "FACTOR_CSV"]
 
@@ -70,16 +72,16 @@ def _neighbours(scheme: CategoryScheme, index: int) -> list[int]:
 
 def compute_factors(
     scheme: CategoryScheme,
-    fits: Mapping[str, Mapping[str, object]],
-    medians: Mapping[str, Mapping[str, object]],
+    fits: Mapping[str, FitRow],
+    medians: Mapping[str, CategoryMedian],
     cfg: Step3Config,
     force: bool = False,
 ) -> list[CategoryFactor]:
     """Factors for every category, with the configured fallback for failed ones.
 
     Args:
-        fits: per category name, a fit-results row (``fit_val``, ``fit_err``, ``quality``).
-        medians: per category name, a ``median_for_cats.csv`` row.
+        fits: per category name, its ``fit_results.csv`` row.
+        medians: per category name, its ``median_for_cats.csv`` row.
         force: accept factors outside the plausible band instead of refusing them.
 
     Raises:
@@ -91,12 +93,10 @@ def compute_factors(
     failed: list[int] = []
     for index, name in enumerate(scheme.names):
         fit, med = fits.get(name), medians.get(name)
-        if fit is None or med is None or fit.get("quality") != "ok" or not int(med["n_events"]):
+        if fit is None or med is None or fit.quality != "ok" or not med.n_events:
             failed.append(index)
             continue
-        factor, err = factor_with_error(
-            float(fit["fit_val"]), float(fit["fit_err"]), float(med["median_val_NonCal"]), float(med["median_err_NonCal"])
-        )
+        factor, err = factor_with_error(fit.fit_val, fit.fit_err, med.median_val_NonCal, med.median_err_NonCal)
         if not (lo <= factor <= hi) and not force:
             raise GateFailure(
                 f"category {name}: factor {factor:.4f} outside the plausible band [{lo}, {hi}]; "
@@ -104,11 +104,11 @@ def compute_factors(
             )
         good[index] = CategoryFactor(
             cat_name=name,
-            fit_val=float(fit["fit_val"]),
-            fit_err=float(fit["fit_err"]),
-            n_events=int(med["n_events"]),
-            median_val_NonCal=float(med["median_val_NonCal"]),
-            median_err_NonCal=float(med["median_err_NonCal"]),
+            fit_val=fit.fit_val,
+            fit_err=fit.fit_err,
+            n_events=med.n_events,
+            median_val_NonCal=med.median_val_NonCal,
+            median_err_NonCal=med.median_err_NonCal,
             calibration_factor=factor,
             calibration_factor_err=err,
             fit_quality="ok",
@@ -189,12 +189,12 @@ def _fallback_row(
     index: int,
     good: Mapping[int, CategoryFactor],
     scatter: float,
-    medians: Mapping[str, Mapping[str, object]],
+    medians: Mapping[str, CategoryMedian],
     cfg: Step3Config,
 ) -> CategoryFactor:
     """The failed category's row: the fallback factor, with ``scatter`` (``neighbour_scatter``) as an error floor."""
     name = scheme.names[index]
-    med = medians.get(name, {})
+    med = medians.get(name)
     if cfg.failed_fallback == "unity":
         factor, err, source = 1.0, float("nan"), "fallback:unity"
     else:
@@ -214,9 +214,9 @@ def _fallback_row(
         name,
         nan,
         nan,
-        int(med.get("n_events", 0)),
-        float(med.get("median_val_NonCal", float("nan"))),
-        float(med.get("median_err_NonCal", float("nan"))),
+        med.n_events if med else 0,
+        med.median_val_NonCal if med else nan,
+        med.median_err_NonCal if med else nan,
         factor,
         err,
         "failed",

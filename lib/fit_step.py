@@ -24,7 +24,7 @@ from lib.categories import CategoryScheme
 from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
 from lib.executor import TaskCrash, TaskExecutor
 from lib.figures import FitFigure
-from lib.fitting.result import FitResult
+from lib.fitting.result import FitResult, FitRow
 from lib import __version__
 from lib.io.atomic import atomic_path, write_text_atomic
 from lib.errors import CalibrationError
@@ -32,6 +32,7 @@ from lib.histograms import CategoryHistograms
 from lib.io.merge import Reduction
 from lib.io.tables import read_csv, write_csv
 from lib.medians import CategoryMedian
+from lib.rows import parse_row
 
 __all__ = ["FitJob", "FitCache", "fit_job", "fit_figures", "build_jobs", "job_key", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
 
@@ -260,15 +261,6 @@ def cross_check_on_cpu(executor: TaskExecutor, jobs: Sequence[FitJob], results: 
     return ref
 
 
-def _crash_row(crash: TaskCrash, n_events: int) -> dict[str, object]:
-    nan = float("nan")
-    return {
-        "cat_name": crash.name, "fit_val": nan, "fit_err": nan, "status": -1, "cov_qual": -1,
-        "quality": "failed", "reason": crash.reason, "chi2_ndf": nan, "n_events": n_events,
-        "sum_weights": nan, "attempts": 0, "label": "",
-    }  # fmt: skip
-
-
 def write_fit_outputs(
     out_dir: Path,
     scheme: CategoryScheme,
@@ -283,15 +275,15 @@ def write_fit_outputs(
     rows: dict[str, dict[str, object]] = {}
     records: dict[str, object] = {}
     if merge:
-        rows = {r["cat_name"]: dict(r) for r in read_csv(out_dir / FIT_CSV)}
+        rows = {r["cat_name"]: parse_row(FitRow, r, str(out_dir / FIT_CSV)).row() for r in read_csv(out_dir / FIT_CSV)}
         json_path = out_dir / FIT_JSON
         records = json.loads(json_path.read_text()) if json_path.exists() else {}
     for name, res in results.items():
         if isinstance(res, TaskCrash):
-            rows[name] = _crash_row(res, n_events.get(name, 0))
+            rows[name] = FitRow.not_fitted(name, res.reason, n_events.get(name, 0)).row()
             records[name] = {"name": name, "ok": False, "reason": res.reason}
         else:
-            rows[name] = res.summary_row()
+            rows[name] = res.summary_row().row()
             records[name] = res.to_dict()
     ordered = [rows[n] for n in scheme.names if n in rows]
     write_csv(out_dir / FIT_CSV, ordered)

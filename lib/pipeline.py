@@ -29,7 +29,9 @@ from lib.histograms import CategoryHistograms, category_spec
 from lib.io.merge import Reduction
 from lib.io.tables import read_csv, write_csv, write_latex_table
 from lib.medians import CategoryMedian, compute_medians, sigma_pred_histograms
+from lib.fitting.result import FitRow
 from lib.options import RunOptions
+from lib.rows import parse_row
 from lib.run.closure import run_closure
 from lib.run.reduction import Executors, InputSource, executors, load_reduction, reading_line
 
@@ -222,8 +224,8 @@ FACTOR_COLUMNS = [
 def _run_step3(out_dir: Path, options: RunOptions, config: Config, scheme: CategoryScheme, year: str, summary: YearSummary) -> None:
     from lib.correction.writer import build_correction, correction_filename, write_correction
 
-    fits = {r["cat_name"]: r for r in read_csv(out_dir / FIT_CSV)}
-    medians = {r["cat_name"]: r for r in read_csv(out_dir / MEDIAN_CSV)}
+    fits = {row.cat_name: row for row in (parse_row(FitRow, r, str(out_dir / FIT_CSV)) for r in read_csv(out_dir / FIT_CSV))}
+    medians = {m.cat_name: m for m in (parse_row(CategoryMedian, r, str(out_dir / MEDIAN_CSV)) for r in read_csv(out_dir / MEDIAN_CSV))}
     factors = compute_factors(scheme, fits, medians, config.step3, force=options.force)
     rows = [f.row() for f in factors]
     write_csv(out_dir / FACTOR_CSV, rows)

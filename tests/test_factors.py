@@ -6,16 +6,24 @@ import math
 
 import pytest
 
+from dataclasses import replace
+
 from lib.config import Step3Config
 from lib.errors import GateFailure
 from lib.factors import compute_factors
+from lib.fitting.result import FitRow
+from lib.medians import CategoryMedian
 
 
-def _inputs(scheme, failed=(), factor=1.2):
+def _fit(name: str, fit_val: float, fit_err: float, ok: bool) -> FitRow:
+    return FitRow(name, fit_val, fit_err, 0, 3, "ok" if ok else "failed", "", 1.0, 1000, 1000.0, 1, "nominal")
+
+
+def _inputs(scheme, failed=(), factor=1.2, n_events=1000, median_err=0.0055):
     fits, medians = {}, {}
     for name in scheme.names:
-        fits[name] = {"fit_val": factor * 1.1, "fit_err": 0.011, "quality": "failed" if name in failed else "ok"}
-        medians[name] = {"n_events": 1000, "median_val_NonCal": 1.1, "median_err_NonCal": 0.0055}
+        fits[name] = _fit(name, factor * 1.1, 0.011, name not in failed)
+        medians[name] = CategoryMedian(name, n_events, float(n_events), 1.1, median_err)
     return fits, medians
 
 
@@ -47,7 +55,7 @@ def test_abort_fallback_refuses(scheme):
 
 def test_implausible_factor_refused_unless_forced(scheme):
     fits, medians = _inputs(scheme)
-    fits["52-62_OB"]["fit_val"] = 0.0629 * 1.1
+    fits["52-62_OB"] = replace(fits["52-62_OB"], fit_val=0.0629 * 1.1)
     with pytest.raises(GateFailure, match="category 52-62_OB: factor 0.0629 outside the plausible band"):
         compute_factors(scheme, fits, medians, _cfg())
     rows = compute_factors(scheme, fits, medians, _cfg(), force=True)
@@ -57,7 +65,7 @@ def test_implausible_factor_refused_unless_forced(scheme):
 
 def test_neighbour_outlier_is_treated_as_failed(scheme):
     fits, medians = _inputs(scheme)
-    fits["30-45_EE"]["fit_val"] = 0.55 * 1.1  # passes the band, far from every neighbour (1.2)
+    fits["30-45_EE"] = replace(fits["30-45_EE"], fit_val=0.55 * 1.1)  # passes the band, far from every neighbour (1.2)
     rows = compute_factors(scheme, fits, medians, _cfg())
     ee = rows[scheme.index_of("30-45_EE")]
     assert ee.fit_quality == "failed" and ee.source.startswith("fallback:neighbour_average(")
@@ -80,7 +88,7 @@ def test_fallback_error_includes_the_scatter_between_neighbours(scheme):
     fits, medians = _inputs(scheme, failed={"62-200_EE"})
     for name in scheme.names:
         if name.endswith("B"):
-            fits[name]["fit_val"] = 1.1 * 1.26  # factors alternate 1.26 / 1.2 along the eta2 axis
+            fits[name] = replace(fits[name], fit_val=1.1 * 1.26)  # factors alternate 1.26 / 1.2 along the eta2 axis
     rows = compute_factors(scheme, fits, medians, _cfg())
     ee = rows[scheme.index_of("62-200_EE")]
     assert ee.calibration_factor == pytest.approx(1.2)  # its neighbours (62-200_EO, 62-200_OE, 52-62_EE) are at 1.2
@@ -101,11 +109,8 @@ def test_a_fallback_row_shows_no_sigma_of_the_failed_fit(config, scheme):
 
     from lib.factors import compute_factors
 
-    fits, medians = {}, {}
-    for name in scheme.names:
-        fits[name] = {"fit_val": 1.32, "fit_err": 0.011, "quality": "failed" if name == "30-45_OO" else "ok"}
-        medians[name] = {"n_events": 5000, "median_val_NonCal": 1.1, "median_err_NonCal": 0.001}
-    fits["30-45_OO"]["fit_val"] = 0.7
+    fits, medians = _inputs(scheme, failed={"30-45_OO"}, n_events=5000, median_err=0.001)
+    fits["30-45_OO"] = replace(fits["30-45_OO"], fit_val=0.7)
     row = next(f for f in compute_factors(scheme, fits, medians, config.step3) if f.cat_name == "30-45_OO")
     assert row.source.startswith("fallback:") and row.calibration_factor == pytest.approx(1.2)
     assert math.isnan(row.fit_val) and math.isnan(row.fit_err)

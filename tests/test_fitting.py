@@ -280,11 +280,20 @@ def test_result_pickles_and_serialises():
     record = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert record["params"]["sigma"] == {"val": 1.5, "err": 0.02, "min": 0.05, "max": 6.0, "constant": False, "at_limit": False}
     assert record["attempts"][0]["status_history"] == [["MINIMIZE", 0], ["HESSE", 0]]
-    assert list(result.summary_row()) == [
+    row = result.summary_row().row()
+    assert list(row) == [
         "cat_name", "fit_val", "fit_err", "status", "cov_qual", "quality", "reason", "chi2_ndf", "n_events",
         "sum_weights", "attempts", "label",
     ]  # fmt: skip
-    assert result.summary_row()["quality"] == "ok" and synthetic_result(ok=False).summary_row()["quality"] == "failed"
+    assert row["quality"] == "ok" and synthetic_result(ok=False).summary_row().quality == "failed"
+    # Written and read back, a row is the same typed row (NaN of a fit that never came back included).
+    from lib.fitting.result import FitRow
+    from lib.rows import parse_row
+
+    for typed in (result.summary_row(), FitRow.not_fitted("30-45_EE", "worker crashed twice", 12)):
+        back = parse_row(FitRow, {k: str(v) for k, v in typed.row().items()}, "fit_results.csv")
+        assert back.row().keys() == typed.row().keys()
+        assert all(a == b or (a != a and b != b) for a, b in zip(back.row().values(), typed.row().values()))
 
 
 @pytest.mark.root

@@ -21,7 +21,7 @@ PHYSICS = (
     "lib.categories", "lib.resolution", "lib.medians", "lib.factors", "lib.acceptance", "lib.peak_scaling",
     "lib.dimuon_kinematics", "lib.histograms", "lib.fitting.quality", "lib.fitting.undetermined",
 )  # fmt: skip
-PHYSICS_MAY_IMPORT = ("lib.categories", "lib.config", "lib.errors", "lib.resolution", "lib.histograms", "lib.dimuon_kinematics",
+PHYSICS_MAY_IMPORT = ("lib.categories", "lib.config", "lib.errors", "lib.resolution", "lib.histograms", "lib.dimuon_kinematics", "lib.medians", "lib.rows",
                       "lib.peak_scaling", "lib.fitting.result", "lib.fitting.quality", "lib.fitting")  # fmt: skip
 
 

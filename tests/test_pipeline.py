@@ -81,3 +81,15 @@ def test_figures_are_drawn_after_the_numbers(config, scheme, two_samples, tmp_pa
             assert path.stat().st_size > 10_000, path
             assert path.stat().st_mtime_ns >= json_written, f"{path} was written before the JSON"
     assert summary.timings["figures"] > 0
+
+
+def test_a_damaged_step_table_is_one_error_naming_file_column_and_value(tmp_path):
+    from lib.errors import InputError
+    from lib.fitting.result import FitRow
+    from lib.rows import parse_row
+
+    good = FitRow.not_fitted("30-45_EE", "x", 3).row()
+    with pytest.raises(InputError, match=r"fit_results.csv: no column cov_qual"):
+        parse_row(FitRow, {k: v for k, v in good.items() if k != "cov_qual"}, "fit_results.csv")
+    with pytest.raises(InputError, match=r"fit_results.csv: n_events = 'many' is not int"):
+        parse_row(FitRow, good | {"n_events": "many"}, "fit_results.csv")

@@ -7,11 +7,11 @@ can cross a process or Dask boundary, be written to JSON/CSV and be drawn withou
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult"]
+__all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult", "FitRow"]
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -182,19 +182,39 @@ class FitResult:
             "seconds": round(self.seconds, 4),
         }
 
-    def summary_row(self) -> dict[str, object]:
-        """One row of ``fit_results.csv``."""
-        return {
-            "cat_name": self.name,
-            "fit_val": self.fit_val,
-            "fit_err": self.fit_err,
-            "status": self.status,
-            "cov_qual": self.cov_qual,
-            "quality": self.quality,
-            "reason": self.reason,
-            "chi2_ndf": self.chi2_ndf,
-            "n_events": self.n_events,
-            "sum_weights": self.sum_weights,
-            "attempts": len(self.attempts),
-            "label": self.label,
-        }
+    def summary_row(self) -> FitRow:
+        """Its row of ``fit_results.csv``."""
+        return FitRow(
+            self.name, self.fit_val, self.fit_err, self.status, self.cov_qual, self.quality, self.reason, self.chi2_ndf,
+            self.n_events, self.sum_weights, len(self.attempts), self.label,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FitRow:
+    """One row of ``fit_results.csv``: the table's columns, in order, declared here once.
+
+    Step 3 reads them back with ``lib.rows.parse_row(FitRow, ...)``, typed.
+    """
+
+    cat_name: str
+    fit_val: float
+    fit_err: float
+    status: int
+    cov_qual: int
+    quality: str
+    reason: str
+    chi2_ndf: float
+    n_events: int
+    sum_weights: float
+    attempts: int
+    label: str
+
+    @classmethod
+    def not_fitted(cls, name: str, reason: str, n_events: int) -> FitRow:
+        """The row of a category whose fit never came back (a crashed worker, too few events)."""
+        nan = float("nan")
+        return cls(name, nan, nan, -1, -1, "failed", reason, nan, n_events, nan, 0, "")
+
+    def row(self) -> dict[str, object]:
+        return asdict(self)

@@ -27,6 +27,7 @@ from lib.histograms import acceptance_grid, grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.tables import read_csv, write_csv
 from lib.options import RunOptions
+from lib.rows import parse_row
 from lib.run.higgs import run_higgs_validation
 from lib.run.reduction import load_reduction
 
@@ -64,7 +65,7 @@ def _run_pass(
         previous = read_csv(csv_path)
         if len(previous) != len(rows):
             raise InputError(f"{csv_path} has {len(previous)} bins, the config {len(rows)}: re-run the whole closure")
-        rows = [rows[i] if i == only else _from_csv(previous[i]) for i in range(len(rows))]
+        rows = [rows[i] if i == only else parse_row(ClosureBin, previous[i], str(csv_path)) for i in range(len(rows))]
     judged, verdict = judge(rows, config.closure)
     write_csv(csv_path, [r.row() for r in judged])
     return judged, verdict, fit_figures(jobs, results)
@@ -99,11 +100,6 @@ def _closure_samples(
         after = with_bin_acceptance(after, reduction.histograms[0])
         uncalibrated = with_bin_acceptance(uncalibrated, reduction.histograms[2])
     return after, uncalibrated
-
-
-def _from_csv(row: dict[str, str]) -> ClosureBin:
-    kinds = {f: t for f, t in ClosureBin.__annotations__.items()}
-    return ClosureBin(**{k: (int(v) if kinds[k] == "int" else float(v) if kinds[k] == "float" else v) for k, v in row.items()})
 
 
 def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Any, out_dir: Path) -> dict[str, object]:
