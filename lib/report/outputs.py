@@ -17,7 +17,9 @@ from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV
 from lib.fit_step import FIT_CSV
 from lib.run.higgs import HIGGS_CSV
 from lib.io.tables import read_csv
-from lib.pipeline import FACTOR_CSV, MEDIAN_CSV, PROVENANCE_JSON
+from lib.factors import FACTOR_CSV
+from lib.run.outputs import PROVENANCE_JSON
+from lib.run.step2 import MEDIAN_CSV
 
 __all__ = [
     "CategoryRow", "SampleOutputs", "ValidationBin", "Validation", "read_sample", "read_validation", "sibling_dir",

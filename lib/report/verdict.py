@@ -14,7 +14,7 @@ from typing import Literal
 
 from lib.correction.auditor import AuditReport
 from lib.fit_step import FIT_CSV
-from lib.pipeline import FACTOR_CSV
+from lib.factors import FACTOR_CSV
 from lib.report.markup import percent
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
 
