@@ -13,7 +13,7 @@ import json
 import logging
 import pickle
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -235,26 +235,30 @@ def run_fits(
             log.error("%s %s: %s", what, name, res.reason)
         elif not res.ok:
             log.warning("%s %s: fit failed after %d attempt(s): %s", what, name, len(res.attempts), res.reason)
-    cross_check_on_cpu(executor, jobs, results)
+    cross_check_backend(executor, jobs, results)
     return results
 
 
-def cross_check_on_cpu(executor: TaskExecutor, jobs: Sequence[FitJob], results: dict[str, FitResult | TaskCrash]) -> FitResult | None:
-    """When the fits ran on a backend other than ``cpu``, refit the first fitted category on ``cpu`` and log both.
+def cross_check_backend(
+    executor: TaskExecutor, jobs: Sequence[FitJob], results: dict[str, FitResult | TaskCrash], reference: str = "cpu"
+) -> FitResult | None:
+    """When the fits ran on a backend other than ``reference``, refit the first fitted job on it and log both.
 
-    RooFit's CUDA backend gave wrong fits in LCG 106/107 (ROOT issue 18039): one category fitted
-    both ways shows, in the log of every such run, whether this installation can be trusted.
-    Returns the ``cpu`` fit (None when there was nothing to compare).
+    Backends have been wrong before (ROOT issue 21159: ``cpu`` vs ``legacy`` for an FFT
+    convolution inside a RooAddPdf; 18039: CUDA fits in LCG 106/107), and the same data and model
+    must give the same minimum whatever evaluates them: one job fitted both ways shows, in the log
+    of every such run, whether this installation can be trusted. Returns the reference fit (None
+    when there was nothing to compare).
     """
     from lib.fitting.runner import backend_agreement, reference_fit
 
     first = next((j for j in jobs if isinstance(results.get(j.task.name), FitResult)), None)
-    if first is None or first.task.nominal.backend == "cpu":
+    if first is None or first.task.nominal.backend == reference:
         return None
     result = results[first.task.name]
-    (ref,) = executor.map(reference_fit, [first.task], [f"{first.task.name}-cpu"])
+    (ref,) = executor.map(partial(reference_fit, reference=reference), [first.task], [f"{first.task.name}-{reference}"])
     if isinstance(ref, TaskCrash):
-        log.warning("%s: the cpu cross-check of backend %s crashed: %s", first.task.name, first.task.nominal.backend, ref.reason)
+        log.warning("%s: the %s cross-check of backend %s crashed: %s", first.task.name, reference, first.task.nominal.backend, ref.reason)
         return None
     agree, message = backend_agreement(result, ref)  # type: ignore[arg-type]
     log.log(logging.INFO if agree else logging.WARNING, "cross-check: %s", message)

@@ -216,15 +216,18 @@ def test_refit_in_same_process_is_identical(root, config: Config):
 @pytest.mark.root
 def test_backend_cross_check_agrees(root, config: Config, caplog):
     """cpu vs legacy on the same data (the ROOT 21159 guard): same minimum, no warning."""
-    from lib.fitting.runner import cross_check_backend, fit_category
+    from lib.executor import InlineExecutor
+    from lib.fit_step import FitJob, cross_check_backend
+    from lib.fitting.runner import fit_category
 
     masses = z_sample(np.random.default_rng(17), 20_000, 1.5, bkg_fraction=0.02)
     spec = resolve_fit_spec(config, "30-45_OO", binned=True)
     spec = fixed_tails_spec(spec).model_copy(update={"background": "exponential"})
     task = make_task(config, "30-45_OO", masses, spec, 1.3)
     result = fit_category(task)
-    with caplog.at_level("INFO", logger="lib.fitting.runner"):
-        reference = cross_check_backend(task, result, reference="legacy")
+    with caplog.at_level("INFO", logger="lib.fit_step"):
+        reference = cross_check_backend(InlineExecutor(), [FitJob(task, None, "")], {task.name: result}, reference="legacy")
+    assert reference is not None
     assert reference.backend == "legacy" and result.backend == "cpu"
     assert reference.fit_val == pytest.approx(result.fit_val, abs=0.05 * result.fit_err)
     assert "agrees with legacy" in caplog.text and "disagree" not in caplog.text

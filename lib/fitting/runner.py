@@ -27,7 +27,7 @@ from lib.fitting.native_log import native_output_to
 from lib.fitting.undetermined import undetermined_params, unmeasured_params
 from lib.histograms import MassHistogram
 
-__all__ = ["FitTask", "fit_category", "cross_check_backend", "reference_fit", "backend_agreement", "with_backend"]
+__all__ = ["FitTask", "fit_category", "reference_fit", "backend_agreement", "with_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -481,19 +481,3 @@ def backend_agreement(result: FitResult, ref: FitResult, max_shift: float = 0.2)
             f"{ref.backend} gives {ref.fit_val:.5f}+-{ref.fit_err:.5f} ({ref.label}): backends disagree"
         )
     return True, f"{result.name}: backend {result.backend} agrees with {ref.backend} (shift {shift:.2g} GeV)"
-
-
-def cross_check_backend(task: FitTask, result: FitResult, reference: str = "cpu", max_shift: float = 0.2) -> FitResult:
-    """Refit ``task`` with the ``reference`` backend; warn when sigma moves by more than ``max_shift`` errors.
-
-    Backends have been wrong before (ROOT issue 21159: ``cpu`` vs ``legacy`` for an FFT
-    convolution inside a RooAddPdf; 18039: CUDA fits in LCG 106/107), and the same data and model
-    must give the same minimum whatever evaluates them.
-
-    Returns:
-        The reference fit, for the caller to log or store.
-    """
-    ref = reference_fit(task, reference)
-    agree, message = backend_agreement(result, ref, max_shift)
-    log.log(logging.INFO if agree else logging.WARNING, message)
-    return ref
