@@ -18,7 +18,7 @@ from lib.errors import GateFailure
 from lib.fitting.result import FitRow
 from lib.medians import CategoryMedian
 
-__all__ = ["CategoryFactor", "compute_factors", "FACTOR_CSV"]
+__all__ = ["CategoryFactor", "compute_factors", "far_from", "neighbour_median", "neighbour_outliers", "FACTOR_CSV"]
 
 # The step-3 table of factors and their errors (read back by the Higgs check and the report).
 FACTOR_CSV = "calibration_factors.csv"
@@ -114,7 +114,7 @@ def compute_factors(
             fit_quality="ok",
             source="fit",
         )
-    failed += _neighbour_outliers(scheme, good, cfg.neighbour_outlier_ratio)
+    failed += _drop_neighbour_outliers(scheme, good, cfg.neighbour_outlier_ratio)
     failed.sort()
     if failed and cfg.failed_fallback == "abort":
         names = ", ".join(scheme.names[i] for i in failed)
@@ -126,29 +126,48 @@ def compute_factors(
     return [rows[i] for i in range(scheme.n_categories)]
 
 
-def _neighbour_outliers(scheme: CategoryScheme, good: dict[int, CategoryFactor], max_ratio: float) -> list[int]:
-    """Remove from ``good`` (and return) categories whose factor is off from their neighbours' median.
+def neighbour_median(scheme: CategoryScheme, index: int, factors: Mapping[int, float]) -> float:
+    """Median of the ``factors`` given for the categories one bin away from ``index`` along one axis; NaN when none is."""
+    values = [factors[j] for j in _neighbours(scheme, index) if j in factors]
+    return statistics.median(values) if values else math.nan
 
-    A fit can pass every gate and still land in a wrong minimum (the original shipped 0.0629 for
-    one category); a factor ``max_ratio`` times above or below the median of its good neighbours
-    is treated like a failed fit. Judged against the neighbours as they were before any removal.
+
+def neighbour_outliers(scheme: CategoryScheme, factors: Mapping[int, float], max_ratio: float) -> dict[int, float]:
+    """The categories whose factor is more than ``max_ratio`` times above or below the median of their neighbours'.
+
+    The one outlier rule of the project: step 3 treats such a fit as failed, the correction
+    auditor flags such a factor. A fit can pass every gate and still land in a wrong minimum (the
+    original shipped 0.0629 for one category). ``factors`` holds only the usable ones (good fits,
+    or factors inside the plausible band); each is judged against them all, before any removal.
+
+    Returns:
+        ``{index: neighbour median}`` of the outliers.
     """
-    limit = math.log(max_ratio)
-    outliers = []
-    for index, row in good.items():
-        values = [good[j].calibration_factor for j in _neighbours(scheme, index) if j in good]
-        if not values:
-            continue
-        reference = statistics.median(values)
-        if abs(math.log(row.calibration_factor / reference)) > limit:
-            log.warning(
-                "category %s: factor %.4f is x%.2f the median of its neighbours (%.4f); treated as a failed fit",
-                row.cat_name, row.calibration_factor, row.calibration_factor / reference, reference,
-            )  # fmt: skip
-            outliers.append(index)
-    for index in outliers:
-        del good[index]
-    return outliers
+    out = {}
+    for index, value in factors.items():
+        reference = neighbour_median(scheme, index, factors)
+        if far_from(value, reference, max_ratio):
+            out[index] = reference
+    return out
+
+
+def far_from(value: float, reference: float, max_ratio: float) -> bool:
+    """``value`` more than ``max_ratio`` times above or below ``reference`` (False when either is not a positive number)."""
+    if not (math.isfinite(value) and math.isfinite(reference) and value > 0 and reference > 0):
+        return False
+    return abs(math.log(value / reference)) > math.log(max_ratio)
+
+
+def _drop_neighbour_outliers(scheme: CategoryScheme, good: dict[int, CategoryFactor], max_ratio: float) -> list[int]:
+    """Remove from ``good`` (and return) the categories ``neighbour_outliers`` finds among the good fits."""
+    outliers = neighbour_outliers(scheme, {i: r.calibration_factor for i, r in good.items()}, max_ratio)
+    for index, reference in outliers.items():
+        row = good.pop(index)
+        log.warning(
+            "category %s: factor %.4f is x%.2f the median of its neighbours (%.4f); treated as a failed fit",
+            row.cat_name, row.calibration_factor, row.calibration_factor / reference, reference,
+        )  # fmt: skip
+    return list(outliers)
 
 
 def _lattice_distance(scheme: CategoryScheme, a: int, b: int) -> int:

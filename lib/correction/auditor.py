@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import correctionlib.schemav2 as cs
-import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.correction.writer import load_correction, read_factors
 from lib.errors import ConfigError
+from lib.factors import far_from, neighbour_median
 
 __all__ = ["DEFAULT_OUTLIER_THRESHOLD", "AuditReport", "CategoryAudit", "audit_correction"]
 
@@ -148,20 +148,19 @@ def audit_correction(
     loaded = load_correction(path, name)
     factors = loaded.factors(scheme)
     old = read_factors(Path(previous), scheme, name) if previous is not None else None
-    grid = np.array([factors[n] for n in scheme.names]).reshape(scheme.n_pt, scheme.n_eta, scheme.n_eta)
-    usable = np.isfinite(grid) & (grid >= band[0]) & (grid <= band[1])
-    log_limit = math.log(outlier_threshold)
+    values = [float(factors[n]) for n in scheme.names]
+    usable = {i: v for i, v in enumerate(values) if math.isfinite(v) and band[0] <= v <= band[1]}
     audits = []
     for index, cat in enumerate(scheme.names):
-        cell = scheme.bin_indices(index)
-        value = float(grid[cell])
-        nbr = _neighbour_median(grid, usable, cell)
+        value = values[index]
+        # Step 3's outlier rule, against the usable neighbours; a factor outside the band is judged too.
+        nbr = neighbour_median(scheme, index, usable)
         reasons = []
         if not math.isfinite(value):
             reasons.append(f"factor is {value}")
         elif not band[0] <= value <= band[1]:
             reasons.append(f"outside plausible band [{band[0]:g}, {band[1]:g}]")
-        if math.isfinite(value) and value > 0 and nbr > 0 and abs(math.log(value / nbr)) > log_limit:
+        if far_from(value, nbr, outlier_threshold):
             reasons.append(f"x{value / nbr:.3f} the median of its neighbours ({nbr:.4f})")
         audits.append(CategoryAudit(cat, value, nbr, None if old is None else old[cat], tuple(reasons)))
     report = AuditReport(
@@ -175,18 +174,6 @@ def audit_correction(
     )
     logger.info("audit of %s: %d of %d categories flagged %s", path, len(report.flagged), len(audits), report.flagged)
     return report
-
-
-def _neighbour_median(grid: np.ndarray, usable: np.ndarray, cell: tuple[int, int, int]) -> float:
-    """Median of the usable factors one bin away along one axis; NaN when there are none."""
-    values = []
-    for axis in range(3):
-        for step in (-1, 1):
-            other = list(cell)
-            other[axis] += step
-            if 0 <= other[axis] < grid.shape[axis] and usable[tuple(other)]:
-                values.append(grid[tuple(other)])
-    return float(np.median(values)) if values else math.nan
 
 
 def _binning_notes(model: cs.Correction, scheme: CategoryScheme) -> list[str]:
