@@ -36,7 +36,9 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
     steps = {"step1", "step2", "step3"} if options.steps == "all" else {options.steps}
     replace = {year: prepare_output_dir(options.output_dir(year), options, config, steps) for year in options.years}
     summaries = []
+    start = time.monotonic()
     with executors(options) as execs:
+        workers_seconds = time.monotonic() - start
         for year in options.years:
             out_dir = options.output_dir(year)
             if options.backup:
@@ -44,9 +46,13 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
             if replace[year]:
                 remove_outputs(out_dir)
             summary = YearSummary(year, out_dir)
+            if not summaries:
+                summary.timings["workers"] = workers_seconds  # started once, for every year
             figures: list[FitFigure | MedianFigure] = []
             if options.closure_test:
+                start = time.monotonic()
                 summary.extra["closure"] = run_closure(options, config, scheme, year, execs, out_dir)
+                summary.timings["closure"] = time.monotonic() - start
                 summaries.append(summary)
                 continue
             if steps & {"step1", "step2"}:
@@ -67,7 +73,9 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
                     figures += fit_plots
                     summary.timings["fits"] = time.monotonic() - start
             if "step3" in steps:
+                start = time.monotonic()
                 run_step3(out_dir, options, config, scheme, year, summary)
+                summary.timings["step3"] = time.monotonic() - start
             if figures:
                 summary.timings["figures"] = draw_figures(execs.fit, figures)
             summaries.append(summary)
