@@ -30,6 +30,7 @@ PROVENANCE_JSON = "provenance.json"
 
 
 def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` and write a probe in it, so an unwritable directory fails before any work, not after the fits."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".write-test"
@@ -161,11 +162,13 @@ def write_provenance(out_dir: Path, options: RunOptions, config: Config, source:
 
 
 def read_provenance(out_dir: Path) -> dict[str, object]:
+    """The directory's ``provenance.json`` (empty when no step 1-2 has run there yet)."""
     path = out_dir / PROVENANCE_JSON
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def root_version() -> str:
+    """The ROOT wheel's version for the correction's description; never an error, whatever the installation."""
     try:
         from importlib.metadata import version
 
