@@ -21,9 +21,11 @@ sample: $(SAMPLE)
 $(SAMPLE): | $(STAMP)
 	$(PY) -m lib.generate --output data/samples/stage1 --year 2018
 
+# The demo directories belong to this target: after a configuration change they are replaced
+# (--overwrite) rather than refused, as a user's own directories are.
 run: $(STAMP) $(SAMPLE)
-	$(PY) getCalibrationFactor.py --steps all $(RUN_ARGS)
-	$(PY) getCalibrationFactor.py --steps all --isMC $(RUN_ARGS)
+	$(PY) getCalibrationFactor.py --steps all --overwrite $(RUN_ARGS)
+	$(PY) getCalibrationFactor.py --steps all --isMC --overwrite $(RUN_ARGS)
 	$(PY) getCalibrationFactor.py --closure_test $(RUN_ARGS)
 
 test: $(STAMP)
