@@ -15,28 +15,28 @@ import dataclasses
 import logging
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from lib.acceptance import group_acceptance
 from lib.categories import CategoryScheme, bin_index
-from lib.config import ClosureConfig, Config, FitSpec, Step2Config, retry_specs
-from lib.executor import TaskCrash
-from lib.fit_step import FitJob
+from lib.config import ClosureConfig, Config, Step2Config
 from lib.histograms import (
     AcceptanceGrid, ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram,
     binning_values, predicted_resolution,
 )  # fmt: skip
-from lib.io.merge import Reduction
-from lib.io.reader import Skim
 from lib.medians import histogram_median
 from lib.peak_scaling import PeakScaling, ProfileGrid, PtDependence
+from lib.fitting.result import FitResult
 from lib.resolution import median_error_order_statistic, weighted_median
 
+if TYPE_CHECKING:  # types only: the bins never read files themselves
+    from lib.io.merge import Reduction
+    from lib.io.reader import Skim
+
 __all__ = [
-    "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "closure_specs", "fit_jobs", "judge",
+    "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "closure_specs", "judge",
     "samples_from_events", "samples_from_histograms", "CLOSURE_CSV",
 ]  # fmt: skip
 
@@ -233,32 +233,6 @@ def with_bin_acceptance(samples: list[BinSample], hists: CategoryHistograms) -> 
     return out
 
 
-def fit_jobs(
-    samples: Sequence[BinSample], edges: Sequence[float], spec_for: Callable[[str], FitSpec], config: Config,
-    plot_dir: Path | None, title: str, prefix: str, only: int | None = None, same_range_retries: bool = False,
-    log_dir: Path | None = None,
-) -> list[FitJob]:  # fmt: skip
-    """One fit per bin with at least two events (``only``: that bin alone); ROOT's output to ``log_dir``."""
-    from lib.fitting.runner import FitTask
-
-    jobs = []
-    for i, sample in enumerate(samples):
-        if (only is not None and i != only) or sample.n_events < 2:
-            continue
-        name = bin_label(edges[i], edges[i + 1], prefix)
-        nominal = spec_for(name)
-        if nominal.peak == "z" and nominal.line_shape == "acceptance":
-            nominal = nominal.model_copy(update={"acceptance": sample.acceptance, "acceptance_range_gev": sample.acceptance_range_gev})
-        retries = retry_specs(config, nominal, sample.median)
-        if same_range_retries:
-            retries = [r for r in retries if r.range_gev == nominal.range_gev]
-        task = FitTask(name, sample.masses, sample.weights, nominal, tuple(retries), float(sample.median),
-                       config.fit.quality, histogram=sample.histogram,
-                       log_path=None if log_dir is None else log_dir / f"fit_{name}.log")  # fmt: skip
-        jobs.append(FitJob(task, None if plot_dir is None else plot_dir / f"fit_{name}", f"{title} {name}"))
-    return jobs
-
-
 def calibration_error(category_weights: np.ndarray | None, factors: np.ndarray, factor_errors: np.ndarray | None) -> float:
     """Relative error of a bin's calibrated median from the factors' own errors (NaN when unknown).
 
@@ -292,7 +266,7 @@ def bin_rows(
     nan = float("nan")
     for i, sample in enumerate(samples):
         res = results.get(bin_label(edges[i], edges[i + 1], prefix))
-        if res is None or isinstance(res, TaskCrash):
+        if not isinstance(res, FitResult):  # not fitted, or a crashed worker
             fit_val = fit_err = nan
             quality = "failed" if res is not None else "not fitted"
         else:

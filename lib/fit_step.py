@@ -15,12 +15,13 @@ import pickle
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from lib.acceptance import group_acceptance
 from lib.categories import CategoryScheme
+from lib.closure import BinSample, bin_label
 from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
 from lib.executor import TaskCrash, TaskExecutor
 from lib.figures import FitFigure
@@ -130,6 +131,32 @@ def with_category_acceptance(spec: FitSpec, scheme: CategoryScheme, hists: Categ
     pair = index % n_pairs
     values, span = group_acceptance(hists, pair, range(pair, scheme.n_categories, n_pairs), i_pt)
     return spec.model_copy(update={"acceptance": values, "acceptance_range_gev": span})
+
+
+def bin_fit_jobs(
+    samples: Sequence[BinSample], edges: Sequence[float], spec_for: Callable[[str], FitSpec], config: Config,
+    plot_dir: Path | None, title: str, prefix: str, only: int | None = None, same_range_retries: bool = False,
+    log_dir: Path | None = None,
+) -> list[FitJob]:  # fmt: skip
+    """One fit per closure or Higgs bin with at least two events (``only``: that bin alone); ROOT's output to ``log_dir``."""
+    from lib.fitting.runner import FitTask
+
+    jobs = []
+    for i, sample in enumerate(samples):
+        if (only is not None and i != only) or sample.n_events < 2:
+            continue
+        name = bin_label(edges[i], edges[i + 1], prefix)
+        nominal = spec_for(name)
+        if nominal.peak == "z" and nominal.line_shape == "acceptance":
+            nominal = nominal.model_copy(update={"acceptance": sample.acceptance, "acceptance_range_gev": sample.acceptance_range_gev})
+        retries = retry_specs(config, nominal, sample.median)
+        if same_range_retries:
+            retries = [r for r in retries if r.range_gev == nominal.range_gev]
+        task = FitTask(name, sample.masses, sample.weights, nominal, tuple(retries), float(sample.median),
+                       config.fit.quality, histogram=sample.histogram,
+                       log_path=None if log_dir is None else log_dir / f"fit_{name}.log")  # fmt: skip
+        jobs.append(FitJob(task, None if plot_dir is None else plot_dir / f"fit_{name}", f"{title} {name}"))
+    return jobs
 
 
 @cache

@@ -15,14 +15,14 @@ import numpy as np
 from lib.categories import CategoryScheme
 from lib.closure import (
     CLOSURE_CSV, UNCALIBRATED_CSV, BinSample, ClosureBin, ClosureVerdict, bin_label, bin_rows, closure_specs,
-    fit_jobs, judge, measured_scaling, samples_from_events, samples_from_histograms, with_bin_acceptance,
+    judge, measured_scaling, samples_from_events, samples_from_histograms, with_bin_acceptance,
 )  # fmt: skip
 from lib.config import Config, FitSpec, resolve_fit_spec
 from lib.correction.writer import correction_filename, read_factors
 from lib.errors import CalibrationError, InputError
 from lib.executor import TaskExecutor
 from lib.figures import FitFigure, draw_figures
-from lib.fit_step import FitCache, fit_figures, run_fits
+from lib.fit_step import FitCache, bin_fit_jobs, fit_figures, run_fits
 from lib.histograms import acceptance_grid, grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.tables import read_csv, write_csv
@@ -57,7 +57,7 @@ def _run_pass(
     def spec_for(name: str) -> FitSpec:
         return resolve_fit_spec(config, name, options.binned, options.backend)
 
-    jobs = fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=log_dir)
+    jobs = bin_fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=log_dir)
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
     results = run_fits(executor, jobs, FitCache(cache_dir), refit, what="closure bin", progress="closure fits")
     rows = bin_rows(samples, edges, results)

@@ -19,7 +19,7 @@ import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.closure import (
-    BinSample, ClosureVerdict, bin_rows, closure_specs, fit_jobs, judge, measured_scaling, samples_from_events,
+    BinSample, ClosureVerdict, bin_rows, closure_specs, judge, measured_scaling, samples_from_events,
     samples_from_histograms,
 )  # fmt: skip
 from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec, retry_specs
@@ -27,7 +27,7 @@ from lib.errors import ConfigError
 from lib.executor import TaskExecutor
 from lib.factors import FACTOR_CSV
 from lib.figures import draw_figures
-from lib.fit_step import FitCache, fit_figures, run_fits
+from lib.fit_step import FitCache, bin_fit_jobs, fit_figures, run_fits
 from lib.histograms import grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.reader import find_files
@@ -129,7 +129,7 @@ def run_higgs_validation(
         update={"max_chi2_ndf": config.higgs.max_chi2_ndf, "max_shape_mismodelling": config.higgs.max_shape_mismodelling}
     )
     higgs_gated = config.model_copy(update={"fit": config.fit.model_copy(update={"quality": gates})})
-    jobs = fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, f"H {options.sample_label} {year}", "higgs", same_range_retries=True,
+    jobs = bin_fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, f"H {options.sample_label} {year}", "higgs", same_range_retries=True,
                     log_dir=out_dir / "higgs" / "logs")  # fmt: skip
     executor: TaskExecutor = execs.fit  # type: ignore[attr-defined]
     results = run_fits(executor, jobs, FitCache(out_dir / ".cache" / "higgs_fits"), what="Higgs bin", progress="higgs fits")
