@@ -1,0 +1,21 @@
+"""Typed configuration: ``schema`` (the models, one per YAML section), ``specs`` (a category's resolved
+``FitSpec``) and ``loading`` (YAML into the models, every problem on one line).
+
+The names below are the configuration's public surface, re-exported so that a module asks
+``lib.config`` for them whichever file holds them. The package imports only ``lib.errors``.
+"""
+
+from lib.config.loading import DEFAULT_CONFIG, load_config, load_yaml_model
+from lib.config.schema import (
+    FIT_PARAMETERS, AcceptanceConfig, CategoryConfig, ClosureConfig, Config, FitConfig, FitPatch, HiggsConfig, InputConfig,
+    ParamPatch, ParamSpec, PtProfileConfig, QualityConfig, SelectionConfig, Step2Config, Step3Config, UndeterminedConfig,
+    binned_count,
+)  # fmt: skip
+from lib.config.specs import FitSpec, higgs_fit_spec, override_keys, resolve_fit_spec, retry_specs
+
+__all__ = [
+    "DEFAULT_CONFIG", "FIT_PARAMETERS", "AcceptanceConfig", "CategoryConfig", "ClosureConfig", "Config", "FitConfig", "FitPatch",
+    "FitSpec", "HiggsConfig", "InputConfig", "ParamPatch", "ParamSpec", "PtProfileConfig", "QualityConfig", "SelectionConfig",
+    "Step2Config", "Step3Config", "UndeterminedConfig", "binned_count", "higgs_fit_spec", "load_config", "load_yaml_model",
+    "override_keys", "resolve_fit_spec", "retry_specs",
+]  # fmt: skip

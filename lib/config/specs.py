@@ -1,0 +1,150 @@
+"""Fit specifications: the ``fit:`` section, a category's overrides and the retry ladder resolved into one ``FitSpec``.
+
+Per-category fit overrides (exact name or shell wildcard) are resolved here, so fitting code
+never sees a raw dict or a category name pattern.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Literal
+
+from pydantic import ValidationError
+
+from lib.config.schema import Config, FitPatch, ParamSpec, _Model, binned_count
+from lib.errors import ConfigError
+
+__all__ = ["FitSpec", "higgs_fit_spec", "override_keys", "resolve_fit_spec", "retry_specs"]
+
+
+class FitSpec(_Model):
+    """Everything one fit needs, resolved for one category (picklable, no ROOT)."""
+
+    name: str
+    range_gev: tuple[float, float]
+    bins: int
+    fft_cache_bins: int
+    fft_buffer_fraction: float
+    backend: str
+    fft_cache_bins_first: int | None = None
+    strategy_first: int
+    strategy_second: int
+    params: dict[str, ParamSpec]
+    background: Literal["exponential", "none"]
+    binned: bool
+    peak: Literal["z", "higgs"] = "z"
+    line_shape: Literal["acceptance", "breit_wigner"] = "breit_wigner"
+    acceptance_placement: Literal["reco", "true"] = "reco"
+    # A(m) of the category at evenly spaced masses from acceptance_range_gev[0] to [1] (set from the data).
+    acceptance: tuple[float, ...] | None = None
+    acceptance_range_gev: tuple[float, float] | None = None
+    label: str = "nominal"
+    start_from_previous: bool = False
+    freeze_from_previous: tuple[str, ...] = ()
+    # Fixed after the first fitTo when the data cannot determine them (lib.fitting.undetermined).
+    fix_undetermined: tuple[str, ...] = ()
+    no_tail_alpha: float = 5.0
+    undetermined_tolerance: float = 0.01
+    max_error_to_range: float = 1.0
+
+
+def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None) -> FitSpec:
+    params = dict(spec.params)
+    for pname, change in patch.params.items():
+        merged = params[pname].model_dump() | change.model_dump(exclude_none=True)
+        try:
+            params[pname] = ParamSpec(**merged)
+        except ValidationError as err:
+            raise ConfigError(f"fit parameter '{pname}' for '{spec.name}': {err.errors()[0]['msg']}") from err
+    if patch.sigma_from_median and median_sigma_gev is not None and median_sigma_gev > 0:
+        sig = params["sigma"]
+        lo = sig.min if sig.min is not None else 0.0
+        hi = sig.max if sig.max is not None else 10.0 * median_sigma_gev
+        params["sigma"] = sig.model_copy(update={"value": min(max(median_sigma_gev, lo), hi)})
+    update: dict[str, object] = {"params": params}
+    if patch.range_gev is not None:
+        update["range_gev"] = patch.range_gev
+        update["bins"] = binned_count((spec.range_gev, spec.bins), patch.range_gev)
+    if patch.bins is not None:
+        update["bins"] = patch.bins
+    if patch.background is not None:
+        update["background"] = patch.background
+    if patch.line_shape is not None:
+        update["line_shape"] = patch.line_shape
+    if patch.label:
+        update["label"] = patch.label
+    if patch.start_from_previous:
+        update["start_from_previous"] = True
+    if patch.freeze_from_previous:
+        update["freeze_from_previous"] = patch.freeze_from_previous
+    return spec.model_copy(update=update)
+
+
+def _default_spec(config: Config, name: str, binned: bool, backend: str | None) -> FitSpec:
+    """The ``fit:`` section as a spec for ``name``, before any override."""
+    fit = config.fit
+    return FitSpec(
+        name=name,
+        range_gev=fit.range_gev,
+        bins=fit.bins,
+        fft_cache_bins=fit.fft_cache_bins,
+        fft_cache_bins_first=fit.fft_cache_bins_first,
+        fft_buffer_fraction=fit.fft_buffer_fraction,
+        backend=backend or fit.backend,
+        strategy_first=fit.strategy_first,
+        strategy_second=fit.strategy_second,
+        params=dict(fit.params),
+        background=fit.background,
+        binned=binned,
+        line_shape=fit.line_shape,
+        acceptance_placement=fit.acceptance.placement,
+        fix_undetermined=fit.undetermined.params,
+        no_tail_alpha=fit.undetermined.no_tail_alpha,
+        undetermined_tolerance=fit.undetermined.limit_tolerance,
+        max_error_to_range=fit.undetermined.max_error_to_range,
+    )
+
+
+def override_keys(config: Config, name: str) -> list[str]:
+    """The ``fit.overrides`` keys that apply to ``name``, in the order they are applied.
+
+    Wildcards in file order before the exact name, so ``30-45_EE`` beats ``30-45_*``.
+    """
+    overrides = config.fit.overrides
+    wildcard = [k for k in overrides if k != name and fnmatch.fnmatchcase(name, k)]
+    return wildcard + ([name] if name in overrides else [])
+
+
+def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | None = None) -> FitSpec:
+    """Nominal fit spec for one category: defaults, then its overrides (``override_keys``)."""
+    spec = _default_spec(config, name, binned, backend)
+    for key in override_keys(config, name):
+        spec = _apply_patch(spec, config.fit.overrides[key].model_copy(update={"label": ""}), None)
+    return spec
+
+
+def higgs_fit_spec(
+    config: Config, name: str, binned: bool, backend: str | None = None, background: Literal["exponential", "none"] = "none"
+) -> FitSpec:
+    """Fit spec of an H->mumu peak: a pure DCB (the 3.7 MeV width is negligible) whose ``mean`` is absolute.
+
+    Fit settings, sigma and tail start values come from ``fit``; the range is
+    ``higgs.signal_region_gev`` and ``mean`` starts at ``higgs.mass_gev`` within +-5 GeV. Z-peak
+    overrides do not apply. Retry steps that change the range are Z-specific: filter them out.
+    """
+    higgs = config.higgs
+    lo, hi = higgs.signal_region_gev
+    spec = _default_spec(config, name, binned, backend)
+    params = dict(spec.params)
+    params["mean"] = ParamSpec(value=higgs.mass_gev, min=max(lo, higgs.mass_gev - 5.0), max=min(hi, higgs.mass_gev + 5.0))
+    return spec.model_copy(
+        update={
+            "range_gev": higgs.signal_region_gev, "params": params, "background": background, "peak": "higgs",
+            "line_shape": "breit_wigner",
+        }
+    )  # fmt: skip
+
+
+def retry_specs(config: Config, nominal: FitSpec, median_sigma_gev: float | None) -> list[FitSpec]:
+    """The configured retry ladder applied on top of a category's nominal spec."""
+    return [_apply_patch(nominal, step, median_sigma_gev) for step in config.fit.retry_ladder]
