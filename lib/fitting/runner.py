@@ -212,26 +212,31 @@ def _param_results(built: Any, fit: Any, tolerance: float) -> tuple[ParamResult,
     return tuple(out)
 
 
+def _floating(built: Any) -> tuple[dict[str, Any], dict[str, tuple[float, float]]]:
+    """The model's floating parameters by spec name, and their limits."""
+    floating = {name: var for name, var in built.params.items() if not var.isConstant()}
+    return floating, {name: (float(var.getMin()), float(var.getMax())) for name, var in floating.items()}
+
+
+def _fix(floating: dict[str, Any], names: tuple[str, ...]) -> tuple[str, ...]:
+    """Fix ``names`` where the fit left them; return them."""
+    for name in names:
+        floating[name].setConstant(True)
+    return names
+
+
 def _fix_undetermined(built: Any, spec: FitSpec) -> tuple[str, ...]:
     """Fix, where the first ``fitTo`` left them, the parameters the data cannot determine (``lib.fitting.undetermined``)."""
-    floating = {name: var for name, var in built.params.items() if not var.isConstant()}
+    floating, limits = _floating(built)
     values = {name: float(var.getVal()) for name, var in floating.items()}
-    limits = {name: (float(var.getMin()), float(var.getMax())) for name, var in floating.items()}
-    fixed = undetermined_params(values, limits, spec.fix_undetermined, spec.undetermined_tolerance, spec.no_tail_alpha)
-    for name in fixed:
-        floating[name].setConstant(True)
-    return fixed
+    return _fix(floating, undetermined_params(values, limits, spec.fix_undetermined, spec.undetermined_tolerance, spec.no_tail_alpha))
 
 
 def _fix_unmeasured(built: Any, spec: FitSpec) -> tuple[str, ...]:
     """Fix, where the Hesse fit left them, the parameters whose error exceeds their range (``lib.fitting.undetermined``)."""
-    floating = {name: var for name, var in built.params.items() if not var.isConstant()}
+    floating, limits = _floating(built)
     errors = {name: float(var.getError()) for name, var in floating.items()}
-    limits = {name: (float(var.getMin()), float(var.getMax())) for name, var in floating.items()}
-    fixed = unmeasured_params(errors, limits, spec.fix_undetermined, spec.max_error_to_range)
-    for name in fixed:
-        floating[name].setConstant(True)
-    return fixed
+    return _fix(floating, unmeasured_params(errors, limits, spec.fix_undetermined, spec.max_error_to_range))
 
 
 def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weights: np.ndarray | None) -> tuple[int, float, Any]:
