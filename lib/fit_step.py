@@ -31,9 +31,8 @@ from lib.io.atomic import atomic_path, write_text_atomic
 from lib.errors import CalibrationError
 from lib.histograms import CategoryHistograms
 from lib.io.merge import Reduction
-from lib.io.tables import read_csv, write_csv
+from lib.io.tables import read_rows, write_csv
 from lib.medians import CategoryMedian
-from lib.rows import parse_row
 
 __all__ = ["FitJob", "FitCache", "fit_job", "fit_figures", "build_jobs", "job_key", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
 
@@ -306,7 +305,7 @@ def write_fit_outputs(
     rows: dict[str, dict[str, object]] = {}
     records: dict[str, object] = {}
     if merge:
-        rows = {r["cat_name"]: parse_row(FitRow, r, str(out_dir / FIT_CSV)).row() for r in read_csv(out_dir / FIT_CSV)}
+        rows = {r.cat_name: r.row() for r in read_rows(out_dir / FIT_CSV, FitRow)}
         json_path = out_dir / FIT_JSON
         records = json.loads(json_path.read_text()) if json_path.exists() else {}
     for name, res in results.items():

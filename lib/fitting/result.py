@@ -194,7 +194,7 @@ class FitResult:
 class FitRow:
     """One row of ``fit_results.csv``: the table's columns, in order, declared here once.
 
-    Step 3 reads them back with ``lib.rows.parse_row(FitRow, ...)``, typed.
+    Step 3 reads them back typed, with ``lib.io.tables.read_rows``.
     """
 
     cat_name: str

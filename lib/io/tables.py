@@ -6,12 +6,15 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, TypeVar
 
 from lib.errors import InputError
 from lib.io.atomic import write_text_atomic
+from lib.rows import parse_row
 
-__all__ = ["write_csv", "read_csv", "write_latex_table"]
+RowT = TypeVar("RowT")
+
+__all__ = ["write_csv", "read_csv", "read_rows", "write_latex_table"]
 
 
 def _format(value: object) -> str:
@@ -44,6 +47,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(handle))
     except FileNotFoundError as err:
         raise InputError(f"{path} not found: run the step that produces it first (see --steps)") from err
+
+
+def read_rows(path: Path, cls: type[RowT]) -> list[RowT]:
+    """Rows of a step's CSV as ``cls`` (``lib.rows.parse_row``): typed, or one error naming the file, column and value."""
+    return [parse_row(cls, row, str(path)) for row in read_csv(path)]
 
 
 def write_latex_table(

@@ -16,10 +16,9 @@ from lib.correction.writer import build_correction, correction_filename, write_c
 from lib.factors import FACTOR_CSV, compute_factors
 from lib.fit_step import FIT_CSV
 from lib.fitting.result import FitRow
-from lib.io.tables import read_csv, write_csv, write_latex_table
+from lib.io.tables import read_rows, write_csv, write_latex_table
 from lib.medians import CategoryMedian
 from lib.options import RunOptions
-from lib.rows import parse_row
 from lib.run.outputs import read_provenance, root_version
 from lib.run.step2 import MEDIAN_CSV
 from lib.run.summary import YearSummary
@@ -41,8 +40,8 @@ FACTOR_COLUMNS = [
 
 
 def run_step3(out_dir: Path, options: RunOptions, config: Config, scheme: CategoryScheme, year: str, summary: YearSummary) -> None:
-    fits = {row.cat_name: row for row in (parse_row(FitRow, r, str(out_dir / FIT_CSV)) for r in read_csv(out_dir / FIT_CSV))}
-    medians = {m.cat_name: m for m in (parse_row(CategoryMedian, r, str(out_dir / MEDIAN_CSV)) for r in read_csv(out_dir / MEDIAN_CSV))}
+    fits = {row.cat_name: row for row in read_rows(out_dir / FIT_CSV, FitRow)}
+    medians = {row.cat_name: row for row in read_rows(out_dir / MEDIAN_CSV, CategoryMedian)}
     factors = compute_factors(scheme, fits, medians, config.step3, force=options.force)
     rows = [f.row() for f in factors]
     write_csv(out_dir / FACTOR_CSV, rows)
