@@ -162,5 +162,6 @@ def main(argv: list[str] | None = None) -> int:
 
     return console.run_cli(calibrate, args.log_level == "DEBUG", "interrupted: finished outputs are intact; re-run to resume")
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -167,5 +167,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.configure(args.log_level)
     return console.run_cli(lambda: args.command(args), args.log_level == "DEBUG")
 
+
 if __name__ == "__main__":
     sys.exit(main())
