@@ -47,7 +47,7 @@ def floor_seconds(workers: int, n_fits: int = 36, n_events: int = 100_000) -> fl
     masses = MZ + 0.5 * GZ * rng.standard_cauchy(3 * n_events) + rng.normal(0.0, 1.3, 3 * n_events)
     masses = masses[(masses > 75.0) & (masses < 105.0)][:n_events]
     spec = resolve_fit_spec(config, "45-52_BB", binned=True).model_copy(
-        update={"line_shape": "breit_wigner", "background": "none", "fix_undetermined": ()}
+        update={"line_shape": "breit_wigner", "background": "none", "undetermined": config.fit.undetermined.model_copy(update={"params": ()})}
     )
     tasks = [FitTask(f"floor{i}", masses, None, spec, (), 1.2, config.fit.quality) for i in range(n_fits)]
     pool = ProcessExecutor(workers, preload=FIT_WORKER_PRELOAD)

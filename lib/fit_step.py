@@ -129,7 +129,7 @@ def with_category_acceptance(spec: FitSpec, scheme: CategoryScheme, hists: Categ
     i_pt, _, _ = scheme.bin_indices(index)
     pair = index % n_pairs
     values, span = group_acceptance(hists, pair, range(pair, scheme.n_categories, n_pairs), i_pt)
-    return spec.model_copy(update={"acceptance": values, "acceptance_range_gev": span})
+    return spec.model_copy(update={"acceptance_table": values, "acceptance_range_gev": span})
 
 
 def bin_fit_jobs(
@@ -147,7 +147,7 @@ def bin_fit_jobs(
         name = bin_label(edges[i], edges[i + 1], prefix)
         nominal = spec_for(name)
         if nominal.peak == "z" and nominal.line_shape == "acceptance":
-            nominal = nominal.model_copy(update={"acceptance": sample.acceptance, "acceptance_range_gev": sample.acceptance_range_gev})
+            nominal = nominal.model_copy(update={"acceptance_table": sample.acceptance, "acceptance_range_gev": sample.acceptance_range_gev})
         retries = retry_specs(config, nominal, sample.median)
         if same_range_retries:
             retries = [r for r in retries if r.range_gev == nominal.range_gev]

@@ -22,7 +22,7 @@ def _spec(config: Config, backend: str) -> FitSpec:
     knots = np.linspace(70.0, 110.0, 41)
     acceptance = 0.15 + 0.8 / (1.0 + np.exp(-(knots - 88.0) / 1.5))
     return spec.model_copy(
-        update={"line_shape": "acceptance", "acceptance": tuple(acceptance), "acceptance_range_gev": (70.0, 110.0), "background": "none"}
+        update={"line_shape": "acceptance", "acceptance_table": tuple(acceptance), "acceptance_range_gev": (70.0, 110.0), "background": "none"}
     )
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from lib.config import DEFAULT_CONFIG, load_config, resolve_fit_spec, retry_specs
+from lib.config import (
+    DEFAULT_CONFIG, Config, FitConfig, FitPatch, FitSpec, ParamPatch, ParamSpec, PtProfileConfig, UndeterminedConfig, load_config,
+    resolve_fit_spec, retry_specs,
+)  # fmt: skip
 from lib.errors import ConfigError
 
 
@@ -130,3 +137,48 @@ def test_freeze_from_previous_rejects_unknown_parameter(tmp_path):
 
     with pytest.raises(ConfigError, match="n_middle"):
         load_config(_write_variant(tmp_path, mutate))
+
+
+def _models_below(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """``model`` and every model its fields hold, at any depth (inside ``list``, ``dict``, ``| None``...), each once."""
+    seen: list[type[BaseModel]] = []
+    todo = [model]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.append(current)
+        for field in current.model_fields.values():
+            todo.extend(_models_in(field.annotation))
+    return seen
+
+
+def _models_in(annotation: object) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for argument in get_args(annotation):
+        yield from _models_in(argument)
+
+
+def test_every_config_field_is_described():
+    """The models are the reference of the YAML: each field says what it means, not just its name again."""
+    models = _models_below(Config)
+    assert {ParamSpec, FitPatch, ParamPatch, UndeterminedConfig, PtProfileConfig} <= set(models)
+    undescribed = []
+    for model in models:
+        for name, field in model.model_fields.items():
+            words = re.sub(r"[\W_]+", " ", field.description or "").strip().lower()
+            if len(words.split()) < 2 or words == name.replace("_", " ").lower():
+                undescribed.append(f"{model.__name__}.{name}: {field.description!r}")
+    assert not undescribed, "fields without a description: " + "; ".join(undescribed)
+
+
+def test_fit_spec_takes_every_shared_fit_setting_by_name(config):
+    """The nominal spec holds each ``fit:`` setting of the same name, sections included; the backend unless given."""
+    shared = FitSpec.model_fields.keys() & FitConfig.model_fields.keys()
+    assert {"range_gev", "bins", "params", "line_shape", "acceptance", "undetermined", "backend"} <= shared
+    spec = resolve_fit_spec(config, "30-45_BB", binned=True)
+    assert {key: getattr(spec, key) for key in shared} == {key: getattr(config.fit, key) for key in shared}
+    assert (spec.name, spec.binned, spec.acceptance_table) == ("30-45_BB", True, None)
+    assert resolve_fit_spec(config, "30-45_BB", binned=False, backend="legacy").backend == "legacy"

@@ -59,12 +59,12 @@ def _check_edges(edges: list[float]) -> list[float]:
 
 
 class InputConfig(_Model):
-    stage1_path: str = Field(description="Stage-1 root used when --input_path is not given.")
+    stage1_path: str = Field(description="Stage-1 root directory used when --input_path is not given (the built-in generated sample).")
     data_glob: str = Field(description="Glob of Data parquet files below the Stage-1 root; {year} substituted.")
-    mc_glob: str = Field(description="Glob of DY MC parquet files below the Stage-1 root.")
-    signal_glob: str = Field(description="Glob of H->mumu signal parquet files below the Stage-1 root.")
-    weight_column: str = Field(description="Per-event MC weight column.")
-    batch_rows: int = Field(gt=0, description="Rows per streamed record batch.")
+    mc_glob: str = Field(description="Glob of DY MC parquet files below the Stage-1 root; {year} substituted.")
+    signal_glob: str = Field(description="Glob of H->mumu signal parquet files below the Stage-1 root; {year} substituted.")
+    weight_column: str = Field(description="Column of the per-event MC weight (Data is unweighted).")
+    batch_rows: int = Field(gt=0, description="Most rows per record batch streamed from the parquet files (bounds the memory).")
 
 
 class SelectionConfig(_Model):
@@ -74,9 +74,9 @@ class SelectionConfig(_Model):
 
 
 class CategoryConfig(_Model):
-    pt_edges_gev: list[float] = Field(description="Leading-muon pT bin edges, [lo, hi) bins.")
-    abseta_edges: list[float] = Field(description="|eta| region edges, [lo, hi) bins.")
-    region_names: list[str] = Field(description="One letter per |eta| region.")
+    pt_edges_gev: list[float] = Field(description="Leading-muon pT bin edges in GeV, [lo, hi) bins as correctionlib looks them up.")
+    abseta_edges: list[float] = Field(description="|eta| region edges (of the leading muon and of the subleading muon), [lo, hi) bins.")
+    region_names: list[str] = Field(description="One letter per |eta| region; a category is named <pT bin>_<lead letter><sublead letter>.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "CategoryConfig":
@@ -92,18 +92,23 @@ class CategoryConfig(_Model):
 
 
 class Step2Config(_Model):
-    median_error: Literal["order_statistic", "bootstrap"]
-    bootstrap_resamples: int = Field(gt=10)
-    seed: int
-    hist_range_gev: tuple[float, float]
-    hist_bins: int = Field(gt=0)
+    median_error: Literal["order_statistic", "bootstrap"] = Field(
+        description="Uncertainty of the median: order_statistic (deterministic, weighted-aware) or bootstrap."
+    )
+    bootstrap_resamples: int = Field(gt=10, description="Resamples of the bootstrap median error (median_error: bootstrap).")
+    seed: int = Field(description="Seed of the bootstrap's random resampling, so a rerun gives the same errors.")
+    hist_range_gev: tuple[float, float] = Field(description="Range in GeV of the per-category sigma_pred histograms drawn in step 2.")
+    hist_bins: int = Field(gt=0, description="Number of bins of those sigma_pred histograms.")
     # Defaults (those of configs/default.yaml) keep configurations written before these keys valid.
     median_grid_gev: tuple[float, float] = Field(
-        default=(0.05, 50.0), description="Range of the log-spaced sigma_pred histogram medians come from."
+        default=(0.05, 50.0),
+        description="Range in GeV of the log-spaced sigma_pred histogram per category, filled while reading, the medians come from.",
     )
     median_relative_bin_width: float = Field(
-        default=5.0e-4, gt=0.0, le=0.01, description="Its bin width relative to the bin's sigma_pred."
-    )
+        default=5.0e-4, gt=0.0, le=0.01,
+        description="Bin width of that histogram relative to the bin's sigma_pred (dimensionless): the median, interpolated inside "
+        "its bin, is within this of the exact sample median.",
+    )  # fmt: skip
 
     _increasing = field_validator("median_grid_gev")(_check_range)
 
@@ -116,10 +121,10 @@ class Step2Config(_Model):
 
 
 class ParamSpec(_Model):
-    value: float
-    min: float | None = None
-    max: float | None = None
-    constant: bool = False
+    value: float = Field(description="Start value, in the parameter's unit (GeV for masses, widths, mean and sigma; 1/GeV for bkg_slope).")
+    min: float | None = Field(default=None, description="Lower limit, same unit as value (None: unbounded below).")
+    max: float | None = Field(default=None, description="Upper limit, same unit as value (None: unbounded above).")
+    constant: bool = Field(default=False, description="Fixed at value instead of fitted.")
 
     @model_validator(mode="after")
     def _inside(self) -> "ParamSpec":
@@ -134,10 +139,10 @@ class ParamSpec(_Model):
 class ParamPatch(_Model):
     """A partial parameter change used by overrides and retry steps."""
 
-    value: float | None = None
-    min: float | None = None
-    max: float | None = None
-    constant: bool | None = None
+    value: float | None = Field(default=None, description="New start value, in the parameter's unit (None: unchanged).")
+    min: float | None = Field(default=None, description="New lower limit, same unit as value (None: unchanged).")
+    max: float | None = Field(default=None, description="New upper limit, same unit as value (None: unchanged).")
+    constant: bool | None = Field(default=None, description="Fix (true) or float (false) the parameter (None: unchanged).")
 
 
 def _check_param_names(params: dict[str, object], where: str) -> None:
@@ -149,19 +154,29 @@ def _check_param_names(params: dict[str, object], where: str) -> None:
 class FitPatch(_Model):
     """Fields a per-category override or a retry step may change."""
 
-    label: str = ""
-    range_gev: tuple[float, float] | None = None
-    bins: int | None = None
-    background: Literal["exponential", "none"] | None = None
-    line_shape: Literal["acceptance", "breit_wigner"] | None = None
-    params: dict[str, ParamPatch] = Field(default_factory=dict)
-    sigma_from_median: bool = False
-    # Restart at the best earlier attempt's minimum (same model): a fit that only failed its
-    # covariance (Hesse) usually converges cleanly from there, without moving sigma.
-    start_from_previous: bool = False
-    # Fix these parameters at the best earlier attempt's values: a tail the data do not constrain
-    # (Hesse fails on it) stops spoiling the covariance, and the shape the fit found is kept.
-    freeze_from_previous: tuple[str, ...] = ()
+    label: str = Field(default="", description="Name of the attempt in the outputs (a retry step's; empty: unchanged).")
+    range_gev: tuple[float, float] | None = Field(
+        default=None, description="Fit range in GeV (None: unchanged); a narrower range keeps the nominal bin width."
+    )
+    bins: int | None = Field(default=None, description="Bins of the binned fit over its range (None: unchanged or from the range).")
+    background: Literal["exponential", "none"] | None = Field(
+        default=None, description="Background under the peak: exponential or none (None: unchanged)."
+    )
+    line_shape: Literal["acceptance", "breit_wigner"] | None = Field(
+        default=None, description="Signal line shape, as fit.line_shape (None: unchanged)."
+    )
+    params: dict[str, ParamPatch] = Field(default_factory=dict, description="Changes to fit parameters, by parameter name.")
+    sigma_from_median: bool = Field(default=False, description="Start sigma at the category's median sigma_pred (GeV), within its limits.")
+    start_from_previous: bool = Field(
+        default=False,
+        description="Restart at the best earlier attempt's minimum (same model): a fit that only failed its covariance (Hesse) "
+        "usually converges cleanly from there, without moving sigma.",
+    )
+    freeze_from_previous: tuple[str, ...] = Field(
+        default=(),
+        description="Parameters fixed at the best earlier attempt's values: a tail the data do not constrain (Hesse fails on it) "
+        "stops spoiling the covariance, and the shape the fit found is kept.",
+    )
 
     @model_validator(mode="after")
     def _known_params(self) -> "FitPatch":
@@ -173,9 +188,9 @@ class FitPatch(_Model):
 
 
 class QualityConfig(_Model):
-    max_chi2_ndf: float = Field(gt=0)
+    max_chi2_ndf: float = Field(gt=0, description="Largest chi2/NDF of an accepted Z fit (unless max_shape_mismodelling lets it pass).")
     max_peak_offset_gev: float = Field(
-        default=float("inf"), gt=0, description="Largest |DCB mean offset| from the BW mass accepted in Z fits."
+        default=float("inf"), gt=0, description="Largest |DCB mean offset| from the BW mass, in GeV, accepted in Z fits."
     )
     peak_offset_n_sigma: float = Field(
         default=0.0, ge=0.0, description="The offset must exceed max_peak_offset_gev by this many of its errors to fail."
@@ -183,8 +198,12 @@ class QualityConfig(_Model):
     max_shape_mismodelling: float = Field(
         default=0.0, ge=0.0, description="RMS relative data/model difference per bin tolerated above max_chi2_ndf."
     )
-    sigma_ratio_band: tuple[float, float]
-    limit_tolerance: float = Field(ge=0, lt=0.5)
+    sigma_ratio_band: tuple[float, float] = Field(
+        description="sigma_fit / median(sigma_pred) must fall inside this band (dimensionless) to be believed."
+    )
+    limit_tolerance: float = Field(
+        ge=0, lt=0.5, description="A parameter closer than this fraction of its range to a limit counts as at the limit."
+    )
     limit_gated_params: tuple[str, ...] = Field(
         default=FIT_PARAMETERS,
         description="Parameters whose being at a limit fails a fit; others at a limit are only reported.",
@@ -200,10 +219,14 @@ class QualityConfig(_Model):
 class AcceptanceConfig(_Model):
     """The acceptance of a category's leading-pT window: the input's thresholds, the table's knots, where the cut acts."""
 
-    lead_pt_min_gev: float = Field(default=26.0, ge=0.0, description="Leading-muon pT threshold the input was selected with.")
-    sublead_pt_min_gev: float = Field(default=20.0, ge=0.0, description="Subleading-muon pT threshold the input was selected with.")
+    lead_pt_min_gev: float = Field(
+        default=26.0, ge=0.0, description="Leading-muon pT threshold in GeV the input was selected with (A(m) corrects for it)."
+    )
+    sublead_pt_min_gev: float = Field(
+        default=20.0, ge=0.0, description="Subleading-muon pT threshold in GeV the input was selected with (A(m) corrects for it)."
+    )
     knot_spacing_gev: float = Field(
-        default=1.0, gt=0.0, le=5.0, description="Mass spacing of the knots where A(m) is counted (linear in between)."
+        default=1.0, gt=0.0, le=5.0, description="Mass spacing in GeV of the knots where A(m) is counted (linear in between)."
     )
     placement: Literal["reco", "true"] = Field(
         default="reco",
@@ -218,7 +241,9 @@ class UndeterminedConfig(_Model):
     params: tuple[str, ...] = Field(
         default=(), description="Parameters fixed where the first fitTo left them when at a limit or in a tail that holds no events."
     )
-    no_tail_alpha: float = Field(default=5.0, gt=0.0, description="A tail starting beyond this many sigma holds no events.")
+    no_tail_alpha: float = Field(
+        default=5.0, gt=0.0, description="A tail starting beyond this many sigma (its alpha) holds no events: its alpha and n are fixed."
+    )
     limit_tolerance: float = Field(
         default=0.01, ge=0.0, lt=0.5, description="Fraction of its range within which a first-stage value counts as at a limit."
     )
@@ -237,34 +262,45 @@ class UndeterminedConfig(_Model):
 
 
 class FitConfig(_Model):
-    range_gev: tuple[float, float]
-    bins: int = Field(gt=10)
-    # Binned fits are made from per-category mass histograms of this bin width over the Z window,
-    # filled while reading; every binned fit's bin edges must fall on it.
-    histogram_bin_gev: float = Field(default=0.05, gt=0.0)  # default as in configs/default.yaml, for older configs
-    # Categories with fewer events are not fitted (step 3 applies the fallback).
-    min_events: int = Field(default=100, ge=1)
-    fft_cache_bins: int = Field(ge=500)
-    # FFT cache of the first fitTo, which only has to find the basin (None: fft_cache_bins).
-    fft_cache_bins_first: int | None = Field(default=None, ge=500)
-    fft_buffer_fraction: float = Field(ge=0.0, le=2.0)
-    backend: Literal["cpu", "legacy", "codegen", "cuda"]
-    strategy_first: int = Field(ge=0, le=2)
-    strategy_second: int = Field(ge=0, le=2)
-    params: dict[str, ParamSpec]
-    background: Literal["exponential", "none"]
+    range_gev: tuple[float, float] = Field(description="Mass range of the Z fit in GeV (the selection's window: same events as the medians).")
+    bins: int = Field(gt=10, description="Bins of the binned fit (and of the chi2/NDF) over range_gev.")
+    histogram_bin_gev: float = Field(
+        default=0.05, gt=0.0,  # default as in configs/default.yaml, for older configs
+        description="Bin width in GeV of the per-category mass histograms filled while reading over the Z window, which binned "
+        "fits are summed from: every binned fit's bin edges (overrides and retry ranges too) must fall on it.",
+    )  # fmt: skip
+    min_events: int = Field(
+        default=100, ge=1, description="Categories with fewer events are not fitted (step 3 applies the fallback)."
+    )
+    fft_cache_bins: int = Field(ge=500, description="Bins of the FFT cache of the BW (x) DCB convolution over the fit range plus buffer.")
+    fft_cache_bins_first: int | None = Field(
+        default=None, ge=500,
+        description="FFT cache bins of the first fitTo, which only has to find the basin (None: fft_cache_bins).",
+    )  # fmt: skip
+    fft_buffer_fraction: float = Field(
+        ge=0.0, le=2.0, description="Buffer added on each side of the FFT convolution, as a fraction of the fit range."
+    )
+    backend: Literal["cpu", "legacy", "codegen", "cuda"] = Field(description="RooFit evaluation backend of the fits (--backend overrides).")
+    strategy_first: int = Field(ge=0, le=2, description="Minuit strategy of the first fitTo (no Hesse), which finds the basin.")
+    strategy_second: int = Field(ge=0, le=2, description="Minuit strategy of the second fitTo (with Hesse), whose result is kept.")
+    params: dict[str, ParamSpec] = Field(description="Start value, limits and fixing of every fit parameter, by name.")
+    background: Literal["exponential", "none"] = Field(description="Background under the Z: exponential or none.")
     line_shape: Literal["acceptance", "breit_wigner"] = Field(
         default="breit_wigner",
         description="acceptance: BW (x) DCB times the category's leading-pT window acceptance; breit_wigner: the original BW (x) DCB.",
     )
     acceptance: AcceptanceConfig = Field(
         default=AcceptanceConfig(),
-        description="Acceptance histograms and placement, used when line_shape is acceptance.",
+        description="Thresholds, knots and placement of the window acceptance A(m), used when line_shape is acceptance.",
     )
-    undetermined: UndeterminedConfig = Field(default=UndeterminedConfig(), description="Parameters the data cannot determine.")
-    quality: QualityConfig
-    retry_ladder: list[FitPatch]
-    overrides: dict[str, FitPatch] = Field(default_factory=dict)
+    undetermined: UndeterminedConfig = Field(
+        default=UndeterminedConfig(), description="Parameters the data cannot determine, which the nominal fit fixes."
+    )
+    quality: QualityConfig = Field(description="Gates a fit must pass for its sigma to be used.")
+    retry_ladder: list[FitPatch] = Field(description="Tried in order after the nominal fit fails a gate; each step modifies the nominal spec.")
+    overrides: dict[str, FitPatch] = Field(
+        default_factory=dict, description="Per-category changes of the nominal fit, by exact category name or shell wildcard."
+    )
 
     @model_validator(mode="after")
     def _all_params(self) -> "FitConfig":
@@ -277,16 +313,18 @@ class FitConfig(_Model):
 
 
 class HiggsConfig(_Model):
-    mass_gev: float = Field(gt=0, description="H pole mass (PDG), the DCB mean's start; inside the signal region.")
-    width_gev: float = Field(gt=0, description="H natural width (PDG): negligible against the resolution, so the peak is a pure DCB.")
-    signal_region_gev: tuple[float, float] = Field(description="Mass range of the signal-region events read and fitted.")
+    mass_gev: float = Field(gt=0, description="H pole mass in GeV (PDG), the DCB mean's start; inside the signal region.")
+    width_gev: float = Field(gt=0, description="H natural width in GeV (PDG): negligible against the resolution, so the peak is a pure DCB.")
+    signal_region_gev: tuple[float, float] = Field(description="Mass range in GeV of the signal-region events read and fitted.")
     bin_edges_gev: list[float] = Field(description="Bins of calibrated sigma_pred (GeV) of the Higgs check.")
     min_events: int = Field(ge=1, description="Fewer events in a bin: not tested.")
-    tolerance: float = Field(gt=0, description="A bin passes when |fit / median - 1| is below this (or within closure.n_sigma).")
+    tolerance: float = Field(gt=0, description="A bin passes when |fit / median - 1| is below this (dimensionless; or within closure.n_sigma).")
     # A pure DCB describes FSR and non-Gaussian tails only approximately (no Z-like window
     # acceptance to add here), so the Higgs fits keep looser chi2 gates than the Z fits.
     max_chi2_ndf: float = Field(default=5.0, gt=0, description="chi2/NDF gate of the Higgs fits (fit.quality for the rest).")
-    max_shape_mismodelling: float = Field(default=0.10, ge=0, description="Per-bin mismodelling tolerated above it.")
+    max_shape_mismodelling: float = Field(
+        default=0.10, ge=0, description="RMS relative data/model difference per bin tolerated above max_chi2_ndf in the Higgs fits."
+    )
 
     _region = field_validator("signal_region_gev")(_check_range)
     _edges = field_validator("bin_edges_gev")(_check_edges)
@@ -300,10 +338,15 @@ class HiggsConfig(_Model):
 
 
 class Step3Config(_Model):
-    correction_name: str
-    failed_fallback: Literal["abort", "neighbour_average", "unity"]
-    plausible_factor_band: tuple[float, float]
-    neighbour_outlier_ratio: float = Field(default=1.6, gt=1.0)
+    correction_name: str = Field(description="Name of the correction in the correctionlib JSON.")
+    failed_fallback: Literal["abort", "neighbour_average", "unity"] = Field(
+        description="What a category without a good fit gets: abort the run, its neighbours' average factor, or 1."
+    )
+    plausible_factor_band: tuple[float, float] = Field(description="A calibration factor (dimensionless) outside this band is not believed.")
+    neighbour_outlier_ratio: float = Field(
+        default=1.6, gt=1.0,
+        description="A fitted factor this many times above or below the median of its neighbouring categories counts as a failed fit.",
+    )  # fmt: skip
 
 
 class PtProfileConfig(_Model):
@@ -311,7 +354,7 @@ class PtProfileConfig(_Model):
 
     abseta_bins: int = Field(default=12, ge=1, description="Uniform |eta| bins up to abseta_max.")
     abseta_max: float = Field(default=2.4, gt=0, description="Upper |eta| of the grid (larger |eta| go to the last bin).")
-    pt_range_gev: tuple[float, float] = Field(default=(15.0, 300.0), description="pT range of the uniform ln pT bins.")
+    pt_range_gev: tuple[float, float] = Field(default=(15.0, 300.0), description="pT range in GeV of the uniform ln pT bins.")
     pt_bins: int = Field(default=30, ge=3, description="Uniform ln pT bins of the profile.")
     bandwidth_log_pt: float = Field(default=0.15, gt=0, description="Kernel width in ln pT of the local slope fits.")
 
@@ -324,25 +367,31 @@ class PtProfileConfig(_Model):
 
 
 class ClosureConfig(_Model):
-    bin_variable: Literal["sigma_pred_at_peak", "sigma_pred"] = "sigma_pred_at_peak"
-    pt_profile: PtProfileConfig = PtProfileConfig()
-    bin_edges_gev: list[float]
-    min_events: int = Field(ge=1)
-    tolerance: float = Field(gt=0)
-    n_sigma: float = Field(gt=0)
+    bin_variable: Literal["sigma_pred_at_peak", "sigma_pred"] = Field(
+        default="sigma_pred_at_peak",
+        description="Closure bins on the calibrated sigma_pred the event would have at the peak mass (sigma_pred_at_peak) or on "
+        "sigma_pred itself, which slices the mass line shape inside each bin (the original's choice).",
+    )
+    pt_profile: PtProfileConfig = Field(
+        default=PtProfileConfig(), description="Grid of the measured pT dependence of ptErr/pT used to move sigma_pred to the peak."
+    )
+    bin_edges_gev: list[float] = Field(description="Contiguous bins of calibrated sigma_pred in GeV.")
+    min_events: int = Field(ge=1, description="Fewer events in a bin: not tested.")
+    tolerance: float = Field(gt=0, description="A bin passes when |fit / median - 1| is below this (dimensionless).")
+    n_sigma: float = Field(gt=0, description="... or when fit / median - 1 is within this many of its errors of zero.")
 
     _edges = field_validator("bin_edges_gev")(_check_edges)
 
 
 class Config(_Model):
-    input: InputConfig
-    selection: SelectionConfig
-    categories: CategoryConfig
-    step2: Step2Config
-    fit: FitConfig
-    higgs: HiggsConfig
-    step3: Step3Config
-    closure: ClosureConfig
+    input: InputConfig = Field(description="Where the Stage-1 parquet files are and how they are read.")
+    selection: SelectionConfig = Field(description="Event selection: the Z control region.")
+    categories: CategoryConfig = Field(description="Leading-muon pT bins and |eta| regions of the calibration categories.")
+    step2: Step2Config = Field(description="Step 2: the median sigma_pred per category and its error.")
+    fit: FitConfig = Field(description="The Z mass fit of each category: model, settings, gates, retries and overrides.")
+    higgs: HiggsConfig = Field(description="The H->mumu check of the calibrated sigma_pred.")
+    step3: Step3Config = Field(description="Step 3: calibration factors, their fallbacks and the correction JSON.")
+    closure: ClosureConfig = Field(description="The Z closure test in bins of calibrated sigma_pred.")
 
     @model_validator(mode="after")
     def _fit_bins_on_histogram_grid(self) -> "Config":

@@ -11,14 +11,18 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from lib.config.schema import Config, FitPatch, ParamSpec, _Model, binned_count
+from lib.config.schema import AcceptanceConfig, Config, FitConfig, FitPatch, ParamSpec, UndeterminedConfig, _Model, binned_count
 from lib.errors import ConfigError
 
 __all__ = ["FitSpec", "higgs_fit_spec", "override_keys", "resolve_fit_spec", "retry_specs"]
 
 
 class FitSpec(_Model):
-    """Everything one fit needs, resolved for one category (picklable, no ROOT)."""
+    """Everything one fit needs, resolved for one category (picklable, no ROOT).
+
+    A field named like a ``FitConfig`` field (``acceptance`` and ``undetermined`` sections included)
+    holds that field's value, taken by name in ``_default_spec``; the others are the category's own.
+    """
 
     name: str
     range_gev: tuple[float, float]
@@ -34,18 +38,19 @@ class FitSpec(_Model):
     binned: bool
     peak: Literal["z", "higgs"] = "z"
     line_shape: Literal["acceptance", "breit_wigner"] = "breit_wigner"
-    acceptance_placement: Literal["reco", "true"] = "reco"
+    acceptance: AcceptanceConfig = AcceptanceConfig()
     # A(m) of the category at evenly spaced masses from acceptance_range_gev[0] to [1] (set from the data).
-    acceptance: tuple[float, ...] | None = None
+    acceptance_table: tuple[float, ...] | None = None
     acceptance_range_gev: tuple[float, float] | None = None
     label: str = "nominal"
     start_from_previous: bool = False
     freeze_from_previous: tuple[str, ...] = ()
     # Fixed after the first fitTo when the data cannot determine them (lib.fitting.undetermined).
-    fix_undetermined: tuple[str, ...] = ()
-    no_tail_alpha: float = 5.0
-    undetermined_tolerance: float = 0.01
-    max_error_to_range: float = 1.0
+    undetermined: UndeterminedConfig = UndeterminedConfig()
+
+
+# The settings a spec takes from ``fit:`` as they are: computed, so a setting added to both models needs no copy line.
+_FROM_FIT_CONFIG = tuple(sorted(FitSpec.model_fields.keys() & FitConfig.model_fields.keys()))
 
 
 def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None) -> FitSpec:
@@ -81,28 +86,10 @@ def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None)
 
 
 def _default_spec(config: Config, name: str, binned: bool, backend: str | None) -> FitSpec:
-    """The ``fit:`` section as a spec for ``name``, before any override."""
+    """The ``fit:`` section as a spec for ``name``, before any override: every shared field by name, the backend unless given."""
     fit = config.fit
-    return FitSpec(
-        name=name,
-        range_gev=fit.range_gev,
-        bins=fit.bins,
-        fft_cache_bins=fit.fft_cache_bins,
-        fft_cache_bins_first=fit.fft_cache_bins_first,
-        fft_buffer_fraction=fit.fft_buffer_fraction,
-        backend=backend or fit.backend,
-        strategy_first=fit.strategy_first,
-        strategy_second=fit.strategy_second,
-        params=dict(fit.params),
-        background=fit.background,
-        binned=binned,
-        line_shape=fit.line_shape,
-        acceptance_placement=fit.acceptance.placement,
-        fix_undetermined=fit.undetermined.params,
-        no_tail_alpha=fit.undetermined.no_tail_alpha,
-        undetermined_tolerance=fit.undetermined.limit_tolerance,
-        max_error_to_range=fit.undetermined.max_error_to_range,
-    )
+    shared = {key: getattr(fit, key) for key in _FROM_FIT_CONFIG}
+    return FitSpec(**shared | {"name": name, "binned": binned, "backend": backend or fit.backend})
 
 
 def override_keys(config: Config, name: str) -> list[str]:

@@ -149,7 +149,7 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
         return obs
 
     accepted = spec.peak == "z" and spec.line_shape == "acceptance"
-    if accepted and spec.acceptance is None:
+    if accepted and spec.acceptance_table is None:
         raise FitError(f"{spec.name}: line_shape 'acceptance' without an acceptance table (no acceptance histograms were filled)")
 
     table_bins = _acceptance_bins(spec) if accepted else None
@@ -182,7 +182,7 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
         if spec.peak == "higgs":
             return dcb
         bw = keep(ROOT.RooBreitWigner(f"bw{stage}_{tag}", "BW", obs, params["bw_mass"], params["bw_width"]))
-        true_placement = window is not None and spec.acceptance_placement == "true"
+        true_placement = window is not None and spec.acceptance.placement == "true"
         if true_placement:
             bw = accepted_product(f"bw_accepted{stage}_{tag}", "BW x A", bw, window)
         conv_name = "signal" if window is None or true_placement else "conv"
@@ -232,7 +232,7 @@ def _acceptance_bins(spec: FitSpec) -> tuple[np.ndarray, np.ndarray]:
     fit's bins (0.25 GeV by default), not the knots' spacing: summed at 1 GeV steps, the integral
     of a 0.8 GeV peak would depend on where the peak sits between them.
     """
-    values = np.asarray(spec.acceptance, dtype=np.float64)
+    values = np.asarray(spec.acceptance_table, dtype=np.float64)
     knot_lo, knot_hi = spec.acceptance_range_gev  # type: ignore[misc]
     knots = np.linspace(knot_lo, knot_hi, values.size)
     lo, hi = spec.range_gev

@@ -7,11 +7,12 @@ can cross a process or Dask boundary, be written to JSON/CSV and be drawn withou
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
-__all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult", "FitRow"]
+__all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult", "FitRow", "attempt_fields"]
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -188,6 +189,19 @@ class FitResult:
             self.name, self.fit_val, self.fit_err, self.status, self.cov_qual, self.quality, self.reason, self.chi2_ndf,
             self.n_events, self.sum_weights, len(self.attempts), self.label,
         )  # fmt: skip
+
+
+# The result's fields that its attempt decides under the same name. ``seconds`` is no such field: an
+# attempt's is its own fit time, the result's the whole category's (every attempt and the bookkeeping).
+_FROM_ATTEMPT = tuple(sorted({f.name for f in fields(FitResult)} & {f.name for f in fields(AttemptRecord)} - {"seconds"}))
+
+
+def attempt_fields(record: AttemptRecord) -> dict[str, Any]:
+    """The ``FitResult`` fields that ``record`` decides: those named like its own, and its sigma as ``fit_val``/``fit_err``.
+
+    Taken by name, so a number added to both classes needs no copy line where a result is made.
+    """
+    return {name: getattr(record, name) for name in _FROM_ATTEMPT} | {"fit_val": record.sigma, "fit_err": record.sigma_err}
 
 
 @dataclass(frozen=True)

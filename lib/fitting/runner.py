@@ -22,7 +22,7 @@ import lib.fitting.quality as gates
 from lib.config import FitSpec, QualityConfig
 from lib.errors import FitError
 from lib.fitting.backend import require_backend
-from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
+from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult, attempt_fields
 from lib.fitting.native_log import native_output_to
 from lib.fitting.undetermined import undetermined_params, unmeasured_params
 from lib.histograms import MassHistogram
@@ -229,14 +229,15 @@ def _fix_undetermined(built: Any, spec: FitSpec) -> tuple[str, ...]:
     """Fix, where the first ``fitTo`` left them, the parameters the data cannot determine (``lib.fitting.undetermined``)."""
     floating, limits = _floating(built)
     values = {name: float(var.getVal()) for name, var in floating.items()}
-    return _fix(floating, undetermined_params(values, limits, spec.fix_undetermined, spec.undetermined_tolerance, spec.no_tail_alpha))
+    rule = spec.undetermined
+    return _fix(floating, undetermined_params(values, limits, rule.params, rule.limit_tolerance, rule.no_tail_alpha))
 
 
 def _fix_unmeasured(built: Any, spec: FitSpec) -> tuple[str, ...]:
     """Fix, where the Hesse fit left them, the parameters whose error exceeds their range (``lib.fitting.undetermined``)."""
     floating, limits = _floating(built)
     errors = {name: float(var.getError()) for name, var in floating.items()}
-    return _fix(floating, unmeasured_params(errors, limits, spec.fix_undetermined, spec.max_error_to_range))
+    return _fix(floating, unmeasured_params(errors, limits, spec.undetermined.params, spec.undetermined.max_error_to_range))
 
 
 def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weights: np.ndarray | None) -> tuple[int, float, Any]:
@@ -433,24 +434,13 @@ def fit_category(task: FitTask) -> FitResult:
         name=task.name,
         ok=ok,
         reason=reason,
-        fit_val=rec.sigma,
-        fit_err=rec.sigma_err,
-        status=rec.status,
-        cov_qual=rec.cov_qual,
-        edm=rec.edm,
-        min_nll=rec.min_nll,
-        chi2_ndf=rec.chi2_ndf,
-        n_float=rec.n_float,
-        n_events=rec.n_events,
-        sum_weights=rec.sum_weights,
         weighted=task.weighted,
         peak=task.nominal.peak,
         backend=task.nominal.backend,
-        label=rec.label,
-        params=rec.params,
         attempts=tuple(o.record for o in outcomes),
         curves=chosen.curves,
         seconds=time.perf_counter() - started,
+        **attempt_fields(rec),
     )
     if ok:
         log.debug(
