@@ -13,6 +13,8 @@ import time
 from typing import NoReturn, Sequence
 
 from lib import console
+from lib.categories import CategoryScheme
+from lib.config import DEFAULT_CONFIG, load_config
 from lib.errors import CalibrationError
 from lib.generator import DEFAULT_SETTINGS, generate_sample, load_k_override, load_settings
 
@@ -91,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--row-group-rows", type=_positive, default=100_000, help="rows per row group (default: %(default)s).")
     parser.add_argument("--workers", type=_positive, help="processes writing files in parallel (default: usable cores).")
     parser.add_argument("--config", default=str(DEFAULT_SETTINGS), help="generator settings YAML (default: configs/generator.yaml).")
+    parser.add_argument(
+        "--analysis-config", default=str(DEFAULT_CONFIG), metavar="PATH",
+        help="analysis config YAML whose categories: define the categories of the k maps and truth.json (default: configs/default.yaml).",
+    )  # fmt: skip
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="WARNING: warnings and the closing line; INFO: also every file written")
     return parser
@@ -121,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row_group_rows=args.row_group_rows,
                 settings=load_settings(args.config),
                 workers=args.workers,
+                scheme=CategoryScheme.from_config(load_config(args.analysis_config).categories),
             )
         except OSError as err:
             raise CalibrationError(f"cannot write the sample: {err}") from err

@@ -15,7 +15,6 @@ import pytest
 from lib.errors import ConfigError, InputError
 from lib.generator import (
     GENERATOR_VERSION,
-    _sample_cos_theta,
     builtin_k_map,
     generate_events,
     generate_sample,
@@ -23,6 +22,7 @@ from lib.generator import (
     load_settings,
     resolve_k_map,
 )
+from lib.generator.kinematics import sample_cos_theta
 from lib.resolution import sigma_pred
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,7 +97,7 @@ def test_signal_peak(signal_events):
 
 
 def test_decay_angle_follows_one_plus_cos2():
-    c = _sample_cos_theta("one_plus_cos2", 200_000, np.random.default_rng(1))
+    c = sample_cos_theta("one_plus_cos2", 200_000, np.random.default_rng(1))
     assert np.all(np.abs(c) <= 1.0)
     assert np.mean(c * c) == pytest.approx(0.4, abs=0.005)  # <c^2> of (1 + c^2) on [-1, 1]
 
@@ -350,7 +350,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_help():
     result = _cli("--help")
-    assert result.returncode == 0 and "--n-data" in result.stdout and "--k-data" in result.stdout
+    assert result.returncode == 0 and "--n-data" in result.stdout and "--k-data" in result.stdout and "--analysis-config" in result.stdout
 
 
 @pytest.mark.parametrize("args", [["--n-data", "-5"], ["--bogus"], ["--k-data", "/nonexistent/k.json"]])
@@ -381,3 +381,38 @@ def test_cli_default_seed_differs_per_year(tmp_path):
     first = pq.read_table(sorted((tmp_path / "2017").glob("compacted/data_*/*/*.parquet"))[0]).column("mu1_pt")
     second = pq.read_table(sorted((tmp_path / "2018").glob("compacted/data_*/*/*.parquet"))[0]).column("mu1_pt")
     assert not first.equals(second)
+
+
+def _analysis_config(tmp_path: Path, pt_edges: str) -> Path:
+    """The default analysis config with other leading-muon pT edges."""
+    text = (REPO / "configs" / "default.yaml").read_text()
+    default_edges = "pt_edges_gev: [30.0, 45.0, 52.0, 62.0, 200.0]"
+    assert default_edges in text
+    path = tmp_path / "analysis.yaml"
+    path.write_text(text.replace(default_edges, f"pt_edges_gev: {pt_edges}"))
+    return path
+
+
+def test_cli_analysis_config_defines_the_categories(tmp_path):
+    """The k maps and truth.json are defined on the categories of the analysis config given."""
+    analysis = _analysis_config(tmp_path, "[30.0, 45.0, 55.0, 80.0, 200.0]")
+    sizes = ["--n-data", "2000", "--n-mc", "1000", "--n-signal", "0", "--files-per-dataset", "1", "--workers", "1"]
+    result = _cli("--output", str(tmp_path / "out"), *sizes, "--analysis-config", str(analysis), "--k-data", "1.2")
+    assert result.returncode == 0, result.stderr
+    truth = json.loads((tmp_path / "out" / "2018" / "truth.json").read_text())
+    names = truth["categories"]["names"]
+    assert truth["categories"]["pt_edges_gev"] == [30.0, 45.0, 55.0, 80.0, 200.0]
+    assert "45-55_BB" in names and "80-200_EE" in names and not any(n.startswith("45-52") for n in names)
+    assert list(truth["k_data"]) == names and set(truth["k_data"].values()) == {1.2}
+    assert list(truth["k_mc"]) == names and list(truth["category_counts"]["data"]) == names
+    assert sum(truth["category_counts"]["data"].values()) == 2000
+
+
+def test_cli_analysis_config_with_other_pt_bin_count_is_one_line(tmp_path):
+    """The built-in k maps have one value per pT bin: another count is a one-line error, not a traceback."""
+    analysis = _analysis_config(tmp_path, "[30.0, 45.0, 62.0, 200.0]")
+    result = _cli("--output", str(tmp_path / "out"), "--n-data", "10", "--n-mc", "0", "--n-signal", "0", "--analysis-config", str(analysis))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "k_maps.data.pt_bin needs 3 values, got 4" in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,98 @@
+"""The true resolution scale k per analysis category: the built-in maps, overrides, and the categories they live on.
+
+k is what a calibration must recover, so its definition is kept in one place: an additive model
+per sample (``k_maps`` in the generator settings) expanded over a category scheme, then
+overridden by a number (uniform k) or by exact category names. The scheme is the user's analysis
+categories; without one, the default configuration's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from lib.categories import CategoryScheme
+from lib.config import load_config
+from lib.errors import ConfigError, InputError
+from lib.generator.settings import GeneratorSettings, KMapSettings
+
+__all__ = ["KOverride", "default_scheme", "builtin_k_map", "resolve_k_map", "load_k_override"]
+
+# An override of a built-in k map: ``{category: k}`` for the categories named, a number for all, or none.
+KOverride = Mapping[str, float] | float | None
+
+
+def default_scheme() -> CategoryScheme:
+    """The categories of the default analysis configuration, used when a caller gives no scheme."""
+    return CategoryScheme.from_config(load_config().categories)
+
+
+def builtin_k_map(which: Literal["data", "mc"], settings: GeneratorSettings, scheme: CategoryScheme) -> dict[str, float]:
+    """Expand the additive model of ``k_maps.<which>`` into ``{category name: k}``.
+
+    Raises:
+        ConfigError: region names or pT-bin count that do not match the scheme, or an unknown override name.
+    """
+    spec: KMapSettings = getattr(settings.k_maps, which)
+    regions = set(scheme.region_names)
+    for key in ("leading_region", "subleading_region"):
+        if set(getattr(spec, key)) != regions:
+            raise ConfigError(f"k_maps.{which}.{key} must name the regions {sorted(regions)}, got {sorted(getattr(spec, key))}")
+    if len(spec.pt_bin) != scheme.n_pt:
+        raise ConfigError(f"k_maps.{which}.pt_bin needs {scheme.n_pt} values, got {len(spec.pt_bin)}")
+    out: dict[str, float] = {}
+    for index, name in enumerate(scheme.names):
+        i_pt, i1, i2 = scheme.bin_indices(index)
+        lead, sub = scheme.region_names[i1], scheme.region_names[i2]
+        out[name] = round(spec.base + spec.leading_region[lead] + spec.subleading_region[sub] + spec.pt_bin[i_pt], 10)
+    return resolve_k_map(out, dict(spec.overrides), scheme)
+
+
+def resolve_k_map(base: Mapping[str, float], override: KOverride, scheme: CategoryScheme) -> dict[str, float]:
+    """Apply an override to a full k map: a number sets every category, a mapping replaces the categories it names.
+
+    Raises:
+        ConfigError: unknown category name, or a k that is not a finite positive number.
+
+    >>> s = default_scheme()
+    >>> m = resolve_k_map({n: 1.0 for n in s.names}, {"30-45_BB": 1.2}, s)
+    >>> m["30-45_BB"], m["30-45_BO"]
+    (1.2, 1.0)
+    """
+    if override is None:
+        merged = dict(base)
+    elif isinstance(override, Mapping):
+        for name in override:
+            scheme.validate_name(name)
+        merged = {**base, **override}
+    else:
+        merged = {name: override for name in scheme.names}
+    for name, k in merged.items():
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k <= 0:
+            raise ConfigError(f"k for category '{name}' must be a finite positive number, got {k!r}")
+    return {name: float(merged[name]) for name in scheme.names}
+
+
+def load_k_override(text: str) -> float | dict[str, float]:
+    """Parse a ``--k-data``/``--k-mc`` value: a number (uniform k) or a JSON file ``{category: k}``.
+
+    Raises:
+        InputError: the file cannot be read or is not a JSON object.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    path = Path(text)
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as err:
+        raise InputError(f"cannot read k map {path}: {err.strerror}; give a number or a JSON file") from err
+    except json.JSONDecodeError as err:
+        raise InputError(f"k map {path} is not valid JSON (line {err.lineno})") from err
+    if not isinstance(raw, dict):
+        raise InputError(f"k map {path} must be a JSON object {{category name: k}}")
+    return raw

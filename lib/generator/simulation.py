@@ -1,0 +1,322 @@
+"""Events as the detector records them: each muon smeared with k times its predicted resolution, then cut.
+
+The calibration can only be validated against truth, and the real Stage-1 files have none, so
+the generator writes files with the real columns from a simple but realistic model; this module
+is the part of it that k enters (the true dimuon comes from ``kinematics``):
+
+* Each muon gets a predicted relative resolution ``r`` (written as ``ptErr = r * pt``) and is
+  smeared as ``pt_reco = pt_true * (1 + r * z)``, ``z`` a unit Gaussian core with wider tails.
+
+How the truth enters: each muon is smeared with ``k`` times its predicted resolution,
+``pt_reco = pt_true * (1 + k[cat] * r * z)``, ``cat`` the category of the true (post-FSR)
+kinematics, while ``ptErr`` stays ``r * pt``. So the observed core width is ``k`` times what
+``ptErr`` predicts, and the ideal calibration factor of a category is ``k``.
+
+* ``mass_model: muons`` (default): ``dimuon_mass`` is the invariant mass of the written muons,
+  as in real data, so the leading-pT window of a category acts on the reconstructed mass.
+  ``independent``: the mass is smeared with residuals of its own (same ``k * r``), so cuts on
+  the muons act on the true mass. Both placements are tested against truth.
+* Acceptance and the mass window are applied to the written (reco) quantities, so the event
+  content depends on ``k``, as it does in real data.
+* Kinematics are rounded to float32 before cutting, so an event's cuts are exactly what a reader
+  of the written float32 columns computes. Near a pT edge the reco category may differ from the
+  true one (migration), as in data: its events then carry the neighbouring category's ``k``.
+* A leading-muon pT outside the category pT edges (26-30 GeV, >= 200 GeV) takes the nearest
+  pT bin's k, as correctionlib's ``flow: clamp`` look-up would; |eta| is always inside.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from lib.categories import CategoryScheme
+from lib.errors import ConfigError
+from lib.generator.kinematics import Angles, after_fsr, as_written, decay_to_lab, pair_mass, sample_mass
+from lib.generator.kmaps import KOverride, builtin_k_map, default_scheme, resolve_k_map
+from lib.generator.settings import (
+    KINDS, GeneratorSettings, Kind, ProcessSettings, ResolutionSettings, SampleSettings, SmearingSettings, load_settings,
+)  # fmt: skip
+
+__all__ = ["generate_events"]
+
+# Candidates simulated per batch: bounds memory whatever the requested event count.
+_MAX_BATCH = 1_000_000
+# Numerical guard only: keeps a reco pT positive for an (astronomically rare) r*z below -1.
+_MIN_PT_SCALE = 1e-3
+
+
+def _k_array(k_map: Mapping[str, float], scheme: CategoryScheme) -> np.ndarray:
+    """k per flat category index, for a vectorised look-up."""
+    return np.array([k_map[name] for name in scheme.names], dtype=np.float64)
+
+
+def _relative_resolution(
+    abseta: np.ndarray, pt: np.ndarray, res: ResolutionSettings, rng: np.random.Generator
+) -> np.ndarray:
+    """Predicted relative pT resolution sqrt(a(|eta|)^2 + (b pT)^2) with a log-normal event spread."""
+    a = np.interp(abseta, res.a_abseta_knots, res.a_values)
+    r = np.hypot(a, res.b_per_gev * pt)
+    return r * np.exp(res.lognormal_sigma * rng.standard_normal(len(pt)))
+
+
+def _unit_residual(n: int, smearing: SmearingSettings, rng: np.random.Generator) -> np.ndarray:
+    """Unit residual: N(0,1) core with probability core_fraction, N(0, tail_sigma) otherwise."""
+    width = np.where(rng.random(n) < smearing.core_fraction, 1.0, smearing.tail_sigma)
+    return width * rng.standard_normal(n)
+
+
+def _simulate_batch(
+    proc: ProcessSettings,
+    n: int,
+    rng: np.random.Generator,
+    settings: GeneratorSettings,
+    window: tuple[float, float],
+    fixed_r: float | None,
+    k_values: np.ndarray,
+    scheme: CategoryScheme,
+) -> dict[str, np.ndarray]:
+    """Simulate ``n`` candidates and return the accepted ones (float64 truth and reco columns).
+
+    Each muon is smeared with ``k`` times its predicted resolution, ``k`` of the category of the
+    true (post-FSR) kinematics. ``mass_model: muons`` builds the mass from those muons, as real
+    data do, so every cut on a muon also acts on the mass; ``independent`` smears the mass with
+    residuals of its own (same ``k * r``), so cuts on the muons act on the true mass.
+    """
+    mu = settings.muon_mass_gev
+    acc = settings.acceptance
+    gen_mass = sample_mass(proc, n, rng)
+    px1, py1, pz1, px2, py2, pz2 = decay_to_lab(proc, gen_mass, rng, mu)
+    # |eta| is not smeared, so this early cut is exact and saves most of the work.
+    limit = math.sinh(acc.abseta_max)
+    central = (np.abs(pz1) < limit * np.hypot(px1, py1)) & (np.abs(pz2) < limit * np.hypot(px2, py2))
+    angles, pt1, pt2 = Angles.from_momenta(px1[central], py1[central], pz1[central], px2[central], py2[central], pz2[central])
+    gen_mass = gen_mass[central]
+    m = len(gen_mass)
+
+    pt1, pt2 = after_fsr(pt1, settings.fsr, rng), after_fsr(pt2, settings.fsr, rng)
+    true_mass = pair_mass(pt1, pt2, angles, mu)
+    if fixed_r is None:
+        r1 = _relative_resolution(np.abs(angles.eta1), pt1, settings.resolution, rng)
+        r2 = _relative_resolution(np.abs(angles.eta2), pt2, settings.resolution, rng)
+    else:
+        r1 = r2 = np.full(m, fixed_r)
+    lead_first = pt1 >= pt2
+    category = _k_category(
+        np.where(lead_first, pt1, pt2), np.where(lead_first, angles.eta1, angles.eta2),
+        np.where(lead_first, angles.eta2, angles.eta1), scheme,
+    )  # fmt: skip
+    k = k_values[category]
+
+    def smeared(pt: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return as_written(pt * np.maximum(1.0 + k * r * _unit_residual(m, settings.smearing, rng), _MIN_PT_SCALE))
+
+    reco1, reco2 = smeared(pt1, r1), smeared(pt2, r2)
+    if settings.mass_model == "muons":
+        mass = pair_mass(reco1, reco2, angles, mu)
+    else:
+        mass = pair_mass(smeared(pt1, r1), smeared(pt2, r2), angles, mu)
+
+    lead, sub = np.maximum(reco1, reco2), np.minimum(reco1, reco2)
+    keep = (
+        (lead > acc.lead_pt_min_gev)
+        & (sub > acc.sublead_pt_min_gev)
+        & (np.abs(angles.eta1) < acc.abseta_max)
+        & (np.abs(angles.eta2) < acc.abseta_max)
+        & (mass > window[0])
+        & (mass < window[1])
+    )
+    angles = angles.select(keep)
+    swap = (reco2 > reco1)[keep]
+    cols = {
+        "gen_mass": gen_mass[keep],
+        "true_mass": true_mass[keep],
+        "mass": mass[keep],
+        "category": category[keep],
+        "k": k[keep],
+    }
+    # mu1 is the leading muon; the first decay muon is the mu- one.
+    pairs = {
+        "pt": (reco1[keep], reco2[keep]),
+        "r": (r1[keep], r2[keep]),
+        "eta": (angles.eta1, angles.eta2),
+        "phi": (angles.phi1, angles.phi2),
+        "charge": (np.full(len(swap), -1.0), np.full(len(swap), 1.0)),
+    }
+    for name, (first, second) in pairs.items():
+        cols[f"mu1_{name}"] = np.where(swap, second, first)
+        cols[f"mu2_{name}"] = np.where(swap, first, second)
+    return cols
+
+
+def _accepted_events(
+    proc: ProcessSettings,
+    n: int,
+    rng: np.random.Generator,
+    settings: GeneratorSettings,
+    window: tuple[float, float],
+    fixed_r: float | None,
+    k_values: np.ndarray,
+    scheme: CategoryScheme,
+) -> dict[str, np.ndarray]:
+    """Exactly ``n`` accepted events, simulated in bounded batches sized from the running efficiency."""
+    parts: list[dict[str, np.ndarray]] = []
+    have, tried, efficiency = 0, 0, 0.3
+    while have < n:
+        n_candidates = min(_MAX_BATCH, max(1000, int(1.1 * (n - have) / efficiency)))
+        batch = _simulate_batch(proc, n_candidates, rng, settings, window, fixed_r, k_values, scheme)
+        accepted, tried = len(batch["gen_mass"]), tried + n_candidates
+        if have + accepted == 0 and tried >= _MAX_BATCH:
+            raise ConfigError(
+                f"no {proc.lineshape} candidate in {tried} passes the acceptance and the mass window "
+                f"{list(window)} GeV; check mass_range_gev and mass_window_gev in the generator settings"
+            )
+        efficiency = max(accepted / n_candidates, 1e-3)
+        parts.append(batch)
+        have += accepted
+    if not parts:  # n == 0: an empty batch still yields the column set
+        return _simulate_batch(proc, 0, rng, settings, window, fixed_r, k_values, scheme)
+    return {key: np.concatenate([p[key] for p in parts])[:n] for key in parts[0]}
+
+
+def _dimuon_pt_rapidity(cols: Mapping[str, np.ndarray], muon_mass: float) -> tuple[np.ndarray, np.ndarray]:
+    """pT and rapidity of the k=1 reco dimuon."""
+    px = cols["mu1_pt"] * np.cos(cols["mu1_phi"]) + cols["mu2_pt"] * np.cos(cols["mu2_phi"])
+    py = cols["mu1_pt"] * np.sin(cols["mu1_phi"]) + cols["mu2_pt"] * np.sin(cols["mu2_phi"])
+    pz1, pz2 = cols["mu1_pt"] * np.sinh(cols["mu1_eta"]), cols["mu2_pt"] * np.sinh(cols["mu2_eta"])
+    e1 = np.sqrt(pz1**2 + cols["mu1_pt"] ** 2 + muon_mass**2)
+    e2 = np.sqrt(pz2**2 + cols["mu2_pt"] ** 2 + muon_mass**2)
+    energy, pz = e1 + e2, pz1 + pz2
+    return np.hypot(px, py), 0.5 * np.log((energy + pz) / (energy - pz))
+
+
+def _k_category(lead_pt: np.ndarray, lead_eta: np.ndarray, sublead_eta: np.ndarray, scheme: CategoryScheme) -> np.ndarray:
+    """Category of true kinematics, the leading pT clamped into the pT edges (|eta| is always inside)."""
+    top = np.nextafter(scheme.pt_edges[-1], -np.inf)
+    return scheme.assign(np.clip(lead_pt, scheme.pt_edges[0], top), np.abs(lead_eta), np.abs(sublead_eta))
+
+
+def _run_numbers(n: int, era: str | None, settings: GeneratorSettings, rng: np.random.Generator) -> np.ndarray:
+    """Runs uniform in the era's range; without an era, eras are drawn by luminosity."""
+    names = [era] if era is not None else list(settings.eras)
+    lumi = np.array([settings.eras[e].lumi_fb for e in names])
+    which = rng.choice(len(names), size=n, p=lumi / lumi.sum())
+    first = np.array([settings.eras[e].runs[0] for e in names])
+    last = np.array([settings.eras[e].runs[1] for e in names])
+    return rng.integers(first[which], last[which], endpoint=True)
+
+
+def _output_columns(
+    cols: dict[str, np.ndarray],
+    sample: SampleSettings,
+    kind: Kind,
+    era: str | None,
+    first_event: int,
+    settings: GeneratorSettings,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """The Stage-1 columns: muons, the dimuon mass, bookkeeping and unrelated columns."""
+    n = len(cols["mass"])
+    dimuon_pt, dimuon_rapidity = _dimuon_pt_rapidity(cols, settings.muon_mass_gev)
+    out: dict[str, np.ndarray] = {}
+    for mu in ("mu1", "mu2"):
+        out[f"{mu}_pt"] = cols[f"{mu}_pt"].astype(np.float32)
+        out[f"{mu}_ptErr"] = (cols[f"{mu}_r"] * cols[f"{mu}_pt"]).astype(np.float32)
+        out[f"{mu}_eta"] = cols[f"{mu}_eta"].astype(np.float32)
+        out[f"{mu}_phi"] = cols[f"{mu}_phi"].astype(np.float32)
+        out[f"{mu}_charge"] = cols[f"{mu}_charge"].astype(np.int32)
+    out["dimuon_mass"] = cols["mass"].astype(np.float32)
+    out["dimuon_pt"] = dimuon_pt.astype(np.float32)
+    out["dimuon_rapidity"] = dimuon_rapidity.astype(np.float32)
+    out["event"] = np.arange(first_event, first_event + n, dtype=np.int64)
+    if kind == "data":
+        out["run"] = _run_numbers(n, era, settings, rng).astype(np.int32)
+    else:
+        out["run"] = np.ones(n, dtype=np.int32)
+    out["nJets"] = rng.poisson(settings.extra_columns.njets_mean, n).astype(np.int32)
+    out["met"] = rng.exponential(settings.extra_columns.met_mean_gev, n).astype(np.float32)
+    if sample.weighted:
+        w = settings.weights
+        out["wgt_nominal"] = np.maximum(rng.normal(w.mean, w.sigma, n), w.min).astype(np.float32)
+    return out
+
+
+def generate_events(
+    kind: Kind,
+    n: int,
+    rng_seed: int | np.random.SeedSequence,
+    k_map: KOverride = None,
+    settings: GeneratorSettings | None = None,
+    *,
+    scheme: CategoryScheme | None = None,
+    fixed_relative_resolution: float | None = None,
+    with_truth: bool = False,
+    era: str | None = None,
+    first_event: int = 1,
+) -> dict[str, np.ndarray]:
+    """Generate ``n`` accepted events in memory, with the columns a Stage-1 file holds.
+
+    Args:
+        kind: ``data`` (Z + background, no weights), ``mc`` (DY, weighted) or ``signal`` (H, weighted).
+        n: number of events returned (exactly).
+        rng_seed: seed or ``SeedSequence``; the same seed gives identical arrays.
+        k_map: true resolution scale: ``None`` for the sample's built-in map, a number for a
+            uniform k, or ``{category: k}`` replacing the built-in value of the categories named.
+            It changes ``dimuon_mass`` only.
+        settings: generator settings (``configs/generator.yaml`` when omitted).
+        scheme: category scheme the k map is defined on (the default configuration's when omitted).
+        fixed_relative_resolution: give every muon this relative resolution (no |eta|/pT
+            dependence, no spread), so ``sigma_pred`` lies in a narrow band: for fit tests.
+        with_truth: add ``truth_*`` columns: ``category`` (the k category: of the true post-FSR
+            kinematics, clamped in pT), ``k``, ``gen_mass`` (pre-FSR), ``mass`` (post-FSR true
+            mass) and ``is_background``.
+        era: Data era for run numbers (drawn by luminosity when omitted).
+        first_event: event number of the first event (numbers are consecutive).
+
+    Returns:
+        Column name -> numpy array (float32, int32 or int64; truth columns float64/int8/bool).
+
+    Raises:
+        ConfigError: unknown kind or era, bad k map, or a non-positive fixed resolution.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"unknown sample kind '{kind}'; valid: {', '.join(KINDS)}")
+    if n < 0:
+        raise ConfigError(f"event count must be >= 0, got {n}")
+    settings = settings or load_settings()
+    scheme = scheme or default_scheme()
+    if era is not None and era not in settings.eras:
+        raise ConfigError(f"unknown era '{era}'; valid: {', '.join(settings.eras)}")
+    if fixed_relative_resolution is not None and not fixed_relative_resolution > 0:
+        raise ConfigError(f"fixed_relative_resolution must be positive, got {fixed_relative_resolution}")
+    sample: SampleSettings = getattr(settings.samples, kind)
+    k_values = _k_array(resolve_k_map(builtin_k_map(sample.k_map, settings, scheme), k_map, scheme), scheme)
+
+    rng = np.random.default_rng(rng_seed)
+    n_background = int(round(n * sample.background_fraction))
+    main_proc = getattr(settings.processes, sample.process)
+    parts = [
+        _accepted_events(
+            main_proc, n - n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution, k_values, scheme
+        ),
+        _accepted_events(
+            settings.processes.background, n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution,
+            k_values, scheme,
+        ),
+    ]
+    order = rng.permutation(n)
+    cols = {key: np.concatenate([p[key] for p in parts])[order] for key in parts[0]}
+    is_background = (np.arange(n) >= n - n_background)[order]
+
+    out = _output_columns(cols, sample, kind, era, first_event, settings, rng)
+    if with_truth:
+        out |= {
+            "truth_category": cols["category"],
+            "truth_k": cols["k"],
+            "truth_gen_mass": cols["gen_mass"],
+            "truth_mass": cols["true_mass"],
+            "truth_is_background": is_background,
+        }
+    return out
