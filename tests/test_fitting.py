@@ -325,6 +325,32 @@ def test_plot_fit_writes_png_and_pdf(tmp_path, ok: bool, with_curves: bool):
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["fit_30-45_OB.pdf", "fit_30-45_OB.png"]
 
 
+def test_plot_fit_png_shows_only_its_own_category(tmp_path):
+    """The PNG is a re-used backdrop plus the category's artists: nothing of the category drawn before it may remain,
+    and the pixels are those of a full draw of the same figure, up to the antialiasing where ticks meet the frame."""
+    pytest.importorskip("mplhep")
+    import dataclasses
+
+    from PIL import Image
+
+    import lib.plots.fits as fits
+
+    wide = synthetic_result(True, True)
+    c = wide.curves
+    taller = dataclasses.replace(c, counts=3 * c.counts, total=3 * c.total, signal=3 * c.signal, pulls=np.linspace(-3.5, 3.5, c.pulls.size))
+    narrow = dataclasses.replace(wide, fit_val=0.4321, fit_err=0.0123, chi2_ndf=3.21, n_events=12, ok=False, reason="chi2/NDF 3.21 above 2",
+                                 curves=taller)  # fmt: skip
+    fits._FIGURES.clear()
+    fresh = Image.open(fits.plot_fit(narrow, tmp_path / "fresh", "2018 Data 45-52_EE")[0])
+    fits.plot_fit(wide, tmp_path / "before", "2018 Data 30-45_OB")
+    reused = Image.open(fits.plot_fit(narrow, tmp_path / "reused", "2018 Data 45-52_EE")[0])
+    assert np.array_equal(np.asarray(fresh), np.asarray(reused))
+    full = tmp_path / "full.png"
+    fits._figure(narrow.weighted, True, narrow.peak).fig.savefig(full, dpi=fits.PNG_DPI)
+    differ = np.abs(np.asarray(Image.open(full).convert("RGBA"), dtype=int) - np.asarray(reused, dtype=int)).sum(axis=-1) > 0
+    assert differ.mean() < 2e-3
+
+
 @pytest.mark.root
 def test_plot_real_fit(tmp_path, binned_result: FitResult):
     pytest.importorskip("mplhep")

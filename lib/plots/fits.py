@@ -8,6 +8,12 @@ Figures are drawn by the dozen, so each process builds one figure per kind (Data
 with or without a background curve) and re-uses it: creating the axes, the CMS label and the
 legend cost more than drawing the points (0.45 s of the 1.0 s a fresh figure took), and a
 re-used figure is only re-filled with the category's arrays and texts.
+
+The PNG re-uses more: everything that is the same for every category of a kind and fit range
+(frame, x axes and their ~100 minor ticks, legend, CMS label, pull band) is rendered once into a
+backdrop, and each PNG restores it and draws only the category's artists on top (matplotlib's
+blitting). The PDF, vector, is drawn whole. With the info block as label and value columns
+(fixed mathtext labels, parsed once), a figure took 0.17 s of CPU instead of 0.21 s (the PNG 0.05 of it).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from lib.fitting.result import FitResult
+from lib.io.atomic import atomic_path
 from lib.plots.save import save_figure
 
 __all__ = ["plot_fit"]
@@ -29,20 +36,30 @@ SIGNAL_COLOR = "#e42536"
 BACKGROUND_COLOR = "#964a8b"
 FAILED_COLOR = "#c00000"
 PULL_BAND = 2.0
+PNG_DPI = 100
+# The info block, top left, in axes coordinates: a label column and a value column, one row per number.
+INFO_ROWS, INFO_TOP, INFO_STEP, INFO_COLUMNS = 6, 0.95, 0.047, (0.03, 0.155)
 
 
-def _info_lines(result: FitResult) -> list[str]:
-    """The numbers a reader checks first: sigma, chi2/NDF, minimiser status, accepted attempt."""
-    lines = [
-        rf"$\sigma_{{DCB}}$ = {result.fit_val:.4f} $\pm$ {result.fit_err:.4f} GeV",
-        rf"$\chi^2$/NDF = {result.chi2_ndf:.2f}  ({result.n_float} free par.)",
-        f"status {result.status}, covQual {result.cov_qual}",
-        f"events {result.n_events:,}" + ("" if not result.weighted else f", $\\Sigma w$ = {result.sum_weights:,.0f}"),
+def _info_rows(result: FitResult) -> list[tuple[str, str]]:
+    """The numbers a reader checks first, as (label, value) rows: sigma, chi2/NDF, minimiser status, events, accepted attempt.
+
+    The labels are a fixed set, so their mathtext is parsed once per process; the values are
+    plain text (its font has the +- glyph), which the mathtext parser would otherwise read anew
+    in every figure, twice (PNG and PDF).
+    """
+    rows = [
+        (r"$\sigma_{DCB}$", f"{result.fit_val:.4f} \u00b1 {result.fit_err:.4f} GeV"),
+        (r"$\chi^2$/NDF", f"{result.chi2_ndf:.2f}  ({result.n_float} free par.)"),
+        ("status", f"{result.status}, covQual {result.cov_qual}"),
+        ("events", f"{result.n_events:,}"),
     ]
+    if result.weighted:
+        rows.append((r"$\Sigma w$", f"{result.sum_weights:,.0f}"))
     if len(result.attempts) > 1:
         shown = next((i for i, a in enumerate(result.attempts, 1) if a.label == result.label), 0)
-        lines.append(f"attempt {shown} of {len(result.attempts)}: {result.label}")
-    return lines
+        rows.append(("attempt", f"{shown} of {len(result.attempts)}: {result.label}"))
+    return rows
 
 
 @dataclass
@@ -58,9 +75,18 @@ class _FitFigure:
     signal: Any
     background: Any
     pulls: Any
-    info: Any
+    info: list[tuple[Any, Any]]
     failure: Any
     rlabel: Any
+    # The PNG backdrop (every artist but those of ``changing()``) and the axis limits it was rendered with.
+    backdrop: Any = None
+    backdrop_limits: tuple[tuple[float, float], ...] = ()
+
+    def changing(self) -> list[Any]:
+        """The artists that differ between categories, in drawing order: not part of the PNG backdrop."""
+        artists = [self.ax.yaxis, self.rax.yaxis, self.points, self.error_bars, self.total, self.signal, self.background,
+                   self.pulls, *(text for row in self.info for text in row), self.failure, self.rlabel]  # fmt: skip
+        return sorted((a for a in artists if a is not None), key=lambda a: a.get_zorder())
 
 
 _FIGURES: dict[tuple[bool, bool, str], _FitFigure] = {}
@@ -79,7 +105,7 @@ def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
     from matplotlib.collections import LineCollection
 
     with plt.style.context(mplhep.style.CMS):
-        fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+        fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), dpi=PNG_DPI, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
         (points,) = ax.plot([], [], "o", color="black", ms=4, label="Simulation" if weighted else "Data", zorder=3)
         error_bars = ax.add_collection(LineCollection([], colors="black", linewidths=1, zorder=3))
         (total,) = ax.plot([], [], color=TOTAL_COLOR, lw=2.2, label="Fit: total", zorder=2)
@@ -94,7 +120,10 @@ def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
             rax.axhline(level, color="grey", ls="--", lw=1)
         rax.axhline(0.0, color="black", lw=1)
         (pulls,) = rax.plot([], [], "o", color="black", ms=3.5)
-        info = ax.text(0.03, 0.95, "", transform=ax.transAxes, va="top", ha="left", fontsize=16, linespacing=1.4)
+        info = [
+            tuple(ax.text(x, INFO_TOP - i * INFO_STEP, "", transform=ax.transAxes, va="top", ha="left", fontsize=16) for x in INFO_COLUMNS)
+            for i in range(INFO_ROWS)
+        ]
         # Left, under the numbers: the low-mass side of a Z peak is the emptiest part of the frame.
         failure = ax.text(0.03, 0.62, "", transform=ax.transAxes, va="top", ha="left", color=FAILED_COLOR, fontsize=12, zorder=5,
                           bbox={"facecolor": "white", "edgecolor": FAILED_COLOR, "alpha": 0.85})  # fmt: skip
@@ -141,8 +170,8 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
         for line in (drawn.points, drawn.total, drawn.pulls):
             line.set_data([], [])
         drawn.error_bars.set_segments([])
-        drawn.info.set_text("")
-        return save_figure(drawn.fig, path_stem, tight=False, close=False)
+        _fill_info(drawn, [])
+        return _save(drawn, path_stem)
     centres = 0.5 * (curves.edges[1:] + curves.edges[:-1])
     width = float(curves.edges[1] - curves.edges[0])
     drawn.points.set_data(centres, curves.counts)
@@ -161,5 +190,43 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
     limit = float(min(8.0, max(4.0, np.ceil(np.nanmax(np.abs(pulls)) if np.any(np.isfinite(pulls)) else 0.0))))
     drawn.pulls.set_data(centres, np.clip(pulls, -limit, limit))
     rax.set_ylim(-limit, limit)
-    drawn.info.set_text("\n".join(_info_lines(result)))
-    return save_figure(drawn.fig, path_stem, tight=False, close=False)
+    _fill_info(drawn, _info_rows(result))
+    return _save(drawn, path_stem)
+
+
+def _fill_info(drawn: _FitFigure, rows: list[tuple[str, str]]) -> None:
+    """Write ``rows`` into the info block's texts; the rows left over are emptied."""
+    for i, (label, value) in enumerate(drawn.info):
+        shown = rows[i] if i < len(rows) else ("", "")
+        label.set_text(shown[0])
+        value.set_text(shown[1])
+
+
+def _save(drawn: _FitFigure, path_stem: Path) -> list[Path]:
+    """Write ``<stem>.png`` from the backdrop plus the category's artists, and ``<stem>.pdf`` drawn whole."""
+    png = Path(f"{path_stem}.png")
+    with atomic_path(png) as tmp:
+        _png_image(drawn).save(tmp, format="png", compress_level=1, dpi=(PNG_DPI, PNG_DPI))
+    return [png, *save_figure(drawn.fig, path_stem, dpi=PNG_DPI, tight=False, close=False, formats=("pdf",))]
+
+
+def _png_image(drawn: _FitFigure) -> Any:
+    """The figure as a PIL image: the backdrop (rendered again when an axis range changed), then the changing artists."""
+    from PIL import Image
+
+    canvas = drawn.fig.canvas
+    limits = (drawn.ax.get_xlim(), drawn.rax.get_xlim(), drawn.rax.get_ylim())
+    changing = drawn.changing()
+    if drawn.backdrop is None or drawn.backdrop_limits != limits:
+        for artist in changing:
+            artist.set_animated(True)  # left out of a full draw
+        canvas.draw()
+        for artist in changing:
+            artist.set_animated(False)
+        drawn.backdrop, drawn.backdrop_limits = canvas.copy_from_bbox(drawn.fig.bbox), limits
+    else:
+        canvas.restore_region(drawn.backdrop)
+    renderer = canvas.get_renderer()
+    for artist in changing:
+        artist.draw(renderer)
+    return Image.fromarray(np.asarray(canvas.buffer_rgba()))

@@ -10,8 +10,10 @@ from lib.io.atomic import atomic_path
 __all__ = ["save_figure"]
 
 
-def save_figure(fig: Any, path_stem: Path, dpi: int = 100, tight: bool = True, close: bool = True) -> list[Path]:
-    """Save ``fig`` as ``<path_stem>.png`` and ``.pdf`` atomically, close it unless ``close`` is False, return the paths.
+def save_figure(
+    fig: Any, path_stem: Path, dpi: int = 100, tight: bool = True, close: bool = True, formats: tuple[str, ...] = ("png", "pdf")
+) -> list[Path]:
+    """Save ``fig`` as ``<path_stem>.png`` and ``.pdf`` (``formats``) atomically, close it unless ``close`` is False, return the paths.
 
     ``tight`` crops to the drawn content, at the price of one more draw per file; figures drawn
     by the dozen (one per category) set their margins themselves, pass False, and keep the
@@ -20,7 +22,7 @@ def save_figure(fig: Any, path_stem: Path, dpi: int = 100, tight: bool = True, c
     import matplotlib.pyplot as plt
 
     written = []
-    for ext in ("png", "pdf"):
+    for ext in formats:
         target = Path(f"{path_stem}.{ext}")
         with atomic_path(target) as tmp:
             # zlib level 1: an eighth of a fit figure's cost at level 6, for files ~10 % larger.
