@@ -1,28 +1,40 @@
-"""Figures as tasks: drawn after the numbers are written, in parallel on the fits' executor.
+"""Figures beside the numbers: a queue of local low-priority processes, fed as each result arrives.
 
-A figure never delays a result. Step 1 used to draw each category's plot in the fit worker
+A figure never delays a result. The first version drew each category's plot in the fit worker
 right after its fit, so the 36 figures (PNG + PDF) sat on the path to the correction JSON and
-doubled its wall time; here the fits, the tables and the JSON come first, then every figure of
-the run is one task on the same workers (each worker re-uses its figure, ``lib.plots.fits``).
+doubled its wall time; the next drew them all after the JSON, on the fit workers, which left the
+cores idle at the end of the fits (while the slowest categories finish) and during step 3, and
+on a Dask scheduler or Gateway wrote them from remote workers into the client's directory.
+
+Here every figure is handed to ``FigureQueue`` as soon as its numbers exist (the step-2 grid
+after the medians, a fit's plot when its fit returns), and drawn by this machine's processes at
+the lowest CPU priority (nice 19): while fits run, a figure only gets the cycles no fit wants,
+and what is left is drawn after step 3. Every output, figures included, is written by the client.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import multiprocessing
+import os
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from types import TracebackType
 
 import numpy as np
 
-from lib.executor import TaskCrash, TaskExecutor
 from lib.fitting.result import FitResult
 from lib.medians import CategoryMedian
 
-__all__ = ["FitFigure", "MedianFigure", "draw_figure", "draw_figures"]
+__all__ = ["FitFigure", "MedianFigure", "FigureQueue", "draw_figure"]
 
 log = logging.getLogger(__name__)
+
+# The lowest CPU priority: a figure process competing with a fit gets a few percent of a core.
+FIGURE_NICENESS = 19
 
 
 @dataclass(frozen=True)
@@ -46,7 +58,7 @@ class MedianFigure:
 
 
 def draw_figure(figure: FitFigure | MedianFigure) -> list[Path]:
-    """Worker entry: draw one figure (PNG and PDF), return the written paths."""
+    """Draw one figure (PNG and PDF), return the written paths."""
     if isinstance(figure, FitFigure):
         from lib.plots.fits import plot_fit
 
@@ -56,17 +68,66 @@ def draw_figure(figure: FitFigure | MedianFigure) -> list[Path]:
     return plot_sigma_pred_histograms(figure.edges, figure.counts, figure.medians, figure.stem, figure.label)
 
 
-def draw_figures(executor: TaskExecutor, figures: Sequence[FitFigure | MedianFigure]) -> float:
-    """Draw ``figures`` on ``executor`` (the step-2 grid first: it is the longest); return the wall seconds.
+def _start_figure_worker() -> None:
+    """Figure process start: lowest priority, then matplotlib imported (at that priority, while the fits run)."""
+    try:
+        os.nice(FIGURE_NICENESS)
+    except OSError:  # pragma: no cover - a platform without nice: figures then share the cores evenly
+        pass
+    for module in ("lib.plots.fits", "lib.plots.medians"):  # matplotlib and mplhep, before the first figure needs them
+        importlib.import_module(module)
 
-    A figure whose worker died is logged and skipped: the numbers it shows are already on disk.
+
+class FigureQueue:
+    """Draws the figures handed to ``submit`` on ``workers`` local processes (0: in this process, at ``wait``).
+
+    The pool starts with the first figure, so a run without figures starts no process. ``wait``
+    returns once every figure so far is drawn; a figure that fails is logged and skipped (the
+    numbers it shows are on disk already).
     """
-    if not figures:
-        return 0.0
-    start = time.monotonic()
-    ordered = sorted(figures, key=lambda f: not isinstance(f, MedianFigure))
-    names = [f.stem.name for f in ordered]
-    for name, drawn in zip(names, executor.map(draw_figure, ordered, names, progress="figures")):
-        if isinstance(drawn, TaskCrash):
-            log.warning("figure %s was not drawn: %s", name, drawn.reason)
-    return time.monotonic() - start
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: list[tuple[str, Future | FitFigure | MedianFigure]] = []
+
+    def submit(self, figure: FitFigure | MedianFigure) -> None:
+        """Queue ``figure``; it is drawn as soon as a figure process has a free cycle."""
+        if self.workers == 0:
+            self._pending.append((figure.stem.name, figure))
+            return
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_figure_worker)
+        self._pending.append((figure.stem.name, self._pool.submit(draw_figure, figure)))
+
+    def wait(self) -> float:
+        """Block until every queued figure is drawn (or failed); return the seconds waited."""
+        start = time.monotonic()
+        for name, item in self._pending:
+            try:
+                if isinstance(item, Future):
+                    item.result()
+                else:
+                    draw_figure(item)
+            except Exception as err:  # noqa: BLE001 - a figure never fails the run; see the class docstring
+                log.warning("figure %s was not drawn: %s", name, f"{type(err).__name__}: {err}")
+        drawn = len(self._pending)
+        self._pending = []
+        seconds = time.monotonic() - start
+        if drawn:
+            log.info("figures: %d drawn, %.1f s waited for them after the numbers", drawn, seconds)
+        return seconds
+
+    def close(self) -> None:
+        """Stop the figure processes; figures not yet drawn are dropped."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending = []
+
+    def __enter__(self) -> "FigureQueue":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.close()

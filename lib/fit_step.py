@@ -24,7 +24,7 @@ from lib.categories import CategoryScheme
 from lib.closure import BinSample, bin_label
 from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
 from lib.executor import TaskCrash, TaskExecutor
-from lib.figures import FitFigure
+from lib.figures import FigureQueue, FitFigure
 from lib.fitting.result import FitResult, FitRow
 from lib import __version__
 from lib.io.atomic import atomic_path, write_text_atomic
@@ -34,7 +34,7 @@ from lib.io.merge import Reduction
 from lib.io.tables import read_rows, write_csv
 from lib.medians import CategoryMedian
 
-__all__ = ["FitJob", "FitCache", "fit_job", "fit_figures", "build_jobs", "job_key", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
+__all__ = ["FitJob", "FitCache", "fit_job", "build_jobs", "job_key", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +52,16 @@ class FitJob:
 
 
 def fit_job(job: FitJob) -> FitResult:
-    """Worker entry point: fit one category (its figure is drawn later, ``fit_figures``)."""
+    """Worker entry point: fit one category (its figure is drawn elsewhere, ``run_fits`` queues it)."""
     from lib.fitting.runner import fit_category
 
     return fit_category(job.task)
 
 
-def fit_figures(jobs: Sequence[FitJob], results: dict[str, FitResult | TaskCrash]) -> list[FitFigure]:
-    """The figure of every job that asked for one and has a fit result (a crashed worker has nothing to draw)."""
-    return [
-        FitFigure(results[j.task.name], j.plot_stem, j.title)  # type: ignore[arg-type]
-        for j in jobs
-        if j.plot_stem is not None and isinstance(results.get(j.task.name), FitResult)
-    ]
+def _queue_figure(figures: FigureQueue | None, job: FitJob, result: object) -> None:
+    """Hand the job's figure to ``figures`` when it asked for one and has a fit result (a crashed worker has nothing to draw)."""
+    if figures is not None and job.plot_stem is not None and isinstance(result, FitResult):
+        figures.submit(FitFigure(result, job.plot_stem, job.title))
 
 
 def build_jobs(
@@ -226,13 +223,14 @@ class FitCache:
 
 def run_fits(
     executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None, refit: frozenset[str] = frozenset(),
-    what: str = "category", progress: str = "fits",
+    what: str = "category", progress: str = "fits", figures: FigureQueue | None = None,
 ) -> dict[str, FitResult | TaskCrash]:  # fmt: skip
     """Run the jobs (re-using cached fits with the same key, except those named in ``refit``); results keyed by job name.
 
     Every Z or H fit of a run goes through here (step 1, the closure bins, the Higgs bins): the
     same cache, the same warning for a failed fit (``what`` names the kind of job in it) and the
-    same cpu cross-check of a non-cpu backend.
+    same cpu cross-check of a non-cpu backend. Each job's figure goes to ``figures`` as soon as
+    its result is there, so it is drawn while the other fits run.
     """
     keys = {j.task.name: job_key(j) for j in jobs} if cache else {}
     done: dict[str, FitResult | TaskCrash] = {}
@@ -243,6 +241,7 @@ def run_fits(
             cached = cache.load(job.task.name, keys[job.task.name])
             if cached is not None:
                 done[job.task.name] = cached
+                _queue_figure(figures, job, cached)
         if done:
             # Shown by default: the run's numbers then come partly from an earlier process.
             log.warning("re-using %d finished fits from %s (same inputs and configuration)", len(done), cache.directory)
@@ -251,6 +250,7 @@ def run_fits(
     def persist(index: int, result: object) -> None:
         if cache and isinstance(result, FitResult):
             cache.store(todo[index].task.name, keys[todo[index].task.name], result)
+        _queue_figure(figures, todo[index], result)
 
     names = [j.task.name for j in todo]
     results = executor.map(fit_job, list(todo), names, progress=progress, on_result=persist)

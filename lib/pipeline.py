@@ -1,9 +1,10 @@
 """Steps 1-3 for each year, or the closure: the route through the run's steps, which never import it.
 
 Read once (``lib.run.reduction``), then step 2 (``lib.run.step2``), step 1 (``lib.run.step1``)
-and step 3 (``lib.run.step3``), or the closure (``lib.run.closure``); every figure is drawn at
-the end, after the numbers. Steps can be re-run separately: step 3 reads ``fit_results.csv`` and
-``median_for_cats.csv`` back from the output directory, exactly as the original's steps did.
+and step 3 (``lib.run.step3``), or the closure (``lib.run.closure``); every figure is queued as
+its numbers exist and drawn beside the next steps at low priority (``lib.figures``). Steps can be
+re-run separately: step 3 reads ``fit_results.csv`` and ``median_for_cats.csv`` back from the
+output directory, exactly as the original's steps did.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import time
 from lib.categories import CategoryScheme
 from lib.config import Config
 from lib.factors import FACTOR_CSV
-from lib.figures import FitFigure, MedianFigure, draw_figures
 from lib.histograms import category_spec
 from lib.medians import compute_medians
 from lib.options import RunOptions
@@ -48,7 +48,6 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
             summary = YearSummary(year, out_dir)
             if not summaries:
                 summary.timings["workers"] = workers_seconds  # started once, for every year
-            figures: list[FitFigure | MedianFigure] = []
             if options.closure_test:
                 start = time.monotonic()
                 summary.extra["closure"] = run_closure(options, config, scheme, year, execs, out_dir)
@@ -66,17 +65,16 @@ def run(options: RunOptions, config: Config) -> list[YearSummary]:
                 medians = compute_medians(reduction.histograms[0], scheme, config.step2)
                 summary.timings["read+medians"] = time.monotonic() - start
                 if "step2" in steps:
-                    figures += write_step2(out_dir, medians, reduction.histograms[0], config, options, year)
+                    write_step2(out_dir, medians, reduction.histograms[0], config, options, year, execs.figures)
                 if "step1" in steps:
                     start = time.monotonic()
-                    summary.failed_fits, fit_plots = run_step1(out_dir, options, config, scheme, reduction, medians, execs, year)
-                    figures += fit_plots
+                    summary.failed_fits = run_step1(out_dir, options, config, scheme, reduction, medians, execs, year)
                     summary.timings["fits"] = time.monotonic() - start
             if "step3" in steps:
                 start = time.monotonic()
                 run_step3(out_dir, options, config, scheme, year, summary)
                 summary.timings["step3"] = time.monotonic() - start
-            if figures:
-                summary.timings["figures"] = draw_figures(execs.fit, figures)
+            if options.plots and steps & {"step1", "step2"}:
+                summary.timings["figures"] = execs.figures.wait()
             summaries.append(summary)
     return summaries

@@ -8,7 +8,7 @@ CSVs, the verdict and the figures, and runs the Higgs check beside it when asked
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -21,15 +21,15 @@ from lib.config import Config, FitSpec, resolve_fit_spec
 from lib.correction.writer import correction_filename, read_factors
 from lib.errors import CalibrationError, InputError
 from lib.executor import TaskExecutor
-from lib.figures import FitFigure, draw_figures
-from lib.fit_step import FitCache, bin_fit_jobs, fit_figures, run_fits
+from lib.figures import FigureQueue
+from lib.fit_step import FitCache, bin_fit_jobs, run_fits
 from lib.histograms import acceptance_grid, grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.tables import read_csv, write_csv
 from lib.options import RunOptions
 from lib.rows import parse_row
 from lib.run.higgs import run_higgs_validation
-from lib.run.reduction import load_reduction
+from lib.run.reduction import Executors, load_reduction
 
 __all__ = ["run_closure"]
 
@@ -49,9 +49,9 @@ def _parse_bin(fix: str, edges: Sequence[float]) -> int:
 
 
 def _run_pass(
-    executor: TaskExecutor, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
+    executor: TaskExecutor, figures: FigureQueue, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
     title: str, csv_path: Path, only: int | None, log_dir: Path, cache_dir: Path,
-) -> tuple[list[ClosureBin], ClosureVerdict, list[FitFigure]]:  # fmt: skip
+) -> tuple[list[ClosureBin], ClosureVerdict]:  # fmt: skip
     edges = config.closure.bin_edges_gev
 
     def spec_for(name: str) -> FitSpec:
@@ -59,7 +59,7 @@ def _run_pass(
 
     jobs = bin_fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=log_dir)
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
-    results = run_fits(executor, jobs, FitCache(cache_dir), refit, what="closure bin", progress="closure fits")
+    results = run_fits(executor, jobs, FitCache(cache_dir), refit, what="closure bin", progress="closure fits", figures=figures)
     rows = bin_rows(samples, edges, results)
     if only is not None:
         previous = read_csv(csv_path)
@@ -68,11 +68,11 @@ def _run_pass(
         rows = [rows[i] if i == only else parse_row(ClosureBin, previous[i], str(csv_path)) for i in range(len(rows))]
     judged, verdict = judge(rows, config.closure)
     write_csv(csv_path, [r.row() for r in judged])
-    return judged, verdict, fit_figures(jobs, results)
+    return judged, verdict
 
 
 def _closure_samples(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Any, out_dir: Path, factors: np.ndarray
+    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path, factors: np.ndarray
 ) -> tuple[list[BinSample], list[BinSample]]:  # fmt: skip
     """Bins after and before calibration: from histograms filled while reading (binned), or from the events."""
     edges, peak = config.closure.bin_edges_gev, config.fit.params["bw_mass"].value
@@ -102,7 +102,7 @@ def _closure_samples(
     return after, uncalibrated
 
 
-def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Any, out_dir: Path) -> dict[str, object]:
+def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path) -> dict[str, object]:
     """Closure after and before calibration; writes CSVs, plots and ``closure_verdict.txt``.
 
     Raises:
@@ -117,12 +117,12 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
     closure_dir = out_dir / "closure"
     plots = closure_dir / "fits" if options.plots else None
     title = f"{options.sample_label} {year}"
-    after, verdict_after, figures = _run_pass(
-        execs.fit, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only, closure_dir / "logs",
+    after, verdict_after = _run_pass(
+        execs.fit, execs.figures, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only, closure_dir / "logs",
         out_dir / ".cache" / "closure_fits",
     )  # fmt: skip
-    before, verdict_before, figures_before = _run_pass(
-        execs.fit, config, before_samples, options, None if plots is None else plots / "uncalibrated",
+    before, verdict_before = _run_pass(
+        execs.fit, execs.figures, config, before_samples, options, None if plots is None else plots / "uncalibrated",
         f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only, closure_dir / "logs" / "uncalibrated",
         out_dir / ".cache" / "closure_fits_uncalibrated",
     )  # fmt: skip
@@ -131,9 +131,9 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
         lines.append(run_higgs_validation(options, config, scheme, year, execs, out_dir, factors).text("Higgs peak (DCB) after calibration"))
     text = "\n".join(lines)
     write_text_atomic(out_dir / "closure_verdict.txt", text + "\n")
-    draw_figures(execs.fit, figures + figures_before)
     if options.plots:
         from lib.plots.closure import plot_closure
 
         plot_closure(before, after, out_dir / "closure_resolution", title)
+        execs.figures.wait()
     return {"after": verdict_after, "before": verdict_before, "text": text, "json": str(json_path)}

@@ -24,16 +24,14 @@ from lib.closure import (
 )  # fmt: skip
 from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec, retry_specs
 from lib.errors import ConfigError
-from lib.executor import TaskExecutor
 from lib.factors import FACTOR_CSV
-from lib.figures import draw_figures
-from lib.fit_step import FitCache, bin_fit_jobs, fit_figures, run_fits
+from lib.fit_step import FitCache, bin_fit_jobs, run_fits
 from lib.histograms import grids_from_config
 from lib.io.atomic import write_text_atomic
 from lib.io.reader import find_files
 from lib.io.tables import read_csv, write_csv
 from lib.options import RunOptions
-from lib.run.reduction import input_root, reduce_files
+from lib.run.reduction import Executors, input_root, reduce_files
 
 __all__ = ["run_higgs_validation", "HIGGS_CSV"]
 
@@ -43,7 +41,7 @@ HIGGS_CSV = "higgs_validation_resolutionBinning.csv"
 
 
 def _signal_samples(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: object, factors: np.ndarray
+    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, factors: np.ndarray
 ) -> list[BinSample]:  # fmt: skip
     """Bins of calibrated sigma_pred of the signal-region events: histograms filled while reading (binned) or events."""
     root = input_root(options, config)
@@ -105,7 +103,7 @@ def _fine_bins(config: Config) -> int:
 
 
 def run_higgs_validation(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: object, out_dir: Path, factors: np.ndarray
+    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path, factors: np.ndarray
 ) -> ClosureVerdict:
     """Fit the H peak in bins of calibrated sigma_pred; write the CSV, plots and return the verdict.
 
@@ -131,8 +129,9 @@ def run_higgs_validation(
     higgs_gated = config.model_copy(update={"fit": config.fit.model_copy(update={"quality": gates})})
     jobs = bin_fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, f"H {options.sample_label} {year}", "higgs", same_range_retries=True,
                     log_dir=out_dir / "higgs" / "logs")  # fmt: skip
-    executor: TaskExecutor = execs.fit  # type: ignore[attr-defined]
-    results = run_fits(executor, jobs, FitCache(out_dir / ".cache" / "higgs_fits"), what="Higgs bin", progress="higgs fits")
+    results = run_fits(
+        execs.fit, jobs, FitCache(out_dir / ".cache" / "higgs_fits"), what="Higgs bin", progress="higgs fits", figures=execs.figures
+    )
     rows = bin_rows(samples, edges, results, prefix="higgs", factors=factors, factor_errors=_factor_errors(out_dir, scheme, factors))
     higgs_cfg = ClosureConfig(
         bin_variable=config.closure.bin_variable,
@@ -141,7 +140,6 @@ def run_higgs_validation(
     judged, verdict = judge(rows, higgs_cfg, prefix="higgs")
     write_csv(out_dir / HIGGS_CSV, [r.row() for r in judged])
     write_text_atomic(out_dir / "higgs_validation_verdict.txt", verdict.text("Higgs peak (DCB) after calibration") + "\n")
-    draw_figures(executor, fit_figures(jobs, results))
     if options.plots:
         from lib.plots.closure import plot_closure
 

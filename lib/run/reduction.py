@@ -20,6 +20,7 @@ from lib.categories import CategoryScheme
 from lib.config import Config
 from lib.errors import InputError
 from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskExecutor, default_workers
+from lib.figures import FigureQueue
 from lib.histograms import HistogramSpec
 from lib.io.cache import cache_key, inputs_fingerprint, load_cached_reduction, store_reduction
 from lib.io.merge import Reduction, ReductionMerger
@@ -39,17 +40,22 @@ GATEWAY_WORKERS = 4
 
 @dataclass(frozen=True)
 class Executors:
-    """Where file reductions and fits run."""
+    """Where file reductions and fits run, and the local processes that draw the figures."""
 
     reduce: TaskExecutor
     fit: TaskExecutor
+    figures: FigureQueue
 
 
 @contextmanager
 def executors(options: RunOptions) -> Iterator[Executors]:
-    """Pick executors: Dask for both when a Dask mode is set, else inline reads and a process pool for fits."""
+    """Pick executors: Dask for both when a Dask mode is set, else inline reads and a process pool for fits.
+
+    Figures are drawn on this machine in every mode (``lib.figures``), in this process with ``--workers 0``.
+    """
     workers = options.workers if options.workers else default_workers()
     with ExitStack() as stack:
+        figures = stack.enter_context(FigureQueue(0 if options.workers == 0 else workers))
         if options.dask_mode:
             from lib.cluster import dask_client
 
@@ -60,14 +66,14 @@ def executors(options: RunOptions) -> Iterator[Executors]:
                 )
             )  # fmt: skip
             dask = DaskExecutor(client)
-            yield Executors(dask, dask)
+            yield Executors(dask, dask, figures)
         elif options.workers == 0:
-            yield Executors(InlineExecutor(), InlineExecutor())
+            yield Executors(InlineExecutor(), InlineExecutor(), figures)
         else:
             pool = ProcessExecutor(workers, task_timeout_s=600, preload=FIT_WORKER_PRELOAD)
             if options.closure_test or options.steps in ("all", "step1"):
                 pool.start()  # loads ROOT in the workers' forkserver while the files are read
-            yield Executors(InlineExecutor(), pool)
+            yield Executors(InlineExecutor(), pool, figures)
 
 
 def _reduce_task(args: tuple) -> FileReduction:

@@ -14,8 +14,7 @@ from lib.acceptance import threshold_mismatch
 from lib.categories import CategoryScheme
 from lib.config import Config
 from lib.executor import TaskCrash
-from lib.figures import FitFigure
-from lib.fit_step import FitCache, build_jobs, fit_figures, run_fits, write_fit_outputs
+from lib.fit_step import FitCache, build_jobs, run_fits, write_fit_outputs
 from lib.io.merge import Reduction
 from lib.medians import CategoryMedian
 from lib.options import RunOptions
@@ -29,8 +28,8 @@ log = logging.getLogger(__name__)
 def run_step1(
     out_dir: Path, options: RunOptions, config: Config, scheme: CategoryScheme, reduction: Reduction,
     medians: list[CategoryMedian], execs: Executors, year: str,
-) -> tuple[list[str], list[FitFigure]]:  # fmt: skip
-    """Fit the categories and write their tables; return the failed ones and the figures to draw."""
+) -> list[str]:  # fmt: skip
+    """Fit the categories and write their tables (their figures go to ``execs.figures``); return the failed ones."""
     names = [options.fix_cat] if options.fix_cat else scheme.names
     minimum = config.fit.min_events
     counts = {n: medians[scheme.index_of(n)].n_events for n in names}
@@ -47,9 +46,11 @@ def run_step1(
         log_dir=out_dir / "logs",
     )  # fmt: skip
     # --fixCat always refits its category, with the configuration given now (its cached fit is the one being fixed).
-    results = run_fits(execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"), refit=frozenset(names if options.fix_cat else ()))
+    results = run_fits(
+        execs.fit, jobs, FitCache(out_dir / ".cache" / "fits"), refit=frozenset(names if options.fix_cat else ()), figures=execs.figures
+    )
     for name, count in too_few.items():
         results[name] = TaskCrash(name, f"{count} events, fewer than fit.min_events = {minimum}: not fitted")
     n_events = {m.cat_name: m.n_events for m in medians}
     rows = write_fit_outputs(out_dir, scheme, results, n_events, merge=bool(options.fix_cat))
-    return [str(r["cat_name"]) for r in rows if r["quality"] != "ok"], fit_figures(jobs, results)
+    return [str(r["cat_name"]) for r in rows if r["quality"] != "ok"]

@@ -1,11 +1,11 @@
-"""Step 2: the medians table of sigma_pred per category, and its figure (drawn with the others later)."""
+"""Step 2: the medians table of sigma_pred per category, and its figure (queued: drawn while the fits run)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from lib.config import Config
-from lib.figures import MedianFigure
+from lib.figures import FigureQueue, MedianFigure
 from lib.histograms import CategoryHistograms
 from lib.io.tables import write_csv
 from lib.medians import CategoryMedian, sigma_pred_histograms
@@ -17,11 +17,11 @@ MEDIAN_CSV = "median_for_cats.csv"
 
 
 def write_step2(
-    out_dir: Path, medians: list[CategoryMedian], hists: CategoryHistograms, config: Config, options: RunOptions, year: str
-) -> list[MedianFigure]:
-    """Write the medians table; return its figure (drawn with the others once the numbers are written)."""
+    out_dir: Path, medians: list[CategoryMedian], hists: CategoryHistograms, config: Config, options: RunOptions, year: str,
+    figures: FigureQueue,
+) -> None:  # fmt: skip
+    """Write the medians table and queue its figure."""
     write_csv(out_dir / MEDIAN_CSV, [m.row() for m in medians])
-    if not options.plots:
-        return []
-    edges, counts = sigma_pred_histograms(hists, config.step2)
-    return [MedianFigure(edges, counts, tuple(medians), out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}")]
+    if options.plots:
+        edges, counts = sigma_pred_histograms(hists, config.step2)
+        figures.submit(MedianFigure(edges, counts, tuple(medians), out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}"))
