@@ -130,12 +130,13 @@ def time_reading(kind: str, root: Path) -> tuple[float, float]:
         from lib.categories import CategoryScheme
         from lib.config import load_config
         from lib.executor import InlineExecutor
+        from lib.figures import FigureQueue
         from lib.histograms import category_spec
         from lib.run.reduction import Executors, reduce_files
 
         config = load_config()
         scheme = CategoryScheme.from_config(config.categories)
-        inline = Executors(InlineExecutor(), InlineExecutor())
+        inline = Executors(InlineExecutor(), InlineExecutor(), FigureQueue(0))
         specs = (category_spec(config, scheme),)
 
         def read() -> None:

@@ -8,9 +8,12 @@ process with a fresh output directory (no caches):
 
 - ``--steps all --ifbinned`` in the default mode (local Dask) and with ``--no-dask-client``,
   with and without figures;
-- the step-2 grid of 36 panels, and one fit figure (PNG + PDF) in a warm process, CPU seconds.
+- the step-2 grid of 36 panels, and one fit figure (PNG + PDF) in a warm process, CPU seconds;
+- with ``--step2-events N``: ``--steps step2 --no-dask-client`` (figure included) as a whole
+  process on an N-event sample, against a fresh ``python -c`` process that imports pyarrow and
+  reads the same 7 columns of the same files (best of three each).
 
-    .venv/bin/python benchmarks/speed_floor.py [--events 1000000] [--workers 2]
+    .venv/bin/python benchmarks/speed_floor.py [--events 1000000] [--workers 2] [--step2-events 6000000]
 
 Prints a Markdown table (copied into benchmarks/RESULTS.md).
 """
@@ -30,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.run_benchmarks import ensure_sample, machine_description  # noqa: E402
+from benchmarks.run_benchmarks import COLUMNS, DATA_GLOB, ensure_sample, machine_description  # noqa: E402
 
 MZ, GZ = 91.188, 2.4955
 
@@ -109,10 +112,37 @@ print(grid, (time.process_time() - start) / 5)
     return grid, fit
 
 
+def _best_wall(argv: list[str], repeat: int = 3) -> float:
+    """Best wall seconds of ``repeat`` fresh processes (interpreter start included); each gets a fresh output directory."""
+    best = float("inf")
+    for _ in range(repeat):
+        out = Path(tempfile.mkdtemp(prefix="ebe-step2-"))
+        start = time.monotonic()
+        done = subprocess.run([a.replace("{out}", str(out)) for a in argv], cwd=REPO, capture_output=True, text=True)
+        best = min(best, time.monotonic() - start)
+        shutil.rmtree(out, ignore_errors=True)
+        if done.returncode != 0:
+            raise SystemExit(f"failed: {' '.join(argv)}\n{done.stderr[-2000:]}")
+    return best
+
+
+def step2_against_pyarrow(sample: Path) -> tuple[float, float]:
+    """Wall seconds of ``--steps step2 --no-dask-client`` and of a bare pyarrow read of its 7 columns, whole processes."""
+    read = (
+        "import sys, pathlib, pyarrow.parquet as pq\n"
+        f"for f in sorted(pathlib.Path(sys.argv[1]).glob({DATA_GLOB!r})): pq.read_table(f, columns={COLUMNS!r})"
+    )
+    bare = _best_wall([sys.executable, "-c", read, str(sample)])
+    step2 = _best_wall([sys.executable, str(REPO / "getCalibrationFactor.py"), "--steps", "step2", "--ifbinned", "--years", "2018",
+                        "--no-dask-client", "--input_path", str(sample), "--output_path", "{out}"])  # fmt: skip
+    return step2, bare
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--step2-events", type=int, default=0, help="also time --steps step2 on a sample this large (0: skip)")
     args = parser.parse_args()
     sample = ensure_sample(args.events)
     rows = []
@@ -136,6 +166,10 @@ def main() -> int:
         print(f"| `--steps all --ifbinned`, {label} | {seconds:.1f} | {floor:.1f} | {seconds / floor:.1f} |")
     print(f"| step-2 grid of 36 panels (PNG + PDF), CPU | {grid:.2f} | | |")
     print(f"| one fit figure (PNG + PDF), CPU | {fit:.2f} | | |")
+    if args.step2_events:
+        step2, bare = step2_against_pyarrow(ensure_sample(args.step2_events))
+        print(f"| `--steps step2 --no-dask-client`, {args.step2_events:,} events, figure included, against a fresh pyarrow read "
+              f"| {step2:.1f} | {bare:.1f} | {step2 / bare:.1f} |")
     return 0
 
 

@@ -24,9 +24,10 @@ MEDIAN_COLOR = "#e42536"
 
 
 def plot_sigma_pred_histograms(
-    edges: np.ndarray, counts: np.ndarray, medians: Sequence[CategoryMedian], path_stem: Path, label: str
-) -> list[Path]:
-    """One panel per category in a grid (rows: pT bins), written as PNG and PDF."""
+    edges: np.ndarray, counts: np.ndarray, medians: Sequence[CategoryMedian], path_stem: Path, label: str,
+    formats: tuple[str, ...] = ("png", "pdf"),
+) -> list[Path]:  # fmt: skip
+    """One panel per category in a grid (rows: pT bins), written in ``formats`` (PNG and PDF)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,4 +66,4 @@ def plot_sigma_pred_histograms(
             ax.set_ylabel(f"Events / {edges[1] - edges[0]:.2g} GeV", fontsize=11)
         fig.suptitle(f"Predicted mass resolution per category ({label}); red line: median", fontsize=16)
         fig.subplots_adjust(left=0.045, right=0.99, bottom=0.09, top=1.0 - 0.9 / (2.5 * nrows + 0.8), wspace=0.28, hspace=0.42)
-    return save_figure(fig, path_stem, dpi=100, tight=False)
+    return save_figure(fig, path_stem, dpi=100, tight=False, formats=formats)

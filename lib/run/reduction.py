@@ -56,6 +56,8 @@ def executors(options: RunOptions) -> Iterator[Executors]:
     workers = options.workers if options.workers else default_workers()
     with ExitStack() as stack:
         figures = stack.enter_context(FigureQueue(0 if options.workers == 0 else workers))
+        if options.plots:
+            figures.start()
         if options.dask_mode:
             from lib.cluster import dask_client
 

@@ -24,4 +24,7 @@ def write_step2(
     write_csv(out_dir / MEDIAN_CSV, [m.row() for m in medians])
     if options.plots:
         edges, counts = sigma_pred_histograms(hists, config.step2)
-        figures.submit(MedianFigure(edges, counts, tuple(medians), out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}"))
+        for extension in ("png", "pdf"):
+            figures.submit(
+                MedianFigure(edges, counts, tuple(medians), out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}", (extension,))
+            )
