@@ -33,6 +33,7 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     from lib.categories import CategoryScheme
     from lib.config import load_config
     from lib.executor import InlineExecutor
+    from lib.figures import FigureQueue
     from lib.fit_step import build_jobs
     from lib.histograms import category_spec
     from lib.medians import compute_medians
@@ -41,7 +42,7 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     config = load_config()
     scheme = CategoryScheme.from_config(config.categories)
     files = sorted(root.glob(DATA_GLOB))
-    inline = Executors(InlineExecutor(), InlineExecutor())
+    inline = Executors(InlineExecutor(), InlineExecutor(), FigureQueue(0))
     specs = (category_spec(config, scheme),)
     reduction = reduce_files(
         files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, specs, not binned, False, ""

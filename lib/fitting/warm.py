@@ -1,4 +1,4 @@
-"""Imported by the fit workers' forkserver: load ROOT and run one tiny fit before any worker is forked.
+"""Imported by the fit workers' forkserver: load ROOT and run two tiny fits before any worker is forked.
 
 A fresh process spends ~2 s of its first fit loading ROOT's libraries and compiling RooFit's
 code paths. Forked from a server that has done that once (its RooFit objects deleted again), every
@@ -12,7 +12,7 @@ import logging
 
 
 def _warm_up() -> None:
-    """One binned BW x DCB fit of synthetic events, tails fixed and no background so it converges quietly."""
+    """Binned BW x DCB fits of synthetic events, plain and with a flat acceptance; tails fixed, no background: they converge quietly."""
     import numpy as np
 
     from lib.config import load_config, resolve_fit_spec
@@ -24,17 +24,16 @@ def _warm_up() -> None:
         name: p.model_copy(update={"constant": True}) if name.startswith(("alpha", "n_")) else p
         for name, p in spec.params.items()
     }
-    # The plain line shape: the acceptance one needs a table from the data, and without it the fit
-    # would stop before RooFit ran (silently, as everything here must).
-    spec = spec.model_copy(update={"params": params, "background": "none", "line_shape": "breit_wigner"})
     rng = np.random.default_rng(0)
     lo, hi = spec.range_gev
     masses = 91.188 + 1.25 * rng.standard_cauchy(40_000) + rng.normal(0.0, 1.2, 40_000)
-    fit_category(FitTask("warm-up", masses[(masses > lo) & (masses < hi)], None, spec, (), 1.2, config.fit.quality))
-    # The acceptance line shape's compiled pdf, so no worker compiles it in its first fit.
-    from lib.fitting.model import accepted_conv_class
-
-    accepted_conv_class()
+    masses = masses[(masses > lo) & (masses < hi)]
+    # Both line shapes: the acceptance one with a flat table (the data's comes with each category),
+    # since the first fit through its compiled pdf costs ~0.3 s more than the next ones.
+    flat = {"acceptance_table": (1.0,) * 101, "acceptance_range_gev": (lo - 25.0, lo + 75.0)}
+    for line_shape in ("breit_wigner", "acceptance"):
+        warm = spec.model_copy(update={"params": params, "background": "none", "line_shape": line_shape} | flat)
+        fit_category(FitTask("warm-up", masses, None, warm, (), 1.2, config.fit.quality))
 
 
 logging.disable(logging.CRITICAL)
