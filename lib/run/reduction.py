@@ -155,6 +155,7 @@ def load_reduction(
     cache_dir = out_dir / ".cache"
     cached = load_cached_reduction(cache_dir, key, specs, events, muons)
     if cached is not None:
+        cached.n_files = len(files)  # the key names every one of them: its counts are theirs
         return cached, InputSource(fingerprint)
     start = time.monotonic()
     reduction = reduce_files(
