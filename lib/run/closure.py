@@ -15,7 +15,7 @@ import numpy as np
 from lib.categories import CategoryScheme
 from lib.closure import (
     CLOSURE_CSV, UNCALIBRATED_CSV, BinSample, ClosureBin, ClosureVerdict, bin_label, bin_rows, closure_specs,
-    judge, measured_scaling, samples_from_events, samples_from_histograms, with_bin_acceptance,
+    judge, measured_scaling, reference_text, samples_from_events, samples_from_histograms, with_bin_acceptance,
 )  # fmt: skip
 from lib.config import Config, FitSpec, resolve_fit_spec
 from lib.correction.writer import correction_filename, read_factors
@@ -126,7 +126,7 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
         f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only, closure_dir / "logs" / "uncalibrated",
         out_dir / ".cache" / "closure_fits_uncalibrated",
     )  # fmt: skip
-    lines = [verdict_after.text("closure after calibration"), verdict_before.text("closure before calibration (reference)")]
+    lines = [verdict_after.text("closure after calibration"), reference_text(before, "closure before calibration")]
     if options.validate_higgs:
         lines.append(run_higgs_validation(options, config, scheme, year, execs, out_dir, factors).text("Higgs peak (DCB) after calibration"))
     text = "\n".join(lines)
