@@ -55,7 +55,8 @@ def executors(options: RunOptions) -> Iterator[Executors]:
     """
     workers = options.workers if options.workers else default_workers()
     with ExitStack() as stack:
-        figures = stack.enter_context(FigureQueue(0 if options.workers == 0 else workers))
+        # Figures are drawn here, so never by more processes than this machine has cores (--workers may count a Gateway's).
+        figures = stack.enter_context(FigureQueue(0 if options.workers == 0 else min(workers, default_workers())))
         if options.plots:
             figures.start()
         if options.dask_mode:
