@@ -92,15 +92,22 @@ def reference_text(rows: Sequence[ClosureBin], label: str) -> str:
     >>> r = [ClosureBin(0, 0.6, 0.7, 9000, 0.8, 0.01, 0.6, 0.6, 0.001, 1.28, 0.02, "ok", "fail"),
     ...      ClosureBin(1, 0.7, 0.8, 9000, 0.9, 0.01, 0.7, 0.7, 0.001, 1.24, 0.02, "ok", "fail")]
     >>> reference_text(r, "closure before calibration")
-    'closure before calibration (reference): fit / median - 1 = +24.0 % to +28.0 % in 2 of 2 tested bins, the miscalibration the factors correct'
+    'closure before calibration (reference): fit / median - 1 = +24.0 % to +28.0 % in 2 of 2 measured bins, the miscalibration the factors correct'
+    >>> reference_text(r[:1] + [dataclasses.replace(r[1], fit_quality="failed")], "before")
+    'before (reference): fit / median - 1 = +28.0 % to +28.0 % in 1 of 1 measured bins, the miscalibration the factors correct; 1 bin fit(s) failed'
     """
     tested = [r for r in rows if r.verdict in ("pass", "fail")]
-    off = [r.ratio - 1.0 for r in tested if r.verdict == "fail" and math.isfinite(r.ratio)]
+    measured = [r for r in tested if r.fit_quality == "ok" and math.isfinite(r.ratio)]
+    failed = len(tested) - len(measured)
+    fits = f"; {failed} bin fit(s) failed" if failed else ""
+    if not measured:
+        return f"{label} (reference): no bin measured ({len(tested)} tested{fits})"
+    off = [r.ratio - 1.0 for r in measured if r.verdict == "fail"]
     if not off:
-        return f"{label} (reference): within tolerance in all {len(tested)} tested bins: sigma_pred alone already describes the resolution"
+        return f"{label} (reference): within tolerance in all {len(measured)} measured bins, sigma_pred alone describes the resolution{fits}"
     return (
-        f"{label} (reference): fit / median - 1 = {100 * min(off):+.1f} % to {100 * max(off):+.1f} % in {len(off)} of {len(tested)} "
-        "tested bins, the miscalibration the factors correct"
+        f"{label} (reference): fit / median - 1 = {100 * min(off):+.1f} % to {100 * max(off):+.1f} % in {len(off)} of {len(measured)} "
+        f"measured bins, the miscalibration the factors correct{fits}"
     )
 
 

@@ -20,12 +20,14 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 
+from lib import console
 from lib.fitting.result import FitResult
 from lib.medians import CategoryMedian
 
@@ -73,28 +75,41 @@ def draw_figure(figure: FitFigure | MedianFigure) -> list[Path]:
     return plot_sigma_pred_histograms(figure.edges, figure.counts, figure.medians, figure.stem, figure.label, figure.formats)
 
 
-def _start_figure_worker() -> None:
-    """Figure process start: lowest priority, then matplotlib imported (at that priority, while the fits run)."""
+def _start_figure_worker(log_level: int) -> None:
+    """Figure process start: the client's log format and level, the lowest priority, then matplotlib imported.
+
+    Nothing here may raise: a failing initializer breaks the whole pool, and a figure process that
+    finds matplotlib unimported simply imports it with its first figure.
+    """
+    console.configure_once(log_level)
     try:
         os.nice(FIGURE_NICENESS)
     except OSError:  # pragma: no cover - a platform without nice: figures then share the cores evenly
         pass
-    for module in ("lib.plots.fits", "lib.plots.medians"):  # matplotlib and mplhep, before the first figure needs them
-        importlib.import_module(module)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        for module in ("matplotlib.pyplot", "mplhep"):  # imported now, at low priority, while the files are read and fitted
+            importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - see the docstring
+        pass
 
 
 class FigureQueue:
     """Draws the figures handed to ``submit`` on ``workers`` local processes (0: in this process, at ``wait``).
 
     The pool starts at ``start`` or with the first figure, so a run without figures starts no process. ``wait``
-    returns once every figure so far is drawn; a figure that fails is logged and skipped (the
-    numbers it shows are on disk already).
+    returns once every figure so far is drawn. A figure never fails the run: one that raises is
+    logged and skipped, and after a figure process died (the pool is then broken) the figures
+    still to come are dropped with one warning; the numbers they show are on disk already.
     """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._pending: list[tuple[str, Future | FitFigure | MedianFigure]] = []
+        self._broken = False
 
     def start(self) -> None:
         """Start the figure processes now (they import matplotlib at low priority while the files are read).
@@ -102,10 +117,12 @@ class FigureQueue:
         Spawned, not forked from the fit workers' server: that one loads ROOT and fits once before
         its first fork, which a run drawing only the step-2 grid would wait for.
         """
-        if self.workers == 0 or self._pool is not None:
+        if self.workers == 0 or self._pool is not None or self._broken:
             return
         context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_figure_worker)
+        self._pool = ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_start_figure_worker, initargs=(console.current_level(),)
+        )
         for _ in range(self.workers):
             self._pool.submit(os.getpid)  # a process per task until all are running
 
@@ -115,8 +132,15 @@ class FigureQueue:
             self._pending.append((figure.stem.name, figure))
             return
         self.start()
-        assert self._pool is not None
-        self._pending.append((figure.stem.name, self._pool.submit(draw_figure, figure)))
+        if self._pool is None:
+            return
+        try:
+            self._pending.append((figure.stem.name, self._pool.submit(draw_figure, figure)))
+        except (BrokenProcessPool, RuntimeError) as err:
+            log.warning("a figure process died (%s): the run's remaining figures are not drawn", type(err).__name__)
+            self._broken = True
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def wait(self) -> float:
         """Block until every queued figure is drawn (or failed); return the seconds waited."""
@@ -147,4 +171,8 @@ class FigureQueue:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        """On an error in a later step, still draw what is queued (its numbers are written, and the error may point at
+        a fit's plot); on Ctrl-C stop at once."""
+        if isinstance(error, Exception):
+            self.wait()
         self.close()

@@ -56,3 +56,30 @@ def test_figure_processes_run_at_the_lowest_priority(tmp_path: Path):
         niceness = pool.submit(os.nice, 0).result()
         queue.wait()
     assert niceness == min(19, os.nice(0) + figures.FIGURE_NICENESS) and FIGURE_NICENESS > 0
+
+
+def test_a_dead_figure_process_drops_the_remaining_figures_with_one_warning(tmp_path: Path, caplog):
+    import os
+    import signal
+    import time
+
+    with FigureQueue(1) as queue, caplog.at_level(logging.WARNING, logger="lib.figures"):
+        queue.start()
+        pid = queue._pool.submit(os.getpid).result()  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not queue._pool._broken and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.05)
+        for i in range(2):
+            queue.submit(_grid(tmp_path / f"grid{i}"))  # must not raise: the numbers are written already
+        queue.wait()
+    assert [r.getMessage() for r in caplog.records if "figure process died" in r.getMessage()]
+    assert len([r for r in caplog.records if "figure process died" in r.getMessage()]) == 1
+
+
+def test_an_error_in_a_later_step_still_draws_the_queued_figures(tmp_path: Path):
+    with pytest.raises(ValueError, match="step 3"):
+        with FigureQueue(1) as queue:
+            queue.submit(_grid(tmp_path / "grid"))
+            raise ValueError("step 3 failed")
+    assert (tmp_path / "grid.png").exists() and (tmp_path / "grid.pdf").exists()

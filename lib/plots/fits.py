@@ -170,6 +170,9 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
         for line in (drawn.points, drawn.total, drawn.pulls):
             line.set_data([], [])
         drawn.error_bars.set_segments([])
+        ax.set_ylabel("")  # nothing drawn: no count scale, nor the previous category's axis ranges
+        ax.set_ylim(0.0, 1.0)
+        rax.set_ylim(-4.0, 4.0)
         _fill_info(drawn, [])
         return _save(drawn, path_stem)
     centres = 0.5 * (curves.edges[1:] + curves.edges[:-1])
@@ -220,9 +223,11 @@ def _png_image(drawn: _FitFigure) -> Any:
     if drawn.backdrop is None or drawn.backdrop_limits != limits:
         for artist in changing:
             artist.set_animated(True)  # left out of a full draw
-        canvas.draw()
-        for artist in changing:
-            artist.set_animated(False)
+        try:
+            canvas.draw()
+        finally:
+            for artist in changing:
+                artist.set_animated(False)
         drawn.backdrop, drawn.backdrop_limits = canvas.copy_from_bbox(drawn.fig.bbox), limits
     else:
         canvas.restore_region(drawn.backdrop)

@@ -57,7 +57,7 @@ def executors(options: RunOptions) -> Iterator[Executors]:
     with ExitStack() as stack:
         # Figures are drawn here, so never by more processes than this machine has cores (--workers may count a Gateway's).
         figures = stack.enter_context(FigureQueue(0 if options.workers == 0 else min(workers, default_workers())))
-        if options.plots:
+        if options.plots and (options.closure_test or options.steps in ("all", "step1", "step2")):
             figures.start()
         if options.dask_mode:
             from lib.cluster import dask_client

@@ -24,7 +24,9 @@ def write_step2(
     write_csv(out_dir / MEDIAN_CSV, [m.row() for m in medians])
     if options.plots:
         edges, counts = sigma_pred_histograms(hists, config.step2)
-        for extension in ("png", "pdf"):
+        # Two figure processes draw its PNG and its PDF side by side; one draws both from one figure.
+        formats = [("png",), ("pdf",)] if figures.workers >= 2 else [("png", "pdf")]
+        for extensions in formats:
             figures.submit(
-                MedianFigure(edges, counts, tuple(medians), out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}", (extension,))
+                MedianFigure(edges, counts, tuple(medians), out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}", extensions)
             )
