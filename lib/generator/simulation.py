@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,16 +69,18 @@ def _unit_residual(n: int, smearing: SmearingSettings, rng: np.random.Generator)
     return width * rng.standard_normal(n)
 
 
-def _simulate_batch(
-    proc: ProcessSettings,
-    n: int,
-    rng: np.random.Generator,
-    settings: GeneratorSettings,
-    window: tuple[float, float],
-    fixed_r: float | None,
-    k_values: np.ndarray,
-    scheme: CategoryScheme,
-) -> dict[str, np.ndarray]:
+@dataclass(frozen=True, eq=False)
+class _Detector:
+    """What every candidate of a sample meets after its decay: the settings, the mass window, the resolution and the k map."""
+
+    settings: GeneratorSettings
+    window: tuple[float, float]
+    fixed_r: float | None
+    k_values: np.ndarray
+    scheme: CategoryScheme
+
+
+def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, detector: _Detector) -> dict[str, np.ndarray]:
     """Simulate ``n`` candidates and return the accepted ones (float64 truth and reco columns).
 
     Each muon is smeared with ``k`` times its predicted resolution, ``k`` of the category of the
@@ -85,6 +88,7 @@ def _simulate_batch(
     data do, so every cut on a muon also acts on the mass; ``independent`` smears the mass with
     residuals of its own (same ``k * r``), so cuts on the muons act on the true mass.
     """
+    settings, window, fixed_r, k_values, scheme = detector.settings, detector.window, detector.fixed_r, detector.k_values, detector.scheme
     mu = settings.muon_mass_gev
     acc = settings.acceptance
     gen_mass = sample_mass(proc, n, rng)
@@ -151,33 +155,24 @@ def _simulate_batch(
     return cols
 
 
-def _accepted_events(
-    proc: ProcessSettings,
-    n: int,
-    rng: np.random.Generator,
-    settings: GeneratorSettings,
-    window: tuple[float, float],
-    fixed_r: float | None,
-    k_values: np.ndarray,
-    scheme: CategoryScheme,
-) -> dict[str, np.ndarray]:
+def _accepted_events(proc: ProcessSettings, n: int, rng: np.random.Generator, detector: _Detector) -> dict[str, np.ndarray]:
     """Exactly ``n`` accepted events, simulated in bounded batches sized from the running efficiency."""
     parts: list[dict[str, np.ndarray]] = []
     have, tried, efficiency = 0, 0, 0.3
     while have < n:
         n_candidates = min(_MAX_BATCH, max(1000, int(1.1 * (n - have) / efficiency)))
-        batch = _simulate_batch(proc, n_candidates, rng, settings, window, fixed_r, k_values, scheme)
+        batch = _simulate_batch(proc, n_candidates, rng, detector)
         accepted, tried = len(batch["gen_mass"]), tried + n_candidates
         if have + accepted == 0 and tried >= _MAX_BATCH:
             raise ConfigError(
                 f"no {proc.lineshape} candidate in {tried} passes the acceptance and the mass window "
-                f"{list(window)} GeV; check mass_range_gev and mass_window_gev in the generator settings"
+                f"{list(detector.window)} GeV; check mass_range_gev and mass_window_gev in the generator settings"
             )
         efficiency = max(accepted / n_candidates, 1e-3)
         parts.append(batch)
         have += accepted
     if not parts:  # n == 0: an empty batch still yields the column set
-        return _simulate_batch(proc, 0, rng, settings, window, fixed_r, k_values, scheme)
+        return _simulate_batch(proc, 0, rng, detector)
     return {key: np.concatenate([p[key] for p in parts])[:n] for key in parts[0]}
 
 
@@ -297,14 +292,10 @@ def generate_events(
     rng = np.random.default_rng(rng_seed)
     n_background = int(round(n * sample.background_fraction))
     main_proc = getattr(settings.processes, sample.process)
+    detector = _Detector(settings, sample.mass_window_gev, fixed_relative_resolution, k_values, scheme)
     parts = [
-        _accepted_events(
-            main_proc, n - n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution, k_values, scheme
-        ),
-        _accepted_events(
-            settings.processes.background, n_background, rng, settings, sample.mass_window_gev, fixed_relative_resolution,
-            k_values, scheme,
-        ),
+        _accepted_events(main_proc, n - n_background, rng, detector),
+        _accepted_events(settings.processes.background, n_background, rng, detector),
     ]
     order = rng.permutation(n)
     cols = {key: np.concatenate([p[key] for p in parts])[order] for key in parts[0]}
