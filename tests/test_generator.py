@@ -416,3 +416,14 @@ def test_cli_analysis_config_with_other_pt_bin_count_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "k_maps.data.pt_bin needs 3 values, got 4" in lines[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_generator_override_of_a_category_the_scheme_lacks_names_the_generator_settings(settings):
+    """The built-in overrides name 30-45_EE: a scheme without it must say that the name comes from the generator's YAML."""
+    from lib.categories import CategoryScheme
+    from lib.config import CategoryConfig
+
+    other = CategoryScheme.from_config(CategoryConfig(pt_edges_gev=[30, 50, 60, 80, 200], abseta_edges=[0, 0.9, 1.8, 2.4],
+                                                      region_names=["B", "O", "E"]))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^k_maps\.data\.overrides of the generator settings: unknown category '30-45_EE'"):
+        builtin_k_map("data", settings, other)

@@ -48,7 +48,10 @@ def builtin_k_map(which: Literal["data", "mc"], settings: GeneratorSettings, sch
         i_pt, i1, i2 = scheme.bin_indices(index)
         lead, sub = scheme.region_names[i1], scheme.region_names[i2]
         out[name] = round(spec.base + spec.leading_region[lead] + spec.subleading_region[sub] + spec.pt_bin[i_pt], 10)
-    return resolve_k_map(out, dict(spec.overrides), scheme)
+    try:
+        return resolve_k_map(out, dict(spec.overrides), scheme)
+    except ConfigError as err:
+        raise ConfigError(f"k_maps.{which}.overrides of the generator settings: {err}") from err
 
 
 def resolve_k_map(base: Mapping[str, float], override: KOverride, scheme: CategoryScheme) -> dict[str, float]:
