@@ -57,8 +57,6 @@ def executors(options: RunOptions) -> Iterator[Executors]:
     with ExitStack() as stack:
         # Figures are drawn here, so never by more processes than this machine has cores (--workers may count a Gateway's).
         figures = stack.enter_context(FigureQueue(0 if options.workers == 0 else min(workers, default_workers())))
-        if options.plots and (options.closure_test or options.steps in ("all", "step1", "step2")):
-            figures.start()
         if options.dask_mode:
             from lib.cluster import dask_client
 
@@ -142,6 +140,8 @@ def load_reduction(
     root = input_root(options, config)
     pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
     files = find_files(root, pattern, year)
+    if options.plots:
+        execs.figures.start()  # the inputs exist: figures will follow, so matplotlib loads while they are read
     weight_column = config.input.weight_column if options.is_mc else None
     settings = {
         "categories": config.categories.model_dump(mode="json"),
