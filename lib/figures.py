@@ -52,8 +52,8 @@ class FitFigure:
 class MedianFigure:
     """Step 2's grid of sigma_pred distributions, one panel per category, in ``formats``.
 
-    Its PNG and PDF are queued as two figures: at 0.7 s each, drawn side by side they halve the
-    wait of a run that draws nothing else (``--steps step2``).
+    With two figure processes its PNG and PDF are queued as two figures: at 0.7 s each, drawn side
+    by side they halve the wait of a run that draws nothing else (``--steps step2``).
     """
 
     edges: np.ndarray

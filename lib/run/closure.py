@@ -20,8 +20,6 @@ from lib.closure import (
 from lib.config import Config, FitSpec, resolve_fit_spec
 from lib.correction.writer import correction_filename, read_factors
 from lib.errors import CalibrationError, InputError
-from lib.executor import TaskExecutor
-from lib.figures import FigureQueue
 from lib.fit_step import FitCache, bin_fit_jobs, run_fits
 from lib.histograms import acceptance_grid, grids_from_config
 from lib.io.atomic import write_text_atomic
@@ -49,7 +47,7 @@ def _parse_bin(fix: str, edges: Sequence[float]) -> int:
 
 
 def _run_pass(
-    executor: TaskExecutor, figures: FigureQueue, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
+    execs: Executors, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
     title: str, csv_path: Path, only: int | None, log_dir: Path, cache_dir: Path,
 ) -> tuple[list[ClosureBin], ClosureVerdict]:  # fmt: skip
     edges = config.closure.bin_edges_gev
@@ -59,7 +57,7 @@ def _run_pass(
 
     jobs = bin_fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=log_dir)
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
-    results = run_fits(executor, jobs, FitCache(cache_dir), refit, what="closure bin", progress="closure fits", figures=figures)
+    results = run_fits(execs.fit, jobs, FitCache(cache_dir), refit, what="closure bin", progress="closure fits", figures=execs.figures)
     rows = bin_rows(samples, edges, results)
     if only is not None:
         previous = read_csv(csv_path)
@@ -118,11 +116,11 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
     plots = closure_dir / "fits" if options.plots else None
     title = f"{options.sample_label} {year}"
     after, verdict_after = _run_pass(
-        execs.fit, execs.figures, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only, closure_dir / "logs",
+        execs, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only, closure_dir / "logs",
         out_dir / ".cache" / "closure_fits",
     )  # fmt: skip
     before, verdict_before = _run_pass(
-        execs.fit, execs.figures, config, before_samples, options, None if plots is None else plots / "uncalibrated",
+        execs, config, before_samples, options, None if plots is None else plots / "uncalibrated",
         f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only, closure_dir / "logs" / "uncalibrated",
         out_dir / ".cache" / "closure_fits_uncalibrated",
     )  # fmt: skip
