@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
     parser.add_argument("--calib-json", type=Path, help="correction JSON for --closure_test (default: the output directory's)")
     parser.add_argument("--no-plots", action="store_true", help="skip figures (faster)")
+    parser.add_argument("--plot-formats", nargs="+", choices=["png", "pdf"], default=["png", "pdf"], metavar="FORMAT",
+                        help="figure files to write: png (quick look, the report's images) and/or pdf (notes)")
     parser.add_argument("--skip-bad-files", action="store_true",
                         help="skip unreadable or truncated parquet files with a warning instead of stopping")
     parser.add_argument("--overwrite", action="store_true",
@@ -110,7 +112,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         scheduler=args.scheduler, gateway=args.gateway or None, gateway_options=_key_values(args.gateway_option),
         backup=args.backup, force=args.force,
         install=args.install, closure_test=args.closure_test, calib_json=args.calib_json,
-        plots=not args.no_plots, validate_higgs=args.validate_higgs, skip_bad_files=args.skip_bad_files,
+        plot_formats=() if args.no_plots else tuple(dict.fromkeys(args.plot_formats)), validate_higgs=args.validate_higgs,
+        skip_bad_files=args.skip_bad_files,
         overwrite=args.overwrite,
     )  # fmt: skip
 

@@ -150,6 +150,7 @@ def main() -> int:
         ("default mode (local Dask), figures", ()),
         ("default mode (local Dask), --no-plots", ("--no-plots",)),
         ("--no-dask-client, figures", ("--no-dask-client",)),
+        ("--no-dask-client, PNG figures only", ("--no-dask-client", "--plot-formats", "png")),
         ("--no-dask-client, --no-plots", ("--no-dask-client", "--no-plots")),
     ):
         floor = floor_seconds(args.workers)

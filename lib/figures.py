@@ -50,7 +50,7 @@ class FitFigure:
 
 @dataclass(frozen=True, eq=False)
 class MedianFigure:
-    """Step 2's grid of sigma_pred distributions, one panel per category, in ``formats``.
+    """Step 2's grid of sigma_pred distributions, one panel per category, in ``formats`` (of the run's).
 
     With two figure processes its PNG and PDF are queued as two figures: at 0.7 s each, drawn side
     by side they halve the wait of a run that draws nothing else (``--steps step2``).
@@ -64,15 +64,16 @@ class MedianFigure:
     formats: tuple[str, ...] = ("png", "pdf")
 
 
-def draw_figure(figure: FitFigure | MedianFigure) -> list[Path]:
-    """Draw one figure (PNG and PDF), return the written paths."""
+def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> list[Path]:
+    """Draw one figure in ``formats`` (a grid: those of its own that are among them), return the written paths."""
     if isinstance(figure, FitFigure):
         from lib.plots.fits import plot_fit
 
-        return plot_fit(figure.result, figure.stem, figure.title)
+        return plot_fit(figure.result, figure.stem, figure.title, formats)
     from lib.plots.medians import plot_sigma_pred_histograms
 
-    return plot_sigma_pred_histograms(figure.edges, figure.counts, figure.medians, figure.stem, figure.label, figure.formats)
+    chosen = tuple(f for f in figure.formats if f in formats)
+    return plot_sigma_pred_histograms(figure.edges, figure.counts, figure.medians, figure.stem, figure.label, chosen) if chosen else []
 
 
 def _start_figure_worker(log_level: int) -> None:
@@ -97,7 +98,7 @@ def _start_figure_worker(log_level: int) -> None:
 
 
 class FigureQueue:
-    """Draws the figures handed to ``submit`` on ``workers`` local processes (0: in this process, at ``wait``).
+    """Draws the figures handed to ``submit`` as ``formats`` files on ``workers`` local processes (0: in this process, at ``wait``).
 
     The pool starts at ``start`` or with the first figure, so a run without figures starts no process. ``wait``
     returns once every figure so far is drawn. A figure never fails the run: one that raises is
@@ -105,8 +106,9 @@ class FigureQueue:
     still to come are dropped with one warning; the numbers they show are on disk already.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, formats: tuple[str, ...] = ("png", "pdf")) -> None:
         self.workers = workers
+        self.formats = formats
         self._pool: ProcessPoolExecutor | None = None
         self._pending: list[tuple[str, Future | FitFigure | MedianFigure]] = []
         self._broken = False
@@ -135,7 +137,7 @@ class FigureQueue:
         if self._pool is None:
             return
         try:
-            self._pending.append((figure.stem.name, self._pool.submit(draw_figure, figure)))
+            self._pending.append((figure.stem.name, self._pool.submit(draw_figure, figure, self.formats)))
         except (BrokenProcessPool, RuntimeError) as err:
             log.warning("a figure process died (%s): the run's remaining figures are not drawn", type(err).__name__)
             self._broken = True
@@ -150,7 +152,7 @@ class FigureQueue:
                 if isinstance(item, Future):
                     item.result()
                 else:
-                    draw_figure(item)
+                    draw_figure(item, self.formats)
             except Exception as err:  # noqa: BLE001 - a figure never fails the run; see the class docstring
                 log.warning("figure %s was not drawn: %s", name, f"{type(err).__name__}: {err}")
         drawn = len(self._pending)

@@ -32,10 +32,15 @@ class RunOptions:
     install: bool = False
     closure_test: bool = False
     calib_json: Path | None = None
-    plots: bool = True
+    plot_formats: tuple[str, ...] = ("png", "pdf")  # the figure files written; empty: no figures (--no-plots)
     validate_higgs: bool = False
     skip_bad_files: bool = False  # unreadable parquet files become counted warnings instead of stopping the run
     overwrite: bool = False  # replace outputs that a different configuration left in the output directory
+
+    @property
+    def plots(self) -> bool:
+        """Whether this run draws figures."""
+        return bool(self.plot_formats)
 
     @property
     def sample_label(self) -> str:

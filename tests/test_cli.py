@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from getCalibrationFactor import build_parser, options_from_args
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -86,3 +88,13 @@ def test_bad_numbers_and_options_are_one_line_before_any_work(argv, message, cap
     assert main([*argv, "--output_path", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.strip() == message and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("argv", "formats"),
+    [([], ("png", "pdf")), (["--plot-formats", "png"], ("png",)), (["--plot-formats", "pdf", "pdf"], ("pdf",)),
+     (["--no-plots", "--plot-formats", "png"], ())],
+)  # fmt: skip
+def test_plot_formats_reach_the_run_options(argv: list[str], formats: tuple[str, ...]):
+    options = options_from_args(build_parser().parse_args(argv))
+    assert options.plot_formats == formats and options.plots == bool(formats)

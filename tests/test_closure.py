@@ -44,7 +44,7 @@ def stage1(tmp_path_factory) -> Path:
 def base_options(stage1, tmp_path_factory) -> RunOptions:
     return RunOptions(
         steps="all", years=("2018",), binned=True, input_path=stage1,
-        output_path=tmp_path_factory.mktemp("closure_out"), plots=False, workers=2, dask_mode=None,
+        output_path=tmp_path_factory.mktemp("closure_out"), plot_formats=(), workers=2, dask_mode=None,
     )  # fmt: skip
 
 

@@ -35,7 +35,7 @@ def runs(config, tmp_path_factory):
     stage1 = generate_sample(
         tmp_path_factory.mktemp("dask_sample"), 2018, seed=5, n_data=300_000, n_mc=0, n_signal=0, files_per_dataset=2
     ).parent
-    base = RunOptions(steps="all", years=("2018",), binned=True, input_path=stage1, plots=False, workers=2)
+    base = RunOptions(steps="all", years=("2018",), binned=True, input_path=stage1, plot_formats=(), workers=2)
     out = {}
     for mode in (None, "local"):
         options = dataclasses.replace(base, dask_mode=mode, output_path=tmp_path_factory.mktemp(f"dask_{mode}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -30,6 +31,19 @@ def test_queued_figures_are_written_by_wait(tmp_path: Path, workers: int):
         queue.wait()
         written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.*"))
     assert written == ["fits/fit_30-45_OB.pdf", "fits/fit_30-45_OB.png", "grid.pdf", "grid.png"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("formats", [("png",), ("pdf",)])
+def test_a_run_writes_only_its_plot_formats(tmp_path: Path, workers: int, formats: tuple[str, ...]):
+    """--plot-formats png (a quick look, the report's images) or pdf: the other kind is not drawn at all."""
+    with FigureQueue(workers, formats) as queue:
+        for kind in ("png", "pdf"):  # the step-2 grid is queued once per format when two processes draw
+            queue.submit(dataclasses.replace(_grid(tmp_path / "grid"), formats=(kind,)))
+        queue.submit(FitFigure(synthetic_result(), tmp_path / "fits" / "fit_30-45_OB", "2018 Data 30-45_OB"))
+        queue.wait()
+        written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.*"))
+    assert written == [f"fits/fit_30-45_OB.{formats[0]}", f"grid.{formats[0]}"]
 
 
 def test_a_figure_that_fails_is_logged_and_the_others_drawn(tmp_path: Path, caplog):

@@ -28,7 +28,7 @@ def two_samples(tmp_path_factory):
 
 
 def _calibrate(config, stage1: Path, out: Path):
-    options = RunOptions(steps="all", years=("2018",), binned=True, input_path=stage1, output_path=out, plots=False, workers=2)
+    options = RunOptions(steps="all", years=("2018",), binned=True, input_path=stage1, output_path=out, plot_formats=(), workers=2)
     (summary,) = run(options, config)
     return summary
 

@@ -25,8 +25,10 @@ def _off_scale(rax: object, x: np.ndarray, deviation: np.ndarray, color: str) ->
         )  # fmt: skip
 
 
-def plot_closure(before: Sequence, after: Sequence, path_stem: Path, label: str) -> list[Path]:
-    """y = x with a +-10 % band, both passes as points, and a ratio panel (fit / median - 1)."""
+def plot_closure(
+    before: Sequence, after: Sequence, path_stem: Path, label: str, formats: tuple[str, ...] = ("png", "pdf")
+) -> list[Path]:  # fmt: skip
+    """y = x with a +-10 % band, both passes as points, and a ratio panel (fit / median - 1), written in ``formats``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,4 +62,4 @@ def plot_closure(before: Sequence, after: Sequence, path_stem: Path, label: str)
         rax.set_xlabel(r"median predicted $\sigma_{m_{\mu\mu}}$ in bin [GeV]")
         rax.set_ylabel("fit/pred - 1")
         rax.set_ylim(-RATIO_LIMIT, RATIO_LIMIT)
-    return save_figure(fig, path_stem)
+    return save_figure(fig, path_stem, formats=formats)

@@ -143,8 +143,8 @@ def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
     return made
 
 
-def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
-    """Data, total/signal/background curves and a pull panel, written as ``<stem>.png`` and ``.pdf``.
+def plot_fit(result: FitResult, path_stem: Path, title: str, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Data, total/signal/background curves and a pull panel, written as ``<stem>.png`` and ``.pdf`` (``formats``).
 
     A failed fit is still drawn (the curves of its best attempt) with "FIT FAILED" and the reason
     in red, so the plot explains the row of the results table; a category without any fitted
@@ -154,9 +154,10 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
         result: the category's fit result.
         path_stem: output path without suffix; the directory is created if needed.
         title: right-hand header, e.g. "2018 Data 30-45_OB".
+        formats: the files to write, of "png" and "pdf".
 
     Returns:
-        The written paths (PNG, PDF).
+        The written paths, in the order of ``formats``.
     """
     curves = result.curves
     drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak)
@@ -174,7 +175,7 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
         ax.set_ylim(0.0, 1.0)
         rax.set_ylim(-4.0, 4.0)
         _fill_info(drawn, [])
-        return _save(drawn, path_stem)
+        return _save(drawn, path_stem, formats)
     centres = 0.5 * (curves.edges[1:] + curves.edges[:-1])
     width = float(curves.edges[1] - curves.edges[0])
     drawn.points.set_data(centres, curves.counts)
@@ -194,7 +195,7 @@ def plot_fit(result: FitResult, path_stem: Path, title: str) -> list[Path]:
     drawn.pulls.set_data(centres, np.clip(pulls, -limit, limit))
     rax.set_ylim(-limit, limit)
     _fill_info(drawn, _info_rows(result))
-    return _save(drawn, path_stem)
+    return _save(drawn, path_stem, formats)
 
 
 def _fill_info(drawn: _FitFigure, rows: list[tuple[str, str]]) -> None:
@@ -205,12 +206,18 @@ def _fill_info(drawn: _FitFigure, rows: list[tuple[str, str]]) -> None:
         value.set_text(shown[1])
 
 
-def _save(drawn: _FitFigure, path_stem: Path) -> list[Path]:
-    """Write ``<stem>.png`` from the backdrop plus the category's artists, and ``<stem>.pdf`` drawn whole."""
-    png = Path(f"{path_stem}.png")
-    with atomic_path(png) as tmp:
-        _png_image(drawn).save(tmp, format="png", compress_level=1, dpi=(PNG_DPI, PNG_DPI))
-    return [png, *save_figure(drawn.fig, path_stem, dpi=PNG_DPI, tight=False, close=False, formats=("pdf",))]
+def _save(drawn: _FitFigure, path_stem: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Write ``<stem>.png`` from the backdrop plus the category's artists, and ``<stem>.pdf`` drawn whole (those in ``formats``)."""
+    written = []
+    for ext in formats:
+        if ext == "png":
+            png = Path(f"{path_stem}.png")
+            with atomic_path(png) as tmp:
+                _png_image(drawn).save(tmp, format="png", compress_level=1, dpi=(PNG_DPI, PNG_DPI))
+            written.append(png)
+        else:
+            written += save_figure(drawn.fig, path_stem, dpi=PNG_DPI, tight=False, close=False, formats=(ext,))
+    return written
 
 
 def _png_image(drawn: _FitFigure) -> Any:

@@ -132,6 +132,6 @@ def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, yea
     if options.plots:
         from lib.plots.closure import plot_closure
 
-        plot_closure(before, after, out_dir / "closure_resolution", title)
+        plot_closure(before, after, out_dir / "closure_resolution", title, options.plot_formats)
         execs.figures.wait()
     return {"after": verdict_after, "before": verdict_before, "text": text, "json": str(json_path)}

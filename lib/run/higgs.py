@@ -143,5 +143,5 @@ def run_higgs_validation(
     if options.plots:
         from lib.plots.closure import plot_closure
 
-        plot_closure([], judged, out_dir / "higgs_validation_resolution", f"H {options.sample_label} {year}")
+        plot_closure([], judged, out_dir / "higgs_validation_resolution", f"H {options.sample_label} {year}", options.plot_formats)
     return verdict

@@ -56,7 +56,7 @@ def executors(options: RunOptions) -> Iterator[Executors]:
     workers = options.workers if options.workers else default_workers()
     with ExitStack() as stack:
         # Figures are drawn here, so never by more processes than this machine has cores (--workers may count a Gateway's).
-        figures = stack.enter_context(FigureQueue(0 if options.workers == 0 else min(workers, default_workers())))
+        figures = stack.enter_context(FigureQueue(0 if options.workers == 0 else min(workers, default_workers()), options.plot_formats))
         if options.dask_mode:
             from lib.cluster import dask_client
 

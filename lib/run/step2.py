@@ -25,7 +25,7 @@ def write_step2(
     if options.plots:
         edges, counts = sigma_pred_histograms(hists, config.step2)
         # Two figure processes draw its PNG and its PDF side by side; one draws both from one figure.
-        formats = [("png",), ("pdf",)] if figures.workers >= 2 else [("png", "pdf")]
+        formats = [(f,) for f in options.plot_formats] if figures.workers >= 2 else [options.plot_formats]
         for extensions in formats:
             figures.submit(
                 MedianFigure(edges, counts, tuple(medians), out_dir / "sigma_pred_per_category", f"{options.sample_label} {year}", extensions)
