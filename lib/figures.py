@@ -65,7 +65,13 @@ class MedianFigure:
 
 
 def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> list[Path]:
-    """Draw one figure in ``formats`` (a grid: those of its own that are among them), return the written paths."""
+    """Draw one figure in the run's ``formats`` (a grid: those of its own that are among them), return the written paths.
+
+    The figure's files of the other formats, from an earlier run, are removed: they show older numbers.
+    """
+    from lib.plots.save import discard_other_formats
+
+    discard_other_formats(figure.stem, formats)
     if isinstance(figure, FitFigure):
         from lib.plots.fits import plot_fit
 

@@ -46,6 +46,20 @@ def test_a_run_writes_only_its_plot_formats(tmp_path: Path, workers: int, format
     assert written == [f"fits/fit_30-45_OB.{formats[0]}", f"grid.{formats[0]}"]
 
 
+def test_a_redrawn_figure_leaves_no_file_of_a_format_not_drawn(tmp_path: Path):
+    """A --fixCat with --plot-formats png: the category's older PDF would show the replaced fit."""
+    stem = tmp_path / "fits" / "fit_30-45_OB"
+    with FigureQueue(0) as queue:
+        queue.submit(FitFigure(synthetic_result(), stem, "2018 Data 30-45_OB"))
+        queue.wait()
+    assert stem.with_suffix(".pdf").exists()
+    with FigureQueue(0, ("png",)) as queue:
+        queue.submit(FitFigure(synthetic_result(), stem, "2018 Data 30-45_OB"))
+        queue.submit(FitFigure(synthetic_result(), tmp_path / "fits" / "fit_30-45_OO", "2018 Data 30-45_OO"))
+        queue.wait()
+    assert sorted(p.name for p in stem.parent.iterdir()) == ["fit_30-45_OB.png", "fit_30-45_OO.png"]
+
+
 def test_a_figure_that_fails_is_logged_and_the_others_drawn(tmp_path: Path, caplog):
     blocked = tmp_path / "not_a_directory"
     blocked.write_text("a file where the figure's directory should be")

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lib.plots.save import save_figure
+from lib.plots.save import discard_other_formats, save_figure
 
 __all__ = ["plot_closure"]
 
@@ -62,4 +62,5 @@ def plot_closure(
         rax.set_xlabel(r"median predicted $\sigma_{m_{\mu\mu}}$ in bin [GeV]")
         rax.set_ylabel("fit/pred - 1")
         rax.set_ylim(-RATIO_LIMIT, RATIO_LIMIT)
+    discard_other_formats(path_stem, formats)
     return save_figure(fig, path_stem, formats=formats)

@@ -7,7 +7,9 @@ from typing import Any
 
 from lib.io.atomic import atomic_path
 
-__all__ = ["save_figure"]
+__all__ = ["save_figure", "discard_other_formats", "PLOT_FORMATS"]
+
+PLOT_FORMATS = ("png", "pdf")
 
 
 def save_figure(
@@ -32,3 +34,11 @@ def save_figure(
     if close:
         plt.close(fig)
     return written
+
+
+def discard_other_formats(path_stem: Path, formats: tuple[str, ...]) -> None:
+    """Remove ``<path_stem>.<ext>`` of the formats not drawn now: a PDF left by an earlier run beside a PNG
+    redrawn with ``--plot-formats png`` (a --fixCat, say) would show the fit that was replaced."""
+    for ext in PLOT_FORMATS:
+        if ext not in formats:
+            Path(f"{path_stem}.{ext}").unlink(missing_ok=True)
