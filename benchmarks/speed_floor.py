@@ -7,13 +7,14 @@ no retries, no plots), spread over the same number of worker processes. Then, ea
 process with a fresh output directory (no caches):
 
 - ``--steps all --ifbinned`` in the default mode (local Dask) and with ``--no-dask-client``,
-  with and without figures;
+  with and without figures (and PNG figures only); with ``--rounds N`` the kinds are run N times,
+  interleaved, and the table gives the medians (this VM's speed drifts within minutes);
 - the step-2 grid of 36 panels, and one fit figure (PNG + PDF) in a warm process, CPU seconds;
 - with ``--step2-events N``: ``--steps step2 --no-dask-client`` (figure included) as a whole
   process on an N-event sample, against a fresh ``python -c`` process that imports pyarrow and
   reads the same 7 columns of the same files (best of three each).
 
-    .venv/bin/python benchmarks/speed_floor.py [--events 1000000] [--workers 2] [--step2-events 6000000]
+    .venv/bin/python benchmarks/speed_floor.py [--events 1000000] [--workers 2] [--rounds 3] [--step2-events 6000000]
 
 Prints a Markdown table (copied into benchmarks/RESULTS.md).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,29 +144,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="run every kind this many times, interleaved; report medians")
     parser.add_argument("--step2-events", type=int, default=0, help="also time --steps step2 on a sample this large (0: skip)")
     args = parser.parse_args()
     sample = ensure_sample(args.events)
-    rows = []
-    for label, flags in (
+    kinds = (
         ("default mode (local Dask), figures", ()),
         ("default mode (local Dask), --no-plots", ("--no-plots",)),
         ("--no-dask-client, figures", ("--no-dask-client",)),
         ("--no-dask-client, PNG figures only", ("--no-dask-client", "--plot-formats", "png")),
         ("--no-dask-client, --no-plots", ("--no-dask-client", "--no-plots")),
-    ):
-        floor = floor_seconds(args.workers)
-        seconds = cli_seconds(sample, args.workers, *flags)
-        rows.append((label, seconds, floor))
-        print(f"{label}: {seconds:.1f} s, floor {floor:.1f} s, ratio {seconds / floor:.1f}", flush=True)
+    )
+    measured: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in kinds}
+    for _ in range(args.rounds):
+        for label, flags in kinds:
+            floor = floor_seconds(args.workers)
+            seconds = cli_seconds(sample, args.workers, *flags)
+            measured[label].append((seconds, floor))
+            print(f"{label}: {seconds:.1f} s, floor {floor:.1f} s, ratio {seconds / floor:.1f}", flush=True)
+    rows = [
+        (label, statistics.median(s for s, _ in runs), statistics.median(f for _, f in runs), statistics.median(s / f for s, f in runs))
+        for label, runs in measured.items()
+    ]
     grid, fit = figure_cpu_seconds()
     print()
-    print(f"{machine_description()}; {args.events:,} events, {args.workers} workers")
+    medians = f", medians of {args.rounds} interleaved rounds" if args.rounds > 1 else ""
+    print(f"{machine_description()}; {args.events:,} events, {args.workers} workers{medians}")
     print()
     print("| run | wall [s] | floor [s] | ratio |")
     print("|---|---|---|---|")
-    for label, seconds, floor in rows:
-        print(f"| `--steps all --ifbinned`, {label} | {seconds:.1f} | {floor:.1f} | {seconds / floor:.1f} |")
+    for label, seconds, floor, ratio in rows:
+        print(f"| `--steps all --ifbinned`, {label} | {seconds:.1f} | {floor:.1f} | {ratio:.1f} |")
     print(f"| step-2 grid of 36 panels (PNG + PDF), CPU | {grid:.2f} | | |")
     print(f"| one fit figure (PNG + PDF), CPU | {fit:.2f} | | |")
     if args.step2_events:
