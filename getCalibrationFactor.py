@@ -21,6 +21,7 @@ from lib import console  # noqa: E402
 from lib.config import load_config  # noqa: E402
 from lib.errors import CalibrationError  # noqa: E402
 from lib.options import RunOptions  # noqa: E402
+from lib.plots.save import PLOT_FORMATS  # noqa: E402
 
 if TYPE_CHECKING:
     from lib.config import Config
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
     parser.add_argument("--calib-json", type=Path, help="correction JSON for --closure_test (default: the output directory's)")
     parser.add_argument("--no-plots", action="store_true", help="skip figures (faster)")
-    parser.add_argument("--plot-formats", nargs="+", choices=["png", "pdf"], default=["png", "pdf"], metavar="FORMAT",
+    parser.add_argument("--plot-formats", nargs="+", choices=PLOT_FORMATS, default=list(PLOT_FORMATS), metavar="FORMAT",
                         help="figure files to write: png (quick look, the report's images) and/or pdf (notes)")
     parser.add_argument("--skip-bad-files", action="store_true",
                         help="skip unreadable or truncated parquet files with a warning instead of stopping")

@@ -30,6 +30,7 @@ import numpy as np
 from lib import console
 from lib.fitting.result import FitResult
 from lib.medians import CategoryMedian
+from lib.plots.save import PLOT_FORMATS, discard_other_formats
 
 __all__ = ["FitFigure", "MedianFigure", "FigureQueue", "draw_figure"]
 
@@ -61,7 +62,7 @@ class MedianFigure:
     medians: tuple[CategoryMedian, ...]
     stem: Path
     label: str
-    formats: tuple[str, ...] = ("png", "pdf")
+    formats: tuple[str, ...] = PLOT_FORMATS
 
 
 def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> list[Path]:
@@ -69,8 +70,6 @@ def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> l
 
     The figure's files of the other formats, from an earlier run, are removed: they show older numbers.
     """
-    from lib.plots.save import discard_other_formats
-
     discard_other_formats(figure.stem, formats)
     if isinstance(figure, FitFigure):
         from lib.plots.fits import plot_fit
@@ -112,7 +111,7 @@ class FigureQueue:
     still to come are dropped with one warning; the numbers they show are on disk already.
     """
 
-    def __init__(self, workers: int, formats: tuple[str, ...] = ("png", "pdf")) -> None:
+    def __init__(self, workers: int, formats: tuple[str, ...] = PLOT_FORMATS) -> None:
         self.workers = workers
         self.formats = formats
         self._pool: ProcessPoolExecutor | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lib.plots.save import PLOT_FORMATS
+
 __all__ = ["RunOptions"]
 
 
@@ -32,7 +34,7 @@ class RunOptions:
     install: bool = False
     closure_test: bool = False
     calib_json: Path | None = None
-    plot_formats: tuple[str, ...] = ("png", "pdf")  # the figure files written; empty: no figures (--no-plots)
+    plot_formats: tuple[str, ...] = PLOT_FORMATS  # the figure files written; empty: no figures (--no-plots)
     validate_higgs: bool = False
     skip_bad_files: bool = False  # unreadable parquet files become counted warnings instead of stopping the run
     overwrite: bool = False  # replace outputs that a different configuration left in the output directory

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lib.plots.save import discard_other_formats, save_figure
+from lib.plots.save import PLOT_FORMATS, discard_other_formats, save_figure
 
 __all__ = ["plot_closure"]
 
@@ -26,7 +26,7 @@ def _off_scale(rax: object, x: np.ndarray, deviation: np.ndarray, color: str) ->
 
 
 def plot_closure(
-    before: Sequence, after: Sequence, path_stem: Path, label: str, formats: tuple[str, ...] = ("png", "pdf")
+    before: Sequence, after: Sequence, path_stem: Path, label: str, formats: tuple[str, ...] = PLOT_FORMATS
 ) -> list[Path]:  # fmt: skip
     """y = x with a +-10 % band, both passes as points, and a ratio panel (fit / median - 1), written in ``formats``."""
     import matplotlib

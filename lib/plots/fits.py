@@ -27,7 +27,7 @@ import numpy as np
 
 from lib.fitting.result import FitResult
 from lib.io.atomic import atomic_path
-from lib.plots.save import save_figure
+from lib.plots.save import PLOT_FORMATS, save_figure
 
 __all__ = ["plot_fit"]
 
@@ -143,7 +143,7 @@ def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
     return made
 
 
-def plot_fit(result: FitResult, path_stem: Path, title: str, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+def plot_fit(result: FitResult, path_stem: Path, title: str, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
     """Data, total/signal/background curves and a pull panel, written as ``<stem>.png`` and ``.pdf`` (``formats``).
 
     A failed fit is still drawn (the curves of its best attempt) with "FIT FAILED" and the reason

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from lib.medians import CategoryMedian
-from lib.plots.save import save_figure
+from lib.plots.save import PLOT_FORMATS, save_figure
 
 __all__ = ["plot_sigma_pred_histograms"]
 
@@ -25,7 +25,7 @@ MEDIAN_COLOR = "#e42536"
 
 def plot_sigma_pred_histograms(
     edges: np.ndarray, counts: np.ndarray, medians: Sequence[CategoryMedian], path_stem: Path, label: str,
-    formats: tuple[str, ...] = ("png", "pdf"),
+    formats: tuple[str, ...] = PLOT_FORMATS,
 ) -> list[Path]:  # fmt: skip
     """One panel per category in a grid (rows: pT bins), written in ``formats`` (PNG and PDF)."""
     import matplotlib

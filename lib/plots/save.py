@@ -9,11 +9,12 @@ from lib.io.atomic import atomic_path
 
 __all__ = ["save_figure", "discard_other_formats", "PLOT_FORMATS"]
 
+# Every figure file kind a run can write: PNG for a quick look (and the report), PDF for notes.
 PLOT_FORMATS = ("png", "pdf")
 
 
 def save_figure(
-    fig: Any, path_stem: Path, dpi: int = 100, tight: bool = True, close: bool = True, formats: tuple[str, ...] = ("png", "pdf")
+    fig: Any, path_stem: Path, dpi: int = 100, tight: bool = True, close: bool = True, formats: tuple[str, ...] = PLOT_FORMATS
 ) -> list[Path]:
     """Save ``fig`` as ``<path_stem>.png`` and ``.pdf`` (``formats``) atomically, close it unless ``close`` is False, return the paths.
 
