@@ -24,7 +24,7 @@ def attempt(**changes: object) -> AttemptRecord:
     clean = AttemptRecord(
         label="nominal", status=0, status_first=0, status_history=(("MINIMIZE", 0), ("HESSE", 0)), cov_qual=3,
         edm=1e-5, min_nll=-10.0, sigma=1.5, sigma_err=0.02, chi2_ndf=1.1, n_float=8, n_events=10_000,
-        sum_weights=10_000.0, params=params, failures=(), seconds=0.5,
+        sum_weights=10_000.0, params=params, failures=(), seconds=0.5, width=1.5, width_err=0.02,
     )  # fmt: skip
     return dataclasses.replace(clean, **changes)
 
@@ -43,13 +43,13 @@ def pinned_n_right() -> tuple[ParamResult, ...]:
         ({"status": 3}, "fit status 3"),
         ({"status": 0, "status_history": (("MINIMIZE", 0), ("HESSE", 3))}, "fit status 0 (HESSE=3)"),
         ({"cov_qual": 2}, "covariance quality 2"),
-        ({"sigma_err": 0.0}, "sigma error 0 is not a positive finite number"),
-        ({"sigma_err": math.nan}, "sigma error nan"),
+        ({"width_err": 0.0}, "sigma_fit error 0 is not a positive finite number"),
+        ({"width_err": math.nan}, "sigma_fit error nan"),
         ({"params": pinned_n_right()}, "parameter at a limit: n_right=60 in [1.01, 60]"),
         ({"chi2_ndf": 3.5}, "chi2/NDF 3.5 above 3"),
         ({"chi2_ndf": math.nan}, "chi2/NDF nan above 3"),
-        ({"sigma": 0.0629}, "outside [0.4, 3]"),
-        ({"sigma": 4.5}, "= 3.46 outside [0.4, 3]"),
+        ({"width": 0.0629}, "outside [0.4, 3]"),
+        ({"width": 4.5}, "= 3.46 outside [0.4, 3]"),
     ],
     ids=["status", "hesse-step", "covqual", "zero-error", "nan-error", "at-limit", "chi2", "nan-chi2", "ratio-low", "ratio-high"],
 )
@@ -64,15 +64,15 @@ def test_constant_parameter_at_its_value_is_not_a_failure():
 
 
 def test_unknown_median_skips_only_the_ratio_gate():
-    assert evaluate_gates(attempt(sigma=0.0629), QUALITY, math.nan) == []
-    assert evaluate_gates(attempt(sigma=0.0629, cov_qual=1), QUALITY, 0.0) == [
+    assert evaluate_gates(attempt(width=0.0629), QUALITY, math.nan) == []
+    assert evaluate_gates(attempt(width=0.0629, cov_qual=1), QUALITY, 0.0) == [
         "covariance quality 1, 3 (full, accurate) required"
     ]
 
 
 def test_failures_accumulate_in_order():
-    failures = evaluate_gates(attempt(status=4, cov_qual=0, params=pinned_n_right(), sigma=0.01), QUALITY, MEDIAN)
-    assert [f.split()[0] for f in failures] == ["fit", "covariance", "parameter", "sigma/median(sigma_pred)"]
+    failures = evaluate_gates(attempt(status=4, cov_qual=0, params=pinned_n_right(), width=0.01), QUALITY, MEDIAN)
+    assert [f.split()[0] for f in failures] == ["fit", "covariance", "parameter", "sigma_fit/median(sigma_pred)"]
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_z_core_far_from_the_peak_fails_only_for_offset_means():
 
 @pytest.mark.parametrize(
     "changes,failed",
-    [({}, False), ({"status": 1}, True), ({"cov_qual": 2}, True), ({"sigma_err": 0.0}, True),
+    [({}, False), ({"status": 1}, True), ({"cov_qual": 2}, True), ({"width_err": 0.0}, True),
      ({"status_history": (("MIGRAD", 0), ("HESSE", 300))}, True), ({"chi2_ndf": 99.0}, False)],
 )  # fmt: skip
 def test_covariance_failed_tells_minimiser_from_model(changes, failed):

@@ -293,6 +293,16 @@ class FitConfig(_Model):
         default=AcceptanceConfig(),
         description="Thresholds, knots and placement of the window acceptance A(m), used when line_shape is acceptance.",
     )
+    width: Literal["effective", "core"] = Field(
+        default="core",
+        description="The resolution a fit reports (sigma_fit of the factor, the closure and the Higgs check): effective, half the "
+        "narrowest interval holding 68.27 % of the fitted DCB; core, the DCB's Gaussian sigma (the original's).",
+    )
+    width_window_sigmas: float = Field(
+        default=5.0, gt=1.0,
+        description="Half-width, in core sigmas, of the window the DCB is normalised over for the effective width (in sigmas, so "
+        "the width scales with the resolution).",
+    )  # fmt: skip
     undetermined: UndeterminedConfig = Field(
         default=UndeterminedConfig(), description="Parameters the data cannot determine, which the nominal fit fixes."
     )

@@ -42,6 +42,8 @@ class FitSpec(_Model):
     # A(m) of the category at evenly spaced masses from acceptance_range_gev[0] to [1] (set from the data).
     acceptance_table: tuple[float, ...] | None = None
     acceptance_range_gev: tuple[float, float] | None = None
+    width: Literal["effective", "core"] = "core"
+    width_window_sigmas: float = 5.0
     label: str = "nominal"
     start_from_previous: bool = False
     freeze_from_previous: tuple[str, ...] = ()

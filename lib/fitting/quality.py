@@ -54,7 +54,7 @@ def shape_mismodelling(attempt: AttemptRecord) -> float:
 
 
 def _minimiser_failures(attempt: AttemptRecord) -> list[str]:
-    """The gates Minuit/Hesse decide: fit status of every step, covariance quality, a usable sigma error."""
+    """The gates Minuit/Hesse decide: fit status of every step, covariance quality, a usable error of the reported width."""
     failures: list[str] = []
     bad_steps = [f"{label}={code}" for label, code in attempt.status_history if code != 0]
     if attempt.status != 0 or bad_steps:
@@ -62,13 +62,13 @@ def _minimiser_failures(attempt: AttemptRecord) -> list[str]:
         failures.append(f"fit status {attempt.status}{detail}, 0 required")
     if attempt.cov_qual != FULL_ACCURATE_COVARIANCE:
         failures.append(f"covariance quality {attempt.cov_qual}, {FULL_ACCURATE_COVARIANCE} (full, accurate) required")
-    if not (math.isfinite(attempt.sigma_err) and attempt.sigma_err > 0):
-        failures.append(f"sigma error {attempt.sigma_err:g} is not a positive finite number")
+    if not (math.isfinite(attempt.width_err) and attempt.width_err > 0):
+        failures.append(f"sigma_fit error {attempt.width_err:g} is not a positive finite number")
     return failures
 
 
 def covariance_failed(attempt: AttemptRecord) -> bool:
-    """Whether Minuit/Hesse failed (status, covariance quality or sigma error), as opposed to the model.
+    """Whether Minuit/Hesse failed (status, covariance quality or the width's error), as opposed to the model.
 
     Restarting at the same minimum can repair a failed Hesse matrix but cannot change chi2, the
     peak offset or sigma itself, so the ladder skips such rungs when only the model failed.
@@ -78,7 +78,8 @@ def covariance_failed(attempt: AttemptRecord) -> bool:
 
 _EXAMPLE = AttemptRecord(
     label="example", status=0, status_first=0, status_history=(), cov_qual=3, edm=0.0, min_nll=0.0, sigma=1.0,
-    sigma_err=0.01, chi2_ndf=1.0, n_float=8, n_events=1, sum_weights=1.0, params=(), failures=(), seconds=0.0,
+    sigma_err=0.01, chi2_ndf=1.0, n_float=8, n_events=1, sum_weights=1.0, params=(), failures=(), seconds=0.0, width=1.0,
+    width_err=0.01,
 )  # fmt: skip
 
 
@@ -99,10 +100,10 @@ def evaluate_gates(
     """All gate failures of one fit attempt; an empty list means the attempt is usable.
 
     Gates: fit status 0 (every minimiser step of the final fit), full accurate covariance
-    (covQual 3), a positive finite sigma error, chi2/NDF below ``max_chi2_ndf`` or a per-bin shape
+    (covQual 3), a positive finite error of the reported width, chi2/NDF below ``max_chi2_ndf`` or a per-bin shape
     mismodelling (``shape_mismodelling``) below ``max_shape_mismodelling``, no gated floating parameter at a limit (tail and
     background parameters at a limit are physical, e.g. no background, and only reported), chi2/NDF not
-    above ``quality.max_chi2_ndf``, and sigma / median(sigma_pred) inside
+    above ``quality.max_chi2_ndf``, and the reported width / median(sigma_pred) inside
     ``quality.sigma_ratio_band``. The ratio gate needs a median; a non-finite or non-positive
     ``median_sigma_pred`` (median unknown) skips only that gate.
 
@@ -130,11 +131,11 @@ def evaluate_gates(
                 f"{mismodel:.1%} per bin (RMS), above {quality.max_shape_mismodelling:.0%}"
             )
     if math.isfinite(median_sigma_pred) and median_sigma_pred > 0:
-        ratio = attempt.sigma / median_sigma_pred
+        ratio = attempt.width / median_sigma_pred
         lo, hi = quality.sigma_ratio_band
         if not (math.isfinite(ratio) and lo <= ratio <= hi):
             failures.append(
-                f"sigma/median(sigma_pred) = {attempt.sigma:.4g}/{median_sigma_pred:.4g} = {ratio:.3g} outside [{lo:g}, {hi:g}]"
+                f"sigma_fit/median(sigma_pred) = {attempt.width:.4g}/{median_sigma_pred:.4g} = {ratio:.3g} outside [{lo:g}, {hi:g}]"
             )
     mean = next((p for p in attempt.params if p.name == "mean"), None)
     if peak_offset and mean is not None and not mean.constant and _offset_beyond(mean, quality):

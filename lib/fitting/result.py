@@ -69,6 +69,9 @@ class AttemptRecord:
     seconds: float
     n_bins: int = 0  # bins of the chi2 plot, to turn chi2/NDF into a per-bin mismodelling estimate
     fixed_undetermined: tuple[str, ...] = ()  # fixed after the first fitTo or the Hesse fit: the data could not determine them
+    # The resolution the factor uses (the spec's ``width``: effective or the core sigma) and its error, GeV.
+    width: float = math.nan
+    width_err: float = math.nan
 
     @property
     def passed(self) -> bool:
@@ -85,6 +88,8 @@ class AttemptRecord:
             "min_nll": _finite_or_none(self.min_nll),
             "sigma": _finite_or_none(self.sigma),
             "sigma_err": _finite_or_none(self.sigma_err),
+            "width": _finite_or_none(self.width),
+            "width_err": _finite_or_none(self.width_err),
             "chi2_ndf": _finite_or_none(self.chi2_ndf),
             "n_float": self.n_float,
             "n_events": self.n_events,
@@ -120,7 +125,8 @@ class FitCurves:
 class FitResult:
     """Outcome of one category: the accepted attempt, or the best failed one marked ``ok=False``.
 
-    ``fit_val``/``fit_err`` are the DCB core sigma and its Hesse error (GeV). When ``ok`` is False
+    ``fit_val``/``fit_err`` are the resolution the fit reports and its error (GeV): the DCB's
+    effective width or its core sigma, as ``width_definition`` says. When ``ok`` is False
     the numbers are still those of the best attempt, so a human can look, but ``reason`` says why
     they must not be used.
     """
@@ -146,6 +152,7 @@ class FitResult:
     attempts: tuple[AttemptRecord, ...]
     curves: FitCurves | None = field(default=None, compare=False, repr=False)
     seconds: float = 0.0
+    width_definition: str = "core"
 
     @property
     def quality(self) -> str:
@@ -178,6 +185,7 @@ class FitResult:
             "weighted": self.weighted,
             "peak": self.peak,
             "backend": self.backend,
+            "width_definition": self.width_definition,
             "params": {p.name: p.to_dict() for p in self.params},
             "attempts": [a.to_dict() for a in self.attempts],
             "seconds": round(self.seconds, 4),
@@ -197,11 +205,11 @@ _FROM_ATTEMPT = tuple(sorted({f.name for f in fields(FitResult)} & {f.name for f
 
 
 def attempt_fields(record: AttemptRecord) -> dict[str, Any]:
-    """The ``FitResult`` fields that ``record`` decides: those named like its own, and its sigma as ``fit_val``/``fit_err``.
+    """The ``FitResult`` fields that ``record`` decides: those named like its own, and its width as ``fit_val``/``fit_err``.
 
     Taken by name, so a number added to both classes needs no copy line where a result is made.
     """
-    return {name: getattr(record, name) for name in _FROM_ATTEMPT} | {"fit_val": record.sigma, "fit_err": record.sigma_err}
+    return {name: getattr(record, name) for name in _FROM_ATTEMPT} | {"fit_val": record.width, "fit_err": record.width_err}
 
 
 @dataclass(frozen=True)

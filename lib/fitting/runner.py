@@ -22,6 +22,7 @@ import lib.fitting.quality as gates
 from lib.config import FitSpec, QualityConfig
 from lib.errors import FitError
 from lib.fitting.backend import require_backend
+from lib.fitting.effective_width import WIDTH_PARAMS, effective_sigma, effective_sigma_error
 from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult, attempt_fields
 from lib.fitting.native_log import native_output_to
 from lib.fitting.undetermined import undetermined_params, unmeasured_params
@@ -212,6 +213,18 @@ def _param_results(built: Any, fit: Any, tolerance: float) -> tuple[ParamResult,
     return tuple(out)
 
 
+def _reported_width(spec: FitSpec, built: Any, params: tuple[ParamResult, ...], fit: Any) -> tuple[float, float]:
+    """The DCB's effective width (``lib.fitting.effective_width``) and its error from the fit's covariance matrix."""
+    by_name = {p.name: p for p in params}
+    values = {name: by_name[name].value for name in WIDTH_PARAMS}
+    floating = [name for name in WIDTH_PARAMS if not by_name[name].constant]
+    index = {name: fit.floatParsFinal().index(built.params[name].GetName()) for name in floating}
+    matrix = fit.covarianceMatrix()
+    covariance = {(a, b): float(matrix[index[a]][index[b]]) for a in floating for b in floating}
+    width = effective_sigma(*(values[name] for name in WIDTH_PARAMS), spec.width_window_sigmas)
+    return width, effective_sigma_error(values, covariance, floating, spec.width_window_sigmas)
+
+
 def _floating(built: Any) -> tuple[dict[str, Any], dict[str, tuple[float, float]]]:
     """The model's floating parameters by spec name, and their limits."""
     floating = {name: var for name, var in built.params.items() if not var.isConstant()}
@@ -278,9 +291,9 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | 
     failures = tuple(gates.evaluate_gates(record, task.quality, task.median_sigma_pred, peak_offset=spec.peak == "z"))
     record = dataclasses.replace(record, failures=failures, seconds=time.perf_counter() - started)
     log.debug(
-        "%s [%s]: sigma=%.4f+-%.4f status=%d covQual=%d chi2/ndf=%.2f %.2fs%s%s",
-        task.name, spec.label, record.sigma, record.sigma_err, record.status, record.cov_qual, record.chi2_ndf,
-        record.seconds, f" fixed {','.join(record.fixed_undetermined)}" if record.fixed_undetermined else "",
+        "%s [%s]: sigma_fit=%.4f+-%.4f (core %.4f+-%.4f) status=%d covQual=%d chi2/ndf=%.2f %.2fs%s%s",
+        task.name, spec.label, record.width, record.width_err, record.sigma, record.sigma_err, record.status, record.cov_qual,
+        record.chi2_ndf, record.seconds, f" fixed {','.join(record.fixed_undetermined)}" if record.fixed_undetermined else "",
         "" if not failures else " FAILED: " + "; ".join(failures),
     )  # fmt: skip
     return _Outcome(record, curves, fitted=True)
@@ -327,6 +340,7 @@ def _fit_attempt(
         chi2, curves = _plot_and_chi2(ROOT, built, data, spec, n_float)
         params = _param_results(built, final, task.quality.limit_tolerance)
         sigma = next(p for p in params if p.name == "sigma")
+        width, width_err = _reported_width(spec, built, params, final) if spec.width == "effective" else (sigma.value, sigma.error)
         record = AttemptRecord(
             label=spec.label,
             status=int(final.status()),
@@ -348,6 +362,8 @@ def _fit_attempt(
             seconds=0.0,
             n_bins=spec.bins,
             fixed_undetermined=fixed,
+            width=width,
+            width_err=width_err,
         )
     finally:
         del data, first, final
@@ -437,6 +453,7 @@ def fit_category(task: FitTask) -> FitResult:
         weighted=task.weighted,
         peak=task.nominal.peak,
         backend=task.nominal.backend,
+        width_definition=task.nominal.width,
         attempts=tuple(o.record for o in outcomes),
         curves=chosen.curves,
         seconds=time.perf_counter() - started,
@@ -444,7 +461,7 @@ def fit_category(task: FitTask) -> FitResult:
     )
     if ok:
         log.debug(
-            "%s: sigma = %.4f +- %.4f GeV (%s, attempt %d, %.2fs)",
+            "%s: sigma_fit = %.4f +- %.4f GeV (%s, attempt %d, %.2fs)",
             task.name, result.fit_val, result.fit_err, rec.label, len(outcomes), result.seconds,
         )  # fmt: skip
     else:

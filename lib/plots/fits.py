@@ -49,7 +49,7 @@ def _info_rows(result: FitResult) -> list[tuple[str, str]]:
     in every figure, twice (PNG and PDF).
     """
     rows = [
-        (r"$\sigma_{DCB}$", f"{result.fit_val:.4f} \u00b1 {result.fit_err:.4f} GeV"),
+        _width_row(result),
         (r"$\chi^2$/NDF", f"{result.chi2_ndf:.2f}  ({result.n_float} free par.)"),
         ("status", f"{result.status}, covQual {result.cov_qual}"),
         ("events", f"{result.n_events:,}"),
@@ -60,6 +60,15 @@ def _info_rows(result: FitResult) -> list[tuple[str, str]]:
         shown = next((i for i, a in enumerate(result.attempts, 1) if a.label == result.label), 0)
         rows.append(("attempt", f"{shown} of {len(result.attempts)}: {result.label}"))
     return rows
+
+
+def _width_row(result: FitResult) -> tuple[str, str]:
+    """The reported width; an effective one with the DCB core beside it, which it came from."""
+    value = f"{result.fit_val:.4f} \u00b1 {result.fit_err:.4f} GeV"
+    if result.width_definition != "effective":
+        return r"$\sigma_{DCB}$", value
+    core = next((p.value for p in result.params if p.name == "sigma"), float("nan"))
+    return r"$\sigma_{eff}$", f"{value}  (core {core:.3f})"
 
 
 @dataclass
