@@ -134,12 +134,17 @@ def bin_fit_jobs(
     plot_dir: Path | None, title: str, prefix: str, only: int | None = None, same_range_retries: bool = False,
     log_dir: Path | None = None,
 ) -> list[FitJob]:  # fmt: skip
-    """One fit per closure or Higgs bin with at least two events (``only``: that bin alone); ROOT's output to ``log_dir``."""
+    """One fit per closure or Higgs bin with at least ``fit.min_events`` (``only``: that bin alone); ROOT's output to ``log_dir``.
+
+    A bin with fewer is not fitted, as a category would not be: eight free parameters on a few
+    dozen events give a number with no meaning and, when the fit fails, a warning about a bin
+    that is not tested anyway (closure.min_events and higgs.min_events are larger).
+    """
     from lib.fitting.runner import FitTask
 
     jobs = []
     for i, sample in enumerate(samples):
-        if (only is not None and i != only) or sample.n_events < 2:
+        if (only is not None and i != only) or sample.n_events < config.fit.min_events:
             continue
         name = bin_label(edges[i], edges[i + 1], prefix)
         nominal = spec_for(name)
