@@ -61,6 +61,8 @@ def test_tails_widen_and_gaussian_is_sigma():
     assert effective_sigma(1.3, 10.0, 5.0, 10.0, 5.0, 10.0) == pytest.approx(1.3, rel=1e-9)
     assert effective_sigma(1.3, 1.5, 2.0, 1.5, 2.0, 10.0) > 1.3
     assert math.isnan(effective_sigma(0.0, 2.0, 2.0, 2.0, 2.0, 10.0))
+    for bad_tails in ((0.0, 2.0, 2.0, 2.0), (2.0, -1.0, 2.0, 2.0), (2.0, 2.0, math.nan, 2.0), (2.0, 2.0, 2.0, math.inf)):
+        assert math.isnan(effective_sigma(1.0, *bad_tails, 10.0)), bad_tails
 
 
 @pytest.mark.parametrize("tails", [(1.5, 1.01, 1.5, 1.01), (1.6, 1.2, 1.6, 10.0), (1.8, 3.0, 2.0, 5.0)])

@@ -86,8 +86,9 @@ def effective_sigma(sigma: float, alpha_left: float, n_left: float, alpha_right:
         >>> round(effective_sigma(1.0, 1.5, 2.0, 1.5, 2.0, 10.0), 4)  # heavy tails widen the 68 % interval
         1.2682
     """
-    if not (sigma > 0 and window_sigmas > 0):
-        return math.nan
+    tails = (alpha_left, n_left, alpha_right, n_right)
+    if not (sigma > 0 and window_sigmas > 0 and all(0 < v < math.inf for v in tails)):
+        return math.nan  # no such DCB (a configuration letting alpha or n reach 0): the gates then fail the fit
     left, right = _Tail(alpha_left, n_left), _Tail(alpha_right, n_right)
     edge = window_sigmas
     total = left.integral(edge) + right.integral(edge)

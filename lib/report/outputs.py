@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lib.categories import CategoryScheme
 from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV
-from lib.fit_step import FIT_CSV
+from lib.fit_step import FIT_CSV, FIT_JSON
 from lib.run.higgs import HIGGS_CSV
 from lib.io.tables import read_csv
 from lib.factors import FACTOR_CSV
@@ -96,6 +96,9 @@ class SampleOutputs:
     rows: tuple[CategoryRow, ...]
     correction_json: Path | None
     provenance: dict[str, object]
+    # What sigma_fit is (``fit.width`` of the fits: "effective" or "core"); "" before step 1 or for
+    # fits written before the choice existed (they are core sigmas).
+    width_definition: str = ""
 
     @property
     def has_fits(self) -> bool:
@@ -166,7 +169,16 @@ def read_sample(out_dir: Path, scheme: CategoryScheme) -> SampleOutputs:
         )
     provenance_path = out_dir / PROVENANCE_JSON
     provenance = json.loads(provenance_path.read_text()) if provenance_path.exists() else {}
-    return SampleOutputs(out_dir, label, year, tuple(rows), _correction_json(out_dir, label, year), provenance)
+    return SampleOutputs(out_dir, label, year, tuple(rows), _correction_json(out_dir, label, year), provenance, _width_definition(out_dir))
+
+
+def _width_definition(out_dir: Path) -> str:
+    """The fits' ``width_definition`` in ``fit_params.json`` ("core" for fits written before it was recorded)."""
+    path = out_dir / FIT_JSON
+    if not path.exists():
+        return ""
+    kinds = {str(fit.get("width_definition", "core")) for fit in json.loads(path.read_text()).values()}
+    return "/".join(sorted(kinds))
 
 
 @dataclass(frozen=True)

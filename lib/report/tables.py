@@ -57,6 +57,13 @@ def _fit_row(row: CategoryRow) -> str:
     return tag("tr", cells, class_=_row_class(row), id=f"fit-{row.name}")
 
 
+# What σ_fit is, by the fits' ``width_definition`` (``fit.width``).
+WIDTH_NOTES = {
+    "effective": ": half the narrowest interval holding 68.27 % of the fitted DCB (its core σ is in the fit figure)",
+    "core": ": the DCB's core σ",
+}
+
+
 def fit_table_section(sample: SampleOutputs) -> str:
     """All categories of the report's own sample, one row each, failed/fallback/retried highlighted."""
     head = tag("thead", tag("tr", [tag("th", esc(c), scope="col") for c in FIT_COLUMNS]))
@@ -65,7 +72,7 @@ def fit_table_section(sample: SampleOutputs) -> str:
         "p",
         [tag("span", "failed fit", class_="key failed"), " ", tag("span", "fallback factor", class_="key fallback"), " ",
          tag("span", "accepted after retries", class_="key retried"),
-         esc(" · σ_fit of a failed fit is its best attempt's, not used.")],
+         esc(f" · σ_fit{WIDTH_NOTES.get(sample.width_definition, '')}; a failed fit's is its best attempt's, not used.")],
         class_="note",
     )  # fmt: skip
     return tag("section", [tag("h2", "Fit quality"), key, tag("div", tag("table", [head, body], class_="fits"), class_="scroll")], id="fits")
