@@ -69,7 +69,10 @@ class _Tail:
 
 
 def dcb_shape(t: np.ndarray, alpha_left: float, n_left: float, alpha_right: float, n_right: float) -> np.ndarray:
-    """RooCrystalBall's unnormalised shape at ``t = (x - mean) / sigma`` (1 at the peak), for tests and figures."""
+    """RooCrystalBall's unnormalised shape at ``t = (x - mean) / sigma`` (1 at the peak): what the integrals above integrate.
+
+    The tests check it against RooCrystalBall itself and the width against a grid of it.
+    """
     left, right = _Tail(alpha_left, n_left), _Tail(alpha_right, n_right)
     return np.array([left.value(-v) if v < 0 else right.value(v) for v in np.asarray(t, dtype=np.float64).ravel()]).reshape(np.shape(t))
 
@@ -97,10 +100,8 @@ def effective_sigma(sigma: float, alpha_left: float, n_left: float, alpha_right:
         level = math.exp(log_level)
         return left.integral(min(left.level_crossing(level), edge)) + right.integral(min(right.level_crossing(level), edge))
 
-    # Content falls as the level rises: from the whole window (the lower edge's level) to 0 at the peak.
+    # Content falls as the level rises: the whole window at the lower edge's level, 0 at the peak's.
     low, high = math.log(min(left.value(edge), right.value(edge))), 0.0
-    if content(low) < COVERAGE * total:
-        return math.nan
     for _ in range(_BISECTIONS):
         middle = 0.5 * (low + high)
         if content(middle) >= COVERAGE * total:
