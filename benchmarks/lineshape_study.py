@@ -74,7 +74,7 @@ def _run(args: list[str]) -> None:
         raise SystemExit(f"failed: {' '.join(args)}\n{done.stderr[-2000:]}")
 
 
-def _generate(work: Path, name: str, settings: Path, events: int, k_scale: float | None) -> Path:
+def _generate(work: Path, name: str, settings: Path, events: int, k_scale: float | None, seed: int | None) -> Path:
     root = work / name
     if (root / "2018" / "truth.json").exists():
         return root
@@ -87,7 +87,7 @@ def _generate(work: Path, name: str, settings: Path, events: int, k_scale: float
             path.write_text(json.dumps(scaled))
             truth_k += [f"--k-{which}", str(path)]
     _run([PY, "-m", "lib.generate", "--output", str(root), "--year", "2018", "--n-data", str(events), "--n-mc", str(events),
-          "--n-signal", "200000", "--config", str(settings), *truth_k])  # fmt: skip
+          "--n-signal", "200000", "--config", str(settings), *truth_k, *(["--seed", str(seed)] if seed is not None else [])])  # fmt: skip
     return root
 
 
@@ -153,6 +153,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/lineshape"))
     parser.add_argument("--line-shapes", nargs="+", default=["acceptance", "breit_wigner"])
+    parser.add_argument("--seed", type=int, default=None,
+                        help="generator seed of both samples of a variant (default: lib.generate's); a new --work per seed")
     parser.add_argument("--widths", nargs="+", default=["effective", "core"], choices=["effective", "core"],
                         help="the reported width of the fits (fit.width): the DCB's effective width or its core sigma")
     parser.add_argument("--variants", nargs="+", default=["default", "variant", "gaussian"], choices=sorted(PATCHES))
@@ -164,8 +166,8 @@ def main() -> int:
     table = []
     for variant in args.variants:
         settings = _write_yaml(work / f"generator_{variant}.yaml", _merge(generator, PATCHES[variant]))
-        sample = _generate(work, variant, settings, args.events, None)
-        scaled = _generate(work, f"{variant}_scaled", settings, args.events, K_SCALE)
+        sample = _generate(work, variant, settings, args.events, None, args.seed)
+        scaled = _generate(work, f"{variant}_scaled", settings, args.events, K_SCALE, args.seed)
         for shape, width in itertools.product(args.line_shapes, args.widths):
             cfg = _write_yaml(work / f"config_{shape}_{width}.yaml", _merge(config, {"fit": {"line_shape": shape, "width": width}}))
             for mc in (False, True):
