@@ -457,3 +457,24 @@ def test_the_fit_workers_warm_up_really_fits():
     from lib.fitting.warm import _warm_up
 
     _warm_up()  # raised FitError (acceptance line shape without a table) before it used the plain one
+
+
+@pytest.mark.root
+def test_reported_width_follows_fit_width(root, config: Config):
+    """``fit.width: core`` reports the DCB's sigma and its Hesse error; ``effective`` the 68.27 % half-width of the same fit."""
+    from lib.fitting.runner import fit_category
+
+    masses = z_sample(np.random.default_rng(22), 200_000, 1.2)
+    results = {}
+    for width in ("core", "effective"):
+        spec = resolve_fit_spec(config, "30-45_BB", binned=True).model_copy(update={"width": width})
+        results[width] = fit_category(make_task(config, "30-45_BB", masses, spec, median=1.1, retries=False))
+    core, effective = results["core"], results["effective"]
+    assert core.ok and effective.ok, (core.reason, effective.reason)
+    sigma = core.param("sigma")
+    assert (core.fit_val, core.fit_err, core.width_definition) == (sigma.value, sigma.error, "core")
+    # The same minimum either way: the width is computed after the fit.
+    assert effective.param("sigma").value == pytest.approx(sigma.value, rel=1e-9)
+    shape = [effective.param(name).value for name in ("sigma", *TAIL_PARAMS)]
+    assert effective.fit_val == pytest.approx(effective_sigma(*shape, config.fit.width_window_sigmas), rel=1e-12)
+    assert effective.width_definition == "effective" and 0 < effective.fit_err < 0.05 * effective.fit_val
