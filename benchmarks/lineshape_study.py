@@ -17,6 +17,9 @@ Data and MC, then prints per run:
 - fit seconds per category.
 
     .venv/bin/python benchmarks/lineshape_study.py --events 1000000 --work /tmp/lineshape
+    .venv/bin/python benchmarks/lineshape_study.py --line-shapes acceptance --widths effective core --seed 7 --work /tmp/ls_s7
+
+(samples are generated once per ``--work`` directory and reused; another ``--seed`` needs another one).
 
 Numbers go to stdout as a Markdown table (copied into benchmarks/RESULTS.md and the README).
 """
