@@ -11,7 +11,7 @@ from lib.config.loading import DEFAULT_CONFIG, load_config, load_yaml_model
 from lib.config.schema import (
     FIT_PARAMETERS, AcceptanceConfig, CategoryConfig, ClosureConfig, Config, FitConfig, FitPatch, HiggsConfig, InputConfig,
     ParamPatch, ParamSpec, PtProfileConfig, QualityConfig, SelectionConfig, Step2Config, Step3Config, UndeterminedConfig,
-    binned_count,
+    WIDTH_DEFINITIONS, binned_count,
 )  # fmt: skip
 from lib.config.schema import _Model as StrictModel
 from lib.config.specs import FitSpec, higgs_fit_spec, override_keys, resolve_fit_spec, retry_specs
@@ -19,6 +19,6 @@ from lib.config.specs import FitSpec, higgs_fit_spec, override_keys, resolve_fit
 __all__ = [
     "DEFAULT_CONFIG", "FIT_PARAMETERS", "AcceptanceConfig", "CategoryConfig", "ClosureConfig", "Config", "FitConfig", "FitPatch",
     "FitSpec", "HiggsConfig", "InputConfig", "ParamPatch", "ParamSpec", "PtProfileConfig", "QualityConfig", "SelectionConfig",
-    "Step2Config", "Step3Config", "StrictModel", "UndeterminedConfig", "binned_count", "higgs_fit_spec", "load_config",
+    "Step2Config", "Step3Config", "StrictModel", "UndeterminedConfig", "WIDTH_DEFINITIONS", "binned_count", "higgs_fit_spec", "load_config",
     "load_yaml_model", "override_keys", "resolve_fit_spec", "retry_specs",
 ]  # fmt: skip

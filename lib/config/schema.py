@@ -32,6 +32,12 @@ FIT_PARAMETERS = (
     "bkg_slope",
 )
 
+# What each ``fit.width`` reports as sigma_fit, in words: the correction's description and the report say it.
+WIDTH_DEFINITIONS = {
+    "effective": "half the narrowest interval holding 68.27 % of the fitted DCB",
+    "core": "the fitted DCB's core sigma",
+}
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -295,8 +301,8 @@ class FitConfig(_Model):
     )
     width: Literal["effective", "core"] = Field(
         default="core",
-        description="The resolution a fit reports (sigma_fit of the factor, the closure and the Higgs check): effective, half the "
-        "narrowest interval holding 68.27 % of the fitted DCB; core, the DCB's Gaussian sigma (the original's).",
+        description="The resolution a fit reports (sigma_fit of the factor, the closure and the Higgs check): effective, "
+        f"{WIDTH_DEFINITIONS['effective']}; core, {WIDTH_DEFINITIONS['core']} (the original's).",
     )
     width_window_sigmas: float = Field(
         default=5.0, gt=1.0,

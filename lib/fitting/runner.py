@@ -218,7 +218,8 @@ def _reported_width(spec: FitSpec, built: Any, params: tuple[ParamResult, ...], 
     by_name = {p.name: p for p in params}
     values = {name: by_name[name].value for name in WIDTH_PARAMS}
     floating = [name for name in WIDTH_PARAMS if not by_name[name].constant]
-    index = {name: fit.floatParsFinal().index(built.params[name].GetName()) for name in floating}
+    fitted = fit.floatParsFinal()
+    index = {name: fitted.index(built.params[name].GetName()) for name in floating}
     matrix = fit.covarianceMatrix()
     covariance = {(a, b): float(matrix[index[a]][index[b]]) for a in floating for b in floating}
     width = effective_sigma(*(values[name] for name in WIDTH_PARAMS), spec.width_window_sigmas)

@@ -7,6 +7,7 @@ and each row links to the plot and the ROOT log of its fit.
 
 from __future__ import annotations
 
+from lib.config import WIDTH_DEFINITIONS
 from lib.report.markup import esc, image, link, num, percent, pm, tag
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
 
@@ -57,11 +58,9 @@ def _fit_row(row: CategoryRow) -> str:
     return tag("tr", cells, class_=_row_class(row), id=f"fit-{row.name}")
 
 
-# What σ_fit is, by the fits' ``width_definition`` (``fit.width``).
-WIDTH_NOTES = {
-    "effective": ": half the narrowest interval holding 68.27 % of the fitted DCB (its core σ is in the fit figure)",
-    "core": ": the DCB's core σ",
-}
+def _width_note(definition: str) -> str:
+    """What σ_fit is (``fit.width`` of the fits), or nothing where unknown (no fits yet, or two kinds after a config change)."""
+    return f": {WIDTH_DEFINITIONS[definition]}" if definition in WIDTH_DEFINITIONS else ""
 
 
 def fit_table_section(sample: SampleOutputs) -> str:
@@ -72,7 +71,7 @@ def fit_table_section(sample: SampleOutputs) -> str:
         "p",
         [tag("span", "failed fit", class_="key failed"), " ", tag("span", "fallback factor", class_="key fallback"), " ",
          tag("span", "accepted after retries", class_="key retried"),
-         esc(f" · σ_fit{WIDTH_NOTES.get(sample.width_definition, '')}; a failed fit's is its best attempt's, not used.")],
+         esc(f" · σ_fit{_width_note(sample.width_definition)}; a failed fit's is its best attempt's, not used.")],
         class_="note",
     )  # fmt: skip
     return tag("section", [tag("h2", "Fit quality"), key, tag("div", tag("table", [head, body], class_="fits"), class_="scroll")], id="fits")

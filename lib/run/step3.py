@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lib import __version__
 from lib.categories import CategoryScheme
-from lib.config import Config
+from lib.config import WIDTH_DEFINITIONS, Config
 from lib.correction.writer import build_correction, correction_filename, write_correction
 from lib.factors import FACTOR_CSV, compute_factors
 from lib.fit_step import FIT_CSV
@@ -63,18 +63,11 @@ def run_step3(out_dir: Path, options: RunOptions, config: Config, scheme: Catego
         summary.installed = install_correction(path, year, options.is_mc, Path.cwd(), config, force=options.force)
 
 
-# What sigma_fit is, in the correction's description, by ``fit.width``.
-WIDTH_WORDS = {
-    "effective": "half the narrowest interval holding 68.27 % of the BW x DCB fit's DCB",
-    "core": "BW x DCB core sigma",
-}
-
-
 def _description(options: RunOptions, config: Config, year: str, fallbacks: list[str], inputs: object) -> str:
     fallback_text = ("; fallback factors: " + ", ".join(fallbacks)) if fallbacks else "; every category from its own fit"
     return (
         "Event-by-event dimuon mass-resolution calibration: multiply sigma_pred = m/2*sqrt((dpT1/pT1)^2+(dpT2/pT2)^2) "
-        f"by correction_factor = sigma_fit({WIDTH_WORDS[config.fit.width]}) / median(sigma_pred) of the category "
+        f"by correction_factor = sigma_fit({WIDTH_DEFINITIONS[config.fit.width]}) / median(sigma_pred) of the category "
         f"(leading pT, |eta1|, |eta2|; bins [lo,hi), clamped). {options.sample_label} {year}, "
         f"{'binned' if options.binned else 'unbinned'} fits{fallback_text}. Provenance: ebe-calib {__version__}, "
         f"{root_version()}, config {config.fingerprint()}, inputs {inputs}, "
