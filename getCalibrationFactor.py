@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """EBE dimuon mass-resolution calibration (drop-in for copperheadV2's getCalibrationFactor.py).
 
-Thin CLI: parse arguments, load the YAML config, run the pipeline, print a summary. Expected
+Thin CLI: parse arguments into a request, load the YAML config, run the route, print a summary. Expected
 failures print one line and exit 1; unexpected crashes exit 2 (traceback only with --log-level DEBUG).
 """
 
@@ -20,60 +20,77 @@ from typing import TYPE_CHECKING  # noqa: E402
 from lib import console  # noqa: E402
 from lib.config import load_config  # noqa: E402
 from lib.errors import CalibrationError  # noqa: E402
-from lib.options import RunOptions  # noqa: E402
 from lib.plots.save import PLOT_FORMATS  # noqa: E402
+from lib.request import Execution, Figures, Handling, Paths, Request, Selection, STEPS  # noqa: E402
 
 if TYPE_CHECKING:
     from lib.config import Config
-    from lib.pipeline import YearSummary
+    from lib.results import YearSummary
+
+EXAMPLES = """examples:
+  # calibrate data, then simulation, then run the closure test on the data's JSON
+  python getCalibrationFactor.py --years 2018 --ifbinned --steps all --input_path /eos/.../stage1 --extraString V1
+  python getCalibrationFactor.py --years 2018 --ifbinned --steps all --isMC --input_path /eos/.../stage1 --extraString V1
+  python getCalibrationFactor.py --years 2018 --ifbinned --closure_test --input_path /eos/.../stage1 --extraString V1
+
+  # re-fit one category after tuning fit.overrides in the YAML, then re-make the JSON
+  python getCalibrationFactor.py --years 2018 --ifbinned --steps step1 --fixCat 30-45_EE --extraString V1
+  python getCalibrationFactor.py --years 2018 --ifbinned --steps step3 --extraString V1
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Derive (steps 1-3) or validate (--closure_test) the event-by-event mass-resolution calibration.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--steps", choices=["step1", "step2", "step3", "all"], default="all",
-                        help="step1: Z fits per category; step2: sigma_pred medians; step3: factors, tables, JSON")
-    parser.add_argument("--isMC", action="store_true", help="calibrate DY MC (weights honoured) instead of data")
-    parser.add_argument("--ifbinned", action="store_true", help="binned fits (RooDataHist); default unbinned")
-    parser.add_argument("--closure_test", action="store_true", help="closure test in bins of calibrated sigma_pred")
-    parser.add_argument("--validate-higgs", action="store_true", help="with --closure_test: also fit the H->mumu peak")
-    parser.add_argument("--fixCat", metavar="CAT", help="re-fit one category (or closure bin) and merge it into existing results")
-    parser.add_argument("--years", nargs="+", default=["2018"], help="years to process")
-    parser.add_argument("--nanoAODv", default="12", help="NanoAOD version (used in the JSON file name)")
-    parser.add_argument("--extraString", default="", help="suffix of the output directory name")
-    parser.add_argument("--input_path", type=Path, help="Stage-1 root (default: input.stage1_path in the config)")
-    parser.add_argument("--output_path", type=Path, default=Path("plots"), help="output root")
-    parser.add_argument("--config", type=Path, help="YAML configuration (default: configs/default.yaml)")
-    parser.add_argument("--workers", type=int, help="parallel workers (default: one per core; 0: serial in-process)")
-    parser.add_argument("--backend", choices=["cpu", "legacy", "codegen", "cuda"], help="RooFit evaluation backend")
-    parser.add_argument("--no-dask-client", dest="no_dask_client", action="store_true",
-                        help="read in-process and fit on a local process pool, without Dask")
-    parser.add_argument("--dask", choices=["local", "scheduler", "gateway"], default="local",
-                        help="Dask mode when a client is used")
-    parser.add_argument("--scheduler", help="Dask scheduler address (or DASK_SCHEDULER_ADDRESS); implies --dask scheduler")
-    parser.add_argument("--gateway", nargs="?", const="", help="use Dask-Gateway (address optional: DASK_GATEWAY__ADDRESS)")
-    parser.add_argument("--gateway-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="Dask-Gateway cluster option for a new cluster, e.g. worker_cores=2 (repeatable)")
-    parser.add_argument("--backup", action="store_true", help="keep timestamped copies of outputs that would be overwritten")
-    parser.add_argument("--force", action="store_true", help="accept factors outside the plausible band")
-    parser.add_argument("--install", action="store_true",
-                        help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
-    parser.add_argument("--calib-json", type=Path, help="correction JSON for --closure_test (default: the output directory's)")
-    parser.add_argument("--no-plots", action="store_true", help="skip figures (faster)")
-    parser.add_argument("--plot-formats", nargs="+", choices=PLOT_FORMATS, default=list(PLOT_FORMATS), metavar="FORMAT",
-                        help="figure files to write: png (quick look, the report's images) and/or pdf (notes)")
-    parser.add_argument("--skip-bad-files", action="store_true",
-                        help="skip unreadable or truncated parquet files with a warning instead of stopping")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the outputs of a different configuration in the output directory")
-    parser.add_argument("--previous", type=Path, metavar="FILE",
-                        help="earlier correction JSON: the report shows each category's factor change against it")
-    parser.add_argument("--report-pdf", action="store_true", help="also write report.pdf beside report.html")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="WARNING: warnings and the summary; INFO: also each phase as it ends; DEBUG: every fit attempt")
-    return parser
+    run = parser.add_argument_group("what to run")
+    run.add_argument("--steps", choices=[*STEPS, "all"], default="all",
+                     help="step1: Z fits per category; step2: sigma_pred medians; step3: factors, tables, JSON (default: all)")
+    run.add_argument("--isMC", action="store_true", help="calibrate DY simulation (weights honoured) instead of data")
+    run.add_argument("--ifbinned", action="store_true", help="binned fits (RooDataHist); without it, unbinned")
+    run.add_argument("--closure_test", action="store_true", help="closure test in bins of calibrated sigma_pred (needs the JSON)")
+    run.add_argument("--validate-higgs", action="store_true", help="with --closure_test: also fit the H->mumu peak in the same bins")
+    run.add_argument("--fixCat", metavar="CAT", help="re-fit one category (or closure bin) and merge it into the existing results")
+    run.add_argument("--years", nargs="+", default=["2018"], metavar="YEAR", help="years to process (default: 2018)")
+    run.add_argument("--nanoAODv", default="12", metavar="N", help="NanoAOD version, used in the JSON's file name (default: 12)")
+    io = parser.add_argument_group("inputs and outputs")
+    io.add_argument("--input_path", type=Path, metavar="DIR", help="Stage-1 root (default: input.stage1_path of the configuration)")
+    io.add_argument("--output_path", type=Path, default=Path("plots"), metavar="DIR", help="output root (default: plots)")
+    io.add_argument("--extraString", default="", metavar="S", help="suffix of the output directory's name")
+    io.add_argument("--config", type=Path, metavar="YAML", help="configuration (default: configs/default.yaml)")
+    io.add_argument("--calib-json", type=Path, metavar="FILE", help="correction JSON the closure tests (default: the output directory's)")
+    io.add_argument("--previous", type=Path, metavar="FILE",
+                    help="earlier correction JSON: the report shows each category's factor change against it")
+    execution = parser.add_argument_group("execution")
+    execution.add_argument("--workers", type=int, metavar="N", help="parallel workers (default: one per core; 0: serial, in-process)")
+    execution.add_argument("--backend", choices=["cpu", "legacy", "codegen", "cuda"],
+                           help="RooFit evaluation backend (default: fit.backend of the configuration, cpu)")
+    execution.add_argument("--no-dask-client", dest="no_dask_client", action="store_true",
+                           help="read in-process and fit on a local process pool, without Dask")
+    execution.add_argument("--dask", choices=["local", "scheduler", "gateway"], default="local",
+                           help="Dask mode (default: local, a cluster of this machine's processes)")
+    execution.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (or DASK_SCHEDULER_ADDRESS); implies --dask scheduler")
+    execution.add_argument("--gateway", nargs="?", const="", metavar="ADDRESS",
+                           help="use Dask-Gateway; implies --dask gateway (address optional: DASK_GATEWAY__ADDRESS)")
+    execution.add_argument("--gateway-option", action="append", default=[], metavar="KEY=VALUE",
+                           help="Dask-Gateway option of a new cluster, e.g. worker_cores=2 (repeatable)")
+    execution.add_argument("--skip-bad-files", action="store_true", help="skip unreadable or truncated parquet files with a warning")
+    execution.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                           help="WARNING: warnings and the summary; INFO: each phase as it ends; DEBUG: every fit attempt (default: WARNING)")
+    figures = parser.add_argument_group("figures")
+    figures.add_argument("--no-plots", action="store_true", help="skip figures (faster)")
+    figures.add_argument("--plot-formats", nargs="+", choices=PLOT_FORMATS, default=list(PLOT_FORMATS), metavar="FORMAT",
+                         help=f"figure files: png (quick look, the report's images) and/or pdf (notes) (default: {' '.join(PLOT_FORMATS)})")
+    handling = parser.add_argument_group("output handling")
+    handling.add_argument("--backup", action="store_true", help="keep timestamped copies of outputs that would be overwritten")
+    handling.add_argument("--overwrite", action="store_true", help="replace the outputs of a different configuration in the output directory")
+    handling.add_argument("--force", action="store_true", help="accept factors outside the plausible band")
+    handling.add_argument("--install", action="store_true",
+                          help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
+    handling.add_argument("--report-pdf", action="store_true", help="also write report.pdf beside report.html")
+    return parser  # fmt: skip
 
 
 def _key_values(pairs: list[str]) -> tuple[tuple[str, str], ...]:
@@ -87,36 +104,43 @@ def _key_values(pairs: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def options_from_args(args: argparse.Namespace) -> RunOptions:
-    """The run options of the command line, every number checked here with one line naming the option.
+def _dask_mode(args: argparse.Namespace) -> str | None:
+    if args.no_dask_client:
+        return None
+    if args.gateway is not None:
+        return "gateway"
+    return "scheduler" if args.scheduler else args.dask
+
+
+def request_from_args(args: argparse.Namespace) -> Request:
+    """The request of the command line, each flag combination checked here with one line naming the flags.
 
     Raises:
-        CalibrationError: a negative ``--workers`` (a local cluster of -1 workers waits forever)
-            or a malformed ``--gateway-option``.
+        CalibrationError: a negative ``--workers`` (a local cluster of -1 workers waits forever), a
+            malformed ``--gateway-option``, a missing ``--previous``, or flags that only work together.
     """
     if args.workers is not None and args.workers < 0:
         raise CalibrationError(f"--workers {args.workers}: must be 0 (serial, in-process) or more")
     if args.previous is not None and not args.previous.is_file():
         raise CalibrationError(f"--previous {args.previous}: no such file")
-    if args.no_dask_client:
-        dask_mode = None
-    elif args.gateway is not None:
-        dask_mode = "gateway"
-    elif args.scheduler:
-        dask_mode = "scheduler"
-    else:
-        dask_mode = args.dask
-    return RunOptions(
-        steps=args.steps, years=tuple(args.years), is_mc=args.isMC, binned=args.ifbinned, fix_cat=args.fixCat,
-        extra_string=args.extraString, nanoaod_v=str(args.nanoAODv), input_path=args.input_path,
-        output_path=args.output_path, workers=args.workers, backend=args.backend, dask_mode=dask_mode,
-        scheduler=args.scheduler, gateway=args.gateway or None, gateway_options=_key_values(args.gateway_option),
-        backup=args.backup, force=args.force,
-        install=args.install, closure_test=args.closure_test, calib_json=args.calib_json,
-        plot_formats=() if args.no_plots else tuple(dict.fromkeys(args.plot_formats)), validate_higgs=args.validate_higgs,
-        skip_bad_files=args.skip_bad_files,
-        overwrite=args.overwrite,
-    )  # fmt: skip
+    if args.validate_higgs and not args.closure_test:
+        raise CalibrationError("--validate-higgs checks the Higgs peak beside the closure: add --closure_test")
+    if args.calib_json is not None and not args.closure_test:
+        raise CalibrationError("--calib-json names the JSON the closure tests: add --closure_test")
+    if args.closure_test and args.steps != "all":
+        raise CalibrationError(f"--closure_test runs the closure alone: drop --steps {args.steps}")
+    selection = Selection(
+        steps=frozenset(STEPS if args.steps == "all" else (args.steps,)), years=tuple(args.years), is_mc=args.isMC,
+        binned=args.ifbinned, fix_cat=args.fixCat, closure_test=args.closure_test, validate_higgs=args.validate_higgs,
+        nanoaod_v=str(args.nanoAODv),
+    )
+    paths = Paths(args.input_path, args.output_path, args.extraString, args.calib_json)
+    execution = Execution(
+        args.workers, args.backend, _dask_mode(args), args.scheduler, args.gateway or None, _key_values(args.gateway_option),
+        args.skip_bad_files,
+    )
+    figures = Figures(() if args.no_plots else tuple(dict.fromkeys(args.plot_formats)))
+    return Request(selection, paths, execution, figures, Handling(args.backup, args.overwrite, args.force, args.install))  # fmt: skip
 
 
 def write_reports(
@@ -144,20 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     console.configure(args.log_level)
 
     def calibrate() -> int:
-        from lib.pipeline import format_summary, run
+        from lib.route import run
 
         config = load_config(args.config)
+        request = request_from_args(args)
         if args.backend == "cuda":
             from lib.fitting.backend import require_backend
 
             require_backend("cuda")
-        options = options_from_args(args)
         startup = time.monotonic() - _STARTED
-        summaries = run(options, config)
+        summaries = run(request, config)
         report_start = time.monotonic()
         reports = write_reports(summaries, config, args, argv, started_at, report_start - _STARTED)
         for summary in summaries:
-            print(format_summary(summary))
+            print(summary.format())
         # The phases of each year are in its timings line; here what comes before and after them.
         print(f"total {time.monotonic() - _STARTED:.1f} s (start-up {startup:.1f} s, report {time.monotonic() - report_start:.1f} s)")
         for path in reports:

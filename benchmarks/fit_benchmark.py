@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     from lib.fit_step import build_jobs
     from lib.histograms import category_spec
     from lib.medians import compute_medians
+    from lib.outputs import OutputDir
+    from lib.request import Figures, Request, Selection
     from lib.run.reduction import Executors, reduce_files
 
     config = load_config()
@@ -50,7 +53,9 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     if reduction.skim is not None and max_events is not None and len(reduction.skim) > max_events:
         reduction.skim = reduction.skim.select(np.arange(len(reduction.skim)) < max_events)
     medians = compute_medians(reduction.histograms[0], scheme, config.step2)
-    return build_jobs(config, scheme, reduction, medians, names or scheme.names, binned, None, None, "")
+    request = Request(Selection(binned=binned), figures=Figures(formats=()))
+    scratch = OutputDir(Path(tempfile.mkdtemp(prefix="fit_benchmark-")) / "binned" / "2018" / "Data_2018")
+    return build_jobs(config, scheme, reduction, medians, names or scheme.names, request, scratch)
 
 
 def run_pool(jobs: list, workers: int) -> tuple[float, list]:

@@ -37,14 +37,10 @@ if TYPE_CHECKING:  # types only: the bins never read files themselves
 
 __all__ = [
     "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "closure_specs", "judge", "reference_text",
-    "samples_from_events", "samples_from_histograms", "CLOSURE_CSV",
+    "samples_from_events", "samples_from_histograms",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
-
-CLOSURE_CSV = "closure_results_resolutionBinning.csv"
-UNCALIBRATED_CSV = "closure_results_resolutionBinning_uncalibrated.csv"
-
 
 @dataclass(frozen=True)
 class ClosureBin:

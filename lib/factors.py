@@ -18,17 +18,14 @@ from lib.errors import GateFailure
 from lib.fitting.result import FitRow
 from lib.medians import CategoryMedian
 
-__all__ = ["CategoryFactor", "compute_factors", "far_from", "neighbour_median", "neighbour_outliers", "FACTOR_CSV"]
-
-# The step-3 table of factors and their errors (read back by the Higgs check and the report).
-FACTOR_CSV = "calibration_factors.csv"
+__all__ = ["CategoryFactor", "compute_factors", "far_from", "neighbour_median", "neighbour_outliers"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class CategoryFactor:
-    """One row of ``calibration_factors.csv``."""
+    """One category's factor, its error and where it came from (a row of step 3's table)."""
 
     cat_name: str
     fit_val: float

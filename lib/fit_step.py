@@ -15,7 +15,7 @@ import pickle
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -27,20 +27,18 @@ from lib.executor import TaskCrash, TaskExecutor
 from lib.figures import FigureQueue, FitFigure
 from lib.fitting.result import FitResult, FitRow
 from lib import __version__
-from lib.io.atomic import atomic_path, write_text_atomic
+from lib.io.atomic import atomic_path
 from lib.errors import CalibrationError
 from lib.histograms import CategoryHistograms
 from lib.io.merge import Reduction
-from lib.io.tables import read_rows, write_csv
 from lib.medians import CategoryMedian
+from lib.outputs import OutputDir
+from lib.request import Request
+from lib.results import Fits
 
-__all__ = ["FitJob", "FitCache", "fit_job", "build_jobs", "job_key", "run_fits", "write_fit_outputs", "FIT_CSV", "FIT_JSON"]
+__all__ = ["FitJob", "FitCache", "fit_job", "build_jobs", "job_key", "run_fits", "fit_outputs"]
 
 log = logging.getLogger(__name__)
-
-FIT_CSV = "fit_results.csv"
-FIT_JSON = "fit_params.json"
-
 
 @dataclass(frozen=True)
 class FitJob:
@@ -65,20 +63,13 @@ def _queue_figure(figures: FigureQueue | None, job: FitJob, result: object) -> N
 
 
 def build_jobs(
-    config: Config,
-    scheme: CategoryScheme,
-    reduction: Reduction,
-    medians: Sequence[CategoryMedian],
-    names: Sequence[str],
-    binned: bool,
-    backend: str | None,
-    plot_dir: Path | None,
-    title_prefix: str,
-    log_dir: Path | None = None,
-) -> list[FitJob]:
+    config: Config, scheme: CategoryScheme, reduction: Reduction, medians: Sequence[CategoryMedian], names: Sequence[str],
+    request: Request, out: OutputDir,
+) -> list[FitJob]:  # fmt: skip
     """One job per requested category; the largest categories first so the pool stays busy.
 
-    ``log_dir`` receives ``fit_<category>.log`` with what ROOT printed during that category's fits.
+    ROOT's output of each category's fits goes to ``out``'s ``logs/fit_<category>.log``, its figure
+    (when the request draws figures) to ``fits/fit_<category>``.
 
     Binned fits get the category's mass histogram filled while reading; unbinned fits its events.
 
@@ -87,6 +78,8 @@ def build_jobs(
     """
     from lib.fitting.runner import FitTask
 
+    binned, backend = request.selection.binned, request.execution.backend
+    title_prefix = f"{request.selection.sample} {out.year}"
     if not binned and reduction.skim is None:
         raise CalibrationError("unbinned fits need the events, but the reduction kept only histograms")
     groups = reduction.skim.by_category(scheme.n_categories) if not binned else None  # type: ignore[union-attr]
@@ -111,9 +104,9 @@ def build_jobs(
             median_sigma_pred=float(median),
             quality=config.fit.quality,
             histogram=histogram,
-            log_path=None if log_dir is None else log_dir / f"fit_{name}.log",
+            log_path=out.fit_log_dir() / f"fit_{name}.log",
         )
-        stem = None if plot_dir is None else plot_dir / f"fit_{name}"
+        stem = out.fit_plot_stem(name) if request.figures.enabled else None
         jobs.append(FitJob(task, stem, f"{title_prefix} {name}"))
     return sorted(jobs, key=lambda j: -j.task.n_events)
 
@@ -296,33 +289,16 @@ def cross_check_backend(
     return ref
 
 
-def write_fit_outputs(
-    out_dir: Path,
-    scheme: CategoryScheme,
-    results: dict[str, FitResult | TaskCrash],
-    n_events: dict[str, int],
-    merge: bool,
-) -> list[dict[str, object]]:
-    """Write ``fit_results.csv`` and ``fit_params.json``; with ``merge`` keep other categories' rows.
-
-    Returns the rows in category order.
-    """
-    rows: dict[str, dict[str, object]] = {}
+def fit_outputs(results: Mapping[str, FitResult | TaskCrash], n_events: Mapping[str, int], order: Sequence[str]) -> Fits:
+    """The fits as step 1 returns them: a summary row and the full record per category, in ``order``."""
+    rows: dict[str, FitRow] = {}
     records: dict[str, object] = {}
-    if merge:
-        rows = {r.cat_name: r.row() for r in read_rows(out_dir / FIT_CSV, FitRow)}
-        json_path = out_dir / FIT_JSON
-        records = json.loads(json_path.read_text()) if json_path.exists() else {}
-    for name, res in results.items():
+    for name in (n for n in order if n in results):
+        res = results[name]
         if isinstance(res, TaskCrash):
-            rows[name] = FitRow.not_fitted(name, res.reason, n_events.get(name, 0)).row()
+            rows[name] = FitRow.not_fitted(name, res.reason, n_events.get(name, 0))
             records[name] = {"name": name, "ok": False, "reason": res.reason}
         else:
-            rows[name] = res.summary_row().row()
+            rows[name] = res.summary_row()
             records[name] = res.to_dict()
-    ordered = [rows[n] for n in scheme.names if n in rows]
-    write_csv(out_dir / FIT_CSV, ordered)
-    write_text_atomic(
-        out_dir / FIT_JSON, json.dumps({n: records[n] for n in scheme.names if n in records}, indent=1, allow_nan=True)
-    )
-    return ordered
+    return Fits(rows, records)

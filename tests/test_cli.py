@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from getCalibrationFactor import build_parser, options_from_args
+from getCalibrationFactor import build_parser, request_from_args
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,6 +95,6 @@ def test_bad_numbers_and_options_are_one_line_before_any_work(argv, message, cap
     [([], ("png", "pdf")), (["--plot-formats", "png"], ("png",)), (["--plot-formats", "pdf", "pdf"], ("pdf",)),
      (["--no-plots", "--plot-formats", "png"], ())],
 )  # fmt: skip
-def test_plot_formats_reach_the_run_options(argv: list[str], formats: tuple[str, ...]):
-    options = options_from_args(build_parser().parse_args(argv))
-    assert options.plot_formats == formats and options.plots == bool(formats)
+def test_plot_formats_reach_the_request(argv: list[str], formats: tuple[str, ...]):
+    request = request_from_args(build_parser().parse_args(argv))
+    assert request.figures.formats == formats and request.figures.enabled == bool(formats)

@@ -7,19 +7,19 @@ are shared by every test here. Thresholds are the configured ones (closure: 10 %
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lib.categories import CategoryScheme
-from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV
+from lib.outputs import OutputDir
 from lib.config import Config, FitPatch
-from lib.run.higgs import HIGGS_CSV
 from lib.io.tables import read_csv
-from lib.options import RunOptions
-from lib.pipeline import YearSummary, run
+from lib.request import Request
+from lib.results import YearSummary
+from lib.route import run
+from tests.helpers_requests import make_request, with_fields
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 pytest.importorskip("ROOT")
@@ -41,34 +41,34 @@ def stage1(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def base_options(stage1, tmp_path_factory) -> RunOptions:
-    return RunOptions(
+def base_options(stage1, tmp_path_factory) -> Request:
+    return make_request(
         steps="all", years=("2018",), binned=True, input_path=stage1,
         output_path=tmp_path_factory.mktemp("closure_out"), plot_formats=(), workers=2, dask_mode=None,
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def calibration(config: Config, base_options: RunOptions) -> dict[str, YearSummary]:
+def calibration(config: Config, base_options: Request) -> dict[str, YearSummary]:
     """Steps 1-3 on Data and on MC: the calibration every test below checks."""
     out = {}
     for label, is_mc in (("Data", False), ("MC", True)):
-        (summary,) = run(dataclasses.replace(base_options, is_mc=is_mc), config)
+        (summary,) = run(with_fields(base_options, is_mc=is_mc), config)
         assert summary.correction_json is not None and summary.correction_json.exists()
         out[label] = summary
     return out
 
 
 @pytest.fixture(scope="module")
-def data_closure(config: Config, base_options: RunOptions, calibration) -> dict[str, object]:
+def data_closure(config: Config, base_options: Request, calibration) -> dict[str, object]:
     """The Data closure (after and before calibration), with the CSVs as they were right after it."""
-    (summary,) = run(dataclasses.replace(base_options, closure_test=True), config)
+    (summary,) = run(with_fields(base_options, closure_test=True), config)
     out_dir = summary.output_dir
     return {
         "summary": summary,
-        "closure": summary.extra["closure"],
-        "after": read_csv(out_dir / CLOSURE_CSV),
-        "before": read_csv(out_dir / UNCALIBRATED_CSV),
+        "closure": summary.closure,
+        "after": read_csv(out_dir / OutputDir.CLOSURE_CSV),
+        "before": read_csv(out_dir / OutputDir.UNCALIBRATED_CSV),
     }
 
 
@@ -90,7 +90,7 @@ def _edges(rows: list[dict[str, str]]) -> list[tuple[float, float]]:
 
 
 def test_data_closure_passes_after_and_fails_before(config: Config, data_closure):
-    after, before = data_closure["closure"]["after"], data_closure["closure"]["before"]
+    after, before = data_closure["closure"].after.verdict, data_closure["closure"].before.verdict
     rows_after, rows_before = data_closure["after"], data_closure["before"]
     assert after.passed, f"{after}\n{_table(rows_after)}"
     # Every bin with min_events events is judged (all but the lowest, 0.6-0.7 GeV, here), and its fit is good.
@@ -110,7 +110,7 @@ def test_data_closure_passes_after_and_fails_before(config: Config, data_closure
     for row in rows_before:
         if row["verdict"] == "fail":
             assert float(row["ratio"]) > 1.0 + config.closure.tolerance, _table(rows_before)
-    text = data_closure["closure"]["text"]
+    text = data_closure["closure"].text
     assert "closure after calibration: PASS" in text
     assert "closure before calibration (reference): fit / median - 1 = +" in text and "the miscalibration the factors correct" in text
 
@@ -154,11 +154,11 @@ def test_misscaled_endcap_calibration_fails_closure(
     path = tmp_path / "tampered.json"
     write_correction(build_correction(tampered, scheme, config.step3.correction_name, "endcap factors x 0.7"), path)
 
-    options = dataclasses.replace(base_options, closure_test=True, calib_json=path, extra_string="tampered")
+    options = with_fields(base_options, closure_test=True, calib_json=path, extra_string="tampered")
     (summary,) = run(options, config)
-    verdict = summary.extra["closure"]["after"]
-    assert summary.extra["closure"]["json"] == str(path)
-    rows = read_csv(summary.output_dir / CLOSURE_CSV)
+    verdict = summary.closure.after.verdict
+    assert summary.closure.correction_json == path
+    rows = read_csv(summary.output_dir / OutputDir.CLOSURE_CSV)
     table = _table(rows)
     assert not verdict.passed, table
     failing = [r for r in rows if r["verdict"] == "fail"]
@@ -191,9 +191,9 @@ def test_fix_cat_refits_one_bin_only(config: Config, base_options, data_closure)
     patched = config.model_copy(
         update={"fit": config.fit.model_copy(update={"overrides": {"closure_*": FitPatch(range_gev=(80.0, 102.0))}})}
     )
-    (summary,) = run(dataclasses.replace(base_options, closure_test=True, fix_cat="3"), patched)
+    (summary,) = run(with_fields(base_options, closure_test=True, fix_cat="3"), patched)
     assert summary.output_dir == out_dir
-    for csv_name, key in ((CLOSURE_CSV, "after"), (UNCALIBRATED_CSV, "before")):
+    for csv_name, key in ((OutputDir.CLOSURE_CSV, "after"), (OutputDir.UNCALIBRATED_CSV, "before")):
         old, new = data_closure[key], read_csv(out_dir / csv_name)
         assert len(new) == len(old)
         for i, (a, b) in enumerate(zip(old, new)):
@@ -206,7 +206,7 @@ def test_fix_cat_refits_one_bin_only(config: Config, base_options, data_closure)
             assert b["fit_quality"] == "ok" and b["verdict"] in ("pass", "fail"), b
             assert b["fit_val"] != a["fit_val"], f"{csv_name}: bin 3 was not re-fitted"
             assert float(b["ratio"]) == pytest.approx(float(b["fit_val"]) / float(b["median_val"]), rel=1e-12)
-    assert summary.extra["closure"]["after"].n_tested == data_closure["closure"]["after"].n_tested
+    assert summary.closure.after.verdict.n_tested == data_closure["closure"].after.verdict.n_tested
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,11 +217,11 @@ def test_higgs_validation_on_mc_calibration(config: Config, base_options, calibr
     # The Z closure that always runs beside the Higgs validation is not checked here: one Z bin
     # keeps it cheap. The Higgs validation reads its own bins (higgs.bin_edges_gev).
     fast = config.model_copy(update={"closure": config.closure.model_copy(update={"bin_edges_gev": [1.0, 1.1]})})
-    options = dataclasses.replace(base_options, is_mc=True, closure_test=True, validate_higgs=True)
+    options = with_fields(base_options, is_mc=True, closure_test=True, validate_higgs=True)
     (summary,) = run(options, fast)
     assert summary.output_dir == calibration["MC"].output_dir
-    assert "Higgs peak (DCB) after calibration" in summary.extra["closure"]["text"]
-    rows = read_csv(summary.output_dir / HIGGS_CSV)
+    assert "Higgs peak (DCB) after calibration" in summary.closure_text
+    rows = read_csv(summary.output_dir / OutputDir.HIGGS_CSV)
     table = _table(rows)
     edges = config.higgs.bin_edges_gev
     assert _edges(rows) == list(zip(edges[:-1], edges[1:]))

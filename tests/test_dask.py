@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
 from lib.executor import DaskExecutor
-from lib.options import RunOptions
+from tests.helpers_requests import make_request, with_fields
 from tests.helpers_tasks import square_or_crash
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -30,15 +29,15 @@ def runs(config, tmp_path_factory):
     """Steps 1-3 (binned) on one sample, once without Dask and once on a local Dask cluster."""
     pytest.importorskip("ROOT")
     from lib.generator import generate_sample
-    from lib.pipeline import run
+    from lib.route import run
 
     stage1 = generate_sample(
         tmp_path_factory.mktemp("dask_sample"), 2018, seed=5, n_data=300_000, n_mc=0, n_signal=0, files_per_dataset=2
     ).parent
-    base = RunOptions(steps="all", years=("2018",), binned=True, input_path=stage1, plot_formats=(), workers=2)
+    base = make_request(steps="all", years=("2018",), binned=True, input_path=stage1, plot_formats=(), workers=2)
     out = {}
     for mode in (None, "local"):
-        options = dataclasses.replace(base, dask_mode=mode, output_path=tmp_path_factory.mktemp(f"dask_{mode}"))
+        options = with_fields(base, dask_mode=mode, output_path=tmp_path_factory.mktemp(f"dask_{mode}"))
         (out[mode],) = run(options, config)
     return out
 
@@ -53,11 +52,10 @@ def test_medians_identical(runs):
 
 
 def test_fits_identical(runs):
-    from lib.fit_step import FIT_CSV
     from lib.io.tables import read_csv
 
-    plain = read_csv(runs[None].output_dir / FIT_CSV)
-    dask = read_csv(runs["local"].output_dir / FIT_CSV)
+    plain = read_csv(runs[None].output_dir / "fit_results.csv")
+    dask = read_csv(runs["local"].output_dir / "fit_results.csv")
     assert [r["cat_name"] for r in dask] == [r["cat_name"] for r in plain]
     assert sum(r["quality"] == "ok" for r in plain) >= 30
     for a, b in zip(plain, dask):

@@ -16,7 +16,7 @@ LIB = Path(__file__).resolve().parent.parent / "lib"
 
 # The orchestration layer: how a run reads, fits and writes, and what it reports. Nothing below
 # it may import it.
-ORCHESTRATION = ("lib.pipeline", "lib.run", "lib.report")
+ORCHESTRATION = ("lib.route", "lib.run", "lib.report")
 # Physics: pure numbers, no I/O, no executors, no figures.
 PHYSICS = (
     "lib.categories", "lib.resolution", "lib.medians", "lib.factors", "lib.acceptance", "lib.peak_scaling",
@@ -144,3 +144,20 @@ def test_physics_modules_import_no_io_executor_or_figures():
     assert set(PHYSICS) <= set(graph), "a physics module was renamed: update PHYSICS"
     leaks = {name: sorted(d for d in graph[name] if not _in(d, PHYSICS_MAY_IMPORT)) for name in PHYSICS}
     assert {name: deps for name, deps in leaks.items() if deps} == {}
+
+
+def _imports_root(path: Path) -> bool:
+    """Whether ``path`` imports ROOT anywhere (type-only imports aside)."""
+    for node in _runtime_nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "ROOT" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "ROOT":
+            return True
+    return False
+
+
+def test_root_is_imported_only_inside_lib_fitting():
+    """ROOT's heavy start-up and its C++ messages stay with the fits: every other module runs without it."""
+    importers = {name for name, path in _modules().items() if _imports_root(path)}
+    assert importers, "no module imports ROOT: the check no longer finds the fits"
+    assert sorted(name for name in importers if not name.startswith("lib.fitting.")) == []

@@ -21,8 +21,8 @@ import pytest
 
 from lib.config import Config
 from lib.io.tables import read_csv
-from lib.options import RunOptions
-from lib.pipeline import run
+from lib.route import run
+from tests.helpers_requests import make_request
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 pytest.importorskip("ROOT")
@@ -43,7 +43,7 @@ def _sample(root: Path, seed: int, **update) -> tuple[Path, dict[str, float]]:
 
 
 def _factors(config: Config, stage1: Path, out: Path) -> dict[str, dict[str, str]]:
-    options = RunOptions(steps="all", years=("2018",), binned=True, input_path=stage1, output_path=out, plot_formats=(),
+    options = make_request(steps="all", years=("2018",), binned=True, input_path=stage1, output_path=out, plot_formats=(),
                          workers=2, dask_mode=None)  # fmt: skip
     (summary,) = run(options, config)
     return {r["cat_name"]: r for r in read_csv(summary.output_dir / "calibration_factors.csv")}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from lib.categories import CategoryScheme
-from lib.options import RunOptions
-from lib.pipeline import run
+from lib.route import run
+from tests.helpers_requests import make_request
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def two_samples(tmp_path_factory):
 
 
 def _calibrate(config, stage1: Path, out: Path):
-    options = RunOptions(steps="all", years=("2018",), binned=True, input_path=stage1, output_path=out, plot_formats=(), workers=2)
+    options = make_request(steps="all", years=("2018",), binned=True, input_path=stage1, output_path=out, plot_formats=(), workers=2)
     (summary,) = run(options, config)
     return summary
 
@@ -70,7 +70,7 @@ def test_outputs_are_complete(config, scheme, two_samples, tmp_path):
 def test_figures_are_drawn_after_the_numbers(config, scheme, two_samples, tmp_path):
     """Every fitted category and step 2 get PNG + PDF, all written after the correction JSON."""
     scaled_root, _, _ = two_samples
-    options = RunOptions(steps="all", years=("2018",), binned=True, input_path=scaled_root, output_path=tmp_path, workers=2)
+    options = make_request(steps="all", years=("2018",), binned=True, input_path=scaled_root, output_path=tmp_path, workers=2)
     (summary,) = run(options, config)
     out = summary.output_dir
     figures = [out / "sigma_pred_per_category"] + [out / "fits" / f"fit_{name}" for name in scheme.names]

@@ -28,11 +28,10 @@ import pytest
 from PIL import Image
 
 from getCalibrationFactor import main
-from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV, ClosureBin, judge
-from lib.run.higgs import HIGGS_CSV
+from lib.closure import ClosureBin, judge
 from lib.io.tables import read_csv, write_csv
-from lib.report import REPORT_HTML, REPORT_PDF, write_report
-from lib.report.runs import RUNS_JSON
+from lib.outputs import OutputDir
+from lib.report import write_report
 from tests.helpers_tables import random_stage1_table
 
 YEAR = "2018"
@@ -64,7 +63,7 @@ def _fit_rows(out_dir: Path) -> list[dict[str, object]]:
 def _closure(out_dir: Path, config, deviations: dict[int, float]) -> None:
     """Closure CSVs as the closure test writes them: ratio 1 after calibration (1 + ``deviations[bin]``), 1.25 before."""
     edges = list(zip(config.closure.bin_edges_gev[:-1], config.closure.bin_edges_gev[1:]))
-    ratios = {CLOSURE_CSV: [1.0 + deviations.get(i, 0.0) for i in range(len(edges))], UNCALIBRATED_CSV: [1.25] * len(edges)}
+    ratios = {OutputDir.CLOSURE_CSV: [1.0 + deviations.get(i, 0.0) for i in range(len(edges))], OutputDir.UNCALIBRATED_CSV: [1.25] * len(edges)}
     for name, values in ratios.items():
         bins = [ClosureBin(i, lo, hi, 5000, 1.0, 0.01, lo, (lo + hi) / 2, 0.001, r, 0.01, "ok", "") for i, ((lo, hi), r) in enumerate(zip(edges, values))]
         judged, _ = judge(bins, config.closure)
@@ -130,8 +129,8 @@ def _fit_rows_html(root: ET.Element) -> dict[str, ET.Element]:
 
 def test_run_ends_with_the_report_path_and_shows_the_failed_fit_and_its_fallback(calibrated, scheme):
     _, out_dir, stdout = calibrated
-    assert stdout.splitlines()[-1] == f"report: {out_dir / REPORT_HTML}"
-    root = _strict((out_dir / REPORT_HTML).read_text())
+    assert stdout.splitlines()[-1] == f"report: {out_dir / OutputDir.REPORT_HTML}"
+    root = _strict((out_dir / OutputDir.REPORT_HTML).read_text())
     findings = _findings(root)
     level, text = findings["categories"]
     assert level == "warn"
@@ -152,7 +151,7 @@ def test_run_ends_with_the_report_path_and_shows_the_failed_fit_and_its_fallback
 
 def test_report_is_self_contained_and_cheap(calibrated, config):
     _, out_dir, _ = calibrated
-    text = (out_dir / REPORT_HTML).read_text()
+    text = (out_dir / OutputDir.REPORT_HTML).read_text()
     for external in ("<script", "<link", "http://", "https://", "@import", "url("):
         assert external not in text
     start = time.perf_counter()
@@ -168,22 +167,22 @@ def test_later_steps_rewrite_the_report(calibrated, tmp_path, config, capsys):
     shutil.copy(next(out_dir.glob("res_calib_*.json")), previous)
     assert main(["--steps", "step3", *_argv(root, "--previous", str(previous))]) == 0
     capsys.readouterr()
-    page = _strict((out_dir / REPORT_HTML).read_text())
+    page = _strict((out_dir / OutputDir.REPORT_HTML).read_text())
     findings = _findings(page)
     # The closure was written before this step 3's JSON: it tested an older file.
     assert findings["closure"][0] == "fail" and "worst 1.1–1.2 GeV: +20.0 % ± 1.0 %" in findings["closure"][1]
     assert "it tested an older JSON" in findings["closure"][1]
     assert "largest change" in findings["previous JSON"][1]
     assert any(s.get("id") == "change" for s in page.iter("section"))
-    runs = json.loads((out_dir / RUNS_JSON).read_text())
+    runs = json.loads((out_dir / OutputDir.RUNS_JSON).read_text())
     assert [r["command"].split()[2] for r in runs] == ["step2", "step3", "step3"]
     assert runs[-1]["previous"] == str(previous.resolve())
     # A closure run without --previous keeps the comparison; a later step 1 makes the JSON stale.
-    (out_dir / CLOSURE_CSV).touch()
+    (out_dir / OutputDir.CLOSURE_CSV).touch()
     time.sleep(0.01)
     (out_dir / "fit_results.csv").touch()
     write_report(out_dir, config)
-    findings = _findings(_strict((out_dir / REPORT_HTML).read_text()))
+    findings = _findings(_strict((out_dir / OutputDir.REPORT_HTML).read_text()))
     assert findings["correction JSON"][0] == "fail" and "older than fit_results.csv" in findings["correction JSON"][1]
     assert "previous JSON" in findings
 
@@ -197,12 +196,12 @@ def test_data_and_mc_side_by_side_with_their_ratio(calibrated, tmp_path, config)
     write_report(mc_dir, config)
     write_report(out_dir, config)  # also rewrites the MC report, which now has one
     for directory in (out_dir, mc_dir):
-        page = _strict((directory / REPORT_HTML).read_text())
+        page = _strict((directory / OutputDir.REPORT_HTML).read_text())
         captions = [c.text for c in page.iter("caption")]
         assert captions.count("Data") == captions.count("MC") == captions.count("Data/MC") == 4
         ratio = next(td for td in page.iter("td") if td.get("title", "").startswith("30-45_BB: Data/MC"))
         assert ratio.text == "1.100"
-    mc_findings = _findings(_strict((mc_dir / REPORT_HTML).read_text()))
+    mc_findings = _findings(_strict((mc_dir / OutputDir.REPORT_HTML).read_text()))
     assert mc_findings["correction JSON"][0] == "fail"  # the MC directory has factors but no JSON
 
 
@@ -214,9 +213,9 @@ def test_higgs_check_is_shown_and_judged_for_the_sample_it_tests(calibrated, tmp
         for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))
     ]
     judged, _ = judge(bins, config.closure)
-    write_csv(out_dir / HIGGS_CSV, [b.row() for b in judged])
+    write_csv(out_dir / OutputDir.HIGGS_CSV, [b.row() for b in judged])
     write_report(out_dir, config)
-    page = _strict((out_dir / REPORT_HTML).read_text())
+    page = _strict((out_dir / OutputDir.REPORT_HTML).read_text())
     level, text = _findings(page)["Higgs check"]
     # Data factors on simulated signal measure data against simulation: a warning, not a veto.
     assert level == "warn" and f"FAIL: {len(bins)} bins tested, worst {edges[0]:g}–{edges[1]:g} GeV: +30.0 % ± 2.0 %" in text
@@ -228,9 +227,9 @@ def test_pdf_report(calibrated, tmp_path, capsys):
     root, out_dir = _copy(calibrated, tmp_path)
     assert main(["--steps", "step3", *_argv(root, "--report-pdf")]) == 0
     capsys.readouterr()
-    data = (out_dir / REPORT_PDF).read_bytes()
+    data = (out_dir / OutputDir.REPORT_PDF).read_bytes()
     assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 4
-    assert REPORT_PDF not in (out_dir / REPORT_HTML).read_text()  # the report does not list itself
+    assert OutputDir.REPORT_PDF not in (out_dir / OutputDir.REPORT_HTML).read_text()  # the report does not list itself
 
 
 def test_missing_previous_is_refused_before_any_work(calibrated, tmp_path, capsys):
@@ -381,9 +380,9 @@ def test_report_says_what_sigma_fit_is(tmp_path):
     from lib.report.outputs import _width_definition
     from lib.report.tables import _width_note
 
-    assert _width_definition(tmp_path) == ""
+    assert _width_definition(OutputDir(tmp_path)) == ""
     (tmp_path / "fit_params.json").write_text(json.dumps({"30-45_BB": {"width_definition": "effective"}, "30-45_BO": {}}))
-    assert _width_definition(tmp_path) == "core/effective"
+    assert _width_definition(OutputDir(tmp_path)) == "core/effective"
     (tmp_path / "fit_params.json").write_text(json.dumps({"30-45_BB": {"width_definition": "effective"}}))
-    assert _width_definition(tmp_path) == "effective" and "68.27 %" in _width_note("effective")
+    assert _width_definition(OutputDir(tmp_path)) == "effective" and "68.27 %" in _width_note("effective")
     assert _width_note("core/effective") == "" and _width_note("") == ""

@@ -5,7 +5,6 @@ Built from the files of an output directory alone (``collect``), rendered as sel
 """
 
 from lib.report.build import write_report
-from lib.report.collect import REPORT_HTML, REPORT_PDF
 from lib.report.runs import RunRecord, record_run
 
-__all__ = ["write_report", "REPORT_HTML", "REPORT_PDF", "RunRecord", "record_run"]
+__all__ = ["write_report", "RunRecord", "record_run"]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from lib.config import Config
 from lib.io.atomic import write_text_atomic
-from lib.report.collect import REPORT_HTML, REPORT_PDF, collect
-from lib.report.outputs import sibling_dir
+from lib.outputs import OutputDir
+from lib.report.collect import collect
 from lib.report.page import render_html
 
 __all__ = ["write_report"]
@@ -21,11 +21,11 @@ __all__ = ["write_report"]
 
 def _write(out_dir: Path, config: Config, pdf: bool) -> Path:
     report = collect(out_dir, config)
-    html_path = write_text_atomic(Path(out_dir) / REPORT_HTML, render_html(report))
+    html_path = write_text_atomic(OutputDir(Path(out_dir)) / OutputDir.REPORT_HTML, render_html(report))
     if pdf:
         from lib.report.pdf import write_pdf
 
-        write_pdf(report, Path(out_dir) / REPORT_PDF)
+        write_pdf(report, OutputDir(Path(out_dir)) / OutputDir.REPORT_PDF)
     return html_path
 
 
@@ -36,7 +36,7 @@ def write_report(out_dir: Path, config: Config, pdf: bool = False) -> Path:
     Returns the path of ``report.html``.
     """
     path = _write(out_dir, config, pdf)
-    other = sibling_dir(out_dir)
-    if (other / REPORT_HTML).exists():
-        _write(other, config, (other / REPORT_PDF).exists())
+    other = OutputDir(Path(out_dir)).sibling().path
+    if (other / OutputDir.REPORT_HTML).exists():
+        _write(other, config, (other / OutputDir.REPORT_PDF).exists())
     return path

@@ -16,15 +16,14 @@ from lib.config import Config
 from lib.correction.auditor import AuditReport, audit_correction
 from lib.correction.writer import read_factors
 from lib.errors import CalibrationError
-from lib.report.outputs import SampleOutputs, Validation, read_sample, read_validation, sibling_dir
+from lib.outputs import OutputDir
+from lib.report.outputs import SampleOutputs, Validation, read_sample, read_validation
 from lib.report.provenance import InputFiles, find_inputs
 from lib.report.runs import RunRecord, read_runs
 from lib.report.verdict import Verdict, judge_outputs
 
-__all__ = ["ReportInputs", "collect", "REPORT_HTML", "REPORT_PDF"]
+__all__ = ["ReportInputs", "collect"]
 
-REPORT_HTML = "report.html"
-REPORT_PDF = "report.pdf"
 
 
 @dataclass(frozen=True)
@@ -72,13 +71,13 @@ def collect(out_dir: Path, config: Config) -> ReportInputs:
     """Read ``out_dir`` (and its sibling of the other sample, when there is one) and judge it."""
     scheme = CategoryScheme.from_config(config.categories)
     sample = read_sample(out_dir, scheme)
-    other_dir = sibling_dir(out_dir)
+    other_dir = OutputDir(Path(out_dir)).sibling().path
     other = read_sample(other_dir, scheme) if other_dir.is_dir() else None
     closure, higgs = read_validation(out_dir, "closure"), read_validation(out_dir, "higgs")
     runs = read_runs(out_dir)
     audit, audit_error, previous_error = _audit(sample, config, scheme, _previous(runs))
     verdict = judge_outputs(sample, closure, higgs, audit, audit_error, previous_error)
-    sibling_report = f"../{other_dir.name}/{REPORT_HTML}" if (other_dir / REPORT_HTML).exists() else None
+    sibling_report = f"../{other_dir.name}/{OutputDir.REPORT_HTML}" if (other_dir / OutputDir.REPORT_HTML).exists() else None
     return ReportInputs(
         title=f"EBE calibration {Path(out_dir).name}", scheme=scheme, sample=sample, other=other, closure=closure, higgs=higgs,
         audit=audit, verdict=verdict, inputs=find_inputs(sample, config), runs=runs, sibling_report=sibling_report,

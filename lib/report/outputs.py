@@ -7,29 +7,17 @@ other sample's directory (Data beside MC) can be read the same way.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from lib.categories import CategoryScheme
-from lib.closure import CLOSURE_CSV, UNCALIBRATED_CSV
-from lib.fit_step import FIT_CSV, FIT_JSON
-from lib.run.higgs import HIGGS_CSV
-from lib.io.tables import read_csv
-from lib.factors import FACTOR_CSV
-from lib.run.outputs import PROVENANCE_JSON
-from lib.run.step2 import MEDIAN_CSV
+from lib.factors import CategoryFactor
+from lib.fitting.result import FitRow
+from lib.medians import CategoryMedian
+from lib.outputs import OutputDir
 
-__all__ = [
-    "CategoryRow", "SampleOutputs", "ValidationBin", "Validation", "read_sample", "read_validation", "sibling_dir",
-    "CLOSURE_VERDICT", "HIGGS_VERDICT",
-]  # fmt: skip
-
-# Written by lib.run.closure and lib.run.higgs; lib.closure and lib.run.higgs name them.
-CLOSURE_VERDICT = "closure_verdict.txt"
-HIGGS_VERDICT = "higgs_validation_verdict.txt"
-SAMPLE_LABELS = ("Data", "MC")
+__all__ = ["CategoryRow", "SampleOutputs", "ValidationBin", "Validation", "read_sample", "read_validation"]
 
 
 def _float(value: str | None) -> float:
@@ -44,34 +32,83 @@ def _int(value: str | None) -> int | None:
     return int(number) if math.isfinite(number) else None
 
 
-def _relative(out_dir: Path, path: Path) -> str | None:
-    """``path`` relative to the report (POSIX separators), None when the file is not there."""
-    return path.relative_to(out_dir).as_posix() if path.exists() else None
-
-
 @dataclass(frozen=True)
 class CategoryRow:
-    """One category as steps 1-3 left it; NaN/empty where a step has not run (yet)."""
+    """One category as steps 1-3 left it: their records (None where a step has not run yet) and its files."""
 
     name: str
-    n_events: int
-    fit_val: float
-    fit_err: float
-    median: float
-    median_err: float
-    factor: float
-    factor_err: float
-    source: str  # "fit", "fallback:..." or "" before step 3
-    quality: str  # "ok", "failed" or "" before step 1
-    status: int | None
-    cov_qual: int | None
-    chi2_ndf: float
-    attempts: int
-    label: str  # the accepted rung of the retry ladder
-    reason: str
+    fit: FitRow | None
+    median_row: CategoryMedian | None
+    factor_row: CategoryFactor | None
     plot: str | None  # PNG of the fit, relative to the output directory
     plot_pdf: str | None
     log: str | None  # what ROOT printed while fitting it
+
+    @property
+    def n_events(self) -> int:
+        for record in (self.median_row, self.fit):
+            if record is not None and record.n_events:
+                return record.n_events
+        return 0
+
+    @property
+    def fit_val(self) -> float:
+        return self.fit.fit_val if self.fit else math.nan
+
+    @property
+    def fit_err(self) -> float:
+        return self.fit.fit_err if self.fit else math.nan
+
+    @property
+    def median(self) -> float:
+        return self.median_row.median_val_NonCal if self.median_row else math.nan
+
+    @property
+    def median_err(self) -> float:
+        return self.median_row.median_err_NonCal if self.median_row else math.nan
+
+    @property
+    def factor(self) -> float:
+        return self.factor_row.calibration_factor if self.factor_row else math.nan
+
+    @property
+    def factor_err(self) -> float:
+        return self.factor_row.calibration_factor_err if self.factor_row else math.nan
+
+    @property
+    def source(self) -> str:
+        """``fit``, ``fallback:...``, or empty before step 3."""
+        return self.factor_row.source if self.factor_row else ""
+
+    @property
+    def quality(self) -> str:
+        """``ok``, ``failed``, or empty before step 1."""
+        return self.fit.quality if self.fit else ""
+
+    @property
+    def status(self) -> int | None:
+        return self.fit.status if self.fit and self.fit.status >= 0 else None
+
+    @property
+    def cov_qual(self) -> int | None:
+        return self.fit.cov_qual if self.fit and self.fit.cov_qual >= 0 else None
+
+    @property
+    def chi2_ndf(self) -> float:
+        return self.fit.chi2_ndf if self.fit else math.nan
+
+    @property
+    def attempts(self) -> int:
+        return self.fit.attempts if self.fit else 0
+
+    @property
+    def label(self) -> str:
+        """The accepted rung of the retry ladder."""
+        return self.fit.label if self.fit else ""
+
+    @property
+    def reason(self) -> str:
+        return self.fit.reason if self.fit else ""
 
     @property
     def failed(self) -> bool:
@@ -118,66 +155,25 @@ class SampleOutputs:
         return path.stat().st_mtime if path.exists() else None
 
 
-def _by_name(path: Path) -> dict[str, dict[str, str]]:
-    return {r["cat_name"]: r for r in read_csv(path)} if path.exists() else {}
-
-
-def _correction_json(out_dir: Path, label: str, year: str) -> Path | None:
-    """The directory's correction file; the newest when several NanoAOD versions were written."""
-    found = sorted(out_dir.glob(f"res_calib_BS_correction_{year}_{label}_nanoAODv*.json"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
-
-
-def sibling_dir(out_dir: Path) -> Path:
-    """The other sample's directory of the same year and suffix (``Data_2018_x`` beside ``MC_2018_x``)."""
-    label, _, rest = Path(out_dir).name.partition("_")
-    other = SAMPLE_LABELS[1] if label == SAMPLE_LABELS[0] else SAMPLE_LABELS[0]
-    return Path(out_dir).parent / f"{other}_{rest}"
-
-
 def read_sample(out_dir: Path, scheme: CategoryScheme) -> SampleOutputs:
     """Steps 1-3 of ``<Data|MC>_<year>[_suffix]``: every category of the scheme, filled from what exists."""
-    out_dir = Path(out_dir)
-    label = out_dir.name.partition("_")[0]
-    year = out_dir.parent.name
-    fits, medians, factors = (_by_name(out_dir / name) for name in (FIT_CSV, MEDIAN_CSV, FACTOR_CSV))
-    rows = []
-    for name in scheme.names:
-        fit, med, fac = fits.get(name, {}), medians.get(name, {}), factors.get(name, {})
-        rows.append(
-            CategoryRow(
-                name=name,
-                n_events=_int(med.get("n_events") or fit.get("n_events")) or 0,
-                fit_val=_float(fit.get("fit_val")),
-                fit_err=_float(fit.get("fit_err")),
-                median=_float(med.get("median_val_NonCal")),
-                median_err=_float(med.get("median_err_NonCal")),
-                factor=_float(fac.get("calibration_factor")),
-                factor_err=_float(fac.get("calibration_factor_err")),
-                source=fac.get("source", ""),
-                quality=fit.get("quality", ""),
-                status=_int(fit.get("status")),
-                cov_qual=_int(fit.get("cov_qual")),
-                chi2_ndf=_float(fit.get("chi2_ndf")),
-                attempts=_int(fit.get("attempts")) or 0,
-                label=fit.get("label", ""),
-                reason=fit.get("reason", ""),
-                plot=_relative(out_dir, out_dir / "fits" / f"fit_{name}.png"),
-                plot_pdf=_relative(out_dir, out_dir / "fits" / f"fit_{name}.pdf"),
-                log=_relative(out_dir, out_dir / "logs" / f"fit_{name}.log"),
-            )
-        )
-    provenance_path = out_dir / PROVENANCE_JSON
-    provenance = json.loads(provenance_path.read_text()) if provenance_path.exists() else {}
-    return SampleOutputs(out_dir, label, year, tuple(rows), _correction_json(out_dir, label, year), provenance, _width_definition(out_dir))
+    out = OutputDir(Path(out_dir))
+    fits = out.read_fits() if (out / out.FITS_CSV).exists() else {}
+    medians = out.read_medians() if (out / out.MEDIANS_CSV).exists() else {}
+    factors = out.read_factors()
+    rows = tuple(
+        CategoryRow(
+            name, fits.get(name), medians.get(name), factors.get(name), out.relative(out.fit_plot_stem(name).with_suffix(".png")),
+            out.relative(out.fit_plot_stem(name).with_suffix(".pdf")), out.relative(out.fit_log_dir() / f"fit_{name}.log"),
+        )  # fmt: skip
+        for name in scheme.names
+    )
+    return SampleOutputs(out.path, out.sample, out.year, rows, out.find_correction_json(), out.read_provenance(), _width_definition(out))
 
 
-def _width_definition(out_dir: Path) -> str:
-    """The fits' ``width_definition`` in ``fit_params.json`` ("core" for fits written before it was recorded)."""
-    path = out_dir / FIT_JSON
-    if not path.exists():
-        return ""
-    kinds = {str(fit.get("width_definition", "core")) for fit in json.loads(path.read_text()).values()}
+def _width_definition(out: OutputDir) -> str:
+    """The fits' ``width_definition`` in ``fit_params.json`` ("core" for fits written before it was recorded); "" before step 1."""
+    kinds = {str(fit.get("width_definition", "core")) for fit in out.read_fit_params().values()}
     return "/".join(sorted(kinds))
 
 
@@ -229,51 +225,33 @@ class Validation:
         return max(tested, key=lambda b: math.inf if b.fit_quality != "ok" or not math.isfinite(b.ratio) else abs(b.deviation))
 
 
-def _bins(out_dir: Path, csv_path: Path, plot_dir: Path, prefix: str) -> tuple[ValidationBin, ...]:
-    if not csv_path.exists():
-        return ()
+def _bins(out: OutputDir, kind: str, prefix: str) -> tuple[ValidationBin, ...]:
+    group = {"closure": "closure", "uncalibrated": "closure/uncalibrated", "higgs": "higgs"}[kind]
     bins = []
-    for row in read_csv(csv_path):
+    for row in out.read_validation_rows(kind):
         low, high = _float(row["low"]), _float(row["high"])
         bins.append(
             ValidationBin(
                 low=low, high=high, n_events=_int(row["nEvents"]) or 0, fit_val=_float(row["fit_val"]),
                 fit_err=_float(row["fit_err"]), median=_float(row["median_val"]), ratio=_float(row["ratio"]),
                 ratio_err=_float(row["ratio_err"]), fit_quality=row["fit_quality"], verdict=row["verdict"],
-                plot=_relative(out_dir, plot_dir / f"fit_{prefix}_{low:g}-{high:g}.png"),
+                plot=out.relative(out.fit_plot_stem(f"{prefix}_{low:g}-{high:g}", group).with_suffix(".png")),
             )  # fmt: skip
         )
     return tuple(bins)
 
 
-def _lines(path: Path, starts: str) -> tuple[str, ...]:
-    if not path.exists():
-        return ()
-    return tuple(line for line in path.read_text().splitlines() if line.startswith(starts))
-
-
 def read_validation(out_dir: Path, kind: str) -> Validation | None:
     """The closure (``kind="closure"``) or Higgs check (``"higgs"``) of the directory; None when not run."""
-    out_dir = Path(out_dir)
-    if kind == "closure":
-        csv_path = out_dir / CLOSURE_CSV
-        if not csv_path.exists():
-            return None
-        fits = out_dir / "closure" / "fits"
-        return Validation(
-            after=_bins(out_dir, csv_path, fits, "closure"),
-            before=_bins(out_dir, out_dir / UNCALIBRATED_CSV, fits / "uncalibrated", "closure"),
-            verdict_lines=_lines(out_dir / CLOSURE_VERDICT, "closure"),
-            plot=_relative(out_dir, out_dir / "closure_resolution.png"),
-            csv_mtime=csv_path.stat().st_mtime,
-        )
-    csv_path = out_dir / HIGGS_CSV
+    out = OutputDir(Path(out_dir))
+    csv_path = out.validation_csv(kind)
     if not csv_path.exists():
         return None
+    closure = kind == "closure"
     return Validation(
-        after=_bins(out_dir, csv_path, out_dir / "higgs" / "fits", "higgs"),
-        before=(),
-        verdict_lines=_lines(out_dir / HIGGS_VERDICT, "Higgs"),
-        plot=_relative(out_dir, out_dir / "higgs_validation_resolution.png"),
+        after=_bins(out, kind, kind),
+        before=_bins(out, "uncalibrated", "closure") if closure else (),
+        verdict_lines=out.read_verdict_lines(kind, "closure" if closure else "Higgs"),
+        plot=out.relative(out.figure_stem(kind).with_suffix(".png")),
         csv_mtime=csv_path.stat().st_mtime,
     )

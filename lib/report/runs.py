@@ -18,10 +18,10 @@ from pathlib import Path
 
 from lib import __version__
 from lib.io.atomic import write_text_atomic
+from lib.outputs import OutputDir
 
-__all__ = ["RUNS_JSON", "RunRecord", "current_versions", "read_runs", "record_run"]
+__all__ = ["RunRecord", "current_versions", "read_runs", "record_run"]
 
-RUNS_JSON = "report_runs.json"
 # Enough to show a tuning session of --fixCat runs; older runs' outputs have been replaced anyway.
 MAX_RUNS = 50
 # The packages whose versions change the numbers or the files (the fit, the arrays, the JSON).
@@ -63,7 +63,7 @@ class RunRecord:
 
 def read_runs(out_dir: Path) -> list[RunRecord]:
     """The directory's run records, oldest first; none for a directory filled before runs were recorded."""
-    path = Path(out_dir) / RUNS_JSON
+    path = OutputDir(Path(out_dir)) / OutputDir.RUNS_JSON
     if not path.exists():
         return []
     try:
@@ -75,5 +75,5 @@ def read_runs(out_dir: Path) -> list[RunRecord]:
 def record_run(out_dir: Path, record: RunRecord) -> list[RunRecord]:
     """Append ``record`` (keeping the last ``MAX_RUNS``) and return the directory's records."""
     runs = (read_runs(out_dir) + [record])[-MAX_RUNS:]
-    write_text_atomic(Path(out_dir) / RUNS_JSON, json.dumps([asdict(r) for r in runs], indent=1))
+    write_text_atomic(OutputDir(Path(out_dir)) / OutputDir.RUNS_JSON, json.dumps([asdict(r) for r in runs], indent=1))
     return runs

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lib.correction.auditor import AuditReport
-from lib.fit_step import FIT_CSV
-from lib.factors import FACTOR_CSV
+from lib.outputs import OutputDir
 from lib.report.markup import percent
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
 
@@ -99,7 +98,7 @@ def _json(sample: SampleOutputs) -> Finding:
     if sample.correction_json is None:
         return Finding("fail", "correction JSON", "no correction JSON in this directory: run --steps step3")
     written = sample.correction_json.stat().st_mtime
-    newer = [name for name in (FIT_CSV, FACTOR_CSV) if (sample.mtime(name) or 0) > written]
+    newer = [name for name in (OutputDir.FITS_CSV, OutputDir.FACTORS_CSV) if (sample.mtime(name) or 0) > written]
     if newer:
         return Finding(
             "fail", "correction JSON",

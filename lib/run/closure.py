@@ -1,8 +1,8 @@
-"""The closure test as a run step: read the bins of calibrated sigma_pred, fit them, judge, write.
+"""The closure test as a run stage: read the bins of calibrated sigma_pred, fit them, judge, write the tables.
 
 The physics of the bins (their samples, fit specs, rows and verdict) is ``lib.closure``; this
-module reads the inputs (``lib.run.reduction``), runs the fits on the run's executor, writes the
-CSVs, the verdict and the figures, and runs the Higgs check beside it when asked.
+module reads the inputs (``lib.run.reduction``), runs the fits on the run's executor and returns
+a ``ClosureResult``; the route writes its verdict and figure beside the Higgs check's.
 """
 
 from __future__ import annotations
@@ -14,22 +14,21 @@ import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.closure import (
-    CLOSURE_CSV, UNCALIBRATED_CSV, BinSample, ClosureBin, ClosureVerdict, bin_label, bin_rows, closure_specs,
+    BinSample, ClosureBin, ClosureVerdict, bin_label, bin_rows, closure_specs,
     judge, measured_scaling, reference_text, samples_from_events, samples_from_histograms, with_bin_acceptance,
 )  # fmt: skip
 from lib.config import Config, FitSpec, resolve_fit_spec
-from lib.correction.writer import correction_filename, read_factors
+from lib.correction.writer import read_factors
 from lib.errors import CalibrationError, InputError
 from lib.fit_step import FitCache, bin_fit_jobs, run_fits
 from lib.histograms import acceptance_grid, grids_from_config
-from lib.io.atomic import write_text_atomic
-from lib.io.tables import read_csv, write_csv
-from lib.options import RunOptions
+from lib.outputs import OutputDir
+from lib.request import Request
+from lib.results import ClosureResult, Validation
 from lib.rows import parse_row
-from lib.run.higgs import run_higgs_validation
 from lib.run.reduction import Executors, load_reduction
 
-__all__ = ["run_closure"]
+__all__ = ["run_closure", "correction_to_test"]
 
 
 def _factor_array(json_path: Path, scheme: CategoryScheme) -> np.ndarray:
@@ -47,46 +46,53 @@ def _parse_bin(fix: str, edges: Sequence[float]) -> int:
 
 
 def _run_pass(
-    execs: Executors, config: Config, samples: list[BinSample], options: RunOptions, plot_dir: Path | None,
-    title: str, csv_path: Path, only: int | None, log_dir: Path, cache_dir: Path,
+    execs: Executors, config: Config, samples: list[BinSample], request: Request, out: OutputDir, kind: str, only: int | None
 ) -> tuple[list[ClosureBin], ClosureVerdict]:  # fmt: skip
+    """Fit the bins of one pass (``kind``: ``closure`` after calibration, ``uncalibrated`` before), judge and write its table."""
     edges = config.closure.bin_edges_gev
+    selection = request.selection
 
     def spec_for(name: str) -> FitSpec:
-        return resolve_fit_spec(config, name, options.binned, options.backend)
+        return resolve_fit_spec(config, name, selection.binned, request.execution.backend)
 
-    jobs = bin_fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=log_dir)
+    group = "closure" if kind == "closure" else "closure/uncalibrated"
+    title = f"{selection.sample} {out.year} {'calibrated' if kind == 'closure' else 'uncalibrated'}"
+    plot_dir = out.fit_plot_dir(group) if request.figures.enabled else None
+    jobs = bin_fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=out.fit_log_dir(group))
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
-    results = run_fits(execs.fit, jobs, FitCache(cache_dir), refit, what="closure bin", progress="closure fits", figures=execs.figures)
+    cache = FitCache(out.cache("closure_fits" if kind == "closure" else "closure_fits_uncalibrated"))
+    results = run_fits(execs.fit, jobs, cache, refit, what="closure bin", progress="closure fits", figures=execs.figures)
     rows = bin_rows(samples, edges, results)
     if only is not None:
-        previous = read_csv(csv_path)
+        previous = out.read_validation_rows(kind)
+        where = str(out.validation_csv(kind))
         if len(previous) != len(rows):
-            raise InputError(f"{csv_path} has {len(previous)} bins, the config {len(rows)}: re-run the whole closure")
-        rows = [rows[i] if i == only else parse_row(ClosureBin, previous[i], str(csv_path)) for i in range(len(rows))]
+            raise InputError(f"{where} has {len(previous)} bins, the config {len(rows)}: re-run the whole closure")
+        rows = [rows[i] if i == only else parse_row(ClosureBin, previous[i], where) for i in range(len(rows))]
     judged, verdict = judge(rows, config.closure)
-    write_csv(csv_path, [r.row() for r in judged])
+    out.write_validation(kind, [r.row() for r in judged])
     return judged, verdict
 
 
 def _closure_samples(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path, factors: np.ndarray
+    request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir, factors: np.ndarray
 ) -> tuple[list[BinSample], list[BinSample]]:  # fmt: skip
     """Bins after and before calibration: from histograms filled while reading (binned), or from the events."""
     edges, peak = config.closure.bin_edges_gev, config.fit.params["bw_mass"].value
+    binned = request.selection.binned
     scaling = measured_scaling(
-        config, scheme, lambda grid: load_reduction(options, config, scheme, year, execs, out_dir, (), events=False, profile=grid)[0]
+        config, scheme, lambda grid: load_reduction(request, config, scheme, execs, out, (), events=False, profile=grid)[0]
     )  # fmt: skip
     grids = grids_from_config(config, len(edges) - 1)
     acceptance = acceptance_grid(config, len(edges) - 1, (scheme.pt_edges[0], scheme.pt_edges[-1]))
     specs = closure_specs(config, edges, factors, peak, grids, scaling, acceptance)
     specs += closure_specs(config, edges, None, peak, grids, scaling, acceptance)[:1]
-    if not options.binned and acceptance is None:
+    if not binned and acceptance is None:
         specs = ()  # unbinned fits need only the events
     reduction, _ = load_reduction(
-        options, config, scheme, year, execs, out_dir, specs, events=not options.binned, muons=not options.binned and scaling is not None
+        request, config, scheme, execs, out, specs, events=not binned, muons=not binned and scaling is not None
     )  # fmt: skip
-    if options.binned:
+    if binned:
         after_pred, after_raw, before = reduction.histograms
         after = samples_from_histograms(after_pred, after_raw, config.step2, "closure")
         uncalibrated = samples_from_histograms(before, before, config.step2, "closure (uncalibrated)")
@@ -100,38 +106,28 @@ def _closure_samples(
     return after, uncalibrated
 
 
-def run_closure(options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path) -> dict[str, object]:
-    """Closure after and before calibration; writes CSVs, plots and ``closure_verdict.txt``.
+def correction_to_test(request: Request, out: OutputDir) -> Path:
+    """The correction JSON the closure tests: ``--calib-json`` or the output directory's own.
 
     Raises:
-        InputError: no correction JSON to test (run steps 1-3 first or pass --calib-json).
+        InputError: there is none (run steps 1-3 first or pass --calib-json).
     """
-    json_path = options.calib_json or out_dir / correction_filename(year, options.is_mc, options.nanoaod_v)
-    if not Path(json_path).exists():
-        raise InputError(f"no calibration JSON {json_path}: run --steps all first or pass --calib-json")
-    factors = _factor_array(Path(json_path), scheme)
-    after_samples, before_samples = _closure_samples(options, config, scheme, year, execs, out_dir, factors)
-    only = _parse_bin(options.fix_cat, config.closure.bin_edges_gev) if options.fix_cat else None
-    closure_dir = out_dir / "closure"
-    plots = closure_dir / "fits" if options.plots else None
-    title = f"{options.sample_label} {year}"
-    after, verdict_after = _run_pass(
-        execs, config, after_samples, options, plots, f"{title} calibrated", out_dir / CLOSURE_CSV, only, closure_dir / "logs",
-        out_dir / ".cache" / "closure_fits",
-    )  # fmt: skip
-    before, verdict_before = _run_pass(
-        execs, config, before_samples, options, None if plots is None else plots / "uncalibrated",
-        f"{title} uncalibrated", out_dir / UNCALIBRATED_CSV, only, closure_dir / "logs" / "uncalibrated",
-        out_dir / ".cache" / "closure_fits_uncalibrated",
-    )  # fmt: skip
-    lines = [verdict_after.text("closure after calibration"), reference_text(before, "closure before calibration")]
-    if options.validate_higgs:
-        lines.append(run_higgs_validation(options, config, scheme, year, execs, out_dir, factors).text("Higgs peak (DCB) after calibration"))
-    text = "\n".join(lines)
-    write_text_atomic(out_dir / "closure_verdict.txt", text + "\n")
-    if options.plots:
-        from lib.plots.closure import plot_closure
+    path = Path(request.paths.calib_json or out.correction_json(request.selection.nanoaod_v))
+    if not path.exists():
+        raise InputError(f"no calibration JSON {path}: run --steps all first or pass --calib-json")
+    return path
 
-        plot_closure(before, after, out_dir / "closure_resolution", title, options.plot_formats)
-        execs.figures.wait()
-    return {"after": verdict_after, "before": verdict_before, "text": text, "json": str(json_path)}
+
+def run_closure(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> ClosureResult:
+    """Closure after and before calibration: fits of every bin, both tables written, both verdicts."""
+    json_path = correction_to_test(request, out)
+    factors = _factor_array(json_path, scheme)
+    after_samples, before_samples = _closure_samples(request, config, scheme, execs, out, factors)
+    fix = request.selection.fix_cat
+    only = _parse_bin(fix, config.closure.bin_edges_gev) if fix else None
+    after, verdict_after = _run_pass(execs, config, after_samples, request, out, "closure", only)
+    before, verdict_before = _run_pass(execs, config, before_samples, request, out, "uncalibrated", only)
+    text = "\n".join([verdict_after.text("closure after calibration"), reference_text(before, "closure before calibration")])
+    return ClosureResult(
+        Validation(tuple(after), verdict_after), Validation(tuple(before), verdict_before), text, json_path, tuple(float(f) for f in factors)
+    )

@@ -24,27 +24,28 @@ from lib.closure import (
 )  # fmt: skip
 from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec, retry_specs
 from lib.errors import ConfigError
-from lib.factors import FACTOR_CSV
 from lib.fit_step import FitCache, bin_fit_jobs, run_fits
 from lib.histograms import grids_from_config
-from lib.io.atomic import write_text_atomic
 from lib.io.reader import find_files
-from lib.io.tables import read_csv, write_csv
-from lib.options import RunOptions
+from lib.outputs import OutputDir
+from lib.request import Request
+from lib.results import Validation
 from lib.run.reduction import Executors, input_root, reduce_files
 
-__all__ = ["run_higgs_validation", "HIGGS_CSV"]
+__all__ = ["run_higgs_validation", "HIGGS_LABEL"]
+
+# How the verdict line names the check (the report picks the line by its first word).
+HIGGS_LABEL = "Higgs peak (DCB) after calibration"
 
 log = logging.getLogger(__name__)
 
-HIGGS_CSV = "higgs_validation_resolutionBinning.csv"
-
 
 def _signal_samples(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, factors: np.ndarray
+    request: Request, config: Config, scheme: CategoryScheme, year: str, execs: Executors, factors: np.ndarray
 ) -> list[BinSample]:  # fmt: skip
     """Bins of calibrated sigma_pred of the signal-region events: histograms filled while reading (binned) or events."""
-    root = input_root(options, config)
+    binned = request.selection.binned
+    root = input_root(request.paths, config)
     files = find_files(root, config.input.signal_glob, year)
     higgs = config.higgs
     edges = higgs.bin_edges_gev
@@ -54,36 +55,35 @@ def _signal_samples(
         config, scheme, lambda grid: reduce_files(files, specs=(), events=False, progress="signal files (pT profile)", profile=grid, **common)
     )  # fmt: skip
     specs: tuple = ()
-    if options.binned:
+    if binned:
         lo, hi = higgs.signal_region_gev
         grids = dataclasses.replace(
             grids_from_config(config, len(edges) - 1), mass_range_gev=(lo, hi), mass_bin_gev=(hi - lo) / _fine_bins(config)
         )
         specs = closure_specs(config, edges, factors, higgs.mass_gev, grids, scaling, source_categories=scheme.n_categories)
     reduction = reduce_files(
-        files, specs=specs, events=not options.binned, progress="signal files", muons=not options.binned and scaling is not None, **common
+        files, specs=specs, events=not binned, progress="signal files", muons=not binned and scaling is not None, **common
     )  # fmt: skip
-    if options.binned:
+    if binned:
         return samples_from_histograms(*reduction.histograms, config.step2, "higgs")
     return samples_from_events(
         reduction.skim, factors, edges, higgs.mass_gev, config.closure.bin_variable, scaling, scheme.n_categories  # type: ignore[arg-type]
     )
 
 
-def _factor_errors(out_dir: Path, scheme: CategoryScheme, factors: np.ndarray) -> np.ndarray | None:
+def _factor_errors(out: OutputDir, scheme: CategoryScheme, factors: np.ndarray) -> np.ndarray | None:
     """The errors of ``factors`` from this directory's step 3 table, or None when that table is not theirs.
 
     A JSON from elsewhere (``--calib-json``) carries no errors: the check's errors then omit the calibration's.
     """
-    path = out_dir / FACTOR_CSV
-    rows = {r["cat_name"]: r for r in read_csv(path)} if path.exists() else {}
-    try:
-        values = np.array([float(rows[n]["calibration_factor"]) for n in scheme.names])
-        errors = np.array([float(rows[n]["calibration_factor_err"]) for n in scheme.names])
-    except (KeyError, ValueError):
+    table = out.read_factors()
+    if set(table) != set(scheme.names):
         values = errors = np.full(scheme.n_categories, np.nan)
+    else:
+        values = np.array([table[n].calibration_factor for n in scheme.names])
+        errors = np.array([table[n].calibration_factor_err for n in scheme.names])
     if not np.allclose(values, factors, rtol=1e-6, atol=0.0):
-        log.info("Higgs check: no step-3 table of these factors in %s, so its errors omit the factors' own", out_dir)
+        log.info("Higgs check: no step-3 table of these factors in %s, so its errors omit the factors' own", out.path)
         return None
     return errors
 
@@ -103,45 +103,40 @@ def _fine_bins(config: Config) -> int:
 
 
 def run_higgs_validation(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path, factors: np.ndarray
-) -> ClosureVerdict:
-    """Fit the H peak in bins of calibrated sigma_pred; write the CSV, plots and return the verdict.
+    request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir, factors: np.ndarray
+) -> Validation:
+    """Fit the H peak in bins of calibrated sigma_pred; write the table and its verdict, queue the fits' figures.
 
     The signal sample is simulation: it resolves like the DY MC, so it tests the MC factors.
     With Data factors the check measures how far data and simulation differ (10-20 % on the
     built-in samples, whose Data and MC k maps differ), not the calibration: said once, as a warning.
     """
-    if not options.is_mc:
+    selection, year = request.selection, out.year
+    if not selection.is_mc:
         log.warning(
             "Higgs check of %s: Data factors applied to simulated signal test how data and simulation differ, "
             "not the calibration (run it with --isMC)", year,
         )  # fmt: skip
-    samples = _signal_samples(options, config, scheme, year, execs, factors)
+    samples = _signal_samples(request, config, scheme, year, execs, factors)
     edges = config.higgs.bin_edges_gev
-    plot_dir = out_dir / "higgs" / "fits" if options.plots else None
+    plot_dir = out.fit_plot_dir("higgs") if request.figures.enabled else None
 
     def spec_for(name: str) -> FitSpec:
-        return higgs_fit_spec(config, name, options.binned, options.backend)
+        return higgs_fit_spec(config, name, selection.binned, request.execution.backend)
 
     gates = config.fit.quality.model_copy(
         update={"max_chi2_ndf": config.higgs.max_chi2_ndf, "max_shape_mismodelling": config.higgs.max_shape_mismodelling}
     )
     higgs_gated = config.model_copy(update={"fit": config.fit.model_copy(update={"quality": gates})})
-    jobs = bin_fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, f"H {options.sample_label} {year}", "higgs", same_range_retries=True,
-                    log_dir=out_dir / "higgs" / "logs")  # fmt: skip
-    results = run_fits(
-        execs.fit, jobs, FitCache(out_dir / ".cache" / "higgs_fits"), what="Higgs bin", progress="higgs fits", figures=execs.figures
-    )
-    rows = bin_rows(samples, edges, results, prefix="higgs", factors=factors, factor_errors=_factor_errors(out_dir, scheme, factors))
+    title = f"H {selection.sample} {year}"
+    jobs = bin_fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, title, "higgs", same_range_retries=True, log_dir=out.fit_log_dir("higgs"))
+    results = run_fits(execs.fit, jobs, FitCache(out.cache("higgs_fits")), what="Higgs bin", progress="higgs fits", figures=execs.figures)
+    rows = bin_rows(samples, edges, results, prefix="higgs", factors=factors, factor_errors=_factor_errors(out, scheme, factors))
     higgs_cfg = ClosureConfig(
         bin_variable=config.closure.bin_variable,
         bin_edges_gev=list(edges), min_events=config.higgs.min_events, tolerance=config.higgs.tolerance, n_sigma=config.closure.n_sigma
     )
     judged, verdict = judge(rows, higgs_cfg, prefix="higgs")
-    write_csv(out_dir / HIGGS_CSV, [r.row() for r in judged])
-    write_text_atomic(out_dir / "higgs_validation_verdict.txt", verdict.text("Higgs peak (DCB) after calibration") + "\n")
-    if options.plots:
-        from lib.plots.closure import plot_closure
-
-        plot_closure([], judged, out_dir / "higgs_validation_resolution", f"H {options.sample_label} {year}", options.plot_formats)
-    return verdict
+    out.write_validation("higgs", [r.row() for r in judged])
+    out.write_verdict("higgs", verdict.text(HIGGS_LABEL))
+    return Validation(tuple(judged), verdict)

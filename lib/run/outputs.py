@@ -1,4 +1,4 @@
-"""The output directory of a run: writable, one configuration's outputs only, backups, and the provenance.
+"""Whether a run may write into its output directory (one configuration's outputs only), and its provenance.
 
 A step run with one configuration beside the outputs of another would leave tables, JSON and
 closure verdict that disagree without saying so: the directory is checked before any work, and
@@ -7,37 +7,19 @@ closure verdict that disagree without saying so: the directory is checked before
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
-from datetime import datetime, timezone
-from pathlib import Path
 
 from lib import __version__
 from lib.categories import CategoryScheme
 from lib.config import Config, override_keys, resolve_fit_spec
 from lib.errors import CalibrationError
-from lib.io.atomic import write_text_atomic
-from lib.options import RunOptions
+from lib.outputs import OutputDir
+from lib.request import Request
 from lib.run.reduction import InputSource
 
-__all__ = ["PROVENANCE_JSON", "backup", "check_writable", "prepare_output_dir", "read_provenance", "remove_outputs", "root_version",
-           "write_provenance"]  # fmt: skip
+__all__ = ["check_output_dir", "make_room", "provenance", "root_version"]
 
 log = logging.getLogger(__name__)
-
-PROVENANCE_JSON = "provenance.json"
-
-
-def check_writable(out_dir: Path) -> None:
-    """Create ``out_dir`` and write a probe in it, so an unwritable directory fails before any work, not after the fits."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise CalibrationError(f"output directory {out_dir} is not writable ({err.strerror})") from err
 
 
 _CONFIGURATION_KEYS = {
@@ -57,7 +39,7 @@ def tuned_categories(config: Config) -> dict[str, list[str]]:
     return {name: keys for name, keys in matched.items() if keys}
 
 
-def _configuration_differences(previous: dict[str, object], options: RunOptions, config: Config) -> list[str]:
+def _configuration_differences(previous: dict[str, object], request: Request, config: Config) -> list[str]:
     """What differs between the run that filled a directory and this one, as ``name old vs new``.
 
     Inputs may differ: every cache is keyed by the input files, so new inputs cannot pick up old results.
@@ -65,9 +47,10 @@ def _configuration_differences(previous: dict[str, object], options: RunOptions,
     compares the configuration without the overrides, and then every other category's fit
     specification with the one recorded in the provenance.
     """
-    by_parts = bool(options.fix_cat) and "config_fingerprint_without_overrides" in previous
+    selection = request.selection
+    by_parts = bool(selection.fix_cat) and "config_fingerprint_without_overrides" in previous
     key = "config_fingerprint_without_overrides" if by_parts else "config_fingerprint"
-    now = {key: config.fingerprint(without_overrides=by_parts), "binned": options.binned, "sample": options.sample_label}
+    now = {key: config.fingerprint(without_overrides=by_parts), "binned": selection.binned, "sample": selection.sample}
     differences = [
         f"{_CONFIGURATION_KEYS[name]} {previous[name]} vs {value}"
         for name, value in now.items()
@@ -75,14 +58,14 @@ def _configuration_differences(previous: dict[str, object], options: RunOptions,
     ]
     if by_parts and not differences:
         recorded: dict[str, str] = previous.get("fit_specs", {})  # type: ignore[assignment]
-        specs = fit_spec_hashes(config, options.binned, options.backend)
-        changed = sorted(n for n, h in recorded.items() if n != options.fix_cat and specs.get(n) != h)
+        specs = fit_spec_hashes(config, selection.binned, request.execution.backend)
+        changed = sorted(n for n, h in recorded.items() if n != selection.fix_cat and specs.get(n) != h)
         if changed:
-            differences.append(f"fit.overrides change the fits of {', '.join(changed)}, not only {options.fix_cat}")
+            differences.append(f"fit.overrides change the fits of {', '.join(changed)}, not only {selection.fix_cat}")
     return differences
 
 
-def _check_same_configuration(out_dir: Path, options: RunOptions, config: Config) -> bool:
+def _check_same_configuration(out: OutputDir, request: Request, config: Config) -> bool:
     """Refuse to mix outputs of two configurations in one directory; True when --overwrite lets them be replaced.
 
     A step run with one configuration next to outputs of another would leave tables, JSON and
@@ -92,79 +75,54 @@ def _check_same_configuration(out_dir: Path, options: RunOptions, config: Config
     Raises:
         CalibrationError: the directory holds another configuration's results.
     """
-    differences = _configuration_differences(read_provenance(out_dir), options, config)
+    differences = _configuration_differences(out.read_provenance(), request, config)
     if not differences:
         return False
-    if options.overwrite and not options.fix_cat:
+    fix_cat = request.selection.fix_cat
+    if request.handling.overwrite and not fix_cat:
         return True
-    if options.fix_cat:
+    if fix_cat:
         remedy = "--fixCat cannot merge into it; re-run step1 for every category with --overwrite"
     else:
         remedy = "use another --extraString/--output_path or --overwrite"
-    raise CalibrationError(
-        f"output directory {out_dir} holds results of a different configuration ({', '.join(differences)}); {remedy}"
-    )
+    raise CalibrationError(f"output directory {out.path} holds results of a different configuration ({', '.join(differences)}); {remedy}")
 
 
-def prepare_output_dir(out_dir: Path, options: RunOptions, config: Config, steps: set[str]) -> bool:
-    """Check the directory before any work starts; True when another configuration's outputs must go first."""
-    check_writable(out_dir)
-    if options.closure_test or not steps & {"step1", "step2"}:
-        return False
-    return _check_same_configuration(out_dir, options, config)
+def check_output_dir(out: OutputDir, request: Request, config: Config) -> bool:
+    """Check the directory before any work starts; True when another configuration's outputs must go first (--overwrite)."""
+    out.check_writable()
+    selection = request.selection
+    return not selection.closure_test and bool(selection.steps & {"step1", "step2"}) and _check_same_configuration(out, request, config)
 
 
-def _top_level_outputs(out_dir: Path) -> list[Path]:
-    """The directory's output files (subdirectories such as plots and hidden caches excluded)."""
-    return [p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+def make_room(out: OutputDir, request: Request, replace: bool) -> None:
+    """Back up the directory's outputs (--backup) and clear another configuration's (``replace``)."""
+    if request.handling.backup:
+        saved = out.backup()
+        if saved is not None:
+            log.info("backed up the outputs to %s", saved)
+    if replace:
+        removed = out.remove_outputs()
+        log.warning("--overwrite: removed %d outputs of a different configuration from %s", removed, out.path)
 
 
-def remove_outputs(out_dir: Path) -> None:
-    """Delete the top-level outputs of another configuration (after --backup), so none outlives the run.
-
-    Caches stay: they are keyed by content, so the new configuration cannot pick up a stale entry.
-    """
-    files = _top_level_outputs(out_dir)
-    for path in files:
-        path.unlink()
-    log.warning("--overwrite: removed %d outputs of a different configuration from %s", len(files), out_dir)
-
-
-def backup(out_dir: Path) -> None:
-    """Copy the current top-level outputs into ``backup_<UTC timestamp>/`` before they are replaced."""
-    files = _top_level_outputs(out_dir)
-    if not files:
-        return
-    dest = out_dir / f"backup_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
-    dest.mkdir(exist_ok=True)
-    for path in files:
-        shutil.copy2(path, dest / path.name)
-    log.info("backed up %d files to %s", len(files), dest)
-
-
-def write_provenance(out_dir: Path, options: RunOptions, config: Config, source: InputSource) -> None:
-    """Record what produced this directory's outputs, so step 3 run alone can still state it."""
-    payload = {
+def provenance(request: Request, config: Config, source: InputSource) -> dict[str, object]:
+    """What produced a directory's outputs, so that step 3 run alone, --fixCat and the report can state and check it."""
+    selection = request.selection
+    return {
         "inputs_fingerprint": source.fingerprint,
         "skipped_files": list(source.skipped),
-        "input_path": str(options.input_path or config.input.stage1_path),
+        "input_path": str(request.paths.input_path or config.input.stage1_path),
         "config_fingerprint": config.fingerprint(),
         "config_fingerprint_without_overrides": config.fingerprint(without_overrides=True),
         # What each category was fitted with, so a --fixCat run can tell whether it changes only its
         # category, and a reader which categories were tuned by hand (fit.overrides).
-        "fit_specs": fit_spec_hashes(config, options.binned, options.backend),
+        "fit_specs": fit_spec_hashes(config, selection.binned, request.execution.backend),
         "tuned_categories": tuned_categories(config),
         "tool_version": __version__,
-        "binned": options.binned,
-        "sample": options.sample_label,
+        "binned": selection.binned,
+        "sample": selection.sample,
     }
-    write_text_atomic(out_dir / PROVENANCE_JSON, json.dumps(payload, indent=1, sort_keys=True))
-
-
-def read_provenance(out_dir: Path) -> dict[str, object]:
-    """The directory's ``provenance.json`` (empty when no step 1-2 has run there yet)."""
-    path = out_dir / PROVENANCE_JSON
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def root_version() -> str:

@@ -25,7 +25,8 @@ from lib.histograms import HistogramSpec
 from lib.io.cache import cache_key, inputs_fingerprint, load_cached_reduction, store_reduction
 from lib.io.merge import Reduction, ReductionMerger
 from lib.io.reader import FileReduction, find_files, reduce_file
-from lib.options import RunOptions
+from lib.outputs import OutputDir
+from lib.request import Paths, Request
 from lib.peak_scaling import ProfileGrid
 
 __all__ = ["Executors", "InputSource", "executors", "input_root", "load_reduction", "reading_line", "reduce_files", "FIT_WORKER_PRELOAD"]
@@ -48,31 +49,33 @@ class Executors:
 
 
 @contextmanager
-def executors(options: RunOptions) -> Iterator[Executors]:
+def executors(request: Request) -> Iterator[Executors]:
     """Pick executors: Dask for both when a Dask mode is set, else inline reads and a process pool for fits.
 
     Figures are drawn on this machine in every mode (``lib.figures``), in this process with ``--workers 0``.
     """
-    workers = options.workers if options.workers else default_workers()
+    execution, selection = request.execution, request.selection
+    workers = execution.workers if execution.workers else default_workers()
     with ExitStack() as stack:
         # Figures are drawn here, so never by more processes than this machine has cores (--workers may count a Gateway's).
-        figures = stack.enter_context(FigureQueue(0 if options.workers == 0 else min(workers, default_workers()), options.plot_formats))
-        if options.dask_mode:
+        drawers = 0 if execution.workers == 0 else min(workers, default_workers())
+        figures = stack.enter_context(FigureQueue(drawers, request.figures.formats))
+        if execution.dask_mode:
             from lib.cluster import dask_client
 
             client = stack.enter_context(
                 dask_client(
-                    options.dask_mode, workers, options.scheduler, options.gateway, gateway_workers=options.workers or GATEWAY_WORKERS,
-                    gateway_options=dict(options.gateway_options),
+                    execution.dask_mode, workers, execution.scheduler, execution.gateway,
+                    gateway_workers=execution.workers or GATEWAY_WORKERS, gateway_options=dict(execution.gateway_options),
                 )
             )  # fmt: skip
             dask = DaskExecutor(client)
             yield Executors(dask, dask, figures)
-        elif options.workers == 0:
+        elif execution.workers == 0:
             yield Executors(InlineExecutor(), InlineExecutor(), figures)
         else:
             pool = ProcessExecutor(workers, task_timeout_s=600, preload=FIT_WORKER_PRELOAD)
-            if options.closure_test or options.steps in ("all", "step1"):
+            if selection.closure_test or "step1" in selection.steps:
                 pool.start()  # loads ROOT in the workers' forkserver while the files are read
             yield Executors(InlineExecutor(), pool, figures)
 
@@ -123,7 +126,7 @@ def reduce_files(
 
 
 def load_reduction(
-    options: RunOptions, config: Config, scheme: CategoryScheme, year: str, execs: Executors, out_dir: Path,
+    request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir,
     specs: tuple[HistogramSpec, ...], events: bool, profile: ProfileGrid | None = None, muons: bool = False,
 ) -> tuple[Reduction, InputSource]:  # fmt: skip
     """Find the year's files, reduce them to histograms (one set per spec) and/or a skim (or reuse a cache with the same key).
@@ -137,12 +140,12 @@ def load_reduction(
     Raises:
         InputError: no event of any file falls in the Z window and the categories.
     """
-    root = input_root(options, config)
-    pattern = config.input.mc_glob if options.is_mc else config.input.data_glob
-    files = find_files(root, pattern, year)
-    if options.plots:
+    is_mc = request.selection.is_mc
+    root = input_root(request.paths, config)
+    files = find_files(root, config.input.mc_glob if is_mc else config.input.data_glob, out.year)
+    if request.figures.enabled:
         execs.figures.start()  # the inputs exist: figures will follow, so matplotlib loads while they are read
-    weight_column = config.input.weight_column if options.is_mc else None
+    weight_column = config.input.weight_column if is_mc else None
     settings = {
         "categories": config.categories.model_dump(mode="json"),
         "z_window": list(config.selection.z_window_gev),
@@ -153,7 +156,7 @@ def load_reduction(
     }
     fingerprint = inputs_fingerprint(files)
     key = cache_key(fingerprint, settings)
-    cache_dir = out_dir / ".cache"
+    cache_dir = out.cache("reduction")
     cached = load_cached_reduction(cache_dir, key, specs, events, muons)
     if cached is not None:
         cached.n_files = len(files)  # the key names every one of them: its counts are theirs
@@ -161,7 +164,7 @@ def load_reduction(
     start = time.monotonic()
     reduction = reduce_files(
         files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events,
-        options.skip_bad_files, profile=profile, muons=muons,
+        request.execution.skip_bad_files, profile=profile, muons=muons,
     )  # fmt: skip
     log.info("%s in %.1f s", reading_line(reduction), time.monotonic() - start)
     if reduction.n_kept == 0:
@@ -182,6 +185,6 @@ def reading_line(reduction: Reduction) -> str:
     )
 
 
-def input_root(options: RunOptions, config: Config) -> Path:
+def input_root(paths: Paths, config: Config) -> Path:
     """The Stage-1 root, absolute: a Dask worker of a scheduler or Gateway runs in its own directory."""
-    return (Path(options.input_path) if options.input_path else Path(config.input.stage1_path)).resolve()
+    return (Path(paths.input_path) if paths.input_path else Path(config.input.stage1_path)).resolve()

@@ -1,0 +1,250 @@
+"""The output directory of one sample and year: every file name in it, and the typed write and read of each result.
+
+No other module spells a file name of an output directory: stages return containers, the route
+hands them here to be written, and step 3 run alone, ``--fixCat``, the closure and the report get
+the same containers back through ``OutputDir``. A run in memory and a run resumed from disk are
+therefore the same code after the read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from lib.errors import CalibrationError, InputError
+from lib.factors import CategoryFactor
+from lib.fitting.result import FitRow
+from lib.io.atomic import write_text_atomic
+from lib.io.tables import read_csv, read_rows, write_csv, write_latex_table
+from lib.medians import CategoryMedian
+
+__all__ = ["OutputDir", "SAMPLE_LABELS", "FACTOR_TABLE_COLUMNS"]
+
+SAMPLE_LABELS = ("Data", "MC")
+
+# The LaTeX tables of step 3: (column, header), as the original's three tables.
+FACTOR_TABLE_COLUMNS = (
+    ("cat_name", "Category"),
+    ("fit_val", r"$\sigma_{fit}$ [GeV]"),
+    ("fit_err", r"$\Delta\sigma_{fit}$"),
+    ("n_events", "Events"),
+    ("median_val_NonCal", r"median $\sigma_{pred}$ [GeV]"),
+    ("median_err_NonCal", r"$\Delta$median"),
+    ("calibration_factor", "Factor"),
+    ("calibration_factor_err", r"$\Delta$Factor"),
+    ("fit_quality", "Fit"),
+)
+_FACTOR_TABLE_DECIMALS = (("", None), ("_4dec", 4), ("_3dec", 3))
+
+
+@dataclass(frozen=True)
+class OutputDir:
+    """``<output_path>/<binned|unbinned>/<year>/<Data|MC>_<year>[_<extraString>]``: names, reads and writes."""
+
+    path: Path
+
+    # Step 1-3 tables (the original's names, which users' scripts read).
+    FITS_CSV = "fit_results.csv"
+    FIT_PARAMS_JSON = "fit_params.json"
+    MEDIANS_CSV = "median_for_cats.csv"
+    FACTORS_CSV = "calibration_factors.csv"
+    # Validation.
+    CLOSURE_CSV = "closure_results_resolutionBinning.csv"
+    UNCALIBRATED_CSV = "closure_results_resolutionBinning_uncalibrated.csv"
+    CLOSURE_VERDICT = "closure_verdict.txt"
+    HIGGS_CSV = "higgs_validation_resolutionBinning.csv"
+    HIGGS_VERDICT = "higgs_validation_verdict.txt"
+    # Bookkeeping and the report.
+    PROVENANCE_JSON = "provenance.json"
+    RUNS_JSON = "report_runs.json"
+    REPORT_HTML = "report.html"
+    REPORT_PDF = "report.pdf"
+
+    @classmethod
+    def of(cls, output_path: Path, binned: bool, year: str, sample: str, extra_string: str = "") -> OutputDir:
+        """The directory of one sample (``"Data"``/``"MC"``) and year, named as the original names it."""
+        name = f"{sample}_{year}" + (f"_{extra_string}" if extra_string else "")
+        return cls(Path(output_path) / ("binned" if binned else "unbinned") / year / name)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def sample(self) -> str:
+        """``"Data"`` or ``"MC"``, from the directory's name."""
+        return self.path.name.partition("_")[0]
+
+    @property
+    def year(self) -> str:
+        return self.path.parent.name
+
+    def sibling(self) -> OutputDir:
+        """The other sample's directory of the same year and suffix (``Data_2018_x`` beside ``MC_2018_x``)."""
+        _, _, rest = self.path.name.partition("_")
+        other = SAMPLE_LABELS[1] if self.sample == SAMPLE_LABELS[0] else SAMPLE_LABELS[0]
+        return OutputDir(self.path.parent / f"{other}_{rest}")
+
+    # ---- where things go -------------------------------------------------------------------------
+
+    def cache(self, kind: str) -> Path:
+        """The cache directory of one kind (``reduction``, ``fits``, ``closure_fits``, …): hidden, keyed by content."""
+        return self.path / ".cache" if kind == "reduction" else self.path / ".cache" / kind
+
+    def fit_plot_dir(self, group: str = "") -> Path:
+        """Where the fit figures of a group go (``closure``, ``closure/uncalibrated``, ``higgs``; empty: the categories)."""
+        if group.endswith("/uncalibrated"):
+            return self.path / group.rpartition("/")[0] / "fits" / "uncalibrated"
+        return self.path / group / "fits" if group else self.path / "fits"
+
+    def fit_plot_stem(self, name: str, group: str = "") -> Path:
+        """Figure stem of one fit (no extension: PNG and PDF are written beside each other)."""
+        return self.fit_plot_dir(group) / f"fit_{name}"
+
+    def fit_log_dir(self, group: str = "") -> Path:
+        """Where ROOT's output of each fit goes (one ``fit_<name>.log`` per fit)."""
+        if group.endswith("/uncalibrated"):
+            return self.path / group.rpartition("/")[0] / "logs" / "uncalibrated"
+        return self.path / group / "logs" if group else self.path / "logs"
+
+    def figure_stem(self, figure: str) -> Path:
+        """Stem of a summary figure: ``medians``, ``closure`` or ``higgs``."""
+        stems = {"medians": "sigma_pred_per_category", "closure": "closure_resolution", "higgs": "higgs_validation_resolution"}
+        return self.path / stems[figure]
+
+    def correction_json(self, nanoaod_v: str) -> Path:
+        """The correction file this directory's step 3 writes (the original's name, which the analysis' file list expects)."""
+        return self.path / f"res_calib_BS_correction_{self.year}_{self.sample}_nanoAODv{nanoaod_v}.json"
+
+    def find_correction_json(self) -> Path | None:
+        """The directory's correction file; the newest when several NanoAOD versions were written."""
+        found = self.path.glob(f"res_calib_BS_correction_{self.year}_{self.sample}_nanoAODv*.json")
+        ordered = sorted(found, key=lambda p: p.stat().st_mtime)
+        return ordered[-1] if ordered else None
+
+    def relative(self, path: Path) -> str | None:
+        """``path`` relative to the directory (POSIX separators), None when the file is not there."""
+        return path.relative_to(self.path).as_posix() if path.exists() else None
+
+    # ---- steps 1-3 -------------------------------------------------------------------------------
+
+    def write_medians(self, medians: Sequence[CategoryMedian]) -> None:
+        write_csv(self / self.MEDIANS_CSV, [m.row() for m in medians])
+
+    def read_medians(self) -> dict[str, CategoryMedian]:
+        """Step 2's medians by category (InputError naming the file when step 2 has not run here)."""
+        return {m.cat_name: m for m in read_rows(self / self.MEDIANS_CSV, CategoryMedian)}
+
+    def write_fits(self, rows: Mapping[str, FitRow], records: Mapping[str, object], order: Sequence[str]) -> None:
+        """``fit_results.csv`` and ``fit_params.json``, in category order."""
+        write_csv(self / self.FITS_CSV, [rows[n].row() for n in order if n in rows])
+        payload = {n: records[n] for n in order if n in records}
+        write_text_atomic(self / self.FIT_PARAMS_JSON, json.dumps(payload, indent=1, allow_nan=True))
+
+    def read_fits(self) -> dict[str, FitRow]:
+        """Step 1's summary rows by category (InputError naming the file when step 1 has not run here)."""
+        return {r.cat_name: r for r in read_rows(self / self.FITS_CSV, FitRow)}
+
+    def read_fit_params(self) -> dict[str, dict]:
+        """Step 1's full fit records by category (empty when step 1 has not run here)."""
+        path = self / self.FIT_PARAMS_JSON
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def write_factors(self, factors: Sequence[CategoryFactor], caption: str) -> None:
+        """``calibration_factors.csv`` and its three LaTeX tables (full, 4 and 3 decimals)."""
+        rows = [f.row() for f in factors]
+        write_csv(self / self.FACTORS_CSV, rows)
+        # A borrowed factor has no sigma of its own: the tables say "fallback" where the sigma would be.
+        table_rows = [r if f.source == "fit" else r | {"fit_val": "fallback", "fit_err": ""} for r, f in zip(rows, factors)]
+        for suffix, decimals in _FACTOR_TABLE_DECIMALS:
+            write_latex_table(self / f"calibration_factors{suffix}.tex", table_rows, FACTOR_TABLE_COLUMNS, decimals, caption)
+
+    def read_factors(self) -> dict[str, CategoryFactor]:
+        """Step 3's factors by category (empty when step 3 has not run here)."""
+        path = self / self.FACTORS_CSV
+        return {f.cat_name: f for f in read_rows(path, CategoryFactor)} if path.exists() else {}
+
+    # ---- validation ------------------------------------------------------------------------------
+
+    def validation_csv(self, kind: str) -> Path:
+        """The table of a validation: ``closure``, ``uncalibrated`` (the closure before calibration) or ``higgs``."""
+        return self / {"closure": self.CLOSURE_CSV, "uncalibrated": self.UNCALIBRATED_CSV, "higgs": self.HIGGS_CSV}[kind]
+
+    def verdict_path(self, kind: str) -> Path:
+        return self / {"closure": self.CLOSURE_VERDICT, "higgs": self.HIGGS_VERDICT}[kind]
+
+    def write_validation(self, kind: str, rows: Sequence[Mapping[str, object]]) -> None:
+        write_csv(self.validation_csv(kind), rows)
+
+    def read_validation_rows(self, kind: str) -> list[dict[str, str]]:
+        """The rows of a validation table as written (empty when it has not run here)."""
+        path = self.validation_csv(kind)
+        return read_csv(path) if path.exists() else []
+
+    def write_verdict(self, kind: str, text: str) -> None:
+        write_text_atomic(self.verdict_path(kind), text + "\n")
+
+    def read_verdict_lines(self, kind: str, starts: str) -> tuple[str, ...]:
+        path = self.verdict_path(kind)
+        if not path.exists():
+            return ()
+        return tuple(line for line in path.read_text().splitlines() if line.startswith(starts))
+
+    # ---- provenance and the directory's life ----------------------------------------------------
+
+    def write_provenance(self, payload: Mapping[str, object]) -> None:
+        write_text_atomic(self / self.PROVENANCE_JSON, json.dumps(payload, indent=1, sort_keys=True))
+
+    def read_provenance(self) -> dict[str, object]:
+        """``provenance.json`` (empty when no step 1-2 has run here yet)."""
+        path = self / self.PROVENANCE_JSON
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def mtime(self, name: str) -> float | None:
+        """Modification time of one of the directory's files, None when it is missing."""
+        path = self / name
+        return path.stat().st_mtime if path.exists() else None
+
+    def check_writable(self) -> None:
+        """Create the directory and write a probe in it, so an unwritable one fails before any work, not after the fits."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise CalibrationError(f"output directory {self.path} is not writable ({err.strerror})") from err
+
+    def top_level_outputs(self) -> list[Path]:
+        """The directory's output files (subdirectories such as plots and hidden caches excluded)."""
+        if not self.path.is_dir():
+            return []
+        return [p for p in self.path.iterdir() if p.is_file() and not p.name.startswith(".")]
+
+    def remove_outputs(self) -> int:
+        """Delete the top-level outputs (caches stay: keyed by content, they cannot be picked up stale); how many."""
+        files = self.top_level_outputs()
+        for path in files:
+            path.unlink()
+        return len(files)
+
+    def backup(self) -> Path | None:
+        """Copy the current top-level outputs into ``backup_<UTC timestamp>/`` before they are replaced."""
+        files = self.top_level_outputs()
+        if not files:
+            return None
+        dest = self.path / f"backup_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+        dest.mkdir(exist_ok=True)
+        for path in files:
+            shutil.copy2(path, dest / path.name)
+        return dest
+
+    def require(self, name: str, step: str) -> Path:
+        """The path of ``name``, or InputError saying which step writes it."""
+        path = self / name
+        if not path.exists():
+            raise InputError(f"{path} not found: run {step} into {self.path} first")
+        return path

@@ -1,0 +1,188 @@
+"""The route of a run: read -> medians -> fits -> factors -> write, with the closure and the Higgs check as siblings.
+
+Each stage is a function of its inputs and returns a frozen container (``lib.results``); only this
+module chains them, and only ``lib.outputs.OutputDir`` knows the files they are written to and
+read back from. Step 3 alone or a ``--fixCat`` refit gets the earlier steps' containers from the
+output directory, so a resumed run is the same code as a whole one after the read.
+
+In a notebook, the stages run on their own without writing a file (``docs/api.md``)::
+
+    from lib import route
+    from lib.config import load_config
+    config = load_config()
+    reduction = route.read(config, "data/samples/stage1", "2018")
+    medians = route.medians(reduction, config)
+    fits = route.fits(reduction, medians, config)
+    factors = route.factors(fits, medians, config)
+    factors.table()
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Iterator
+
+from lib.categories import CategoryScheme
+from lib.config import Config
+from lib.factors import compute_factors
+from lib.histograms import category_spec
+from lib.io.merge import Reduction
+from lib.medians import compute_medians
+from lib.outputs import OutputDir
+from lib.request import Execution, Figures, Paths, Request, Selection
+from lib.results import ClosureResult, Factors, Fits, Medians, Validation, YearSummary
+from lib.run.closure import run_closure
+from lib.run.higgs import HIGGS_LABEL, run_higgs_validation
+from lib.run.outputs import check_output_dir, make_room, provenance
+from lib.run.reduction import Executors, executors, load_reduction, reading_line
+from lib.run.step1 import fit_categories
+from lib.run.step2 import queue_median_figure
+from lib.run.step3 import derive_factors
+
+__all__ = ["run", "read", "medians", "fits", "factors"]
+
+
+def run(request: Request, config: Config) -> list[YearSummary]:
+    """Run the request for every year: each output directory is checked before any file is read."""
+    scheme = CategoryScheme.from_config(config.categories)
+    selection = request.selection
+    if selection.fix_cat and not selection.closure_test:
+        scheme.index_of(selection.fix_cat)
+    replace_outputs = {year: check_output_dir(request.output_dir(year), request, config) for year in selection.years}
+    start = time.monotonic()
+    summaries = []
+    with executors(request) as execs:
+        workers_seconds = time.monotonic() - start
+        for year in selection.years:
+            out = request.output_dir(year)
+            make_room(out, request, replace_outputs[year])
+            summary = _closure_year(request, config, scheme, execs, out) if selection.closure_test else _calibrate_year(request, config, scheme, execs, out)
+            if not summaries:
+                summary = replace(summary, timings={"workers": workers_seconds, **summary.timings})  # started once, for every year
+            summaries.append(summary)
+    return summaries
+
+
+def _calibrate_year(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> YearSummary:
+    """Steps 1-3 of one year, as selected; each step's result is written as soon as it exists."""
+    steps, timings = request.selection.steps, {}
+    read_line, fitted, step2 = "", None, None
+    if steps & {"step1", "step2"}:
+        start = time.monotonic()
+        # Unbinned fits need each event's mass; binned fits and medians only the histograms.
+        events = "step1" in steps and not request.selection.binned
+        specs = (category_spec(config, scheme, fits="step1" in steps),)
+        reduction, source = load_reduction(request, config, scheme, execs, out, specs, events)
+        read_line = reading_line(reduction)
+        out.write_provenance(provenance(request, config, source))
+        step2 = Medians(tuple(compute_medians(reduction.histograms[0], scheme, config.step2)))
+        timings["read+medians"] = time.monotonic() - start
+        if "step2" in steps:
+            out.write_medians(step2.rows)
+            if request.figures.enabled:
+                queue_median_figure(step2, reduction.histograms[0], config, out, request.figures, execs.figures)
+        if "step1" in steps:
+            start = time.monotonic()
+            fitted = fit_categories(reduction, step2, config, scheme, request, execs, out)
+            if request.selection.fix_cat:
+                fitted = fitted.merged_into(_earlier_fits(out), scheme.names)
+            out.write_fits(fitted.rows, fitted.records, scheme.names)
+            timings["fits"] = time.monotonic() - start
+    derived = None
+    if "step3" in steps:
+        start = time.monotonic()
+        fresh_medians = step2 if "step2" in steps else None
+        derived = derive_factors(fitted or _earlier_fits(out), fresh_medians or _earlier_medians(out), config, scheme, request, out)
+        timings["step3"] = time.monotonic() - start
+    if request.figures.enabled and steps & {"step1", "step2"}:
+        timings["figures"] = execs.figures.wait()
+    return YearSummary(
+        out.year, out.path, read_line, derived.rows if derived else (), derived.correction_json if derived else None,
+        derived.installed if derived else None, tuple(fitted.failed) if fitted else (), timings=timings,
+    )  # fmt: skip
+
+
+def _earlier_fits(out: OutputDir) -> Fits:
+    """Step 1's fits as an earlier run wrote them (InputError naming the file when there are none)."""
+    return Fits(out.read_fits(), out.read_fit_params())
+
+
+def _earlier_medians(out: OutputDir) -> Medians:
+    """Step 2's medians as written by this run or an earlier one (InputError naming the file when there are none)."""
+    return Medians(tuple(out.read_medians().values()))
+
+
+def _closure_year(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> YearSummary:
+    """The closure of one year and, when asked, the Higgs check with the same factors; their verdicts and figures."""
+    import numpy as np
+
+    start = time.monotonic()
+    closure = run_closure(request, config, scheme, execs, out)
+    lines = [closure.text]
+    higgs = None
+    if request.selection.validate_higgs:
+        higgs = run_higgs_validation(request, config, scheme, execs, out, np.array(closure.factors))
+        lines.append(higgs.verdict.text(HIGGS_LABEL))
+    text = "\n".join(lines)
+    out.write_verdict("closure", text)
+    if request.figures.enabled:
+        _draw_validation(closure, higgs, request, out)
+        execs.figures.wait()
+    return YearSummary(out.year, out.path, closure=closure, higgs=higgs, closure_text=text, timings={"closure": time.monotonic() - start})
+
+
+def _draw_validation(closure: ClosureResult, higgs: Validation | None, request: Request, out: OutputDir) -> None:
+    """The closure's summary figure (before and after) and the Higgs check's."""
+    from lib.plots.closure import plot_closure
+
+    title = f"{request.selection.sample} {out.year}"
+    formats = request.figures.formats
+    plot_closure(list(closure.before.bins), list(closure.after.bins), out.figure_stem("closure"), title, formats)
+    if higgs is not None:
+        plot_closure([], list(higgs.bins), out.figure_stem("higgs"), f"H {title}", formats)
+
+
+# ---- the stages on their own, for a notebook: no output directory is written -------------------------------------
+
+
+@contextmanager
+def _in_memory(config: Config, input_path: str | Path | None, year: str, workers: int) -> Iterator[tuple[Request, Executors, OutputDir]]:
+    """A request without figures, inline or on a local pool, whose scratch directory (ROOT's logs) is removed afterwards."""
+    with TemporaryDirectory(prefix="ebe-calib-") as scratch:
+        request = Request(
+            Selection(years=(year,), binned=True), Paths(input_path=Path(input_path) if input_path else None, output_path=Path(scratch)),
+            Execution(workers=workers), Figures(formats=()),
+        )  # fmt: skip
+        with executors(request) as execs:
+            yield request, execs, request.output_dir(year)
+
+
+def read(config: Config, input_path: str | Path | None = None, year: str = "2018") -> Reduction:
+    """The year's Stage-1 files reduced to per-category histograms (in this process)."""
+    scheme = CategoryScheme.from_config(config.categories)
+    with _in_memory(config, input_path, year, workers=0) as (request, execs, out):
+        reduction, _ = load_reduction(request, config, scheme, execs, out, (category_spec(config, scheme, fits=True),), events=False)
+    return reduction
+
+
+def medians(reduction: Reduction, config: Config) -> Medians:
+    """Step 2: the median predicted resolution of every category."""
+    scheme = CategoryScheme.from_config(config.categories)
+    return Medians(tuple(compute_medians(reduction.histograms[0], scheme, config.step2)))
+
+
+def fits(reduction: Reduction, step2: Medians, config: Config, workers: int = 0) -> Fits:
+    """Step 1: the binned Z-peak fit of every category (``workers`` 0: in this process)."""
+    scheme = CategoryScheme.from_config(config.categories)
+    with _in_memory(config, None, "2018", workers) as (request, execs, out):
+        return fit_categories(reduction, step2, config, scheme, request, execs, out)
+
+
+def factors(step1: Fits, step2: Medians, config: Config) -> Factors:
+    """Step 3's numbers: factor, error and source of every category (no JSON written)."""
+    scheme = CategoryScheme.from_config(config.categories)
+    return Factors(tuple(compute_factors(scheme, step1.rows, step2.by_name(), config.step3)))
