@@ -3,9 +3,10 @@
 Users of the original copied the JSON into ``data/res_calib/`` and edited
 ``configs/parameters/correction_filelist.yaml`` by hand. Here the one entry
 ``BS_res_calib_path.<year>.<Data|MC>`` is changed through ruamel.yaml's round trip, which keeps
-the rest of that file as it was (comments, quoting, key order, blank lines, indentation), so its
-owners review the change by diff. The edit is checked by re-parsing: the new file must load to
-the old content with exactly that one value changed, otherwise nothing is written.
+the rest of that file as it was (comments, quoting, key order, blank lines, and the indentation
+of a file that indents alike throughout), so its owners review the change by diff. The edit is
+checked by re-parsing: the new file must load to the old content with exactly that one value
+changed, otherwise nothing is written.
 """
 
 from __future__ import annotations
