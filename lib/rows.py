@@ -20,7 +20,7 @@ _CASTS = {int: int, float: float, str: str}
 
 
 def parse_row(cls: type[RowT], row: Mapping[str, object], where: str) -> RowT:
-    """``cls`` built from a ``csv.DictReader`` row, each column cast to its field's type.
+    """``cls`` built from a row of texts (``lib.io.tables.read_csv``), each column cast to its field's type.
 
     Example:
         >>> from lib.medians import CategoryMedian

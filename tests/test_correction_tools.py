@@ -367,6 +367,8 @@ def test_install_adds_a_missing_year_without_touching_the_rest(repo):
     loaded = yaml.safe_load(after)
     assert loaded["BS_res_calib_path"][2024] == {"MC": f"data/res_calib/{DATA_2017.name}"}
     assert loaded["zpt_weights_file"] == yaml.safe_load(before)["zpt_weights_file"]
+    # The new year joins its block: the blank line still separates the block from the next key.
+    assert f"  2024:\n    MC: data/res_calib/{DATA_2017.name}\n\nzpt_weights_file:" in after
 
 
 def test_install_refuses_a_scalar_year_and_a_tampered_json(repo, tmp_path):
@@ -387,6 +389,14 @@ def test_filelist_edit_keeps_crlf_quotes_and_comments():
     assert new == "# top\r\nBS_res_calib_path:\r\n  \"2018\": # c\r\n    MC: 'data/res_calib/n''ew.json'   # why\r\nother: [1, 2]\r\n"
     added = set_filelist_entry(text, 2018, "Data", "d.json")
     assert added.endswith("    MC: 'old.json'   # why\r\n    Data: d.json\r\nother: [1, 2]\r\n")
+
+
+def test_filelist_edit_keeps_the_files_own_indentation_and_comment_gaps():
+    text = "a:\n    b: 1   # bee\n    c:\n        - 1\n        - 2\nBS_res_calib_path:\n    '2018':\n        Data:    # none yet\n\n# end\n"
+    new = set_filelist_entry(text, 2018, "Data", "a: b.json")
+    assert new == text.replace("Data:    # none yet", "Data: 'a: b.json'    # none yet")
+    added = set_filelist_entry(text, 2017, "MC", "m.json")
+    assert added == text.replace("\n\n# end", "\n    2017:\n        MC: m.json\n\n# end")
 
 
 def test_filelist_edit_refuses_flow_style():

@@ -2,25 +2,30 @@
 
 Users of the original copied the JSON into ``data/res_calib/`` and edited
 ``configs/parameters/correction_filelist.yaml`` by hand. Here the one entry
-``BS_res_calib_path.<year>.<Data|MC>`` is changed by a line-based edit that leaves every other
-byte of that file as it was (comments, quoting, key order, other keys): a YAML dump would
-reformat the whole file, which its owners review by diff. The edit is checked by re-parsing: the
-new file must load to the old content with exactly that one value changed, otherwise nothing is
-written.
+``BS_res_calib_path.<year>.<Data|MC>`` is changed through ruamel.yaml's round trip, which keeps
+the rest of that file as it was (comments, quoting, key order, blank lines, and the indentation
+of a file that indents alike throughout), so its owners review the change by diff. The edit is
+checked by re-parsing: the new file must load to the old content with exactly that one value
+changed, otherwise nothing is written.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import io
 import logging
 import re
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
+from ruamel.yaml.tokens import CommentToken
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from lib.config import Config
 from lib.correction.writer import atomic_write_bytes, load_correction
@@ -33,13 +38,8 @@ logger = logging.getLogger(__name__)
 FILELIST = Path("configs/parameters/correction_filelist.yaml")
 INSTALL_DIR = Path("data/res_calib")
 TOP_KEY = "BS_res_calib_path"
-
-# A block-mapping key line: indent, key (plain or quoted), colon, and whatever follows it.
-_KEY_LINE = re.compile(
-    r"""^(?P<indent>[ ]*)(?P<key>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"{}\[\]&*!|>%@`,-][^#]*?|-[^\s#][^#]*?)"""
-    r"""[ \t]*:(?=[ \t]|$)(?P<rest>.*)$"""
-)
-_DEFAULT_STEP = 2
+# Spaces between an entry's value and the comment ``install`` writes after it.
+_COMMENT_GAP = 2
 
 
 def install_correction(
@@ -130,8 +130,8 @@ def set_filelist_entry(
 ) -> str:
     """Return ``text`` with ``BS_res_calib_path.<year>.<kind>`` set to ``value``, all else unchanged.
 
-    Missing keys are added at the end of their parent block, indented like their siblings. The
-    entry's trailing comment is kept, or replaced by ``# <comment>`` when one is given.
+    Missing keys are added at the end of their parent block. The entry's quoting and trailing
+    comment are kept, or the comment is replaced by ``# <comment>`` when one is given.
 
     Args:
         text: the YAML file's text (block style under ``BS_res_calib_path``).
@@ -154,191 +154,131 @@ def set_filelist_entry(
           '2018':
             Data: new.json  # note
     """
-    try:
-        before = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{where} is not valid YAML: {' '.join(str(err).split())}") from err
-    if not isinstance(before, dict):
-        raise ConfigError(f"{where} must be a mapping at top level")
     eol = "\r\n" if "\r\n" in text else "\n"
-    lines = [_Line.split(raw) for raw in text.splitlines(keepends=True)]
+    source = text.replace("\r\n", "\n")
+    round_trip = YAML()
+    round_trip.preserve_quotes = True
+    round_trip.width = 4096  # a long path stays on its line
+    try:
+        doc, indent, sequence_offset = load_yaml_guess_indent(source, yaml=round_trip)
+        before = yaml.safe_load(source)
+    except (YAMLError, yaml.YAMLError) as err:
+        raise ConfigError(f"{where} is not valid YAML: {' '.join(str(err).split())}") from err
+    doc = CommentedMap() if doc is None else doc
+    if not isinstance(doc, CommentedMap):
+        raise ConfigError(f"{where} must be a mapping at top level")
+    # The guess is of the block sequences where the file has any, of the mappings otherwise.
+    round_trip.indent(mapping=_mapping_indent(doc) or 2, sequence=indent or 2, offset=sequence_offset or 0)
     path = (TOP_KEY, str(year), kind)
-    parent_line: int | None = None
-    parent_indent, child_indent, step = -1, 0, _DEFAULT_STEP
+    node = doc
     for depth, key in enumerate(path):
-        start, end = (0, len(lines)) if parent_line is None else _block(lines, parent_line, parent_indent)
-        found, child_indent = _find_child(lines, start, end, key, child_indent if depth == 0 else None, where)
+        found = next((k for k in node if str(k) == key), None)
         if found is None:
-            insert_at = _last_content(lines, start, end) if depth else len(lines)
-            indent = child_indent if child_indent is not None else parent_indent + step
-            step = next((ln.indent - indent for ln in lines[start:end] if ln.is_content and ln.indent > indent), step)
-            new = _new_lines(path[depth:], indent, step, value, eol)
-            if insert_at == len(lines) and lines and not lines[-1].eol:
-                # Appending to a file without a final newline: move the missing newline to the end.
-                lines[-1] = _Line(lines[-1].text, eol)
-                new[-1] = _Line(new[-1].text, "")
-            lines[insert_at:insert_at] = new
+            _append(node, path[depth:], value)
             break
-        match = _KEY_LINE.match(lines[found].text)
-        lead, body, trail = _split_value(match["rest"])
-        if depth < len(path) - 1:
-            if body:
-                raise ConfigError(
-                    f"{where}: '{'.'.join(path[: depth + 1])}' is '{body}', not a block mapping (one key per line) "
-                    f"that could hold '{path[depth + 1]}'; rewrite it in block style and retry"
-                )
-            if depth > 0:
-                step = child_indent - parent_indent
-            parent_line, parent_indent = found, child_indent
-            continue
-        if not body and _block(lines, found, child_indent)[1] > found + 1:
-            raise ConfigError(f"{where}: '{'.'.join(path)}' holds a nested block, not a file path")
-        if body[:1] in ("|", ">", "&", "*", "!", "{", "["):
-            raise ConfigError(f"{where}: '{'.'.join(path)}' is '{body}'; only a plain or quoted path can be replaced")
-        if comment is not None:
-            trail = "  # " + comment
-        spaced = trail if not trail.startswith("#") else " " + trail
-        text_line = f"{match['indent']}{match['key']}:{lead or ' '}{_format_value(value, body)}{spaced}"
-        lines[found] = _Line(text_line, lines[found].eol)
-    new_text = "".join(line.text + line.eol for line in lines)
-    _check_only_change(before, new_text, path, value, where)
+        child = node[found]
+        if depth == len(path) - 1:
+            if isinstance(child, (dict, list)):
+                raise ConfigError(f"{where}: '{'.'.join(path)}' holds a nested block, not a file path")
+            node[found] = type(child)(value) if isinstance(child, ScalarString) else value
+            line = source.splitlines()[node.lc.key(found)[0]]
+            _place_comment(node, found, child, line, _rendered_width(round_trip, node[found]), comment)
+        elif not isinstance(child, CommentedMap) or child.fa.flow_style():
+            shown = "a flow-style mapping" if isinstance(child, CommentedMap) else f"'{child}'"
+            raise ConfigError(
+                f"{where}: '{'.'.join(path[: depth + 1])}' is {shown}, not a block mapping (one key per line) "
+                f"that could hold '{path[depth + 1]}'; rewrite it in block style and retry"
+            )
+        node = child
+    buffer = io.StringIO()
+    round_trip.dump(doc, buffer)
+    new_text = buffer.getvalue().replace("\n", eol)
+    _check_only_change(before or {}, new_text, path, value, where)
     return new_text
 
 
-@dataclass(frozen=True)
-class _Line:
-    text: str
-    eol: str
-
-    @classmethod
-    def split(cls, raw: str) -> "_Line":
-        body = raw.rstrip("\r\n")
-        return cls(body, raw[len(body) :])
-
-    @property
-    def is_content(self) -> bool:
-        stripped = self.text.strip()
-        return bool(stripped) and not stripped.startswith("#")
-
-    @property
-    def indent(self) -> int:
-        return len(self.text) - len(self.text.lstrip(" "))
+def _mapping_indent(node: CommentedMap) -> int | None:
+    """How far the file indents a block mapping below its key (the first nested one), None where it nests none."""
+    nested = [(key, child) for key, child in node.items() if isinstance(child, CommentedMap) and child]
+    for key, child in nested:
+        if not child.fa.flow_style():
+            return child.lc.col - node.lc.key(key)[1]
+    return next((indent for _, child in nested if (indent := _mapping_indent(child))), None)
 
 
-def _block(lines: list[_Line], key_index: int, key_indent: int) -> tuple[int, int]:
-    """[start, end) of the lines nested under a key line, trailing blanks and comments excluded."""
-    end = key_index + 1
-    last = key_index + 1
-    while end < len(lines) and (not lines[end].is_content or lines[end].indent > key_indent):
-        end += 1
-        if lines[end - 1].is_content:
-            last = end
-    return key_index + 1, last
+def _append(node: CommentedMap, keys: tuple[str, ...], value: str) -> None:
+    """Add ``keys[0]: {keys[1]: ... value}`` as the last entry of ``node``.
+
+    The blank lines and comments that followed the block's last line (ruamel.yaml keeps them
+    on its deepest last entry) move below the new entry, so they still separate the block from
+    the next one.
+    """
+    inner: object = value
+    for key in reversed(keys[1:]):
+        inner = CommentedMap([(_new_key(key), inner)])
+    tail = _take_trailing_lines(node)
+    node[_new_key(keys[0])] = inner
+    last_map, last_key = _deepest_last(node)
+    if tail:
+        last_map.ca.items[last_key] = [None, None, CommentToken(tail, CommentMark(0)), None]
 
 
-def _last_content(lines: list[_Line], start: int, end: int) -> int:
-    """Index just after the last content line in [start, end) (``start`` when there is none)."""
-    last = start
-    for i in range(start, end):
-        if lines[i].is_content:
-            last = i + 1
-    return last
+def _deepest_last(node: CommentedMap) -> tuple[CommentedMap, Any]:
+    """The mapping and key of the block's last line."""
+    key = list(node)[-1]
+    child = node[key]
+    return _deepest_last(child) if isinstance(child, CommentedMap) and child else (node, key)
 
 
-def _key_name(key: str) -> str:
-    """A key as YAML reads it, as text: quotes removed, escapes resolved."""
-    if key[:1] in ("'", '"'):
-        return str(yaml.safe_load(key))
-    return key.strip()
+def _take_trailing_lines(node: CommentedMap) -> str:
+    """Remove and return the lines after the block's last line (``"\\n"``-led), leaving its own end-of-line comment."""
+    if not node:
+        return ""
+    last_map, last_key = _deepest_last(node)
+    items = last_map.ca.items.get(last_key)
+    token = items[2] if items and len(items) > 2 else None
+    if token is None or "\n" not in token.value:
+        return ""
+    own, tail = token.value.split("\n", 1)
+    items[2] = CommentToken(own + "\n", CommentMark(token.column)) if own else None
+    return "\n" + tail if tail else ""
 
 
-def _find_child(
-    lines: list[_Line], start: int, end: int, key: str, indent: int | None, where: str
-) -> tuple[int | None, int | None]:
-    """Line index of ``key`` among the direct children in [start, end), and the children's indent."""
-    found = None
-    for i in range(start, end):
-        line = lines[i]
-        if not line.is_content:
-            continue
-        if indent is None:
-            indent = line.indent
-        if line.indent != indent:
-            continue
-        match = _KEY_LINE.match(line.text)
-        if match is None:
-            raise ConfigError(f"{where}: line {i + 1} ('{line.text.strip()}') is not a 'key: value' line; cannot edit safely")
-        if _key_name(match["key"]) == key:
-            if found is not None:
-                raise ConfigError(f"{where}: key '{key}' appears twice (lines {found + 1} and {i + 1})")
-            found = i
-    return found, indent
+def _place_comment(node: CommentedMap, key: Any, old_value: object, line: str, width: int, comment: str | None) -> None:
+    """Keep the entry's end-of-line comment as far after its new value as it was, or write ``comment`` there.
 
-
-def _split_value(rest: str) -> tuple[str, str, str]:
-    """(whitespace, value, trailing whitespace + comment) of what follows a key's colon."""
-    body = rest.lstrip(" \t")
-    lead = rest[: len(rest) - len(body)]
-    if body.startswith("#"):
-        return lead, "", body
-    end = None
-    if body[:1] == '"':
-        i = 1
-        while i < len(body):
-            if body[i] == "\\":
-                i += 2
-                continue
-            if body[i] == '"':
-                end = i + 1
-                break
-            i += 1
-    elif body[:1] == "'":
-        i = 1
-        while i < len(body):
-            if body[i] == "'":
-                if body[i + 1 : i + 2] == "'":
-                    i += 2
-                    continue
-                end = i + 1
-                break
-            i += 1
+    ``line`` is the entry's line in the file, ``width`` the new value's width as written.
+    """
+    items = node.ca.items.get(key)
+    token = items[2] if items and len(items) > 2 else None
+    own, tail = token.value.split("\n", 1) if token is not None and "\n" in token.value else ("", "")
+    before_comment = line[: token.column] if token is not None else line
+    if comment is not None:
+        own, gap = f"# {comment}", _COMMENT_GAP
+    elif own:
+        gap = len(before_comment) - len(before_comment.rstrip())
     else:
-        comment = re.search(r"[ \t]+#", body)
-        end = comment.start() if comment else len(body.rstrip(" \t"))
-    end = len(body) if end is None else end
-    return lead, body[:end], body[end:]
+        return
+    start = node.lc.value(key)[1] if old_value is not None else len(before_comment.rstrip()) + 1
+    node.ca.items[key] = [None, None, CommentToken(f"{own}\n{tail}", CommentMark(start + width + gap)), None]
 
 
-def _format_value(value: str, old: str) -> str:
-    """``value`` as a YAML scalar, in the old value's quoting style where it had one."""
-    if old.startswith('"'):
-        return json.dumps(value)
-    if old.startswith("'"):
-        return "'" + value.replace("'", "''") + "'"
-    try:
-        plain_ok = yaml.safe_load(f"k: {value}") == {"k": value}
-    except yaml.YAMLError:
-        plain_ok = False
-    return value if plain_ok else json.dumps(value)
+def _rendered_width(round_trip: YAML, value: str) -> int:
+    """Characters ``value`` takes when written as a mapping value, quotes included."""
+    buffer = io.StringIO()
+    round_trip.dump({"k": value}, buffer)
+    return len(buffer.getvalue().rstrip("\n")) - len("k: ")
 
 
-def _format_key(key: str) -> str:
-    """A new key, quoted when YAML would not read it back as this string (``2018`` stays plain)."""
+def _new_key(key: str) -> Any:
+    """A new key: plain where YAML reads it back as this text (``2018``, ``2022preEE``), else quoted."""
     try:
         loaded = yaml.safe_load(f"{key}: 1")
     except yaml.YAMLError:
         loaded = None
-    return key if isinstance(loaded, dict) and [str(k) for k in loaded] == [key] else json.dumps(key)
-
-
-def _new_lines(keys: tuple[str, ...], indent: int, step: int, value: str, eol: str) -> list[_Line]:
-    """Block lines creating ``keys[0]: {keys[1]: ... value}`` at ``indent``."""
-    out = []
-    for depth, key in enumerate(keys):
-        pad = " " * (indent + depth * step)
-        tail = f" {_format_value(value, '')}" if depth == len(keys) - 1 else ""
-        out.append(_Line(f"{pad}{_format_key(key)}:{tail}", eol))
-    return out
+    if isinstance(loaded, dict) and [str(k) for k in loaded] == [key]:
+        return next(iter(loaded))
+    return DoubleQuotedScalarString(key)
 
 
 def _check_only_change(before: dict[str, Any], new_text: str, path: tuple[str, ...], value: str, where: str) -> None:

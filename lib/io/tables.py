@@ -1,12 +1,13 @@
-"""CSV and LaTeX table writers (atomic), shared by every step."""
+"""CSV and LaTeX tables of the steps, written atomically and read back, with pandas."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence, TypeVar
+
+import pandas as pd
 
 from lib.errors import InputError
 from lib.io.atomic import write_text_atomic
@@ -17,36 +18,33 @@ RowT = TypeVar("RowT")
 __all__ = ["write_csv", "read_csv", "read_rows", "write_latex_table"]
 
 
-def _format(value: object) -> str:
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else "nan"
-    return str(value)
-
-
 def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
-    """Write rows (same keys, in order) as CSV with full float precision, atomically."""
+    """Write rows (same keys, in order) as CSV, atomically.
+
+    Floats are written in their shortest form that reads back to the same value; a non-finite
+    one as ``nan``.
+    """
     if not rows:
         raise ValueError(f"refusing to write an empty table to {path}")
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    header = list(rows[0].keys())
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_format(row[k]) for k in header])
-    return write_text_atomic(path, buf.getvalue())
+    frame = pd.DataFrame(list(rows)).replace([math.inf, -math.inf], math.nan)
+    return write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n", na_rep="nan"))
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV written by an earlier step.
+    """Rows of a CSV written by an earlier step, every value as its text.
 
     Raises:
-        InputError: the file is missing (says which step produces it).
+        InputError: the file is missing (says which step produces it) or is not a table.
     """
     try:
-        with open(path, newline="") as handle:
-            return list(csv.DictReader(handle))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
     except FileNotFoundError as err:
         raise InputError(f"{path} not found: run the step that produces it first (see --steps)") from err
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not a readable table: {' '.join(str(err).split())}") from err
+    return frame.to_dict("records")
 
 
 def read_rows(path: Path, cls: type[RowT]) -> list[RowT]:
@@ -59,26 +57,21 @@ def write_latex_table(
 ) -> Path:
     """A booktabs-free, compile-anywhere ``tabular`` of the given columns (key, header).
 
-    ``decimals=None`` prints floats at full precision.
+    Text cells are LaTeX-escaped, headers are taken as LaTeX; ``decimals=None`` prints floats at
+    full precision, a non-finite float as ``--``.
     """
 
     def cell(value: object) -> str:
         if isinstance(value, float):
             if not math.isfinite(value):
                 return "--"
-            return repr(value) if decimals is None else f"{value:.{decimals}f}"
-        return str(value).replace("_", r"\_")
+            return repr(float(value)) if decimals is None else f"{value:.{decimals}f}"
+        return str(value)
 
-    lines = [
-        r"\begin{table}[htbp]",
-        r"\centering",
-        r"\caption{" + caption + "}",
-        r"\begin{tabular}{" + "l" + "r" * (len(columns) - 1) + "}",
-        r"\hline",
-        " & ".join(h for _, h in columns) + r" \\",
-        r"\hline",
-    ]
-    for row in rows:
-        lines.append(" & ".join(cell(row[k]) for k, _ in columns) + r" \\")
-    lines += [r"\hline", r"\end{tabular}", r"\end{table}", ""]
-    return write_text_atomic(path, "\n".join(lines))
+    frame = pd.DataFrame([[row[key] for key, _ in columns] for row in rows], columns=[header for _, header in columns])
+    styler = frame.style.hide(axis="index").format(cell, escape="latex")
+    styler.set_table_styles([{"selector": rule, "props": ":hline;"} for rule in ("toprule", "midrule", "bottomrule")])
+    latex = styler.to_latex(
+        position="htbp", position_float="centering", caption=caption, column_format="l" + "r" * (len(columns) - 1)
+    )
+    return write_text_atomic(path, latex)
