@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := data/samples/stage1/2018/truth.json
 RUN_ARGS ?= --years 2018 --ifbinned --extraString demo
 
-.PHONY: setup run sample test test-fast bench clean
+.PHONY: setup run sample test test-fast bench docs clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_benchmarks.py
+
+# docs/cli.md and docs/configuration.md, generated from the argument parsers and the configuration models.
+docs: $(STAMP)
+	$(PY) tools/gen_docs.py
 
 clean:
 	rm -rf $(VENV) plots/binned plots/unbinned data/samples/stage1

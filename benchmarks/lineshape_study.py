@@ -21,7 +21,7 @@ Data and MC, then prints per run:
 
 (samples are generated once per ``--work`` directory and reused; another ``--seed`` needs another one).
 
-Numbers go to stdout as a Markdown table (copied into benchmarks/RESULTS.md and the README).
+Numbers go to stdout as a Markdown table (copied into docs/validation.md).
 """
 
 from __future__ import annotations

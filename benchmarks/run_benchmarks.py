@@ -7,7 +7,7 @@ timed inside the process (wall and CPU); then step 2 alone and steps 1-3 end to 
 (--no-dask-client) and on a local Dask cluster, each a fresh run of the CLI without caches whose
 wall time (interpreter start included) and peak RSS are recorded, of the largest process and of
 all its processes together. With two sizes or more the table gives the peak-RSS growth from the
-first size to the last. Prints a Markdown table to paste into RESULTS.md (and writes it to
+first size to the last. Prints a Markdown table to paste into docs/performance.md (and writes it to
 ``--markdown``).
 
     .venv/bin/python benchmarks/run_benchmarks.py --events 10000000 20000000

@@ -16,7 +16,7 @@ process with a fresh output directory (no caches):
 
     .venv/bin/python benchmarks/speed_floor.py [--events 1000000] [--workers 2] [--rounds 3] [--step2-events 6000000]
 
-Prints a Markdown table (copied into benchmarks/RESULTS.md).
+Prints a Markdown table (copied into docs/performance.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Boundary convention: every bin is ``[lo, hi)``, the same convention correctionlib's ``binning``
 uses when the correction is looked up, so an event is categorised here exactly as Stage-1 will
-look up its factor. (The original used ``(lo, hi]`` and could disagree on boundary events.)
+look up its factor (the original categorises with ``(lo, hi]``, which disagrees on boundary events).
 Events outside the edges get index -1 and belong to no category.
 """
 

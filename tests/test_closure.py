@@ -235,7 +235,7 @@ def test_higgs_validation_on_mc_calibration(config: Config, base_options, calibr
         assert 0.0 < calib < 0.2, table
         assert float(row["ratio_err"]) >= float(row["ratio"]) * calib, table
     # The issue asks for 3 % per bin (higgs.tolerance); small samples do not reach it (the factors
-    # of small categories are known to a few %, README "Closure test and Higgs validation"). What
+    # of small categories are known to a few %, docs/method.md "The Higgs check"). What
     # must hold: the calibration brings the prediction closer to the fitted Higgs width than none.
     after = np.array([abs(float(r["fit_val"]) / float(r["median_val"]) - 1.0) for r in tested])
     before = np.array([abs(float(r["fit_val"]) / float(r["median_val_NonCal"]) - 1.0) for r in tested])

@@ -6,7 +6,7 @@
 - Two samples that differ only in k (same seed, k x 1.1) must give factors whose ratio is 1.1.
 - A mass smeared independently of the muons: both placements of A run end to end and stay within
   4 % of k (measured: true -3.1 %, reco -1.7 %). The pT / m histograms then carry the mass
-  resolution too, so neither placement is exact there (README, "Z line shape").
+  resolution too, so neither placement is exact there (docs/method.md, "Where the cut acts").
 Thresholds are statistical: 400 k events, errors from the fits.
 """
 

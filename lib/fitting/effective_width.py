@@ -4,18 +4,18 @@ Why not the core ``sigma``: a DCB's Gaussian core and its power-law tails are ne
 a peak whose residuals are (close to) Gaussian. Tails starting at ~1.8 sigma with a slightly
 narrower core describe the same events as a Gaussian, the fit can only add tails (never make
 them lighter than a Gaussian), so statistical fluctuations move it along that direction one way:
-on BW (x) Gauss toys the core sigma comes out 3 % low at 50 k events, 6 % at 5 k, with errors
-inflated by the tail correlation (benchmarks/RESULTS.md, issue 18). The narrowest 68.27 %
-interval of the fitted resolution function (CMS's "sigma_eff") follows what the events fix, the
-width of the whole peak, and not how the fit splits it between core and tails: a Gaussian's is
-its sigma; with real tails it is the width that holds the central 68 % of the events.
+the core sigma comes out low, with errors inflated by the tail correlation (the toys and samples
+are in docs/validation.md). The narrowest 68.27 % interval of the fitted resolution function
+(CMS's "sigma_eff") follows what the events fix, the width of the whole peak, and not how the
+fit splits it between core and tails: a Gaussian's is its sigma; with real tails it is the width
+that holds the central 68 % of the events.
 
 The resolution function is normalised over ``+-window_sigmas`` core sigmas around its peak
 (``fit.width_window_sigmas``, the same in every category, retry rung, closure bin and on the
 Higgs peak): a tail with ``n`` near 1 holds a share of the events that depends on how far it is
 followed. In units of the core, the width is proportional to the resolution,
-``sigma_eff = sigma * h(tails)``; a window fixed in GeV holds less of a wider peak's tails (with
-the heaviest tails the fits find, two resolutions 10 % apart gave widths 6-7 % apart).
+``sigma_eff = sigma * h(tails)``; a window fixed in GeV holds less of a wider peak's tails, so
+two resolutions would not give widths in their ratio.
 Everything here is closed-form (erf and the power-law integrals) plus a bisection, so the width
 is smooth in the parameters and its error can be propagated by finite differences through the
 fit's covariance matrix. No ROOT here.

@@ -16,8 +16,7 @@ the true mass (``true``) ``(BW x A) (x) DCB``, still with the Breit-Wigner first
 passes the same window: ``RooEffProd(exp, A)``.
 
 Every object name carries a per-category, per-attempt tag, so nothing can collide with another
-category's objects in the same process (the original needed one subprocess per category for
-that). All ROOT objects are owned by the returned ``PeakModel`` and released by ``close()``,
+category's objects in the same process, and categories need no subprocess of their own. All ROOT objects are owned by the returned ``PeakModel`` and released by ``close()``,
 clients before servers.
 """
 
@@ -162,9 +161,9 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
 
     # A product with A(m) has no analytic integral. RooFit's adaptive integrators choose their
     # points anew for each parameter value, so the normalisation jumps by their tolerance and
-    # Hesse differentiates that noise (sigma errors of 1e-5 GeV were seen). Summing at the
-    # centres of the table's bins is smooth in the parameters and exact enough: the integrand
-    # varies on the scale of the resolution, 20 times the 0.05 GeV bins.
+    # Hesse differentiates that noise and returns meaningless sigma errors. Summing at the
+    # centres of the table's bins (the fit's bins) is smooth in the parameters and exact enough:
+    # the integrand varies on the scale of the resolution, several of those bins.
     integration = None
     if table_bins is not None:
         integration = keep(ROOT.RooNumIntConfig(ROOT.RooAbsReal.defaultIntegratorConfig()))

@@ -1,8 +1,8 @@
 """Fit-quality gates: pure checks of an attempt's numbers, so no failed fit is mistaken for a result.
 
-The original tool trusted every fit; a sigma pinned at a limit (0.0629 shipped for 30-45_EE in
-2018) went unnoticed. Here every attempt is judged by the same explicit list of gates, each
-failure a human-readable line that ends up in the results table.
+Every attempt is judged by the same explicit list of gates, where the original trusted every
+fit (its shipped 2018 Data file holds a failed fit's factor for 30-45_EE). Each failure is a
+human-readable line that ends up in the results table.
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ _EXAMPLE = AttemptRecord(
 def _offset_beyond(mean: ParamResult, quality: QualityConfig) -> bool:
     """Whether the DCB offset lies beyond ``max_peak_offset_gev`` by more than ``peak_offset_n_sigma`` of its error.
 
-    In a category of a few thousand events the offset's own error reaches 0.4 GeV, so a bare
-    threshold would fail a fit for a 1-sigma fluctuation; in a large one the error is small and
-    the threshold applies as it stands. A missing error counts as zero.
+    In a category of a few thousand events the offset's own error is a sizeable part of the
+    threshold, so a bare threshold would fail a fit for a 1-sigma fluctuation; in a large one the
+    error is small and the threshold applies as it stands. A missing error counts as zero.
     """
     error = mean.error if math.isfinite(mean.error) and mean.error > 0 else 0.0
     return abs(mean.value) - quality.peak_offset_n_sigma * error > quality.max_peak_offset_gev

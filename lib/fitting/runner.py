@@ -168,7 +168,7 @@ def _plot_and_chi2(ROOT: Any, built: Any, data: Any, spec: FitSpec, n_float: int
         signal, background = total.copy(), None
     else:
         # Components are evaluated rather than plotted: plotOn(Components(...)) clones the FFT
-        # convolution per call, and ROOT 6.40 never frees a clone's FFT buffers (~0.1 MB each).
+        # convolution per call, and ROOT 6.40 never frees a clone's FFT buffers.
         # Same normalisation as RooFit's curves: fraction x pdf x sum of weights x bin width.
         scale = sum_weights * (edges[1] - edges[0])
         fraction = built.params["bkg_fraction"].getVal()

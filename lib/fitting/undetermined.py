@@ -10,11 +10,11 @@ and lets the second ``fitTo`` (with Hesse) float the rest. The chi2/NDF then cou
 floated (``floatParsFinal``).
 
 Hesse then shows a third kind: a parameter whose error is larger than its whole allowed range
-(an ``n`` of 47 +- 9000 behind an alpha of 1.7) is not measured by the data either. Its flat
-direction leaks into sigma's linear error: on the built-in MC, 30-45_OO (21.7 k events) had
-sigma 1.328 +- 0.171, where MINOS on sigma gives -0.047/+0.043 and the neighbours 2 %. Fixed
-where the fit left it, the refit gives +-0.047, and where the error was right it stays within
-1 % of MINOS (``unmeasured_params``). Pure numbers, no ROOT, so the rules are tested on their own.
+(a large ``n`` behind a small alpha) is not measured by the data either. Its flat direction leaks
+into sigma's linear error, which then exceeds what MINOS gives on sigma several times over. Fixed
+where the fit left it, the refit at the same minimum gives sigma an error that agrees with MINOS
+(``unmeasured_params``; measured in docs/validation.md). Pure numbers, no ROOT, so the rules are
+tested on their own.
 """
 
 from __future__ import annotations
