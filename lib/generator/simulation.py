@@ -51,6 +51,12 @@ __all__ = ["generate_events"]
 
 # Candidates simulated per batch: bounds memory whatever the requested event count.
 _MAX_BATCH = 1_000_000
+# The truth columns of ``truth_detail``: output name -> the simulation's column.
+_DETAILED_TRUTH = {
+    f"truth_{name}": column
+    for name, column in (("mu1_k", "mu1_k"), ("mu2_k", "mu2_k"), ("mu1_pt", "mu1_true_pt"), ("mu2_pt", "mu2_true_pt"),
+                         ("mu1_fsr_fraction", "mu1_fsr_fraction"), ("mu2_fsr_fraction", "mu2_fsr_fraction"), ("sigma_m", "sigma_m"))
+}  # fmt: skip
 # Numerical guard only: keeps a reco pT positive for an (astronomically rare) r*z below -1.
 _MIN_PT_SCALE = 1e-3
 
@@ -85,6 +91,7 @@ class _Detector:
     k_values: np.ndarray
     scheme: CategoryScheme
     muon_k_map: MuonKMapSettings | None = None
+    detailed_truth: bool = False  # also the per-muon and resolution truth (costs time on every event)
 
 
 def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, detector: _Detector) -> dict[str, np.ndarray]:
@@ -128,7 +135,6 @@ def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, det
         k1 = muon_k(detector.muon_k_map, np.abs(angles.eta1), pt1)
         k2 = muon_k(detector.muon_k_map, np.abs(angles.eta2), pt2)
         k = np.hypot(k1 * r1, k2 * r2) / np.hypot(r1, r2)  # the event's effective k: true / predicted mass resolution
-    sigma_m = 0.5 * true_mass * np.hypot(k1 * r1, k2 * r2)
 
     def smeared(pt: np.ndarray, r: np.ndarray, k_muon: np.ndarray) -> np.ndarray:
         return as_written(pt * np.maximum(1.0 + k_muon * r * _unit_residual(m, settings.smearing, rng), _MIN_PT_SCALE))
@@ -156,19 +162,24 @@ def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, det
         "mass": mass[keep],
         "category": category[keep],
         "k": k[keep],
-        "sigma_m": sigma_m[keep],
     }
     # mu1 is the leading muon; the first decay muon is the mu- one.
     pairs = {
         "pt": (reco1[keep], reco2[keep]),
         "r": (r1[keep], r2[keep]),
-        "k": (k1[keep], k2[keep]),
-        "true_pt": (pt1[keep], pt2[keep]),
-        "fsr_fraction": (1.0 - pt1[keep] / gen_pt1[keep], 1.0 - pt2[keep] / gen_pt2[keep]),
         "eta": (angles.eta1, angles.eta2),
         "phi": (angles.phi1, angles.phi2),
         "charge": (np.full(len(swap), -1.0), np.full(len(swap), 1.0)),
     }
+    if detector.detailed_truth:
+        r1, r2, true_mass = r1[keep], r2[keep], true_mass[keep]
+        k1, k2 = np.broadcast_to(k1, keep.shape)[keep], np.broadcast_to(k2, keep.shape)[keep]
+        cols["sigma_m"] = 0.5 * true_mass * np.hypot(k1 * r1, k2 * r2)
+        pairs |= {
+            "k": (k1, k2),
+            "true_pt": (pt1[keep], pt2[keep]),
+            "fsr_fraction": (1.0 - pt1[keep] / gen_pt1[keep], 1.0 - pt2[keep] / gen_pt2[keep]),
+        }
     for name, (first, second) in pairs.items():
         cols[f"mu1_{name}"] = np.where(swap, second, first)
         cols[f"mu2_{name}"] = np.where(swap, first, second)
@@ -270,6 +281,7 @@ def generate_events(
     scheme: CategoryScheme | None = None,
     fixed_relative_resolution: float | None = None,
     with_truth: bool = False,
+    truth_detail: bool = True,
     era: str | None = None,
     first_event: int = 1,
 ) -> dict[str, np.ndarray]:
@@ -295,6 +307,9 @@ def generate_events(
             ``sigma_m`` (true mass resolution ``m/2 sqrt((k_1 r_1)^2 + (k_2 r_2)^2)`` of the core,
             ``m`` the post-FSR true mass), ``gen_mass`` (pre-FSR), ``mass`` (post-FSR true mass)
             and ``is_background``.
+        truth_detail: with ``with_truth``, also the per-muon and resolution truth (``mu*_k``,
+            ``mu*_pt``, ``mu*_fsr_fraction``, ``sigma_m``); False leaves them out where only the
+            category counts are needed, since they cost time on every event.
         era: Data era for run numbers (drawn by luminosity when omitted).
         first_event: event number of the first event (numbers are consecutive).
 
@@ -321,8 +336,9 @@ def generate_events(
     n_background = int(round(n * sample.background_fraction))
     main_proc = getattr(settings.processes, sample.process)
     detector = _Detector(
-        settings, sample.mass_window_gev, fixed_relative_resolution, k_values, scheme, settings.muon_k_map(sample.k_map)
-    )
+        settings, sample.mass_window_gev, fixed_relative_resolution, k_values, scheme, settings.muon_k_map(sample.k_map),
+        detailed_truth=with_truth and truth_detail,
+    )  # fmt: skip
     parts = [
         _accepted_events(main_proc, n - n_background, rng, detector),
         _accepted_events(settings.processes.background, n_background, rng, detector),
@@ -336,15 +352,10 @@ def generate_events(
         out |= {
             "truth_category": cols["category"],
             "truth_k": cols["k"],
-            "truth_mu1_k": cols["mu1_k"],
-            "truth_mu2_k": cols["mu2_k"],
-            "truth_mu1_pt": cols["mu1_true_pt"],
-            "truth_mu2_pt": cols["mu2_true_pt"],
-            "truth_mu1_fsr_fraction": cols["mu1_fsr_fraction"],
-            "truth_mu2_fsr_fraction": cols["mu2_fsr_fraction"],
-            "truth_sigma_m": cols["sigma_m"],
             "truth_gen_mass": cols["gen_mass"],
             "truth_mass": cols["true_mass"],
             "truth_is_background": is_background,
         }
+        if truth_detail:
+            out |= {name: cols[column] for name, column in _DETAILED_TRUTH.items()}
     return out

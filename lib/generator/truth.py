@@ -39,22 +39,24 @@ TRUTH_COLUMNS = {
 }
 
 
-def category_truth_sums(cols: Mapping[str, np.ndarray], scheme: CategoryScheme) -> np.ndarray:
-    """Per category: events by k category, and sum sigma_true^2 and sum sigma_pred^2 by the reader's category.
+def category_truth_sums(cols: Mapping[str, np.ndarray], scheme: CategoryScheme, resolution: bool) -> np.ndarray:
+    """Per category: the events by k category, then sum sigma_true^2 and sum sigma_pred^2 by the reader's category.
 
     The reader's category is what a calibration computes from the written (float32) columns,
-    so the summary k of a category describes the events it fits.
+    so the summary k of a category describes the events it fits. Without ``resolution`` the two
+    sums stay zero: only a per-muon k map needs them.
     """
     n = scheme.n_categories
-    pt1, pt2 = cols["mu1_pt"].astype(np.float64), cols["mu2_pt"].astype(np.float64)
-    read = scheme.assign(pt1, np.abs(cols["mu1_eta"]), np.abs(cols["mu2_eta"]))
-    inside = read >= 0
-    predicted = sigma_pred(cols["dimuon_mass"].astype(np.float64), pt1, cols["mu1_ptErr"], pt2, cols["mu2_ptErr"])
-    return np.stack([
-        np.bincount(cols["truth_category"], minlength=n),
-        np.bincount(read[inside], weights=cols["truth_sigma_m"][inside] ** 2, minlength=n),
-        np.bincount(read[inside], weights=predicted[inside] ** 2, minlength=n),
-    ]).astype(np.float64)  # fmt: skip
+    sums = np.zeros((3, n))
+    sums[0] = np.bincount(cols["truth_category"], minlength=n)
+    if resolution:
+        pt1, pt2 = cols["mu1_pt"].astype(np.float64), cols["mu2_pt"].astype(np.float64)
+        read = scheme.assign(pt1, np.abs(cols["mu1_eta"]), np.abs(cols["mu2_eta"]))
+        inside = read >= 0
+        predicted = sigma_pred(cols["dimuon_mass"].astype(np.float64), pt1, cols["mu1_ptErr"], pt2, cols["mu2_ptErr"])
+        sums[1] = np.bincount(read[inside], weights=cols["truth_sigma_m"][inside] ** 2, minlength=n)
+        sums[2] = np.bincount(read[inside], weights=predicted[inside] ** 2, minlength=n)
+    return sums
 
 
 def _summary_k(sums: np.ndarray, names: list[str]) -> dict[str, float | None]:

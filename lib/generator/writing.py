@@ -87,10 +87,11 @@ def _write_file(task: FileTask) -> np.ndarray:
                 task.settings,
                 scheme=task.scheme,
                 with_truth=True,
+                truth_detail=settings.writes_truth_columns(),
                 era=task.dataset.era,
                 first_event=task.first_event + start,
             )
-            counts += category_truth_sums(cols, task.scheme)
+            counts += category_truth_sums(cols, task.scheme, settings.muon_k_map(sample.k_map) is not None)
             if settings.writes_truth_columns():
                 cols |= {name: cols[name].astype(dtype) for name, dtype in TRUTH_COLUMNS.items()}
             table = pa.table({name: cols[name] for name in schema.names}, schema=schema)
