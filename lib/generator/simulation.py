@@ -173,7 +173,7 @@ def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, det
     }
     if detector.detailed_truth:
         r1, r2, true_mass = r1[keep], r2[keep], true_mass[keep]
-        k1, k2 = np.broadcast_to(k1, keep.shape)[keep], np.broadcast_to(k2, keep.shape)[keep]
+        k1, k2 = k1[keep], k2[keep]
         cols["sigma_m"] = 0.5 * true_mass * np.hypot(k1 * r1, k2 * r2)
         pairs |= {
             "k": (k1, k2),
