@@ -12,11 +12,14 @@ import sys
 import time
 from typing import NoReturn, Sequence
 
+from pydantic import ValidationError
+
 from lib import console
 from lib.categories import CategoryScheme
 from lib.config import DEFAULT_CONFIG, load_config
-from lib.errors import CalibrationError
-from lib.generator import DEFAULT_SETTINGS, generate_sample, load_k_override, load_settings
+from lib.errors import CalibrationError, ConfigError
+from lib.generator import DEFAULT_SETTINGS, GeneratorSettings, generate_sample, load_k_override, load_settings
+from lib.generator.kmaps import parse_muon_k_map
 
 __all__ = ["main", "default_seed", "DEFAULT_SEED"]
 
@@ -65,6 +68,42 @@ def _positive(text: str) -> int:
     return value
 
 
+def _probability(text: str) -> float:
+    """A probability in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability, got '{text}'") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got '{text}'")
+    return value
+
+
+def _with_options(settings: GeneratorSettings, args: argparse.Namespace, scheme: CategoryScheme) -> GeneratorSettings:
+    """The settings with the command line's generator options applied, validated again as a whole.
+
+    Raises:
+        ConfigError: the combination the schema rejects (named in the message).
+        InputError: an unreadable per-muon k map.
+    """
+    raw = settings.model_dump()
+    for which in ("data", "mc"):
+        text = getattr(args, f"muon_k_{which}")
+        if text is not None:
+            raw["muon_k_maps"][which] = parse_muon_k_map(text, scheme).model_dump()
+    if args.fsr_shape is not None:
+        raw["fsr"]["shape"] = args.fsr_shape
+    if args.fsr_probability is not None:
+        raw["fsr"]["probability"] = args.fsr_probability
+    raw["gen_mass_column"] |= args.gen_mass_column
+    raw["truth_columns"] |= args.truth_columns
+    try:
+        return GeneratorSettings(**raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"generator options: {problems}") from err
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (importable for documentation tools)."""
     parser = _Parser(
@@ -89,6 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="true k for Data: a number (uniform) or a JSON file {category: k} overriding those categories of the built-in map.",
     )
     parser.add_argument("--k-mc", metavar="K_OR_JSON", help="the same for MC and signal.")
+    parser.add_argument(
+        "--muon-k-data", metavar="K1,K2,..._OR_JSON",
+        help="give each Data muon its own k instead of one per category: one k per |eta| region of the analysis "
+        "categories (e.g. 1.08,1.16,1.30), or a JSON file {abseta_edges, pt_edges_gev, k: [[k per pT bin] per region]}; "
+        "the files then carry the per-event truth (truth_sigma_m, ...).",
+    )  # fmt: skip
+    parser.add_argument("--muon-k-mc", metavar="K1,K2,..._OR_JSON", help="the same for MC and signal.")
+    parser.add_argument(
+        "--fsr-shape", choices=["exponential", "qed", "recovered"],
+        help="photon fraction of FSR: exponential, the leading-log QED radiator, or that radiator with Stage-1-like "
+        "recovery of the harder photons (default: fsr.shape of the settings, exponential).",
+    )  # fmt: skip
+    parser.add_argument("--fsr-probability", type=_probability, metavar="P", help="per-muon FSR probability (0: no FSR).")
+    parser.add_argument("--gen-mass-column", action="store_true", help="MC and signal files carry dimuon_mass_gen (before FSR and smearing).")
+    parser.add_argument("--truth-columns", action="store_true", help="every file carries the per-event truth columns truth_*.")
     parser.add_argument("--files-per-dataset", type=_positive, default=4, help="files per dataset (default: %(default)s).")
     parser.add_argument("--row-group-rows", type=_positive, default=100_000, help="rows per row group (default: %(default)s).")
     parser.add_argument("--workers", type=_positive, help="processes writing files in parallel (default: usable cores).")
@@ -113,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def generate() -> int:
         start = time.monotonic()
+        scheme = CategoryScheme.from_config(load_config(args.analysis_config).categories)
+        settings = _with_options(load_settings(args.config), args, scheme)
         try:
             year_dir = generate_sample(
                 args.output,
@@ -125,9 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 k_mc=load_k_override(args.k_mc) if args.k_mc is not None else None,
                 files_per_dataset=args.files_per_dataset,
                 row_group_rows=args.row_group_rows,
-                settings=load_settings(args.config),
+                settings=settings,
                 workers=args.workers,
-                scheme=CategoryScheme.from_config(load_config(args.analysis_config).categories),
+                scheme=scheme,
             )
         except OSError as err:
             raise CalibrationError(f"cannot write the sample: {err}") from err

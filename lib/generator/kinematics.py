@@ -2,7 +2,9 @@
 
 * Z (Breit-Wigner, 1+cos^2 decay), a falling background, or H -> mumu; boson pT ~ Gamma,
   rapidity ~ Gaussian; boosted to the lab.
-* FSR: a muon sometimes loses a fraction of its momentum (the low-mass tail).
+* FSR: a muon sometimes loses a fraction x of its momentum to a photon (the low-mass tail), x
+  from an exponential or from the leading-log QED radiator; with recovery, some of the harder
+  photons are added back, as Stage-1's FSR recovery does, and only the rest stays out of the mass.
 
 Kept apart from the detector model (``simulation``) because none of it depends on k: these are
 the kinematics the resolution is then applied to. All numbers come from the generator settings.
@@ -14,9 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lib.generator.settings import FsrSettings, ProcessSettings
+from lib.generator.settings import FsrRecoverySettings, FsrSettings, ProcessSettings
 
-__all__ = ["Angles", "after_fsr", "as_written", "decay_to_lab", "pair_mass", "sample_cos_theta", "sample_mass"]
+__all__ = [
+    "Angles", "after_fsr", "as_written", "decay_to_lab", "pair_mass", "photon_fractions", "qed_beta", "qed_density",
+    "recovered", "sample_cos_theta", "sample_mass",
+]  # fmt: skip
+
+# Fine-structure constant at zero momentum transfer (CODATA 2018), the coupling of soft FSR.
+FINE_STRUCTURE = 1.0 / 137.035999084
 
 
 def sample_mass(proc: ProcessSettings, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -109,11 +117,60 @@ class Angles:
         return Angles(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
 
 
-def after_fsr(pt: np.ndarray, fsr: FsrSettings, rng: np.random.Generator) -> np.ndarray:
-    """pT after FSR: a fraction x ~ truncated exponential is lost with the configured probability."""
-    n = len(pt)
+def qed_beta(mass: np.ndarray, muon_mass: float) -> np.ndarray:
+    """Leading-log exponent of one muon's radiator, (alpha/pi)(ln(m^2/m_mu^2) - 1): half of the pair's beta."""
+    return FINE_STRUCTURE / np.pi * (2.0 * np.log(mass / muon_mass) - 1.0)
+
+
+def qed_density(x: np.ndarray, beta: float) -> np.ndarray:
+    """Unnormalised photon-fraction density of the radiator: beta x^(beta-1) (1 + (1-x)^2) / 2."""
+    return beta * x ** (beta - 1.0) * 0.5 * (1.0 + (1.0 - x) ** 2)
+
+
+def _qed_fractions(beta: np.ndarray, fsr: FsrSettings, rng: np.random.Generator) -> np.ndarray:
+    """x from ``qed_density`` on [min_fraction, max_fraction]: the power law by inverse CDF, the splitting factor by rejection."""
+    lo, hi = fsr.min_fraction**beta, fsr.max_fraction**beta
+    x = np.empty(len(beta))
+    todo = np.arange(len(beta))
+    while len(todo):
+        b = beta[todo]
+        trial = (lo[todo] + rng.random(len(todo)) * (hi[todo] - lo[todo])) ** (1.0 / b)
+        accept = rng.random(len(todo)) < 0.5 * (1.0 + (1.0 - trial) ** 2)
+        x[todo[accept]] = trial[accept]
+        todo = todo[~accept]
+    return x
+
+
+def photon_fractions(n: int, fsr: FsrSettings, rng: np.random.Generator, beta: np.ndarray | None = None) -> np.ndarray:
+    """The momentum fraction each of ``n`` muons gives to a photon: 0 with probability 1 - ``probability``.
+
+    ``exponential``: x ~ exponential(mean_fraction) truncated at max_fraction. ``qed`` and
+    ``recovered``: x from the radiator with exponent ``beta`` (per muon, see ``qed_beta``).
+    """
     radiates = rng.random(n) < fsr.probability
-    u = rng.random(n)
-    kept_probability = -np.expm1(-fsr.max_fraction / fsr.mean_fraction)  # P(x < max_fraction) untruncated
-    x = -fsr.mean_fraction * np.log1p(-u * kept_probability)
-    return np.where(radiates, pt * (1.0 - x), pt)
+    if fsr.shape == "exponential":
+        u = rng.random(n)
+        kept_probability = -np.expm1(-fsr.max_fraction / fsr.mean_fraction)  # P(x < max_fraction) untruncated
+        x = -fsr.mean_fraction * np.log1p(-u * kept_probability)
+        return np.where(radiates, x, 0.0)
+    if beta is None:
+        raise ValueError(f"FSR shape {fsr.shape} needs the radiator exponent beta")
+    x = np.zeros(n)
+    x[radiates] = _qed_fractions(np.broadcast_to(beta, (n,))[radiates], fsr, rng)
+    return x
+
+
+def recovered(photon_pt: np.ndarray, recovery: FsrRecoverySettings, rng: np.random.Generator) -> np.ndarray:
+    """Which photons are added back: above the pT threshold, each with the recovery efficiency."""
+    return (photon_pt > recovery.min_photon_pt_gev) & (rng.random(len(photon_pt)) < recovery.efficiency)
+
+
+def after_fsr(pt: np.ndarray, fsr: FsrSettings, rng: np.random.Generator, beta: np.ndarray | None = None) -> np.ndarray:
+    """pT after FSR, as the detector sees it: the radiated fraction lost, unless the photon is recovered.
+
+    A recovered photon is collinear with its muon here, so adding it back restores the muon's pT.
+    """
+    x = photon_fractions(len(pt), fsr, rng, beta)
+    if fsr.shape == "recovered":
+        x = np.where(recovered(x * pt, fsr.recovery, rng), 0.0, x)
+    return pt * (1.0 - x)

@@ -4,22 +4,30 @@ k is what a calibration must recover, so its definition is kept in one place: an
 per sample (``k_maps`` in the generator settings) expanded over a category scheme, then
 overridden by a number (uniform k) or by exact category names. The scheme is the user's analysis
 categories; without one, the default configuration's.
+
+A sample may instead give each muon a k of its own (``muon_k_maps``: k per |eta| region and pT
+bin of the muon), as a real detector's resolution scale belongs to the muon, not to the category;
+the truth per category then follows from the events (see ``truth``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+
+import numpy as np
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationError
+
 from lib.categories import CategoryScheme
 from lib.config import load_config
 from lib.errors import ConfigError, InputError
-from lib.generator.settings import GeneratorSettings, KMapSettings
+from lib.generator.settings import GeneratorSettings, KMapSettings, MuonKMapSettings
 
-__all__ = ["KOverride", "default_scheme", "builtin_k_map", "resolve_k_map", "load_k_override"]
+__all__ = ["KOverride", "default_scheme", "builtin_k_map", "resolve_k_map", "load_k_override", "muon_k", "parse_muon_k_map"]
 
 # An override of a built-in k map: ``{category: k}`` for the categories named, a number for all, or none.
 KOverride = Mapping[str, float] | float | None
@@ -99,3 +107,48 @@ def load_k_override(text: str) -> float | dict[str, float]:
     if not isinstance(raw, dict):
         raise InputError(f"k map {path} must be a JSON object {{category name: k}}")
     return raw
+
+
+def muon_k(spec: MuonKMapSettings, abseta: np.ndarray, pt: np.ndarray) -> np.ndarray:
+    """k of each muon from its |eta| region and pT bin; a pT outside the bins takes the nearest one."""
+    region = np.clip(np.searchsorted(spec.abseta_edges, abseta, side="right") - 1, 0, len(spec.abseta_edges) - 2)
+    pt_bin = np.searchsorted(spec.pt_edges_gev, pt, side="right")
+    return np.asarray(spec.k, dtype=np.float64)[region, pt_bin]
+
+
+def parse_muon_k_map(text: str, scheme: CategoryScheme) -> MuonKMapSettings:
+    """Parse a ``--muon-k-data``/``--muon-k-mc`` value into a per-muon k map.
+
+    ``K1,K2,...``: one k per |eta| region of the analysis categories (a single number: one k for
+    every muon); otherwise a JSON file with the ``muon_k_maps`` keys (abseta_edges, pt_edges_gev, k).
+
+    Raises:
+        InputError: the file cannot be read, is not JSON, or the numbers do not match the regions.
+        ConfigError: a map the settings schema rejects.
+    """
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = None
+    if values is not None:
+        edges = list(scheme.abseta_edges)
+        if len(values) == 1:
+            edges = [edges[0], edges[-1]]
+        elif len(values) != len(edges) - 1:
+            raise InputError(f"per-muon k '{text}' needs one value per |eta| region {scheme.region_names} or a single value")
+        raw: object = {"abseta_edges": edges, "k": [[v] for v in values]}
+    else:
+        path = Path(text)
+        try:
+            raw = json.loads(path.read_text())
+        except OSError as err:
+            raise InputError(f"cannot read per-muon k map {path}: {err.strerror}; give K1,K2,... or a JSON file") from err
+        except json.JSONDecodeError as err:
+            raise InputError(f"per-muon k map {path} is not valid JSON (line {err.lineno})") from err
+        if not isinstance(raw, dict):
+            raise InputError(f"per-muon k map {path} must be a JSON object with abseta_edges, pt_edges_gev and k")
+    try:
+        return MuonKMapSettings(**raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'map'}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"per-muon k map '{text}': {problems}") from err

@@ -7,16 +7,18 @@ errors, values are frozen), so a typo in either YAML is reported the same way.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from lib.config import StrictModel, load_yaml_model
 
 __all__ = [
     "DEFAULT_SETTINGS", "KINDS", "Kind", "GeneratorSettings", "load_settings", "ProcessSettings", "SampleSettings", "FsrSettings",
-    "ResolutionSettings", "SmearingSettings", "KMapSettings",
+    "FsrRecoverySettings", "ResolutionSettings", "SmearingSettings", "KMapSettings", "MuonKMapSettings", "MuonKMapsSettings",
+    "settings_record",
 ]  # fmt: skip
 
 DEFAULT_SETTINGS = Path(__file__).resolve().parents[2] / "configs" / "generator.yaml"
@@ -100,10 +102,34 @@ class EraSettings(StrictModel):
         return self
 
 
+class FsrRecoverySettings(StrictModel):
+    min_photon_pt_gev: float = Field(2.0, ge=0, description="Photons softer than this are never added back.")
+    efficiency: float = Field(0.6, ge=0, le=1, description="Share of the harder photons added back (in the cone, isolated).")
+
+
 class FsrSettings(StrictModel):
+    """Final-state radiation: which muons radiate, the photon's momentum fraction x, and what is added back."""
+
+    # Settings whose default leaves today's exponential FSR unchanged; the truth file omits them then.
+    OPT_IN: ClassVar[frozenset[str]] = frozenset({"shape", "min_fraction", "recovery"})
+
     probability: float = Field(ge=0, le=1, description="Per-muon probability to radiate.")
-    mean_fraction: float = Field(gt=0, description="Mean momentum fraction lost (exponential).")
+    mean_fraction: float = Field(gt=0, description="Mean momentum fraction lost (shape exponential).")
     max_fraction: float = Field(gt=0, lt=1, description="Truncation of the lost fraction.")
+    shape: Literal["exponential", "qed", "recovered"] = Field(
+        "exponential",
+        description="exponential: x ~ exp(-x / mean_fraction); qed: the leading-log radiator "
+        "x^(beta-1) (1 + (1-x)^2) / 2 on [min_fraction, max_fraction]; recovered: qed, then photons "
+        "above recovery.min_photon_pt_gev added back with recovery.efficiency.",
+    )
+    min_fraction: float = Field(0.001, gt=0, description="Softest photon of the qed radiator (shapes qed, recovered).")
+    recovery: FsrRecoverySettings = Field(default_factory=FsrRecoverySettings, description="Shape recovered only.")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "FsrSettings":
+        if self.shape != "exponential" and not self.min_fraction < self.max_fraction:
+            raise ValueError(f"min_fraction ({self.min_fraction}) must be below max_fraction ({self.max_fraction})")
+        return self
 
 
 class ResolutionSettings(StrictModel):
@@ -146,6 +172,34 @@ class KMapsSettings(StrictModel):
     mc: KMapSettings
 
 
+class MuonKMapSettings(StrictModel):
+    """A resolution scale per muon: k of the muon's own |eta| region and pT bin, instead of one k per category."""
+
+    abseta_edges: list[float] = Field(description="|eta| region edges, from 0 to at least acceptance.abseta_max.")
+    pt_edges_gev: list[float] = Field(default_factory=list, description="Inner pT bin edges; none: one bin.")
+    k: list[list[float]] = Field(description="k[|eta| region][pT bin]; a pT outside the edges takes the nearest bin.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> "MuonKMapSettings":
+        edges, pt_edges = self.abseta_edges, self.pt_edges_gev
+        if len(edges) < 2 or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ValueError(f"abseta_edges must start at 0 and increase, got {edges}")
+        if any(b <= a for a, b in zip(pt_edges, pt_edges[1:])) or any(e <= 0 for e in pt_edges):
+            raise ValueError(f"pt_edges_gev must be positive and increasing, got {pt_edges}")
+        if len(self.k) != len(edges) - 1 or any(len(row) != len(pt_edges) + 1 for row in self.k):
+            raise ValueError(f"k needs {len(edges) - 1} rows (|eta| regions) of {len(pt_edges) + 1} values (pT bins), got {self.k}")
+        if not all(math.isfinite(v) and v > 0 for row in self.k for v in row):
+            raise ValueError(f"every k must be a finite positive number, got {self.k}")
+        return self
+
+
+class MuonKMapsSettings(StrictModel):
+    """Per-muon k maps by k-map name (a sample's ``k_map``); a name without one keeps the category map."""
+
+    data: MuonKMapSettings | None = None
+    mc: MuonKMapSettings | None = None
+
+
 class WeightSettings(StrictModel):
     mean: float = Field(gt=0)
     sigma: float = Field(ge=0)
@@ -176,6 +230,58 @@ class GeneratorSettings(StrictModel):
         description="muons: dimuon_mass is the mass of the written (smeared) muons, as in real data; "
         "independent: the mass is smeared with residuals of its own, so muon cuts act on the true mass.",
     )
+    muon_k_maps: MuonKMapsSettings = Field(
+        default_factory=MuonKMapsSettings,
+        description="Per-muon resolution scales; a sample whose k_map names one smears each muon with its own k.",
+    )
+    gen_mass_column: bool = Field(
+        default=False, description="Simulation files (mc, signal) carry dimuon_mass_gen, the mass before FSR and smearing."
+    )
+    truth_columns: bool = Field(
+        default=False,
+        description="Every file carries the per-event truth (truth_* columns); always on with per-muon k maps.",
+    )
+
+    # Opt-in features: at their default the sample is what it was without them, and the truth file omits them.
+    OPT_IN: ClassVar[frozenset[str]] = frozenset({"muon_k_maps", "gen_mass_column", "truth_columns"})
+
+    @model_validator(mode="after")
+    def _muon_maps_cover_the_acceptance(self) -> "GeneratorSettings":
+        for which in ("data", "mc"):
+            spec = getattr(self.muon_k_maps, which)
+            if spec is not None and spec.abseta_edges[-1] < self.acceptance.abseta_max:
+                raise ValueError(
+                    f"muon_k_maps.{which}.abseta_edges end at {spec.abseta_edges[-1]}, "
+                    f"below acceptance.abseta_max {self.acceptance.abseta_max}"
+                )
+        return self
+
+    def muon_k_map(self, which: Literal["data", "mc"]) -> MuonKMapSettings | None:
+        """The per-muon k map of a k-map name, or None where that name keeps one k per category."""
+        return getattr(self.muon_k_maps, which)
+
+    def writes_truth_columns(self) -> bool:
+        """Whether files carry the per-event truth: asked for, or needed because k is per muon."""
+        return self.truth_columns or any(self.muon_k_map(which) is not None for which in ("data", "mc"))
+
+
+def settings_record(settings: GeneratorSettings) -> dict[str, Any]:
+    """The settings as the truth file records them: opt-in features left at their default are omitted.
+
+    So a sample made without the opt-in features has the same truth file as before they existed.
+    """
+    return _without_defaults(settings, settings.model_dump(mode="json"))
+
+
+def _without_defaults(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
+    opt_in = getattr(model, "OPT_IN", frozenset())
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if name in opt_in and value == field.get_default(call_default_factory=True):
+            del dumped[name]
+        elif isinstance(value, BaseModel):
+            _without_defaults(value, dumped[name])
+    return dumped
 
 
 def load_settings(path: str | Path | None = None) -> GeneratorSettings:

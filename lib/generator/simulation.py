@@ -23,6 +23,11 @@ kinematics, while ``ptErr`` stays ``r * pt``. So the observed core width is ``k`
   true one (migration), as in data: its events then carry the neighbouring category's ``k``.
 * A leading-muon pT outside the category pT edges (26-30 GeV, >= 200 GeV) takes the nearest
   pT bin's k, as correctionlib's ``flow: clamp`` look-up would; |eta| is always inside.
+* Per-muon k (``muon_k_maps`` of the sample's k map): each muon is smeared with the k of its own
+  |eta| region and true (post-FSR) pT, ``pt_reco = pt_true * (1 + k_i * r_i * z)``, and the mass
+  is built from those muons; the event's true mass resolution is then
+  ``m/2 * sqrt((k_1 r_1)^2 + (k_2 r_2)^2)`` (``truth_sigma_m``), no longer k times the
+  prediction of one category k.
 """
 
 from __future__ import annotations
@@ -35,16 +40,23 @@ import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.errors import ConfigError
-from lib.generator.kinematics import Angles, after_fsr, as_written, decay_to_lab, pair_mass, sample_mass
-from lib.generator.kmaps import KOverride, builtin_k_map, default_scheme, resolve_k_map
+from lib.generator.kinematics import Angles, after_fsr, as_written, decay_to_lab, pair_mass, qed_beta, sample_mass
+from lib.generator.kmaps import KOverride, builtin_k_map, default_scheme, muon_k, resolve_k_map
 from lib.generator.settings import (
-    KINDS, GeneratorSettings, Kind, ProcessSettings, ResolutionSettings, SampleSettings, SmearingSettings, load_settings,
+    KINDS, GeneratorSettings, Kind, MuonKMapSettings, ProcessSettings, ResolutionSettings, SampleSettings, SmearingSettings,
+    load_settings,
 )  # fmt: skip
 
 __all__ = ["generate_events"]
 
 # Candidates simulated per batch: bounds memory whatever the requested event count.
 _MAX_BATCH = 1_000_000
+# The truth columns of ``truth_detail``: output name -> the simulation's column.
+_DETAILED_TRUTH = {
+    f"truth_{name}": column
+    for name, column in (("mu1_k", "mu1_k"), ("mu2_k", "mu2_k"), ("mu1_pt", "mu1_true_pt"), ("mu2_pt", "mu2_true_pt"),
+                         ("mu1_fsr_fraction", "mu1_fsr_fraction"), ("mu2_fsr_fraction", "mu2_fsr_fraction"), ("sigma_m", "sigma_m"))
+}  # fmt: skip
 # Numerical guard only: keeps a reco pT positive for an (astronomically rare) r*z below -1.
 _MIN_PT_SCALE = 1e-3
 
@@ -78,15 +90,18 @@ class _Detector:
     fixed_r: float | None
     k_values: np.ndarray
     scheme: CategoryScheme
+    muon_k_map: MuonKMapSettings | None = None
+    detailed_truth: bool = False  # also the per-muon and resolution truth (costs time on every event)
 
 
 def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, detector: _Detector) -> dict[str, np.ndarray]:
     """Simulate ``n`` candidates and return the accepted ones (float64 truth and reco columns).
 
     Each muon is smeared with ``k`` times its predicted resolution, ``k`` of the category of the
-    true (post-FSR) kinematics. ``mass_model: muons`` builds the mass from those muons, as real
-    data do, so every cut on a muon also acts on the mass; ``independent`` smears the mass with
-    residuals of its own (same ``k * r``), so cuts on the muons act on the true mass.
+    true (post-FSR) kinematics, or the muon's own k with a per-muon map. ``mass_model: muons``
+    builds the mass from those muons, as real data do, so every cut on a muon also acts on the
+    mass; ``independent`` smears the mass with residuals of its own (same ``k * r``), so cuts on
+    the muons act on the true mass.
     """
     settings, window, fixed_r, k_values, scheme = detector.settings, detector.window, detector.fixed_r, detector.k_values, detector.scheme
     mu = settings.muon_mass_gev
@@ -100,7 +115,9 @@ def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, det
     gen_mass = gen_mass[central]
     m = len(gen_mass)
 
-    pt1, pt2 = after_fsr(pt1, settings.fsr, rng), after_fsr(pt2, settings.fsr, rng)
+    beta = None if settings.fsr.shape == "exponential" else qed_beta(gen_mass, mu)
+    gen_pt1, gen_pt2 = pt1, pt2
+    pt1, pt2 = after_fsr(pt1, settings.fsr, rng, beta), after_fsr(pt2, settings.fsr, rng, beta)
     true_mass = pair_mass(pt1, pt2, angles, mu)
     if fixed_r is None:
         r1 = _relative_resolution(np.abs(angles.eta1), pt1, settings.resolution, rng)
@@ -112,16 +129,21 @@ def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, det
         np.where(lead_first, pt1, pt2), np.where(lead_first, angles.eta1, angles.eta2),
         np.where(lead_first, angles.eta2, angles.eta1), scheme,
     )  # fmt: skip
-    k = k_values[category]
+    if detector.muon_k_map is None:
+        k = k1 = k2 = k_values[category]
+    else:
+        k1 = muon_k(detector.muon_k_map, np.abs(angles.eta1), pt1)
+        k2 = muon_k(detector.muon_k_map, np.abs(angles.eta2), pt2)
+        k = np.hypot(k1 * r1, k2 * r2) / np.hypot(r1, r2)  # the event's effective k: true / predicted mass resolution
 
-    def smeared(pt: np.ndarray, r: np.ndarray) -> np.ndarray:
-        return as_written(pt * np.maximum(1.0 + k * r * _unit_residual(m, settings.smearing, rng), _MIN_PT_SCALE))
+    def smeared(pt: np.ndarray, r: np.ndarray, k_muon: np.ndarray) -> np.ndarray:
+        return as_written(pt * np.maximum(1.0 + k_muon * r * _unit_residual(m, settings.smearing, rng), _MIN_PT_SCALE))
 
-    reco1, reco2 = smeared(pt1, r1), smeared(pt2, r2)
+    reco1, reco2 = smeared(pt1, r1, k1), smeared(pt2, r2, k2)
     if settings.mass_model == "muons":
         mass = pair_mass(reco1, reco2, angles, mu)
     else:
-        mass = pair_mass(smeared(pt1, r1), smeared(pt2, r2), angles, mu)
+        mass = pair_mass(smeared(pt1, r1, k1), smeared(pt2, r2, k2), angles, mu)
 
     lead, sub = np.maximum(reco1, reco2), np.minimum(reco1, reco2)
     keep = (
@@ -149,6 +171,15 @@ def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, det
         "phi": (angles.phi1, angles.phi2),
         "charge": (np.full(len(swap), -1.0), np.full(len(swap), 1.0)),
     }
+    if detector.detailed_truth:
+        r1, r2, true_mass = r1[keep], r2[keep], true_mass[keep]
+        k1, k2 = k1[keep], k2[keep]
+        cols["sigma_m"] = 0.5 * true_mass * np.hypot(k1 * r1, k2 * r2)
+        pairs |= {
+            "k": (k1, k2),
+            "true_pt": (pt1[keep], pt2[keep]),
+            "fsr_fraction": (1.0 - pt1[keep] / gen_pt1[keep], 1.0 - pt2[keep] / gen_pt2[keep]),
+        }
     for name, (first, second) in pairs.items():
         cols[f"mu1_{name}"] = np.where(swap, second, first)
         cols[f"mu2_{name}"] = np.where(swap, first, second)
@@ -235,6 +266,8 @@ def _output_columns(
     if sample.weighted:
         w = settings.weights
         out["wgt_nominal"] = np.maximum(rng.normal(w.mean, w.sigma, n), w.min).astype(np.float32)
+    if settings.gen_mass_column and kind != "data":
+        out["dimuon_mass_gen"] = cols["gen_mass"].astype(np.float32)
     return out
 
 
@@ -248,6 +281,7 @@ def generate_events(
     scheme: CategoryScheme | None = None,
     fixed_relative_resolution: float | None = None,
     with_truth: bool = False,
+    truth_detail: bool = True,
     era: str | None = None,
     first_event: int = 1,
 ) -> dict[str, np.ndarray]:
@@ -259,14 +293,23 @@ def generate_events(
         rng_seed: seed or ``SeedSequence``; the same seed gives identical arrays.
         k_map: true resolution scale: ``None`` for the sample's built-in map, a number for a
             uniform k, or ``{category: k}`` replacing the built-in value of the categories named.
-            It changes ``dimuon_mass`` only.
+            It changes ``dimuon_mass`` only, and is not used where the sample's k map is per muon
+            (``muon_k_maps``).
         settings: generator settings (``configs/generator.yaml`` when omitted).
         scheme: category scheme the k map is defined on (the default configuration's when omitted).
         fixed_relative_resolution: give every muon this relative resolution (no |eta|/pT
             dependence, no spread), so ``sigma_pred`` lies in a narrow band: for fit tests.
         with_truth: add ``truth_*`` columns: ``category`` (the k category: of the true post-FSR
-            kinematics, clamped in pT), ``k``, ``gen_mass`` (pre-FSR), ``mass`` (post-FSR true
-            mass) and ``is_background``.
+            kinematics, clamped in pT), ``k`` (with per-muon k: the event's effective k,
+            ``sigma_m`` over the prediction of the true pT), ``mu1_k``/``mu2_k`` (each muon's k),
+            ``mu1_pt``/``mu2_pt`` (true pT after FSR), ``mu1_fsr_fraction``/``mu2_fsr_fraction``
+            (momentum fraction lost to FSR and not recovered),
+            ``sigma_m`` (true mass resolution ``m/2 sqrt((k_1 r_1)^2 + (k_2 r_2)^2)`` of the core,
+            ``m`` the post-FSR true mass), ``gen_mass`` (pre-FSR), ``mass`` (post-FSR true mass)
+            and ``is_background``.
+        truth_detail: with ``with_truth``, also the per-muon and resolution truth (``mu*_k``,
+            ``mu*_pt``, ``mu*_fsr_fraction``, ``sigma_m``); False leaves them out where only the
+            category counts are needed, since they cost time on every event.
         era: Data era for run numbers (drawn by luminosity when omitted).
         first_event: event number of the first event (numbers are consecutive).
 
@@ -292,7 +335,10 @@ def generate_events(
     rng = np.random.default_rng(rng_seed)
     n_background = int(round(n * sample.background_fraction))
     main_proc = getattr(settings.processes, sample.process)
-    detector = _Detector(settings, sample.mass_window_gev, fixed_relative_resolution, k_values, scheme)
+    detector = _Detector(
+        settings, sample.mass_window_gev, fixed_relative_resolution, k_values, scheme, settings.muon_k_map(sample.k_map),
+        detailed_truth=with_truth and truth_detail,
+    )  # fmt: skip
     parts = [
         _accepted_events(main_proc, n - n_background, rng, detector),
         _accepted_events(settings.processes.background, n_background, rng, detector),
@@ -310,4 +356,6 @@ def generate_events(
             "truth_mass": cols["true_mass"],
             "truth_is_background": is_background,
         }
+        if truth_detail:
+            out |= {name: cols[column] for name, column in _DETAILED_TRUTH.items()}
     return out

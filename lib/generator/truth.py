@@ -3,6 +3,11 @@
 The truth file is what a calibration is checked against (tests, benchmarks), so it records, next
 to the k maps, everything needed to read them right: the categories they are defined on, the
 event count per category and kind, the files of each dataset, the settings and the versions.
+
+Where each muon has its own k, no category has one k: the truth is then per event (the
+``truth_*`` columns of the files, ``TRUTH_COLUMNS``), and the k of a category in the truth file is
+a summary of its events, sqrt(sum sigma_true^2 / sum sigma_pred^2) over the events a reader puts
+in it, which is k wherever the events' k is one number.
 """
 
 from __future__ import annotations
@@ -15,11 +20,51 @@ import pyarrow as pa
 from lib.categories import CategoryScheme
 from lib.generator.kmaps import KOverride
 from lib.generator.plan import Dataset, FileTask
-from lib.generator.settings import KINDS, GeneratorSettings
+from lib.generator.settings import KINDS, GeneratorSettings, settings_record
+from lib.resolution import sigma_pred
 
-__all__ = ["GENERATOR_VERSION", "truth_content"]
+__all__ = ["GENERATOR_VERSION", "TRUTH_COLUMNS", "category_truth_sums", "truth_content"]
 
 GENERATOR_VERSION = "1.0.0"
+
+# The per-event truth a file carries when asked for (or when k is per muon), and its written type.
+TRUTH_COLUMNS = {
+    "truth_gen_mass": np.float32,  # before FSR and smearing
+    "truth_mass": np.float32,  # after FSR (what is not recovered), before smearing
+    "truth_sigma_m": np.float32,  # true mass resolution of the residual core: m/2 sqrt((k1 r1)^2 + (k2 r2)^2)
+    "truth_k": np.float32,  # sigma_m over the predicted resolution of the same true mass
+    "truth_mu1_k": np.float32,
+    "truth_mu2_k": np.float32,
+    "truth_is_background": np.bool_,
+}
+
+
+def category_truth_sums(cols: Mapping[str, np.ndarray], scheme: CategoryScheme, resolution: bool) -> np.ndarray:
+    """Per category: the events by k category, then sum sigma_true^2 and sum sigma_pred^2 by the reader's category.
+
+    The reader's category is what a calibration computes from the written (float32) columns,
+    so the summary k of a category describes the events it fits. Without ``resolution`` the two
+    sums stay zero: only a per-muon k map needs them.
+    """
+    n = scheme.n_categories
+    sums = np.zeros((3, n))
+    sums[0] = np.bincount(cols["truth_category"], minlength=n)
+    if resolution:
+        pt1, pt2 = cols["mu1_pt"].astype(np.float64), cols["mu2_pt"].astype(np.float64)
+        read = scheme.assign(pt1, np.abs(cols["mu1_eta"]), np.abs(cols["mu2_eta"]))
+        inside = read >= 0
+        predicted = sigma_pred(cols["dimuon_mass"].astype(np.float64), pt1, cols["mu1_ptErr"], pt2, cols["mu2_ptErr"])
+        sums[1] = np.bincount(read[inside], weights=cols["truth_sigma_m"][inside] ** 2, minlength=n)
+        sums[2] = np.bincount(read[inside], weights=predicted[inside] ** 2, minlength=n)
+    return sums
+
+
+def _summary_k(sums: np.ndarray, names: list[str]) -> dict[str, float | None]:
+    """k of each category from its events' truth sums; None for a category without events."""
+    return {
+        name: round(float(np.sqrt(true / pred)), 6) if pred > 0 else None
+        for name, true, pred in zip(names, sums[1], sums[2])
+    }
 
 
 def _k_source(override: KOverride) -> str:
@@ -44,9 +89,18 @@ def truth_content(
     settings: GeneratorSettings,
 ) -> dict[str, object]:
     """Content of ``truth.json``: everything needed to compare a calibration with the truth."""
-    per_kind = {kind: np.zeros(scheme.n_categories, dtype=np.int64) for kind in KINDS}
+    per_kind = {kind: np.zeros((3, scheme.n_categories)) for kind in KINDS}
     for task, c in zip(tasks, counts):
         per_kind[task.dataset.kind] += c
+    k_record: dict[str, object] = {}
+    for which in ("data", "mc"):
+        muon_map = settings.muon_k_map(which)
+        if muon_map is None:
+            k_record[f"k_{which}"] = dict(k_maps[which])
+        else:
+            # Summarised from the events of the kind of the same name (the Z samples, not the signal).
+            k_record[f"k_{which}"] = _summary_k(per_kind[which], scheme.names)
+            k_record[f"k_muon_{which}"] = muon_map.model_dump(mode="json")
     datasets = {
         ds.name: {
             "kind": ds.kind,
@@ -61,26 +115,41 @@ def truth_content(
         "seed": seed,
         "year": year,
         "events": {"data": sizes["n_data"], "mc": sizes["n_mc"], "signal": sizes["n_signal"]},
-        "k_data": dict(k_maps["data"]),
-        "k_mc": dict(k_maps["mc"]),
+        **k_record,
         "k_signal_uses": settings.samples.signal.k_map,
-        "k_source": {which: _k_source(overrides[which]) for which in ("data", "mc")},
-        "truth_model": (
-            f"mass_model {settings.mass_model}: each muon pT smeared by k[cat] x ptErr/pT, cat from the true "
-            "post-FSR kinematics (leading pT clamped into the pT edges); dimuon_mass "
-            + ("is the invariant mass of the written muons" if settings.mass_model == "muons"
-               else "smeared with residuals of its own (same k x ptErr/pT), independent of the written muons")
-            + "; ideal calibration factor = k"
-        ),
+        "k_source": {
+            which: "per-muon map" if settings.muon_k_map(which) else _k_source(overrides[which]) for which in ("data", "mc")
+        },
+        "truth_model": _truth_model(settings),
         "categories": {
             "names": scheme.names,
             "pt_edges_gev": list(scheme.pt_edges),
             "abseta_edges": list(scheme.abseta_edges),
             "out_of_range_pt": "clamped to the nearest pT bin",
         },
-        "category_counts": {kind: dict(zip(scheme.names, c.tolist())) for kind, c in per_kind.items()},
+        "category_counts": {kind: dict(zip(scheme.names, c[0].astype(np.int64).tolist())) for kind, c in per_kind.items()},
         "datasets": datasets,
         "layout": {key: sizes[key] for key in ("files_per_dataset", "row_group_rows", "chunk_rows")},
-        "settings": settings.model_dump(mode="json"),
+        "settings": settings_record(settings),
         "versions": {"numpy": np.__version__, "pyarrow": pa.__version__},
     }
+
+
+def _truth_model(settings: GeneratorSettings) -> str:
+    """One sentence on how k entered the sample, so the truth file says what its k maps mean."""
+    mass = (
+        "is the invariant mass of the written muons" if settings.mass_model == "muons"
+        else "smeared with residuals of its own (same k x ptErr/pT), independent of the written muons"
+    )  # fmt: skip
+    text = (
+        f"mass_model {settings.mass_model}: each muon pT smeared by k[cat] x ptErr/pT, cat from the true "
+        f"post-FSR kinematics (leading pT clamped into the pT edges); dimuon_mass {mass}; ideal calibration factor = k"
+    )
+    per_muon = [which for which in ("data", "mc") if settings.muon_k_map(which) is not None]
+    if per_muon:
+        text += (
+            f"; k maps {', '.join(per_muon)} are per muon instead: each muon smeared by its own k(|eta|, post-FSR pT) "
+            "x ptErr/pT, the event's true mass resolution in the column truth_sigma_m, and k_<map> summarises each "
+            "category as sqrt(sum truth_sigma_m^2 / sum sigma_pred^2) over the events a reader puts in it"
+        )
+    return text

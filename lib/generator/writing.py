@@ -28,7 +28,7 @@ from lib.generator.kmaps import KOverride, builtin_k_map, default_scheme, resolv
 from lib.generator.plan import FileTask, file_tasks, plan_datasets
 from lib.generator.settings import GeneratorSettings, SampleSettings, load_settings
 from lib.generator.simulation import generate_events
-from lib.generator.truth import truth_content
+from lib.generator.truth import TRUTH_COLUMNS, category_truth_sums, truth_content
 from lib.io.atomic import write_text_atomic
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "generate_sample"]
@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_ROWS = 1_000_000
 
 
-def _schema(weighted: bool) -> pa.Schema:
-    """Column order and types of a written file."""
+def _schema(weighted: bool, gen_mass: bool = False, truth: bool = False) -> pa.Schema:
+    """Column order and types of a written file; the generator-level mass and the truth columns are opt-in."""
     fields = []
     for mu in ("mu1", "mu2"):
         fields += [(f"{mu}_{c}", pa.float32()) for c in ("pt", "ptErr", "eta", "phi")]
@@ -55,19 +55,24 @@ def _schema(weighted: bool) -> pa.Schema:
     ]
     if weighted:
         fields.append(("wgt_nominal", pa.float32()))
+    if gen_mass:
+        fields.append(("dimuon_mass_gen", pa.float32()))
+    if truth:
+        fields += [(name, pa.from_numpy_dtype(dtype)) for name, dtype in TRUTH_COLUMNS.items()]
     return pa.schema(fields)
 
 
 def _write_file(task: FileTask) -> np.ndarray:
-    """Write one file chunk by chunk; returns its event count per k category.
+    """Write one file chunk by chunk; returns its truth sums per category (``category_truth_sums``).
 
     Each chunk has its own stream ``SeedSequence(seed, spawn_key=(crc32(dataset), file, chunk))``,
     so the bytes depend only on the arguments (not on the number of workers), and memory only
     on ``chunk_rows``.
     """
     sample: SampleSettings = getattr(task.settings.samples, task.dataset.kind)
-    schema = _schema(sample.weighted)
-    counts = np.zeros(task.scheme.n_categories, dtype=np.int64)
+    settings = task.settings
+    schema = _schema(sample.weighted, settings.gen_mass_column and task.dataset.kind != "data", settings.writes_truth_columns())
+    counts = np.zeros((3, task.scheme.n_categories))
     key = zlib.crc32(task.dataset.name.encode())
     path = task.staging / task.rel_path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,10 +87,13 @@ def _write_file(task: FileTask) -> np.ndarray:
                 task.settings,
                 scheme=task.scheme,
                 with_truth=True,
+                truth_detail=settings.writes_truth_columns(),
                 era=task.dataset.era,
                 first_event=task.first_event + start,
             )
-            counts += np.bincount(cols["truth_category"], minlength=task.scheme.n_categories)
+            counts += category_truth_sums(cols, task.scheme, settings.muon_k_map(sample.k_map) is not None)
+            if settings.writes_truth_columns():
+                cols |= {name: cols[name].astype(dtype) for name, dtype in TRUTH_COLUMNS.items()}
             table = pa.table({name: cols[name] for name in schema.names}, schema=schema)
             writer.write_table(table, row_group_size=task.row_group_rows)
     return counts
@@ -182,6 +190,8 @@ def generate_sample(
     scheme = scheme or default_scheme()
     k_maps: dict[str, dict[str, float]] = {}
     for which, override in (("data", k_data), ("mc", k_mc)):
+        if override is not None and settings.muon_k_map(which) is not None:
+            raise ConfigError(f"k_{which} overrides a category k map, but muon_k_maps.{which} gives each muon its own k")
         try:
             k_maps[which] = resolve_k_map(builtin_k_map(which, settings, scheme), override, scheme)
         except ConfigError as err:
