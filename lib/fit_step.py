@@ -104,7 +104,7 @@ def build_jobs(
             median_sigma_pred=float(median),
             quality=config.fit.quality,
             histogram=histogram,
-            log_path=out.fit_log_dir() / f"fit_{name}.log",
+            log_path=out.fit_log(name),
         )
         stem = out.fit_plot_stem(name) if request.figures.enabled else None
         jobs.append(FitJob(task, stem, f"{title_prefix} {name}"))

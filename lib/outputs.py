@@ -8,12 +8,15 @@ therefore the same code after the read.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from lib.errors import CalibrationError, InputError
 from lib.factors import CategoryFactor
@@ -109,6 +112,10 @@ class OutputDir:
         if group.endswith("/uncalibrated"):
             return self.path / group.rpartition("/")[0] / "logs" / "uncalibrated"
         return self.path / group / "logs" if group else self.path / "logs"
+
+    def fit_log(self, name: str, group: str = "") -> Path:
+        """What ROOT printed while fitting ``name``."""
+        return self.fit_log_dir(group) / f"fit_{name}.log"
 
     def figure_stem(self, figure: str) -> Path:
         """Stem of a summary figure: ``medians``, ``closure`` or ``higgs``."""
@@ -209,14 +216,74 @@ class OutputDir:
         return path.stat().st_mtime if path.exists() else None
 
     def check_writable(self) -> None:
-        """Create the directory and write a probe in it, so an unwritable one fails before any work, not after the fits."""
+        """Fail before any work when the directory could not be written, without creating it.
+
+        The directory is made by the first output written into it, so a run refused or failing
+        before that leaves nothing behind.
+
+        Raises:
+            CalibrationError: the directory, or the nearest existing folder above it, is not a
+                writable directory (a file where a directory belongs, a read-only area).
+        """
+        existing = self.path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise CalibrationError(f"output directory {self.path} cannot be made: {existing} is a file, not a directory")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise CalibrationError(f"output directory {self.path} is not writable ({existing}: permission denied)")
+
+    @contextmanager
+    def claim(self) -> Iterator[None]:
+        """Hold the directory for this run: one run at a time, and no empty directory left by a run that wrote nothing.
+
+        The lock is an ``flock`` on ``.lock``: the system releases it when the process ends, however
+        it ends, so a killed run never blocks the next one.
+
+        Raises:
+            CalibrationError: another run holds the directory.
+        """
+        created = self._missing_parents()
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock_path = self / ".lock"
+        handle = open(lock_path, "a+")
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            probe = self / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as err:
-            raise CalibrationError(f"output directory {self.path} is not writable ({err.strerror})") from err
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise CalibrationError(
+                    f"output directory {self.path} is in use by another run ({holder}): wait for it to end, "
+                    "or use another --extraString/--output_path"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}, started {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%SZ}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+            self._remove_if_unused(created)
+
+    def _missing_parents(self) -> list[Path]:
+        """The directory and those above it that do not exist yet, innermost first."""
+        missing, path = [], self.path
+        while not path.exists() and path != path.parent:
+            missing.append(path)
+            path = path.parent
+        return missing
+
+    def _remove_if_unused(self, created: list[Path]) -> None:
+        """Remove the directories this run created when nothing but the lock was written into them."""
+        if not created or any(p.name != ".lock" for p in self.path.iterdir()):
+            return
+        (self / ".lock").unlink(missing_ok=True)
+        for path in created:
+            try:
+                path.rmdir()
+            except OSError:
+                return
 
     def top_level_outputs(self) -> list[Path]:
         """The directory's output files (subdirectories such as plots and hidden caches excluded)."""

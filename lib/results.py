@@ -115,6 +115,7 @@ class YearSummary:
     closure: ClosureResult | None = None
     higgs: Validation | None = None
     closure_text: str = ""  # the closure's verdict lines, the Higgs check's included
+    notes: tuple[str, ...] = ()  # what changed (a refit, moved factors) and what is now stale
     timings: Mapping[str, float] = field(default_factory=dict)
 
     def format(self) -> str:
@@ -129,6 +130,7 @@ class YearSummary:
                 lines.append(
                     f"{f.cat_name:<12} {f.fit_val:>10.4f} {f.median_val_NonCal:>8.4f} {f.calibration_factor:>8.4f} {error:>7.4f}  {f.source}"
                 )
+        lines += list(self.notes)
         if self.failed_fits:
             lines.append(f"failed fits: {', '.join(self.failed_fits)}")
         if self.correction_json:

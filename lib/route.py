@@ -19,8 +19,9 @@ In a notebook, the stages run on their own without writing a file (``docs/api.md
 
 from __future__ import annotations
 
+import math
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -29,6 +30,7 @@ from typing import Iterator
 from lib.categories import CategoryScheme
 from lib.config import Config
 from lib.factors import compute_factors
+from lib.fitting.result import FitRow
 from lib.histograms import category_spec
 from lib.io.merge import Reduction
 from lib.medians import compute_medians
@@ -37,8 +39,10 @@ from lib.request import Execution, Figures, Paths, Request, Selection
 from lib.results import ClosureResult, Factors, Fits, Medians, Validation, YearSummary
 from lib.run.closure import run_closure
 from lib.run.higgs import HIGGS_LABEL, run_higgs_validation
-from lib.run.outputs import check_output_dir, make_room, provenance
-from lib.run.reduction import Executors, executors, load_reduction, reading_line
+from lib.run.changes import factor_change_lines, refit_lines, rerun_command
+from lib.run.outputs import check_output_dir, check_steps_agree, make_room, provenance, stamp_step
+from lib.run.preflight import preflight
+from lib.run.reduction import Executors, InputSource, executors, load_reduction, reading_line
 from lib.run.step1 import fit_categories
 from lib.run.step2 import queue_median_figure
 from lib.run.step3 import derive_factors
@@ -47,72 +51,119 @@ __all__ = ["run", "read", "medians", "fits", "factors"]
 
 
 def run(request: Request, config: Config) -> list[YearSummary]:
-    """Run the request for every year: each output directory is checked before any file is read."""
+    """Run the request for every year: the whole request is checked, and each output directory held, before any file is read."""
     scheme = CategoryScheme.from_config(config.categories)
-    selection = request.selection
-    if selection.fix_cat and not selection.closure_test:
-        scheme.index_of(selection.fix_cat)
-    replace_outputs = {year: check_output_dir(request.output_dir(year), request, config) for year in selection.years}
+    preflight(request, config, scheme)
     start = time.monotonic()
     summaries = []
-    with executors(request) as execs:
-        workers_seconds = time.monotonic() - start
-        for year in selection.years:
-            out = request.output_dir(year)
-            make_room(out, request, replace_outputs[year])
-            summary = _closure_year(request, config, scheme, execs, out) if selection.closure_test else _calibrate_year(request, config, scheme, execs, out)
-            if not summaries:
-                summary = replace(summary, timings={"workers": workers_seconds, **summary.timings})  # started once, for every year
-            summaries.append(summary)
+    with ExitStack() as held:
+        outs = {year: request.output_dir(year) for year in request.selection.years}
+        for out in outs.values():
+            held.enter_context(out.claim())
+        replace_outputs = {year: check_output_dir(out, request, config) for year, out in outs.items()}
+        with executors(request) as execs:
+            workers_seconds = time.monotonic() - start
+            for year, out in outs.items():
+                make_room(out, request, replace_outputs[year])
+                year_run = _closure_year if request.selection.closure_test else _calibrate_year
+                summary = year_run(request, config, scheme, execs, out)
+                if not summaries:
+                    summary = replace(summary, timings={"workers": workers_seconds, **summary.timings})  # started once, for every year
+                summaries.append(summary)
     return summaries
 
 
 def _calibrate_year(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> YearSummary:
     """Steps 1-3 of one year, as selected; each step's result is written as soon as it exists."""
-    steps, timings = request.selection.steps, {}
+    steps, timings, notes = request.selection.steps, {}, []
     read_line, fitted, step2 = "", None, None
     if steps & {"step1", "step2"}:
         start = time.monotonic()
-        # Unbinned fits need each event's mass; binned fits and medians only the histograms.
-        events = "step1" in steps and not request.selection.binned
-        specs = (category_spec(config, scheme, fits="step1" in steps),)
-        reduction, source = load_reduction(request, config, scheme, execs, out, specs, events)
+        reduction, source = _read(request, config, scheme, execs, out)
         read_line = reading_line(reduction)
-        out.write_provenance(provenance(request, config, source))
         step2 = Medians(tuple(compute_medians(reduction.histograms[0], scheme, config.step2)))
         timings["read+medians"] = time.monotonic() - start
         if "step2" in steps:
             out.write_medians(step2.rows)
+            stamp_step(out, "step2", request, config, source)
             if request.figures.enabled:
                 queue_median_figure(step2, reduction.histograms[0], config, out, request.figures, execs.figures)
         if "step1" in steps:
             start = time.monotonic()
-            fitted = fit_categories(reduction, step2, config, scheme, request, execs, out)
-            if request.selection.fix_cat:
-                fitted = fitted.merged_into(_earlier_fits(out), scheme.names)
-            out.write_fits(fitted.rows, fitted.records, scheme.names)
+            fitted, notes = _fit(reduction, step2, config, scheme, request, execs, out)
+            stamp_step(out, "step1", request, config, source)
             timings["fits"] = time.monotonic() - start
     derived = None
     if "step3" in steps:
         start = time.monotonic()
-        fresh_medians = step2 if "step2" in steps else None
-        derived = derive_factors(fitted or _earlier_fits(out), fresh_medians or _earlier_medians(out), config, scheme, request, out)
+        derived, notes = _derive(fitted, step2 if "step2" in steps else None, config, scheme, request, out)
         timings["step3"] = time.monotonic() - start
     if request.figures.enabled and steps & {"step1", "step2"}:
         timings["figures"] = execs.figures.wait()
     return YearSummary(
         out.year, out.path, read_line, derived.rows if derived else (), derived.correction_json if derived else None,
-        derived.installed if derived else None, tuple(fitted.failed) if fitted else (), timings=timings,
+        derived.installed if derived else None, tuple(fitted.failed) if fitted else (), notes=tuple(notes), timings=timings,
     )  # fmt: skip
 
 
+def _read(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> tuple[Reduction, InputSource]:
+    """The year's files reduced for steps 1-2 (unbinned fits keep each event's mass; binned fits and medians need histograms)."""
+    steps = request.selection.steps
+    events = "step1" in steps and not request.selection.binned
+    specs = (category_spec(config, scheme, fits="step1" in steps),)
+    reduction, source = load_reduction(request, config, scheme, execs, out, specs, events)
+    out.write_provenance(provenance(request, config, source, out.read_provenance()))
+    return reduction, source
+
+
+def _fit(
+    reduction: Reduction, step2: Medians, config: Config, scheme: CategoryScheme, request: Request, execs: Executors, out: OutputDir
+) -> tuple[Fits, list[str]]:  # fmt: skip
+    """Step 1, written; a --fixCat refit is merged into the earlier fits and says what it changed and what is now stale."""
+    fitted = fit_categories(reduction, step2, config, scheme, request, execs, out)
+    notes: list[str] = []
+    if request.selection.fix_cat:
+        earlier = _earlier_fits(out)
+        notes = refit_lines(fitted, earlier, step2.by_name(), out.read_factors())
+        unchanged = all(_same_fit(earlier.rows.get(name), row) for name, row in fitted.rows.items())
+        fitted = fitted.merged_into(earlier, scheme.names)
+        if unchanged:
+            notes.append("the refit gives the same fit as before: nothing else to refresh")
+        elif "step3" not in request.selection.steps:
+            notes.append(f"the correction JSON still holds the earlier fit: refresh it with  {rerun_command(request, out.year, '--steps step3')}")
+    out.write_fits(fitted.rows, fitted.records, scheme.names)
+    return fitted, notes
+
+
+def _same_fit(old: FitRow | None, new: FitRow) -> bool:
+    """Whether a refit reproduced the earlier fit's width and error (NaN equal to NaN)."""
+    return old is not None and all(
+        a == b or (math.isnan(a) and math.isnan(b)) for a, b in ((old.fit_val, new.fit_val), (old.fit_err, new.fit_err))
+    )
+
+
+def _derive(
+    fitted: Fits | None, step2: Medians | None, config: Config, scheme: CategoryScheme, request: Request, out: OutputDir
+) -> tuple[Factors, list[str]]:  # fmt: skip
+    """Step 3 from this run's fits and medians or, run alone, from the directory's (which must come from the same inputs)."""
+    if fitted is None or step2 is None:
+        check_steps_agree(out)
+    previous = out.read_factors()
+    derived = derive_factors(fitted or _earlier_fits(out), step2 or _earlier_medians(out), config, scheme, request, out)
+    notes = factor_change_lines(derived, previous)
+    moved = notes and not notes[0].startswith("every factor")
+    if moved and (out / OutputDir.CLOSURE_CSV).exists():
+        notes.append(f"the closure in {out.path} tested the earlier factors: rerun it with  {rerun_command(request, out.year, '--closure_test')}")
+    return derived, notes
+
+
 def _earlier_fits(out: OutputDir) -> Fits:
-    """Step 1's fits as an earlier run wrote them (InputError naming the file when there are none)."""
+    """Step 1's fits as an earlier run wrote them."""
     return Fits(out.read_fits(), out.read_fit_params())
 
 
 def _earlier_medians(out: OutputDir) -> Medians:
-    """Step 2's medians as written by this run or an earlier one (InputError naming the file when there are none)."""
+    """Step 2's medians as an earlier run wrote them."""
     return Medians(tuple(out.read_medians().values()))
 
 

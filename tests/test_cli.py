@@ -44,13 +44,49 @@ def test_unknown_fixcat_lists_valid(tmp_path):
 
 
 def test_closure_without_json(tmp_path):
-    proc = run_cli("--closure_test", "--output_path", str(tmp_path), "--no-dask-client")
+    proc = run_cli("--closure_test", "--output_path", str(tmp_path / "out"), "--no-dask-client")
     _one_line_error(proc, "no calibration JSON")
+    assert not (tmp_path / "out").exists(), "a refused run leaves no directory"
 
 
 def test_step3_without_previous_steps(tmp_path):
-    proc = run_cli("--steps", "step3", "--output_path", str(tmp_path), "--no-dask-client")
-    _one_line_error(proc, "fit_results.csv not found: run the step that produces it first")
+    proc = run_cli("--steps", "step3", "--output_path", str(tmp_path / "out"), "--no-dask-client")
+    _one_line_error(proc, "fit_results.csv not found: run step1 into")
+    assert not (tmp_path / "out").exists(), "a refused run leaves no directory"
+
+
+def test_fixcat_without_fits_names_the_directory_that_has_them(tmp_path):
+    """The README's --fixCat right after `make run` (which writes *_demo): refused at once, pointing at the suffix."""
+    (tmp_path / "out" / "binned" / "2018" / "Data_2018_demo").mkdir(parents=True)
+    proc = run_cli("--steps", "step1", "--fixCat", "30-45_EE", "--ifbinned", "--output_path", str(tmp_path / "out"), "--no-dask-client")
+    _one_line_error(proc, "exist in: Data_2018_demo; --extraString selects the suffix")
+    assert sorted(p.name for p in (tmp_path / "out" / "binned" / "2018").iterdir()) == ["Data_2018_demo"]
+
+
+def test_wrong_input_path_leaves_nothing(tmp_path):
+    proc = run_cli("--steps", "all", "--input_path", str(tmp_path / "nowhere"), "--output_path", str(tmp_path / "out"), "--no-dask-client")
+    _one_line_error(proc, f"input path {tmp_path / 'nowhere'} does not exist")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--validate-higgs"], "--validate-higgs checks the Higgs peak beside the closure: add --closure_test"),
+     (["--calib-json", "x.json"], "--calib-json names the JSON the closure tests: add --closure_test"),
+     (["--closure_test", "--steps", "step1"], "--closure_test runs the closure alone: drop --steps step1")],
+)  # fmt: skip
+def test_flag_combinations_are_refused_before_any_work(argv, message, tmp_path):
+    proc = run_cli(*argv, "--output_path", str(tmp_path / "out"), "--no-dask-client")
+    _one_line_error(proc, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_is_grouped_with_each_default_once_and_examples():
+    out = " ".join(run_cli("--help").stdout.split())  # argparse wraps lines at the terminal's width
+    for group in ("what to run:", "inputs and outputs:", "execution:", "figures:", "output handling:", "examples:"):
+        assert group in out
+    assert "(default: None)" not in out and out.count("(default: configs/default.yaml)") == 1
+    assert "--backend" in out and "fit.backend of the configuration, cpu" in out
 
 
 def test_malformed_config(tmp_path):
@@ -63,7 +99,7 @@ def test_unwritable_output(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     proc = run_cli("--steps", "step2", "--output_path", str(blocker / "sub"), "--no-dask-client")
-    _one_line_error(proc, "is not writable")
+    _one_line_error(proc, f"cannot be made: {blocker} is a file, not a directory")
 
 
 @pytest.mark.root

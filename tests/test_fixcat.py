@@ -56,13 +56,19 @@ def test_fixcat_refits_with_a_changed_override_and_records_it(sample, tmp_path, 
     # A narrower range for this category only: refitted with it, merged, recorded as tuned.
     tuned = _config(tmp_path, {CAT: {"range_gev": [80.0, 102.0]}})
     assert main(["--steps", "step1", "--fixCat", CAT, "--config", str(tuned), *base]) == 0
+    printed = capsys.readouterr().out
     after = _rows(out)
+    old_sigma, new_sigma = float(before[CAT]["fit_val"]), float(after[CAT]["fit_val"])
+    assert f"{CAT} refitted (ok): sigma_fit {old_sigma:.4f} -> {new_sigma:.4f}" in printed, printed
+    assert "the correction JSON still holds the earlier fit: refresh it with  python getCalibrationFactor.py --steps step3" in printed
     assert int(after[CAT]["n_events"]) < int(before[CAT]["n_events"])
     assert {n: r for n, r in after.items() if n != CAT} == {n: r for n, r in before.items() if n != CAT}
     provenance = json.loads((out / "binned" / "2018" / "Data_2018" / "provenance.json").read_text())
     assert provenance["tuned_categories"] == {CAT: [CAT]}
-    # The next full step 3 with the tuned configuration is consistent with the directory.
+    # The next full step 3 with the tuned configuration is consistent with the directory, and says what moved.
     assert main(["--steps", "step3", "--config", str(tuned), *base]) == 0
+    printed = capsys.readouterr().out
+    assert f"{CAT}: " in printed and " -> " in printed and "error" in printed, printed
 
 
 def test_fixcat_refuses_an_override_that_changes_other_categories(sample, tmp_path, capsys):

@@ -97,7 +97,8 @@ def _files_under(path: Path) -> list[Path]:
 
 
 def _snapshot(path: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in _files_under(path)}
+    """Every output under ``path`` (the ``.lock`` that each run rewrites with its process id aside)."""
+    return {p: p.read_bytes() for p in _files_under(path) if p.name != ".lock"}
 
 
 def _output_dir(out: Path) -> Path:
@@ -161,7 +162,7 @@ def _unknown_override_parameter(tmp: Path) -> tuple[list[str], str]:
 def _unwritable_output(tmp: Path) -> tuple[list[str], str]:
     _write(tmp / "in", "good.parquet", _table())
     (tmp / "out").write_text("")
-    return ["--steps", "step2", *_argv(tmp / "in", tmp / "out" / "sub")], "is not writable"
+    return ["--steps", "step2", *_argv(tmp / "in", tmp / "out" / "sub")], "is a file, not a directory"
 
 
 REFUSALS = {

@@ -164,7 +164,7 @@ def read_sample(out_dir: Path, scheme: CategoryScheme) -> SampleOutputs:
     rows = tuple(
         CategoryRow(
             name, fits.get(name), medians.get(name), factors.get(name), out.relative(out.fit_plot_stem(name).with_suffix(".png")),
-            out.relative(out.fit_plot_stem(name).with_suffix(".pdf")), out.relative(out.fit_log_dir() / f"fit_{name}.log"),
+            out.relative(out.fit_plot_stem(name).with_suffix(".pdf")), out.relative(out.fit_log(name)),
         )  # fmt: skip
         for name in scheme.names
     )

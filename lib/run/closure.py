@@ -28,7 +28,7 @@ from lib.results import ClosureResult, Validation
 from lib.rows import parse_row
 from lib.run.reduction import Executors, load_reduction
 
-__all__ = ["run_closure", "correction_to_test"]
+__all__ = ["run_closure", "correction_to_test", "closure_bin_index"]
 
 
 def _factor_array(json_path: Path, scheme: CategoryScheme) -> np.ndarray:
@@ -36,7 +36,12 @@ def _factor_array(json_path: Path, scheme: CategoryScheme) -> np.ndarray:
     return np.array([factors[name] for name in scheme.names], dtype=np.float64)
 
 
-def _parse_bin(fix: str, edges: Sequence[float]) -> int:
+def closure_bin_index(fix: str, edges: Sequence[float]) -> int:
+    """The closure bin ``fix`` names (its index or its label).
+
+    Raises:
+        CalibrationError: no such bin (the valid names are listed).
+    """
     labels = [bin_label(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
     if fix.isdigit() and int(fix) < len(labels):
         return int(fix)
@@ -124,7 +129,7 @@ def run_closure(request: Request, config: Config, scheme: CategoryScheme, execs:
     factors = _factor_array(json_path, scheme)
     after_samples, before_samples = _closure_samples(request, config, scheme, execs, out, factors)
     fix = request.selection.fix_cat
-    only = _parse_bin(fix, config.closure.bin_edges_gev) if fix else None
+    only = closure_bin_index(fix, config.closure.bin_edges_gev) if fix else None
     after, verdict_after = _run_pass(execs, config, after_samples, request, out, "closure", only)
     before, verdict_before = _run_pass(execs, config, before_samples, request, out, "uncalibrated", only)
     text = "\n".join([verdict_after.text("closure after calibration"), reference_text(before, "closure before calibration")])

@@ -17,7 +17,7 @@ from lib.outputs import OutputDir
 from lib.request import Request
 from lib.run.reduction import InputSource
 
-__all__ = ["check_output_dir", "make_room", "provenance", "root_version"]
+__all__ = ["check_output_dir", "check_refit_inputs", "check_steps_agree", "make_room", "provenance", "root_version", "stamp_step"]
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,12 @@ def make_room(out: OutputDir, request: Request, replace: bool) -> None:
         log.warning("--overwrite: removed %d outputs of a different configuration from %s", removed, out.path)
 
 
-def provenance(request: Request, config: Config, source: InputSource) -> dict[str, object]:
-    """What produced a directory's outputs, so that step 3 run alone, --fixCat and the report can state and check it."""
+def provenance(request: Request, config: Config, source: InputSource, previous: dict[str, object]) -> dict[str, object]:
+    """What produced a directory's outputs, so that step 3 run alone, --fixCat and the report can state and check it.
+
+    ``steps`` keeps, per step, the inputs and configuration its table was made from (``stamp_step``),
+    carried over from ``previous`` for the steps this run does not redo.
+    """
     selection = request.selection
     return {
         "inputs_fingerprint": source.fingerprint,
@@ -122,7 +126,48 @@ def provenance(request: Request, config: Config, source: InputSource) -> dict[st
         "tool_version": __version__,
         "binned": selection.binned,
         "sample": selection.sample,
+        "steps": dict(previous.get("steps", {})),  # type: ignore[call-overload]
     }
+
+
+def stamp_step(out: OutputDir, step: str, request: Request, config: Config, source: InputSource) -> None:
+    """Record in the provenance that ``step``'s table, just written, comes from these inputs and this configuration."""
+    record = out.read_provenance()
+    steps = dict(record.get("steps", {}))  # type: ignore[call-overload]
+    steps[step] = {"inputs": source.fingerprint, "config": config.fingerprint(without_overrides=True), "binned": request.selection.binned}
+    out.write_provenance({**record, "steps": steps})
+
+
+def check_steps_agree(out: OutputDir) -> None:
+    """Refuse to combine fits and medians that were made from different inputs or configurations.
+
+    Raises:
+        CalibrationError: the directory's step-1 and step-2 tables disagree (names which to rerun).
+    """
+    steps = out.read_provenance().get("steps", {})
+    fits, medians = steps.get("step1"), steps.get("step2")  # type: ignore[union-attr]
+    if not fits or not medians:
+        return  # a directory written before the steps were stamped: nothing to compare
+    differ = [what for what in ("inputs", "config", "binned") if fits.get(what) != medians.get(what)]
+    if differ:
+        raise CalibrationError(
+            f"{out.path}: the fits (step 1) and the medians (step 2) were made from different {' and '.join(differ)}; "
+            "rerun --steps all (or the step whose inputs are the wrong ones) before step 3"
+        )
+
+
+def check_refit_inputs(out: OutputDir, fingerprint: str) -> None:
+    """Refuse a --fixCat refit of other inputs than the fits it is merged into.
+
+    Raises:
+        CalibrationError: the step-1 fits of the directory were made from other input files.
+    """
+    fits = out.read_provenance().get("steps", {}).get("step1")  # type: ignore[union-attr]
+    if fits and fits.get("inputs") != fingerprint:
+        raise CalibrationError(
+            f"--fixCat would merge a fit of other input files into the fits in {out.path}; "
+            "rerun --steps all on these inputs (or point --input_path at the files the fits were made of)"
+        )
 
 
 def root_version() -> str:

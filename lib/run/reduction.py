@@ -60,7 +60,9 @@ def executors(request: Request) -> Iterator[Executors]:
         # Figures are drawn here, so never by more processes than this machine has cores (--workers may count a Gateway's).
         drawers = 0 if execution.workers == 0 else min(workers, default_workers())
         figures = stack.enter_context(FigureQueue(drawers, request.figures.formats))
-        if execution.dask_mode:
+        if not selection.reads_inputs:
+            yield Executors(InlineExecutor(), InlineExecutor(), figures)  # step 3 alone reads tables: no workers to start
+        elif execution.dask_mode:
             from lib.cluster import dask_client
 
             client = stack.enter_context(

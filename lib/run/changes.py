@@ -1,0 +1,71 @@
+"""What a run changed that the user must know: factors that moved, and outputs that are now stale.
+
+A ``--fixCat`` refit or a step 3 replaces numbers that a JSON, a closure or a colleague may
+already use; the run says which moved, by how much, and the command that brings the rest up to date.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from lib.factors import CategoryFactor
+from lib.medians import CategoryMedian
+from lib.request import Request
+from lib.results import Factors, Fits
+
+__all__ = ["refit_lines", "factor_change_lines", "rerun_command"]
+
+# Relative change below which a factor counts as unchanged (the CSV keeps full precision).
+UNCHANGED = 1e-9
+
+
+def rerun_command(request: Request, year: str, *flags: str) -> str:
+    """The command line that reruns ``flags`` on the same sample, year and output directory."""
+    s, p = request.selection, request.paths
+    parts = ["python getCalibrationFactor.py", *flags, "--years", year]
+    parts += ["--isMC"] if s.is_mc else []
+    parts += ["--ifbinned"] if s.binned else []
+    parts += ["--extraString", p.extra_string] if p.extra_string else []
+    parts += ["--output_path", str(p.output_path)] if str(p.output_path) != "plots" else []
+    parts += ["--nanoAODv", s.nanoaod_v] if s.nanoaod_v != "12" else []
+    return " ".join(parts)
+
+
+def _change(old: float, new: float) -> str:
+    return f"{(new / old - 1) * 100:+.1f} %" if old and math.isfinite(old) else "new"
+
+
+def refit_lines(refit: Fits, earlier: Fits, medians: Mapping[str, CategoryMedian], factors: Mapping[str, CategoryFactor]) -> list[str]:
+    """Per refitted category: its width before and after, and the factor it gives against the one in use."""
+    lines = []
+    for name, row in refit.rows.items():
+        old = earlier.rows.get(name)
+        before = f"{old.fit_val:.4f}" if old is not None and math.isfinite(old.fit_val) else "none"
+        line = f"{name} refitted ({row.quality}): sigma_fit {before} -> {row.fit_val:.4f} +- {row.fit_err:.4f} GeV"
+        median = medians.get(name)
+        if median is not None and math.isfinite(row.fit_val):
+            factor = row.fit_val / median.median_val_NonCal
+            current = factors.get(name)
+            if current is not None:
+                line += f"; factor {current.calibration_factor:.4f} -> {factor:.4f} ({_change(current.calibration_factor, factor)}) once step 3 runs"
+            else:
+                line += f"; factor {factor:.4f} once step 3 runs"
+        lines.append(line)
+    return lines
+
+
+def factor_change_lines(derived: Factors, previous: Mapping[str, CategoryFactor]) -> list[str]:
+    """Per category whose factor moved against the previous step 3: ``30-45_EE: 1.4120 -> 1.3980 (-1.0 %, error 0.0210)``."""
+    if not previous:
+        return []
+    lines = []
+    for factor in derived.rows:
+        old = previous.get(factor.cat_name)
+        new = factor.calibration_factor
+        if old is not None and abs(new - old.calibration_factor) <= UNCHANGED * abs(old.calibration_factor):
+            continue
+        before = f"{old.calibration_factor:.4f}" if old is not None else "none"
+        after = f"{new:.4f} ({_change(old.calibration_factor if old else math.nan, new)}, error {factor.calibration_factor_err:.4f})"
+        lines.append(f"{factor.cat_name}: {before} -> {after}" + (f" [{factor.source}]" if factor.source != "fit" else ""))
+    return lines or ["every factor is unchanged against the previous step 3"]
