@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -36,11 +37,34 @@ if TYPE_CHECKING:  # types only: the bins never read files themselves
     from lib.io.reader import Skim
 
 __all__ = [
-    "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "closure_specs", "judge", "reference_text",
+    "BinState", "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "bin_state", "closure_specs", "judge", "reference_text",
     "samples_from_events", "samples_from_histograms",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
+
+FIT_OK = "ok"  # fit_quality of a bin whose fit passed its gates ("failed": it did not)
+
+
+class BinState(StrEnum):
+    """What became of a closure or Higgs bin, in the words of its CSV's ``state`` column, the report and the figures.
+
+    ``TESTED`` and ``FIT_FAILED`` bins enter the verdict (a failed fit fails its bin); the other
+    two are left out of it, and the bin's ``verdict`` column says why.
+    """
+
+    TESTED = "tested"  # enough events and a good fit: pass or fail by its ratio
+    FIT_FAILED = "fit failed"  # enough events, but the fit failed (or its worker crashed)
+    NOT_TESTED = "not tested"  # fewer events than closure.min_events (higgs.min_events): fitted, not judged
+    NOT_FITTED = "not fitted"  # fewer events than fit.min_events: no fit was run
+
+
+def bin_state(fit_quality: str, verdict: str, ratio: float) -> BinState:
+    """The state of a bin from its CSV columns (``judge`` wrote ``verdict``): the one definition of the vocabulary."""
+    if verdict in ("pass", "fail"):
+        return BinState.TESTED if fit_quality == FIT_OK and math.isfinite(ratio) else BinState.FIT_FAILED
+    return BinState.NOT_FITTED if fit_quality == BinState.NOT_FITTED else BinState.NOT_TESTED
+
 
 @dataclass(frozen=True)
 class ClosureBin:
@@ -57,14 +81,24 @@ class ClosureBin:
     median_err: float
     ratio: float
     ratio_err: float
-    fit_quality: str
-    verdict: str  # "pass", "fail" or "not tested: <why>"
+    fit_quality: str  # "ok", "failed" or "not fitted"
+    verdict: str  # "pass", "fail", or why the bin is not judged ("not tested: ...", "not fitted: ...")
     # Relative error of median_val from the calibration factors' own errors (NaN: not propagated);
     # where propagated, ratio_err includes it.
     calibration_err: float = float("nan")
 
+    @property
+    def state(self) -> BinState:
+        return bin_state(self.fit_quality, self.verdict, self.ratio)
+
+    @property
+    def tested(self) -> bool:
+        """Whether the bin enters the verdict (a failed fit does, as a failing bin)."""
+        return self.state in (BinState.TESTED, BinState.FIT_FAILED)
+
     def row(self) -> dict[str, object]:
-        return asdict(self)
+        """The CSV row: the fields and the bin's ``state``."""
+        return asdict(self) | {"state": str(self.state)}
 
 
 @dataclass(frozen=True)
@@ -98,8 +132,8 @@ def reference_text(rows: Sequence[ClosureBin], label: str) -> str:
     >>> reference_text(r[:1] + [dataclasses.replace(r[1], fit_quality="failed")], "before")
     'before (reference): fit / median - 1 = +28.0 % (mean +28.0 %) in 1 measured bins, 1 beyond the tolerance: the miscalibration the factors correct; 1 bin fit(s) failed'
     """
-    tested = [r for r in rows if r.verdict in ("pass", "fail")]
-    measured = [r for r in tested if r.fit_quality == "ok" and math.isfinite(r.ratio)]
+    tested = [r for r in rows if r.tested]
+    measured = [r for r in tested if r.state == BinState.TESTED]
     failed = len(tested) - len(measured)
     fits = f"; {failed} bin fit(s) failed" if failed else ""
     if not measured:
@@ -128,14 +162,20 @@ def closure_bins(values: np.ndarray, edges: Sequence[float]) -> list[np.ndarray]
 
 
 def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig, prefix: str = "closure") -> tuple[list[ClosureBin], ClosureVerdict]:
-    """Mark each bin pass/fail and combine: a bin passes if |ratio-1| <= tolerance or <= n_sigma * error."""
+    """Mark each bin pass/fail and combine: a bin passes if |ratio-1| <= tolerance or <= n_sigma * error.
+
+    A bin without a fit (fewer events than ``fit.min_events``) or with fewer events than
+    ``cfg.min_events`` (``<prefix>.min_events``) is not judged; its verdict says which.
+    """
     judged, chi2, failing, tested = [], 0.0, [], 0
     for row in rows:
-        if row.nEvents < cfg.min_events:
-            verdict = f"not tested: {row.nEvents} < {cfg.min_events} events"
-        elif row.fit_quality != "ok" or not math.isfinite(row.ratio):
+        if row.fit_quality == BinState.NOT_FITTED:
+            verdict = f"{BinState.NOT_FITTED}: {row.nEvents} events < fit.min_events"
+        elif row.nEvents < cfg.min_events:
+            verdict = f"{BinState.NOT_TESTED}: {row.nEvents} events < {prefix}.min_events ({cfg.min_events})"
+        elif row.fit_quality != FIT_OK or not math.isfinite(row.ratio):
             verdict = "fail"
-            failing.append(bin_label(row.low, row.high, prefix) + " (fit failed)")
+            failing.append(f"{bin_label(row.low, row.high, prefix)} ({BinState.FIT_FAILED})")
             tested += 1
         else:
             tested += 1
@@ -145,7 +185,7 @@ def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig, prefix: str = "closure
             verdict = "pass" if ok else "fail"
             if not ok:
                 failing.append(f"{bin_label(row.low, row.high, prefix)} ({deviation:+.1%})")
-        judged.append(ClosureBin(**(row.row() | {"verdict": verdict})))
+        judged.append(dataclasses.replace(row, verdict=verdict))
     return judged, ClosureVerdict(tested > 0 and not failing, tested, chi2, tuple(failing))
 
 
@@ -296,15 +336,15 @@ def bin_rows(
         res = results.get(bin_label(edges[i], edges[i + 1], prefix))
         if not isinstance(res, FitResult):  # not fitted, or a crashed worker
             fit_val = fit_err = nan
-            quality = "failed" if res is not None else "not fitted"
+            quality = "failed" if res is not None else str(BinState.NOT_FITTED)
         else:
-            fit_val, fit_err, quality = res.fit_val, res.fit_err, "ok" if res.ok else "failed"
+            fit_val, fit_err, quality = res.fit_val, res.fit_err, FIT_OK if res.ok else "failed"
         median = sample.median
         ratio = fit_val / median if median > 0 else nan
         calib = calibration_error(sample.category_weights, factors, factor_errors) if factors is not None else nan
         ratio_err = abs(ratio) * math.hypot(fit_err / fit_val, sample.median_err / median, 0.0 if math.isnan(calib) else calib)
         rows.append(
             ClosureBin(i, float(edges[i]), float(edges[i + 1]), sample.n_events, fit_val, fit_err, sample.raw_median, median,
-                       sample.median_err, ratio, ratio_err if quality == "ok" else nan, quality, "", calib)
+                       sample.median_err, ratio, ratio_err if quality == FIT_OK else nan, quality, "", calib)
         )  # fmt: skip
     return rows

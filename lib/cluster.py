@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 @contextmanager
 def dask_client(
     mode: str, workers: int, scheduler: str | None = None, gateway: str | None = None, gateway_workers: int = 4,
-    gateway_options: dict[str, str] | None = None,
+    gateway_options: dict[str, str] | None = None, connect_timeout_s: float | None = None,
 ) -> Iterator[Any]:  # fmt: skip
     """Yield a ``distributed.Client`` for ``mode`` in {"local", "scheduler", "gateway"}, closed afterwards.
+
+    ``connect_timeout_s``: how long a scheduler may take to answer (None: ``CONNECT_TIMEOUT_S``).
 
     Raises:
         CalibrationError: dask/distributed (or dask-gateway) is missing, no address is known, nothing
@@ -71,7 +73,7 @@ def dask_client(
             if not address:
                 raise CalibrationError("--scheduler needs an address (or set DASK_SCHEDULER_ADDRESS)")
             try:
-                client = Client(address, timeout=CONNECT_TIMEOUT_S)
+                client = Client(address, timeout=CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s)
             except OSError as err:
                 raise CalibrationError(f"no Dask scheduler answers at {address} ({type(err).__name__})") from err
             with client:

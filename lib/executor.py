@@ -172,7 +172,7 @@ class ProcessExecutor:
         results: dict[int, Any] = {}
         in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, results, bar, on_result, keep)
         for i in in_flight_at_crash:
-            log.warning("worker process died while '%s' was running; re-running it alone", names[i])
+            log.info("worker process died while '%s' was running; re-running it alone", names[i])
             again = self._run_pool(func, tasks, [i], 1, results, bar, on_result, keep)
             if again:
                 crash = TaskCrash(names[i], "worker process crashed twice (e.g. a ROOT segfault) or timed out")
@@ -221,7 +221,7 @@ class ProcessExecutor:
                         results[i] = None
                     bar.step()
                 if self.task_timeout_s and not done and time.monotonic() - started > self.task_timeout_s * len(indices):
-                    log.warning("tasks exceeded %.0f s; killing the worker pool", self.task_timeout_s)
+                    log.info("tasks exceeded %.0f s; killing the worker pool and re-running each alone", self.task_timeout_s)
                     self._kill(pool)
                     lost.extend(futures[f] for f in pending)
                     break

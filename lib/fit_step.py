@@ -207,7 +207,7 @@ class FitCache:
             with open(path, "rb") as handle:
                 result = pickle.load(handle)
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as err:
-            log.warning("ignoring unreadable cached fit %s (%s)", path, err)
+            log.info("ignoring unreadable cached fit %s (%s); fitting again", path, err)
             return None
         return result if isinstance(result, FitResult) else None
 
@@ -241,8 +241,8 @@ def run_fits(
                 done[job.task.name] = cached
                 _queue_figure(figures, job, cached)
         if done:
-            # Shown by default: the run's numbers then come partly from an earlier process.
-            log.warning("re-using %d finished fits from %s (same inputs and configuration)", len(done), cache.directory)
+            # Routine (an interrupted run resumed, a closure re-run): said, but nothing for the user to act on.
+            log.info("re-using %d finished fits from %s (same inputs and configuration)", len(done), cache.directory)
     todo = [j for j in jobs if j.task.name not in done]
 
     def persist(index: int, result: object) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import shutil
 from contextlib import contextmanager
@@ -61,6 +62,9 @@ class OutputDir:
     CLOSURE_VERDICT = "closure_verdict.txt"
     HIGGS_CSV = "higgs_validation_resolutionBinning.csv"
     HIGGS_VERDICT = "higgs_validation_verdict.txt"
+    # The factors each check applied: whether it speaks for the JSON is judged by them, not by file times.
+    CLOSURE_FACTORS_JSON = "closure_tested_factors.json"
+    HIGGS_FACTORS_JSON = "higgs_validation_tested_factors.json"
     # Bookkeeping and the report.
     PROVENANCE_JSON = "provenance.json"
     RUNS_JSON = "report_runs.json"
@@ -190,6 +194,27 @@ class OutputDir:
         """The rows of a validation table as written (empty when it has not run here)."""
         path = self.validation_csv(kind)
         return read_csv(path) if path.exists() else []
+
+    def tested_factors_path(self, kind: str) -> Path:
+        return self / {"closure": self.CLOSURE_FACTORS_JSON, "higgs": self.HIGGS_FACTORS_JSON}[kind]
+
+    def write_tested_factors(self, kind: str, names: Sequence[str], factors: Sequence[float]) -> None:
+        """The factor of each category (``names`` in the scheme's order) that the ``closure`` or ``higgs`` check applied.
+
+        Step 3 re-made with the same factors writes a new JSON (its description holds the time it was
+        created) that the earlier check tested all the same; a JSON with one factor changed is not
+        the one it tested, however recent the check: the report compares this record with the JSON.
+        """
+        record = {name: float(value) if math.isfinite(value) else None for name, value in zip(names, factors, strict=True)}
+        write_text_atomic(self.tested_factors_path(kind), json.dumps({"factors": record}, indent=1) + "\n")
+
+    def read_tested_factors(self, kind: str) -> dict[str, float] | None:
+        """The factors the check recorded (NaN where none was finite); None when it recorded none or the file is no such record."""
+        try:
+            record = json.loads(self.tested_factors_path(kind).read_text())["factors"]
+            return {str(name): math.nan if value is None else float(value) for name, value in record.items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None
 
     def write_verdict(self, kind: str, text: str) -> None:
         write_text_atomic(self.verdict_path(kind), text + "\n")

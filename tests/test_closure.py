@@ -15,6 +15,7 @@ import pytest
 from lib.categories import CategoryScheme
 from lib.outputs import OutputDir
 from lib.config import Config, FitPatch
+from lib.correction.writer import read_factors
 from lib.io.tables import read_csv
 from lib.request import Request
 from lib.results import YearSummary
@@ -115,13 +116,17 @@ def test_data_closure_passes_after_and_fails_before(config: Config, data_closure
     assert "closure before calibration (reference): fit / median - 1 = +" in text and "the miscalibration the factors correct" in text
 
 
-def test_closure_csv_has_contiguous_bins(config: Config, data_closure):
+def test_closure_csv_has_contiguous_bins(config: Config, scheme: CategoryScheme, data_closure):
+    # Beside its CSVs the closure records the factors it applied: the JSON's (what the report compares).
+    out_dir = data_closure["summary"].output_dir
+    closure = data_closure["closure"]
+    assert OutputDir(out_dir).read_tested_factors("closure") == read_factors(closure.correction_json, scheme)
     edges = config.closure.bin_edges_gev
     expected = list(zip(edges[:-1], edges[1:]))
     for rows in (data_closure["after"], data_closure["before"]):
         assert list(rows[0]) == [
             "bin", "low", "high", "nEvents", "fit_val", "fit_err", "median_val_NonCal", "median_val",
-            "median_err", "ratio", "ratio_err", "fit_quality", "verdict", "calibration_err",
+            "median_err", "ratio", "ratio_err", "fit_quality", "verdict", "calibration_err", "state",
         ]  # fmt: skip
         # The closure's factors come from the same Z events: their errors are not added to its ratio's.
         assert all(r["calibration_err"] == "nan" for r in rows)
@@ -213,7 +218,7 @@ def test_fix_cat_refits_one_bin_only(config: Config, base_options, data_closure)
 # (d) the MC calibration describes the Higgs peak
 
 
-def test_higgs_validation_on_mc_calibration(config: Config, base_options, calibration):
+def test_higgs_validation_on_mc_calibration(config: Config, scheme: CategoryScheme, base_options, calibration):
     # The Z closure that always runs beside the Higgs validation is not checked here: one Z bin
     # keeps it cheap. The Higgs validation reads its own bins (higgs.bin_edges_gev).
     fast = config.model_copy(update={"closure": config.closure.model_copy(update={"bin_edges_gev": [1.0, 1.1]})})
@@ -222,6 +227,7 @@ def test_higgs_validation_on_mc_calibration(config: Config, base_options, calibr
     assert summary.output_dir == calibration["MC"].output_dir
     assert "Higgs peak (DCB) after calibration" in summary.closure_text
     rows = read_csv(summary.output_dir / OutputDir.HIGGS_CSV)
+    assert OutputDir(summary.output_dir).read_tested_factors("higgs") == read_factors(calibration["MC"].correction_json, scheme)
     table = _table(rows)
     edges = config.higgs.bin_edges_gev
     assert _edges(rows) == list(zip(edges[:-1], edges[1:]))

@@ -20,11 +20,13 @@ import yaml
 
 from lib.correction.__main__ import main
 from lib.correction.apply import apply_correction
-from lib.correction.auditor import audit_correction
+from lib.config import DEFAULT_CONFIG, load_config
+from lib.correction.auditor import audit_with_config
 from lib.correction.importer import LEGACY_PT_EDGES_GEV, import_root
 from lib.correction.install import FILELIST, install_correction, set_filelist_entry
 from lib.correction.writer import ULP_TOLERANCE, build_correction, load_correction, read_factors, write_correction
 from lib.errors import ConfigError, CorrectionError, InputError
+from lib.factors import neighbour_median
 
 REPO = Path(__file__).resolve().parent.parent
 LEGACY = Path("/work/shared/reference/legacy_corrections")
@@ -47,8 +49,8 @@ def centres(edges: np.ndarray) -> np.ndarray:
 # --- audit -------------------------------------------------------------------------------------
 
 
-def test_audit_flags_exactly_the_failed_2018_fit(scheme):
-    report = audit_correction(DATA_2018, scheme, band=(0.5, 2.5))
+def test_audit_flags_exactly_the_failed_2018_fit(config):
+    report = audit_with_config(DATA_2018, config)
     assert report.flagged == ["30-45_EE"]
     assert {r for _, r in report.flags} == {
         "outside plausible band [0.5, 2.5]",
@@ -59,17 +61,17 @@ def test_audit_flags_exactly_the_failed_2018_fit(scheme):
 
 
 @pytest.mark.parametrize("path", [DATA_2017, MC_2018], ids=["2017-data", "2018-mc"])
-def test_audit_finds_nothing_in_the_other_original_files(scheme, path):
-    report = audit_correction(path, scheme)
+def test_audit_finds_nothing_in_the_other_original_files(config, path):
+    report = audit_with_config(path, config)
     assert report.ok, report.to_text()
     assert report.notes == ()
 
 
-def test_audit_flags_an_in_band_outlier_and_reports_the_diff(tmp_path, scheme):
+def test_audit_flags_an_in_band_outlier_and_reports_the_diff(tmp_path, scheme, config):
     factors = read_factors(MC_2018, scheme) | {"52-62_OO": 2.4}
     path = tmp_path / "c.json"
     write_correction(build_correction(factors, scheme, NAME, "test"), path)
-    report = audit_correction(path, scheme, previous=MC_2018)
+    report = audit_with_config(path, config, previous=MC_2018)
     assert report.flagged == ["52-62_OO"]
     assert "neighbours" in report.flags[0][1]
     change = {c.name: c.relative_change for c in report.categories}
@@ -78,11 +80,11 @@ def test_audit_flags_an_in_band_outlier_and_reports_the_diff(tmp_path, scheme):
     assert "previous" in report.to_text()
 
 
-def test_audit_flags_a_nan_factor(tmp_path, scheme):
+def test_audit_flags_a_nan_factor(tmp_path, config):
     text = DATA_2017.read_text().replace("1.1511110708875287", "NaN")
     path = tmp_path / "nan.json"
     path.write_text(text)
-    report = audit_correction(path, scheme)
+    report = audit_with_config(path, config)
     assert report.flagged == ["52-62_OO"]
     assert report.flags[0][1] == "factor is nan"
 
@@ -105,11 +107,11 @@ def _tamper(kind: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["content_length", "edges_not_increasing", "renamed_input", "string_factor", "not_json"])
-def test_audit_of_a_tampered_file_is_a_one_line_correction_error(tmp_path, scheme, kind):
+def test_audit_of_a_tampered_file_is_a_one_line_correction_error(tmp_path, config, kind):
     path = tmp_path / f"{kind}.json"
     path.write_text(_tamper(kind))
     with pytest.raises(CorrectionError) as err:
-        audit_correction(path, scheme)
+        audit_with_config(path, config)
     message = str(err.value)
     assert "\n" not in message and str(path) in message
 
@@ -126,6 +128,44 @@ def test_audit_cli_exit_codes_and_one_line_errors(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and captured.err.startswith("error: ")
     assert "Traceback" not in captured.err
+
+
+def _with_outlier(tmp_path: Path, scheme, name: str, ratio: float) -> Path:
+    """The 2018 MC factors with ``name`` set to ``ratio`` times the median of its neighbours."""
+    factors = read_factors(MC_2018, scheme)
+    usable = {i: factors[n] for i, n in enumerate(scheme.names) if n != name}
+    factors[name] = ratio * neighbour_median(scheme, scheme.index_of(name), usable)
+    path = tmp_path / f"outlier_{ratio:g}.json"
+    write_correction(build_correction(factors, scheme, NAME, "test"), path)
+    return path
+
+
+def test_audit_thresholds_are_the_configuration_s_everywhere(tmp_path, scheme, config):
+    """A factor x1.8 its neighbours' median: above step3.neighbour_outlier_ratio (1.6), so the command line, the
+    report's audit and install all flag it; a configuration with 2.0 clears it for all of them."""
+    assert config.step3.neighbour_outlier_ratio == 1.6
+    path = _with_outlier(tmp_path, scheme, "52-62_OO", 1.8)
+
+    def cli(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "lib.correction", "audit", str(path), *extra]
+        return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    strict = cli()
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert "outside [1/1.6, 1.6]" in strict.stdout and strict.stderr.endswith("1 of 36 categories flagged: 52-62_OO\n")
+    assert audit_with_config(path, config).flagged == ["52-62_OO"]  # what the report shows
+    repo = tmp_path / "repo"
+    with pytest.raises(CorrectionError, match="52-62_OO = "):
+        install_correction(path, 2018, True, repo, config)
+
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["step3"]["neighbour_outlier_ratio"] = 2.0
+    loose = tmp_path / "loose.yaml"
+    loose.write_text(yaml.safe_dump(raw))
+    cleared = cli("--config", str(loose))
+    assert cleared.returncode == 0 and "outside [1/2, 2]" in cleared.stdout, cleared.stdout + cleared.stderr
+    assert audit_with_config(path, load_config(loose)).ok
+    assert cli("--outlier-threshold", "1.9").returncode == 0  # an explicit threshold still wins
 
 
 def test_cli_runs_as_a_module_without_traceback(tmp_path):

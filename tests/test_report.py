@@ -10,16 +10,19 @@ installed by ``.ci/run``) through the DevTools protocol on a pipe, and skips whe
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from contextlib import redirect_stdout
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -28,7 +31,9 @@ import pytest
 from PIL import Image
 
 from getCalibrationFactor import main
-from lib.closure import ClosureBin, judge
+from lib.categories import CategoryScheme
+from lib.closure import BinState, ClosureBin, judge
+from lib.correction.writer import load_correction, read_factors
 from lib.io.tables import read_csv, write_csv
 from lib.outputs import OutputDir
 from lib.report import write_report
@@ -60,16 +65,33 @@ def _fit_rows(out_dir: Path) -> list[dict[str, object]]:
     return rows
 
 
-def _closure(out_dir: Path, config, deviations: dict[int, float]) -> None:
-    """Closure CSVs as the closure test writes them: ratio 1 after calibration (1 + ``deviations[bin]``), 1.25 before."""
+def _json_factors(out_dir: Path, scheme) -> dict[str, float]:
+    return read_factors(next(out_dir.glob("res_calib_*.json")), scheme)
+
+
+def _record(out_dir: Path, kind: str, scheme, factors: dict[str, float]) -> None:
+    """The factors a check (``closure`` or ``higgs``) applied, as the closure and the Higgs check record them."""
+    OutputDir(out_dir).write_tested_factors(kind, scheme.names, [factors[n] for n in scheme.names])
+
+
+def _closure(out_dir: Path, config, deviations: dict[int, float], tested: dict[str, float] | None = None,
+             bins: dict[int, dict[str, object]] | None = None) -> None:  # fmt: skip
+    """Closure CSVs as the closure test writes them: ratio 1 after calibration (1 + ``deviations[bin]``), 1.25 before.
+
+    ``tested``: the factors it records having applied (None: none recorded); ``bins``: fields replaced per bin after calibration.
+    """
     edges = list(zip(config.closure.bin_edges_gev[:-1], config.closure.bin_edges_gev[1:]))
     ratios = {OutputDir.CLOSURE_CSV: [1.0 + deviations.get(i, 0.0) for i in range(len(edges))], OutputDir.UNCALIBRATED_CSV: [1.25] * len(edges)}
     for name, values in ratios.items():
-        bins = [ClosureBin(i, lo, hi, 5000, 1.0, 0.01, lo, (lo + hi) / 2, 0.001, r, 0.01, "ok", "") for i, ((lo, hi), r) in enumerate(zip(edges, values))]
-        judged, _ = judge(bins, config.closure)
+        rows = [ClosureBin(i, lo, hi, 5000, 1.0, 0.01, lo, (lo + hi) / 2, 0.001, r, 0.01, "ok", "") for i, ((lo, hi), r) in enumerate(zip(edges, values))]
+        if name == OutputDir.CLOSURE_CSV:
+            rows = [dataclasses.replace(r, **(bins or {}).get(r.bin, {})) for r in rows]
+        judged, _ = judge(rows, config.closure)
         write_csv(out_dir / name, [b.row() for b in judged])
     (out_dir / "closure_verdict.txt").write_text("closure after calibration: stand-in\n")
     Image.new("RGB", (400, 400), "#ddeeff").save(out_dir / "closure_resolution.png")
+    if tested is not None:
+        _record(out_dir, "closure", CategoryScheme.from_config(config.categories), tested)
 
 
 def _stand_in_plots(out_dir: Path, names: list[str]) -> None:
@@ -159,19 +181,20 @@ def test_report_is_self_contained_and_cheap(calibrated, config):
     assert time.perf_counter() - start < 0.5
 
 
-def test_later_steps_rewrite_the_report(calibrated, tmp_path, config, capsys):
+def test_later_steps_rewrite_the_report(calibrated, tmp_path, config, scheme, capsys):
     root, out_dir = _copy(calibrated, tmp_path)
     _stand_in_plots(out_dir, [])
-    _closure(out_dir, config, {5: 0.2})
+    _closure(out_dir, config, {5: 0.2}, tested=_json_factors(out_dir, scheme))
     previous = tmp_path / "previous.json"
     shutil.copy(next(out_dir.glob("res_calib_*.json")), previous)
     assert main(["--steps", "step3", *_argv(root, "--previous", str(previous))]) == 0
     capsys.readouterr()
     page = _strict((out_dir / OutputDir.REPORT_HTML).read_text())
     findings = _findings(page)
-    # The closure was written before this step 3's JSON: it tested an older file.
+    # Step 3 wrote a new JSON after the closure, with every factor unchanged: the closure tested these factors.
+    assert next(out_dir.glob("res_calib_*.json")).stat().st_mtime > (out_dir / OutputDir.CLOSURE_CSV).stat().st_mtime
     assert findings["closure"][0] == "fail" and "worst 1.1–1.2 GeV: +20.0 % ± 1.0 %" in findings["closure"][1]
-    assert "it tested an older JSON" in findings["closure"][1]
+    assert "it tested" not in findings["closure"][1] and "re-run" not in findings["closure"][1]
     assert "largest change" in findings["previous JSON"][1]
     assert any(s.get("id") == "change" for s in page.iter("section"))
     runs = json.loads((out_dir / OutputDir.RUNS_JSON).read_text())
@@ -205,15 +228,22 @@ def test_data_and_mc_side_by_side_with_their_ratio(calibrated, tmp_path, config)
     assert mc_findings["correction JSON"][0] == "fail"  # the MC directory has factors but no JSON
 
 
-def test_higgs_check_is_shown_and_judged_for_the_sample_it_tests(calibrated, tmp_path, config):
-    _, out_dir = _copy(calibrated, tmp_path)
+def _higgs_bins(config, ratio_first: float = 1.0) -> list[dict[str, object]]:
     edges = config.higgs.bin_edges_gev
     bins = [
-        ClosureBin(i, lo, hi, 2000, 1.0, 0.02, lo, lo, 0.001, 1.3 if i == 0 else 1.0, 0.02, "ok", "")
+        ClosureBin(i, lo, hi, 2000, 1.0, 0.02, lo, lo, 0.001, ratio_first if i == 0 else 1.0, 0.02, "ok", "")
         for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))
     ]
     judged, _ = judge(bins, config.closure)
-    write_csv(out_dir / OutputDir.HIGGS_CSV, [b.row() for b in judged])
+    return [b.row() for b in judged]
+
+
+def test_higgs_check_is_shown_and_judged_for_the_sample_it_tests(calibrated, tmp_path, config, scheme):
+    _, out_dir = _copy(calibrated, tmp_path)
+    edges = config.higgs.bin_edges_gev
+    bins = _higgs_bins(config, ratio_first=1.3)
+    write_csv(out_dir / OutputDir.HIGGS_CSV, bins)
+    _record(out_dir, "higgs", scheme, _json_factors(out_dir, scheme))
     write_report(out_dir, config)
     page = _strict((out_dir / OutputDir.REPORT_HTML).read_text())
     level, text = _findings(page)["Higgs check"]
@@ -221,6 +251,79 @@ def test_higgs_check_is_shown_and_judged_for_the_sample_it_tests(calibrated, tmp
     assert level == "warn" and f"FAIL: {len(bins)} bins tested, worst {edges[0]:g}–{edges[1]:g} GeV: +30.0 % ± 2.0 %" in text
     assert "Data factors on simulated signal" in text
     assert any(s.get("id") == "higgs" for s in page.iter("section"))
+
+
+def test_closure_and_higgs_check_of_other_factors_than_the_json_are_judged_alike(calibrated, tmp_path, config, scheme):
+    """Both passed on the factors they record; the JSON then holds another factor: both say which, both at ⚠."""
+    _, data_dir = _copy(calibrated, tmp_path)
+    mc_dir = data_dir.parent / f"MC_{YEAR}"
+    shutil.copytree(data_dir, mc_dir)
+    for path in mc_dir.glob("res_calib_*_Data_*.json"):
+        path.rename(path.with_name(path.name.replace("_Data_", "_MC_")))
+    json_path = next(mc_dir.glob("res_calib_*.json"))
+    factors = _json_factors(mc_dir, scheme)
+    _closure(mc_dir, config, {}, tested=factors)
+    write_csv(mc_dir / OutputDir.HIGGS_CSV, _higgs_bins(config))
+    _record(mc_dir, "higgs", scheme, factors)
+    write_report(mc_dir, config)
+    findings = _findings(_strict((mc_dir / OutputDir.REPORT_HTML).read_text()))
+    assert findings["closure"][0] == findings["Higgs check"][0] == "ok", findings
+
+    tested = factors | {"45-52_BB": factors["45-52_BB"] * 1.01}
+    for kind in ("closure", "higgs"):
+        _record(mc_dir, kind, scheme, tested)
+    write_report(mc_dir, config)
+    findings = _findings(_strict((mc_dir / OutputDir.REPORT_HTML).read_text()))
+    change = f"it tested other factors than {json_path.name} (45-52_BB {tested['45-52_BB']:.4f} → {factors['45-52_BB']:.4f})"
+    assert findings["closure"][0] == "warn" and f"{change}: re-run --closure_test" in findings["closure"][1]
+    assert findings["Higgs check"][0] == "warn" and f"{change}: re-run --closure_test --validate-higgs" in findings["Higgs check"][1]
+
+    OutputDir(mc_dir).tested_factors_path("higgs").unlink()  # a check that records no factors cannot vouch for this JSON either
+    write_report(mc_dir, config)
+    level, text = _findings(_strict((mc_dir / OutputDir.REPORT_HTML).read_text()))["Higgs check"]
+    assert level == "warn" and "it does not record which factors it tested" in text
+
+
+def test_bin_states_read_the_same_in_the_csv_and_the_report(calibrated, tmp_path, config, scheme):
+    _, out_dir = _copy(calibrated, tmp_path)
+    nan = float("nan")
+    few, fit_min, closure_min = 19, config.fit.min_events, config.closure.min_events
+    assert few < fit_min < closure_min - 1
+    _closure(out_dir, config, {}, tested=_json_factors(out_dir, scheme), bins={
+        0: {"nEvents": few, "fit_val": nan, "fit_err": nan, "ratio": nan, "ratio_err": nan, "fit_quality": "not fitted"},
+        1: {"nEvents": closure_min - 1},
+        2: {"fit_quality": "failed", "ratio_err": nan},
+    })  # fmt: skip
+    rows = read_csv(out_dir / OutputDir.CLOSURE_CSV)
+    assert [r["state"] for r in rows[:4]] == [BinState.NOT_FITTED, BinState.NOT_TESTED, BinState.FIT_FAILED, BinState.TESTED]
+    assert rows[0]["verdict"] == f"not fitted: {few} events < fit.min_events"
+    assert rows[1]["verdict"] == f"not tested: {closure_min - 1} events < closure.min_events ({closure_min})"
+    assert rows[2]["verdict"] == "fail"
+    write_report(out_dir, config)
+    page = _strict((out_dir / OutputDir.REPORT_HTML).read_text())
+    table = next(t for t in page.iter("table") if t.get("class") == "validation")
+    cells = [["".join(td.itertext()) for td in tr.findall("td")] for tr in table.find("tbody")]
+    # columns: events, sigma_fit, median, fit/median - 1, verdict, and the same two before calibration
+    assert cells[0][3:5] == ["not fitted", rows[0]["verdict"]]
+    assert cells[1][3:5] == ["+0.0 % ± 1.0 %", rows[1]["verdict"]]
+    assert cells[2][3:5] == ["fit failed", "fail"]
+    assert "fit failed" not in " ".join(cells[0] + cells[1])
+    edges = config.closure.bin_edges_gev
+    assert f"worst {edges[2]:g}–{edges[3]:g} GeV: fit failed" in _findings(page)["closure"][1]
+
+
+def test_provenance_and_json_name_root_by_its_own_release(calibrated):
+    release = pytest.importorskip("lib.fitting.model").ROOT.gROOT.GetVersion()
+    _, out_dir, _ = calibrated
+    page = _strict((out_dir / OutputDir.REPORT_HTML).read_text())
+    row = next(tr for tr in page.iter("tr") if tr.find("th") is not None and tr.find("th").text == "versions (last run)")
+    versions = "".join(row.itertext())
+    assert f"ROOT {release}," in versions and f"ROOT {metadata.version('ROOT')}" not in versions
+    assert f"ROOT {release}," in load_correction(next(out_dir.glob("res_calib_*.json"))).model.description
+    # A process that has not imported ROOT gets the same release without importing it.
+    probe = "import sys; from lib.fitting.backend import root_version; print(root_version(), 'ROOT' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == [release, "False"], done.stderr
 
 
 def test_pdf_report(calibrated, tmp_path, capsys):
@@ -339,7 +442,7 @@ def test_report_in_headless_chromium(calibrated, tmp_path, config, scheme):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
     _, out_dir = _copy(calibrated, tmp_path)
     _stand_in_plots(out_dir, scheme.names)
-    _closure(out_dir, config, {})
+    _closure(out_dir, config, {}, tested=_json_factors(out_dir, scheme))
     report = write_report(out_dir, config).resolve()
     browser = DevTools(binary, Path(tempfile.mkdtemp(dir=tmp_path)))
     try:

@@ -8,6 +8,7 @@ Both runs must give factors identical to the in-process run of the same sample.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 import socket
@@ -109,12 +110,21 @@ def test_scheduler_with_workers_elsewhere_gives_the_inline_factors(sample, refer
         logs.close()
 
 
-def test_no_scheduler_listening_is_one_error_line_naming_the_address(sample, tmp_path):
+def test_no_scheduler_listening_is_one_error_line_naming_the_address(capfd, caplog):
+    """Nothing listens: one error naming the address once the connect timeout (1 s here) is over, and no library chatter."""
+    from lib.cluster import dask_client
+    from lib.errors import CalibrationError
+
     address = f"tcp://127.0.0.1:{_free_port()}"
-    done = _calibrate(sample, tmp_path / "out", "--scheduler", address)
-    assert done.returncode == 1
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and address in lines[0], done.stderr
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING), pytest.raises(CalibrationError) as err:
+        with dask_client("scheduler", 1, scheduler=address, connect_timeout_s=1.0):
+            pass
+    assert time.monotonic() - start < 10
+    message = str(err.value)
+    assert "\n" not in message and address in message, message
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert capfd.readouterr().err == ""
 
 
 GATEWAY_CONFIG = """

@@ -361,7 +361,8 @@ class Step3Config(_Model):
     plausible_factor_band: tuple[float, float] = Field(description="A calibration factor (dimensionless) outside this band is not believed.")
     neighbour_outlier_ratio: float = Field(
         default=1.6, gt=1.0,
-        description="A fitted factor this many times above or below the median of its neighbouring categories counts as a failed fit.",
+        description="A fitted factor this many times above or below the median of its neighbouring categories counts as a failed fit; "
+        "the audit (python -m lib.correction audit, install, the report) flags such a factor in a JSON.",
     )  # fmt: skip
 
 

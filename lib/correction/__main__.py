@@ -15,7 +15,7 @@ from pathlib import Path
 from lib import console
 from lib.categories import CategoryScheme
 from lib.config import DEFAULT_CONFIG, load_config
-from lib.correction.auditor import DEFAULT_OUTLIER_THRESHOLD, audit_correction
+from lib.correction.auditor import audit_correction
 
 logger = logging.getLogger("lib.correction")
 
@@ -35,12 +35,13 @@ def setup_audit(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("audit", help=audit.__doc__, description=audit.__doc__)
     parser.add_argument("file", type=Path, help="correction JSON (.json or .json.gz)")
     parser.add_argument("--previous", type=Path, help="earlier JSON to diff against, category by category")
-    parser.add_argument("--band", type=float, nargs=2, metavar=("LO", "HI"), help="plausible factor band (default: step3.plausible_factor_band)")
+    parser.add_argument(
+        "--band", type=float, nargs=2, metavar=("LO", "HI"), help="plausible factor band (default: step3.plausible_factor_band of --config)"
+    )
     parser.add_argument(
         "--outlier-threshold",
         type=float,
-        default=DEFAULT_OUTLIER_THRESHOLD,
-        help="largest allowed ratio (either way) to the neighbour median (default: %(default)s)",
+        help="largest allowed ratio (either way) to the neighbour median (default: step3.neighbour_outlier_ratio of --config)",
     )
     parser.add_argument("--name", help="correction to audit (default: the only one in the file)")
     _add_config(parser)
@@ -54,7 +55,7 @@ def audit(args: argparse.Namespace) -> int:
         args.file,
         CategoryScheme.from_config(config.categories),
         band=tuple(args.band) if args.band else config.step3.plausible_factor_band,
-        outlier_threshold=args.outlier_threshold,
+        outlier_threshold=config.step3.neighbour_outlier_ratio if args.outlier_threshold is None else args.outlier_threshold,
         previous=args.previous,
         name=args.name,
     )

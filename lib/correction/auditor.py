@@ -7,10 +7,11 @@ inconsistent with its surroundings.
 
 Outlier rule: the neighbours of a category are the categories one bin away in exactly one of
 (pT, |eta1|, |eta2|). A factor is an outlier when it differs from the median of its neighbours
-(neighbours outside the band are left out) by more than ``outlier_threshold`` as a ratio. The
-default 2.0 leaves a wide margin on the original's files: their largest deviation from the
-neighbour median is x1.60 (``30-45_BB`` 1.851 in 2018 data, a low-pT category whose neighbours are
-1.10-1.65), while the failed fit sits at x0.061.
+(neighbours outside the band are left out) by more than ``outlier_threshold`` as a ratio.
+
+Both thresholds are the configuration's (``step3.plausible_factor_band`` and
+``step3.neighbour_outlier_ratio``, the rule step 3 applies to its own fits), so the command line,
+``install`` and the report flag the same categories: :func:`audit_with_config` takes them from there.
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ from pathlib import Path
 import correctionlib.schemav2 as cs
 
 from lib.categories import CategoryScheme
+from lib.config import Config
 from lib.correction.writer import load_correction, read_factors
 from lib.errors import ConfigError
 from lib.factors import far_from, neighbour_median
 
-__all__ = ["DEFAULT_OUTLIER_THRESHOLD", "AuditReport", "CategoryAudit", "audit_correction"]
+__all__ = ["AuditReport", "CategoryAudit", "audit_correction", "audit_with_config"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_OUTLIER_THRESHOLD = 2.0
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,8 @@ class AuditReport:
 def audit_correction(
     path: Path,
     scheme: CategoryScheme,
-    band: tuple[float, float] = (0.5, 2.5),
-    outlier_threshold: float = DEFAULT_OUTLIER_THRESHOLD,
+    band: tuple[float, float],
+    outlier_threshold: float,
     previous: Path | None = None,
     name: str | None = None,
 ) -> AuditReport:
@@ -174,6 +174,14 @@ def audit_correction(
     )
     logger.info("audit of %s: %d of %d categories flagged %s", path, len(report.flagged), len(audits), report.flagged)
     return report
+
+
+def audit_with_config(path: Path, config: Config, previous: Path | None = None, name: str | None = None) -> AuditReport:
+    """:func:`audit_correction` with the configuration's categories, plausible band and neighbour ratio (``step3``)."""
+    return audit_correction(
+        path, CategoryScheme.from_config(config.categories), tuple(config.step3.plausible_factor_band),
+        config.step3.neighbour_outlier_ratio, previous, name,
+    )  # fmt: skip
 
 
 def _binning_notes(model: cs.Correction, scheme: CategoryScheme) -> list[str]:

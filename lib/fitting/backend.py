@@ -13,11 +13,13 @@ import functools
 import importlib.util
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from lib.errors import FitError
 
-__all__ = ["BACKENDS", "cuda_available", "cuda_library", "require_backend"]
+__all__ = ["BACKENDS", "cuda_available", "cuda_library", "require_backend", "root_version"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +85,42 @@ def require_backend(name: str) -> str:
     if name == "cuda" and not cuda_available():
         raise FitError(NO_CUDA_MESSAGE)
     return name
+
+
+def _root_config() -> Path | None:
+    """``root-config`` of the ROOT that ``import ROOT`` finds: in the wheel's package, or in the ``bin`` of its installation."""
+    spec = importlib.util.find_spec("ROOT")
+    if spec is None or not spec.origin:
+        return None
+    package = Path(spec.origin).resolve().parent
+    for candidate in (package / "bin" / "root-config", package.parent.parent / "bin" / "root-config"):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@functools.cache
+def root_version() -> str:
+    """ROOT's release as ROOT reports it (``gROOT.GetVersion()``, e.g. ``6.40.00``); ``unknown`` where ROOT is missing.
+
+    The version of the pip package (``0.1a12`` for the wheel) names the packaging, not ROOT. A
+    process that has imported ROOT asks it; any other asks the same installation's
+    ``root-config --version`` (the same release string, in milliseconds where importing ROOT
+    takes seconds), and imports ROOT only where there is no such script.
+    """
+    if "ROOT" not in sys.modules:
+        script = _root_config()
+        if script is not None:
+            try:
+                done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30, check=True)
+                if done.stdout.strip():
+                    return done.stdout.strip()
+            except (OSError, subprocess.SubprocessError) as err:
+                log.debug("%s --version failed: %s", script, err)
+    try:
+        from lib.fitting.model import ROOT
+
+        return str(ROOT.gROOT.GetVersion())
+    except Exception as err:  # noqa: BLE001 - a version for the provenance must never fail a run
+        log.debug("ROOT does not import: %s", err)
+        return "unknown"

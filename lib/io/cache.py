@@ -73,7 +73,7 @@ def load_cached_reduction(
         counts = {k: int(arrays[k]) for k in _COUNTS}
         profile = arrays.get("profile")
     except (OSError, KeyError, ValueError) as err:
-        log.warning("ignoring unreadable reduction cache %s (%s)", path, err)
+        log.info("ignoring unreadable reduction cache %s (%s); reading the inputs again", path, err)
         return None
     reduction = Reduction(histograms, skim, **counts, profile=profile)
     log.info("using cached reduction %s (%d events kept)", path, reduction.n_kept)

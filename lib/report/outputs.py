@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.categories import CategoryScheme
+from lib.closure import BinState, bin_state
 from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
 from lib.medians import CategoryMedian
@@ -190,12 +191,17 @@ class ValidationBin:
     ratio: float
     ratio_err: float
     fit_quality: str
-    verdict: str  # "pass", "fail" or "not tested: ..."
+    verdict: str  # "pass", "fail", or why the bin is not judged ("not tested: ...", "not fitted: ...")
     plot: str | None
 
     @property
+    def state(self) -> BinState:
+        return bin_state(self.fit_quality, self.verdict, self.ratio)
+
+    @property
     def tested(self) -> bool:
-        return self.verdict in ("pass", "fail")
+        """Whether the bin enters the verdict (a failed fit does, as a failing bin)."""
+        return self.state in (BinState.TESTED, BinState.FIT_FAILED)
 
     @property
     def deviation(self) -> float:
@@ -210,7 +216,7 @@ class Validation:
     before: tuple[ValidationBin, ...]
     verdict_lines: tuple[str, ...]
     plot: str | None  # the summary figure (fit / median against median)
-    csv_mtime: float
+    tested_factors: dict[str, float] | None  # the factors it applied; None: not recorded
 
     @property
     def passed(self) -> bool:
@@ -222,7 +228,7 @@ class Validation:
         tested = [b for b in self.after if b.tested]
         if not tested:
             return None
-        return max(tested, key=lambda b: math.inf if b.fit_quality != "ok" or not math.isfinite(b.ratio) else abs(b.deviation))
+        return max(tested, key=lambda b: math.inf if b.state == BinState.FIT_FAILED else abs(b.deviation))
 
 
 def _bins(out: OutputDir, kind: str, prefix: str) -> tuple[ValidationBin, ...]:
@@ -253,5 +259,5 @@ def read_validation(out_dir: Path, kind: str) -> Validation | None:
         before=_bins(out, "uncalibrated", "closure") if closure else (),
         verdict_lines=out.read_verdict_lines(kind, "closure" if closure else "Higgs"),
         plot=out.relative(out.figure_stem(kind).with_suffix(".png")),
-        csv_mtime=csv_path.stat().st_mtime,
+        tested_factors=out.read_tested_factors(kind),
     )

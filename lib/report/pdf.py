@@ -16,6 +16,7 @@ from lib.io.atomic import atomic_path
 from lib.report.collect import ReportInputs
 from lib.report.markup import num, pm
 from lib.report.outputs import SampleOutputs, Validation
+from lib.report.verdict import deviation_text
 
 __all__ = ["write_pdf"]
 
@@ -155,7 +156,7 @@ def _validation_lines(validation: Validation | None, not_run: str) -> list[tuple
     lines = [("#000000", line) for line in validation.verdict_lines] + [("#000000", "")]
     for b in validation.after:
         colour = LEVEL_COLOURS["fail"] if b.verdict == "fail" else "#000000"
-        lines.append((colour, f"{b.low:g}-{b.high:g} GeV: {b.n_events:,} events, fit/median - 1 = {pm(b.deviation, b.ratio_err, 3)}: {b.verdict}"))
+        lines.append((colour, f"{b.low:g}-{b.high:g} GeV: {b.n_events:,} events, fit/median - 1 = {deviation_text(b)}: {b.verdict}"))
     return lines
 
 

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from lib import __version__
+from lib.fitting.backend import root_version
 from lib.io.atomic import write_text_atomic
 from lib.outputs import OutputDir
 
@@ -24,13 +25,14 @@ __all__ = ["RunRecord", "current_versions", "read_runs", "record_run"]
 
 # Enough to show a tuning session of --fixCat runs; older runs' outputs have been replaced anyway.
 MAX_RUNS = 50
-# The packages whose versions change the numbers or the files (the fit, the arrays, the JSON).
-VERSIONED_PACKAGES = ("ROOT", "numpy", "pyarrow", "correctionlib", "matplotlib")
+# The packages whose versions change the numbers or the files (the fit, the arrays, the JSON); ROOT
+# is named by its own release, not by the version of the pip package that ships it.
+VERSIONED_PACKAGES = ("numpy", "pyarrow", "correctionlib", "matplotlib")
 
 
 def current_versions() -> dict[str, str]:
-    """This process's tool, Python and package versions (``unknown`` for a package not installed)."""
-    versions = {"ebe-calib": __version__, "python": platform.python_version()}
+    """This process's tool, Python, ROOT and package versions (``unknown`` for a package not installed)."""
+    versions = {"ebe-calib": __version__, "python": platform.python_version(), "ROOT": root_version()}
     for package in VERSIONED_PACKAGES:
         try:
             versions[package] = metadata.version(package)

@@ -8,8 +8,9 @@ and each row links to the plot and the ROOT log of its fit.
 from __future__ import annotations
 
 from lib.config import WIDTH_DEFINITIONS
-from lib.report.markup import esc, image, link, num, percent, pm, tag
+from lib.report.markup import esc, image, link, num, pm, tag
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
+from lib.report.verdict import deviation_text
 
 __all__ = ["fit_table_section", "thumbnails_section", "validation_section"]
 
@@ -95,8 +96,7 @@ def _verdict_cell(b: ValidationBin | None) -> str:
     if b is None:
         return tag("td", "–") + tag("td", "–")
     klass = {"pass": "pass", "fail": "fail"}.get(b.verdict, "untested")
-    deviation = f"{percent(b.deviation)} ± {percent(b.ratio_err, sign=False)}" if b.fit_quality == "ok" else "fit failed"
-    return tag("td", esc(deviation), class_="num") + tag("td", link(b.plot, b.verdict), class_=klass)
+    return tag("td", esc(deviation_text(b)), class_="num") + tag("td", link(b.plot, b.verdict), class_=klass)
 
 
 def _validation_row(after: ValidationBin, before: ValidationBin | None, with_before: bool) -> str:

@@ -3,7 +3,9 @@
 Each check gives one finding with a level; the worst level is the headline. ``fail`` means the
 JSON must not be shipped as it is (no JSON, a stale JSON, an audit flag, a failed closure),
 ``warn`` that a person must look first (failed fits with borrowed factors, no closure yet, a
-closure of an older JSON), ``info`` only tells (retried fits, changes against a previous file).
+closure or Higgs check of other factors than the JSON's), ``info`` only tells (retried fits,
+changes against a previous file). Whether a check tested the JSON is judged by the factors it
+recorded, not by file times: step 3 re-made with the same factors leaves it valid.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from lib.closure import FIT_OK, BinState
 from lib.correction.auditor import AuditReport
 from lib.outputs import OutputDir
 from lib.report.markup import percent
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
 
-__all__ = ["Finding", "Verdict", "judge_outputs", "bin_text"]
+__all__ = ["Finding", "Verdict", "judge_outputs", "bin_text", "deviation_text"]
 
 Level = Literal["ok", "info", "warn", "fail"]
 _RANK = {"ok": 0, "info": 0, "warn": 1, "fail": 2}
@@ -58,11 +61,16 @@ def _names(rows: list[CategoryRow], limit: int = 8) -> str:
 
 
 def bin_text(b: ValidationBin) -> str:
-    """``1.5–1.7 GeV: +4.2 % ± 3.1 %`` (or the failed fit) for a closure or Higgs bin."""
+    """``1.5–1.7 GeV: +4.2 % ± 3.1 %`` for a closure or Higgs bin, or its state (``fit failed``, ``not fitted``)."""
     where = f"{b.low:g}–{b.high:g} GeV"
-    if b.fit_quality != "ok" or not math.isfinite(b.ratio):
-        return f"{where}: fit failed"
-    return f"{where}: {percent(b.deviation)} ± {percent(b.ratio_err, sign=False)}"
+    return f"{where}: {deviation_text(b)}"
+
+
+def deviation_text(b: ValidationBin) -> str:
+    """``+4.2 % ± 3.1 %`` where the bin has a good fit, else what became of its fit (``not fitted``, ``fit failed``)."""
+    if b.fit_quality == FIT_OK and math.isfinite(b.ratio):
+        return f"{percent(b.deviation)} ± {percent(b.ratio_err, sign=False)}"
+    return str(BinState.NOT_FITTED if b.state == BinState.NOT_FITTED else BinState.FIT_FAILED)
 
 
 def _categories(sample: SampleOutputs) -> Finding:
@@ -122,7 +130,41 @@ def _audit(audit: AuditReport | None, error: str | None) -> Finding | None:
     )  # fmt: skip
 
 
-def _closure(closure: Validation | None, sample: SampleOutputs) -> Finding:
+def _at_least_warn(level: Level) -> Level:
+    return "warn" if _RANK[level] < _RANK["warn"] else level
+
+
+def _same(a: float | None, b: float) -> bool:
+    return a is not None and (a == b or (math.isnan(a) and math.isnan(b)))
+
+
+def _not_this_json(check: Validation, audit: AuditReport | None, rerun: str) -> str | None:
+    """Why ``check`` does not speak for the directory's JSON, judged by the factors it applied; None when it does.
+
+    None too without a JSON to compare with (none, or one that does not load): their own findings say so.
+    """
+    if audit is None:
+        return None
+    if check.tested_factors is None:
+        return f"it does not record which factors it tested: re-run {rerun}"
+    changed = [(c.name, check.tested_factors.get(c.name, math.nan), c.value) for c in audit.categories
+               if not _same(check.tested_factors.get(c.name), c.value)]  # fmt: skip
+    if not changed:
+        return None
+    name, tested, now = changed[0]
+    more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+    return f"it tested other factors than {audit.path.name} ({name} {tested:.4f} → {now:.4f}{more}): re-run {rerun}"
+
+
+def _checked(level: Level, topic: str, text: str, check: Validation, audit: AuditReport | None, rerun: str) -> Finding:
+    """The finding of a closure or Higgs check: a check of other factors than the JSON's is at least a warning."""
+    stale = _not_this_json(check, audit, rerun)
+    if stale is None:
+        return Finding(level, topic, text)
+    return Finding(_at_least_warn(level), topic, f"{text}; {stale}")
+
+
+def _closure(closure: Validation | None, audit: AuditReport | None) -> Finding:
     if closure is None:
         return Finding("warn", "closure", "closure not run: run --closure_test")
     worst = closure.worst()
@@ -134,22 +176,21 @@ def _closure(closure: Validation | None, sample: SampleOutputs) -> Finding:
     failing = [b for b in closure.after if b.verdict == "fail"]
     if failing:
         text += f"; {len(failing)} failing: " + ", ".join(f"{b.low:g}–{b.high:g}" for b in failing)
-    if sample.correction_json is not None and closure.csv_mtime < sample.correction_json.stat().st_mtime:
-        return Finding("warn" if closure.passed else "fail", "closure", f"{text}; it tested an older JSON: re-run --closure_test")
-    return Finding("ok" if closure.passed else "fail", "closure", text)
+    return _checked("ok" if closure.passed else "fail", "closure", text, closure, audit, "--closure_test")
 
 
-def _higgs(higgs: Validation | None, sample: SampleOutputs) -> Finding | None:
+def _higgs(higgs: Validation | None, sample: SampleOutputs, audit: AuditReport | None) -> Finding | None:
     if higgs is None:
         return None
     worst = higgs.worst()
     if worst is None:
         return Finding("warn", "Higgs check", "Higgs check tested no bin")
     text = f"{'PASS' if higgs.passed else 'FAIL'}: {sum(b.tested for b in higgs.after)} bins tested, worst {bin_text(worst)}"
+    rerun = "--closure_test --validate-higgs"
     if sample.label != "MC":
         # Simulated signal with Data factors measures data against simulation, not the calibration.
-        return Finding("info" if higgs.passed else "warn", "Higgs check", text + " (Data factors on simulated signal)")
-    return Finding("ok" if higgs.passed else "fail", "Higgs check", text)
+        return _checked("info" if higgs.passed else "warn", "Higgs check", text + " (Data factors on simulated signal)", higgs, audit, rerun)
+    return _checked("ok" if higgs.passed else "fail", "Higgs check", text, higgs, audit, rerun)
 
 
 def _previous(audit: AuditReport | None, error: str | None) -> Finding | None:
@@ -174,7 +215,7 @@ def judge_outputs(
 ) -> Verdict:
     """The findings of one output directory (``audit``: of its JSON, with the previous file if one was given)."""
     findings = [
-        _categories(sample), _retries(sample), _json(sample), _audit(audit, audit_error), _closure(closure, sample),
-        _higgs(higgs, sample), _previous(audit, previous_error),
+        _categories(sample), _retries(sample), _json(sample), _audit(audit, audit_error), _closure(closure, audit),
+        _higgs(higgs, sample, audit), _previous(audit, previous_error),
     ]  # fmt: skip
     return Verdict(tuple(f for f in findings if f is not None))

@@ -132,6 +132,8 @@ def run_closure(request: Request, config: Config, scheme: CategoryScheme, execs:
     only = closure_bin_index(fix, config.closure.bin_edges_gev) if fix else None
     after, verdict_after = _run_pass(execs, config, after_samples, request, out, "closure", only)
     before, verdict_before = _run_pass(execs, config, before_samples, request, out, "uncalibrated", only)
+    if only is None:  # a re-fitted bin beside bins of earlier factors keeps their record
+        out.write_tested_factors("closure", scheme.names, factors)
     text = "\n".join([verdict_after.text("closure after calibration"), reference_text(before, "closure before calibration")])
     return ClosureResult(
         Validation(tuple(after), verdict_after), Validation(tuple(before), verdict_before), text, json_path, tuple(float(f) for f in factors)

@@ -138,5 +138,6 @@ def run_higgs_validation(
     )
     judged, verdict = judge(rows, higgs_cfg, prefix="higgs")
     out.write_validation("higgs", [r.row() for r in judged])
+    out.write_tested_factors("higgs", scheme.names, factors)
     out.write_verdict("higgs", verdict.text(HIGGS_LABEL))
     return Validation(tuple(judged), verdict)

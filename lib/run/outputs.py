@@ -13,6 +13,7 @@ from lib import __version__
 from lib.categories import CategoryScheme
 from lib.config import Config, override_keys, resolve_fit_spec
 from lib.errors import CalibrationError
+from lib.fitting.backend import root_version as release_of_root
 from lib.outputs import OutputDir
 from lib.request import Request
 from lib.run.reduction import InputSource
@@ -103,7 +104,7 @@ def make_room(out: OutputDir, request: Request, replace: bool) -> None:
             log.info("backed up the outputs to %s", saved)
     if replace:
         removed = out.remove_outputs()
-        log.warning("--overwrite: removed %d outputs of a different configuration from %s", removed, out.path)
+        log.info("--overwrite: removed %d outputs of a different configuration from %s", removed, out.path)
 
 
 def provenance(request: Request, config: Config, source: InputSource, previous: dict[str, object]) -> dict[str, object]:
@@ -171,10 +172,5 @@ def check_refit_inputs(out: OutputDir, fingerprint: str) -> None:
 
 
 def root_version() -> str:
-    """The ROOT wheel's version for the correction's description; never an error, whatever the installation."""
-    try:
-        from importlib.metadata import version
-
-        return f"ROOT wheel {version('ROOT')}"
-    except Exception:  # noqa: BLE001 - provenance must never fail a run
-        return "ROOT version unknown"
+    """ROOT's release for the correction's description (``ROOT 6.40.00``), as ROOT reports it."""
+    return f"ROOT {release_of_root()}"
