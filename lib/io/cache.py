@@ -19,7 +19,8 @@ import logging
 import os
 from functools import cache
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar
+from types import MappingProxyType
+from typing import BinaryIO, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def source_digest(*modules: str) -> str:
 
 
 @cache
-def source_files(*modules: str) -> dict[str, Path]:
+def source_files(*modules: str) -> Mapping[str, Path]:
     """The source files of the ``lib`` ``modules`` and of every ``lib`` module they import, by path relative to ``lib``.
 
     Imports are read from the source (``ast``), those deferred inside functions included, so the
@@ -94,7 +95,7 @@ def source_files(*modules: str) -> dict[str, Path]:
         for pattern in _RUNTIME_SOURCES:
             files |= {p.relative_to(_LIB).as_posix(): p for p in path.parent.glob(pattern)}
         pending.extend(_imported_modules(path, name))
-    return files
+    return MappingProxyType(files)
 
 
 def _module_path(name: str) -> Path | None:
