@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -27,9 +26,9 @@ from lib.executor import TaskCrash, TaskExecutor
 from lib.figures import FigureQueue, FitFigure
 from lib.fitting.result import FitResult, FitRow
 from lib import __version__
-from lib.io.atomic import atomic_path
 from lib.errors import CalibrationError
 from lib.histograms import CategoryHistograms
+from lib.io.fit_cache import FitCache, fit_code_digest
 from lib.io.merge import Reduction
 from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
@@ -153,19 +152,6 @@ def bin_fit_jobs(
     return jobs
 
 
-@cache
-def _fit_code_digest() -> str:
-    """Hash of the code that turns a task into a result (``lib/fitting``, the gates included), so a fit
-    cached by another revision of the model is never mistaken for this one's: the tool's version
-    number does not change with every commit."""
-    digest = hashlib.sha256()
-    fitting = Path(__file__).with_name("fitting")
-    for path in sorted([*fitting.glob("*.py"), *fitting.glob("*.cxx")]):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def job_key(job: FitJob) -> str:
     """Hash of everything that determines a fit's result: the events or histogram, weights, specs, gates, tool version."""
     task = job.task
@@ -179,44 +165,10 @@ def job_key(job: FitJob) -> str:
         "median": task.median_sigma_pred,
         "quality": task.quality.model_dump(mode="json"),
         "version": __version__,
-        "fit_code": _fit_code_digest(),
+        "fit_code": fit_code_digest(__name__),
     }
     digest.update(json.dumps(meta, sort_keys=True).encode())
     return digest.hexdigest()[:20]
-
-
-class FitCache:
-    """Finished fits on disk, one pickle per category and key, written the moment a fit ends.
-
-    A run that is interrupted (Ctrl-C, kill, a crash) and started again re-uses every fit whose
-    inputs and configuration are unchanged, and a changed input gives a new key, so a stale
-    result can never be picked up.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    def _path(self, name: str, key: str) -> Path:
-        return self.directory / f"{name}-{key}.pkl"
-
-    def load(self, name: str, key: str) -> FitResult | None:
-        path = self._path(name, key)
-        if not path.exists():
-            return None
-        try:
-            with open(path, "rb") as handle:
-                result = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as err:
-            log.info("ignoring unreadable cached fit %s (%s); fitting again", path, err)
-            return None
-        return result if isinstance(result, FitResult) else None
-
-    def store(self, name: str, key: str, result: FitResult) -> None:
-        for stale in self.directory.glob(f"{name}-*.pkl") if self.directory.exists() else []:
-            stale.unlink(missing_ok=True)
-        with atomic_path(self._path(name, key)) as tmp:
-            with open(tmp, "wb") as handle:
-                pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def run_fits(

@@ -206,7 +206,7 @@ def test_skip_bad_files_warns_counts_and_proceeds(tmp_path, caplog, capsys):
     provenance = json.loads((out_dir / "provenance.json").read_text())
     assert provenance["skipped_files"] == [str(p) for p in bad]
     assert provenance["inputs_fingerprint"] == inputs_fingerprint(good)
-    assert not list((out_dir / ".cache").glob("skim-*.npz")), "a skim missing files must not be cached"
+    assert not list((out_dir / ".cache").glob("reduction-*")), "a reduction missing files must not be cached"
     _refused(capsys, ["--steps", "step2", *_argv(inputs, tmp_path / "out")], "corrupt.parquet: not a readable parquet file")
 
 

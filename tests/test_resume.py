@@ -38,11 +38,11 @@ def test_killed_run_resumes_to_identical_results(sample, tmp_path):
     proc = subprocess.Popen(_cmd(sample, interrupted), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     fits_dir = interrupted / "binned" / "2018" / "Data_2018" / ".cache" / "fits"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(list(fits_dir.glob("*.pkl"))) < 5:
+    while time.monotonic() < deadline and len(list(fits_dir.glob("fit-*.entry"))) < 5:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole run: main process and fit workers
     proc.wait(timeout=60)
-    finished = len(list(fits_dir.glob("*.pkl")))
+    finished = len(list(fits_dir.glob("fit-*.entry")))
     assert 5 <= finished < 36, "the kill must land in the middle of step 1"
     out_dir = interrupted / "binned" / "2018" / "Data_2018"
     assert not (out_dir / "calibration_factors.csv").exists()

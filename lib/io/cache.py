@@ -1,28 +1,54 @@
-"""Reduction cache keyed by what could change it: input files (path, size, mtime), config and tool version.
+"""Caches that cannot go stale or hurt: one verified entry format, keys of content, and the reduction cache.
 
-The original cached its skim and never invalidated it; here any change to an input file, to the
-selection/category config or to the tool gives a new key, so a stale cache cannot be read.
+A key hashes everything that produced an entry: the inputs, the configuration and the source of
+the code that computes it (``source_digest``), so no change of input, configuration or code can
+reuse an old result. Each entry file starts with one header line saying what the entry is for
+(its kind, slot and key) and the size and CRC-32 of the payload that follows; ``EntryStore``
+checks all of them before the payload is decoded. The checksum guards against damage (a
+truncation, changed bytes), as zip's and PNG's do, at a fraction of a cryptographic hash's cost
+on a large reduction. A truncated, overwritten or foreign file, or one copied under another
+slot's name, is one warning naming it and a recomputation, never an error and never a wrong
+result.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import io
 import json
 import logging
+import os
+import zlib
+from functools import cache
 from pathlib import Path
-from typing import Sequence
+from types import MappingProxyType
+from typing import BinaryIO, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
-from lib import __version__
-from lib.io.atomic import atomic_path
+import lib
 from lib.histograms import CategoryHistograms, HistogramSpec
-from lib.io.merge import Reduction
-from lib.io.reader import MUON_COLUMNS, Skim
+from lib.io.atomic import atomic_path
+from lib.io.merge import Reduction, ReductionMerger
+from lib.io.reader import MUON_COLUMNS, Skim, reduce_file
 
-__all__ = ["inputs_fingerprint", "cache_key", "load_cached_reduction", "store_reduction"]
+__all__ = [
+    "REDUCTION_CODE", "EntryStore", "content_key", "inputs_fingerprint", "load_cached_reduction", "reduction_key", "source_digest",
+    "source_files", "store_reduction",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ENTRY_FORMAT = "ebe-calib cache entry 1"
+ENTRY_SUFFIX = ".entry"
+_HEADER_LIMIT = 4096  # bytes: a first line longer than this is no header of ours
+_CHUNK = 1 << 20  # bytes read at a time to check a payload
+_LIB = Path(lib.__file__).resolve().parent
+# Sources beside a module that its code compiles at run time (``lib.fitting.model`` declares its C++ pdf).
+_RUNTIME_SOURCES = ("*.cxx",)
 
 
 def inputs_fingerprint(files: Sequence[Path]) -> str:
@@ -34,18 +60,213 @@ def inputs_fingerprint(files: Sequence[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(files_fingerprint: str, settings: dict[str, object]) -> str:
-    """Key combining the inputs, the settings that shape the skim, and the tool version."""
-    payload = json.dumps({"files": files_fingerprint, "settings": settings, "version": __version__}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+def content_key(**parts: object) -> str:
+    """Key of an entry: the hash of every named part (JSON-serialisable) that produced it."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _cache_file(cache_dir: Path, key: str, kind: str) -> Path:
-    return Path(cache_dir) / f"reduction-{kind}-{key}.npz"
+def source_digest(*modules: str) -> str:
+    """Hash of the ``source_files`` of ``modules``: their paths relative to ``lib`` and their bytes.
+
+    A copy of the code elsewhere gives the same digest, an edited one another. Computed once per
+    process, like the modules it describes are imported once.
+    """
+    files = source_files(*modules)
+    digest = hashlib.sha256()
+    for relative in sorted(files):
+        digest.update(relative.encode() + b"\0" + files[relative].read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
-def _kind(n_histograms: int, events: bool, muons: bool) -> str:
-    """Cache slot: steps 1-2 and the closure keep one entry each, so alternating runs do not evict each other."""
+@cache
+def source_files(*modules: str) -> Mapping[str, Path]:
+    """The source files of the ``lib`` ``modules`` and of every ``lib`` module they import, by path relative to ``lib``.
+
+    Imports are read from the source (``ast``), those deferred inside functions included, so the
+    modules that take part are found rather than listed by hand; a package named here stands for
+    all of its modules. C++ sources beside a module count too.
+    """
+    files: dict[str, Path] = {}
+    pending = [name for root in modules for name in _package_modules(root)]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        path = _module_path(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        files[path.relative_to(_LIB).as_posix()] = path
+        for pattern in _RUNTIME_SOURCES:
+            files |= {p.relative_to(_LIB).as_posix(): p for p in path.parent.glob(pattern)}
+        pending.extend(_imported_modules(path, name))
+    return MappingProxyType(files)
+
+
+def _module_path(name: str) -> Path | None:
+    """The source file of the ``lib`` module ``name`` (a package's ``__init__.py``), None when it is none."""
+    parts = name.split(".")
+    if parts[0] != "lib":
+        return None
+    base = _LIB.joinpath(*parts[1:])
+    for path in (base / "__init__.py", base.with_suffix(".py")):
+        if path.is_file():
+            return path
+    return None
+
+
+def _package_modules(name: str) -> list[str]:
+    """``name``, and every module inside it when it is a package."""
+    path = _module_path(name)
+    if path is None:
+        raise ValueError(f"{name} is not a module of lib")
+    if path.name != "__init__.py":
+        return [name]
+    inside = (p.relative_to(_LIB).with_suffix("").parts for p in path.parent.rglob("*.py"))
+    return [".".join(("lib", *(parts[:-1] if parts[-1] == "__init__" else parts))) for parts in inside]
+
+
+@cache
+def _imported_modules(path: Path, name: str) -> tuple[str, ...]:
+    """The modules ``path`` (module ``name``) imports anywhere in it, with the packages that importing them runs."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: list[str] = []
+    for node in _statements(ast.parse(path.read_bytes()).body):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            targets = [f"{base}.{a.name}" if _module_path(f"{base}.{a.name}") else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            parts = target.split(".")
+            found.extend(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return tuple(found)
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement in ``body`` and in the blocks nested in it (functions, classes, branches, handlers)."""
+    for node in body:
+        yield node
+        for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+            yield from _statements(getattr(node, block, []))
+
+
+class EntryStore:
+    """Verified cache entries of one kind in one directory: one file per slot, named by slot and key.
+
+    ``kind`` says what the entries are (``reduction``, ``fit``); a slot is what an entry is for (a
+    category, a reduction's shape). Storing an entry drops the slot's entries of other keys,
+    which can never match again.
+    """
+
+    def __init__(self, directory: Path, kind: str) -> None:
+        self.directory = Path(directory)
+        self.kind = kind
+
+    def path(self, slot: str, key: str) -> Path:
+        return self.directory / f"{self.kind}-{slot}-{key}{ENTRY_SUFFIX}"
+
+    def load(self, slot: str, key: str, decode: Callable[[BinaryIO], T]) -> T | None:
+        """The entry of ``slot`` and ``key`` decoded from its payload, or None when there is none or it is bad (then with a warning).
+
+        ``decode`` reads the payload from the open file, and only once the header matched and
+        the checksum of the payload proved it intact.
+        """
+        path = self.path(slot, key)
+        try:
+            with open(path, "rb") as handle:
+                header = _parse_header(handle.readline(_HEADER_LIMIT))
+                start = handle.tell()
+                problem = self._problem(header, handle, slot, key)
+                if problem is not None:
+                    return self._ignored(path, problem)
+                handle.seek(start)
+                try:
+                    return decode(handle)
+                except Exception as err:  # noqa: BLE001 - whatever a bad entry raises, recomputing it is always right
+                    return self._ignored(path, f"its content does not decode ({type(err).__name__}: {err})")
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            return self._ignored(path, f"unreadable ({err.strerror or err})")
+
+    def store(self, slot: str, key: str, payload: bytes) -> Path:
+        """Write the entry atomically (header and payload in one file), then drop the slot's entries of other keys."""
+        header = {"format": ENTRY_FORMAT, "kind": self.kind, "slot": slot, "key": key, "size": len(payload),
+                  "crc32": zlib.crc32(payload)}  # fmt: skip
+        path = self.path(slot, key)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                handle.write(json.dumps(header, sort_keys=True).encode() + b"\n")
+                handle.write(payload)
+        for other in self.directory.glob(f"{self.kind}-*{ENTRY_SUFFIX}"):
+            other_slot, _, other_key = other.name[len(self.kind) + 1 : -len(ENTRY_SUFFIX)].rpartition("-")
+            if other_slot == slot and other_key != key:
+                other.unlink(missing_ok=True)
+        return path
+
+    def _problem(self, header: dict[str, object] | None, payload: BinaryIO, slot: str, key: str) -> str | None:
+        """Why the entry cannot be used, or None when it is the one asked for and its ``payload`` is intact (read to its end)."""
+        payload_size = os.fstat(payload.fileno()).st_size - payload.tell()
+        if header is None:
+            return "not a cache entry of this tool (no header)"
+        if (header.get("kind"), header.get("slot")) != (self.kind, slot):
+            return f"it holds the {header.get('kind')} entry of {header.get('slot')}, not the {self.kind} entry of {slot}"
+        if header.get("key") != key:
+            return f"it holds key {header.get('key')}, not {key}"
+        if header.get("size") != payload_size:
+            return f"its payload is {payload_size} bytes, its header says {header.get('size')} (truncated or appended to)"
+        if _crc32(payload) != header["crc32"]:
+            return "its checksum does not match (bytes changed since it was written)"
+        return None
+
+    @staticmethod
+    def _ignored(path: Path, why: str) -> None:
+        log.warning("ignoring cache entry %s: %s; recomputing it", path, why)
+        return None
+
+
+def _crc32(stream: BinaryIO) -> int:
+    """CRC-32 of what is left in ``stream``, read in chunks."""
+    crc, chunk = 0, bytearray(_CHUNK)
+    view = memoryview(chunk)
+    while size := stream.readinto(chunk):
+        crc = zlib.crc32(view[:size], crc)
+    return crc
+
+
+def _parse_header(line: bytes) -> dict[str, object] | None:
+    """The header of an entry from its first line, None when the line is none of ours."""
+    try:
+        header = json.loads(line) if line.endswith(b"\n") else None
+    except ValueError:
+        return None
+    if not isinstance(header, dict) or header.get("format") != ENTRY_FORMAT or not isinstance(header.get("crc32"), int):
+        return None
+    return header
+
+
+# ---------------------------------------------------------------------------------------------
+# The reduction cache: the files' histograms and/or skim, one entry per shape of reduction.
+
+_COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")
+
+
+# The modules a reduction comes from (with all they import): reading, histogramming, merging, caching.
+REDUCTION_CODE = (reduce_file.__module__, ReductionMerger.__module__, __name__)
+
+
+def reduction_key(files_fingerprint: str, settings: dict[str, object]) -> str:
+    """Key of a reduction: the inputs, the settings that shape it, and the code it comes from."""
+    return content_key(files=files_fingerprint, settings=settings, code=source_digest(*REDUCTION_CODE))
+
+
+def _slot(n_histograms: int, events: bool, muons: bool) -> str:
+    """Steps 1-2 and the closure keep one entry each, so alternating runs do not evict each other."""
     return f"h{n_histograms}{'e' if events else ''}{'m' if muons else ''}"
 
 
@@ -54,47 +275,37 @@ def load_cached_reduction(
 ) -> Reduction | None:  # fmt: skip
     """The cached reduction for ``key`` (one set of histograms per spec, and/or events), or None.
 
-    A corrupt cache file is ignored and replaced later.
+    A bad cache entry is a warning and None: the caller recomputes and replaces it.
     """
-    path = _cache_file(cache_dir, key, _kind(len(specs), events, muons))
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in data.files}
-        histograms = tuple(
-            CategoryHistograms.from_arrays(
-                spec.grids, {k.split("_", 1)[1]: v for k, v in arrays.items() if k.startswith(f"h{i}_")}, spec.acceptance
-            )
-            for i, spec in enumerate(specs)
-        )
-        muons = {c: arrays[c] for c in MUON_COLUMNS} if "mu1_pt" in arrays else None
-        skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"), muons) if events else None
-        counts = {k: int(arrays[k]) for k in _COUNTS}
-        profile = arrays.get("profile")
-    except (OSError, KeyError, ValueError) as err:
-        log.info("ignoring unreadable reduction cache %s (%s); reading the inputs again", path, err)
-        return None
-    reduction = Reduction(histograms, skim, **counts, profile=profile)
-    log.info("using cached reduction %s (%d events kept)", path, reduction.n_kept)
+    store = EntryStore(cache_dir, "reduction")
+    reduction = store.load(_slot(len(specs), events, muons), key, lambda payload: _decode_reduction(payload, specs, events))
+    if reduction is not None:
+        log.info("using cached reduction %s (%d events kept)", store.path(_slot(len(specs), events, muons), key), reduction.n_kept)
     return reduction
 
 
-_COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")
+def _decode_reduction(payload: BinaryIO, specs: tuple[HistogramSpec, ...], events: bool) -> Reduction:
+    with np.load(payload, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    histograms = tuple(
+        CategoryHistograms.from_arrays(
+            spec.grids, {k.split("_", 1)[1]: v for k, v in arrays.items() if k.startswith(f"h{i}_")}, spec.acceptance
+        )
+        for i, spec in enumerate(specs)
+    )
+    muons = {c: arrays[c] for c in MUON_COLUMNS} if "mu1_pt" in arrays else None
+    skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"), muons) if events else None
+    counts = {k: int(arrays[k]) for k in _COUNTS}
+    return Reduction(histograms, skim, **counts, profile=arrays.get("profile"))
 
 
 def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
-    """Write the reduction for ``key`` atomically and drop caches of the same kind with other keys (they can never match again)."""
-    kind = _kind(len(reduction.histograms), reduction.skim is not None, reduction.skim is not None and reduction.skim.muons is not None)
-    path = _cache_file(cache_dir, key, kind)
-    for stale in Path(cache_dir).glob(f"reduction-{kind}-*.npz") if Path(cache_dir).exists() else []:
-        if stale != path:
-            stale.unlink(missing_ok=True)
+    """Write the reduction for ``key`` as one verified entry (an uncompressed ``.npz`` payload)."""
+    skim = reduction.skim
     arrays: dict[str, np.ndarray] = {k: np.array(getattr(reduction, k)) for k in _COUNTS}
     for i, hists in enumerate(reduction.histograms):
         arrays |= {f"h{i}_{k}": v for k, v in hists.arrays().items()}
-    if reduction.skim is not None:
-        skim = reduction.skim
+    if skim is not None:
         arrays |= {"category": skim.category, "mass": skim.mass, "sigma_pred": skim.sigma_pred}
         if skim.weight is not None:
             arrays["weight"] = skim.weight
@@ -102,7 +313,7 @@ def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
             arrays |= skim.muons
     if reduction.profile is not None:
         arrays["profile"] = reduction.profile
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-    return path
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    slot = _slot(len(reduction.histograms), skim is not None, skim is not None and skim.muons is not None)
+    return EntryStore(cache_dir, "reduction").store(slot, key, buffer.getvalue())

@@ -22,7 +22,7 @@ from lib.errors import InputError
 from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskExecutor, default_workers
 from lib.figures import FigureQueue
 from lib.histograms import HistogramSpec
-from lib.io.cache import cache_key, inputs_fingerprint, load_cached_reduction, store_reduction
+from lib.io.cache import inputs_fingerprint, load_cached_reduction, reduction_key, store_reduction
 from lib.io.merge import Reduction, ReductionMerger
 from lib.io.reader import FileReduction, find_files, reduce_file
 from lib.outputs import OutputDir
@@ -157,7 +157,7 @@ def load_reduction(
         "muons": muons,
     }
     fingerprint = inputs_fingerprint(files)
-    key = cache_key(fingerprint, settings)
+    key = reduction_key(fingerprint, settings)
     cache_dir = out.cache("reduction")
     cached = load_cached_reduction(cache_dir, key, specs, events, muons)
     if cached is not None:
