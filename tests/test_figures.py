@@ -111,3 +111,89 @@ def test_an_error_in_a_later_step_still_draws_the_queued_figures(tmp_path: Path)
             queue.submit(_grid(tmp_path / "grid"))
             raise ValueError("step 3 failed")
     assert (tmp_path / "grid.png").exists() and (tmp_path / "grid.pdf").exists()
+
+
+# The figures' content, tested on their artists.
+
+
+def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool):
+    """The fit figure's artists after ``plot_fit``, kept instead of written."""
+    import lib.plots.fits as fits
+
+    kept = {}
+
+    def keep(drawn, stem, formats):
+        kept["drawn"] = drawn
+        return []
+
+    monkeypatch.setattr(fits, "_save", keep)
+    fits.plot_fit(result, tmp_path / "fit", "Data 2018 30-45_EE", ("png",), acceptance=acceptance)
+    return kept["drawn"]
+
+
+def _legend(drawn) -> list[str]:
+    return [t.get_text() for t in drawn.ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize(
+    "peak,acceptance,model",
+    [("z", True, r"BW $\otimes$ DCB $\times$ A(m)"), ("z", False, r"BW $\otimes$ DCB"), ("higgs", True, "DCB")],
+)
+def test_the_fit_legend_names_the_model_with_its_acceptance(tmp_path: Path, monkeypatch, peak: str, acceptance: bool, model: str):
+    """A Z fit whose peak is multiplied by the window acceptance says so: a hard edge in the curve is A(m), not the data."""
+    result = dataclasses.replace(synthetic_result(), peak=peak)
+    assert _legend(_drawn_fit(monkeypatch, tmp_path, result, acceptance)) == ["Data", "Fit: total", model, "Background"]
+    no_background = dataclasses.replace(result, curves=dataclasses.replace(result.curves, background=None))
+    drawn = _drawn_fit(monkeypatch, tmp_path, no_background, acceptance)
+    assert _legend(drawn) == ["Data", f"Fit: {model}"] and drawn.signal is None  # one curve, named after the model
+
+
+def test_the_total_and_signal_curves_can_be_told_apart(tmp_path: Path, monkeypatch):
+    """Under a small background the two curves coincide: another colour and a dashed line drawn on top keep both visible."""
+    result = synthetic_result()
+    drawn = _drawn_fit(monkeypatch, tmp_path, result, True)
+    total, signal = drawn.total, drawn.signal
+    assert np.array_equal(total.get_ydata(), result.curves.total) and np.array_equal(signal.get_ydata(), result.curves.signal)
+    assert total.get_color() != signal.get_color()
+    assert (total.get_linestyle(), signal.get_linestyle()) == ("-", "--")
+    assert signal.get_zorder() > total.get_zorder()
+    assert drawn.changing().index(signal) > drawn.changing().index(total)  # the PNG draws it after the total, too
+
+
+@pytest.mark.parametrize("weighted,status", [(False, " Preliminary"), (True, " Simulation Preliminary")])
+def test_the_fit_header_reads_cms_status_and_the_energy(tmp_path: Path, monkeypatch, weighted: bool, status: str):
+    from mplhep.label import ExpLabel, ExpText, LumiText
+
+    drawn = _drawn_fit(monkeypatch, tmp_path, dataclasses.replace(synthetic_result(), weighted=weighted), False)
+    texts = drawn.ax.texts
+    (cms,), (text,), (right,) = ([t for t in texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+    assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", status, "Data 2018 30-45_EE (13 TeV)")
+    renderer = drawn.fig.canvas.get_renderer()
+    assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
+    assert not right.get_window_extent(renderer).overlaps(text.get_window_extent(renderer))
+
+
+def test_a_fit_figure_knows_whether_the_drawn_attempt_has_the_acceptance(tmp_path: Path, monkeypatch, config):
+    """The legend follows the attempt the result reports (a retry may use another line shape), through the queue to the plot."""
+    from types import SimpleNamespace
+
+    import lib.plots.fits as fits
+    from lib.config import resolve_fit_spec
+    from lib.fit_step import FitJob, _queue_figure
+
+    nominal = resolve_fit_spec(config, "30-45_EE", binned=True)
+    assert nominal.line_shape == "acceptance"
+    plain = nominal.model_copy(update={"line_shape": "breit_wigner", "label": "plain BW (x) DCB"})
+    job = FitJob(SimpleNamespace(nominal=nominal, retries=(plain,)), tmp_path / "fit_30-45_EE", "Data 2018 30-45_EE")
+    queued = []
+    queue = SimpleNamespace(submit=queued.append)
+    for label in ("nominal", "plain BW (x) DCB"):
+        _queue_figure(queue, job, dataclasses.replace(synthetic_result(), label=label))  # type: ignore[arg-type]
+    assert [f.acceptance for f in queued] == [True, False]
+    drawn = []
+    monkeypatch.setattr(fits, "plot_fit", lambda *args, acceptance=False, **kwargs: drawn.append(acceptance) or [])
+    with FigureQueue(0, ("png",)) as figures:
+        for figure in queued:
+            figures.submit(figure)
+        figures.wait()
+    assert drawn == [True, False]
