@@ -64,6 +64,7 @@ class MedianFigure:
     stem: Path
     label: str
     formats: tuple[str, ...] = PLOT_FORMATS
+    simulation: bool = False
 
 
 def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> list[Path]:
@@ -79,7 +80,11 @@ def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> l
     from lib.plots.medians import plot_sigma_pred_histograms
 
     chosen = tuple(f for f in figure.formats if f in formats)
-    return plot_sigma_pred_histograms(figure.edges, figure.counts, figure.medians, figure.stem, figure.label, chosen) if chosen else []
+    if not chosen:
+        return []
+    return plot_sigma_pred_histograms(
+        figure.edges, figure.counts, figure.medians, figure.stem, figure.label, chosen, simulation=figure.simulation
+    )
 
 
 def _start_figure_worker(log_level: int) -> None:

@@ -197,3 +197,87 @@ def test_a_fit_figure_knows_whether_the_drawn_attempt_has_the_acceptance(tmp_pat
             figures.submit(figure)
         figures.wait()
     assert drawn == [True, False]
+
+
+def _column_grid(nrows: int = 4) -> tuple[np.ndarray, np.ndarray, tuple[CategoryMedian, ...]]:
+    """Nine |eta| pairs per pT row: barrel-barrel narrow at 0.8 GeV, endcap-endcap wide at 1.7 GeV, as in data."""
+    edges = np.linspace(0.5, 3.0, 51)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    centres_of = np.linspace(0.8, 1.7, 9)
+    widths = np.linspace(0.07, 0.25, 9)
+    counts, medians = [], []
+    for row in range(nrows):
+        for column, pair in enumerate(("BB", "BO", "BE", "OB", "OO", "OE", "EB", "EO", "EE")):
+            size = 20_000 // (row + 1)
+            pull = (centres - centres_of[column]) / widths[column]
+            counts.append(size * 0.05 / (widths[column] * np.sqrt(2 * np.pi)) * np.exp(-0.5 * pull**2))
+            medians.append(CategoryMedian(f"{row}_{pair}", size, float(size), float(centres_of[column]), 0.001))
+    return edges, np.vstack(counts), tuple(medians)
+
+
+def _drawn_grid(monkeypatch, tmp_path: Path, edges, counts, medians, simulation: bool = False):
+    import lib.plots.medians as grid
+
+    kept = {}
+
+    def keep(fig, stem, **kwargs):
+        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        plt.close(fig)  # as save_figure does
+        FigureCanvasAgg(fig)  # a canvas of its own, whose renderer measures the texts
+        kept["fig"] = fig
+        return []
+
+    monkeypatch.setattr(grid, "save_figure", keep)
+    grid.plot_sigma_pred_histograms(edges, counts, medians, tmp_path / "grid", "MC 2018", ("png",), simulation=simulation)
+    return kept["fig"]
+
+
+@pytest.fixture(scope="module")
+def grid_figure(tmp_path_factory):
+    """The grid of ``_column_grid``, drawn once for the tests that only look at it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return _drawn_grid(monkeypatch, tmp_path_factory.mktemp("grid"), *_column_grid(), simulation=True)
+
+
+def test_the_step2_grid_has_a_cms_header_clear_of_the_panels(grid_figure):
+    from mplhep.label import ExpLabel, ExpText, LumiText
+
+    fig = grid_figure
+    texts = [t for ax in fig.axes for t in ax.texts]
+    (cms,), (text,), (right,) = ([t for t in texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+    assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", " Simulation Preliminary", "MC 2018 (13 TeV)")
+    renderer = fig.canvas.get_renderer()
+    header = [t.get_window_extent(renderer) for t in (cms, text, right)]
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    titles = [ax.title.get_window_extent(renderer) for ax in panels]
+    assert not [(h, t) for h in header for t in titles if h.overlaps(t)]
+    assert all(h.y1 <= fig.bbox.y1 for h in header)  # inside the figure
+
+
+def test_each_grid_column_has_the_range_its_panels_fill(grid_figure):
+    """The narrow barrel columns are not squeezed into the range the endcaps need; a column shares one range, labelled once."""
+    edges, counts, medians = _column_grid()
+    fig = grid_figure
+    panels = np.array([ax for ax in fig.axes if ax.axison][:36]).reshape(4, 9)
+    spans = [panels[0, c].get_xlim() for c in range(9)]
+    assert all(panels[r, c].get_xlim() == spans[c] for r in range(4) for c in range(9))
+    widths = [high - low for low, high in spans]
+    assert widths[0] < 0.4 * widths[8] and widths[8] < edges[-1] - edges[0]
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    for ax, hist, med in zip(panels.flat, counts, medians):
+        low, high = ax.get_xlim()
+        assert low < med.median_val_NonCal < high
+        assert hist[(centres > low) & (centres < high)].sum() >= 0.995 * hist.sum()
+    labelled = [[any(t.label1.get_visible() for t in ax.xaxis.get_major_ticks()) for ax in row] for row in panels]
+    assert labelled == [[False] * 9] * 3 + [[True] * 9]
+
+
+def test_an_incomplete_last_grid_row_leaves_no_column_unlabelled(tmp_path: Path, monkeypatch):
+    edges, counts, medians = _column_grid(1)
+    extra = dataclasses.replace(medians[0], cat_name="extra")
+    fig = _drawn_grid(monkeypatch, tmp_path, edges, np.vstack([counts, counts[:1]]), (*medians, extra))
+    panels = [ax for ax in fig.axes if ax.axison and ax.get_visible()]
+    assert len(panels) == 10  # 6 columns: a full row and four panels under the first four
+    assert [ax.get_xlabel() != "" for ax in panels] == [False] * 4 + [True] * 6
