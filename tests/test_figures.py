@@ -116,7 +116,7 @@ def test_an_error_in_a_later_step_still_draws_the_queued_figures(tmp_path: Path)
 # The figures' content, tested on their artists.
 
 
-def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool):
+def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool, title: str = "Data 2018 30-45_EE"):
     """The fit figure's artists after ``plot_fit``, kept instead of written."""
     import lib.plots.fits as fits
 
@@ -127,7 +127,7 @@ def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool):
         return []
 
     monkeypatch.setattr(fits, "_save", keep)
-    fits.plot_fit(result, tmp_path / "fit", "Data 2018 30-45_EE", ("png",), acceptance=acceptance)
+    fits.plot_fit(result, tmp_path / "fit", title, ("png",), acceptance=acceptance)
     return kept["drawn"]
 
 
@@ -145,7 +145,20 @@ def test_the_fit_legend_names_the_model_with_its_acceptance(tmp_path: Path, monk
     assert _legend(_drawn_fit(monkeypatch, tmp_path, result, acceptance)) == ["Data", "Fit: total", model, "Background"]
     no_background = dataclasses.replace(result, curves=dataclasses.replace(result.curves, background=None))
     drawn = _drawn_fit(monkeypatch, tmp_path, no_background, acceptance)
-    assert _legend(drawn) == ["Data", f"Fit: {model}"] and drawn.signal is None  # one curve, named after the model
+    assert _legend(drawn) == ["Data", model] and drawn.signal is None  # one curve, named after the model
+
+
+@pytest.mark.parametrize("with_background", [True, False])
+def test_the_legend_leaves_the_numbers_readable(tmp_path: Path, monkeypatch, with_background: bool):
+    """The longest legend (the model with A(m)) beside the widest rows of the info block: an effective width with its core."""
+    result = dataclasses.replace(synthetic_result(), width_definition="effective", fit_val=2.4759, fit_err=0.4928)
+    if not with_background:
+        result = dataclasses.replace(result, curves=dataclasses.replace(result.curves, background=None))
+    drawn = _drawn_fit(monkeypatch, tmp_path, result, True)
+    renderer = drawn.fig.canvas.get_renderer()
+    legend = drawn.ax.get_legend().get_window_extent(renderer)
+    numbers = [text.get_window_extent(renderer) for row in drawn.info for text in row if text.get_text()]
+    assert "core" in drawn.info[0][1].get_text() and not [box for box in numbers if box.overlaps(legend)]
 
 
 def test_the_total_and_signal_curves_can_be_told_apart(tmp_path: Path, monkeypatch):
@@ -162,15 +175,22 @@ def test_the_total_and_signal_curves_can_be_told_apart(tmp_path: Path, monkeypat
 
 @pytest.mark.parametrize("weighted,status", [(False, " Preliminary"), (True, " Simulation Preliminary")])
 def test_the_fit_header_reads_cms_status_and_the_energy(tmp_path: Path, monkeypatch, weighted: bool, status: str):
+    """A long title (an uncalibrated closure bin of simulation) is set smaller rather than over the status; the next
+    figure's short one has the full size again."""
     from mplhep.label import ExpLabel, ExpText, LumiText
 
-    drawn = _drawn_fit(monkeypatch, tmp_path, dataclasses.replace(synthetic_result(), weighted=weighted), False)
-    texts = drawn.ax.texts
-    (cms,), (text,), (right,) = ([t for t in texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
-    assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", status, "Data 2018 30-45_EE (13 TeV)")
-    renderer = drawn.fig.canvas.get_renderer()
-    assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
-    assert not right.get_window_extent(renderer).overlaps(text.get_window_extent(renderer))
+    result = dataclasses.replace(synthetic_result(), weighted=weighted)
+    sizes = []
+    for title in ("MC 2018 uncalibrated closure_2.5-3.5", "Data 2018 30-45_EE"):
+        drawn = _drawn_fit(monkeypatch, tmp_path, result, False, title)
+        texts = drawn.ax.texts
+        (cms,), (text,), (right,) = ([t for t in texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+        assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", status, f"{title} (13 TeV)")
+        renderer = drawn.fig.canvas.get_renderer()
+        assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
+        assert right.get_window_extent(renderer).x0 > text.get_window_extent(renderer).x1
+        sizes.append(right.get_fontsize())
+    assert sizes[1] == pytest.approx(18 / 1.1) and (sizes[0] < sizes[1]) == weighted
 
 
 def test_a_fit_figure_knows_whether_the_drawn_attempt_has_the_acceptance(tmp_path: Path, monkeypatch, config):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["cms_label", "right_label", "status_text"]
+__all__ = ["cms_label", "right_label", "status_text", "fit_right_label"]
 
 CENTRE_OF_MASS = "(13 TeV)"
+# A long right-hand label is set smaller, down to this share of its size, to keep an em clear of the status.
+SMALLEST_SHARE = 0.6
 
 
 def status_text(simulation: bool) -> str:
@@ -30,3 +32,14 @@ def cms_label(ax: Any, simulation: bool, right: str, fontsize: float) -> tuple[A
 
     texts = mplhep.cms.label(ax=ax, llabel=f" {status_text(simulation)}", rlabel=right_label(right), fontsize=fontsize)
     return texts[0], texts[1], texts[2]
+
+
+def fit_right_label(status: Any, right: Any, size: float, renderer: Any) -> None:
+    """Set ``right`` at ``size``, or smaller where it would come within an em of ``status`` (a long category title)."""
+    right.set_fontsize(size)
+    smallest = SMALLEST_SHARE * size
+    while True:
+        em = right.get_fontsize() * renderer.points_to_pixels(1.0)
+        if right.get_window_extent(renderer).x0 >= status.get_window_extent(renderer).x1 + em or right.get_fontsize() <= smallest:
+            return
+        right.set_fontsize(max(smallest, 0.92 * right.get_fontsize()))

@@ -27,7 +27,7 @@ import numpy as np
 
 from lib.fitting.result import FitResult
 from lib.io.atomic import atomic_path
-from lib.plots.cms import cms_label, right_label
+from lib.plots.cms import cms_label, fit_right_label, right_label
 from lib.plots.save import PLOT_FORMATS, save_figure
 
 __all__ = ["plot_fit", "model_label"]
@@ -88,6 +88,8 @@ class _FitFigure:
     info: list[tuple[Any, Any]]
     failure: Any
     rlabel: Any
+    status: Any  # "Preliminary" after "CMS", which a long right-hand label must keep clear of
+    rlabel_size: float  # the right-hand label's size, unless it is long
     # The PNG backdrop (every artist but those of ``changing()``) and the axis limits it was rendered with.
     backdrop: Any = None
     backdrop_limits: tuple[tuple[float, float], ...] = ()
@@ -114,7 +116,7 @@ def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool =
 
     With a background the total is a solid line and the signal a dashed one of another colour
     drawn over it (where the background is small they coincide, and both stay visible); without
-    one the total is the signal model and named so.
+    one the total is the signal model, the one curve, and the legend names it so.
     """
     key = (weighted, with_background, peak, acceptance)
     if key in _FIGURES:
@@ -133,8 +135,7 @@ def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool =
         fig.subplots_adjust(left=0.13, right=0.95, top=0.95, bottom=0.08)
         (points,) = ax.plot([], [], "o", color="black", ms=4, label="Simulation" if weighted else "Data", zorder=3)
         error_bars = ax.add_collection(LineCollection([], colors="black", linewidths=1, zorder=3))
-        total_label = "Fit: total" if with_background else f"Fit: {model}"
-        (total,) = ax.plot([], [], color=TOTAL_COLOR, lw=2.2, ls="-", label=total_label, zorder=2)
+        (total,) = ax.plot([], [], color=TOTAL_COLOR, lw=2.2, ls="-", label="Fit: total" if with_background else model, zorder=2)
         signal = background = None
         if with_background:
             (signal,) = ax.plot([], [], color=SIGNAL_COLOR, lw=1.8, ls="--", label=model, zorder=2.5)
@@ -162,7 +163,7 @@ def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool =
         for axis in (ax.yaxis, rax.yaxis):
             axis.set_label_coords(-0.105, 1.0)
         rax.xaxis.set_label_coords(1.0, -0.2)
-    made = _FitFigure(fig, ax, rax, points, error_bars, total, signal, background, pulls, info, failure, texts[2])
+    made = _FitFigure(fig, ax, rax, points, error_bars, total, signal, background, pulls, info, failure, texts[2], texts[1], texts[2].get_fontsize())
     _FIGURES[key] = made
     return made
 
@@ -190,6 +191,7 @@ def plot_fit(
     drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak, acceptance)
     ax, rax = drawn.ax, drawn.rax
     drawn.rlabel.set_text(right_label(title))
+    fit_right_label(drawn.status, drawn.rlabel, drawn.rlabel_size, drawn.fig.canvas.get_renderer())
     drawn.failure.set_visible(not result.ok)
     if not result.ok:
         drawn.failure.set_text(f"FIT FAILED\n{textwrap.fill(result.reason, 36)}")
