@@ -77,8 +77,14 @@ def test_the_ratio_panel_fits_the_calibrated_points_and_shows_the_others_as_labe
 
 def test_the_ratio_range_grows_with_the_calibrated_points():
     assert closure_plot.ratio_half_range(_calibrated(3)) == 0.2
-    assert closure_plot.ratio_half_range([_row(0.6, 1.10), *_calibrated(2, 0.7)]) == 0.3
-    assert closure_plot.ratio_half_range([_row(0.6, 1.58, "fail"), *_calibrated(2, 0.7)]) == 1.0
+    # A calibrated bin at +17 % fits a +-20 % panel, unless uncalibrated ones beyond it need their labels' room.
+    wide = [_row(0.6, 1.17), *_calibrated(2, 0.7)]
+    assert closure_plot.ratio_half_range(wide) == 0.2
+    assert closure_plot.ratio_half_range(wide, [_row(0.6, 1.19), _row(0.7, 1.25)]) == 0.3  # all shown
+    assert closure_plot.ratio_half_range(wide, [_row(0.6, 1.19), _row(0.7, 1.34)]) == 0.5
+    assert closure_plot.ratio_half_range(wide, [_row(0.6, 1.19), _row(0.7, 1.25, UNTESTED)]) == 0.2  # an untested bin has no label
+    far = [_row(0.6, 1.58, "fail"), *_calibrated(2, 0.7)]
+    assert closure_plot.ratio_half_range(far) == closure_plot.ratio_half_range(far, [_row(0.6, 2.6)]) == 1.0  # the largest
     # An untested or unfitted calibrated bin does not set the range.
     unfitted = _row(0.7, float("nan"), "fail", quality="failed")
     assert closure_plot.ratio_half_range([_row(0.6, 1.41, UNTESTED), unfitted, *_calibrated(2, 0.8)]) == 0.2

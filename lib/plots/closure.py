@@ -2,7 +2,7 @@
 
 The ratio panel (fit / median - 1) is as tall as the calibrated points need: their centres stay
 in its inner part, whose outer part holds the arrows of the points beyond it (the uncalibrated
-ones, typically), each at the panel's edge. Neighbouring arrows of a pass share one label with
+ones, typically), each at the panel's edge, when there are any. Neighbouring arrows of a pass share one label with
 their values ("+30 to +43 %"), labels that would still touch are stacked, and when two rows do
 not suffice each pass gets one label per edge, so no two labels overlap. Bins the closure did not
 test (too few events) are hollow grey markers: their ratio is shown, not judged. An error bar
@@ -27,8 +27,9 @@ __all__ = ["plot_closure", "ratio_half_range", "TESTED_VERDICTS"]
 TESTED_VERDICTS = ("pass", "fail")
 # Half-heights the ratio panel may take: the smallest that holds the calibrated points is drawn.
 RATIO_HALF_RANGES = (0.2, 0.3, 0.5, 1.0)
-# The calibrated points' centres stay within this share of the half-height; the rest holds arrows and labels.
-POINTS_SHARE = 0.4
+# The calibrated points' centres stay within this share of the half-height when the rest holds labelled arrows,
+# within the larger one when there are none.
+POINTS_SHARE, EDGE_SHARE = 0.4, 0.9
 UNTESTED_COLOR = "#949494"
 # Off-scale arrows in axes coordinates of the ratio panel (top edge; the bottom one mirrors it).
 ARROW_TIP, ARROW_TAIL, LABEL_TOP = 0.97, 0.86, 0.85
@@ -75,13 +76,20 @@ def _points(rows: Sequence[Any]) -> _Points:
     )  # fmt: skip
 
 
-def ratio_half_range(calibrated: Sequence[Any]) -> float:
-    """The ratio panel's half-height: the smallest of ``RATIO_HALF_RANGES`` whose inner ``POINTS_SHARE`` holds the
-    deviations of every tested calibrated bin (the largest of them when none does)."""
-    points = _points(calibrated)
-    deviations = np.abs(points.deviation[points.tested])
+def ratio_half_range(calibrated: Sequence[Any], uncalibrated: Sequence[Any] = ()) -> float:
+    """The ratio panel's half-height: the smallest of ``RATIO_HALF_RANGES`` that shows every tested calibrated bin.
+
+    Where a tested bin of either pass lies beyond it, and so has an arrow with a label, the
+    calibrated ones keep to the inner ``POINTS_SHARE``, clear of the labels; else they may come
+    up to ``EDGE_SHARE`` of it. The largest half-height is drawn when none does.
+    """
+    calibrated_points = _points(calibrated)
+    ours = np.abs(calibrated_points.deviation[calibrated_points.tested])
+    tested = [np.abs(p.deviation[p.tested]) for p in (calibrated_points, _points(uncalibrated))]
+    largest = float(np.max(ours)) if ours.size else 0.0
     for half in RATIO_HALF_RANGES:
-        if deviations.size == 0 or float(np.max(deviations)) <= POINTS_SHARE * half:
+        labelled = any(bool(np.any(deviations > half)) for deviations in tested)
+        if largest <= (POINTS_SHARE if labelled else EDGE_SHARE) * half:
             return half
     return RATIO_HALF_RANGES[-1]
 
@@ -222,7 +230,7 @@ def plot_closure(
     import mplhep
 
     passes = [(p, _points(rows)) for p, rows in ((BEFORE, before), (AFTER, after))]
-    half = ratio_half_range(after if after else before)
+    half = ratio_half_range(after, before) if after else ratio_half_range(before)
     untested_label = f"not tested (< {min_events} events)" if min_events is not None else "not tested"
     with plt.style.context(mplhep.style.CMS):
         fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
