@@ -1,12 +1,12 @@
 """Closure figure: fitted width against median predicted width, before and after calibration.
 
-The ratio panel (fit / median - 1) is as tall as the calibrated points need: their centres stay
-in its inner part, whose outer part holds the arrows of the points beyond it (the uncalibrated
-ones, typically), each at the panel's edge, when there are any. Neighbouring arrows of a pass share one label with
-their values ("+30 to +43 %"), labels that would still touch are stacked, and when two rows do
-not suffice each pass gets one label per edge, so no two labels overlap. Bins the closure did not
-test (too few events) are hollow grey markers: their ratio is shown, not judged. An error bar
-longer than the panel runs off its edge.
+The ratio panel (fit / median - 1) is as tall as the calibrated points need. A point beyond it
+(an uncalibrated one, typically) is an arrow at the panel's edge, and the calibrated points then
+keep to the panel's inner part, clear of the arrows' labels: neighbouring arrows of a pass share
+one label with their values ("+30 to +43 %"), labels that would still touch are stacked, and when
+two rows do not suffice each pass gets one label per edge, so no two labels overlap. Bins the
+closure did not test (too few events) are hollow grey markers, or grey arrows without a label:
+their ratio is shown, not judged. An error bar longer than the panel runs off its edge.
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ def _is_tested(row: Any) -> bool:
 
 def _points(rows: Sequence[Any]) -> _Points:
     measured = sorted((r for r in rows if r.fit_quality == "ok" and math.isfinite(r.ratio)), key=lambda r: r.median_val)
-    column = lambda key: np.array([float(getattr(r, key)) for r in measured], dtype=float)  # noqa: E731
+
+    def column(key: str) -> np.ndarray:
+        return np.array([float(getattr(r, key)) for r in measured], dtype=float)
+
     return _Points(
         column("median_val"), column("fit_val"), column("fit_err"), column("ratio") - 1.0, column("ratio_err"),
         np.array([_is_tested(r) for r in measured], dtype=bool),
@@ -138,9 +141,9 @@ def _merged(runs: list[_OffScale]) -> list[_OffScale]:
     return list(merged.values())
 
 
-def _place_labels(rax: Any, groups: list[_OffScale], renderer: Any, max_rows: int | None) -> list[Any] | None:
-    """Write each group's label under its arrows, in the first row where it touches no other label; None when
-    a label finds no free row among ``max_rows`` (its texts are then removed). A label is kept inside the panel."""
+def _place_labels(rax: Any, groups: list[_OffScale], renderer: Any, max_rows: int | None) -> bool:
+    """Write each group's label under its arrows, in the first row where it touches no other label, inside the panel;
+    False, with every label removed again, when one finds no free row among ``max_rows``."""
     from matplotlib.transforms import blended_transform_factory
 
     blend = blended_transform_factory(rax.transData, rax.transAxes)
@@ -155,13 +158,13 @@ def _place_labels(rax: Any, groups: list[_OffScale], renderer: Any, max_rows: in
             if max_rows is not None and row >= max_rows:
                 for made in [text, *(t for t, _ in placed)]:
                     made.remove()
-                return None
+                return False
             box = _put(text, group.side, row, frame, renderer, to_data)
             if not any(box.overlaps(other) for _, other in placed):
                 placed.append((text, box))
                 break
             row += 1
-    return [t for t, _ in placed]
+    return True
 
 
 def _put(text: Any, side: int, row: int, frame: Any, renderer: Any, to_data: Any) -> Any:
@@ -219,9 +222,9 @@ def plot_closure(
         before, after: the judged closure rows of each pass (``after`` sets the ratio panel's range).
         path_stem: output path without suffix.
         label: the sample, e.g. "Data 2018", for the right-hand header.
+        tolerance: the deviation a bin passes with, drawn as the grey band.
         simulation: the sample is simulated ("CMS Simulation Preliminary").
         min_events: the closure's minimum per bin, named in the legend of untested bins.
-        tolerance: the deviation a bin passes with, drawn as the grey band.
     """
     import matplotlib
 
@@ -255,7 +258,7 @@ def plot_closure(
         rax.set_ylim(-half, half)
         rax.set_xlim(rax.get_xlim())  # the automatic range, fixed before the labels are measured against it
         renderer = fig.canvas.get_renderer()
-        if _place_labels(rax, groups, renderer, LABEL_ROWS) is None:
+        if not _place_labels(rax, groups, renderer, LABEL_ROWS):
             _place_labels(rax, _merged(groups), renderer, None)
     discard_other_formats(path_stem, formats)
     return save_figure(fig, path_stem, formats=formats)

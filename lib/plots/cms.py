@@ -38,8 +38,9 @@ def fit_right_label(status: Any, right: Any, size: float, renderer: Any) -> None
     """Set ``right`` at ``size``, or smaller where it would come within an em of ``status`` (a long category title)."""
     right.set_fontsize(size)
     smallest = SMALLEST_SHARE * size
-    while True:
+    end = status.get_window_extent(renderer).x1
+    while right.get_fontsize() > smallest:
         em = right.get_fontsize() * renderer.points_to_pixels(1.0)
-        if right.get_window_extent(renderer).x0 >= status.get_window_extent(renderer).x1 + em or right.get_fontsize() <= smallest:
+        if right.get_window_extent(renderer).x0 >= end + em:
             return
         right.set_fontsize(max(smallest, 0.92 * right.get_fontsize()))

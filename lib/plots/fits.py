@@ -163,7 +163,10 @@ def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool =
         for axis in (ax.yaxis, rax.yaxis):
             axis.set_label_coords(-0.105, 1.0)
         rax.xaxis.set_label_coords(1.0, -0.2)
-    made = _FitFigure(fig, ax, rax, points, error_bars, total, signal, background, pulls, info, failure, texts[2], texts[1], texts[2].get_fontsize())
+    _, status, rlabel = texts
+    made = _FitFigure(
+        fig, ax, rax, points, error_bars, total, signal, background, pulls, info, failure, rlabel, status, rlabel.get_fontsize()
+    )
     _FIGURES[key] = made
     return made
 

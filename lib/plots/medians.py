@@ -77,9 +77,17 @@ def plot_sigma_pred_histograms(
     height = 2.5 * nrows + HEADER_INCHES - 0.1
     ranges = column_ranges(edges, counts, ncols)
     with plt.style.context(mplhep.style.CMS):
-        # No sharex: a shared axis places its label from every sibling's tick boxes, 36 x 36 of them.
-        fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols, height), squeeze=False)
+        fig = plt.figure(figsize=(2.7 * ncols, height))
         top = 1.0 - HEADER_INCHES / height
+        # The header first, on a frameless strip above the grid, clear of the first row's titles: mplhep
+        # draws the figure to measure "CMS", which costs nothing before the panels exist.
+        strip = fig.add_axes((0.045, top + 0.37 / height, 0.99 - 0.045, 0.05 / height))
+        strip.set_axis_off()
+        cms_label(strip, simulation, label, fontsize=18)
+        strip.text(0.5, 1.0, "Predicted mass resolution per category; red line: median", transform=strip.transAxes,
+                   ha="center", va="bottom", fontsize=16)  # fmt: skip
+        # No sharex: a shared axis places its label from every sibling's tick boxes, 36 x 36 of them.
+        axes = fig.subplots(nrows, ncols, squeeze=False)
         fig.subplots_adjust(left=0.045, right=0.99, bottom=0.09, top=top, wspace=0.28, hspace=0.42)
         for i, (ax, hist, med) in enumerate(zip(axes.flat, counts, medians)):
             ax.stairs(hist, edges, fill=True, color=FILL_COLOR, alpha=0.8)
@@ -106,10 +114,4 @@ def plot_sigma_pred_histograms(
                 shown[-1].set_xlabel(r"$\sigma_{pred}$ [GeV]", fontsize=12)
         for ax in axes[:, 0]:
             ax.set_ylabel(f"Events / {edges[1] - edges[0]:.2g} GeV", fontsize=11)
-        # The header sits on a frameless strip above the grid, clear of the first row's titles.
-        strip = fig.add_axes((0.045, top + 0.37 / height, 0.99 - 0.045, 0.05 / height))
-        strip.set_axis_off()
-        cms_label(strip, simulation, label, fontsize=18)
-        strip.text(0.5, 1.0, "Predicted mass resolution per category; red line: median", transform=strip.transAxes,
-                   ha="center", va="bottom", fontsize=16)  # fmt: skip
     return save_figure(fig, path_stem, dpi=100, tight=False, formats=formats)
