@@ -42,11 +42,12 @@ FIGURE_NICENESS = 19
 
 @dataclass(frozen=True)
 class FitFigure:
-    """One fit's plot: the result's arrays, where to write it and its right-hand title."""
+    """One fit's plot: the result's arrays, where to write it, its right-hand title and whether the drawn model has the acceptance A(m)."""
 
     result: FitResult
     stem: Path
     title: str
+    acceptance: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +64,7 @@ class MedianFigure:
     stem: Path
     label: str
     formats: tuple[str, ...] = PLOT_FORMATS
+    simulation: bool = False
 
 
 def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> list[Path]:
@@ -74,11 +76,15 @@ def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> l
     if isinstance(figure, FitFigure):
         from lib.plots.fits import plot_fit
 
-        return plot_fit(figure.result, figure.stem, figure.title, formats)
+        return plot_fit(figure.result, figure.stem, figure.title, formats, acceptance=figure.acceptance)
     from lib.plots.medians import plot_sigma_pred_histograms
 
     chosen = tuple(f for f in figure.formats if f in formats)
-    return plot_sigma_pred_histograms(figure.edges, figure.counts, figure.medians, figure.stem, figure.label, chosen) if chosen else []
+    if not chosen:
+        return []
+    return plot_sigma_pred_histograms(
+        figure.edges, figure.counts, figure.medians, figure.stem, figure.label, chosen, simulation=figure.simulation
+    )
 
 
 def _start_figure_worker(log_level: int) -> None:

@@ -58,7 +58,14 @@ def fit_job(job: FitJob) -> FitResult:
 def _queue_figure(figures: FigureQueue | None, job: FitJob, result: object) -> None:
     """Hand the job's figure to ``figures`` when it asked for one and has a fit result (a crashed worker has nothing to draw)."""
     if figures is not None and job.plot_stem is not None and isinstance(result, FitResult):
-        figures.submit(FitFigure(result, job.plot_stem, job.title))
+        figures.submit(FitFigure(result, job.plot_stem, job.title, _has_acceptance(job, result)))
+
+
+def _has_acceptance(job: FitJob, result: FitResult) -> bool:
+    """Whether the drawn attempt's model (the spec named by the result's label) multiplies the peak by A(m)."""
+    specs = (job.task.nominal, *job.task.retries)
+    spec = next((s for s in specs if s.label == result.label), job.task.nominal)
+    return spec.peak == "z" and spec.line_shape == "acceptance"
 
 
 def build_jobs(

@@ -181,20 +181,23 @@ def _closure_year(request: Request, config: Config, scheme: CategoryScheme, exec
     text = "\n".join(lines)
     out.write_verdict("closure", text)
     if request.figures.enabled:
-        _draw_validation(closure, higgs, request, out)
+        _draw_validation(closure, higgs, request, config, out)
         execs.figures.wait()
     return YearSummary(out.year, out.path, closure=closure, higgs=higgs, closure_text=text, timings={"closure": time.monotonic() - start})
 
 
-def _draw_validation(closure: ClosureResult, higgs: Validation | None, request: Request, out: OutputDir) -> None:
-    """The closure's summary figure (before and after) and the Higgs check's."""
+def _draw_validation(closure: ClosureResult, higgs: Validation | None, request: Request, config: Config, out: OutputDir) -> None:
+    """The closure's summary figure (before and after) and the Higgs check's, each with its own tolerance and minimum of events."""
     from lib.plots.closure import plot_closure
 
     title = f"{request.selection.sample} {out.year}"
     formats = request.figures.formats
-    plot_closure(list(closure.before.bins), list(closure.after.bins), out.figure_stem("closure"), title, formats)
+    plot_closure(list(closure.before.bins), list(closure.after.bins), out.figure_stem("closure"), title, formats,
+                 tolerance=config.closure.tolerance, simulation=request.selection.is_mc, min_events=config.closure.min_events)  # fmt: skip
     if higgs is not None:
-        plot_closure([], list(higgs.bins), out.figure_stem("higgs"), f"H {title}", formats)
+        # The signal sample is simulation, whichever factors it tests.
+        plot_closure([], list(higgs.bins), out.figure_stem("higgs"), f"H {title}", formats,
+                     tolerance=config.higgs.tolerance, simulation=True, min_events=config.higgs.min_events)  # fmt: skip
 
 
 # ---- the stages on their own, for a notebook: no output directory is written -------------------------------------

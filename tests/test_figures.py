@@ -111,3 +111,193 @@ def test_an_error_in_a_later_step_still_draws_the_queued_figures(tmp_path: Path)
             queue.submit(_grid(tmp_path / "grid"))
             raise ValueError("step 3 failed")
     assert (tmp_path / "grid.png").exists() and (tmp_path / "grid.pdf").exists()
+
+
+# The figures' content, tested on their artists.
+
+
+def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool, title: str = "Data 2018 30-45_EE"):
+    """The fit figure's artists after ``plot_fit``, kept instead of written."""
+    import lib.plots.fits as fits
+
+    kept = {}
+
+    def keep(drawn, stem, formats):
+        kept["drawn"] = drawn
+        return []
+
+    monkeypatch.setattr(fits, "_save", keep)
+    fits.plot_fit(result, tmp_path / "fit", title, ("png",), acceptance=acceptance)
+    return kept["drawn"]
+
+
+def _legend(drawn) -> list[str]:
+    return [t.get_text() for t in drawn.ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize(
+    "peak,acceptance,model",
+    [("z", True, r"BW $\otimes$ DCB $\times$ A(m)"), ("z", False, r"BW $\otimes$ DCB"), ("higgs", True, "DCB")],
+)
+def test_the_fit_legend_names_the_model_with_its_acceptance(tmp_path: Path, monkeypatch, peak: str, acceptance: bool, model: str):
+    """A Z fit whose peak is multiplied by the window acceptance says so: a hard edge in the curve is A(m), not the data."""
+    result = dataclasses.replace(synthetic_result(), peak=peak)
+    assert _legend(_drawn_fit(monkeypatch, tmp_path, result, acceptance)) == ["Data", "Fit: total", model, "Background"]
+    no_background = dataclasses.replace(result, curves=dataclasses.replace(result.curves, background=None))
+    drawn = _drawn_fit(monkeypatch, tmp_path, no_background, acceptance)
+    assert _legend(drawn) == ["Data", model] and drawn.signal is None  # one curve, named after the model
+
+
+@pytest.mark.parametrize("with_background", [True, False])
+def test_the_legend_leaves_the_numbers_readable(tmp_path: Path, monkeypatch, with_background: bool):
+    """The longest legend (the model with A(m)) beside the widest rows of the info block: an effective width with its core."""
+    result = dataclasses.replace(synthetic_result(), width_definition="effective", fit_val=2.4759, fit_err=0.4928)
+    if not with_background:
+        result = dataclasses.replace(result, curves=dataclasses.replace(result.curves, background=None))
+    drawn = _drawn_fit(monkeypatch, tmp_path, result, True)
+    renderer = drawn.fig.canvas.get_renderer()
+    legend = drawn.ax.get_legend().get_window_extent(renderer)
+    numbers = [text.get_window_extent(renderer) for row in drawn.info for text in row if text.get_text()]
+    assert "core" in drawn.info[0][1].get_text() and not [box for box in numbers if box.overlaps(legend)]
+
+
+def test_the_total_and_signal_curves_can_be_told_apart(tmp_path: Path, monkeypatch):
+    """Under a small background the two curves coincide: another colour and a dashed line drawn on top keep both visible."""
+    result = synthetic_result()
+    drawn = _drawn_fit(monkeypatch, tmp_path, result, True)
+    total, signal = drawn.total, drawn.signal
+    assert np.array_equal(total.get_ydata(), result.curves.total) and np.array_equal(signal.get_ydata(), result.curves.signal)
+    assert total.get_color() != signal.get_color()
+    assert (total.get_linestyle(), signal.get_linestyle()) == ("-", "--")
+    assert signal.get_zorder() > total.get_zorder()
+    assert drawn.changing().index(signal) > drawn.changing().index(total)  # the PNG draws it after the total, too
+
+
+@pytest.mark.parametrize("weighted,status", [(False, " Preliminary"), (True, " Simulation Preliminary")])
+def test_the_fit_header_reads_cms_status_and_the_energy(tmp_path: Path, monkeypatch, weighted: bool, status: str):
+    """A long title (an uncalibrated closure bin of simulation) is set smaller rather than over the status; the next
+    figure's short one has the full size again."""
+    from mplhep.label import ExpLabel, ExpText, LumiText
+
+    result = dataclasses.replace(synthetic_result(), weighted=weighted)
+    sizes = []
+    for title in ("MC 2018 uncalibrated closure_2.5-3.5", "Data 2018 30-45_EE"):
+        drawn = _drawn_fit(monkeypatch, tmp_path, result, False, title)
+        texts = drawn.ax.texts
+        (cms,), (text,), (right,) = ([t for t in texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+        assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", status, f"{title} (13 TeV)")
+        renderer = drawn.fig.canvas.get_renderer()
+        assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
+        assert right.get_window_extent(renderer).x0 > text.get_window_extent(renderer).x1
+        sizes.append(right.get_fontsize())
+    assert sizes[1] == pytest.approx(18 / 1.1) and (sizes[0] < sizes[1]) == weighted
+
+
+def test_a_fit_figure_knows_whether_the_drawn_attempt_has_the_acceptance(tmp_path: Path, monkeypatch, config):
+    """The legend follows the attempt the result reports (a retry may use another line shape), through the queue to the plot."""
+    from types import SimpleNamespace
+
+    import lib.plots.fits as fits
+    from lib.config import resolve_fit_spec
+    from lib.fit_step import FitJob, _queue_figure
+
+    nominal = resolve_fit_spec(config, "30-45_EE", binned=True)
+    assert nominal.line_shape == "acceptance"
+    plain = nominal.model_copy(update={"line_shape": "breit_wigner", "label": "plain BW (x) DCB"})
+    job = FitJob(SimpleNamespace(nominal=nominal, retries=(plain,)), tmp_path / "fit_30-45_EE", "Data 2018 30-45_EE")
+    queued = []
+    queue = SimpleNamespace(submit=queued.append)
+    for label in ("nominal", "plain BW (x) DCB"):
+        _queue_figure(queue, job, dataclasses.replace(synthetic_result(), label=label))  # type: ignore[arg-type]
+    assert [f.acceptance for f in queued] == [True, False]
+    drawn = []
+    monkeypatch.setattr(fits, "plot_fit", lambda *args, acceptance=False, **kwargs: drawn.append(acceptance) or [])
+    with FigureQueue(0, ("png",)) as figures:
+        for figure in queued:
+            figures.submit(figure)
+        figures.wait()
+    assert drawn == [True, False]
+
+
+def _column_grid(nrows: int = 4) -> tuple[np.ndarray, np.ndarray, tuple[CategoryMedian, ...]]:
+    """Nine |eta| pairs per pT row: barrel-barrel narrow at 0.8 GeV, endcap-endcap wide at 1.7 GeV, as in data."""
+    edges = np.linspace(0.5, 3.0, 51)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    centres_of = np.linspace(0.8, 1.7, 9)
+    widths = np.linspace(0.07, 0.25, 9)
+    counts, medians = [], []
+    for row in range(nrows):
+        for column, pair in enumerate(("BB", "BO", "BE", "OB", "OO", "OE", "EB", "EO", "EE")):
+            size = 20_000 // (row + 1)
+            pull = (centres - centres_of[column]) / widths[column]
+            counts.append(size * 0.05 / (widths[column] * np.sqrt(2 * np.pi)) * np.exp(-0.5 * pull**2))
+            medians.append(CategoryMedian(f"{row}_{pair}", size, float(size), float(centres_of[column]), 0.001))
+    return edges, np.vstack(counts), tuple(medians)
+
+
+def _drawn_grid(monkeypatch, tmp_path: Path, edges, counts, medians, simulation: bool = False):
+    import lib.plots.medians as grid
+
+    kept = {}
+
+    def keep(fig, stem, **kwargs):
+        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        plt.close(fig)  # as save_figure does
+        FigureCanvasAgg(fig)  # a canvas of its own, whose renderer measures the texts
+        kept["fig"] = fig
+        return []
+
+    monkeypatch.setattr(grid, "save_figure", keep)
+    grid.plot_sigma_pred_histograms(edges, counts, medians, tmp_path / "grid", "MC 2018", ("png",), simulation=simulation)
+    return kept["fig"]
+
+
+@pytest.fixture(scope="module")
+def grid_figure(tmp_path_factory):
+    """The grid of ``_column_grid``, drawn once for the tests that only look at it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return _drawn_grid(monkeypatch, tmp_path_factory.mktemp("grid"), *_column_grid(), simulation=True)
+
+
+def test_the_step2_grid_has_a_cms_header_clear_of_the_panels(grid_figure):
+    from mplhep.label import ExpLabel, ExpText, LumiText
+
+    fig = grid_figure
+    texts = [t for ax in fig.axes for t in ax.texts]
+    (cms,), (text,), (right,) = ([t for t in texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+    assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", " Simulation Preliminary", "MC 2018 (13 TeV)")
+    renderer = fig.canvas.get_renderer()
+    header = [t.get_window_extent(renderer) for t in (cms, text, right)]
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    titles = [ax.title.get_window_extent(renderer) for ax in panels]
+    assert not [(h, t) for h in header for t in titles if h.overlaps(t)]
+    assert all(h.y1 <= fig.bbox.y1 for h in header)  # inside the figure
+
+
+def test_each_grid_column_has_the_range_its_panels_fill(grid_figure):
+    """The narrow barrel columns are not squeezed into the range the endcaps need; a column shares one range, labelled once."""
+    edges, counts, medians = _column_grid()
+    fig = grid_figure
+    panels = np.array([ax for ax in fig.axes if ax.axison][:36]).reshape(4, 9)
+    spans = [panels[0, c].get_xlim() for c in range(9)]
+    assert all(panels[r, c].get_xlim() == spans[c] for r in range(4) for c in range(9))
+    widths = [high - low for low, high in spans]
+    assert widths[0] < 0.4 * widths[8] and widths[8] < edges[-1] - edges[0]
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    for ax, hist, med in zip(panels.flat, counts, medians):
+        low, high = ax.get_xlim()
+        assert low < med.median_val_NonCal < high
+        assert hist[(centres > low) & (centres < high)].sum() >= 0.995 * hist.sum()
+    labelled = [[any(t.label1.get_visible() for t in ax.xaxis.get_major_ticks()) for ax in row] for row in panels]
+    assert labelled == [[False] * 9] * 3 + [[True] * 9]
+
+
+def test_an_incomplete_last_grid_row_leaves_no_column_unlabelled(tmp_path: Path, monkeypatch):
+    edges, counts, medians = _column_grid(1)
+    extra = dataclasses.replace(medians[0], cat_name="extra")
+    fig = _drawn_grid(monkeypatch, tmp_path, edges, np.vstack([counts, counts[:1]]), (*medians, extra))
+    panels = [ax for ax in fig.axes if ax.axison and ax.get_visible()]
+    assert len(panels) == 10  # 6 columns: a full row and four panels under the first four
+    assert [ax.get_xlabel() != "" for ax in panels] == [False] * 4 + [True] * 6

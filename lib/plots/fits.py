@@ -27,9 +27,10 @@ import numpy as np
 
 from lib.fitting.result import FitResult
 from lib.io.atomic import atomic_path
+from lib.plots.cms import cms_label, fit_right_label, right_label
 from lib.plots.save import PLOT_FORMATS, save_figure
 
-__all__ = ["plot_fit"]
+__all__ = ["plot_fit", "model_label"]
 
 TOTAL_COLOR = "#3f90da"
 SIGNAL_COLOR = "#e42536"
@@ -87,6 +88,8 @@ class _FitFigure:
     info: list[tuple[Any, Any]]
     failure: Any
     rlabel: Any
+    status: Any  # "Preliminary" after "CMS", which a long right-hand label must keep clear of
+    rlabel_size: float  # the right-hand label's size, unless it is long
     # The PNG backdrop (every artist but those of ``changing()``) and the axis limits it was rendered with.
     backdrop: Any = None
     backdrop_limits: tuple[tuple[float, float], ...] = ()
@@ -98,12 +101,24 @@ class _FitFigure:
         return sorted((a for a in artists if a is not None), key=lambda a: a.get_zorder())
 
 
-_FIGURES: dict[tuple[bool, bool, str], _FitFigure] = {}
+_FIGURES: dict[tuple[bool, bool, str, bool], _FitFigure] = {}
 
 
-def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
-    """This process's figure of the kind (built on first use): axes, label, legend, empty artists."""
-    key = (weighted, with_background, peak)
+def model_label(peak: str, acceptance: bool) -> str:
+    """The signal model as the legend names it: the Z peak's BW (x) DCB, times the window acceptance A(m) when the fit has it."""
+    if peak != "z":
+        return "DCB"
+    return r"BW $\otimes$ DCB $\times$ A(m)" if acceptance else r"BW $\otimes$ DCB"
+
+
+def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool = False) -> _FitFigure:
+    """This process's figure of the kind (built on first use): axes, label, legend, empty artists.
+
+    With a background the total is a solid line and the signal a dashed one of another colour
+    drawn over it (where the background is small they coincide, and both stay visible); without
+    one the total is the signal model, the one curve, and the legend names it so.
+    """
+    key = (weighted, with_background, peak, acceptance)
     if key in _FIGURES:
         return _FIGURES[key]
     import matplotlib
@@ -113,16 +128,18 @@ def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
     import mplhep
     from matplotlib.collections import LineCollection
 
+    model = model_label(peak, acceptance)
     with plt.style.context(mplhep.style.CMS):
         fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), dpi=PNG_DPI, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+        # The final margins first: the CMS header is placed in axes coordinates.
+        fig.subplots_adjust(left=0.13, right=0.95, top=0.95, bottom=0.08)
         (points,) = ax.plot([], [], "o", color="black", ms=4, label="Simulation" if weighted else "Data", zorder=3)
         error_bars = ax.add_collection(LineCollection([], colors="black", linewidths=1, zorder=3))
-        (total,) = ax.plot([], [], color=TOTAL_COLOR, lw=2.2, label="Fit: total", zorder=2)
+        (total,) = ax.plot([], [], color=TOTAL_COLOR, lw=2.2, ls="-", label="Fit: total" if with_background else model, zorder=2)
         signal = background = None
         if with_background:
-            peak_label = r"BW $\otimes$ DCB" if peak == "z" else "DCB"
-            (signal,) = ax.plot([], [], color=SIGNAL_COLOR, lw=1.8, ls="--", label=peak_label)
-            (background,) = ax.plot([], [], color=BACKGROUND_COLOR, lw=1.8, ls=":", label="Background")
+            (signal,) = ax.plot([], [], color=SIGNAL_COLOR, lw=1.8, ls="--", label=model, zorder=2.5)
+            (background,) = ax.plot([], [], color=BACKGROUND_COLOR, lw=1.8, ls=":", label="Background", zorder=2.4)
         ax.legend(loc="upper right", fontsize=17)
         rax.axhspan(-PULL_BAND, PULL_BAND, color="grey", alpha=0.15, lw=0)
         for level in (-PULL_BAND, PULL_BAND):
@@ -136,8 +153,8 @@ def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
         # Left, under the numbers: the low-mass side of a Z peak is the emptiest part of the frame.
         failure = ax.text(0.03, 0.62, "", transform=ax.transAxes, va="top", ha="left", color=FAILED_COLOR, fontsize=12, zorder=5,
                           bbox={"facecolor": "white", "edgecolor": FAILED_COLOR, "alpha": 0.85})  # fmt: skip
-        # data=False makes mplhep write "Simulation" itself; the right-hand label is set per figure.
-        texts = mplhep.cms.label(ax=ax, data=not weighted, text="Preliminary", rlabel=" ", fontsize=18)
+        # The right-hand label is set per figure.
+        texts = cms_label(ax, weighted, "", fontsize=18)
         rax.set_ylabel("Pull")
         rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
         # Fixed label positions, at the top and right ends of their axes as the CMS style puts them:
@@ -146,13 +163,17 @@ def _figure(weighted: bool, with_background: bool, peak: str) -> _FitFigure:
         for axis in (ax.yaxis, rax.yaxis):
             axis.set_label_coords(-0.105, 1.0)
         rax.xaxis.set_label_coords(1.0, -0.2)
-        fig.subplots_adjust(left=0.13, right=0.95, top=0.95, bottom=0.08)
-    made = _FitFigure(fig, ax, rax, points, error_bars, total, signal, background, pulls, info, failure, texts[2])
+    _, status, rlabel = texts
+    made = _FitFigure(
+        fig, ax, rax, points, error_bars, total, signal, background, pulls, info, failure, rlabel, status, rlabel.get_fontsize()
+    )
     _FIGURES[key] = made
     return made
 
 
-def plot_fit(result: FitResult, path_stem: Path, title: str, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
+def plot_fit(
+    result: FitResult, path_stem: Path, title: str, formats: tuple[str, ...] = PLOT_FORMATS, acceptance: bool = False
+) -> list[Path]:
     """Data, total/signal/background curves and a pull panel, written as ``<stem>.png`` and ``.pdf`` (``formats``).
 
     A failed fit is still drawn (the curves of its best attempt) with "FIT FAILED" and the reason
@@ -162,16 +183,18 @@ def plot_fit(result: FitResult, path_stem: Path, title: str, formats: tuple[str,
     Args:
         result: the category's fit result.
         path_stem: output path without suffix; the directory is created if needed.
-        title: right-hand header, e.g. "2018 Data 30-45_OB".
+        title: right-hand header, e.g. "Data 2018 30-45_OB" (the centre-of-mass energy follows it).
         formats: the files to write, of "png" and "pdf".
+        acceptance: the drawn fit's model includes the window acceptance A(m) (named in the legend).
 
     Returns:
         The written paths, in the order of ``formats``.
     """
     curves = result.curves
-    drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak)
+    drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak, acceptance)
     ax, rax = drawn.ax, drawn.rax
-    drawn.rlabel.set_text(title)
+    drawn.rlabel.set_text(right_label(title))
+    fit_right_label(drawn.status, drawn.rlabel, drawn.rlabel_size, drawn.fig.canvas.get_renderer())
     drawn.failure.set_visible(not result.ok)
     if not result.ok:
         drawn.failure.set_text(f"FIT FAILED\n{textwrap.fill(result.reason, 36)}")

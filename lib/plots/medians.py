@@ -1,9 +1,11 @@
 """Step-2 figure: the sigma_pred distribution of every category, with its median marked.
 
 One panel per category, rows the pT bins. Every panel keeps a y axis with a few labelled ticks
-(events per bin), since the categories differ by a factor of 500 in size. It is drawn with
-fixed margins and no minor ticks: ``tight_layout`` and the CMS style's minor ticks on four sides
-of 36 panels cost 10 s of a 13 s step 2 before.
+(events per bin), since the categories differ by a factor of 500 in size. Each column (an |eta|
+pair with the built-in categories) has its own sigma_pred range, the span its panels fill, so
+the narrow barrel distributions are not squeezed into the range the endcaps need. It is drawn
+with fixed margins and no minor ticks: ``tight_layout`` and the CMS style's minor ticks on four
+sides of 36 panels cost 10 s of a 13 s step 2 before.
 """
 
 from __future__ import annotations
@@ -15,19 +17,53 @@ from typing import Sequence
 import numpy as np
 
 from lib.medians import CategoryMedian
+from lib.plots.cms import cms_label
 from lib.plots.save import PLOT_FORMATS, save_figure
 
-__all__ = ["plot_sigma_pred_histograms"]
+__all__ = ["plot_sigma_pred_histograms", "column_ranges"]
 
 FILL_COLOR = "#5790fc"
 MEDIAN_COLOR = "#e42536"
+# A column's range leaves out this share of each panel's entries on either side (single outliers).
+TAIL_SHARE = 0.002
+# Inches above the grid: the CMS header, the panels' titles below it.
+HEADER_INCHES = 0.9
+
+
+def column_ranges(edges: np.ndarray, counts: np.ndarray, ncols: int) -> list[tuple[float, float]]:
+    """The sigma_pred range of each column of the grid: bin edges around what its panels fill, a bin of margin each side.
+
+    A panel contributes the bins between its ``TAIL_SHARE`` and ``1 - TAIL_SHARE`` quantiles; a
+    column without entries keeps the whole histogram range.
+    """
+    ranges = []
+    last = len(edges) - 1
+    for column in range(ncols):
+        low, high = last, 0
+        for hist in counts[column::ncols]:
+            total = float(np.sum(hist))
+            if total <= 0:
+                continue
+            cumulative = np.cumsum(hist) / total
+            low = min(low, int(np.searchsorted(cumulative, TAIL_SHARE, side="right")))
+            high = max(high, int(np.searchsorted(cumulative, 1.0 - TAIL_SHARE, side="left")) + 1)
+        if high <= low:
+            ranges.append((float(edges[0]), float(edges[-1])))
+        else:
+            ranges.append((float(edges[max(low - 1, 0)]), float(edges[min(high + 1, last)])))
+    return ranges
 
 
 def plot_sigma_pred_histograms(
     edges: np.ndarray, counts: np.ndarray, medians: Sequence[CategoryMedian], path_stem: Path, label: str,
-    formats: tuple[str, ...] = PLOT_FORMATS,
+    formats: tuple[str, ...] = PLOT_FORMATS, simulation: bool = False,
 ) -> list[Path]:  # fmt: skip
-    """One panel per category in a grid (rows: pT bins), written in ``formats`` (PNG and PDF)."""
+    """One panel per category in a grid (rows: pT bins), written in ``formats`` (PNG and PDF).
+
+    Args:
+        label: the sample, e.g. "Data 2018", for the right-hand header.
+        simulation: the sample is simulated ("CMS Simulation Preliminary").
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,10 +74,22 @@ def plot_sigma_pred_histograms(
     n = len(medians)
     ncols = 9 if n % 9 == 0 else min(n, 6)
     nrows = math.ceil(n / ncols)
+    height = 2.5 * nrows + HEADER_INCHES - 0.1
+    ranges = column_ranges(edges, counts, ncols)
     with plt.style.context(mplhep.style.CMS):
+        fig = plt.figure(figsize=(2.7 * ncols, height))
+        top = 1.0 - HEADER_INCHES / height
+        # The header first, on a frameless strip above the grid, clear of the first row's titles: mplhep
+        # draws the figure to measure "CMS", which costs nothing before the panels exist.
+        strip = fig.add_axes((0.045, top + 0.37 / height, 0.99 - 0.045, 0.05 / height))
+        strip.set_axis_off()
+        cms_label(strip, simulation, label, fontsize=18)
+        strip.text(0.5, 1.0, "Predicted mass resolution per category; red line: median", transform=strip.transAxes,
+                   ha="center", va="bottom", fontsize=16)  # fmt: skip
         # No sharex: a shared axis places its label from every sibling's tick boxes, 36 x 36 of them.
-        fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols, 2.5 * nrows + 0.8), squeeze=False)
-        for ax, hist, med in zip(axes.flat, counts, medians):
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        fig.subplots_adjust(left=0.045, right=0.99, bottom=0.09, top=top, wspace=0.28, hspace=0.42)
+        for i, (ax, hist, med) in enumerate(zip(axes.flat, counts, medians)):
             ax.stairs(hist, edges, fill=True, color=FILL_COLOR, alpha=0.8)
             if math.isfinite(med.median_val_NonCal):
                 ax.axvline(med.median_val_NonCal, color=MEDIAN_COLOR, lw=1.5)
@@ -55,15 +103,15 @@ def plot_sigma_pred_histograms(
             ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
             ax.xaxis.set_major_locator(MaxNLocator(5))
             ax.set_ylim(0.0, 1.25 * max(float(np.max(hist)) if hist.size else 0.0, 1.0))
-            ax.set_xlim(edges[0], edges[-1])
+            ax.set_xlim(*ranges[i % ncols])
         for ax in list(axes.flat)[n:]:
             ax.set_visible(False)
-        for ax in axes[:-1].flat:
-            ax.tick_params(labelbottom=False)  # same x range in every row: labelled once, at the bottom
-        for ax in axes[-1]:
-            ax.set_xlabel(r"$\sigma_{pred}$ [GeV]", fontsize=12)
+        for column in range(ncols):
+            shown = [ax for ax in axes[:, column] if ax.get_visible()]
+            for ax in shown[:-1]:
+                ax.tick_params(labelbottom=False)  # one range per column: labelled once, under its lowest panel
+            if shown:
+                shown[-1].set_xlabel(r"$\sigma_{pred}$ [GeV]", fontsize=12)
         for ax in axes[:, 0]:
             ax.set_ylabel(f"Events / {edges[1] - edges[0]:.2g} GeV", fontsize=11)
-        fig.suptitle(f"Predicted mass resolution per category ({label}); red line: median", fontsize=16)
-        fig.subplots_adjust(left=0.045, right=0.99, bottom=0.09, top=1.0 - 0.9 / (2.5 * nrows + 0.8), wspace=0.28, hspace=0.42)
     return save_figure(fig, path_stem, dpi=100, tight=False, formats=formats)

@@ -6,7 +6,7 @@ from lib.config import Config
 from lib.figures import FigureQueue, MedianFigure
 from lib.histograms import CategoryHistograms
 from lib.medians import sigma_pred_histograms
-from lib.outputs import OutputDir
+from lib.outputs import SAMPLE_LABELS, OutputDir
 from lib.request import Figures
 from lib.results import Medians
 
@@ -20,4 +20,7 @@ def queue_median_figure(
     edges, counts = sigma_pred_histograms(hists, config.step2)
     formats = [(f,) for f in figures.formats] if queue.workers >= 2 else [figures.formats]
     for extensions in formats:
-        queue.submit(MedianFigure(edges, counts, medians.rows, out.figure_stem("medians"), f"{out.sample} {out.year}", extensions))
+        queue.submit(
+            MedianFigure(edges, counts, medians.rows, out.figure_stem("medians"), f"{out.sample} {out.year}", extensions,
+                         simulation=out.sample == SAMPLE_LABELS[1])
+        )  # fmt: skip
