@@ -304,6 +304,7 @@ def test_an_intact_fit_entry_is_reused(fit_jobs, fitted, tmp_path, caplog):
     directory, reference = fitted
     shutil.copytree(directory, tmp_path / "cache")
     executor = CountingExecutor()
+    caplog.set_level(logging.INFO)  # re-using finished fits is routine: said at INFO
     assert _numbers(run_fits(executor, fit_jobs, FitCache(tmp_path / "cache"))) == _numbers(reference)
     assert executor.ran == [] and "re-using 2 finished fits" in caplog.text
 

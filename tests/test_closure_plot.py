@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import lib.plots.closure as closure_plot
+from lib.closure import bin_state
 
 pytest.importorskip("mplhep")
 
@@ -21,7 +22,8 @@ UNTESTED = "not tested: 108 < 300 events"
 def _row(low: float, ratio: float, verdict: str = TESTED, width: float = 0.1, quality: str = "ok") -> SimpleNamespace:
     median = low + width / 2
     return SimpleNamespace(low=low, high=low + width, median_val=median, fit_val=ratio * median, fit_err=0.01, ratio=ratio,
-                           ratio_err=0.01, fit_quality=quality, verdict=verdict)  # fmt: skip
+                           ratio_err=0.01, fit_quality=quality, verdict=verdict,
+                           state=bin_state(quality, verdict, ratio))  # fmt: skip
 
 
 def _draw(monkeypatch, tmp_path, before, after, **kwargs) -> Any:

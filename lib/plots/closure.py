@@ -19,12 +19,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from lib.plots.cms import cms_label
+from lib.closure import BinState, ClosureBin
 from lib.plots.save import PLOT_FORMATS, discard_other_formats, save_figure
 
-__all__ = ["plot_closure", "ratio_half_range", "TESTED_VERDICTS"]
+__all__ = ["plot_closure", "ratio_half_range"]
 
-# A bin's verdict when the closure tested it; any other verdict ("not tested: ...") marks it untested.
-TESTED_VERDICTS = ("pass", "fail")
 # Half-heights the ratio panel may take: the smallest that holds the calibrated points is drawn.
 RATIO_HALF_RANGES = (0.2, 0.3, 0.5, 1.0)
 # The calibrated points' centres stay within this share of the half-height when the rest holds labelled arrows,
@@ -63,8 +62,9 @@ class _Points:
     tested: np.ndarray
 
 
-def _is_tested(row: Any) -> bool:
-    return row.verdict in TESTED_VERDICTS
+def _is_tested(row: ClosureBin) -> bool:
+    """A bin the closure judged with a good fit (``lib.closure.BinState``, the vocabulary of the CSV and the report)."""
+    return row.state is BinState.TESTED
 
 
 def _points(rows: Sequence[Any]) -> _Points:
