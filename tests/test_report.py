@@ -210,6 +210,19 @@ def test_later_steps_rewrite_the_report(calibrated, tmp_path, config, scheme, ca
     assert "previous JSON" in findings
 
 
+def test_json_of_fits_and_medians_from_different_inputs_fails(calibrated, tmp_path, config):
+    """A directory whose fits and medians came from different input files (a rerun stopped after step 2) is not shipped."""
+    _, out_dir = _copy(calibrated, tmp_path)
+    provenance = json.loads((out_dir / OutputDir.PROVENANCE_JSON).read_text())
+    stamp = {"inputs": "aaaa", "config": "cccc", "binned": True}
+    provenance["steps"] = {"step1": stamp, "step2": {**stamp, "inputs": "bbbb"}}
+    (out_dir / OutputDir.PROVENANCE_JSON).write_text(json.dumps(provenance))
+    write_report(out_dir, config)
+    findings = _findings(_strict((out_dir / OutputDir.REPORT_HTML).read_text()))
+    level, text = findings["correction JSON"]
+    assert level == "fail" and "made from different inputs: run --steps all" in text
+
+
 def test_data_and_mc_side_by_side_with_their_ratio(calibrated, tmp_path, config):
     _, out_dir = _copy(calibrated, tmp_path)
     mc_dir = out_dir.parent / f"MC_{YEAR}"

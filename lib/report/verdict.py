@@ -17,6 +17,7 @@ from typing import Literal
 from lib.closure import FIT_OK, BinState
 from lib.correction.auditor import AuditReport
 from lib.outputs import OutputDir
+from lib.run.outputs import steps_disagreement
 from lib.report.markup import percent
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
 
@@ -105,12 +106,19 @@ def _retries(sample: SampleOutputs) -> Finding | None:
 def _json(sample: SampleOutputs) -> Finding:
     if sample.correction_json is None:
         return Finding("fail", "correction JSON", "no correction JSON in this directory: run --steps step3")
+    differ = steps_disagreement(sample.provenance)
+    if differ:
+        return Finding(
+            "fail", "correction JSON",
+            f"the fits and the medians in this directory were made from different {' and '.join(differ)}: run --steps all",
+        )  # fmt: skip
     written = sample.correction_json.stat().st_mtime
-    newer = [name for name in (OutputDir.FITS_CSV, OutputDir.FACTORS_CSV) if (sample.mtime(name) or 0) > written]
+    tables = (OutputDir.FITS_CSV, OutputDir.MEDIANS_CSV, OutputDir.FACTORS_CSV)
+    newer = [name for name in tables if (sample.mtime(name) or 0) > written]
     if newer:
         return Finding(
             "fail", "correction JSON",
-            f"{sample.correction_json.name} is older than {', '.join(newer)} (a later step 1 or --fixCat): run --steps step3",
+            f"{sample.correction_json.name} is older than {', '.join(newer)} (a later step 1, step 2 or --fixCat): run --steps step3",
         )  # fmt: skip
     return Finding("ok", "correction JSON", f"{sample.correction_json.name} written after the fits it is made of")
 

@@ -18,7 +18,7 @@ from lib.outputs import OutputDir
 from lib.request import Request
 from lib.run.reduction import InputSource
 
-__all__ = ["check_output_dir", "check_refit_inputs", "check_steps_agree", "make_room", "provenance", "root_version", "stamp_step"]
+__all__ = ["check_output_dir", "check_refit_inputs", "check_steps_agree", "make_room", "provenance", "root_version", "stamp_step", "steps_disagreement"]
 
 log = logging.getLogger(__name__)
 
@@ -139,17 +139,25 @@ def stamp_step(out: OutputDir, step: str, request: Request, config: Config, sour
     out.write_provenance({**record, "steps": steps})
 
 
+def steps_disagreement(provenance: dict[str, object]) -> list[str]:
+    """What the step-1 fits and step-2 medians recorded in ``provenance`` were made from differently (``inputs``, ``config``, ``binned``).
+
+    Empty for a directory written before the steps were stamped: there is nothing to compare.
+    """
+    steps = provenance.get("steps", {})
+    fits, medians = steps.get("step1"), steps.get("step2")  # type: ignore[union-attr]
+    if not fits or not medians:
+        return []
+    return [what for what in ("inputs", "config", "binned") if fits.get(what) != medians.get(what)]
+
+
 def check_steps_agree(out: OutputDir) -> None:
     """Refuse to combine fits and medians that were made from different inputs or configurations.
 
     Raises:
         CalibrationError: the directory's step-1 and step-2 tables disagree (names which to rerun).
     """
-    steps = out.read_provenance().get("steps", {})
-    fits, medians = steps.get("step1"), steps.get("step2")  # type: ignore[union-attr]
-    if not fits or not medians:
-        return  # a directory written before the steps were stamped: nothing to compare
-    differ = [what for what in ("inputs", "config", "binned") if fits.get(what) != medians.get(what)]
+    differ = steps_disagreement(out.read_provenance())
     if differ:
         raise CalibrationError(
             f"{out.path}: the fits (step 1) and the medians (step 2) were made from different {' and '.join(differ)}; "
