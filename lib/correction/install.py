@@ -49,7 +49,7 @@ def install_correction(
 
     What Stage-1 reads for every event of a year must not be a failed fit or another sample's file,
     so installing refuses (unless ``force``) a file whose audit flags a category (outside the
-    plausible band, or an outlier against its neighbours: the original shipped 0.0629) and a file
+    plausible band, or an outlier against its neighbours) and a file
     whose name or description says another year or Data/MC than asked. The entry's trailing
     comment is rewritten: it described the file being replaced.
 

@@ -28,7 +28,7 @@ def save_figure(
     for ext in formats:
         target = Path(f"{path_stem}.{ext}")
         with atomic_path(target) as tmp:
-            # zlib level 1: an eighth of a fit figure's cost at level 6, for files ~10 % larger.
+            # zlib level 1: much cheaper than the default level for slightly larger files (docs/performance.md).
             options = {"pil_kwargs": {"compress_level": 1}} if ext == "png" else {}
             fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight" if tight else None, **options)
         written.append(target)

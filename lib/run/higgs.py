@@ -4,8 +4,8 @@ On a signal sample the calibrated sigma_pred is computed per event, events are b
 the H peak in the signal region is fitted with a pure double Crystal Ball (the 3.7 MeV natural
 width is negligible). Fitted sigma / median calibrated sigma_pred should be 1 in every bin. The
 signal sample is independent of the Z fits, so the ratio's error includes the calibration
-factors' own, in proportion to each category's share of the bin: a bin fed by one small
-category (a factor known to 6 %) cannot be tested to 3 %.
+factors' own, in proportion to each category's share of the bin: a bin fed mostly by one small
+category cannot be tested more precisely than that category's factor is known.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def run_higgs_validation(
     """Fit the H peak in bins of calibrated sigma_pred; write the table and its verdict, queue the fits' figures.
 
     The signal sample is simulation: it resolves like the DY MC, so it tests the MC factors.
-    With Data factors the check measures how far data and simulation differ (10-20 % on the
-    built-in samples, whose Data and MC k maps differ), not the calibration: said once, as a warning.
+    With Data factors the check measures how far data and simulation differ, not the
+    calibration: said once, as a warning.
     """
     selection, year = request.selection, out.year
     if not selection.is_mc:
