@@ -36,7 +36,7 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     from lib.executor import InlineExecutor
     from lib.figures import FigureQueue
     from lib.fit_step import build_jobs
-    from lib.histograms import category_spec
+    from lib.histogram_specs import category_spec
     from lib.medians import compute_medians
     from lib.outputs import OutputDir
     from lib.request import Figures, Request, Selection

@@ -131,7 +131,7 @@ def time_reading(kind: str, root: Path) -> tuple[float, float]:
         from lib.config import load_config
         from lib.executor import InlineExecutor
         from lib.figures import FigureQueue
-        from lib.histograms import category_spec
+        from lib.histogram_specs import category_spec
         from lib.run.reduction import Executors, reduce_files
 
         config = load_config()

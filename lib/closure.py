@@ -20,14 +20,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from lib.acceptance import group_acceptance
+from lib.acceptance import AcceptanceGrid, group_acceptance
 from lib.categories import CategoryScheme, bin_index
 from lib.config import ClosureConfig, Config, Step2Config
 from lib.fitting.result import FitResult
-from lib.histograms import (
-    AcceptanceGrid, ByPredictedResolution, CategoryHistograms, HistogramGrids, HistogramSpec, MassHistogram,
-    binning_values, predicted_resolution,
-)  # fmt: skip
+from lib.histogram_specs import ByPredictedResolution, HistogramSpec, binning_values, predicted_resolution
+from lib.histograms import CategoryHistograms, HistogramGrids, MassHistogram
 from lib.medians import histogram_median
 from lib.peak_scaling import PeakScaling, ProfileGrid, PtDependence
 from lib.resolution import median_error_order_statistic, weighted_median

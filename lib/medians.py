@@ -14,10 +14,10 @@ import numpy as np
 from lib.categories import CategoryScheme
 from lib.config import Step2Config
 from lib.errors import InputError
-from lib.histograms import CategoryHistograms, histogram_quantiles
+from lib.histograms import CategoryHistograms
 from lib.resolution import order_statistic_error
 
-__all__ = ["CategoryMedian", "compute_medians", "histogram_median", "sigma_pred_histograms", "median_error_bootstrap_histogram"]
+__all__ = ["CategoryMedian", "compute_medians", "histogram_median", "histogram_quantiles", "sigma_pred_histograms", "median_error_bootstrap_histogram"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def histogram_median(hists: CategoryHistograms, index: int, cfg: Step2Config, na
         InputError: the median lies outside ``step2.median_grid_gev`` (``name`` says whose).
     """
     edges = hists.grids.spred_edges
-    contents, counts = hists.spred_contents(index), hists.spred_counts[index]
+    contents, counts = hists.spred_contents(index), hists.spred_counts(index)
     n_eff = hists.effective_entries(index)
     median = float(histogram_quantiles(contents, counts, edges, np.array([0.5]))[0])
     if contents.sum() > 0 and not np.isfinite(median):
@@ -122,3 +122,34 @@ def sigma_pred_histograms(hists: CategoryHistograms, cfg: Step2Config) -> tuple[
     for i in range(hists.grids.n_categories):
         counts[i], _ = np.histogram(centres, bins=edges, weights=hists.spred_contents(i)[1:-1])
     return edges, counts
+
+
+def histogram_quantiles(contents: np.ndarray, counts: np.ndarray, edges: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Quantiles of a histogram with under- and overflow (``len(contents) == len(edges) + 1``).
+
+    The convention of ``lib.resolution.weighted_quantile``: the cumulative distribution is
+    interpolated between the events' weight midpoints (for equal weights, numpy's median; other
+    quantiles differ from numpy's linear ones by less than an event's spacing). Each bin's
+    ``counts[k]`` events are taken as evenly spread over it, each carrying ``contents[k] /
+    counts[k]``, so the result is within one bin width of the quantile of the events themselves.
+    NaN when the quantile falls in the under- or overflow (the grid does not cover it) or the
+    histogram is empty.
+    """
+    contents = np.asarray(contents, dtype=np.float64)
+    quantiles = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+    total = contents.sum()
+    if not total > 0:
+        return np.full(quantiles.shape, np.nan)
+    inner = np.flatnonzero(counts[1:-1] > 0) + 1
+    before = np.cumsum(contents)[inner] - contents[inner]
+    half_event = 0.5 * contents[inner] / counts[inner]
+    width = edges[inner] - edges[inner - 1]
+    # Two knots per filled bin: its first and its last event (one knot twice for a single event).
+    knot_cdf = np.column_stack([before + half_event, before + contents[inner] - half_event]).ravel()
+    knot_value = np.column_stack(
+        [edges[inner - 1] + 0.5 / counts[inner] * width, edges[inner - 1] + (1 - 0.5 / counts[inner]) * width]
+    ).ravel()
+    targets = quantiles * total
+    values = np.interp(targets, knot_cdf, knot_value) if inner.size else np.full(targets.shape, np.nan)
+    outside = (targets < contents[0]) | (targets > total - contents[-1])
+    return np.where(outside, np.nan, values)

@@ -31,7 +31,7 @@ from lib.categories import CategoryScheme
 from lib.config import Config
 from lib.factors import compute_factors
 from lib.fitting.result import FitRow
-from lib.histograms import category_spec
+from lib.histogram_specs import category_spec
 from lib.io.merge import Reduction
 from lib.medians import compute_medians
 from lib.outputs import OutputDir

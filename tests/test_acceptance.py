@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib.acceptance import threshold_mismatch, window_acceptance
+from lib.acceptance import AcceptanceGrid, threshold_mismatch, window_acceptance
 from lib.dimuon_kinematics import pt_at_masses
-from lib.histograms import AcceptanceGrid, CategoryHistograms, HistogramGrids
+from lib.histogram_specs import EventKeys
+from lib.histograms import CategoryHistograms, HistogramGrids
 
 PT_EDGES = (30.0, 45.0, 52.0, 62.0, 200.0)
 GRID = AcceptanceGrid(1, PT_EDGES, 26.0, 20.0, (75.0, 105.0), 1.0)
@@ -66,13 +67,17 @@ def test_a_dimuon_at_rest_scales_with_the_mass():
     np.testing.assert_allclose([pt1[0, 0], pt2[0, 0]], [expected, expected], rtol=1e-5)
 
 
-def _fill(muons: dict[str, np.ndarray], mass: np.ndarray, grid: AcceptanceGrid = GRID) -> CategoryHistograms:
-    hists = CategoryHistograms.empty(MASS_GRID, weighted=False, acceptance=grid)
-    zero = np.zeros(mass.size, np.int32)
+def _fill(
+    muons: dict[str, np.ndarray], mass: np.ndarray, grid: AcceptanceGrid = GRID, group: np.ndarray | None = None,
+    mass_grid: HistogramGrids = MASS_GRID,
+) -> CategoryHistograms:  # fmt: skip
+    hists = CategoryHistograms.empty(mass_grid, weighted=False, acceptance=grid)
+    group = np.zeros(mass.size, np.int32) if group is None else group
     m32 = mass.astype(np.float32)
     lead, sub = _lead_sub(muons)
-    hists.add_keys(MASS_GRID.mass_keys(zero, m32), MASS_GRID.spred_keys(zero, np.ones(mass.size)), None,
-                   grid.keys(zero, {c: v.astype(np.float32) for c, v in muons.items()}, m32), (float(lead.min()), float(sub.min())))  # fmt: skip
+    x_keys = grid.keys(group, {c: v.astype(np.float32) for c, v in muons.items()}, m32)
+    hists.add_keys(EventKeys(mass_grid.mass_keys(group, m32), mass_grid.spred_keys(group, np.ones(mass.size)), x_keys,
+                             (float(lead.min()), float(sub.min()))))  # fmt: skip
     return hists
 
 
@@ -133,10 +138,11 @@ def test_counts_add_up_over_files_and_survive_the_cache(selected_sample):
     whole = _fill(part, mass[:20_000])
     first = _fill({c: v[:7000] for c, v in part.items()}, mass[:7000])
     first.add(_fill({c: v[7000:20_000] for c, v in part.items()}, mass[7000:20_000]))
-    np.testing.assert_array_equal(first.x_counts, whole.x_counts)
+    np.testing.assert_array_equal(first.x_contents(0), whole.x_contents(0))
     np.testing.assert_array_equal(first.pt_min, whole.pt_min)
     restored = CategoryHistograms.from_arrays(MASS_GRID, whole.arrays(), GRID)
-    np.testing.assert_array_equal(restored.x_counts, whole.x_counts)
+    np.testing.assert_array_equal(restored.x_contents(0), whole.x_contents(0))
+    assert restored.counts.acceptance == whole.counts.acceptance
     with pytest.raises(ValueError, match="disagree"):
         CategoryHistograms.from_arrays(MASS_GRID, whole.arrays(), None)
 
@@ -148,7 +154,23 @@ def test_each_event_is_counted_once_per_knot_where_it_passes(selected_sample):
     pt1, pt2 = pt_at_masses(part["mu1_pt"], part["mu1_eta"], part["mu2_pt"], part["mu2_eta"], mass[:5000], GRID.knots)
     lead, sub = np.maximum(pt1, pt2), np.minimum(pt1, pt2)
     passing = ((lead >= 30.0) & (lead < 200.0) & (sub >= 20.0)).sum(axis=1)
-    np.testing.assert_array_equal(hists.x_counts[0].sum(axis=(0, 2)), passing)
+    np.testing.assert_array_equal(hists.x_contents(0).sum(axis=(0, 2)), passing)
+
+
+def test_each_group_holds_only_its_own_events(selected_sample):
+    """Histogram group g is counted in acceptance group g % n_groups, as the category's |eta|-region pair."""
+    muons, mass = selected_sample
+    n = 6000
+    part = {c: v[:n] for c, v in muons.items()}
+    group = np.random.default_rng(4).integers(0, 6, n).astype(np.int32)
+    grid = AcceptanceGrid(3, PT_EDGES, 26.0, 20.0, (75.0, 105.0), 1.0)
+    mass_grid = HistogramGrids(6, (75.0, 105.0), 0.05, (0.05, 50.0), 5e-4)
+    hists = _fill(part, mass[:n], grid, group, mass_grid)
+    for pair in range(3):
+        mine = np.flatnonzero(group % 3 == pair)
+        alone = _fill({c: v[mine] for c, v in part.items()}, mass[mine])
+        np.testing.assert_array_equal(hists.x_contents(pair), alone.x_contents(0))
+    np.testing.assert_array_equal(hists.counts.acceptance[{"group": 1}].values(), hists.x_contents(1))
 
 
 def test_knots_cover_the_window():
@@ -171,14 +193,15 @@ def test_an_input_selected_with_other_thresholds_is_named(selected_sample, suble
 def test_weighted_sums_follow_each_event_across_batches(selected_sample):
     """More events than one batch of keys: each (knot, event) key carries its own event's weight."""
     muons, mass = selected_sample
-    n = 150_000  # above lib.histograms' batch of 65 536 events
+    n = 150_000  # above lib.acceptance's batch of 65 536 events
     part = {c: v[:n].astype(np.float32) for c, v in muons.items()}
     m32 = mass[:n].astype(np.float32)
     weights = np.random.default_rng(8).uniform(0.5, 1.5, n)
     zero = np.zeros(n, np.int32)
     hists = CategoryHistograms.empty(MASS_GRID, weighted=True, acceptance=GRID)
-    hists.add_keys(MASS_GRID.mass_keys(zero, m32), MASS_GRID.spred_keys(zero, np.ones(n)), weights, GRID.keys(zero, part, m32), (30.0, 20.0))
+    hists.add_keys(EventKeys(MASS_GRID.mass_keys(zero, m32), MASS_GRID.spred_keys(zero, np.ones(n)), GRID.keys(zero, part, m32), (30.0, 20.0),
+                             weights=weights))  # fmt: skip
     pt1, pt2 = pt_at_masses(part["mu1_pt"], part["mu1_eta"], part["mu2_pt"], part["mu2_eta"], m32, GRID.knots)
     lead, sub = np.maximum(pt1, pt2), np.minimum(pt1, pt2)
     passing = (lead >= 30.0) & (lead < 200.0) & (sub >= 20.0)
-    np.testing.assert_allclose(hists.x_sumw[0].sum(axis=(0, 2)), (passing * weights).sum(axis=1), rtol=1e-9)
+    np.testing.assert_allclose(hists.x_contents(0).sum(axis=(0, 2)), (passing * weights).sum(axis=1), rtol=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,11 @@ import pytest
 
 from lib.executor import TaskCrash
 from lib.errors import InputError
-from lib.histograms import CategoryHistograms, MassHistogram, category_spec, grids_from_config, histogram_quantiles
+from lib.histogram_specs import EventKeys, category_spec
+from lib.histograms import CategoryHistograms, MassHistogram, grids_from_config
 from lib.io.merge import ReductionMerger
 from lib.io.reader import reduce_file
-from lib.medians import compute_medians
+from lib.medians import compute_medians, histogram_quantiles
 from lib.resolution import median_error_order_statistic, weighted_median
 from tests.helpers_tables import random_stage1_table
 
@@ -43,7 +45,9 @@ def _histograms_of(config, scheme, values: np.ndarray, weights: np.ndarray | Non
     """Histograms of events of one category at the Z mass with the given sigma_pred values."""
     grids = grids_from_config(config, scheme.n_categories)
     cat = np.full(values.size, category, np.int8)
-    return CategoryHistograms.fill(grids, grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), weights)
+    hists = CategoryHistograms.empty(grids, weights is not None)
+    hists.add_keys(EventKeys(grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), weights=weights))
+    return hists
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -53,13 +57,34 @@ def test_histograms_equal_those_of_the_events(tmp_path, scheme, config, weighted
     edges = hists.grids.mass_edges
     for index, idx in enumerate(skim.by_category(scheme.n_categories)):
         counts, _ = np.histogram(skim.mass[idx], bins=edges)
-        np.testing.assert_array_equal(hists.mass_counts[index], counts)
-        assert hists.n_events(index) == len(idx)
+        mass = hists.category_mass(index)
+        np.testing.assert_array_equal(mass.counts, counts)
+        # The hist object's own indexing sees the same bins: the keys address its storage order.
+        np.testing.assert_array_equal(hists.counts.mass[{"group": index}].values(), counts)
+        assert hists.n_events(index) == len(idx) == hists.spred_counts(index).sum()
         if weighted:
             w = skim.weight[idx].astype(np.float64)
-            np.testing.assert_allclose(hists.mass_sumw[index], np.histogram(skim.mass[idx], bins=edges, weights=w)[0], rtol=1e-12)
-            np.testing.assert_allclose(hists.mass_sumw2[index], np.histogram(skim.mass[idx], bins=edges, weights=w * w)[0], rtol=1e-12)
-            assert hists.spred_sumw[index].sum() == pytest.approx(w.sum(), rel=1e-12)
+            np.testing.assert_allclose(mass.sumw, np.histogram(skim.mass[idx], bins=edges, weights=w)[0], rtol=1e-12)
+            np.testing.assert_allclose(mass.sumw2, np.histogram(skim.mass[idx], bins=edges, weights=w * w)[0], rtol=1e-12)
+            np.testing.assert_allclose(hists.weights.mass[{"group": index}].variances(), mass.sumw2, rtol=1e-15)
+            assert hists.spred_contents(index).sum() == pytest.approx(w.sum(), rel=1e-12)
+        else:
+            spred, _ = np.histogram(skim.sigma_pred[idx], bins=hists.grids.spred_edges)
+            np.testing.assert_array_equal(hists.spred_contents(index)[1:-1], spred)
+
+
+def test_histograms_pickle_and_add_with_plus(tmp_path, scheme, config):
+    """Per-file histograms travel to and from Dask workers pickled, and ``+`` of two files' equals reading both."""
+    paths = _files(tmp_path, 2, 3000, weights=True)
+    specs = (category_spec(config, scheme),)
+    first, second = (reduce_file(p, scheme, WINDOW, "wgt_nominal", specs=specs, keep_events=False).histograms[0] for p in paths)
+    travelled = pickle.loads(pickle.dumps(first))
+    both = _reduce(paths, scheme, config, True).histograms[0]
+    assert (travelled.counts.mass + second.counts.mass) == both.counts.mass
+    assert (travelled.weights.spred + second.weights.spred) == both.weights.spred
+    travelled.add(second)
+    for name, array in both.arrays().items():
+        np.testing.assert_array_equal(travelled.arrays()[name], array, err_msg=name)
 
 
 def test_merge_is_in_file_order_whatever_the_arrival_order(tmp_path, scheme, config):

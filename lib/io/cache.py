@@ -28,7 +28,8 @@ from typing import BinaryIO, Callable, Iterator, Mapping, Sequence, TypeVar
 import numpy as np
 
 import lib
-from lib.histograms import CategoryHistograms, HistogramSpec
+from lib.histogram_specs import HistogramSpec
+from lib.histograms import CategoryHistograms
 from lib.io.atomic import atomic_path
 from lib.io.merge import Reduction, ReductionMerger
 from lib.io.reader import MUON_COLUMNS, Skim, reduce_file

@@ -20,15 +20,13 @@ import pyarrow as pa
 
 from lib.errors import InputError
 from lib.executor import TaskCrash
-from lib.histograms import CategoryHistograms, HistogramSpec
+from lib.histogram_specs import HistogramSpec
+from lib.histograms import CategoryHistograms, HistogramContents
 from lib.io.reader import FileReduction, Skim, concat_skims
 
 __all__ = ["Reduction", "ReductionMerger"]
 
 log = logging.getLogger(__name__)
-
-_ADDED = np.empty(0, np.int32)  # stands in for counts already added while a result waits for its turn
-
 
 @dataclass
 class Reduction:
@@ -65,7 +63,8 @@ class ReductionMerger:
         self.weighted = weighted
         self._merged = Reduction(tuple(CategoryHistograms.for_spec(spec, weighted) for spec in specs), None)
         self._skims: list[Skim] = []
-        self._waiting: dict[int, FileReduction | str] = {}
+        # Files that arrived before their turn: the reduction without its histograms, and its sums of weights.
+        self._waiting: dict[int, tuple[FileReduction, tuple[HistogramContents | None, ...]] | str] = {}
         self._next = 0
 
     def add(self, index: int, result: FileReduction | str | TaskCrash) -> None:
@@ -77,12 +76,10 @@ class ReductionMerger:
         if isinstance(result, FileReduction):
             self._add_counts(result)
             # Only what depends on the order waits: weighted sums and the skim, not the added counts.
-            waiting = tuple(
-                dataclasses.replace(h, mass_counts=_ADDED, spred_counts=_ADDED, x_counts=None if h.x_counts is None else _ADDED)
-                for h in result.histograms
-            )
-            result = dataclasses.replace(result, histograms=waiting if self.weighted else ())
-        self._waiting[index] = result
+            weights = tuple(h.weights for h in result.histograms)
+            self._waiting[index] = (dataclasses.replace(result, histograms=()), weights)
+        else:
+            self._waiting[index] = result
         while self._next in self._waiting:
             self._fold(self._waiting.pop(self._next))
             self._next += 1
@@ -97,17 +94,18 @@ class ReductionMerger:
         for mine, theirs in zip(merged.histograms, result.histograms):
             mine.add_counts(theirs)
 
-    def _fold(self, result: FileReduction | str) -> None:
+    def _fold(self, waiting: tuple[FileReduction, tuple[HistogramContents | None, ...]] | str) -> None:
         """Fold in file order what depends on the order: skips, weighted sums, skims."""
         merged = self._merged
-        if isinstance(result, str):
-            log.warning("skipping %s", result)
+        if isinstance(waiting, str):
+            log.warning("skipping %s", waiting)
             merged.skipped.append(self.files[self._next])
             return
+        result, weights = waiting
         merged.read_files.append(result.path)
         if result.profile is not None:
             merged.profile = result.profile.copy() if merged.profile is None else merged.profile + result.profile
-        for mine, theirs in zip(merged.histograms, result.histograms):
+        for mine, theirs in zip(merged.histograms, weights):
             mine.add_weights(theirs)
         if result.skim is not None:
             self._skims.append(result.skim)

@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 from lib.categories import NO_CATEGORY, CategoryScheme
 from lib.errors import InputError
 from lib.executor import default_workers
-from lib.histograms import AcceptanceKeys, CategoryHistograms, HistogramSpec
+from lib.histogram_specs import EventKeys, HistogramSpec
+from lib.histograms import CategoryHistograms
 from lib.peak_scaling import ProfileGrid, profile_sums
 from lib.resolution import sigma_pred
 
@@ -87,23 +88,11 @@ class FileReduction:
 
 
 @dataclass(frozen=True)
-class _Keys:
-    """Histogram keys of a chunk's kept events (``HistogramGrids.mass_keys``/``spred_keys``) and their weights."""
-
-    mass: np.ndarray | None
-    spred: np.ndarray
-    weight: np.ndarray | None
-    x: AcceptanceKeys | None = None
-    pt_min: tuple[float, float] | None = None
-    cat: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
 class _Part:
     """Kept events (skim rows and/or, for a chunk, histogram keys) and why the others were dropped."""
 
     skim: Skim | None
-    keys: tuple[_Keys, ...]
+    keys: tuple[EventKeys, ...]  # per spec
     n_bad: int
     n_outside_window: int
     n_outside_categories: int
@@ -180,7 +169,7 @@ def reduce_file(
         profile=profile, keep_muons=keep_muons,
     )  # fmt: skip
     batch_parts: list[_Part] = []
-    histograms = tuple(CategoryHistograms.for_spec(spec, weighted, np.int32) for spec in specs)
+    histograms = tuple(CategoryHistograms.for_spec(spec, weighted) for spec in specs)
     n_read = 0
     try:
         with ThreadPoolExecutor(threads) as pool:
@@ -262,21 +251,13 @@ def _reduce_chunk(
     muons = sel | {c: arrays[c][rows] for c in ("mu1_eta", "mu2_eta")} if needs_eta else sel
     skim = Skim(cat, mass32, spred32, weight, {c: muons[c] for c in MUON_COLUMNS} if keep_muons else None) if keep_events else None
     memo: dict = {}
-    keys = tuple(_spec_keys(spec, cat, mass32, spred32, weight, memo, muons) for spec in specs)
+    keys = tuple(spec.keys(cat, mass32, spred32, memo, muons, weight) for spec in specs)
     sums = None
     if profile is not None:
         sums = sum(
             profile_sums(profile, muons[f"{mu}_eta"], muons[f"{mu}_pt"], muons[f"{mu}_ptErr"] / muons[f"{mu}_pt"]) for mu in ("mu1", "mu2")
         )  # fmt: skip
     return _Part(skim, keys, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column, sums)
-
-
-def _spec_keys(
-    spec: HistogramSpec, cat: np.ndarray, mass: np.ndarray, spred: np.ndarray, weight: np.ndarray | None, memo: dict,
-    muons: dict[str, np.ndarray],
-) -> _Keys:  # fmt: skip
-    selected, mass_keys, spred_keys, x_keys, pt_min, cat_keys = spec.keys(cat, mass, spred, memo, muons)
-    return _Keys(mass_keys, spred_keys, weight if weight is None or selected is None else weight[selected], x_keys, pt_min, cat_keys)
 
 
 def _valid_rows(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, int]]:
@@ -321,7 +302,7 @@ def _batch_part(
     parts = [f.result() for f in chunks]
     for part in parts:
         for hists, keys in zip(histograms, part.keys):
-            hists.add_keys(keys.mass, keys.spred, keys.weight, keys.x, keys.pt_min, keys.cat)
+            hists.add_keys(keys)
     return [_merge_parts(parts, weighted, keep_events)]
 
 

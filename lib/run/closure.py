@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lib.acceptance import acceptance_grid
 from lib.categories import CategoryScheme
 from lib.closure import (
     BinSample, ClosureBin, ClosureVerdict, bin_label, bin_rows, closure_specs,
@@ -21,7 +22,7 @@ from lib.config import Config, FitSpec, resolve_fit_spec
 from lib.correction.writer import read_factors
 from lib.errors import CalibrationError, InputError
 from lib.fit_step import FitCache, bin_fit_jobs, run_fits
-from lib.histograms import acceptance_grid, grids_from_config
+from lib.histograms import grids_from_config
 from lib.outputs import OutputDir
 from lib.request import Request
 from lib.results import ClosureResult, Validation

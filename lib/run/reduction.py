@@ -21,7 +21,7 @@ from lib.config import Config
 from lib.errors import InputError
 from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskExecutor, default_workers
 from lib.figures import FigureQueue
-from lib.histograms import HistogramSpec
+from lib.histogram_specs import HistogramSpec
 from lib.io.cache import inputs_fingerprint, load_cached_reduction, reduction_key, store_reduction
 from lib.io.merge import Reduction, ReductionMerger
 from lib.io.reader import FileReduction, find_files, reduce_file
