@@ -28,6 +28,7 @@ __all__ = ["Reduction", "ReductionMerger"]
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Reduction:
     """All files of a sample reduced: merged histograms and/or skim, and what was dropped and why."""
