@@ -52,23 +52,22 @@ def _integer_axis(n: int, name: str) -> hist.axis.Integer:
     return hist.axis.Integer(0, n, underflow=False, overflow=False, name=name)
 
 
-def _storage_order(histogram: Hist) -> np.ndarray:
-    """The histogram's bins (flow included) as a flat view of its storage, in which the first axis runs fastest.
+def _storage_order(histogram: Hist, field: str | None) -> np.ndarray:
+    """The histogram's bins (flow included) as a flat plain-numpy view of its storage (``field`` of a ``Weight`` one), first axis fastest.
 
     ``HistogramGrids.mass_keys``/``spred_keys`` and the acceptance keys index this order. Counts
     are re-viewed as numpy's own ``int64``: the buffer's ``long long`` is the same type under
-    another code, for which ``np.add.at`` takes its slow path (40 times slower).
+    another code, for which ``np.add.at`` takes its slow path.
     """
-    flat = histogram.view(flow=True).T.reshape(-1)
-    return flat if flat.dtype.names else flat.view(np.dtype(flat.dtype.str))
+    flat = np.asarray(histogram.view(flow=True)).T.reshape(-1)
+    return flat[field] if field else flat.view(np.dtype(flat.dtype.str))
 
 
-def _add_bincount(histogram: Hist, keys: np.ndarray, weights: np.ndarray | None = None) -> None:
-    """Add the events (or weights) of flat ``keys`` into ``histogram`` in place; key ``size`` (an event counted nowhere) is dropped.
+def _add_bincount(flat: np.ndarray, keys: np.ndarray, weights: np.ndarray | None = None) -> None:
+    """Add the events (or weights) of flat ``keys`` into ``flat`` in place; key ``flat.size`` (an event counted nowhere) is dropped.
 
     ``np.bincount`` rather than ``np.add.at``: the acceptance gives tens of keys per event.
     """
-    flat = _storage_order(histogram)
     flat += np.bincount(keys, weights, minlength=flat.size + 1)[: flat.size]
 
 
@@ -204,6 +203,17 @@ class HistogramContents:
         mass = grids.mass_histogram(hist.storage.Weight() if weights else storage())
         return cls(mass, grids.spred_histogram(storage()), x, categories)
 
+    def storage(self, name: str, field: str | None = None) -> np.ndarray:
+        """Histogram ``name``'s storage as ``_storage_order`` views it, made once: each ``Hist.view`` parses the buffer's format anew."""
+        views = self.__dict__.setdefault("_views", {})
+        if (name, field) not in views:
+            views[name, field] = _storage_order(getattr(self, name), field)
+        return views[name, field]
+
+    def __getstate__(self) -> dict:
+        """The histograms without the cached views, which would travel as copies."""
+        return {k: v for k, v in self.__dict__.items() if k != "_views"}
+
     def __iadd__(self, other: HistogramContents) -> HistogramContents:
         self.mass += other.mass
         self.spred += other.spred
@@ -262,18 +272,18 @@ class CategoryHistograms:
         """
         counts, one = self.counts, np.int64(1)
         if keys.mass is not None:
-            np.add.at(_storage_order(counts.mass), keys.mass, one)
-        np.add.at(_storage_order(counts.spred), keys.spred, one)
+            np.add.at(counts.storage("mass"), keys.mass, one)
+        np.add.at(counts.storage("spred"), keys.spred, one)
         if keys.acceptance is not None:
             if counts.acceptance is None or self.pt_min is None:
                 raise ValueError("acceptance keys added to histograms without an acceptance grid")
-            _add_bincount(counts.acceptance, keys.acceptance.keys)
+            _add_bincount(counts.storage("acceptance"), keys.acceptance.keys)
             if keys.pt_min is not None:
                 np.minimum(self.pt_min, keys.pt_min, out=self.pt_min)
         if keys.categories is not None:
             if counts.categories is None:
                 raise ValueError("category keys added to histograms that do not count categories")
-            _add_bincount(counts.categories, keys.categories)
+            _add_bincount(counts.storage("categories"), keys.categories)
         if keys.weights is not None:
             if self.weights is None:
                 raise ValueError("weighted events added to unweighted histograms")
@@ -399,14 +409,13 @@ class CategoryHistograms:
 def _add_weights(weights: HistogramContents, keys: EventKeys, w: np.ndarray) -> None:
     """Add a chunk's weights ``w`` (float64) at its keys; the mass also gets their squares."""
     if keys.mass is not None:
-        mass = _storage_order(weights.mass)
-        np.add.at(mass["value"], keys.mass, w)
-        np.add.at(mass["variance"], keys.mass, w * w)
-    np.add.at(_storage_order(weights.spred), keys.spred, w)
+        np.add.at(weights.storage("mass", "value"), keys.mass, w)
+        np.add.at(weights.storage("mass", "variance"), keys.mass, w * w)
+    np.add.at(weights.storage("spred"), keys.spred, w)
     if keys.categories is not None:
-        _add_bincount(weights.categories, keys.categories, w)  # type: ignore[arg-type]
+        _add_bincount(weights.storage("categories"), keys.categories, w)
     if keys.acceptance is not None:
-        _add_bincount(weights.acceptance, keys.acceptance.keys, keys.acceptance.weights(w))  # type: ignore[arg-type]
+        _add_bincount(weights.storage("acceptance"), keys.acceptance.keys, keys.acceptance.weights(w))
 
 
 def grids_from_config(config: Config, n_categories: int) -> HistogramGrids:

@@ -85,6 +85,12 @@ def test_histograms_pickle_and_add_with_plus(tmp_path, scheme, config):
     travelled.add(second)
     for name, array in both.arrays().items():
         np.testing.assert_array_equal(travelled.arrays()[name], array, err_msg=name)
+    # Filled after the journey, the copy's own storage counts the events, not the original's.
+    grids, n_before = first.grids, first.n_events(0)
+    zero = np.zeros(10, np.int8)
+    travelled.add_keys(EventKeys(grids.mass_keys(zero, np.full(10, 91.0, np.float32)), grids.spred_keys(zero, np.ones(10, np.float32)),
+                                 weights=np.ones(10, np.float32)))  # fmt: skip
+    assert travelled.n_events(0) == both.n_events(0) + 10 and first.n_events(0) == n_before
 
 
 def test_merge_is_in_file_order_whatever_the_arrival_order(tmp_path, scheme, config):
