@@ -100,7 +100,7 @@ from pathlib import Path
 
 from lib.categories import CategoryScheme
 from lib.config import load_config
-from lib.histograms import category_spec
+from lib.histogram_specs import category_spec
 from lib.io.cache import inputs_fingerprint, load_cached_reduction, reduction_key, store_reduction
 from lib.io.merge import ReductionMerger
 from lib.io.reader import reduce_file
