@@ -3,17 +3,14 @@
 In binned mode, steps 1-2 (groups: categories), the closure test and the Higgs check (groups: bins
 of calibrated sigma_pred) need, per group, the mass histogram the fit is made on and enough of the
 sigma_pred distribution to take its median. Both are fixed-size ``hist`` histograms, so memory does
-not grow with the number of events (the original held the whole skim: 112 GB on real data), and
-per-file histograms add up with ``+`` and pickle to and from any worker. Which events go to which
-group is ``lib.histogram_specs``' business.
+not grow with the number of events, and per-file histograms add up with ``+`` and pickle to and
+from any worker. Which events go to which group is ``lib.histogram_specs``' business.
 
 - Mass: a uniform fine grid over the Z window; every binned fit's bins are sums of its bins.
 - sigma_pred: a log-spaced grid of constant relative bin width, with under- and overflow. The
   median (``lib.medians``) is interpolated inside the bin holding it, so it differs from the exact
-  sample median by less than the bin's relative width (5e-4 by default) where bins hold few
-  events, and by a few 1e-5 where they hold many (tested): about a tenth of the median's
-  statistical error or less at any size (0.7 % at 1 000 events, 7e-4 at 100 000 with the built-in
-  sample's spread).
+  sample median by less than the bin's relative width (``step2.median_relative_bin_width``), and
+  by far less where bins hold many events (tested): a small part of the median's statistical error.
 - Acceptance (optional): per acceptance group, how many events would fall in each leading-pT
   window at each of a few masses (``lib.acceptance.AcceptanceGrid``).
 - Source categories (optional): per group, the events of each category.
