@@ -1,4 +1,4 @@
-"""Executors: results in task order, a crashing task never takes the run down with it, progress only where wanted."""
+"""Executors: results in task order, a crashing task is retried once and otherwise stops the run naming it, progress only where wanted."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from lib.executor import PROGRESS_ENV, InlineExecutor, ProcessExecutor, TaskCrash
+from lib.errors import ExecutionError
+from lib.executor import PROGRESS_ENV, InlineExecutor, ProcessExecutor
+from tests.helpers_faults import square_always_killed, square_killed_once
 from tests.helpers_tasks import square_or_crash
 
 
@@ -21,11 +23,27 @@ def test_process_pool_keeps_order():
 
 
 @pytest.mark.slow
-def test_segfault_is_isolated_and_reported():
-    tasks = [2, -1, 3, 4]
-    out = ProcessExecutor(2).map(square_or_crash, tasks, ["a", "crash", "b", "c"])
-    assert out[0] == 4 and out[2] == 9 and out[3] == 16
-    assert isinstance(out[1], TaskCrash) and out[1].name == "crash" and "crashed twice" in out[1].reason
+def test_a_task_that_crashes_on_every_try_stops_the_map_naming_it_after_the_others():
+    tasks = [2, -1, 3, -1, 4]
+    finished: dict[int, int] = {}
+    with pytest.raises(ExecutionError) as err:
+        ProcessExecutor(2).map(square_or_crash, tasks, ["a", "crash1", "b", "crash2", "c"], on_result=finished.__setitem__)
+    message = str(err.value)
+    assert message.startswith("could not run crash1, crash2: the worker process died on each of 2 tries") and "\n" not in message
+    assert finished == {0: 4, 2: 9, 4: 16}, "the other tasks finish and are handed on (a cache keeps them for the re-run)"
+
+
+def test_a_worker_killed_once_is_retried_and_gives_the_same_result(tmp_path, caplog):
+    tasks = [(3, str(tmp_path / "never")), (5, str(tmp_path / "kill-once")), (7, str(tmp_path / "never"))]
+    (tmp_path / "never").touch()
+    with caplog.at_level(logging.WARNING, logger="lib.executor"):
+        assert ProcessExecutor(2).map(square_killed_once, tasks, ["a", "b", "c"]) == [9, 25, 49]
+    assert "worker process died while 'b' was running; re-running it alone" in caplog.text
+
+
+def test_a_task_killed_every_time_is_one_line_naming_it():
+    with pytest.raises(ExecutionError, match=r"^could not run 30-45_BB: the worker process died on each of 2 tries"):
+        ProcessExecutor(1).map(square_always_killed, [-1], ["30-45_BB"])
 
 
 EXECUTORS = [InlineExecutor, lambda: ProcessExecutor(2)]

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import shutil
 import tempfile
 import zlib
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ import pyarrow.parquet as pq
 
 from lib.categories import CategoryScheme
 from lib.errors import ConfigError
-from lib.executor import default_workers
+from lib.executor import default_workers, run_in_worker, stop_pool, worker_pool
 from lib.generator.kmaps import KOverride, builtin_k_map, default_scheme, resolve_k_map
 from lib.generator.plan import FileTask, file_tasks, plan_datasets
 from lib.generator.settings import GeneratorSettings, SampleSettings, load_settings
@@ -104,9 +102,15 @@ def _run_tasks(tasks: list[FileTask], workers: int) -> list[np.ndarray]:
     if workers <= 1 or len(tasks) <= 1:
         return [_logged(task, _write_file(task)) for task in tasks]
     # forkserver: workers do not inherit this process's threads (pyarrow's pools).
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-        return [_logged(task, c) for task, c in zip(tasks, pool.map(_write_file, tasks))]
+    pool = worker_pool(min(workers, len(tasks)), "forkserver")
+    try:
+        futures = [pool.submit(run_in_worker, _write_file, task) for task in tasks]
+        counts = [_logged(task, future.result()) for task, future in zip(tasks, futures)]
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+    return counts
 
 
 def _logged(task: FileTask, counts: np.ndarray) -> np.ndarray:
