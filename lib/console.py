@@ -154,7 +154,7 @@ def os_error_line(err: OSError) -> str:
         blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
         if blocker is not None:
             return f"{blocker}: a file where a directory is needed"
-    cause = (err.strerror or os.strerror(err.errno)) if err.errno else str(err)
+    cause = err.strerror or (os.strerror(err.errno) if err.errno else str(err))
     if err.errno == errno.ENOSPC:
         cause += " (the disk is full: free space or choose another --output_path)"
     elif err.errno == errno.EROFS:
