@@ -1,4 +1,5 @@
-"""A run stopped by its batch system: SIGTERM/SIGHUP end it like Ctrl-C, and no process or temp file outlives it, even after SIGKILL.
+"""A run stopped by its batch system: SIGTERM/SIGHUP end it like Ctrl-C, and no process or temp file outlives it, even after SIGKILL;
+a run whose Dask scheduler dies ends with one line.
 
 Each test starts the real CLI in its own session during the fits (fit workers, their forkserver,
 two figure processes and the resource tracker all running), stops it, and then looks for any
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,8 +35,8 @@ def sample(tmp_path_factory) -> Path:
     return root
 
 
-def _cmd(stage1: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(REPO / "getCalibrationFactor.py"), "--ifbinned", "--no-dask-client", "--workers", "2",
+def _cmd(stage1: Path, out: Path, *extra: str, mode: str = "--no-dask-client") -> list[str]:
+    return [sys.executable, str(REPO / "getCalibrationFactor.py"), "--ifbinned", mode, "--workers", "2",
             "--input_path", str(stage1), "--output_path", str(out), *extra]  # fmt: skip
 
 
@@ -63,9 +65,9 @@ def _session(sid: int) -> list[str]:
     return found
 
 
-def _stopped_during_the_fits(stage1: Path, out: Path, signum: int) -> tuple[subprocess.Popen[str], str]:
+def _stopped_during_the_fits(stage1: Path, out: Path, signum: int, mode: str = "--no-dask-client") -> tuple[subprocess.Popen[str], str]:
     """Start a run with figures, send ``signum`` to its main process once two fits are finished; the process and its stderr."""
-    proc = subprocess.Popen(_cmd(stage1, out, "--plot-formats", "png"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(_cmd(stage1, out, "--plot-formats", "png", mode=mode), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)  # fmt: skip
     fits = out / OUT / ".cache" / "fits"
     deadline = time.monotonic() + 300
@@ -111,3 +113,43 @@ def test_a_killed_main_process_takes_its_children_with_it(sample, reference, tmp
     assert proc.returncode == -signal.SIGKILL
     _assert_nothing_left(proc, out)
     _assert_rerun_identical(sample, out, reference)
+
+
+def test_a_killed_main_process_takes_its_local_dask_cluster_with_it(sample, tmp_path):
+    out = tmp_path / "out"
+    proc, _ = _stopped_during_the_fits(sample, out, signal.SIGKILL, mode="--dask=local")
+    _assert_nothing_left(proc, out)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_lost_scheduler_is_one_line_without_a_traceback(sample, tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                                  "--dashboard-address", ":0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    workers = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        out = tmp_path / "out"
+        run = subprocess.Popen(_cmd(sample, out, "--no-plots", mode=f"--scheduler={address}"), cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+        fits = out / OUT / ".cache" / "fits"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(list(fits.glob("*.pkl"))) < 2 and run.poll() is None:
+            time.sleep(0.05)
+        assert run.poll() is None, "the scheduler must die during the fits"
+        scheduler.kill()
+        _, stderr = run.communicate(timeout=120)
+    finally:
+        for proc in (scheduler, workers):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert run.returncode == 1
+    *warnings, last = stderr.splitlines()
+    assert last.startswith(f"error: lost the Dask scheduler at {address} (") and last.endswith("tasks did not finish; re-run to resume")
+    assert all(line.startswith("WARNING lib.") for line in warnings) and "Traceback" not in stderr, stderr
+    _assert_nothing_left(run, out)
