@@ -105,7 +105,7 @@ def _stop_worker(signum: int, _frame: object) -> None:
 
 
 def _watch_parent(lifeline: Connection) -> None:
-    """Block until the parent process is gone, then stop this worker like SIGTERM does, killing it if the task does not unwind in time."""
+    """Block until the process that started the pool is gone, then stop this worker like SIGTERM does (killed if its task does not unwind in time)."""
     try:
         lifeline.recv_bytes()
     except (EOFError, OSError):
@@ -157,9 +157,13 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     processes = list(getattr(pool, "_processes", {}).values())
     for process in processes:
         process.terminate()
-    wait_for_sentinels([p.sentinel for p in processes], timeout=STOP_GRACE_S)
+    running = {p.sentinel for p in processes}
+    deadline = time.monotonic() + STOP_GRACE_S
+    while running and time.monotonic() < deadline:
+        running -= set(wait_for_sentinels(list(running), timeout=deadline - time.monotonic()))
     for process in processes:
-        process.kill()
+        if process.sentinel in running:
+            process.kill()
     pool.shutdown(wait=True, cancel_futures=True)
 
 

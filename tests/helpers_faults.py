@@ -34,3 +34,12 @@ def pid_after(seconds: float) -> int:
     """This process's id, after ``seconds``."""
     time.sleep(seconds)
     return os.getpid()
+
+
+def write_slowly(target: str) -> None:
+    """Hold ``target``'s atomic temp file open for a minute, as a figure being drawn does for a moment."""
+    from lib.io.atomic import atomic_path
+
+    with atomic_path(Path(target)) as tmp:
+        tmp.write_text("half")
+        time.sleep(60)

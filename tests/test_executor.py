@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from lib.errors import ExecutionError
-from lib.executor import PROGRESS_ENV, InlineExecutor, ProcessExecutor
-from tests.helpers_faults import square_always_killed, square_killed_once
+from lib.executor import PROGRESS_ENV, STOP_GRACE_S, InlineExecutor, ProcessExecutor, run_in_worker, stop_pool, worker_pool
+from tests.helpers_faults import square_always_killed, square_killed_once, write_slowly
 from tests.helpers_tasks import square_or_crash
 
 
@@ -96,6 +101,9 @@ def test_dask_progress_silent_unless_forced(monkeypatch, capsys, caplog):
     assert len(re.findall(r"files: 5/5 done in", caplog.text)) == 2
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 def test_forkserver_preload_reaches_the_workers(tmp_path):
     """Workers forked after ``start()`` already hold the preloaded module (a fresh interpreter: one forkserver per process)."""
     import subprocess
@@ -115,3 +123,51 @@ def test_forkserver_preload_reaches_the_workers(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=repo, env={"PYTHONPATH": str(repo)}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[True, False]"
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_stopped_pool_ends_its_task_without_writing(tmp_path):
+    target = tmp_path / "figure.png"
+    pool = worker_pool(1, "spawn")
+    pool.submit(run_in_worker, write_slowly, str(target))
+    assert _wait_for(lambda: list(tmp_path.glob(".*.tmp*")), 60), "the task must be writing when the pool is stopped"
+    started = time.monotonic()
+    stop_pool(pool)
+    assert time.monotonic() - started < STOP_GRACE_S, "the task unwinds at once, nothing needs killing"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path):
+    """The parent is SIGKILLed while its worker writes: the worker removes its temp file and exits by itself."""
+    target, pid_file = tmp_path / "out" / "figure.png", tmp_path / "worker.pid"
+    target.parent.mkdir()
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from lib.executor import run_in_worker, worker_pool\n"
+        "from tests.helpers_faults import pid_after, write_slowly\n"
+        "if __name__ == '__main__':\n"
+        "    pool = worker_pool(1, 'spawn')\n"
+        "    Path(sys.argv[2]).write_text(str(pool.submit(run_in_worker, pid_after, 0).result()))\n"
+        "    pool.submit(run_in_worker, write_slowly, sys.argv[1])\n"
+        "    time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script), str(target), str(pid_file)], cwd=REPO, env={"PYTHONPATH": str(REPO)})
+    try:
+        assert _wait_for(lambda: list(target.parent.glob(".*.tmp*")), 60), "the worker must be writing when its parent dies"
+    finally:
+        parent.kill()
+        parent.wait()
+    worker = int(pid_file.read_text())
+    gone = _wait_for(lambda: not Path(f"/proc/{worker}").exists(), 10)
+    if not gone:
+        os.kill(worker, signal.SIGKILL)
+    assert gone, "the orphaned worker exits"
+    assert list(target.parent.iterdir()) == [], "without finishing its file or leaving the temp one"
