@@ -90,9 +90,10 @@ def quiet_libraries() -> None:
     """Third-party loggers at WARNING (distributed and tornado silent; all at DEBUG when the root logger is), through the root handler.
 
     The levels distributed gives its own sub-loggers on import (``distributed.client``) are
-    cleared, so that each follows its package's level. Called again after ``distributed`` is imported, which sets up its own loggers on import, and
-    exported to the environment so that Dask processes started from here (a local cluster's
-    scheduler and workers) read the same level when they import it.
+    cleared, so that each follows its package's level. Called again after ``distributed`` is
+    imported, which sets up its own loggers on import, and exported to the environment so that
+    Dask processes started from here (a local cluster's scheduler and workers) read the same
+    level when they import it.
     """
     debug = current_level() <= logging.DEBUG
     os.environ["DASK_LOGGING__DISTRIBUTED"] = "debug" if debug else "critical"

@@ -338,7 +338,9 @@ class DaskExecutor:
 
     The scheduler re-runs the tasks of a worker that died (up to ``allowed-failures`` times, see
     ``lib.cluster``); a task it then gives up on is reported with the others at the end. Losing
-    the scheduler itself ends the map at once: every pending result is gone with it.
+    the scheduler itself ends the map at once: every pending result is gone with it. Dask's
+    ``retries=`` is not used: it re-runs tasks that raised, and here an expected failure comes
+    back as a value while any other exception is a bug that would only raise again.
     """
 
     def __init__(self, client: Any) -> None:
