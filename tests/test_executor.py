@@ -41,7 +41,7 @@ def test_a_task_that_crashes_on_every_try_stops_the_map_naming_it_after_the_othe
 def test_a_worker_killed_once_is_retried_and_gives_the_same_result(tmp_path, caplog):
     tasks = [(3, str(tmp_path / "never")), (5, str(tmp_path / "kill-once")), (7, str(tmp_path / "never"))]
     (tmp_path / "never").touch()
-    with caplog.at_level(logging.WARNING, logger="lib.executor"):
+    with caplog.at_level(logging.INFO, logger="lib.executor"):
         assert ProcessExecutor(2).map(square_killed_once, tasks, ["a", "b", "c"]) == [9, 25, 49]
     assert "worker process died while 'b' was running; re-running it alone" in caplog.text
 

@@ -88,7 +88,7 @@ def _assert_nothing_left(proc: subprocess.Popen[str], out: Path) -> None:
 
 
 def _assert_rerun_identical(stage1: Path, out: Path, reference: Path) -> None:
-    rerun = subprocess.run(_cmd(stage1, out, "--no-plots"), cwd=REPO, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(_cmd(stage1, out, "--no-plots", "--log-level", "INFO"), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert "re-using" in rerun.stderr
     for name in ("fit_results.csv", "calibration_factors.csv"):
