@@ -71,7 +71,7 @@ def _stopped_during_the_fits(stage1: Path, out: Path, signum: int, mode: str = "
                             text=True, start_new_session=True)  # fmt: skip
     fits = out / OUT / ".cache" / "fits"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(list(fits.glob("*.pkl"))) < 2 and proc.poll() is None:
+    while time.monotonic() < deadline and len(list(fits.glob("fit-*.entry"))) < 2 and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None and len(_session(proc.pid)) >= 5, "the signal must reach a run in its fits, workers and figure processes up"
     os.kill(proc.pid, signum)
@@ -139,7 +139,7 @@ def test_a_lost_scheduler_is_one_line_without_a_traceback(sample, tmp_path):
                                stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
         fits = out / OUT / ".cache" / "fits"
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and len(list(fits.glob("*.pkl"))) < 2 and run.poll() is None:
+        while time.monotonic() < deadline and len(list(fits.glob("fit-*.entry"))) < 2 and run.poll() is None:
             time.sleep(0.05)
         assert run.poll() is None, "the scheduler must die during the fits"
         scheduler.kill()
