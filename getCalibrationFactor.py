@@ -178,10 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             require_backend("cuda")
         startup = time.monotonic() - _STARTED
         summaries = run(request, config)
+        for summary in summaries:
+            print(summary.format(), flush=True)  # before the reports: a report that cannot be written still leaves it
         report_start = time.monotonic()
         reports = write_reports(summaries, config, args, argv, started_at, report_start - _STARTED)
-        for summary in summaries:
-            print(summary.format())
         # The phases of each year are in its timings line; here what comes before and after them.
         print(f"total {time.monotonic() - _STARTED:.1f} s (start-up {startup:.1f} s, report {time.monotonic() - report_start:.1f} s)")
         for path in reports:

@@ -77,14 +77,14 @@ def fill(files: list[list], specs: tuple, weighted: bool) -> list[tuple[Category
 
 
 def merge(paths: list[Path], specs: tuple, weighted: bool, per_file: list[tuple[CategoryHistograms, ...]]) -> None:
-    merger = ReductionMerger(paths, specs, weighted, skip_bad_files=False)
+    merger = ReductionMerger(paths, specs, weighted)
     for index in range(len(paths)):
         merger.add(index, FileReduction(str(paths[index]), None, per_file[index], 0, 0, 0, 0))
     merger.result()
 
 
 def reduce_all(paths: list[Path], scheme: CategoryScheme, config, specs: tuple, weight_column: str | None) -> None:
-    merger = ReductionMerger(paths, specs, weight_column is not None, skip_bad_files=False)
+    merger = ReductionMerger(paths, specs, weight_column is not None)
     for index, path in enumerate(paths):
         merger.add(index, reduce_file(path, scheme, config.selection.z_window_gev, weight_column, threads=1, specs=specs, keep_events=False))
     merger.result()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from lib import console
-from lib.errors import CalibrationError
+from lib.errors import CalibrationError, ExecutionError
 
 __all__ = ["dask_client", "package_versions", "CHECKED_PACKAGES"]
 
@@ -76,16 +76,32 @@ def dask_client(
                 client = Client(address, timeout=CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s)
             except OSError as err:
                 raise CalibrationError(f"no Dask scheduler answers at {address} ({type(err).__name__})") from err
-            with client:
+            with client, _lost_scheduler_is_one_line(address):
                 log.info("connected to Dask scheduler %s", address)
                 prepare_remote_workers(client, address)
                 yield client
         elif mode == "gateway":
-            with _gateway_client(gateway, gateway_workers, gateway_options or {}) as client:
-                prepare_remote_workers(client, gateway or "the Dask-Gateway")
+            where = gateway or "the Dask-Gateway"
+            with _gateway_client(gateway, gateway_workers, gateway_options or {}) as client, _lost_scheduler_is_one_line(where):
+                prepare_remote_workers(client, where)
                 yield client
         else:
             raise CalibrationError(f"unknown Dask mode '{mode}'")
+
+
+@contextmanager
+def _lost_scheduler_is_one_line(address: str) -> Iterator[None]:
+    """A connection to the scheduler closed under the client (it died, its node went away) is one ``ExecutionError`` line.
+
+    The tasks map it themselves (``lib.executor``); this catches it anywhere else, e.g. while
+    the code is uploaded, where distributed raises its ``CommClosedError``.
+    """
+    from distributed.comm import CommClosedError
+
+    try:
+        yield
+    except CommClosedError as err:
+        raise ExecutionError(f"lost the Dask scheduler at {address} ({type(err).__name__}); re-run to resume") from err
 
 
 CONNECT_TIMEOUT_S = 20

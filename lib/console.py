@@ -9,20 +9,30 @@ libraries' chatter stays at WARNING unless the user asks for DEBUG.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import signal
 import sys
-from typing import Callable
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
 
 from lib.errors import CalibrationError
 
-__all__ = ["configure", "configure_once", "quiet_libraries", "current_level", "run_cli", "LOG_FORMAT", "QUIET_LOGGERS"]
+__all__ = [
+    "configure", "configure_once", "quiet_libraries", "current_level", "run_cli", "Terminated", "os_error_line",
+    "LOG_FORMAT", "QUIET_LOGGERS", "STOP_SIGNALS",
+]  # fmt: skip
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # Libraries whose INFO lines describe their own machinery, not the calibration: shown from DEBUG.
 QUIET_LOGGERS = ("distributed", "tornado", "bokeh", "dask_gateway")
-# A worker warns for each task the client cancelled; the tool cancels them on purpose after a failure.
-CANCELLED_TASKS = "distributed.worker.state_machine"
+# Of those, the ones whose warnings and errors are shown only from DEBUG too: a lost worker or
+# scheduler makes them print tracebacks of their own, while the tool reports the consequence
+# (a task retried, the run stopped) in one line of its own.
+SILENT_LOGGERS = ("distributed", "tornado")
 # Libraries whose DEBUG lines (font scans, event loops) help nobody debugging a calibration.
 ALWAYS_QUIET = ("matplotlib", "PIL", "asyncio", "fsspec")
 
@@ -77,17 +87,19 @@ def current_level() -> int:
 
 
 def quiet_libraries() -> None:
-    """Third-party loggers at WARNING (DEBUG when the root logger is at DEBUG), through the root handler.
+    """Third-party loggers at WARNING (distributed and tornado silent; all at DEBUG when the root logger is), through the root handler.
 
-    Called again after ``distributed`` is imported, which sets up its own loggers on import, and
-    exported to the environment so that Dask processes started from here (a local cluster's
-    scheduler and workers) read the same level when they import it.
+    The levels distributed gives its own sub-loggers on import (``distributed.client``) are
+    cleared, so that each follows its package's level. Called again after ``distributed`` is
+    imported, which sets up its own loggers on import, and exported to the environment so that
+    Dask processes started from here (a local cluster's scheduler and workers) read the same
+    level when they import it.
     """
     debug = current_level() <= logging.DEBUG
-    os.environ["DASK_LOGGING__DISTRIBUTED"] = "debug" if debug else "warning"
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = "debug" if debug else "critical"
     levels = {name: logging.DEBUG if debug else logging.WARNING for name in QUIET_LOGGERS}
+    levels |= {name: logging.DEBUG if debug else logging.CRITICAL + 1 for name in SILENT_LOGGERS}
     levels |= {name: logging.WARNING for name in ALWAYS_QUIET}
-    levels[CANCELLED_TASKS] = logging.DEBUG if debug else logging.ERROR
     for name, level in levels.items():
         library = logging.getLogger(name)
         library.setLevel(level)
@@ -95,23 +107,90 @@ def quiet_libraries() -> None:
         for own in list(library.handlers):
             library.removeHandler(own)
         library.propagate = True
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and name.partition(".")[0] in SILENT_LOGGERS and name not in levels:
+            logger.setLevel(logging.NOTSET)
+            for own in list(logger.handlers):
+                logger.removeHandler(own)
+            logger.propagate = True
+
+
+# What a batch system or a closed terminal sends to stop a job: handled like Ctrl-C.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM or SIGHUP: the run unwinds as after Ctrl-C (pools stopped, temp files removed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    """Raise once: a second signal while the run unwinds must not cut its clean-up short."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+@contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise ``Terminated`` in the main thread; the previous handlers after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {stop: signal.signal(stop, _raise_terminated) for stop in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
+def os_error_line(err: OSError) -> str:
+    """An operating-system error as the user reads it: the path and the cause (``No space left on device``)."""
+    if err.errno in (errno.EEXIST, errno.ENOTDIR) and err.filename is not None:
+        path = Path(os.fsdecode(err.filename))
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return f"{blocker}: a file where a directory is needed"
+    cause = err.strerror or (os.strerror(err.errno) if err.errno else str(err))
+    if err.errno == errno.ENOSPC:
+        cause += " (the disk is full: free space or choose another --output_path)"
+    elif err.errno == errno.EROFS:
+        cause += " (a read-only file system)"
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {cause}" if paths else cause
 
 
 def run_cli(body: Callable[[], int], debug: bool, interrupted: str = "interrupted") -> int:
     """Every command line's one error boundary: run ``body`` and turn what escapes into one stderr line and an exit code.
 
-    A ``CalibrationError`` (bad input, configuration, output) is ``error: ...`` and 1; Ctrl-C is
-    ``interrupted`` and 130; anything else is a bug, ``internal error: ...`` and 2, with its
-    traceback only when ``debug`` (``--log-level DEBUG``).
+    A ``CalibrationError`` (bad input, configuration, output) is ``error: ...`` and 1, as is an
+    ``OSError`` (a full disk, a read-only file system: the path and the cause); Ctrl-C is
+    ``interrupted`` and 130, SIGTERM and SIGHUP the same line naming the signal and 128 + its
+    number (143, 129), the shell's codes; anything else is a bug, ``internal error: ...`` and 2,
+    with its traceback only when ``debug`` (``--log-level DEBUG``).
     """
     try:
-        return body()
+        with _stop_signals_raise():
+            return body()
     except CalibrationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if debug:
+            raise
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return 1
+    except Terminated as stop:
+        name = signal.Signals(stop.signum).name
+        print(interrupted.replace("interrupted", f"interrupted by {name}", 1), file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
     except Exception as err:  # noqa: BLE001 - the boundary: a crash is one line unless debugging
         if debug:
             raise

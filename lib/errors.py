@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CalibrationError", "ConfigError", "InputError", "FitError", "CorrectionError", "GateFailure"]
+__all__ = ["CalibrationError", "ConfigError", "InputError", "FitError", "CorrectionError", "GateFailure", "ExecutionError"]
 
 
 class CalibrationError(Exception):
@@ -27,3 +27,10 @@ class CorrectionError(CalibrationError):
 
 class GateFailure(CalibrationError):
     """Raised when a quality gate refuses a result that would otherwise be shipped."""
+
+
+class ExecutionError(CalibrationError):
+    """Raised when tasks cannot run: their worker processes died again after a retry, or the Dask scheduler was lost.
+
+    A machine's failure, never a physics result: no task lost this way becomes a "not fitted" row or a fallback.
+    """

@@ -1,10 +1,15 @@
-"""Run a module-level function over picklable tasks: in-process, on a local process pool, or on Dask.
+"""Run a module-level function over picklable tasks: in-process, on a local process pool, or on Dask; and own every local pool.
 
 Physics lives elsewhere; this module only decides where tasks run, reports their progress and
-survives worker crashes.
-A ROOT segfault in one category's process must not kill the run: the local pool detects the
-broken pool, re-runs every task that was in flight once, each alone in a fresh process, and
-reports a task that crashes again as ``TaskCrash`` instead of raising.
+survives worker crashes. A ROOT segfault or a killed worker must not take the other tasks with
+it, and must not turn into a result either: the local pool detects the broken pool and re-runs
+every task that was in flight once, each alone in a fresh process; Dask re-runs the tasks of a
+dead worker itself. A task that still cannot run stops the run with one ``ExecutionError``
+naming every such task, after the others have finished (their results are already handed on).
+
+Every local process the tool starts (fit workers, figure processes, sample writers) comes from
+``worker_pool`` and ends with the run: stopped on Ctrl-C, SIGTERM or SIGHUP, and by itself when
+the main process is gone (killed with SIGKILL), without writing anything more.
 """
 
 from __future__ import annotations
@@ -13,29 +18,30 @@ import functools
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for_sentinels
 from typing import Any, Callable, Protocol, Sequence
 
 from lib import console
-from lib.errors import CalibrationError
+from lib.errors import CalibrationError, ExecutionError
 
-__all__ = ["TaskCrash", "TaskFailure", "TaskExecutor", "InlineExecutor", "ProcessExecutor", "DaskExecutor", "default_workers"]
+__all__ = [
+    "TaskFailure", "TaskExecutor", "InlineExecutor", "ProcessExecutor", "DaskExecutor", "default_workers",
+    "worker_pool", "stop_pool", "run_in_worker",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 PROGRESS_ENV = "EBE_PROGRESS"  # "1" forces the live progress line, "0" silences it
-
-
-@dataclass(frozen=True)
-class TaskCrash:
-    """Stands in for the result of a task whose process died or raised twice."""
-
-    name: str
-    reason: str
+# How long a stopped worker may take to unwind its task (a figure's temp file removed) before it is killed.
+STOP_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,17 +74,111 @@ def _captured(func: Callable[[Any], Any], level: int, task: Any) -> Any:
         return TaskFailure(type(err), str(err))
 
 
+def _lost_line(names: Sequence[str], why: str) -> str:
+    """The one line of an ``ExecutionError``: which tasks could not run and why."""
+    return f"could not run {', '.join(names)}: {why}; finished results are kept, re-run to resume"
+
+
+# ---- local worker pools: one mechanism for fits, figures and sample writing ----
+
+# The read end of this process's lifeline, which every worker holds; the write end stays here alone,
+# so a worker reads end-of-file exactly when this process is gone, however it ended.
+_LIFELINE: list[Connection] = []
+# Whether this worker process is inside a task (a stop then unwinds it first) or idle (it exits at once).
+_IN_TASK = threading.Event()
+
+
+class _Stopped(SystemExit):
+    """Raised in a worker's task by SIGTERM: the task unwinds (its temp files removed), then the process exits."""
+
+
+def _lifeline() -> Connection:
+    if not _LIFELINE:
+        _LIFELINE.extend(multiprocessing.Pipe(duplex=False))
+    return _LIFELINE[0]
+
+
+def _stop_worker(signum: int, _frame: object) -> None:
+    if _IN_TASK.is_set():
+        raise _Stopped(128 + signum)
+    os._exit(128 + signum)
+
+
+def _watch_parent(lifeline: Connection) -> None:
+    """Block until the process that started the pool is gone, then stop this worker like SIGTERM does (killed if its task does not unwind in time)."""
+    try:
+        lifeline.recv_bytes()
+    except (EOFError, OSError):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_GRACE_S)  # a task inside C++ (a fit) runs no Python signal handler until it returns
+    os._exit(128 + signal.SIGTERM)
+
+
+def _start_worker(lifeline: Connection, level: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    """Every worker's start: stop with the parent (SIGTERM, or its end), leave Ctrl-C to the parent, log like it, then ``initializer``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops the pool
+    signal.signal(signal.SIGTERM, _stop_worker)
+    threading.Thread(target=_watch_parent, args=(lifeline,), name="parent-watch", daemon=True).start()
+    console.configure_once(level)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def run_in_worker(func: Callable[..., Any], *args: Any) -> Any:
+    """Run one task of a ``worker_pool``: a stop during it unwinds it, then ends the process without sending anything back."""
+    _IN_TASK.set()
+    try:
+        return func(*args)
+    except _Stopped as stop:
+        os._exit(stop.code if isinstance(stop.code, int) else 1)
+    finally:
+        _IN_TASK.clear()
+
+
+def worker_pool(
+    workers: int, start_method: str, initializer: Callable[..., None] | None = None, initargs: tuple = ()
+) -> ProcessPoolExecutor:
+    """A local pool whose processes end with this one; submit tasks through ``run_in_worker``, end it with ``stop_pool`` on an interrupt.
+
+    ``start_method``: ``forkserver`` for fits and sample writing (workers forked from a server
+    without this process's threads, the fits' one with ROOT preloaded); ``spawn`` for figures,
+    because a process has a single forkserver with a single preload list, and a run drawing only
+    the step-2 grid must not wait for that server to load ROOT.
+    """
+    return ProcessPoolExecutor(
+        max(1, workers), mp_context=multiprocessing.get_context(start_method), initializer=_start_worker,
+        initargs=(_lifeline(), console.current_level(), initializer, initargs),
+    )  # fmt: skip
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """End a pool now: SIGTERM to its processes (a task unwinds, its temp files removed), SIGKILL after ``STOP_GRACE_S``."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    for process in processes:
+        process.terminate()
+    running = {p.sentinel for p in processes}
+    deadline = time.monotonic() + STOP_GRACE_S
+    while running and time.monotonic() < deadline:
+        running -= set(wait_for_sentinels(list(running), timeout=deadline - time.monotonic()))
+    for process in processes:
+        if process.sentinel in running:
+            process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 class TaskExecutor(Protocol):
-    """Maps ``func`` over ``tasks``; results come back in task order, crashes as ``TaskCrash``."""
+    """Maps ``func`` over ``tasks``; results come back in task order."""
 
     def map(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
         on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
-        """``on_result(index, result)`` is called as each task finishes (a crash as ``TaskCrash``), so callers can
-        persist progress or fold results; ``keep=False`` then drops each result (None in the list), so
-        memory does not grow with the number of tasks. A task raising ``CalibrationError`` stops the
-        map: what is pending is cancelled and the error is raised here, once."""
+        """``on_result(index, result)`` is called as each task finishes, so callers can persist progress
+        or fold results; ``keep=False`` then drops each result (None in the list), so memory does not
+        grow with the number of tasks. A task raising ``CalibrationError`` stops the map: what is
+        pending is cancelled and the error is raised here, once. Tasks that could not run (their
+        worker died on every try, the scheduler was lost) raise one ``ExecutionError`` naming them."""
         ...
 
 
@@ -154,9 +254,8 @@ class ProcessExecutor:
     def __init__(self, workers: int, task_timeout_s: float | None = None, preload: Sequence[str] = ()) -> None:
         self.workers = max(1, workers)
         self.task_timeout_s = task_timeout_s
-        self._context = multiprocessing.get_context("forkserver")
         if preload:
-            self._context.set_forkserver_preload(["__main__", *preload])
+            multiprocessing.get_context("forkserver").set_forkserver_preload(["__main__", *preload])
 
     def start(self) -> None:
         """Start the forkserver (and its preloading) now; the first pool then forks at once."""
@@ -171,16 +270,15 @@ class ProcessExecutor:
         bar = _Progress(progress, len(tasks))
         results: dict[int, Any] = {}
         in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, results, bar, on_result, keep)
+        lost = []
         for i in in_flight_at_crash:
             log.info("worker process died while '%s' was running; re-running it alone", names[i])
-            again = self._run_pool(func, tasks, [i], 1, results, bar, on_result, keep)
-            if again:
-                crash = TaskCrash(names[i], "worker process crashed twice (e.g. a ROOT segfault) or timed out")
-                if on_result:
-                    on_result(i, crash)
-                results[i] = crash if keep else None
-                bar.step()
+            if self._run_pool(func, tasks, [i], 1, results, bar, on_result, keep):
+                lost.append(names[i])
         bar.finish()
+        if lost:
+            raise ExecutionError(_lost_line(lost, "the worker process died on each of 2 tries (a crash such as a ROOT segfault, a kill, "
+                                                  "the memory limit) or ran past the time limit"))  # fmt: skip
         return [results[i] for i in range(len(tasks))]
 
     def _run_pool(
@@ -196,10 +294,10 @@ class ProcessExecutor:
     ) -> list[int]:
         """Run ``indices``; return those whose result was lost to a broken pool or a timeout."""
         lost: list[int] = []
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(indices)) or 1, mp_context=self._context)
+        pool = worker_pool(min(workers, len(indices)), "forkserver")
         captured = functools.partial(_captured, func, console.current_level())
         try:
-            futures: dict[Future, int] = {pool.submit(captured, tasks[i]): i for i in indices}
+            futures: dict[Future, int] = {pool.submit(run_in_worker, captured, tasks[i]): i for i in indices}
             started = time.monotonic()
             pending = set(futures)
             while pending:
@@ -221,25 +319,29 @@ class ProcessExecutor:
                         results[i] = None
                     bar.step()
                 if self.task_timeout_s and not done and time.monotonic() - started > self.task_timeout_s * len(indices):
-                    log.info("tasks exceeded %.0f s; killing the worker pool and re-running each alone", self.task_timeout_s)
-                    self._kill(pool)
+                    log.info("tasks exceeded %.0f s; stopping the worker pool and re-running each alone", self.task_timeout_s)
+                    stop_pool(pool)
                     lost.extend(futures[f] for f in pending)
                     break
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:
+            stop_pool(pool)  # an interrupt or an error: the fits still running are of no use
+            raise
+        pool.shutdown(wait=True, cancel_futures=True)
         return sorted(set(lost))
 
     def _poll_timeout(self) -> float | None:
         return None if not self.task_timeout_s else min(self.task_timeout_s, 5.0)
 
-    @staticmethod
-    def _kill(pool: ProcessPoolExecutor) -> None:
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.kill()
-
 
 class DaskExecutor:
-    """Submits tasks to a ``distributed.Client`` (local cluster, scheduler or Dask-Gateway)."""
+    """Submits tasks to a ``distributed.Client`` (local cluster, scheduler or Dask-Gateway).
+
+    The scheduler re-runs the tasks of a worker that died (up to ``allowed-failures`` times, see
+    ``lib.cluster``); a task it then gives up on is reported with the others at the end. Losing
+    the scheduler itself ends the map at once: every pending result is gone with it. Dask's
+    ``retries=`` is not used: it re-runs tasks that raised, and here an expected failure comes
+    back as a value while any other exception is a bug that would only raise again.
+    """
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -249,35 +351,44 @@ class DaskExecutor:
         on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
         from distributed import as_completed
+        from distributed.comm import CommClosedError
+        from distributed.scheduler import KilledWorker
 
         bar = _Progress(progress, len(tasks))
         keys = [f"{func.__name__}-{n}-{os.getpid()}-{time.time_ns()}" for n in names]
-        futures = self.client.map(functools.partial(_captured, func, console.current_level()), list(tasks), key=keys)
-        index = {fut.key: i for i, fut in enumerate(futures)}
         results: dict[int, Any] = {}
-        for fut in as_completed(futures):
-            i = index[fut.key]
-            try:
-                results[i] = fut.result()
-            except Exception as err:  # noqa: BLE001 - a worker death or task error becomes a per-task failure
-                if not _is_killed_worker(err):
-                    self.client.cancel(futures)
+        lost: list[str] = []
+        try:
+            futures = self.client.map(functools.partial(_captured, func, console.current_level()), list(tasks), key=keys)
+            index = {fut.key: i for i, fut in enumerate(futures)}
+            for fut in as_completed(futures):
+                i = index[fut.key]
+                try:
+                    results[i] = fut.result()
+                except KilledWorker:
+                    lost.append(names[i])
+                    continue
+                except Exception:
+                    self.client.cancel(futures)  # a bug in the task: the others' results would not be used
                     raise
-                results[i] = TaskCrash(names[i], f"Dask worker died running it ({type(err).__name__})")
-            if isinstance(results[i], TaskFailure):
-                self.client.cancel(futures)
-                results[i].reraise()
-            if on_result:
-                on_result(i, results[i])
-            if not keep:
-                results[i] = None
-            bar.step()
-            fut.release()
+                if isinstance(results[i], TaskFailure):
+                    self.client.cancel(futures)
+                    results[i].reraise()
+                if on_result:
+                    on_result(i, results[i])
+                if not keep:
+                    results[i] = None
+                bar.step()
+                fut.release()
+        except (CancelledError, CommClosedError) as err:  # the futures of a lost scheduler come back cancelled
+            raise ExecutionError(f"lost the Dask scheduler{self._address()} ({type(err).__name__}): "
+                                 f"{len(tasks) - len(results)} of {len(tasks)} tasks did not finish; re-run to resume") from err  # fmt: skip
         bar.finish()
+        if lost:
+            raise ExecutionError(_lost_line(lost, "Dask workers died running it on every try (KilledWorker)"))
         return [results[i] for i in range(len(tasks))]
 
-
-def _is_killed_worker(err: Exception) -> bool:
-    from distributed.scheduler import KilledWorker
-
-    return isinstance(err, KilledWorker)
+    def _address(self) -> str:
+        """`` at tcp://host:port`` when the client knows it."""
+        address = getattr(getattr(self.client, "scheduler", None), "address", None)
+        return f" at {address}" if address else ""

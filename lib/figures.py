@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import multiprocessing
 import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,7 +26,8 @@ from types import TracebackType
 
 import numpy as np
 
-from lib import console
+from lib.console import os_error_line
+from lib.executor import run_in_worker, stop_pool, worker_pool
 from lib.fitting.result import FitResult
 from lib.medians import CategoryMedian
 from lib.plots.save import PLOT_FORMATS, discard_other_formats
@@ -87,13 +87,12 @@ def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> l
     )
 
 
-def _start_figure_worker(log_level: int) -> None:
-    """Figure process start: the client's log format and level, the lowest priority, then matplotlib imported.
+def _start_figure_worker() -> None:
+    """Figure process start (after ``lib.executor``'s): the lowest priority, then matplotlib imported.
 
     Nothing here may raise: a failing initializer breaks the whole pool, and a figure process that
     finds matplotlib unimported simply imports it with its first figure.
     """
-    console.configure_once(log_level)
     try:
         os.nice(FIGURE_NICENESS)
     except OSError:  # pragma: no cover - a platform without nice: figures then share the cores evenly
@@ -132,10 +131,7 @@ class FigureQueue:
         """
         if self.workers == 0 or self._pool is not None or self._broken:
             return
-        context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_start_figure_worker, initargs=(console.current_level(),)
-        )
+        self._pool = worker_pool(self.workers, "spawn", initializer=_start_figure_worker)
         for _ in range(self.workers):
             self._pool.submit(os.getpid)  # a process per task until all are running
 
@@ -148,7 +144,7 @@ class FigureQueue:
         if self._pool is None:
             return
         try:
-            self._pending.append((figure.stem.name, self._pool.submit(draw_figure, figure, self.formats)))
+            self._pending.append((figure.stem.name, self._pool.submit(run_in_worker, draw_figure, figure, self.formats)))
         except (BrokenProcessPool, RuntimeError) as err:
             log.warning("a figure process died (%s): the run's remaining figures are not drawn", type(err).__name__)
             self._broken = True
@@ -156,16 +152,26 @@ class FigureQueue:
             self._pool = None
 
     def wait(self) -> float:
-        """Block until every queued figure is drawn (or failed); return the seconds waited."""
+        """Block until every queued figure is drawn (or failed); return the seconds waited.
+
+        Figures that the file system refused (a full disk, a read-only directory) are one warning
+        for all of them, naming the first path and the cause: the next output will meet the same.
+        """
         start = time.monotonic()
+        refused: list[tuple[str, OSError]] = []
         for name, item in self._pending:
             try:
                 if isinstance(item, Future):
                     item.result()
                 else:
                     draw_figure(item, self.formats)
+            except OSError as err:
+                refused.append((name, err))
             except Exception as err:  # noqa: BLE001 - a figure never fails the run; see the class docstring
                 log.warning("figure %s was not drawn: %s", name, f"{type(err).__name__}: {err}")
+        if refused:
+            others = f" (and {len(refused) - 1} more figures)" if len(refused) > 1 else ""
+            log.warning("figure %s%s was not drawn: %s", refused[0][0], others, os_error_line(refused[0][1]))
         drawn = len(self._pending)
         self._pending = []
         seconds = time.monotonic() - start
@@ -173,10 +179,13 @@ class FigureQueue:
             log.info("figures: %d drawn, %.1f s waited for them after the numbers", drawn, seconds)
         return seconds
 
-    def close(self) -> None:
-        """Stop the figure processes; figures not yet drawn are dropped."""
+    def close(self, now: bool = False) -> None:
+        """Stop the figure processes once their current figures are drawn (``now``: at once, their temp files removed); the rest are dropped."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            if now:
+                stop_pool(self._pool)
+            else:
+                self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._pending = []
 
@@ -185,7 +194,7 @@ class FigureQueue:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
         """On an error in a later step, still draw what is queued (its numbers are written, and the error may point at
-        a fit's plot); on Ctrl-C stop at once."""
+        a fit's plot); on Ctrl-C, SIGTERM or SIGHUP stop at once."""
         if isinstance(error, Exception):
             self.wait()
-        self.close()
+        self.close(now=error is not None and not isinstance(error, Exception))

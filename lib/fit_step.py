@@ -1,8 +1,8 @@
 """Step 1: one Z-peak fit per category, run through an executor, recorded and merged on disk.
 
 Each fit runs in a worker (``fit_job`` is module-level and its input picklable); ROOT is
-imported only there. Results come back as frozen ``FitResult``s; a worker that crashed twice
-becomes a failed result with the reason, so the run always ends with one row per category.
+imported only there. Results come back as frozen ``FitResult``s; a fit whose worker died on
+every try stops the run (``lib.executor``): a lost worker is never a physics result.
 Figures are drawn afterwards (``lib.figures``), off the path to the results.
 """
 
@@ -22,7 +22,8 @@ from lib.acceptance import group_acceptance
 from lib.categories import CategoryScheme
 from lib.closure import BinSample, bin_label
 from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
-from lib.executor import TaskCrash, TaskExecutor
+from lib.errors import ExecutionError
+from lib.executor import TaskExecutor
 from lib.figures import FigureQueue, FitFigure
 from lib.fitting.result import FitResult, FitRow
 from lib import __version__
@@ -181,7 +182,7 @@ def job_key(job: FitJob) -> str:
 def run_fits(
     executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None, refit: frozenset[str] = frozenset(),
     what: str = "category", progress: str = "fits", figures: FigureQueue | None = None,
-) -> dict[str, FitResult | TaskCrash]:  # fmt: skip
+) -> dict[str, FitResult]:  # fmt: skip
     """Run the jobs (re-using cached fits with the same key, except those named in ``refit``); results keyed by job name.
 
     Every Z or H fit of a run goes through here (step 1, the closure bins, the Higgs bins): the
@@ -190,7 +191,7 @@ def run_fits(
     its result is there, so it is drawn while the other fits run.
     """
     keys = {j.task.name: job_key(j) for j in jobs} if cache else {}
-    done: dict[str, FitResult | TaskCrash] = {}
+    done: dict[str, FitResult] = {}
     if cache:
         for job in jobs:
             if job.task.name in refit:
@@ -214,16 +215,14 @@ def run_fits(
     done.update(zip(names, results))
     results = {j.task.name: done[j.task.name] for j in jobs}
     for name, res in results.items():
-        if isinstance(res, TaskCrash):
-            log.error("%s %s: %s", what, name, res.reason)
-        elif not res.ok:
+        if not res.ok:
             log.warning("%s %s: fit failed after %d attempt(s): %s", what, name, len(res.attempts), res.reason)
     cross_check_backend(executor, jobs, results)
     return results
 
 
 def cross_check_backend(
-    executor: TaskExecutor, jobs: Sequence[FitJob], results: dict[str, FitResult | TaskCrash], reference: str = "cpu"
+    executor: TaskExecutor, jobs: Sequence[FitJob], results: dict[str, FitResult], reference: str = "cpu"
 ) -> FitResult | None:
     """When the fits ran on a backend other than ``reference``, refit the first fitted job on it and log both.
 
@@ -239,24 +238,28 @@ def cross_check_backend(
     if first is None or first.task.nominal.backend == reference:
         return None
     result = results[first.task.name]
-    (ref,) = executor.map(partial(reference_fit, reference=reference), [first.task], [f"{first.task.name}-{reference}"])
-    if isinstance(ref, TaskCrash):
-        log.warning("%s: the %s cross-check of backend %s crashed: %s", first.task.name, reference, first.task.nominal.backend, ref.reason)
+    try:
+        (ref,) = executor.map(partial(reference_fit, reference=reference), [first.task], [f"{first.task.name}-{reference}"])
+    except ExecutionError as err:
+        log.warning("%s: the %s cross-check of backend %s crashed: %s", first.task.name, reference, first.task.nominal.backend, err)
         return None
     agree, message = backend_agreement(result, ref)  # type: ignore[arg-type]
     log.log(logging.INFO if agree else logging.WARNING, "cross-check: %s", message)
     return ref
 
 
-def fit_outputs(results: Mapping[str, FitResult | TaskCrash], n_events: Mapping[str, int], order: Sequence[str]) -> Fits:
-    """The fits as step 1 returns them: a summary row and the full record per category, in ``order``."""
+def fit_outputs(results: Mapping[str, FitResult | str], n_events: Mapping[str, int], order: Sequence[str]) -> Fits:
+    """The fits as step 1 returns them: a summary row and the full record per category, in ``order``.
+
+    A category's result is its fit, or the reason it was not fitted (too few events).
+    """
     rows: dict[str, FitRow] = {}
     records: dict[str, object] = {}
     for name in (n for n in order if n in results):
         res = results[name]
-        if isinstance(res, TaskCrash):
-            rows[name] = FitRow.not_fitted(name, res.reason, n_events.get(name, 0))
-            records[name] = {"name": name, "ok": False, "reason": res.reason}
+        if isinstance(res, str):
+            rows[name] = FitRow.not_fitted(name, res, n_events.get(name, 0))
+            records[name] = {"name": name, "ok": False, "reason": res}
         else:
             rows[name] = res.summary_row()
             records[name] = res.to_dict()

@@ -113,7 +113,7 @@ key = reduction_key(inputs_fingerprint(files), {"z_window": [75.0, 105.0]})
 if load_cached_reduction(cache_dir, key, specs, events=True) is not None:
     print("reused")
 else:
-    merger = ReductionMerger(files, specs, False, False)
+    merger = ReductionMerger(files, specs, False)
     merger.add(0, reduce_file(files[0], scheme, (75.0, 105.0), None, specs=specs))
     store_reduction(cache_dir, key, merger.result())
     print("computed")

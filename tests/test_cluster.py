@@ -7,7 +7,7 @@ import zipfile
 import pytest
 
 from lib import cluster
-from lib.errors import CalibrationError
+from lib.errors import CalibrationError, ExecutionError
 
 
 class FakeClient:
@@ -66,3 +66,15 @@ def test_worker_processes_print_nothing_of_their_own(capfd):
     with cluster.dask_client("local", 1) as client:
         client.run(_log_an_error_on_the_worker)
     assert "probe 4711" not in capfd.readouterr().err
+
+
+def test_a_scheduler_lost_while_preparing_the_workers_is_one_line_naming_it():
+    from distributed.comm import CommClosedError
+
+    class Lost(FakeClient):
+        def upload_file(self, path: str, load: bool) -> None:
+            raise CommClosedError("in <TCP (closed) ConnectionPool.upload_file local=tcp://127.0.0.1:50000>: Stream is closed")
+
+    with pytest.raises(ExecutionError, match=r"^lost the Dask scheduler at tcp://10.0.0.1:8786 \(CommClosedError\); re-run to resume$"):
+        with cluster._lost_scheduler_is_one_line("tcp://10.0.0.1:8786"):
+            cluster.prepare_remote_workers(Lost({}), "tcp://10.0.0.1:8786")

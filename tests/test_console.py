@@ -93,3 +93,24 @@ def test_every_command_line_shares_one_error_boundary(capsys):
     with pytest.raises(ZeroDivisionError):
         run_cli(fails(ZeroDivisionError("division by zero")), debug=True)
     assert run_cli(lambda: 0, debug=False) == 0
+
+
+def test_sigterm_and_sighup_end_a_command_like_ctrl_c_with_the_shells_codes(capsys):
+    """The signal raises in the main thread wherever the body is; the previous handlers are back afterwards."""
+    import os
+    import signal
+
+    from lib.console import run_cli
+
+    def stopped(signum: int):
+        def body() -> int:
+            os.kill(os.getpid(), signum)
+            raise AssertionError("the signal interrupts the body")
+
+        return body
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    assert run_cli(stopped(signal.SIGTERM), debug=False, interrupted="interrupted: outputs intact") == 143
+    assert run_cli(stopped(signal.SIGHUP), debug=False, interrupted="interrupted: outputs intact") == 129
+    assert capsys.readouterr().err.splitlines() == ["interrupted by SIGTERM: outputs intact", "interrupted by SIGHUP: outputs intact"]
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lib.errors import ExecutionError
 from lib.executor import DaskExecutor
+from tests.helpers_faults import square_always_killed, square_killed_once
 from tests.helpers_requests import make_request, with_fields
 from tests.helpers_tasks import square_or_crash
 
@@ -22,6 +24,25 @@ def test_dask_executor_maps_in_order():
         assert len(client.scheduler_info()["workers"]) == 2
         out = DaskExecutor(client).map(square_or_crash, tasks, [f"t{i}" for i in range(len(tasks))])
     assert out == [t * t for t in tasks]
+
+
+def test_a_dask_worker_killed_once_is_retried_and_gives_the_same_result(tmp_path):
+    from lib.cluster import dask_client
+
+    (tmp_path / "never").touch()
+    tasks = [(3, str(tmp_path / "never")), (5, str(tmp_path / "kill-once")), (7, str(tmp_path / "never"))]
+    with dask_client("local", 2) as client:
+        assert DaskExecutor(client).map(square_killed_once, tasks, ["a", "b", "c"]) == [9, 25, 49]
+
+
+def test_a_task_killing_every_dask_worker_stops_the_map_naming_it_after_the_others():
+    from lib.cluster import dask_client
+
+    finished: dict[int, int] = {}
+    with dask_client("local", 2) as client, pytest.raises(ExecutionError) as err:
+        DaskExecutor(client).map(square_always_killed, [2, -1, 3], ["t0", "30-45_BB", "t2"], on_result=finished.__setitem__)
+    assert str(err.value).startswith("could not run 30-45_BB: Dask workers died running it on every try")
+    assert finished == {0: 4, 2: 9}
 
 
 @pytest.fixture(scope="module")

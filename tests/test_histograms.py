@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lib.executor import TaskCrash
 from lib.errors import InputError
 from lib.histogram_specs import EventKeys, category_spec
 from lib.histograms import CategoryHistograms, MassHistogram, grids_from_config
@@ -35,7 +34,7 @@ def _reduce(paths: list[Path], scheme, config, weighted: bool, order=None):
     specs = (category_spec(config, scheme),)
     weight = "wgt_nominal" if weighted else None
     reductions = [reduce_file(p, scheme, WINDOW, weight, batch_rows=900, specs=specs, keep_events=True) for p in paths]
-    merger = ReductionMerger(paths, specs, weighted, skip_bad_files=False)
+    merger = ReductionMerger(paths, specs, weighted)
     for index in order if order is not None else range(len(paths)):
         merger.add(index, reductions[index])
     return merger.result()
@@ -101,20 +100,6 @@ def test_merge_is_in_file_order_whatever_the_arrival_order(tmp_path, scheme, con
     for name, array in forward.histograms[0].arrays().items():
         assert np.array_equal(array, backward.histograms[0].arrays()[name]), name
     np.testing.assert_array_equal(forward.skim.mass, backward.skim.mass)
-
-
-def test_a_crashed_reading_process_is_one_line_or_a_skip(tmp_path, scheme, config):
-    paths = _files(tmp_path, 2, 500, weights=False)
-    specs = (category_spec(config, scheme),)
-    crash = TaskCrash(paths[1].name, "Dask worker died running it (KilledWorker)")
-    strict = ReductionMerger(paths, specs, False, skip_bad_files=False)
-    with pytest.raises(InputError, match=r"1\.parquet: the process reading it died \(Dask worker died .*\); re-run, or pass --skip-bad-files"):
-        strict.add(1, crash)
-    lenient = ReductionMerger(paths, specs, False, skip_bad_files=True)
-    lenient.add(1, crash)
-    lenient.add(0, reduce_file(paths[0], scheme, WINDOW, None, specs=specs, keep_events=False))
-    result = lenient.result()
-    assert result.skipped == [str(paths[1])] and result.n_files == 1 and result.skim is None
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -200,7 +185,7 @@ def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, 
     paths = _files(tmp_path, 2, 6000, weights=False)
 
     def merged_reduction(specs: tuple, **kwargs: object) -> object:
-        merger = ReductionMerger(paths, specs, False, skip_bad_files=False)
+        merger = ReductionMerger(paths, specs, False)
         for index, path in enumerate(paths):
             merger.add(index, reduce_file(path, scheme, WINDOW, None, specs=specs, **kwargs))
         return merger.result()

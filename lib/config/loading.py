@@ -22,12 +22,14 @@ def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
     """Read a YAML mapping and validate it into ``model``; every failure is one ConfigError line.
 
     Raises:
-        ConfigError: unreadable file, bad YAML (with its line), or every key/value the schema rejects, on one line.
+        ConfigError: unreadable or binary file, bad YAML (with its line), or every key/value the schema rejects, on one line.
     """
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except OSError as err:
-        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from err
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} {path} is not a text file (not UTF-8 at byte {err.start})") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -1,20 +1,19 @@
 """Writing a sample: parquet files in parallel into a staging directory, moved into place, then the truth file.
 
 Kept apart from the physics because a sample must be written safely whatever its size: memory is
-bounded by the chunk size, files are written on a process pool with the same bytes as in one
-process, and an interrupted or repeated run never leaves stale files or a truth file that lies.
+bounded by the chunk size, files are written on the tool's local worker pool (``lib.executor``)
+with the same bytes as in one process, and an interrupted or repeated run never leaves stale
+files or a truth file that lies.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import shutil
 import tempfile
 import zlib
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 
 from lib.categories import CategoryScheme
 from lib.errors import ConfigError
-from lib.executor import default_workers
+from lib.executor import ProcessExecutor, default_workers
 from lib.generator.kmaps import KOverride, builtin_k_map, default_scheme, resolve_k_map
 from lib.generator.plan import FileTask, file_tasks, plan_datasets
 from lib.generator.settings import GeneratorSettings, SampleSettings, load_settings
@@ -100,17 +99,15 @@ def _write_file(task: FileTask) -> np.ndarray:
 
 
 def _run_tasks(tasks: list[FileTask], workers: int) -> list[np.ndarray]:
-    """Write the files in this process or on a small process pool (results in task order)."""
+    """Write the files in this process or on the tool's local worker pool (results in task order)."""
     if workers <= 1 or len(tasks) <= 1:
         return [_logged(task, _write_file(task)) for task in tasks]
-    # forkserver: workers do not inherit this process's threads (pyarrow's pools).
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-        return [_logged(task, c) for task, c in zip(tasks, pool.map(_write_file, tasks))]
+    pool = ProcessExecutor(min(workers, len(tasks)))
+    return pool.map(_write_file, tasks, [str(t.rel_path) for t in tasks], on_result=lambda i, counts: _logged(tasks[i], counts))
 
 
 def _logged(task: FileTask, counts: np.ndarray) -> np.ndarray:
-    """Log a finished file here, since worker processes have no logging configured."""
+    """Log a finished file."""
     log.info("wrote %s (%d events)", task.rel_path, task.n_events)
     return counts
 

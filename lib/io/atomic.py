@@ -49,6 +49,11 @@ def atomic_path(target: Path, durable: bool = False, keep_mode: bool = False, cr
                 os.fsync(handle.fileno())
         os.chmod(tmp_path, mode)
         os.replace(tmp_path, target)
+    except OSError as err:
+        if err.filename is None or Path(os.fsdecode(err.filename)) == tmp_path:
+            # A write that failed (a full disk) names no file, or the temporary one: name the output instead.
+            raise OSError(err.errno, err.strerror or str(err), str(target)) from err
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 

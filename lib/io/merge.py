@@ -19,7 +19,6 @@ import numpy as np
 import pyarrow as pa
 
 from lib.errors import InputError
-from lib.executor import TaskCrash
 from lib.histogram_specs import HistogramSpec
 from lib.histograms import CategoryHistograms, HistogramContents
 from lib.io.reader import FileReduction, Skim, concat_skims
@@ -51,16 +50,14 @@ class Reduction:
 
 
 class ReductionMerger:
-    """``add`` is an executor's ``on_result``: it takes each file's reduction, a skip message or a crash.
+    """``add`` is an executor's ``on_result``: it takes each file's reduction or a skip message.
 
-    A crashed reading process (a segfault in a damaged file, the node's OOM killer) becomes a
-    one-line error naming the file, or a skip with ``skip_bad_files``; a skip message (a damaged
-    file under --skip-bad-files) is warned about and counted.
+    A skip message (a damaged file under --skip-bad-files) is warned about and counted. A reading
+    process that died on every try stops the run in the executor, naming the file.
     """
 
-    def __init__(self, files: Sequence[Path], specs: tuple[HistogramSpec, ...], weighted: bool, skip_bad_files: bool) -> None:
+    def __init__(self, files: Sequence[Path], specs: tuple[HistogramSpec, ...], weighted: bool) -> None:
         self.files = [str(f) for f in files]
-        self.skip_bad_files = skip_bad_files
         self.weighted = weighted
         self._merged = Reduction(tuple(CategoryHistograms.for_spec(spec, weighted) for spec in specs), None)
         self._skims: list[Skim] = []
@@ -68,12 +65,7 @@ class ReductionMerger:
         self._waiting: dict[int, tuple[FileReduction, tuple[HistogramContents | None, ...]] | str] = {}
         self._next = 0
 
-    def add(self, index: int, result: FileReduction | str | TaskCrash) -> None:
-        if isinstance(result, TaskCrash):
-            message = f"{self.files[index]}: the process reading it died ({result.reason})"
-            if not self.skip_bad_files:
-                raise InputError(message + "; re-run, or pass --skip-bad-files to go on without it")
-            result = message
+    def add(self, index: int, result: FileReduction | str) -> None:
         if isinstance(result, FileReduction):
             self._add_counts(result)
             # Only what depends on the order waits: weighted sums and the skim, not the added counts.

@@ -121,7 +121,7 @@ def reduce_files(
     number of files or events.
     """
     tasks = [(str(f), scheme, window, weight_column, batch_rows, None, specs, events, profile, muons) for f in files]
-    merger = ReductionMerger(files, specs, weight_column is not None, skip_bad_files)
+    merger = ReductionMerger(files, specs, weight_column is not None)
     task = _reduce_or_skip_task if skip_bad_files else _reduce_task
     execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
     return merger.result()

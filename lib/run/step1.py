@@ -12,8 +12,8 @@ import logging
 from lib.acceptance import threshold_mismatch
 from lib.categories import CategoryScheme
 from lib.config import Config
-from lib.executor import TaskCrash
 from lib.fit_step import FitCache, build_jobs, fit_outputs, run_fits
+from lib.fitting.result import FitResult
 from lib.io.merge import Reduction
 from lib.outputs import OutputDir
 from lib.request import Request
@@ -43,7 +43,7 @@ def fit_categories(
     jobs = build_jobs(config, scheme, reduction, medians.rows, to_fit, request, out)
     # --fixCat always refits its category, with the configuration given now (its cached fit is the one being fixed).
     refit = frozenset(names if fix_cat else ())
-    results = run_fits(execs.fit, jobs, FitCache(out.cache("fits")), refit=refit, figures=execs.figures)
+    results: dict[str, FitResult | str] = dict(run_fits(execs.fit, jobs, FitCache(out.cache("fits")), refit=refit, figures=execs.figures))
     for name, count in too_few.items():
-        results[name] = TaskCrash(name, f"{count} events, fewer than fit.min_events = {minimum}: not fitted")
+        results[name] = f"{count} events, fewer than fit.min_events = {minimum}: not fitted"
     return fit_outputs(results, counts, scheme.names)
