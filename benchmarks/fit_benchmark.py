@@ -35,27 +35,25 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     from lib.config import load_config
     from lib.executor import InlineExecutor
     from lib.figures import FigureQueue
-    from lib.fit_step import build_jobs
+    from lib.fit_step import FitGroup, FitPlaces, build_jobs
     from lib.histogram_specs import category_spec
     from lib.medians import compute_medians
     from lib.outputs import OutputDir
-    from lib.request import Figures, Request, Selection
-    from lib.run.reduction import Executors, reduce_files
+    from lib.run.reduction import Executors, FileReading, reduce_files
 
     config = load_config()
     scheme = CategoryScheme.from_config(config.categories)
     files = sorted(root.glob(DATA_GLOB))
     inline = Executors(InlineExecutor(), InlineExecutor(), FigureQueue(0))
     specs = (category_spec(config, scheme),)
-    reduction = reduce_files(
-        files, inline, scheme, config.selection.z_window_gev, None, config.input.batch_rows, specs, not binned, False, ""
-    )
+    reading = FileReading(scheme, config.selection.z_window_gev, None, config.input.batch_rows, specs, events=not binned)
+    reduction = reduce_files(files, inline, reading, progress="")
     if reduction.skim is not None and max_events is not None and len(reduction.skim) > max_events:
         reduction.skim = reduction.skim.select(np.arange(len(reduction.skim)) < max_events)
     medians = compute_medians(reduction.histograms[0], scheme, config.step2)
-    request = Request(Selection(binned=binned), figures=Figures(formats=()))
     scratch = OutputDir(Path(tempfile.mkdtemp(prefix="fit_benchmark-")) / "binned" / "2018" / "Data_2018")
-    return build_jobs(config, scheme, reduction, medians, names or scheme.names, request, scratch)
+    group = FitGroup(config, FitPlaces(scratch, "", "Data 2018", figures=False), binned)
+    return build_jobs(group, scheme, reduction, medians, names or scheme.names)
 
 
 def run_pool(jobs: list, workers: int) -> tuple[float, list]:

@@ -44,7 +44,8 @@ def floor_seconds(workers: int, n_fits: int = 36, n_events: int = 100_000) -> fl
     """Wall seconds of ``n_fits`` bare binned BW (x) DCB fits over ``workers`` processes."""
     from lib.config import load_config, resolve_fit_spec
     from lib.executor import ProcessExecutor
-    from lib.fitting.runner import FitTask, fit_category
+    from lib.fitting.runner import fit_category
+    from lib.fitting.task import FitEvents, FitTask
     from lib.run.reduction import FIT_WORKER_PRELOAD
 
     config = load_config()
@@ -54,7 +55,7 @@ def floor_seconds(workers: int, n_fits: int = 36, n_events: int = 100_000) -> fl
     spec = resolve_fit_spec(config, "45-52_BB", binned=True).model_copy(
         update={"line_shape": "breit_wigner", "background": "none", "undetermined": config.fit.undetermined.model_copy(update={"params": ()})}
     )
-    tasks = [FitTask(f"floor{i}", masses, None, spec, (), 1.2, config.fit.quality) for i in range(n_fits)]
+    tasks = [FitTask(f"floor{i}", FitEvents(masses), spec, (), 1.2, config.fit.quality) for i in range(n_fits)]
     pool = ProcessExecutor(workers, preload=FIT_WORKER_PRELOAD)
     pool.map(fit_category, tasks[:workers], [t.name for t in tasks[:workers]])  # workers warm, as in a run
     start = time.monotonic()
@@ -86,7 +87,7 @@ from pathlib import Path
 from lib.medians import CategoryMedian
 from lib.plots.medians import plot_sigma_pred_histograms
 from lib.plots.fits import plot_fit
-from lib.fitting.result import FitCurves, FitResult
+from lib.fitting.result import AttemptRecord, FitCurves, FitResult
 out = Path(sys.argv[2])
 rng = np.random.default_rng(1)
 edges = np.linspace(0.5, 3.0, 51)
@@ -97,14 +98,16 @@ start = time.process_time(); plot_sigma_pred_histograms(edges, counts, meds, out
 e = np.linspace(75, 105, 121); c = 0.5 * (e[1:] + e[:-1]); n = 5000 * np.exp(-0.5 * ((c - 91.2) / 2.5) ** 2) + 20
 x = np.linspace(75, 105, 481); y = np.interp(x, c, n)
 curves = FitCurves(e, n, np.sqrt(n), np.sqrt(n), x, y, 0.98 * y, 0.02 * y, rng.normal(0, 1, 120))
-result = FitResult(name="45-52_BB", ok=True, reason="", fit_val=1.2, fit_err=0.01, status=0, cov_qual=3, edm=1e-6,
-                   min_nll=1.0, chi2_ndf=1.0, n_float=8, n_events=100000, sum_weights=1e5, weighted=False, peak="z",
-                   backend="cpu", label="nominal", params=(), attempts=(), curves=curves, seconds=0.5)
+chosen = AttemptRecord(label="nominal", status=0, status_first=0, status_history=(), cov_qual=3, edm=1e-6, min_nll=1.0,
+                       sigma=1.2, sigma_err=0.01, chi2_ndf=1.0, n_float=8, n_events=100000, sum_weights=1e5, params=(),
+                       failures=(), seconds=0.5, width=1.2, width_err=0.01)
+result = FitResult(name="45-52_BB", chosen=chosen, attempts=(chosen,), weighted=False, peak="z", backend="cpu", curves=curves, seconds=0.5)
 plot_fit(result, out / "warm_fit", "2018 Data 45-52_BB")
 # Each figure of a run has its own numbers, so its texts are laid out anew (mathtext included).
 start = time.process_time()
 for i in range(5):
-    varied = dataclasses.replace(result, fit_val=1.2 + 0.0123 * i, fit_err=0.01 + 0.0007 * i, chi2_ndf=1.0 + 0.037 * i)
+    attempt = dataclasses.replace(chosen, width=1.2 + 0.0123 * i, width_err=0.01 + 0.0007 * i, chi2_ndf=1.0 + 0.037 * i)
+    varied = dataclasses.replace(result, chosen=attempt, attempts=(attempt,))
     plot_fit(varied, out / f"fit{i}", f"2018 Data 45-52_B{i}")
 print(grid, (time.process_time() - start) / 5)
 """

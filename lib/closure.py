@@ -24,6 +24,7 @@ from lib.acceptance import AcceptanceGrid, group_acceptance
 from lib.categories import CategoryScheme, bin_index
 from lib.config import ClosureConfig, Config, Step2Config
 from lib.fitting.result import FitResult
+from lib.fitting.task import AcceptanceTable
 from lib.histogram_specs import ByPredictedResolution, HistogramSpec, binning_values, predicted_resolution
 from lib.histograms import CategoryHistograms, HistogramGrids, MassHistogram
 from lib.medians import histogram_median
@@ -198,9 +199,8 @@ class BinSample:
     masses: np.ndarray | None = None
     weights: np.ndarray | None = None
     histogram: MassHistogram | None = None
-    # A(m) of the bin at the masses of ``acceptance_range_gev`` (the Z line shape "acceptance").
-    acceptance: tuple[float, ...] | None = None
-    acceptance_range_gev: tuple[float, float] | None = None
+    # A(m) of the bin (the Z line shape "acceptance").
+    acceptance: AcceptanceTable | None = None
     # Sum of weights of the bin's events per category (None: not counted), for the factors' share of its error.
     category_weights: np.ndarray | None = None
 
@@ -295,7 +295,7 @@ def with_bin_acceptance(samples: list[BinSample], hists: CategoryHistograms) -> 
     out = []
     for i, sample in enumerate(samples):
         values, span = group_acceptance(hists, i, [i], None)
-        out.append(dataclasses.replace(sample, acceptance=values, acceptance_range_gev=span))
+        out.append(dataclasses.replace(sample, acceptance=AcceptanceTable(values, span)))
     return out
 
 

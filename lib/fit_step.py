@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from lib.errors import ExecutionError
 from lib.executor import TaskExecutor
 from lib.figures import FigureQueue, FitFigure
 from lib.fitting.result import FitResult, FitRow
+from lib.fitting.task import AcceptanceTable, FitEvents, FitTask
 from lib import __version__
 from lib.errors import CalibrationError
 from lib.histograms import CategoryHistograms
@@ -33,10 +34,12 @@ from lib.io.fit_cache import FitCache, fit_code_digest
 from lib.io.merge import Reduction
 from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
-from lib.request import Request
 from lib.results import Fits
 
-__all__ = ["FitJob", "FitCache", "fit_job", "build_jobs", "job_key", "run_fits", "fit_outputs"]
+__all__ = [
+    "FitGroup", "FitJob", "FitPlaces", "FitCache", "bin_fit_jobs", "build_jobs", "category_acceptance", "fit_job", "fit_outputs",
+    "job_key", "run_fits",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +47,60 @@ log = logging.getLogger(__name__)
 class FitJob:
     """A fit task plus where to draw its plot (None: no plot)."""
 
-    task: Any  # lib.fitting.runner.FitTask, typed loosely so this module never imports ROOT
+    task: FitTask
     plot_stem: Path | None
     title: str
+
+
+@dataclass(frozen=True)
+class FitPlaces:
+    """Where the fits of one group write: ``group``'s logs and figures in ``out`` (figures only when ``figures``), and their title."""
+
+    out: OutputDir
+    group: str
+    title: str
+    figures: bool
+
+    def log(self, name: str) -> Path:
+        """Where ROOT's output of the fit ``name`` goes."""
+        return self.out.fit_log(name, self.group)
+
+    def job(self, task: FitTask) -> FitJob:
+        """``task`` with its figure's stem and title."""
+        stem = self.out.fit_plot_stem(task.name, self.group) if self.figures else None
+        return FitJob(task, stem, f"{self.title} {task.name}")
+
+
+@dataclass(frozen=True)
+class FitGroup:
+    """What the fits of one group (the categories, a closure pass, the Higgs bins) share.
+
+    ``resolve(config, name, binned, backend)`` gives a fit's nominal spec (``resolve_fit_spec`` or
+    ``higgs_fit_spec``); the retry ladder, the gates and ``fit.min_events`` come from ``config`` (the
+    Higgs check passes its own gates); ``same_range_retries`` drops the retry steps that change the
+    fit range.
+    """
+
+    config: Config
+    places: FitPlaces
+    binned: bool
+    backend: str | None = None
+    resolve: Callable[[Config, str, bool, str | None], FitSpec] = resolve_fit_spec
+    same_range_retries: bool = False
+
+    def spec_for(self, name: str) -> FitSpec:
+        return self.resolve(self.config, name, self.binned, self.backend)
+
+    def job(self, nominal: FitSpec, events: FitEvents, median: float, acceptance: AcceptanceTable | None) -> FitJob:
+        """The job of one fit: ``nominal`` then the retry ladder, the acceptance when the nominal line shape uses it."""
+        retries = retry_specs(self.config, nominal, median if np.isfinite(median) else None)
+        if self.same_range_retries:
+            retries = [r for r in retries if r.range_gev == nominal.range_gev]
+        task = FitTask(
+            nominal.name, events, nominal, tuple(retries), float(median), self.config.fit.quality,
+            acceptance=acceptance if nominal.uses_acceptance else None, log_path=self.places.log(nominal.name),
+        )  # fmt: skip
+        return self.places.job(task)
 
 
 def fit_job(job: FitJob) -> FitResult:
@@ -70,106 +124,83 @@ def _has_acceptance(job: FitJob, result: FitResult) -> bool:
 
 
 def build_jobs(
-    config: Config, scheme: CategoryScheme, reduction: Reduction, medians: Sequence[CategoryMedian], names: Sequence[str],
-    request: Request, out: OutputDir,
+    group: FitGroup, scheme: CategoryScheme, reduction: Reduction, medians: Sequence[CategoryMedian], names: Sequence[str]
 ) -> list[FitJob]:  # fmt: skip
-    """One job per requested category; the largest categories first so the pool stays busy.
-
-    ROOT's output of each category's fits goes to ``out``'s ``logs/fit_<category>.log``, its figure
-    (when the request draws figures) to ``fits/fit_<category>``.
+    """One job per category in ``names``; the largest categories first so the pool stays busy.
 
     Binned fits get the category's mass histogram filled while reading; unbinned fits its events.
+    """
+    events = _category_events(reduction, scheme, group.binned)
+    jobs = []
+    for name in names:
+        index = scheme.index_of(name)
+        nominal = group.spec_for(name)
+        acceptance = category_acceptance(scheme, reduction.histograms[0], index) if nominal.uses_acceptance else None
+        jobs.append(group.job(nominal, events(index), medians[index].median_val_NonCal, acceptance))
+    return sorted(jobs, key=lambda j: -j.task.n_events)
+
+
+def _category_events(reduction: Reduction, scheme: CategoryScheme, binned: bool) -> Callable[[int], FitEvents]:
+    """The events of a category by index: its mass histogram (binned) or its events from the skim.
 
     Raises:
         CalibrationError: unbinned fits asked of a reduction that kept no events.
     """
-    from lib.fitting.runner import FitTask
-
-    binned, backend = request.selection.binned, request.execution.backend
-    title_prefix = f"{request.selection.sample} {out.year}"
-    if not binned and reduction.skim is None:
+    if binned:
+        hists = reduction.histograms[0]
+        return lambda index: FitEvents(histogram=hists.category_mass(index))
+    skim = reduction.skim
+    if skim is None:
         raise CalibrationError("unbinned fits need the events, but the reduction kept only histograms")
-    groups = reduction.skim.by_category(scheme.n_categories) if not binned else None  # type: ignore[union-attr]
-    jobs = []
-    for name in names:
-        index = scheme.index_of(name)
-        median = medians[index].median_val_NonCal
-        nominal = with_category_acceptance(resolve_fit_spec(config, name, binned, backend), scheme, reduction.histograms[0], index)
-        masses = weights = histogram = None
-        if groups is not None:
-            skim, idx = reduction.skim, groups[index]
-            masses = np.ascontiguousarray(skim.mass[idx])  # type: ignore[union-attr]
-            weights = None if skim.weight is None else np.ascontiguousarray(skim.weight[idx])  # type: ignore[union-attr]
-        else:
-            histogram = reduction.histograms[0].category_mass(index)
-        task = FitTask(
-            name=name,
-            masses=masses,
-            weights=weights,
-            nominal=nominal,
-            retries=tuple(retry_specs(config, nominal, median if np.isfinite(median) else None)),
-            median_sigma_pred=float(median),
-            quality=config.fit.quality,
-            histogram=histogram,
-            log_path=out.fit_log(name),
-        )
-        stem = out.fit_plot_stem(name) if request.figures.enabled else None
-        jobs.append(FitJob(task, stem, f"{title_prefix} {name}"))
-    return sorted(jobs, key=lambda j: -j.task.n_events)
+    groups = skim.by_category(scheme.n_categories)
+
+    def events(index: int) -> FitEvents:
+        rows = groups[index]
+        return FitEvents(np.ascontiguousarray(skim.mass[rows]), None if skim.weight is None else np.ascontiguousarray(skim.weight[rows]))
+
+    return events
 
 
-def with_category_acceptance(spec: FitSpec, scheme: CategoryScheme, hists: CategoryHistograms, index: int) -> FitSpec:
-    """``spec`` with the category's ``A(m)`` from its |eta|-region pair, when its line shape needs one."""
-    if spec.peak != "z" or spec.line_shape != "acceptance":
-        return spec
+def category_acceptance(scheme: CategoryScheme, hists: CategoryHistograms, index: int) -> AcceptanceTable:
+    """The category's ``A(m)`` from its |eta|-region pair."""
     n_pairs = scheme.n_eta**2
     i_pt, _, _ = scheme.bin_indices(index)
     pair = index % n_pairs
     values, span = group_acceptance(hists, pair, range(pair, scheme.n_categories, n_pairs), i_pt)
-    return spec.model_copy(update={"acceptance_table": values, "acceptance_range_gev": span})
+    return AcceptanceTable(values, span)
 
 
 def bin_fit_jobs(
-    samples: Sequence[BinSample], edges: Sequence[float], spec_for: Callable[[str], FitSpec], config: Config,
-    plot_dir: Path | None, title: str, prefix: str, only: int | None = None, same_range_retries: bool = False,
-    log_dir: Path | None = None,
+    group: FitGroup, samples: Sequence[BinSample], edges: Sequence[float], prefix: str, only: int | None = None
 ) -> list[FitJob]:  # fmt: skip
-    """One fit per closure or Higgs bin with at least ``fit.min_events`` (``only``: that bin alone); ROOT's output to ``log_dir``.
+    """One fit per closure or Higgs bin with at least ``fit.min_events`` (``only``: that bin alone).
 
     A bin with fewer is not fitted, as a category would not be: eight free parameters on a few
     dozen events give a number with no meaning and, when the fit fails, a warning about a bin
     that is not tested anyway (closure.min_events and higgs.min_events are larger).
     """
-    from lib.fitting.runner import FitTask
-
     jobs = []
     for i, sample in enumerate(samples):
-        if (only is not None and i != only) or sample.n_events < config.fit.min_events:
+        if (only is not None and i != only) or sample.n_events < group.config.fit.min_events:
             continue
-        name = bin_label(edges[i], edges[i + 1], prefix)
-        nominal = spec_for(name)
-        if nominal.peak == "z" and nominal.line_shape == "acceptance":
-            nominal = nominal.model_copy(update={"acceptance_table": sample.acceptance, "acceptance_range_gev": sample.acceptance_range_gev})
-        retries = retry_specs(config, nominal, sample.median)
-        if same_range_retries:
-            retries = [r for r in retries if r.range_gev == nominal.range_gev]
-        task = FitTask(name, sample.masses, sample.weights, nominal, tuple(retries), float(sample.median),
-                       config.fit.quality, histogram=sample.histogram,
-                       log_path=None if log_dir is None else log_dir / f"fit_{name}.log")  # fmt: skip
-        jobs.append(FitJob(task, None if plot_dir is None else plot_dir / f"fit_{name}", f"{title} {name}"))
+        nominal = group.spec_for(bin_label(edges[i], edges[i + 1], prefix))
+        events = FitEvents(sample.masses, sample.weights, sample.histogram)
+        jobs.append(group.job(nominal, events, sample.median, sample.acceptance))
     return jobs
 
 
 def job_key(job: FitJob) -> str:
-    """Hash of everything that determines a fit's result: the events or histogram, weights, specs, gates, tool version."""
+    """Hash of everything that determines a fit's result: the events or histogram, weights, specs, acceptance, gates, code."""
     task = job.task
     digest = hashlib.sha256()
-    arrays = (task.masses, task.weights) if task.histogram is None else vars(task.histogram).values()
+    events = task.events
+    arrays = (events.masses, events.weights) if events.histogram is None else vars(events.histogram).values()
     for array in arrays:
         if array is not None:
             digest.update(np.ascontiguousarray(array).tobytes())
     meta = {
         "specs": [s.model_dump(mode="json") for s in (task.nominal, *task.retries)],
+        "acceptance": None if task.acceptance is None else asdict(task.acceptance),
         "median": task.median_sigma_pred,
         "quality": task.quality.model_dump(mode="json"),
         "version": __version__,

@@ -12,18 +12,21 @@ import pytest
 
 from lib.config import Config, FitSpec, resolve_fit_spec
 from lib.fitting import model as rf
+from lib.fitting.task import AcceptanceTable
 
 ROOT = rf.ROOT
 
 
 def _spec(config: Config, backend: str) -> FitSpec:
-    """A Z spec with a steep, asymmetric A(m) (a window cutting the low side), background off."""
+    """A Z spec with the acceptance line shape, background off."""
     spec = resolve_fit_spec(config, "30-45_BB", binned=True, backend=backend)
+    return spec.model_copy(update={"line_shape": "acceptance", "background": "none"})
+
+
+def _acceptance() -> AcceptanceTable:
+    """A steep, asymmetric A(m): a window cutting the low side."""
     knots = np.linspace(70.0, 110.0, 41)
-    acceptance = 0.15 + 0.8 / (1.0 + np.exp(-(knots - 88.0) / 1.5))
-    return spec.model_copy(
-        update={"line_shape": "acceptance", "acceptance_table": tuple(acceptance), "acceptance_range_gev": (70.0, 110.0), "background": "none"}
-    )
+    return AcceptanceTable(tuple(0.15 + 0.8 / (1.0 + np.exp(-(knots - 88.0) / 1.5))), (70.0, 110.0))
 
 
 def _densities(built: rf.PeakModel, grid: np.ndarray) -> np.ndarray:
@@ -37,8 +40,8 @@ def _densities(built: rf.PeakModel, grid: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("point", [{"sigma": 0.8}, {"sigma": 1.6, "mean": 0.3}, {"sigma": 1.1, "alpha_left": 2.0, "n_left": 8.0}])
 def test_same_density_as_the_efficiency_product(config: Config, point: dict[str, float]):
-    accepted = rf.build_model(_spec(config, "cpu"), "accepted")
-    product = rf.build_model(_spec(config, "codegen"), "product")  # codegen keeps RooEffProd
+    accepted = rf.build_model(_spec(config, "cpu"), "accepted", _acceptance())
+    product = rf.build_model(_spec(config, "codegen"), "product", _acceptance())  # codegen keeps RooEffProd
     try:
         assert type(accepted.signal).__name__ == "EbeAcceptedConvPdf"
         assert type(product.signal).__name__ == "RooEffProd"
@@ -76,7 +79,7 @@ def test_batch_and_scalar_evaluation_fit_the_same(config: Config):
             for k, p in spec.params.items()
         }
         spec = spec.model_copy(update={"params": params})
-        built = rf.build_model(spec, f"scalar_{backend}")
+        built = rf.build_model(spec, f"scalar_{backend}", _acceptance())
         try:
             lo, hi = spec.range_gev
             data = rf.make_dataset(built, spec, masses[(masses > lo) & (masses < hi)], None)

@@ -65,9 +65,10 @@ def test_loadable_library_on_ld_library_path_is_found(fresh_probe, tmp_path: Pat
 
 def test_cuda_fit_is_refused_before_roofit_is_touched(config: Config):
     """Asking RooFit for CUDA without the library segfaults: fit_category must stop first."""
-    from lib.fitting.runner import FitTask, fit_category
+    from lib.fitting.runner import fit_category
+    from lib.fitting.task import FitEvents, FitTask
 
     spec = resolve_fit_spec(config, "30-45_BB", binned=True, backend="cuda")
-    task = FitTask("30-45_BB", np.full(100, 91.0, dtype=np.float32), None, spec, (), 1.3, config.fit.quality)
+    task = FitTask("30-45_BB", FitEvents(np.full(100, 91.0, dtype=np.float32)), spec, (), 1.3, config.fit.quality)
     with pytest.raises(FitError, match="no RooFit CUDA support"):
         fit_category(task)

@@ -15,6 +15,7 @@ from lib.config import (
     DEFAULT_CONFIG, Config, FitConfig, FitPatch, FitSpec, ParamPatch, ParamSpec, PtProfileConfig, UndeterminedConfig, load_config,
     resolve_fit_spec, retry_specs,
 )  # fmt: skip
+from lib.config.specs import NOT_IN_SPEC
 from lib.errors import ConfigError
 
 
@@ -174,11 +175,24 @@ def test_every_config_field_is_described():
     assert not undescribed, "fields without a description: " + "; ".join(undescribed)
 
 
-def test_fit_spec_takes_every_shared_fit_setting_by_name(config):
-    """The nominal spec holds each ``fit:`` setting of the same name, sections included; the backend unless given."""
-    shared = FitSpec.model_fields.keys() & FitConfig.model_fields.keys()
-    assert {"range_gev", "bins", "params", "line_shape", "acceptance", "undetermined", "backend"} <= shared
-    spec = resolve_fit_spec(config, "30-45_BB", binned=True)
-    assert {key: getattr(spec, key) for key in shared} == {key: getattr(config.fit, key) for key in shared}
-    assert (spec.name, spec.binned, spec.acceptance_table) == ("30-45_BB", True, None)
+def test_fit_spec_carries_every_fit_setting_that_acts_inside_a_fit(config):
+    """Each ``fit:`` setting is either carried into the nominal spec with its value or named in ``NOT_IN_SPEC``.
+
+    A setting added to ``fit:`` must be placed: it can neither vanish from the fits nor slip into the
+    spec unnoticed. Every carried setting differs here from the spec's default, so a copy line left
+    out is seen.
+    """
+    fit = config.fit
+    changed = fit.model_copy(update={
+        "fft_cache_bins_first": 700, "line_shape": "acceptance", "acceptance": fit.acceptance.model_copy(update={"placement": "true"}),
+        "width": "effective", "width_window_sigmas": 3.5, "undetermined": fit.undetermined.model_copy(update={"params": ("n_left",)}),
+    })  # fmt: skip
+    carried = FitConfig.model_fields.keys() - set(NOT_IN_SPEC)
+    own = {"name", "binned", "peak", "label", "start_from_previous", "freeze_from_previous"}
+    assert FitSpec.model_fields.keys() == carried | own
+    defaults = {key: FitSpec.model_fields[key].default for key in carried if not FitSpec.model_fields[key].is_required()}
+    assert all(getattr(changed, key) != default for key, default in defaults.items()), "change every defaulted setting above"
+    spec = resolve_fit_spec(config.model_copy(update={"fit": changed}), "30-45_BB", binned=True)
+    assert {key: getattr(spec, key) for key in carried} == {key: getattr(changed, key) for key in carried}
+    assert (spec.name, spec.binned, spec.uses_acceptance) == ("30-45_BB", True, True)
     assert resolve_fit_spec(config, "30-45_BB", binned=False, backend="legacy").backend == "legacy"

@@ -82,10 +82,10 @@ def config(plain_config: Config) -> Config:
 
 def make_task(config: Config, name: str, masses: np.ndarray, spec: FitSpec, median: float,
               weights: np.ndarray | None = None, retries: bool = True):  # fmt: skip
-    from lib.fitting.runner import FitTask
+    from lib.fitting.task import FitEvents, FitTask
 
     ladder = tuple(retry_specs(config, spec, median)) if retries else ()
-    return FitTask(name, masses, weights, spec, ladder, median, config.fit.quality)
+    return FitTask(name, FitEvents(masses, weights), spec, ladder, median, config.fit.quality)
 
 
 def reported_truth(config: Config, sigma: float, tails: dict[str, float] = TAILS) -> float:
@@ -219,7 +219,7 @@ def test_refit_in_same_process_is_identical(root, config: Config):
     masses = z_sample(np.random.default_rng(16), 20_000, 1.5)
     spec = fixed_tails_spec(resolve_fit_spec(config, "30-45_OO", binned=False))
     first, second = (fit_category(make_task(config, "30-45_OO", masses, spec, 1.3)) for _ in range(2))
-    assert (first.fit_val, first.fit_err, first.min_nll) == (second.fit_val, second.fit_err, second.min_nll)
+    assert (first.fit_val, first.fit_err, first.chosen.min_nll) == (second.fit_val, second.fit_err, second.chosen.min_nll)
 
 
 @pytest.mark.root
@@ -275,13 +275,11 @@ def synthetic_result(ok: bool = True, with_curves: bool = True) -> FitResult:
     curves = FitCurves(edges, counts, np.sqrt(counts), np.sqrt(counts) + 1, grid, total, total - 20.0,
                        np.full_like(grid, 20.0), np.zeros(120))  # fmt: skip
     params = (ParamResult("sigma", 1.5, 0.02, 0.05, 6.0, False, False), ParamResult("bw_mass", MZ, 0.0, 90.0, 92.5, True, False))
-    attempt = AttemptRecord("nominal", 0, 0, (("MINIMIZE", 0), ("HESSE", 0)), 3, 1e-5, -12.5, 1.5, 0.02, 1.1, 8,
+    attempt = AttemptRecord("nominal", 0, 0, (("MINIMIZE", 0), ("HESSE", 0)), 3, 1e-5, -12.5, 1.5, 0.02, 1.1 if ok else 9.0, 8,
                             5000, 5000.0, params, () if ok else ("chi2/NDF 9 above 3",), 0.4, width=1.5, width_err=0.02)  # fmt: skip
     return FitResult(
-        name="30-45_OB", ok=ok, reason="" if ok else "no attempt passed (best 'nominal'): chi2/NDF 9 above 3",
-        fit_val=1.5, fit_err=0.02, status=0, cov_qual=3, edm=1e-5, min_nll=-12.5, chi2_ndf=1.1 if ok else 9.0,
-        n_float=8, n_events=5000, sum_weights=5000.0, weighted=False, peak="z", backend="cpu", label="nominal",
-        params=params, attempts=(attempt,), curves=curves if with_curves else None, seconds=0.5,
+        name="30-45_OB", chosen=attempt, attempts=(attempt,), weighted=False, peak="z", backend="cpu",
+        curves=curves if with_curves else None, seconds=0.5,
     )  # fmt: skip
 
 
@@ -292,6 +290,14 @@ def test_result_pickles_and_serialises():
     record = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert record["params"]["sigma"] == {"val": 1.5, "err": 0.02, "min": 0.05, "max": 6.0, "constant": False, "at_limit": False}
     assert record["attempts"][0]["status_history"] == [["MINIMIZE", 0], ["HESSE", 0]]
+    assert list(record) == [
+        "cat_name", "quality", "reason", "label", "fit_val", "fit_err", "status", "cov_qual", "edm", "min_nll", "chi2_ndf",
+        "n_float", "n_events", "sum_weights", "weighted", "peak", "backend", "width_definition", "params", "attempts", "seconds",
+    ]  # fmt: skip
+    # A failed result reports its best attempt's numbers, and why they must not be used.
+    failed = synthetic_result(ok=False)
+    assert (failed.ok, failed.reason) == (False, "no attempt passed (best 'nominal'): chi2/NDF 9 above 3")
+    assert (failed.fit_val, failed.fit_err, failed.chi2_ndf, failed.label) == (1.5, 0.02, 9.0, "nominal")
     row = result.summary_row().row()
     assert list(row) == [
         "cat_name", "fit_val", "fit_err", "status", "cov_qual", "quality", "reason", "chi2_ndf", "n_events",
@@ -347,8 +353,9 @@ def test_plot_fit_png_shows_only_its_own_category(tmp_path):
     wide = synthetic_result(True, True)
     c = wide.curves
     taller = dataclasses.replace(c, counts=3 * c.counts, total=3 * c.total, signal=3 * c.signal, pulls=np.linspace(-3.5, 3.5, c.pulls.size))
-    narrow = dataclasses.replace(wide, fit_val=0.4321, fit_err=0.0123, chi2_ndf=3.21, n_events=12, ok=False, reason="chi2/NDF 3.21 above 2",
-                                 curves=taller)  # fmt: skip
+    failures = ("chi2/NDF 3.21 above 2",)
+    failed = dataclasses.replace(wide.chosen, width=0.4321, width_err=0.0123, chi2_ndf=3.21, n_events=12, failures=failures)
+    narrow = dataclasses.replace(wide, chosen=failed, attempts=(failed,), curves=taller)
     fits._FIGURES.clear()
     fresh = Image.open(fits.plot_fit(narrow, tmp_path / "fresh", "2018 Data 45-52_EE")[0])
     fits.plot_fit(wide, tmp_path / "before", "2018 Data 30-45_OB")
@@ -423,13 +430,14 @@ def test_non_cpu_run_is_cross_checked_on_cpu(root, config: Config, caplog):
 @pytest.mark.root
 def test_restart_rungs_are_skipped_when_only_the_model_failed(root, config: Config):
     """A converged fit failing only a model gate (here an impossible peak-offset limit) skips the restart rungs."""
-    from lib.fitting.runner import FitTask, fit_category
+    from lib.fitting.runner import fit_category
+    from lib.fitting.task import FitEvents, FitTask
 
     masses = z_sample(np.random.default_rng(19), 20_000, 1.5)
     spec = fixed_tails_spec(resolve_fit_spec(config, "30-45_OO", binned=True))
     strict = config.fit.quality.model_copy(update={"max_peak_offset_gev": 1e-6, "peak_offset_n_sigma": 0.0})
     ladder = tuple(retry_specs(config, spec, 1.3))
-    result = fit_category(FitTask("30-45_OO", masses, None, spec, ladder, 1.3, strict))
+    result = fit_category(FitTask("30-45_OO", FitEvents(masses), spec, ladder, 1.3, strict))
     assert not result.ok and "peak offset" in result.reason
     tried = [a.label for a in result.attempts]
     restart_labels = {s.label for s in ladder if s.start_from_previous or s.freeze_from_previous}
@@ -439,13 +447,14 @@ def test_restart_rungs_are_skipped_when_only_the_model_failed(root, config: Conf
 
 def test_binning_off_the_histogram_grid_fails_the_attempt_not_the_run(config: Config):
     """A spec whose bins are not sums of the histogram's fine bins is a failed attempt with the reason."""
-    from lib.fitting.runner import FitTask, fit_category
+    from lib.fitting.runner import fit_category
+    from lib.fitting.task import FitEvents, FitTask
     from lib.histograms import MassHistogram
 
     fine = np.linspace(75.0, 105.0, 601)
     histogram = MassHistogram(fine, np.histogram(np.random.default_rng(4).normal(91.2, 2.0, 5000), fine)[0])
     spec = resolve_fit_spec(config, "45-52_BB", binned=True).model_copy(update={"bins": 70})
-    result = fit_category(FitTask("45-52_BB", None, None, spec, (), 1.2, config.fit.quality, histogram=histogram))
+    result = fit_category(FitTask("45-52_BB", FitEvents(histogram=histogram), spec, (), 1.2, config.fit.quality))
     assert not result.ok and result.n_events == histogram.n_events
     assert "70 bins over 75-105 GeV do not fall on the 0.05 GeV grid" in result.reason
 

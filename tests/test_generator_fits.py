@@ -45,7 +45,8 @@ def gaussian_core_events() -> dict[str, np.ndarray]:
 def test_fit_recovers_single_true_resolution(plain_config: Config, gaussian_core_events, binned: bool):
     """An inclusive sample (no category pT window): the plain BW (x) DCB is its line shape."""
     config = plain_config
-    from lib.fitting.runner import FitTask, fit_category
+    from lib.fitting.runner import fit_category
+    from lib.fitting.task import FitEvents, FitTask
     from lib.resolution import sigma_pred
 
     ev = gaussian_core_events
@@ -58,7 +59,7 @@ def test_fit_recovers_single_true_resolution(plain_config: Config, gaussian_core
     assert np.percentile(predicted, 90) / np.percentile(predicted, 10) < 1.2
     median = float(np.median(predicted))
     spec = resolve_fit_spec(config, "inclusive", binned=binned)
-    task = FitTask("inclusive", mass[inside], None, spec, tuple(retry_specs(config, spec, median)), median, config.fit.quality)
+    task = FitTask("inclusive", FitEvents(mass[inside]), spec, tuple(retry_specs(config, spec, median)), median, config.fit.quality)
     result = fit_category(task)
     assert result.ok, result.reason
     # ~470 k events in the window: the Hesse error on sigma is ~0.6 % (the 2.5 GeV Breit-Wigner

@@ -11,17 +11,19 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from lib.config.schema import AcceptanceConfig, Config, FitConfig, FitPatch, ParamSpec, UndeterminedConfig, _Model, binned_count
+from lib.config.schema import AcceptanceConfig, Config, FitPatch, ParamSpec, UndeterminedConfig, _Model, binned_count
 from lib.errors import ConfigError
 
-__all__ = ["FitSpec", "higgs_fit_spec", "override_keys", "resolve_fit_spec", "retry_specs"]
+__all__ = ["FitSpec", "NOT_IN_SPEC", "higgs_fit_spec", "override_keys", "resolve_fit_spec", "retry_specs"]
 
 
 class FitSpec(_Model):
-    """Everything one fit needs, resolved for one category (picklable, no ROOT).
+    """Everything one fit needs, resolved for one category (picklable, no ROOT), final once resolved.
 
-    A field named like a ``FitConfig`` field (``acceptance`` and ``undetermined`` sections included)
-    holds that field's value, taken by name in ``_default_spec``; the others are the category's own.
+    The settings of ``fit:`` are set one by one in ``_default_spec``; ``name``, ``binned``,
+    ``peak``, ``label`` and the restart flags are the category's or the retry step's own. What the
+    data decide for a category (its acceptance ``A(m)``) is no part of a spec: it travels beside
+    the specs in the fit task (``lib.fitting.task``).
     """
 
     name: str
@@ -39,9 +41,6 @@ class FitSpec(_Model):
     peak: Literal["z", "higgs"] = "z"
     line_shape: Literal["acceptance", "breit_wigner"] = "breit_wigner"
     acceptance: AcceptanceConfig = AcceptanceConfig()
-    # A(m) of the category at evenly spaced masses from acceptance_range_gev[0] to [1] (set from the data).
-    acceptance_table: tuple[float, ...] | None = None
-    acceptance_range_gev: tuple[float, float] | None = None
     width: Literal["effective", "core"] = "core"
     width_window_sigmas: float = 5.0
     label: str = "nominal"
@@ -50,9 +49,15 @@ class FitSpec(_Model):
     # Fixed after the first fitTo when the data cannot determine them (lib.fitting.undetermined).
     undetermined: UndeterminedConfig = UndeterminedConfig()
 
+    @property
+    def uses_acceptance(self) -> bool:
+        """Whether the model multiplies the Z line shape by the category's acceptance ``A(m)``."""
+        return self.peak == "z" and self.line_shape == "acceptance"
 
-# The settings a spec takes from ``fit:`` as they are: computed, so a setting added to both models needs no copy line.
-_FROM_FIT_CONFIG = tuple(sorted(FitSpec.model_fields.keys() & FitConfig.model_fields.keys()))
+
+# The ``fit:`` settings a spec does not take: they act around the fits (the fine histogram grid, the
+# event threshold, the gates, the retry ladder and the overrides), not inside one.
+NOT_IN_SPEC = ("histogram_bin_gev", "min_events", "quality", "retry_ladder", "overrides")
 
 
 def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None) -> FitSpec:
@@ -88,10 +93,16 @@ def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None)
 
 
 def _default_spec(config: Config, name: str, binned: bool, backend: str | None) -> FitSpec:
-    """The ``fit:`` section as a spec for ``name``, before any override: every shared field by name, the backend unless given."""
+    """The ``fit:`` section as a spec for ``name``, before any override: each setting named, the backend unless given."""
     fit = config.fit
-    shared = {key: getattr(fit, key) for key in _FROM_FIT_CONFIG}
-    return FitSpec(**shared | {"name": name, "binned": binned, "backend": backend or fit.backend})
+    return FitSpec(
+        name=name, binned=binned, backend=backend or fit.backend,
+        range_gev=fit.range_gev, bins=fit.bins, params=fit.params, background=fit.background,
+        fft_cache_bins=fit.fft_cache_bins, fft_cache_bins_first=fit.fft_cache_bins_first, fft_buffer_fraction=fit.fft_buffer_fraction,
+        strategy_first=fit.strategy_first, strategy_second=fit.strategy_second,
+        line_shape=fit.line_shape, acceptance=fit.acceptance, width=fit.width, width_window_sigmas=fit.width_window_sigmas,
+        undetermined=fit.undetermined,
+    )  # fmt: skip
 
 
 def override_keys(config: Config, name: str) -> list[str]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from lib.config import FitSpec
 from lib.errors import FitError
+from lib.fitting.task import AcceptanceTable
 
 with warnings.catch_warnings():
     # The PyPI wheel warns on every import that it is an alpha distribution: noise in every worker.
@@ -112,12 +113,13 @@ def _real_var(name: str, title: str, spec_value: float, lo: float | None, hi: fl
     return ROOT.RooRealVar(name, title, spec_value, -inf if lo is None else lo, inf if hi is None else hi)
 
 
-def build_model(spec: FitSpec, tag: str) -> PeakModel:
+def build_model(spec: FitSpec, tag: str, acceptance: AcceptanceTable | None = None) -> PeakModel:
     """Build the model of ``spec`` with every object name ending in ``tag``.
 
     Args:
         spec: resolved fit specification (peak type, range, parameters, FFT settings, background).
         tag: unique suffix, e.g. from :func:`object_tag`.
+        acceptance: the category's ``A(m)``, used when ``spec.uses_acceptance``.
 
     Returns:
         The model; call ``close()`` when done with it.
@@ -147,11 +149,11 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
         obs.setBins(cache_bins, "cache")
         return obs
 
-    accepted = spec.peak == "z" and spec.line_shape == "acceptance"
-    if accepted and spec.acceptance_table is None:
+    accepted = spec.uses_acceptance
+    if accepted and acceptance is None:
         raise FitError(f"{spec.name}: line_shape 'acceptance' without an acceptance table (no acceptance histograms were filled)")
 
-    table_bins = _acceptance_bins(spec) if accepted else None
+    table_bins = _acceptance_bins(spec, acceptance) if accepted else None  # type: ignore[arg-type]
 
     def acceptance(obs: object, stage: str) -> object:
         edges, values = table_bins  # type: ignore[misc]
@@ -224,15 +226,15 @@ def build_model(spec: FitSpec, tag: str) -> PeakModel:
     return PeakModel(obs_final, total, signal, background, first_stage, params, tag, owned)
 
 
-def _acceptance_bins(spec: FitSpec) -> tuple[np.ndarray, np.ndarray]:
-    """``A(m)`` of the spec, linear between its knots, at the centres of the fit's bins over the fit range (edges, values).
+def _acceptance_bins(spec: FitSpec, acceptance: AcceptanceTable) -> tuple[np.ndarray, np.ndarray]:
+    """``acceptance``, linear between its knots, at the centres of the fit's bins over the spec's fit range (edges, values).
 
     The table is also the grid of the normalisation sum (``RooBinIntegrator``), so it has the
     fit's bins (0.25 GeV by default), not the knots' spacing: summed at 1 GeV steps, the integral
     of a 0.8 GeV peak would depend on where the peak sits between them.
     """
-    values = np.asarray(spec.acceptance_table, dtype=np.float64)
-    knot_lo, knot_hi = spec.acceptance_range_gev  # type: ignore[misc]
+    values = np.asarray(acceptance.values, dtype=np.float64)
+    knot_lo, knot_hi = acceptance.range_gev
     knots = np.linspace(knot_lo, knot_hi, values.size)
     lo, hi = spec.range_gev
     edges = np.linspace(lo, hi, spec.bins + 1)

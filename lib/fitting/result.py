@@ -7,12 +7,11 @@ can cross a process or Dask boundary, be written to JSON/CSV and be drawn withou
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult", "FitRow", "attempt_fields"]
+__all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult", "FitRow"]
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -123,40 +122,77 @@ class FitCurves:
 
 @dataclass(frozen=True)
 class FitResult:
-    """Outcome of one category: the accepted attempt, or the best failed one marked ``ok=False``.
+    """Outcome of one category: the attempts made and the one ``chosen``, the accepted attempt or the best failed one.
 
-    ``fit_val``/``fit_err`` are the resolution the fit reports and its error (GeV): the DCB's
-    effective width or its core sigma, as ``width_definition`` says. When ``ok`` is False
-    the numbers are still those of the best attempt, so a human can look, but ``reason`` says why
-    they must not be used.
+    ``fit_val``/``fit_err`` are the resolution the chosen attempt reports and its error (GeV): the
+    DCB's effective width or its core sigma, as ``width_definition`` says. When ``ok`` is False the
+    numbers are still those of the best attempt, so a human can look, but ``reason`` says why they
+    must not be used. ``seconds`` is the whole category's time (every attempt and the bookkeeping).
     """
 
     name: str
-    ok: bool
-    reason: str
-    fit_val: float
-    fit_err: float
-    status: int
-    cov_qual: int
-    edm: float
-    min_nll: float
-    chi2_ndf: float
-    n_float: int
-    n_events: int
-    sum_weights: float
+    chosen: AttemptRecord
+    attempts: tuple[AttemptRecord, ...]
     weighted: bool
     peak: str
     backend: str
-    label: str
-    params: tuple[ParamResult, ...]
-    attempts: tuple[AttemptRecord, ...]
     curves: FitCurves | None = field(default=None, compare=False, repr=False)
     seconds: float = 0.0
     width_definition: str = "core"
 
     @property
+    def ok(self) -> bool:
+        return self.chosen.passed
+
+    @property
+    def reason(self) -> str:
+        """Empty when ``ok``; else why the best attempt must not be used."""
+        chosen = self.chosen
+        return "" if chosen.passed else f"no attempt passed (best '{chosen.label}'): " + "; ".join(chosen.failures)
+
+    @property
     def quality(self) -> str:
         return "ok" if self.ok else "failed"
+
+    @property
+    def fit_val(self) -> float:
+        return self.chosen.width
+
+    @property
+    def fit_err(self) -> float:
+        return self.chosen.width_err
+
+    @property
+    def label(self) -> str:
+        return self.chosen.label
+
+    @property
+    def status(self) -> int:
+        return self.chosen.status
+
+    @property
+    def cov_qual(self) -> int:
+        return self.chosen.cov_qual
+
+    @property
+    def chi2_ndf(self) -> float:
+        return self.chosen.chi2_ndf
+
+    @property
+    def n_float(self) -> int:
+        return self.chosen.n_float
+
+    @property
+    def n_events(self) -> int:
+        return self.chosen.n_events
+
+    @property
+    def sum_weights(self) -> float:
+        return self.chosen.sum_weights
+
+    @property
+    def params(self) -> tuple[ParamResult, ...]:
+        return self.chosen.params
 
     def param(self, name: str) -> ParamResult:
         """The parameter called ``name`` (model names without the category suffix)."""
@@ -167,49 +203,38 @@ class FitResult:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready record for ``fit_params.json`` (curves excluded, non-finite numbers as null)."""
+        chosen = self.chosen
         return {
             "cat_name": self.name,
             "quality": self.quality,
             "reason": self.reason,
-            "label": self.label,
-            "fit_val": _finite_or_none(self.fit_val),
-            "fit_err": _finite_or_none(self.fit_err),
-            "status": self.status,
-            "cov_qual": self.cov_qual,
-            "edm": _finite_or_none(self.edm),
-            "min_nll": _finite_or_none(self.min_nll),
-            "chi2_ndf": _finite_or_none(self.chi2_ndf),
-            "n_float": self.n_float,
-            "n_events": self.n_events,
-            "sum_weights": _finite_or_none(self.sum_weights),
+            "label": chosen.label,
+            "fit_val": _finite_or_none(chosen.width),
+            "fit_err": _finite_or_none(chosen.width_err),
+            "status": chosen.status,
+            "cov_qual": chosen.cov_qual,
+            "edm": _finite_or_none(chosen.edm),
+            "min_nll": _finite_or_none(chosen.min_nll),
+            "chi2_ndf": _finite_or_none(chosen.chi2_ndf),
+            "n_float": chosen.n_float,
+            "n_events": chosen.n_events,
+            "sum_weights": _finite_or_none(chosen.sum_weights),
             "weighted": self.weighted,
             "peak": self.peak,
             "backend": self.backend,
             "width_definition": self.width_definition,
-            "params": {p.name: p.to_dict() for p in self.params},
+            "params": {p.name: p.to_dict() for p in chosen.params},
             "attempts": [a.to_dict() for a in self.attempts],
             "seconds": round(self.seconds, 4),
         }
 
     def summary_row(self) -> FitRow:
         """Its row of ``fit_results.csv``."""
+        chosen = self.chosen
         return FitRow(
-            self.name, self.fit_val, self.fit_err, self.status, self.cov_qual, self.quality, self.reason, self.chi2_ndf,
-            self.n_events, self.sum_weights, len(self.attempts), self.label,
+            self.name, chosen.width, chosen.width_err, chosen.status, chosen.cov_qual, self.quality, self.reason, chosen.chi2_ndf,
+            chosen.n_events, chosen.sum_weights, len(self.attempts), chosen.label,
         )  # fmt: skip
-
-
-# The result's fields that its attempt decides under the same name. ``seconds`` is no such field: an
-# attempt's is its own fit time, the result's the whole category's (every attempt and the bookkeeping).
-_FROM_ATTEMPT = tuple(sorted({f.name for f in fields(FitResult)} & {f.name for f in fields(AttemptRecord)} - {"seconds"}))
-
-
-def attempt_fields(record: AttemptRecord) -> dict[str, Any]:
-    """The ``FitResult`` fields that ``record`` decides: those named like its own, and its width as ``fit_val``/``fit_err``.
-
-    Taken by name, so a number added to both classes needs no copy line where a result is made.
-    """
-    return {name: getattr(record, name) for name in _FROM_ATTEMPT} | {"fit_val": record.width, "fit_err": record.width_err}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Fit one category: nominal attempt, then the retry ladder, every attempt gated and recorded.
 
-``fit_category`` is a module-level function of a picklable ``FitTask`` returning a picklable
+``fit_category`` is a module-level function of a picklable ``FitTask`` (``lib.fitting.task``) returning a picklable
 ``FitResult``; ROOT is imported inside it, so it runs unchanged in a fresh worker process. A bad
 fit never raises: it comes back with ``ok=False`` and the reason. Only unusable input (arrays of
 different lengths, non-finite weights, a backend that cannot run here) raises ``FitError``.
@@ -13,58 +13,26 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 import lib.fitting.quality as gates
-from lib.config import FitSpec, QualityConfig
+from lib.config import FitSpec
 from lib.errors import FitError
 from lib.fitting.backend import require_backend
 from lib.fitting.effective_width import WIDTH_PARAMS, effective_sigma, effective_sigma_error
-from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult, attempt_fields
 from lib.fitting.native_log import native_output_to
+from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
+from lib.fitting.task import FitTask
 from lib.fitting.undetermined import undetermined_params, unmeasured_params
-from lib.histograms import MassHistogram
 
-__all__ = ["FitTask", "fit_category", "reference_fit", "backend_agreement", "with_backend"]
+__all__ = ["fit_category", "reference_fit", "backend_agreement", "with_backend"]
 
 log = logging.getLogger(__name__)
 
 CURVE_POINTS_PER_BIN = 4
 RESTART_MARGIN = 0.01
-
-
-@dataclass(frozen=True)
-class FitTask:
-    """Input of one category fit; picklable, so it can be shipped to a worker process.
-
-    The events come either as ``masses`` (all events of the category: the runner keeps those
-    inside each attempt's fit range and histograms them itself when binned) or, for binned fits,
-    as ``histogram`` (the category's mass histogram on the fine grid filled while reading, which
-    each attempt sums into its own bins). ``retries`` come from ``lib.config.retry_specs``;
-    ``median_sigma_pred`` feeds the sigma plausibility gate; ``log_path`` receives ROOT's own
-    output (``lib.fitting.native_log``).
-    """
-
-    name: str
-    masses: np.ndarray | None
-    weights: np.ndarray | None
-    nominal: FitSpec
-    retries: tuple[FitSpec, ...]
-    median_sigma_pred: float
-    quality: QualityConfig
-    histogram: MassHistogram | None = None
-    log_path: Path | None = None  # what ROOT prints during the attempts goes here (None: the terminal)
-
-    @property
-    def n_events(self) -> int:
-        return self.histogram.n_events if self.histogram is not None else len(self.masses)  # type: ignore[arg-type]
-
-    @property
-    def weighted(self) -> bool:
-        return self.weights is not None or (self.histogram is not None and self.histogram.sumw is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,19 +44,20 @@ class _Outcome:
 
 def _checked_arrays(task: FitTask) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The task's arrays as 1-D float64 (None for a histogram task), or FitError naming the defect."""
-    if task.histogram is not None:
+    events = task.events
+    if events.histogram is not None:
         unbinned = [s.label for s in (task.nominal, *task.retries) if not s.binned]
         if unbinned:
             raise FitError(f"category {task.name}: unbinned fit '{unbinned[0]}' needs the events, not a histogram")
         return None, None
-    if task.masses is None:
+    if events.masses is None:
         raise FitError(f"category {task.name}: neither events nor a histogram to fit")
-    masses = np.asarray(task.masses, dtype=np.float64)
+    masses = np.asarray(events.masses, dtype=np.float64)
     if masses.ndim != 1:
         raise FitError(f"category {task.name}: masses must be a 1-D array, got shape {masses.shape}")
-    if task.weights is None:
+    if events.weights is None:
         return masses, None
-    weights = np.asarray(task.weights, dtype=np.float64)
+    weights = np.asarray(events.weights, dtype=np.float64)
     if weights.shape != masses.shape:
         raise FitError(f"category {task.name}: {weights.shape[0]} weights for {masses.shape[0]} events")
     if not np.all(np.isfinite(weights)):
@@ -254,8 +223,16 @@ def _fix_unmeasured(built: Any, spec: FitSpec) -> tuple[str, ...]:
     return _fix(floating, unmeasured_params(errors, limits, spec.undetermined.params, spec.undetermined.max_error_to_range))
 
 
-def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weights: np.ndarray | None) -> tuple[int, float, Any]:
-    """``(events, sum of weights, make)`` of the attempt's fit range; ``make(model)`` builds its RooFit data.
+class _AttemptData(NamedTuple):
+    """The events of an attempt's fit range: their number, their sum of weights, and ``make(model)``, which builds their RooFit data."""
+
+    n_events: int
+    sum_weights: float
+    make: Callable[[Any], Any]
+
+
+def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weights: np.ndarray | None) -> _AttemptData:
+    """The events of the attempt's fit range.
 
     Raises:
         ValueError: the spec's bins do not fall on the grid of the task's histogram.
@@ -263,14 +240,15 @@ def _attempt_data(task: FitTask, spec: FitSpec, masses: np.ndarray | None, weigh
     import lib.fitting.model as rf
 
     lo, hi = spec.range_gev
-    if task.histogram is not None:
-        edges, contents, sumw2, counts = task.histogram.rebinned(lo, hi, spec.bins)
-        return int(counts.sum()), float(contents.sum()), lambda built: rf.histogram_dataset(built, edges, contents, sumw2)
+    histogram = task.events.histogram
+    if histogram is not None:
+        edges, contents, sumw2, counts = histogram.rebinned(lo, hi, spec.bins)
+        return _AttemptData(int(counts.sum()), float(contents.sum()), lambda built: rf.histogram_dataset(built, edges, contents, sumw2))
     inside = (masses > lo) & (masses < hi)  # open interval, as the Z-window selection
     m = masses[inside]  # type: ignore[index]
     w = None if weights is None else weights[inside]
     sum_weights = float(m.size if w is None else w.sum())
-    return int(m.size), sum_weights, lambda built: rf.make_dataset(built, spec, m, w)
+    return _AttemptData(int(m.size), sum_weights, lambda built: rf.make_dataset(built, spec, m, w))
 
 
 def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | None, weights: np.ndarray | None) -> _Outcome:
@@ -278,17 +256,17 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | 
     started = time.perf_counter()
     lo, hi = spec.range_gev
     try:
-        n_events, sum_weights, make_data = _attempt_data(task, spec, masses, weights)
+        sample = _attempt_data(task, spec, masses, weights)
     except ValueError as err:  # a binning off the histogram grid fails this attempt, not the run
         return _unfitted(spec, str(err), task.n_events, float("nan"), time.perf_counter() - started)
-    if n_events == 0:
+    if sample.n_events == 0:
         return _unfitted(spec, f"no events in fit range {lo:g}-{hi:g} GeV", 0, 0.0, time.perf_counter() - started)
-    if not sum_weights > 0:
-        reason = f"sum of weights {sum_weights:g} in fit range is not positive"
-        return _unfitted(spec, reason, n_events, sum_weights, time.perf_counter() - started)
+    if not sample.sum_weights > 0:
+        reason = f"sum of weights {sample.sum_weights:g} in fit range is not positive"
+        return _unfitted(spec, reason, sample.n_events, sample.sum_weights, time.perf_counter() - started)
 
     with native_output_to(task.log_path):
-        record, curves = _fit_attempt(task, spec, index, make_data, n_events, sum_weights)
+        record, curves = _fit_attempt(task, spec, index, sample)
     failures = tuple(gates.evaluate_gates(record, task.quality, task.median_sigma_pred, peak_offset=spec.peak == "z"))
     record = dataclasses.replace(record, failures=failures, seconds=time.perf_counter() - started)
     log.debug(
@@ -300,43 +278,49 @@ def _run_attempt(task: FitTask, spec: FitSpec, index: int, masses: np.ndarray | 
     return _Outcome(record, curves, fitted=True)
 
 
-def _fit_attempt(
-    task: FitTask, spec: FitSpec, index: int, make_data: Any, n_events: int, sum_weights: float
-) -> tuple[AttemptRecord, FitCurves]:
+def _fit_options(ROOT: Any, spec: FitSpec, weighted: bool) -> list[Any]:
+    """The ``fitTo`` options both fits of an attempt share."""
+    options = [ROOT.RooFit.Save(True), ROOT.RooFit.PrintLevel(-1), ROOT.RooFit.PrintEvalErrors(-1), ROOT.RooFit.EvalBackend(spec.backend)]
+    if spec.binned:
+        # Offsetting each bin by its saturated-model term keeps the NLL near zero, so Minuit's
+        # finite differences are not lost in a 1e5-sized constant (fewer status 1/3 fits).
+        options.append(ROOT.RooFit.Offset("bin"))
+    if weighted:
+        # Weighted events: errors from the sandwich (SumW2) correction, not from sum(w) as counts.
+        options.append(ROOT.RooFit.SumW2Error(True))
+    return options
+
+
+def _minimise(ROOT: Any, built: Any, data: Any, spec: FitSpec, options: list[Any]) -> tuple[Any, Any, tuple[str, ...]]:
+    """The first ``fitTo`` (the basin, no Hesse) and the second (with Hesse): both results and the parameters fixed between.
+
+    ``fitTo(Save)`` hands its RooFitResult to the caller: Python owns and deletes them.
+    """
+    first = built.first_stage.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_first), ROOT.RooFit.Hesse(False))
+    ROOT.SetOwnership(first, True)
+    fixed = _fix_undetermined(built, spec)
+    final = built.total.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_second), ROOT.RooFit.Hesse(True))
+    ROOT.SetOwnership(final, True)
+    unmeasured = _fix_unmeasured(built, spec)
+    if unmeasured:
+        # Their flat direction inflated sigma's error: the fit again without them (the same minimum).
+        del final
+        final = built.total.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_second), ROOT.RooFit.Hesse(True))
+        ROOT.SetOwnership(final, True)
+        fixed += unmeasured
+    return first, final, fixed
+
+
+def _fit_attempt(task: FitTask, spec: FitSpec, index: int, sample: _AttemptData) -> tuple[AttemptRecord, FitCurves]:
     """The ROOT part of an attempt: build, two ``fitTo``, chi2 and parameters (gates not applied yet)."""
     import lib.fitting.model as rf
 
     ROOT = rf.ROOT
-    built = rf.build_model(spec, rf.object_tag(task.name, index))
+    built = rf.build_model(spec, rf.object_tag(task.name, index), task.acceptance)
     data = first = final = None
     try:
-        data = make_data(built)
-        options = [
-            ROOT.RooFit.Save(True),
-            ROOT.RooFit.PrintLevel(-1),
-            ROOT.RooFit.PrintEvalErrors(-1),
-            ROOT.RooFit.EvalBackend(spec.backend),
-        ]
-        if spec.binned:
-            # Offsetting each bin by its saturated-model term keeps the NLL near zero, so Minuit's
-            # finite differences are not lost in a 1e5-sized constant (fewer status 1/3 fits).
-            options.append(ROOT.RooFit.Offset("bin"))
-        if task.weighted:
-            # Weighted events: errors from the sandwich (SumW2) correction, not from sum(w) as counts.
-            options.append(ROOT.RooFit.SumW2Error(True))
-        # fitTo(Save) hands its RooFitResult to the caller: let Python delete it.
-        first = built.first_stage.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_first), ROOT.RooFit.Hesse(False))
-        ROOT.SetOwnership(first, True)
-        fixed = _fix_undetermined(built, spec)
-        final = built.total.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_second), ROOT.RooFit.Hesse(True))
-        ROOT.SetOwnership(final, True)
-        unmeasured = _fix_unmeasured(built, spec)
-        if unmeasured:
-            # Their flat direction inflated sigma's error: the fit again without them (the same minimum).
-            del final
-            final = built.total.fitTo(data, *options, ROOT.RooFit.Strategy(spec.strategy_second), ROOT.RooFit.Hesse(True))
-            ROOT.SetOwnership(final, True)
-            fixed += unmeasured
+        data = sample.make(built)
+        first, final, fixed = _minimise(ROOT, built, data, spec, _fit_options(ROOT, spec, task.weighted))
         n_float = int(final.floatParsFinal().getSize())
         chi2, curves = _plot_and_chi2(ROOT, built, data, spec, n_float)
         params = _param_results(built, final, task.quality.limit_tolerance)
@@ -356,8 +340,8 @@ def _fit_attempt(
             sigma_err=sigma.error,
             chi2_ndf=chi2,
             n_float=n_float,
-            n_events=n_events,
-            sum_weights=sum_weights,
+            n_events=sample.n_events,
+            sum_weights=sample.sum_weights,
             params=params,
             failures=(),
             seconds=0.0,
@@ -402,6 +386,22 @@ def _restarted(spec: FitSpec, previous: _Outcome | None) -> FitSpec:
     return spec.model_copy(update={"params": params})
 
 
+def _ladder(task: FitTask, masses: np.ndarray | None, weights: np.ndarray | None) -> list[_Outcome]:
+    """The nominal attempt, then each retry until one passes (a restart that cannot help skipped): every attempt made."""
+    outcomes: list[_Outcome] = []
+    for index, spec in enumerate((task.nominal, *task.retries)):
+        if spec.start_from_previous or spec.freeze_from_previous:
+            best = _best(outcomes)
+            if best is not None and best.fitted and not gates.covariance_failed(best.record):
+                log.debug("%s: skipping '%s': only the model failed, a restart at its minimum cannot help", task.name, spec.label)
+                continue
+            spec = _restarted(spec, best)
+        outcomes.append(_run_attempt(task, spec, index, masses, weights))
+        if outcomes[-1].record.passed:
+            break
+    return outcomes
+
+
 def fit_category(task: FitTask) -> FitResult:
     """Fit one category: the nominal spec, then each retry until an attempt passes every gate.
 
@@ -424,49 +424,33 @@ def fit_category(task: FitTask) -> FitResult:
     """
     started = time.perf_counter()
     masses, weights = _checked_arrays(task)
-    specs = (task.nominal, *task.retries)
-    for spec in specs:
+    for spec in (task.nominal, *task.retries):
         require_backend(spec.backend)
     import lib.fitting.model as rf
 
     rf.silence_roofit()
-    outcomes: list[_Outcome] = []
-    for index, spec in enumerate(specs):
-        if spec.start_from_previous or spec.freeze_from_previous:
-            best = _best(outcomes)
-            if best is not None and best.fitted and not gates.covariance_failed(best.record):
-                log.debug("%s: skipping '%s': only the model failed, a restart at its minimum cannot help", task.name, spec.label)
-                continue
-            spec = _restarted(spec, best)
-        outcomes.append(_run_attempt(task, spec, index, masses, weights))
-        if outcomes[-1].record.passed:
-            break
+    outcomes = _ladder(task, masses, weights)
     chosen = outcomes[-1]
     if not chosen.record.passed:
         chosen = _best(outcomes)
-    rec = chosen.record
-    ok = rec.passed
-    reason = "" if ok else f"no attempt passed (best '{rec.label}'): " + "; ".join(rec.failures)
     result = FitResult(
         name=task.name,
-        ok=ok,
-        reason=reason,
+        chosen=chosen.record,
+        attempts=tuple(o.record for o in outcomes),
         weighted=task.weighted,
         peak=task.nominal.peak,
         backend=task.nominal.backend,
-        width_definition=task.nominal.width,
-        attempts=tuple(o.record for o in outcomes),
         curves=chosen.curves,
         seconds=time.perf_counter() - started,
-        **attempt_fields(rec),
+        width_definition=task.nominal.width,
     )
-    if ok:
+    if result.ok:
         log.debug(
             "%s: sigma_fit = %.4f +- %.4f GeV (%s, attempt %d, %.2fs)",
-            task.name, result.fit_val, result.fit_err, rec.label, len(outcomes), result.seconds,
+            task.name, result.fit_val, result.fit_err, result.label, len(outcomes), result.seconds,
         )  # fmt: skip
     else:
-        log.debug("%s: %s", task.name, reason)  # reported once, by the caller that collects the results
+        log.debug("%s: %s", task.name, result.reason)  # reported once, by the caller that collects the results
     return result
 
 

@@ -24,7 +24,8 @@ def _warm_up() -> None:
     import numpy as np
 
     from lib.config import load_config, resolve_fit_spec
-    from lib.fitting.runner import FitTask, fit_category
+    from lib.fitting.runner import fit_category
+    from lib.fitting.task import AcceptanceTable, FitEvents, FitTask
 
     config = load_config()
     spec = resolve_fit_spec(config, "warm-up", binned=True)
@@ -38,10 +39,10 @@ def _warm_up() -> None:
     masses = masses[(masses > lo) & (masses < hi)]
     # Both line shapes: the acceptance one with a flat table (the data's comes with each category),
     # since the first fit through its compiled pdf is slower than the next ones.
-    flat = {"acceptance_table": (1.0,) * 101, "acceptance_range_gev": (lo - 25.0, lo + 75.0)}
+    flat = AcceptanceTable((1.0,) * 101, (lo - 25.0, lo + 75.0))
     for line_shape in ("breit_wigner", "acceptance"):
-        warm = spec.model_copy(update={"params": params, "background": "none", "line_shape": line_shape} | flat)
-        fit_category(FitTask("warm-up", masses, None, warm, (), 1.2, config.fit.quality))
+        warm = spec.model_copy(update={"params": params, "background": "none", "line_shape": line_shape})
+        fit_category(FitTask("warm-up", FitEvents(masses), warm, (), 1.2, config.fit.quality, acceptance=flat))
 
 
 def in_forkserver() -> bool:

@@ -18,10 +18,10 @@ from lib.closure import (
     BinSample, ClosureBin, ClosureVerdict, bin_label, bin_rows, closure_specs,
     judge, measured_scaling, reference_text, samples_from_events, samples_from_histograms, with_bin_acceptance,
 )  # fmt: skip
-from lib.config import Config, FitSpec, resolve_fit_spec
+from lib.config import Config
 from lib.correction.writer import read_factors
 from lib.errors import CalibrationError, InputError
-from lib.fit_step import FitCache, bin_fit_jobs, run_fits
+from lib.fit_step import FitCache, FitGroup, FitPlaces, bin_fit_jobs, run_fits
 from lib.histograms import grids_from_config
 from lib.outputs import OutputDir
 from lib.request import Request
@@ -57,14 +57,10 @@ def _run_pass(
     """Fit the bins of one pass (``kind``: ``closure`` after calibration, ``uncalibrated`` before), judge and write its table."""
     edges = config.closure.bin_edges_gev
     selection = request.selection
-
-    def spec_for(name: str) -> FitSpec:
-        return resolve_fit_spec(config, name, selection.binned, request.execution.backend)
-
-    group = "closure" if kind == "closure" else "closure/uncalibrated"
     title = f"{selection.sample} {out.year} {'calibrated' if kind == 'closure' else 'uncalibrated'}"
-    plot_dir = out.fit_plot_dir(group) if request.figures.enabled else None
-    jobs = bin_fit_jobs(samples, edges, spec_for, config, plot_dir, title, "closure", only, log_dir=out.fit_log_dir(group))
+    places = FitPlaces(out, "closure" if kind == "closure" else "closure/uncalibrated", title, request.figures.enabled)
+    group = FitGroup(config, places, selection.binned, request.execution.backend)
+    jobs = bin_fit_jobs(group, samples, edges, "closure", only)
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
     cache = FitCache(out.cache("closure_fits" if kind == "closure" else "closure_fits_uncalibrated"))
     results = run_fits(execs.fit, jobs, cache, refit, what="closure bin", progress="closure fits", figures=execs.figures)

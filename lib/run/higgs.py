@@ -10,27 +10,26 @@ category cannot be tested more precisely than that category's factor is known.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.closure import (
-    BinSample, ClosureVerdict, bin_rows, closure_specs, judge, measured_scaling, samples_from_events,
+    BinSample, bin_rows, closure_specs, judge, measured_scaling, samples_from_events,
     samples_from_histograms,
 )  # fmt: skip
-from lib.config import ClosureConfig, Config, FitSpec, higgs_fit_spec, retry_specs
+from lib.config import ClosureConfig, Config, higgs_fit_spec, retry_specs
 from lib.errors import ConfigError
-from lib.fit_step import FitCache, bin_fit_jobs, run_fits
+from lib.fit_step import FitCache, FitGroup, FitPlaces, bin_fit_jobs, run_fits
 from lib.histograms import grids_from_config
 from lib.io.reader import find_files
 from lib.outputs import OutputDir
 from lib.request import Request
 from lib.results import Validation
-from lib.run.reduction import Executors, input_root, reduce_files
+from lib.run.reduction import Executors, FileReading, input_root, reduce_files
 
 __all__ = ["run_higgs_validation", "HIGGS_LABEL"]
 
@@ -49,21 +48,17 @@ def _signal_samples(
     files = find_files(root, config.input.signal_glob, year)
     higgs = config.higgs
     edges = higgs.bin_edges_gev
-    common = dict(execs=execs, scheme=scheme, window=higgs.signal_region_gev, weight_column=config.input.weight_column,
-                  batch_rows=config.input.batch_rows, skip_bad_files=False)  # fmt: skip
+    reading = FileReading(scheme, higgs.signal_region_gev, config.input.weight_column, config.input.batch_rows)
     scaling = measured_scaling(
-        config, scheme, lambda grid: reduce_files(files, specs=(), events=False, progress="signal files (pT profile)", profile=grid, **common)
+        config, scheme, lambda grid: reduce_files(files, execs, replace(reading, profile=grid), progress="signal files (pT profile)")
     )  # fmt: skip
     specs: tuple = ()
     if binned:
         lo, hi = higgs.signal_region_gev
-        grids = dataclasses.replace(
-            grids_from_config(config, len(edges) - 1), mass_range_gev=(lo, hi), mass_bin_gev=(hi - lo) / _fine_bins(config)
-        )
+        grids = replace(grids_from_config(config, len(edges) - 1), mass_range_gev=(lo, hi), mass_bin_gev=(hi - lo) / _fine_bins(config))
         specs = closure_specs(config, edges, factors, higgs.mass_gev, grids, scaling, source_categories=scheme.n_categories)
-    reduction = reduce_files(
-        files, specs=specs, events=not binned, progress="signal files", muons=not binned and scaling is not None, **common
-    )  # fmt: skip
+    wanted = replace(reading, specs=specs, events=not binned, muons=not binned and scaling is not None)
+    reduction = reduce_files(files, execs, wanted, progress="signal files")
     if binned:
         return samples_from_histograms(*reduction.histograms, config.step2, "higgs")
     return samples_from_events(
@@ -119,17 +114,13 @@ def run_higgs_validation(
         )  # fmt: skip
     samples = _signal_samples(request, config, scheme, year, execs, factors)
     edges = config.higgs.bin_edges_gev
-    plot_dir = out.fit_plot_dir("higgs") if request.figures.enabled else None
-
-    def spec_for(name: str) -> FitSpec:
-        return higgs_fit_spec(config, name, selection.binned, request.execution.backend)
-
     gates = config.fit.quality.model_copy(
         update={"max_chi2_ndf": config.higgs.max_chi2_ndf, "max_shape_mismodelling": config.higgs.max_shape_mismodelling}
     )
     higgs_gated = config.model_copy(update={"fit": config.fit.model_copy(update={"quality": gates})})
-    title = f"H {selection.sample} {year}"
-    jobs = bin_fit_jobs(samples, edges, spec_for, higgs_gated, plot_dir, title, "higgs", same_range_retries=True, log_dir=out.fit_log_dir("higgs"))
+    places = FitPlaces(out, "higgs", f"H {selection.sample} {year}", request.figures.enabled)
+    group = FitGroup(higgs_gated, places, selection.binned, request.execution.backend, resolve=higgs_fit_spec, same_range_retries=True)
+    jobs = bin_fit_jobs(group, samples, edges, "higgs")
     results = run_fits(execs.fit, jobs, FitCache(out.cache("higgs_fits")), what="Higgs bin", progress="higgs fits", figures=execs.figures)
     rows = bin_rows(samples, edges, results, prefix="higgs", factors=factors, factor_errors=_factor_errors(out, scheme, factors))
     higgs_cfg = ClosureConfig(

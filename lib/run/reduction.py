@@ -29,7 +29,10 @@ from lib.outputs import OutputDir
 from lib.request import Paths, Request
 from lib.peak_scaling import ProfileGrid
 
-__all__ = ["Executors", "InputSource", "executors", "input_root", "load_reduction", "reading_line", "reduce_files", "FIT_WORKER_PRELOAD"]
+__all__ = [
+    "Executors", "FileReading", "FileTask", "InputSource", "executors", "input_root", "load_reduction", "reading_line", "reduce_files",
+    "FIT_WORKER_PRELOAD",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +85,43 @@ def executors(request: Request) -> Iterator[Executors]:
             yield Executors(InlineExecutor(), pool, figures)
 
 
-def _reduce_task(args: tuple) -> FileReduction:
+@dataclass(frozen=True)
+class FileReading:
+    """How every file of a reduction is read (``lib.io.reader.reduce_file``): categories, mass window, weight column,
+    batch size, and what is kept: one set of histograms per spec, the skim (``events``, with the muon
+    columns if ``muons``), the muons' ``ln(ptErr / pT)`` summed on ``profile``."""
+
+    scheme: CategoryScheme
+    window: tuple[float, float]
+    weight_column: str | None
+    batch_rows: int
+    specs: tuple[HistogramSpec, ...] = ()
+    events: bool = False
+    profile: ProfileGrid | None = None
+    muons: bool = False
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """The reduction of one file, as a worker receives it."""
+
+    path: str
+    reading: FileReading
+
+    def run(self) -> FileReduction:
+        r = self.reading
+        return reduce_file(
+            self.path, r.scheme, r.window, r.weight_column, r.batch_rows, specs=r.specs, keep_events=r.events, profile=r.profile,
+            keep_muons=r.muons,
+        )  # fmt: skip
+
+
+def _reduce_task(task: FileTask) -> FileReduction:
     """Module-level wrapper so a file reduction can run on a Dask worker."""
-    return reduce_file(*args)
+    return task.run()
 
 
-def _reduce_or_skip_task(args: tuple) -> FileReduction | str:
+def _reduce_or_skip_task(task: FileTask) -> FileReduction | str:
     """``_reduce_task`` for --skip-bad-files: a damaged file comes back as its error message.
 
     Returning instead of raising lets the other files go on, on a Dask worker as in-process. Only
@@ -95,7 +129,7 @@ def _reduce_or_skip_task(args: tuple) -> FileReduction | str:
     non-numeric column means the wrong input rather than one damaged file, so it stays fatal.
     """
     try:
-        return reduce_file(*args)
+        return task.run()
     except InputError as err:
         if isinstance(err.__cause__, (OSError, pa.ArrowException)):
             return str(err)
@@ -111,17 +145,15 @@ class InputSource:
 
 
 def reduce_files(
-    files: Sequence[Path], execs: Executors, scheme: CategoryScheme, window: tuple[float, float], weight_column: str | None,
-    batch_rows: int, specs: tuple[HistogramSpec, ...], events: bool, skip_bad_files: bool, progress: str = "files",
-    profile: ProfileGrid | None = None, muons: bool = False,
-) -> Reduction:  # fmt: skip
+    files: Sequence[Path], execs: Executors, reading: FileReading, skip_bad_files: bool = False, progress: str = "files"
+) -> Reduction:
     """Reduce every file on the reduce executor and fold the results in file order as they arrive.
 
     No per-file result is kept once folded: with histograms only, memory does not grow with the
     number of files or events.
     """
-    tasks = [(str(f), scheme, window, weight_column, batch_rows, None, specs, events, profile, muons) for f in files]
-    merger = ReductionMerger(files, specs, weight_column is not None)
+    tasks = [FileTask(str(f), reading) for f in files]
+    merger = ReductionMerger(files, reading.specs, reading.weight_column is not None)
     task = _reduce_or_skip_task if skip_bad_files else _reduce_task
     execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
     return merger.result()
@@ -164,10 +196,8 @@ def load_reduction(
         cached.n_files = len(files)  # the key names every one of them: its counts are theirs
         return cached, InputSource(fingerprint)
     start = time.monotonic()
-    reduction = reduce_files(
-        files, execs, scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events,
-        request.execution.skip_bad_files, profile=profile, muons=muons,
-    )  # fmt: skip
+    reading = FileReading(scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events, profile, muons)
+    reduction = reduce_files(files, execs, reading, request.execution.skip_bad_files)
     log.info("%s in %.1f s", reading_line(reduction), time.monotonic() - start)
     if reduction.n_kept == 0:
         raise InputError(f"no events of {reduction.n_files} files under {root} fall in the Z window and the categories")

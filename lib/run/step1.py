@@ -12,7 +12,7 @@ import logging
 from lib.acceptance import threshold_mismatch
 from lib.categories import CategoryScheme
 from lib.config import Config
-from lib.fit_step import FitCache, build_jobs, fit_outputs, run_fits
+from lib.fit_step import FitCache, FitGroup, FitPlaces, build_jobs, fit_outputs, run_fits
 from lib.fitting.result import FitResult
 from lib.io.merge import Reduction
 from lib.outputs import OutputDir
@@ -40,7 +40,10 @@ def fit_categories(
     if mismatch:
         log.warning("%s", mismatch)
     to_fit = [n for n in names if n not in too_few]
-    jobs = build_jobs(config, scheme, reduction, medians.rows, to_fit, request, out)
+    selection = request.selection
+    places = FitPlaces(out, "", f"{selection.sample} {out.year}", request.figures.enabled)
+    group = FitGroup(config, places, selection.binned, request.execution.backend)
+    jobs = build_jobs(group, scheme, reduction, medians.rows, to_fit)
     # --fixCat always refits its category, with the configuration given now (its cached fit is the one being fixed).
     refit = frozenset(names if fix_cat else ())
     results: dict[str, FitResult | str] = dict(run_fits(execs.fit, jobs, FitCache(out.cache("fits")), refit=refit, figures=execs.figures))
