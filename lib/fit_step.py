@@ -120,7 +120,7 @@ def _has_acceptance(job: FitJob, result: FitResult) -> bool:
     """Whether the drawn attempt's model (the spec named by the result's label) multiplies the peak by A(m)."""
     specs = (job.task.nominal, *job.task.retries)
     spec = next((s for s in specs if s.label == result.label), job.task.nominal)
-    return spec.peak == "z" and spec.line_shape == "acceptance"
+    return spec.uses_acceptance
 
 
 def build_jobs(

@@ -268,14 +268,14 @@ def fit_jobs(plain_config):
     pytest.importorskip("ROOT")
     from lib.config import resolve_fit_spec
     from lib.fit_step import FitJob
-    from lib.fitting.runner import FitTask
+    from lib.fitting.task import FitEvents, FitTask
     from tests.test_fitting import fixed_tails_spec, z_sample
 
     jobs = []
     for seed, (name, sigma) in enumerate(zip(NAMES, (1.2, 1.5))):
         spec = fixed_tails_spec(resolve_fit_spec(plain_config, name, binned=True))
         masses = z_sample(np.random.default_rng(30 + seed), 20_000, sigma)
-        jobs.append(FitJob(FitTask(name, masses, None, spec, (), sigma, plain_config.fit.quality), None, name))
+        jobs.append(FitJob(FitTask(name, FitEvents(masses), spec, (), sigma, plain_config.fit.quality), None, name))
     return jobs
 
 

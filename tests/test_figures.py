@@ -151,7 +151,9 @@ def test_the_fit_legend_names_the_model_with_its_acceptance(tmp_path: Path, monk
 @pytest.mark.parametrize("with_background", [True, False])
 def test_the_legend_leaves_the_numbers_readable(tmp_path: Path, monkeypatch, with_background: bool):
     """The longest legend (the model with A(m)) beside the widest rows of the info block: an effective width with its core."""
-    result = dataclasses.replace(synthetic_result(), width_definition="effective", fit_val=2.4759, fit_err=0.4928)
+    base = synthetic_result()
+    effective = dataclasses.replace(base.chosen, width=2.4759, width_err=0.4928)
+    result = dataclasses.replace(base, width_definition="effective", chosen=effective, attempts=(effective,))
     if not with_background:
         result = dataclasses.replace(result, curves=dataclasses.replace(result.curves, background=None))
     drawn = _drawn_fit(monkeypatch, tmp_path, result, True)
@@ -207,8 +209,10 @@ def test_a_fit_figure_knows_whether_the_drawn_attempt_has_the_acceptance(tmp_pat
     job = FitJob(SimpleNamespace(nominal=nominal, retries=(plain,)), tmp_path / "fit_30-45_EE", "Data 2018 30-45_EE")
     queued = []
     queue = SimpleNamespace(submit=queued.append)
+    base = synthetic_result()
     for label in ("nominal", "plain BW (x) DCB"):
-        _queue_figure(queue, job, dataclasses.replace(synthetic_result(), label=label))  # type: ignore[arg-type]
+        chosen = dataclasses.replace(base.chosen, label=label)
+        _queue_figure(queue, job, dataclasses.replace(base, chosen=chosen, attempts=(chosen,)))  # type: ignore[arg-type]
     assert [f.acceptance for f in queued] == [True, False]
     drawn = []
     monkeypatch.setattr(fits, "plot_fit", lambda *args, acceptance=False, **kwargs: drawn.append(acceptance) or [])
