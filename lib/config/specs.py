@@ -44,6 +44,7 @@ class FitSpec(_Model):
     acceptance_range_gev: tuple[float, float] | None = None
     width: Literal["effective", "core"] = "core"
     width_window_sigmas: float = 5.0
+    fsr: Literal["none", "exponential"] = "none"
     label: str = "nominal"
     start_from_previous: bool = False
     freeze_from_previous: tuple[str, ...] = ()

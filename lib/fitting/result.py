@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from lib.config.schema import FSR_PARAMETERS
+
 __all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult", "FitRow", "attempt_fields"]
 
 
@@ -192,10 +194,15 @@ class FitResult:
         }
 
     def summary_row(self) -> FitRow:
-        """Its row of ``fit_results.csv``."""
+        """Its row of ``fit_results.csv``; with a radiation component in the model, its fraction and scale too."""
+        radiation = {
+            column: getattr(self.param(name), attribute)
+            for name in FSR_PARAMETERS if any(p.name == name for p in self.params)
+            for column, attribute in ((name, "value"), (f"{name}_err", "error"))
+        }  # fmt: skip
         return FitRow(
             self.name, self.fit_val, self.fit_err, self.status, self.cov_qual, self.quality, self.reason, self.chi2_ndf,
-            self.n_events, self.sum_weights, len(self.attempts), self.label,
+            self.n_events, self.sum_weights, len(self.attempts), self.label, **radiation,
         )  # fmt: skip
 
 
@@ -231,6 +238,11 @@ class FitRow:
     sum_weights: float
     attempts: int
     label: str
+    # The radiation component's parameters (``fit.fsr`` other than none); columns only where a fit has them.
+    fsr_fraction: float = math.nan
+    fsr_fraction_err: float = math.nan
+    fsr_scale: float = math.nan
+    fsr_scale_err: float = math.nan
 
     @classmethod
     def not_fitted(cls, name: str, reason: str, n_events: int) -> FitRow:
@@ -239,4 +251,12 @@ class FitRow:
         return cls(name, nan, nan, -1, -1, "failed", reason, nan, n_events, nan, 0, "")
 
     def row(self) -> dict[str, object]:
-        return asdict(self)
+        """The CSV columns: the radiation's only where the fit had a radiation component."""
+        row = asdict(self)
+        if all(math.isnan(row[column]) for column in FSR_COLUMNS):
+            for column in FSR_COLUMNS:
+                del row[column]
+        return row
+
+
+FSR_COLUMNS = ("fsr_fraction", "fsr_fraction_err", "fsr_scale", "fsr_scale_err")
