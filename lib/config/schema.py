@@ -36,8 +36,8 @@ FIT_PARAMETERS = (
 # when ``fit.params`` does not list them: the share of events that radiate and their mean mass loss in GeV.
 FSR_PARAMETERS = ("fsr_fraction", "fsr_scale")
 FSR_PARAM_DEFAULTS = {
-    "fsr_fraction": {"value": 0.2, "min": 0.0, "max": 0.9},
-    "fsr_scale": {"value": 1.5, "min": 0.3, "max": 10.0},
+    "fsr_fraction": {"value": 0.2, "min": 0.0, "max": 0.5},
+    "fsr_scale": {"value": 1.5, "min": 0.5, "max": 10.0},
 }
 # ``fit.fsr`` in words: what the line shape holds besides the detector's resolution.
 FSR_MODELS = {
