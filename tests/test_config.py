@@ -185,7 +185,7 @@ def test_fit_spec_carries_every_fit_setting_that_acts_inside_a_fit(config):
     fit = config.fit
     changed = fit.model_copy(update={
         "fft_cache_bins_first": 700, "line_shape": "acceptance", "acceptance": fit.acceptance.model_copy(update={"placement": "true"}),
-        "width": "effective", "width_window_sigmas": 3.5, "undetermined": fit.undetermined.model_copy(update={"params": ("n_left",)}),
+        "width": "effective", "width_window_sigmas": 3.5, "undetermined": fit.undetermined.model_copy(update={"params": ("n_left",)}), "fsr": "exponential",
     })  # fmt: skip
     carried = FitConfig.model_fields.keys() - set(NOT_IN_SPEC)
     own = {"name", "binned", "peak", "label", "start_from_previous", "freeze_from_previous"}

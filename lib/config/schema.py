@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "AcceptanceConfig", "CategoryConfig", "ClosureConfig", "Config", "FIT_PARAMETERS", "FitConfig", "FitPatch", "HiggsConfig",
     "InputConfig", "ParamPatch", "ParamSpec", "PtProfileConfig", "QualityConfig", "SelectionConfig", "Step2Config", "Step3Config",
-    "UndeterminedConfig", "binned_count",
+    "FSR_MODELS", "FSR_PARAMETERS", "UndeterminedConfig", "binned_count",
 ]  # fmt: skip
 
 FIT_PARAMETERS = (
@@ -31,6 +31,20 @@ FIT_PARAMETERS = (
     "bkg_fraction",
     "bkg_slope",
 )
+
+# The radiation component's parameters (``fit.fsr`` other than none), with the start values and limits they take
+# when ``fit.params`` does not list them: the share of events that radiate and their mean mass loss in GeV.
+FSR_PARAMETERS = ("fsr_fraction", "fsr_scale")
+FSR_PARAM_DEFAULTS = {
+    "fsr_fraction": {"value": 0.2, "min": 0.0, "max": 0.5},
+    "fsr_scale": {"value": 1.5, "min": 0.5, "max": 10.0},
+}
+# ``fit.fsr`` in words: what the line shape holds besides the detector's resolution.
+FSR_MODELS = {
+    "none": "no radiation component: the DCB holds the detector's resolution and the final-state radiation together",
+    "exponential": "a share fsr_fraction of the events loses an exponentially distributed mass of mean fsr_scale (GeV) "
+    "before the detector, a symmetric DCB",
+}
 
 # What each ``fit.width`` reports as sigma_fit, in words: the correction's description and the report say it.
 WIDTH_DEFINITIONS = {
@@ -152,9 +166,10 @@ class ParamPatch(_Model):
 
 
 def _check_param_names(params: dict[str, object], where: str) -> None:
-    unknown = sorted(set(params) - set(FIT_PARAMETERS))
+    known = (*FIT_PARAMETERS, *FSR_PARAMETERS)
+    unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ValueError(f"{where} names unknown fit parameter(s) {unknown}; known: {list(FIT_PARAMETERS)}")
+        raise ValueError(f"{where} names unknown fit parameter(s) {unknown}; known: {list(known)}")
 
 
 class FitPatch(_Model):
@@ -309,6 +324,13 @@ class FitConfig(_Model):
         description="Half-width, in core sigmas, of the window the DCB is normalised over for the effective width (in sigmas, so "
         "the width scales with the resolution).",
     )  # fmt: skip
+    fsr: Literal["none", "exponential"] = Field(
+        default="none",
+        description="Final-state radiation as its own component of the line shape, so that sigma_fit is the detector's width "
+        f"alone: none, {FSR_MODELS['none']}; exponential, {FSR_MODELS['exponential']} (the Breit-Wigner radiates, one FFT "
+        "convolution as without it; on the Higgs peak a radiating delta). Its parameters fsr_fraction and fsr_scale take "
+        "their start values and limits from fit.params when listed there.",
+    )
     undetermined: UndeterminedConfig = Field(
         default=UndeterminedConfig(), description="Parameters the data cannot determine, which the nominal fit fixes."
     )
@@ -317,6 +339,14 @@ class FitConfig(_Model):
     overrides: dict[str, FitPatch] = Field(
         default_factory=dict, description="Per-category changes of the nominal fit, by exact category name or shell wildcard."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fsr_param_defaults(cls, data: object) -> object:
+        """With a radiation component, ``fit.params`` gets the FSR parameters it does not list, at their defaults."""
+        if not isinstance(data, dict) or data.get("fsr", "none") == "none" or not isinstance(data.get("params"), dict):
+            return data
+        return data | {"params": FSR_PARAM_DEFAULTS | data["params"]}
 
     @model_validator(mode="after")
     def _all_params(self) -> "FitConfig":

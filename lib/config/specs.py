@@ -43,6 +43,7 @@ class FitSpec(_Model):
     acceptance: AcceptanceConfig = AcceptanceConfig()
     width: Literal["effective", "core"] = "core"
     width_window_sigmas: float = 5.0
+    fsr: Literal["none", "exponential"] = "none"
     label: str = "nominal"
     start_from_previous: bool = False
     freeze_from_previous: tuple[str, ...] = ()
@@ -101,7 +102,7 @@ def _default_spec(config: Config, name: str, binned: bool, backend: str | None) 
         fft_cache_bins=fit.fft_cache_bins, fft_cache_bins_first=fit.fft_cache_bins_first, fft_buffer_fraction=fit.fft_buffer_fraction,
         strategy_first=fit.strategy_first, strategy_second=fit.strategy_second,
         line_shape=fit.line_shape, acceptance=fit.acceptance, width=fit.width, width_window_sigmas=fit.width_window_sigmas,
-        undetermined=fit.undetermined,
+        undetermined=fit.undetermined, fsr=fit.fsr,
     )  # fmt: skip
 
 

@@ -15,6 +15,12 @@ convolution's cache once per parameter change where ``RooEffProd`` made RooFit c
 the true mass (``true``) ``(BW x A) (x) DCB``, still with the Breit-Wigner first. The background
 passes the same window: ``RooEffProd(exp, A)``.
 
+``fit.fsr`` other than ``none``: final-state radiation is a component of the true line shape
+(``lib.fitting.fsr``): the Breit-Wigner (Higgs: a delta at ``mean``) radiates with a floating
+fraction and scale before the FFT convolution with the DCB, which then describes the detector
+alone: symmetric (the left tail parameters are the right ones) and centred on the true line
+shape (its position fixed at its start). Still one FFT, with the acceptance as above.
+
 Every object name carries a per-category, per-attempt tag, so nothing can collide with another
 category's objects in the same process, and categories need no subprocess of their own. All ROOT objects are owned by the returned ``PeakModel`` and released by ``close()``,
 clients before servers.
@@ -32,6 +38,7 @@ import numpy as np
 
 from lib.config import FitSpec
 from lib.errors import FitError
+from lib.fitting.fsr import FSR_PARAMETERS, TIED_TAILS, fsr_enabled, radiated_true_shape
 from lib.fitting.task import AcceptanceTable
 
 with warnings.catch_warnings():
@@ -136,12 +143,22 @@ def build_model(spec: FitSpec, tag: str, acceptance: AcceptanceTable | None = No
         used = ["bw_mass", "bw_width", *used]
     if spec.background == "exponential":
         used += ["bkg_fraction", "bkg_slope"]
+    radiating = fsr_enabled(spec)
+    if radiating:
+        used += list(FSR_PARAMETERS)
     params: dict[str, object] = {}
     for pname in used:
+        if radiating and pname in TIED_TAILS:
+            continue
         p = spec.params[pname]
         var = keep(_real_var(f"{pname}_{tag}", pname, p.value, p.min, p.max))
         var.setConstant(p.constant)
         params[pname] = var
+    if radiating:
+        # A symmetric DCB: each left tail parameter is its right one (one variable, reported under both names).
+        params.update({left: params[right] for left, right in TIED_TAILS.items()})
+        # The peak's displacement is the radiation's: a floating DCB position trades off against it.
+        params["mean"].setConstant(True)
 
     def observable(cache_bins: int) -> object:
         obs = keep(ROOT.RooRealVar(f"mass_{tag}", "m_{#mu#mu}", lo, hi, "GeV"))
@@ -155,7 +172,8 @@ def build_model(spec: FitSpec, tag: str, acceptance: AcceptanceTable | None = No
 
     table_bins = _acceptance_bins(spec, acceptance) if accepted else None  # type: ignore[arg-type]
 
-    def acceptance(obs: object, stage: str) -> object:
+    def window_function(obs: object, stage: str) -> object:
+        """``A(m)`` on ``obs`` as a RooHistFunc of the table's bins."""
         edges, values = table_bins  # type: ignore[misc]
         table = keep(ROOT.RooDataHist.from_numpy(values, [obs], bins=[edges], weights_squared_sum=values * values,
                                                  name=f"acceptance_table{stage}_{tag}"))  # fmt: skip
@@ -179,10 +197,22 @@ def build_model(spec: FitSpec, tag: str, acceptance: AcceptanceTable | None = No
 
     def peak(obs: object, stage: str, window: object | None) -> object:
         shape = [params[n] for n in SHAPE_PARAMS]
+        if spec.peak == "higgs" and radiating:
+            # The radiating delta at mean (convolved) with the DCB centred at 0: one FFT.
+            zero = keep(ROOT.RooRealVar(f"dcb_offset{stage}_{tag}", "DCB offset", 0.0))
+            dcb = keep(ROOT.RooCrystalBall(f"dcb{stage}_{tag}", "DCB", obs, zero, *shape[1:]))
+            cache_bin = (hi - lo) / obs.getBins("cache")
+            delta = keep(radiated_true_shape(ROOT, spec, f"radiating{stage}_{tag}", obs, params, cache_bin))
+            conv = keep(ROOT.RooFFTConvPdf(f"signal{stage}_{tag}", "radiating delta (x) DCB", obs, delta, dcb))
+            conv.setBufferFraction(spec.fft_buffer_fraction)
+            return conv
         dcb = keep(ROOT.RooCrystalBall(f"dcb{stage}_{tag}", "DCB", obs, *shape))
         if spec.peak == "higgs":
             return dcb
-        bw = keep(ROOT.RooBreitWigner(f"bw{stage}_{tag}", "BW", obs, params["bw_mass"], params["bw_width"]))
+        if radiating:
+            bw = keep(radiated_true_shape(ROOT, spec, f"bw{stage}_{tag}", obs, params, 0.0))
+        else:
+            bw = keep(ROOT.RooBreitWigner(f"bw{stage}_{tag}", "BW", obs, params["bw_mass"], params["bw_width"]))
         true_placement = window is not None and spec.acceptance.placement == "true"
         if true_placement:
             bw = accepted_product(f"bw_accepted{stage}_{tag}", "BW x A", bw, window)
@@ -195,7 +225,8 @@ def build_model(spec: FitSpec, tag: str, acceptance: AcceptanceTable | None = No
             return accepted_product(f"signal{stage}_{tag}", "(BW (x) DCB) x A", conv, window)
         edges, values = table_bins  # type: ignore[misc]
         # The convolution's parameters: the compiled pdf's value servers (the convolution is a shape server).
-        shape_params = ROOT.RooArgSet(*(params[n] for n in ("bw_mass", "bw_width", *SHAPE_PARAMS)))
+        names = ("bw_mass", "bw_width", *SHAPE_PARAMS, *(FSR_PARAMETERS if radiating else ()))
+        shape_params = ROOT.RooArgSet(*{id(params[n]): params[n] for n in names}.values())  # tied tails once
         first, spacing = 0.5 * (edges[0] + edges[1]), edges[1] - edges[0]
         table = ROOT.std.vector["double"](values.tolist())
         accepted = accepted_conv_class()(f"signal{stage}_{tag}", "(BW (x) DCB) x A", obs, conv, shape_params, first, spacing, table)
@@ -213,13 +244,13 @@ def build_model(spec: FitSpec, tag: str, acceptance: AcceptanceTable | None = No
         return total, bkg
 
     obs_final = observable(spec.fft_cache_bins)
-    window = acceptance(obs_final, "") if accepted else None
+    window = window_function(obs_final, "") if accepted else None
     signal = peak(obs_final, "", window)
     total, background = with_background(obs_final, signal, "", window)
     first_bins = min(spec.fft_cache_bins_first or spec.fft_cache_bins, spec.fft_cache_bins)
     if spec.peak == "z" and first_bins < spec.fft_cache_bins:
         obs_first = observable(first_bins)
-        window_first = acceptance(obs_first, "_s1") if accepted else None
+        window_first = window_function(obs_first, "_s1") if accepted else None
         first_stage, _ = with_background(obs_first, peak(obs_first, "_s1", window_first), "_s1", window_first)
     else:
         first_stage = total

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lib.config.schema import FSR_PARAMETERS
+
 __all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult", "FitRow"]
 
 
@@ -229,11 +231,16 @@ class FitResult:
         }
 
     def summary_row(self) -> FitRow:
-        """Its row of ``fit_results.csv``."""
+        """Its row of ``fit_results.csv``; with a radiation component in the model, its fraction and scale too."""
         chosen = self.chosen
+        radiation = {
+            column: getattr(self.param(name), attribute)
+            for name in FSR_PARAMETERS if any(p.name == name for p in self.params)
+            for column, attribute in ((name, "value"), (f"{name}_err", "error"))
+        }  # fmt: skip
         return FitRow(
             self.name, chosen.width, chosen.width_err, chosen.status, chosen.cov_qual, self.quality, self.reason, chosen.chi2_ndf,
-            chosen.n_events, chosen.sum_weights, len(self.attempts), chosen.label,
+            chosen.n_events, chosen.sum_weights, len(self.attempts), chosen.label, **radiation,
         )  # fmt: skip
 
 
@@ -256,6 +263,11 @@ class FitRow:
     sum_weights: float
     attempts: int
     label: str
+    # The radiation component's parameters (``fit.fsr`` other than none); columns only where a fit has them.
+    fsr_fraction: float = math.nan
+    fsr_fraction_err: float = math.nan
+    fsr_scale: float = math.nan
+    fsr_scale_err: float = math.nan
 
     @classmethod
     def not_fitted(cls, name: str, reason: str, n_events: int) -> FitRow:
@@ -264,4 +276,12 @@ class FitRow:
         return cls(name, nan, nan, -1, -1, "failed", reason, nan, n_events, nan, 0, "")
 
     def row(self) -> dict[str, object]:
-        return asdict(self)
+        """The CSV columns: the radiation's only where the fit had a radiation component."""
+        row = asdict(self)
+        if all(math.isnan(row[column]) for column in FSR_COLUMNS):
+            for column in FSR_COLUMNS:
+                del row[column]
+        return row
+
+
+FSR_COLUMNS = ("fsr_fraction", "fsr_fraction_err", "fsr_scale", "fsr_scale_err")

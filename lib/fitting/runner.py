@@ -21,6 +21,7 @@ import lib.fitting.quality as gates
 from lib.config import FitSpec
 from lib.errors import FitError
 from lib.fitting.backend import require_backend
+from lib.fitting.fsr import FSR_PARAMETERS, fsr_undetermined
 from lib.fitting.effective_width import WIDTH_PARAMS, effective_sigma, effective_sigma_error
 from lib.fitting.native_log import native_output_to
 from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
@@ -213,14 +214,16 @@ def _fix_undetermined(built: Any, spec: FitSpec) -> tuple[str, ...]:
     floating, limits = _floating(built)
     values = {name: float(var.getVal()) for name, var in floating.items()}
     rule = spec.undetermined
-    return _fix(floating, undetermined_params(values, limits, rule.params, rule.limit_tolerance, rule.no_tail_alpha))
+    fixed = undetermined_params(values, limits, rule.params, rule.limit_tolerance, rule.no_tail_alpha)
+    return _fix(floating, fixed + fsr_undetermined(values, limits, rule.limit_tolerance))
 
 
 def _fix_unmeasured(built: Any, spec: FitSpec) -> tuple[str, ...]:
     """Fix, where the Hesse fit left them, the parameters whose error exceeds their range (``lib.fitting.undetermined``)."""
     floating, limits = _floating(built)
     errors = {name: float(var.getError()) for name, var in floating.items()}
-    return _fix(floating, unmeasured_params(errors, limits, spec.undetermined.params, spec.undetermined.max_error_to_range))
+    candidates = (*spec.undetermined.params, *FSR_PARAMETERS)
+    return _fix(floating, unmeasured_params(errors, limits, candidates, spec.undetermined.max_error_to_range))
 
 
 class _AttemptData(NamedTuple):

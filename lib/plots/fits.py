@@ -39,7 +39,7 @@ FAILED_COLOR = "#c00000"
 PULL_BAND = 2.0
 PNG_DPI = 100
 # The info block, top left, in axes coordinates: a label column and a value column, one row per number.
-INFO_ROWS, INFO_TOP, INFO_STEP, INFO_COLUMNS = 6, 0.95, 0.047, (0.03, 0.155)
+INFO_ROWS, INFO_TOP, INFO_STEP, INFO_COLUMNS = 7, 0.95, 0.047, (0.03, 0.155)
 
 
 def _info_rows(result: FitResult) -> list[tuple[str, str]]:
@@ -55,6 +55,10 @@ def _info_rows(result: FitResult) -> list[tuple[str, str]]:
         ("status", f"{result.status}, covQual {result.cov_qual}"),
         ("events", f"{result.n_events:,}"),
     ]
+    radiation = {p.name: p for p in result.params if p.name in ("fsr_fraction", "fsr_scale")}
+    if len(radiation) == 2:
+        fraction, scale = radiation["fsr_fraction"], radiation["fsr_scale"]
+        rows.append(("FSR", f"{fraction.value:.1%} \u00b1 {fraction.error:.1%}, mean loss {scale.value:.2f} \u00b1 {scale.error:.2f} GeV"))
     if result.weighted:
         rows.append((r"$\Sigma w$", f"{result.sum_weights:,.0f}"))
     if len(result.attempts) > 1:
