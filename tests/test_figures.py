@@ -148,6 +148,18 @@ def test_the_fit_legend_names_the_model_with_its_acceptance(tmp_path: Path, monk
     assert _legend(drawn) == ["Data", model] and drawn.signal is None  # one curve, named after the model
 
 
+def test_a_radiating_fit_names_its_fsr_component(tmp_path: Path, monkeypatch):
+    """With fit.fsr the BW radiates: the legend says so, and the info box gives the radiation's fraction and mean loss."""
+    from lib.fitting.result import ParamResult
+
+    base = synthetic_result()
+    radiation = (ParamResult("fsr_fraction", 0.137, 0.012, 0.0, 0.5, False, False), ParamResult("fsr_scale", 1.83, 0.21, 0.5, 10.0, False, False))
+    chosen = dataclasses.replace(base.chosen, params=(*base.chosen.params, *radiation))
+    drawn = _drawn_fit(monkeypatch, tmp_path, dataclasses.replace(base, chosen=chosen, attempts=(chosen,)), True)
+    assert r"BW$_{\mathrm{FSR}}$ $\otimes$ DCB $\times$ A(m)" in _legend(drawn)
+    assert any("13.7%" in text.get_text() and "1.83" in text.get_text() for row in drawn.info for text in row)
+
+
 @pytest.mark.parametrize("with_background", [True, False])
 def test_the_legend_leaves_the_numbers_readable(tmp_path: Path, monkeypatch, with_background: bool):
     """The longest legend (the model with A(m)) beside the widest rows of the info block: an effective width with its core."""

@@ -223,6 +223,26 @@ def test_json_of_fits_and_medians_from_different_inputs_fails(calibrated, tmp_pa
     assert level == "fail" and "made from different inputs: run --steps all" in text
 
 
+def test_fit_table_shows_the_radiation_only_where_the_fits_have_it(calibrated, tmp_path, config):
+    """fit.fsr fits carry their FSR fraction and mean loss into the fit table; fits without it add no columns."""
+    import pandas as pd
+
+    _, out_dir = _copy(calibrated, tmp_path)
+    write_report(out_dir, config)
+    assert "FSR fraction" not in (out_dir / OutputDir.REPORT_HTML).read_text()
+    fits = pd.read_csv(out_dir / OutputDir.FITS_CSV, keep_default_na=False)
+    first = fits.loc[0, "cat_name"]
+    fits["fsr_fraction"], fits["fsr_fraction_err"], fits["fsr_scale"], fits["fsr_scale_err"] = "nan", "nan", "nan", "nan"
+    fits.loc[0, ["fsr_fraction", "fsr_fraction_err", "fsr_scale", "fsr_scale_err"]] = ["0.137", "0.012", "1.83", "0.21"]
+    fits.to_csv(out_dir / OutputDir.FITS_CSV, index=False)
+    write_report(out_dir, config)
+    page = _strict((out_dir / OutputDir.REPORT_HTML).read_text())
+    headers = ["".join(th.itertext()) for th in page.iter("th") if th.get("scope") == "col"]
+    assert "FSR fraction" in headers and "FSR mean loss [GeV]" in headers
+    row = next(tr for tr in page.iter("tr") if tr.get("id") == f"fit-{first}")
+    assert "0.1370 ± 0.0120" in "".join(row.itertext()) and "1.8300 ± 0.2100" in "".join(row.itertext())
+
+
 def test_data_and_mc_side_by_side_with_their_ratio(calibrated, tmp_path, config):
     _, out_dir = _copy(calibrated, tmp_path)
     mc_dir = out_dir.parent / f"MC_{YEAR}"

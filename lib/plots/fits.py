@@ -105,24 +105,26 @@ class _FitFigure:
         return sorted((a for a in artists if a is not None), key=lambda a: a.get_zorder())
 
 
-_FIGURES: dict[tuple[bool, bool, str, bool], _FitFigure] = {}
+_FIGURES: dict[tuple[bool, bool, str, bool, bool], _FitFigure] = {}
 
 
-def model_label(peak: str, acceptance: bool) -> str:
-    """The signal model as the legend names it: the Z peak's BW (x) DCB, times the window acceptance A(m) when the fit has it."""
+def model_label(peak: str, acceptance: bool, radiating: bool = False) -> str:
+    """The signal model as the legend names it: the Z peak's BW (x) DCB, times the window acceptance A(m) when the fit
+    has it; with a radiation component (fit.fsr) the radiating BW (or, for the Higgs, the radiating peak) is marked FSR."""
     if peak != "z":
-        return "DCB"
-    return r"BW $\otimes$ DCB $\times$ A(m)" if acceptance else r"BW $\otimes$ DCB"
+        return r"FSR $\otimes$ DCB" if radiating else "DCB"
+    bw = r"BW$_{\mathrm{FSR}}$" if radiating else "BW"
+    return bw + (r" $\otimes$ DCB $\times$ A(m)" if acceptance else r" $\otimes$ DCB")
 
 
-def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool = False) -> _FitFigure:
+def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool = False, radiating: bool = False) -> _FitFigure:
     """This process's figure of the kind (built on first use): axes, label, legend, empty artists.
 
     With a background the total is a solid line and the signal a dashed one of another colour
     drawn over it (where the background is small they coincide, and both stay visible); without
     one the total is the signal model, the one curve, and the legend names it so.
     """
-    key = (weighted, with_background, peak, acceptance)
+    key = (weighted, with_background, peak, acceptance, radiating)
     if key in _FIGURES:
         return _FIGURES[key]
     import matplotlib
@@ -132,7 +134,7 @@ def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool =
     import mplhep
     from matplotlib.collections import LineCollection
 
-    model = model_label(peak, acceptance)
+    model = model_label(peak, acceptance, radiating)
     with plt.style.context(mplhep.style.CMS):
         fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), dpi=PNG_DPI, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
         # The final margins first: the CMS header is placed in axes coordinates.
@@ -195,7 +197,8 @@ def plot_fit(
         The written paths, in the order of ``formats``.
     """
     curves = result.curves
-    drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak, acceptance)
+    radiating = any(p.name == "fsr_fraction" for p in result.params)
+    drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak, acceptance, radiating)
     ax, rax = drawn.ax, drawn.rax
     drawn.rlabel.set_text(right_label(title))
     fit_right_label(drawn.status, drawn.rlabel, drawn.rlabel_size, drawn.fig.canvas.get_renderer())

@@ -7,6 +7,8 @@ and each row links to the plot and the ROOT log of its fit.
 
 from __future__ import annotations
 
+import math
+
 from lib.config import WIDTH_DEFINITIONS
 from lib.report.markup import esc, image, link, num, pm, tag
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
@@ -39,7 +41,22 @@ def _status(row: CategoryRow) -> str:
     return f"{row.status} / {row.cov_qual if row.cov_qual is not None else '–'}"
 
 
-def _fit_row(row: CategoryRow) -> str:
+# With a radiation component in the line shape (fit.fsr), its fraction and mean loss get columns of their own.
+FSR_COLUMNS = ("FSR fraction", "FSR mean loss [GeV]")
+
+
+def _radiating(sample: SampleOutputs) -> bool:
+    return any(r.fit is not None and math.isfinite(r.fit.fsr_fraction) for r in sample.rows)
+
+
+def _fsr_cells(row: CategoryRow) -> list[str]:
+    fit = row.fit
+    if fit is None or not math.isfinite(fit.fsr_fraction):
+        return [tag("td", "–", class_="num"), tag("td", "–", class_="num")]
+    return [tag("td", esc(pm(fit.fsr_fraction, fit.fsr_fraction_err)), class_="num"), tag("td", esc(pm(fit.fsr_scale, fit.fsr_scale_err)), class_="num")]
+
+
+def _fit_row(row: CategoryRow, radiating: bool = False) -> str:
     # A failed fit's sigma is its best attempt's: shown for diagnosis, struck through as unused.
     sigma = tag("span", esc(pm(row.fit_val, row.fit_err)), class_="unused") if row.failed else esc(pm(row.fit_val, row.fit_err))
     cells = [
@@ -49,6 +66,7 @@ def _fit_row(row: CategoryRow) -> str:
         tag("td", esc(pm(row.median, row.median_err)), class_="num"),
         tag("td", esc(pm(row.factor, row.factor_err)), class_="num"),
         tag("td", esc(row.source or "–"), class_="source"),
+        *(_fsr_cells(row) if radiating else []),
         tag("td", esc(num(row.chi2_ndf, 2)), class_="num"),
         tag("td", esc(_status(row)), class_="num"),
         tag("td", esc(row.label or "–")),
@@ -66,13 +84,16 @@ def _width_note(definition: str) -> str:
 
 def fit_table_section(sample: SampleOutputs) -> str:
     """All categories of the report's own sample, one row each, failed/fallback/retried highlighted."""
-    head = tag("thead", tag("tr", [tag("th", esc(c), scope="col") for c in FIT_COLUMNS]))
-    body = tag("tbody", [_fit_row(r) for r in sample.rows])
+    radiating = _radiating(sample)
+    columns = (*FIT_COLUMNS[:6], *FSR_COLUMNS, *FIT_COLUMNS[6:]) if radiating else FIT_COLUMNS
+    head = tag("thead", tag("tr", [tag("th", esc(c), scope="col") for c in columns]))
+    body = tag("tbody", [_fit_row(r, radiating) for r in sample.rows])
     key = tag(
         "p",
         [tag("span", "failed fit", class_="key failed"), " ", tag("span", "fallback factor", class_="key fallback"), " ",
          tag("span", "accepted after retries", class_="key retried"),
-         esc(f" · σ_fit{_width_note(sample.width_definition)}; a failed fit's is its best attempt's, not used.")],
+         esc(f" · σ_fit{_width_note(sample.width_definition)}; a failed fit's is its best attempt's, not used."
+             + (" The line shape radiates (fit.fsr): σ_fit is the detector's DCB alone." if radiating else ""))],
         class_="note",
     )  # fmt: skip
     return tag("section", [tag("h2", "Fit quality"), key, tag("div", tag("table", [head, body], class_="fits"), class_="scroll")], id="fits")
