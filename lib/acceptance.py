@@ -9,10 +9,9 @@ the truncation. The fit model is the convolution times ``A``.
 ``A`` comes from the events of the same |eta|-region pair in every pT bin, so the window's own
 cut is not built into them: at each knot mass ``m'`` each event is moved to ``m'`` keeping its
 dimuon pT, rapidity and decay direction (``lib.dimuon_kinematics``), and counted in the window
-its leading pT then falls in (``AcceptanceGrid``, counted while reading). That the
-muon pT do not simply scale with the mass matters: with ``pT / m`` taken as independent of ``m``,
-``A`` of the 62-200 GeV window rose twice as steeply over 75-105 GeV as the events' own share of
-that window does, and those categories' sigma came out 5-15 % low.
+its leading pT then falls in (``AcceptanceGrid``, counted while reading). The muon pT do not
+simply scale with the mass: taking ``pT / m`` as independent of ``m`` makes ``A`` of the highest
+window too steep and those categories' sigma low (docs/validation.md).
 
 Those events were themselves selected by the input's pT thresholds at their own mass: an event
 that passes them only above some mass is under-represented among the events, by the share of the

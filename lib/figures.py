@@ -1,12 +1,8 @@
 """Figures beside the numbers: a queue of local low-priority processes, fed as each result arrives.
 
-A figure never delays a result. The first version drew each category's plot in the fit worker
-right after its fit, so the 36 figures (PNG + PDF) sat on the path to the correction JSON and
-doubled its wall time; the next drew them all after the JSON, on the fit workers, which left the
-cores idle at the end of the fits (while the slowest categories finish) and during step 3, and
-on a Dask scheduler or Gateway wrote them from remote workers into the client's directory.
-
-Here every figure is handed to ``FigureQueue`` as soon as its numbers exist (the step-2 grid
+A figure never delays a result: drawn in a fit worker it would sit on the path to the correction
+JSON, and drawn after the JSON it would leave the cores idle while the slowest fits finish.
+Every figure is handed to ``FigureQueue`` as soon as its numbers exist (the step-2 grid
 after the medians, a fit's plot when its fit returns), and drawn by this machine's processes at
 the lowest CPU priority (nice 19): while fits run, a figure only gets the cycles no fit wants,
 and what is left is drawn after step 3. Every output, figures included, is written by the client.

@@ -30,7 +30,7 @@ __all__ = ["OutputDir", "SAMPLE_LABELS", "FACTOR_TABLE_COLUMNS"]
 
 SAMPLE_LABELS = ("Data", "MC")
 
-# The LaTeX tables of step 3: (column, header), as the original's three tables.
+# The LaTeX tables of step 3: (column, header).
 FACTOR_TABLE_COLUMNS = (
     ("cat_name", "Category"),
     ("fit_val", r"$\sigma_{fit}$ [GeV]"),
@@ -73,7 +73,7 @@ class OutputDir:
 
     @classmethod
     def of(cls, output_path: Path, binned: bool, year: str, sample: str, extra_string: str = "") -> OutputDir:
-        """The directory of one sample (``"Data"``/``"MC"``) and year, named as the original names it."""
+        """The directory of one sample (``"Data"``/``"MC"``) and year."""
         name = f"{sample}_{year}" + (f"_{extra_string}" if extra_string else "")
         return cls(Path(output_path) / ("binned" if binned else "unbinned") / year / name)
 
@@ -127,7 +127,7 @@ class OutputDir:
         return self.path / stems[figure]
 
     def correction_json(self, nanoaod_v: str) -> Path:
-        """The correction file this directory's step 3 writes (the original's name, which the analysis' file list expects)."""
+        """The correction file this directory's step 3 writes (the name the analysis' file list expects)."""
         return self.path / f"res_calib_BS_correction_{self.year}_{self.sample}_nanoAODv{nanoaod_v}.json"
 
     def find_correction_json(self) -> Path | None:

@@ -10,9 +10,8 @@ angles every muon pT scales with the mass, so three parts of sigma_pred move wit
 * the calibration factor, looked up in the category of the leading-muon pT: an event near a pT
   edge changes category (and factor) as its mass moves across the peak.
 
-On the built-in generator's clean sample (Gaussian residuals, no FSR) the first alone left the
-lowest and highest bins' true-mass means 0.4-0.7 GeV off the others and their fitted widths 15-18 %
-below the truth. So an event is binned on the prediction it would have at the peak mass
+Each of them alone slices the peak enough to bias the outer bins' widths (docs/validation.md).
+So an event is binned on the prediction it would have at the peak mass
 ``m_peak``: mass set to ``m_peak``, both muon pT scaled by ``m_peak / m``, their ``r`` moved along
 the measured pT dependence and the factor of the category of the scaled leading pT.
 

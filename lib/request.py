@@ -95,6 +95,6 @@ class Request:
     handling: Handling = field(default_factory=Handling)
 
     def output_dir(self, year: str) -> OutputDir:
-        """``<output_path>/<binned|unbinned>/<year>/<Data|MC>_<year>[_<extraString>]``, as the original."""
+        """``<output_path>/<binned|unbinned>/<year>/<Data|MC>_<year>[_<extraString>]``."""
         s = self.selection
         return OutputDir.of(self.paths.output_path, s.binned, year, s.sample, self.paths.extra_string)
