@@ -21,7 +21,6 @@ REQUIREMENTS = [REPO / "requirements.txt", REPO / "requirements-test.txt"]
 MODULES = {"root": "ROOT", "pyyaml": "yaml", "ruamel.yaml": "ruamel", "pillow": "PIL"}
 # Pins used other than by an import statement: the file and the text in it that uses them.
 USED_WITHOUT_IMPORT = {
-    "jinja2": ("lib/io/tables.py", ".to_latex("),  # pandas' Styler renders LaTeX through Jinja2
     "dask-gateway-server": ("tests/test_servers.py", 'shutil.which("dask-gateway-server"'),
 }
 # Pip pins environment.yml leaves out, and those whose conda-forge version differs.

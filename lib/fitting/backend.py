@@ -13,6 +13,7 @@ import functools
 import importlib.util
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,18 @@ def require_backend(name: str) -> str:
     return name
 
 
+def _root_version_header() -> Path | None:
+    """``RVersion.h`` of the ROOT that ``import ROOT`` finds (in the wheel's package or its installation's ``include``)."""
+    spec = importlib.util.find_spec("ROOT")
+    if spec is None or not spec.origin:
+        return None
+    package = Path(spec.origin).resolve().parent
+    for candidate in (package / "include" / "RVersion.h", package.parent.parent / "include" / "RVersion.h"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _root_config() -> Path | None:
     """``root-config`` of the ROOT that ``import ROOT`` finds: in the wheel's package, or in the ``bin`` of its installation."""
     spec = importlib.util.find_spec("ROOT")
@@ -105,10 +118,15 @@ def root_version() -> str:
 
     The version of the pip package (``0.1a12`` for the wheel) names the packaging, not ROOT. A
     process that has imported ROOT asks it; any other asks the same installation's
-    ``root-config --version`` (the same release string, in milliseconds where importing ROOT
-    takes seconds), and imports ROOT only where there is no such script.
+    ``RVersion.h`` (``ROOT_RELEASE``, a file read) or its ``root-config --version`` (the same
+    release string, where importing ROOT takes seconds), and imports ROOT only where neither is there.
     """
     if "ROOT" not in sys.modules:
+        header = _root_version_header()
+        if header is not None:
+            match = re.search(r'#define\s+ROOT_RELEASE\s+"([^"]+)"', header.read_text(errors="replace"))
+            if match:
+                return match.group(1)
         script = _root_config()
         if script is not None:
             try:

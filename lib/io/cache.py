@@ -66,6 +66,7 @@ def content_key(**parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
+@cache
 def source_digest(*modules: str) -> str:
     """Hash of the ``source_files`` of ``modules``: their paths relative to ``lib`` and their bytes.
 

@@ -1,13 +1,18 @@
-"""CSV and LaTeX tables of the steps, written atomically and read back, with pandas."""
+"""CSV and LaTeX table writers and the CSV reader (atomic writes), shared by every step.
+
+Written with the standard library's ``csv`` rather than pandas: every run writes and reads these
+small tables, and on a loaded 2-core batch node importing pandas costs a few tenths of a second
+of the run for what ``csv`` does in milliseconds (docs/performance.md). pandas is where tables are
+looked at (``lib.results``' ``table()``).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
-import warnings
 from pathlib import Path
 from typing import Mapping, Sequence, TypeVar
-
-import pandas as pd
 
 from lib.errors import InputError
 from lib.io.atomic import write_text_atomic
@@ -16,6 +21,19 @@ from lib.rows import parse_row
 RowT = TypeVar("RowT")
 
 __all__ = ["write_csv", "read_csv", "read_rows", "write_latex_table"]
+
+# Characters of a text cell that LaTeX would read as commands, and what it needs instead.
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}  # fmt: skip
+
+
+def _format(value: object) -> str:
+    """A cell: a float in its shortest form that reads back to the same value, a non-finite one as ``nan``."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "nan"
+    return str(value)
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
@@ -26,25 +44,37 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
     """
     if not rows:
         raise ValueError(f"refusing to write an empty table to {path}")
-    frame = pd.DataFrame(list(rows)).replace([math.inf, -math.inf], math.nan)
-    return write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n", na_rep="nan"))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = list(rows[0].keys())
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_format(row[key]) for key in header])
+    return write_text_atomic(path, buffer.getvalue())
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
     """Rows of a CSV written by an earlier step, every value as its text.
 
     Raises:
-        InputError: the file is missing (says which step produces it) or is not a table.
+        InputError: the file is missing (says which step produces it) or is not a table (empty,
+            or a row with more or fewer fields than the header).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = reader.fieldnames
     except FileNotFoundError as err:
         raise InputError(f"{path} not found: run the step that produces it first (see --steps)") from err
-    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+    except (UnicodeDecodeError, csv.Error) as err:
         raise InputError(f"{path} is not a readable table: {' '.join(str(err).split())}") from err
-    return frame.to_dict("records")
+    if not header:
+        raise InputError(f"{path} is not a readable table: it is empty")
+    for number, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise InputError(f"{path} is not a readable table: line {number} has not the {len(header)} fields of the header")
+    return rows
 
 
 def read_rows(path: Path, cls: type[RowT]) -> list[RowT]:
@@ -65,13 +95,21 @@ def write_latex_table(
         if isinstance(value, float):
             if not math.isfinite(value):
                 return "--"
-            return repr(float(value)) if decimals is None else f"{value:.{decimals}f}"
-        return str(value)
+            return repr(value) if decimals is None else f"{value:.{decimals}f}"
+        return "".join(_LATEX_ESCAPES.get(char, char) for char in str(value))
 
-    frame = pd.DataFrame([[row[key] for key, _ in columns] for row in rows], columns=[header for _, header in columns])
-    styler = frame.style.hide(axis="index").format(cell, escape="latex")
-    styler.set_table_styles([{"selector": rule, "props": ":hline;"} for rule in ("toprule", "midrule", "bottomrule")])
-    latex = styler.to_latex(
-        position="htbp", position_float="centering", caption=caption, column_format="l" + "r" * (len(columns) - 1)
-    )
-    return write_text_atomic(path, latex)
+    lines = [
+        r"\begin{table}[htbp]",
+        r"\centering",
+        r"\caption{" + caption + "}",
+        r"\begin{tabular}{" + "l" + "r" * (len(columns) - 1) + "}",
+        r"\hline",
+        " & ".join(header for _, header in columns) + r" \\",
+        r"\hline",
+        *(" & ".join(cell(row[key]) for key, _ in columns) + r" \\" for row in rows),
+        r"\hline",
+        r"\end{tabular}",
+        r"\end{table}",
+        "",
+    ]
+    return write_text_atomic(path, "\n".join(lines))
