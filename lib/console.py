@@ -117,6 +117,8 @@ def quiet_libraries() -> None:
 
 # What a batch system or a closed terminal sends to stop a job: handled like Ctrl-C.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# How long after a swallowed stop the signal is sent again (the finaliser that swallowed it has returned by then).
+RESIGNAL_DELAY_S = 0.01
 
 
 class Terminated(KeyboardInterrupt):
@@ -141,11 +143,26 @@ def _stop_signals_raise() -> Iterator[None]:
         yield
         return
     previous = {stop: signal.signal(stop, _raise_terminated) for stop in STOP_SIGNALS}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _terminate_again_if_swallowed
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for stop, handler in previous.items():
             signal.signal(stop, handler)
+
+
+def _terminate_again_if_swallowed(unraisable: object) -> None:
+    """A ``Terminated`` raised inside a finaliser (a weakref callback, ``__del__``) is swallowed there: raise the signal
+    again so that it stops the run at its next Python line; anything else is reported as usual."""
+    err = getattr(unraisable, "exc_value", None)
+    if isinstance(err, Terminated):
+        signal.signal(err.signum, _raise_terminated)
+        # Sent from a thread, after a moment: raised here, the handler's exception would be swallowed too.
+        threading.Timer(RESIGNAL_DELAY_S, os.kill, (os.getpid(), err.signum)).start()
+        return
+    sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
 
 
 def os_error_line(err: OSError) -> str:

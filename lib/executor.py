@@ -104,6 +104,16 @@ def _stop_worker(signum: int, _frame: object) -> None:
     os._exit(128 + signum)
 
 
+def _stop_again_if_swallowed(unraisable: Any) -> None:
+    """``sys.unraisablehook`` of a worker: a stop raised inside a finaliser (a weakref callback, ``__del__``) is swallowed
+    there, so the signal is raised again and stops the task at its next Python line; anything else is reported as usual."""
+    if isinstance(unraisable.exc_value, _Stopped):
+        # Sent from a thread, after a moment: raised here, the handler's exception would be swallowed too.
+        threading.Timer(console.RESIGNAL_DELAY_S, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _watch_parent(lifeline: Connection) -> None:
     """Block until the process that started the pool is gone, then stop this worker like SIGTERM does (killed if its task does not unwind in time)."""
     try:
@@ -119,6 +129,7 @@ def _start_worker(lifeline: Connection, level: int, initializer: Callable[..., N
     """Every worker's start: stop with the parent (SIGTERM, or its end), leave Ctrl-C to the parent, log like it, then ``initializer``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops the pool
     signal.signal(signal.SIGTERM, _stop_worker)
+    sys.unraisablehook = _stop_again_if_swallowed
     threading.Thread(target=_watch_parent, args=(lifeline,), name="parent-watch", daemon=True).start()
     console.configure_once(level)
     if initializer is not None:

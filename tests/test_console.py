@@ -114,3 +114,25 @@ def test_sigterm_and_sighup_end_a_command_like_ctrl_c_with_the_shells_codes(caps
     assert run_cli(stopped(signal.SIGHUP), debug=False, interrupted="interrupted: outputs intact") == 129
     assert capsys.readouterr().err.splitlines() == ["interrupted by SIGTERM: outputs intact", "interrupted by SIGHUP: outputs intact"]
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_stop_swallowed_by_a_finaliser_still_stops_the_run(capsys):
+    """SIGTERM's exception raised inside a ``__del__`` is swallowed by Python: the signal is raised again, the run stops."""
+    import signal
+    import time
+
+    from lib import console
+
+    class Finalised:
+        def __del__(self) -> None:
+            raise console.Terminated(signal.SIGTERM)
+
+    def body() -> int:
+        Finalised()  # collected at once: its finaliser's exception never reaches this frame
+        for _ in range(100):
+            time.sleep(0.01)  # the signal's handler runs at the next line
+        return 0
+
+    assert console.run_cli(body, False, "interrupted") == 143
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("interrupted by SIGTERM") and "Exception ignored" not in err

@@ -37,7 +37,7 @@ def _format(value: object) -> str:
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
-    """Write rows (same keys, in order) as CSV, atomically.
+    """Write rows as CSV, atomically: the columns of every row, in order of appearance, ``nan`` where a row has none.
 
     Floats are written in their shortest form that reads back to the same value; a non-finite
     one as ``nan``.
@@ -46,10 +46,10 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
         raise ValueError(f"refusing to write an empty table to {path}")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = list(rows[0].keys())
+    header = list(dict.fromkeys(key for row in rows for key in row))  # every row's columns, in order of appearance
     writer.writerow(header)
     for row in rows:
-        writer.writerow([_format(row[key]) for key in header])
+        writer.writerow([_format(row.get(key, math.nan)) for key in header])
     return write_text_atomic(path, buffer.getvalue())
 
 
