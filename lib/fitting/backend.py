@@ -88,26 +88,15 @@ def require_backend(name: str) -> str:
     return name
 
 
-def _root_version_header() -> Path | None:
-    """``RVersion.h`` of the ROOT that ``import ROOT`` finds (in the wheel's package or its installation's ``include``)."""
+def _root_file(*relative: str) -> Path | None:
+    """A file of the ROOT that ``import ROOT`` finds: in the wheel's package, or in its installation (``bin``, ``include``)."""
     spec = importlib.util.find_spec("ROOT")
     if spec is None or not spec.origin:
         return None
     package = Path(spec.origin).resolve().parent
-    for candidate in (package / "include" / "RVersion.h", package.parent.parent / "include" / "RVersion.h"):
+    for base in (package, package.parent.parent):
+        candidate = base.joinpath(*relative)
         if candidate.is_file():
-            return candidate
-    return None
-
-
-def _root_config() -> Path | None:
-    """``root-config`` of the ROOT that ``import ROOT`` finds: in the wheel's package, or in the ``bin`` of its installation."""
-    spec = importlib.util.find_spec("ROOT")
-    if spec is None or not spec.origin:
-        return None
-    package = Path(spec.origin).resolve().parent
-    for candidate in (package / "bin" / "root-config", package.parent.parent / "bin" / "root-config"):
-        if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
 
@@ -122,13 +111,13 @@ def root_version() -> str:
     release string, where importing ROOT takes seconds), and imports ROOT only where neither is there.
     """
     if "ROOT" not in sys.modules:
-        header = _root_version_header()
+        header = _root_file("include", "RVersion.h")
         if header is not None:
             match = re.search(r'#define\s+ROOT_RELEASE\s+"([^"]+)"', header.read_text(errors="replace"))
             if match:
                 return match.group(1)
-        script = _root_config()
-        if script is not None:
+        script = _root_file("bin", "root-config")
+        if script is not None and os.access(script, os.X_OK):
             try:
                 done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30, check=True)
                 if done.stdout.strip():
