@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # types only: the bins never read files themselves
     from lib.io.reader import Skim
 
 __all__ = [
-    "BinState", "ClosureBin", "ClosureVerdict", "BinSample", "bin_rows", "bin_state", "closure_specs", "judge", "reference_text",
+    "BinState", "ClosureBin", "JudgedBin", "ClosureVerdict", "BinSample", "bin_rows", "bin_state", "closure_specs", "judge", "reference_text",
     "samples_from_events", "samples_from_histograms",
 ]  # fmt: skip
 
@@ -65,8 +65,28 @@ def bin_state(fit_quality: str, verdict: str, ratio: float) -> BinState:
     return BinState.NOT_FITTED if fit_quality == BinState.NOT_FITTED else BinState.NOT_TESTED
 
 
+class JudgedBin:
+    """What a closure or Higgs bin's columns say of it (``fit_quality``, ``verdict``, ``ratio``): its state, whether it was tested.
+
+    Shared by the bins as the run makes them (``ClosureBin``) and as the report reads them back.
+    """
+
+    fit_quality: str
+    verdict: str
+    ratio: float
+
+    @property
+    def state(self) -> BinState:
+        return bin_state(self.fit_quality, self.verdict, self.ratio)
+
+    @property
+    def tested(self) -> bool:
+        """Whether the bin enters the verdict (a failed fit does, as a failing bin)."""
+        return self.state in (BinState.TESTED, BinState.FIT_FAILED)
+
+
 @dataclass(frozen=True)
-class ClosureBin:
+class ClosureBin(JudgedBin):
     """One row of the closure CSV: fitted width against the median prediction in one sigma_pred bin."""
 
     bin: int
@@ -85,15 +105,6 @@ class ClosureBin:
     # Relative error of median_val from the calibration factors' own errors (NaN: not propagated);
     # where propagated, ratio_err includes it.
     calibration_err: float = float("nan")
-
-    @property
-    def state(self) -> BinState:
-        return bin_state(self.fit_quality, self.verdict, self.ratio)
-
-    @property
-    def tested(self) -> bool:
-        """Whether the bin enters the verdict (a failed fit does, as a failing bin)."""
-        return self.state in (BinState.TESTED, BinState.FIT_FAILED)
 
     def row(self) -> dict[str, object]:
         """The CSV row: the fields and the bin's ``state``."""

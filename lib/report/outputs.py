@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.categories import CategoryScheme
-from lib.closure import BinState, bin_state
+from lib.closure import BinState, JudgedBin
 from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
 from lib.medians import CategoryMedian
@@ -179,7 +179,7 @@ def _width_definition(out: OutputDir) -> str:
 
 
 @dataclass(frozen=True)
-class ValidationBin:
+class ValidationBin(JudgedBin):
     """One bin of a closure or Higgs CSV: fitted width over median predicted width."""
 
     low: float
@@ -193,15 +193,6 @@ class ValidationBin:
     fit_quality: str
     verdict: str  # "pass", "fail", or why the bin is not judged ("not tested: ...", "not fitted: ...")
     plot: str | None
-
-    @property
-    def state(self) -> BinState:
-        return bin_state(self.fit_quality, self.verdict, self.ratio)
-
-    @property
-    def tested(self) -> bool:
-        """Whether the bin enters the verdict (a failed fit does, as a failing bin)."""
-        return self.state in (BinState.TESTED, BinState.FIT_FAILED)
 
     @property
     def deviation(self) -> float:
