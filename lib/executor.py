@@ -236,6 +236,21 @@ class _Progress:
             log.info("%s: %d/%d done in %.1f s (%.1f/s)", self.label, self.done, self.total, elapsed, rate)
 
 
+def _deliver(
+    i: int, result: Any, results: dict[int, Any], on_result: Callable[[int, Any], None] | None, keep: bool, bar: _Progress,
+    cancel_rest: Callable[[], object],
+) -> None:  # fmt: skip
+    """One finished task's result: an expected failure cancels the tasks still pending and is raised; any other result is
+    handed to ``on_result`` and kept in ``results`` (``None`` there unless ``keep``)."""
+    if isinstance(result, TaskFailure):
+        cancel_rest()
+        result.reraise()
+    if on_result:
+        on_result(i, result)
+    results[i] = result if keep else None
+    bar.step()
+
+
 class InlineExecutor:
     """Runs tasks one after the other in this process (debugging, ``--workers 0``)."""
 
@@ -316,19 +331,11 @@ class ProcessExecutor:
                 for fut in done:
                     i = futures[fut]
                     try:
-                        results[i] = fut.result()
+                        result = fut.result()
                     except BrokenProcessPool:
                         lost.append(i)
                         continue
-                    if isinstance(results[i], TaskFailure):
-                        for other in pending:
-                            other.cancel()
-                        results[i].reraise()
-                    if on_result:
-                        on_result(i, results[i])
-                    if not keep:
-                        results[i] = None
-                    bar.step()
+                    _deliver(i, result, results, on_result, keep, bar, lambda: [other.cancel() for other in pending])
                 if self.task_timeout_s and not done and time.monotonic() - started > self.task_timeout_s * len(indices):
                     log.info("tasks exceeded %.0f s; stopping the worker pool and re-running each alone", self.task_timeout_s)
                     stop_pool(pool)
@@ -375,21 +382,14 @@ class DaskExecutor:
             for fut in as_completed(futures):
                 i = index[fut.key]
                 try:
-                    results[i] = fut.result()
+                    result = fut.result()
                 except KilledWorker:
                     lost.append(names[i])
                     continue
                 except Exception:
                     self.client.cancel(futures)  # a bug in the task: the others' results would not be used
                     raise
-                if isinstance(results[i], TaskFailure):
-                    self.client.cancel(futures)
-                    results[i].reraise()
-                if on_result:
-                    on_result(i, results[i])
-                if not keep:
-                    results[i] = None
-                bar.step()
+                _deliver(i, result, results, on_result, keep, bar, lambda: self.client.cancel(futures))
                 fut.release()
         except (CancelledError, CommClosedError) as err:  # the futures of a lost scheduler come back cancelled
             raise ExecutionError(f"lost the Dask scheduler{self._address()} ({type(err).__name__}): "
