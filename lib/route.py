@@ -204,7 +204,7 @@ def _draw_validation(closure: ClosureResult, higgs: Validation | None, request: 
 
 
 @contextmanager
-def _in_memory(config: Config, input_path: str | Path | None, year: str, workers: int) -> Iterator[tuple[Request, Executors, OutputDir]]:
+def _in_memory(input_path: str | Path | None, year: str, workers: int) -> Iterator[tuple[Request, Executors, OutputDir]]:
     """A request without figures, inline or on a local pool, whose scratch directory (ROOT's logs) is removed afterwards."""
     with TemporaryDirectory(prefix="ebe-calib-") as scratch:
         request = Request(
@@ -218,7 +218,7 @@ def _in_memory(config: Config, input_path: str | Path | None, year: str, workers
 def read(config: Config, input_path: str | Path | None = None, year: str = "2018") -> Reduction:
     """The year's Stage-1 files reduced to per-category histograms (in this process)."""
     scheme = CategoryScheme.from_config(config.categories)
-    with _in_memory(config, input_path, year, workers=0) as (request, execs, out):
+    with _in_memory(input_path, year, workers=0) as (request, execs, out):
         reduction, _ = load_reduction(request, config, scheme, execs, out, (category_spec(config, scheme, fits=True),), events=False)
     return reduction
 
@@ -232,7 +232,7 @@ def medians(reduction: Reduction, config: Config) -> Medians:
 def fits(reduction: Reduction, step2: Medians, config: Config, workers: int = 0) -> Fits:
     """Step 1: the binned Z-peak fit of every category (``workers`` 0: in this process)."""
     scheme = CategoryScheme.from_config(config.categories)
-    with _in_memory(config, None, "2018", workers) as (request, execs, out):
+    with _in_memory(None, "2018", workers) as (request, execs, out):
         return fit_categories(reduction, step2, config, scheme, request, execs, out)
 
 
