@@ -256,7 +256,8 @@ class OutputDir:
         if not existing.is_dir():
             raise CalibrationError(f"output directory {self.path} cannot be made: {existing} is a file, not a directory")
         if not os.access(existing, os.W_OK | os.X_OK):
-            raise CalibrationError(f"output directory {self.path} is not writable ({existing}: permission denied)")
+            cause = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "permission denied"
+            raise CalibrationError(f"output directory {self.path} is not writable ({existing}: {cause})")
 
     @contextmanager
     def claim(self) -> Iterator[None]:

@@ -143,4 +143,4 @@ def test_a_read_only_output_is_refused_before_any_work(inputs, tmp_path, capsys)
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
     line = _error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: output directory {where}/") and "is not writable" in line, line
+    assert line.startswith(f"error: output directory {where}/") and line.endswith(f"is not writable ({where}: read-only file system)"), line
