@@ -21,7 +21,7 @@ import yaml
 from lib.correction.__main__ import main
 from lib.correction.apply import apply_correction
 from lib.config import DEFAULT_CONFIG, load_config
-from lib.correction.auditor import audit_with_config
+from lib.correction.auditor import audit_correction
 from lib.correction.importer import LEGACY_PT_EDGES_GEV, import_root
 from lib.correction.install import FILELIST, install_correction, set_filelist_entry
 from lib.correction.writer import ULP_TOLERANCE, build_correction, load_correction, read_factors, write_correction
@@ -50,7 +50,7 @@ def centres(edges: np.ndarray) -> np.ndarray:
 
 
 def test_audit_flags_exactly_the_failed_2018_fit(config):
-    report = audit_with_config(DATA_2018, config)
+    report = audit_correction(DATA_2018, config)
     assert report.flagged == ["30-45_EE"]
     assert {r for _, r in report.flags} == {
         "outside plausible band [0.5, 2.5]",
@@ -62,7 +62,7 @@ def test_audit_flags_exactly_the_failed_2018_fit(config):
 
 @pytest.mark.parametrize("path", [DATA_2017, MC_2018], ids=["2017-data", "2018-mc"])
 def test_audit_finds_nothing_in_the_other_original_files(config, path):
-    report = audit_with_config(path, config)
+    report = audit_correction(path, config)
     assert report.ok, report.to_text()
     assert report.notes == ()
 
@@ -71,7 +71,7 @@ def test_audit_flags_an_in_band_outlier_and_reports_the_diff(tmp_path, scheme, c
     factors = read_factors(MC_2018, scheme) | {"52-62_OO": 2.4}
     path = tmp_path / "c.json"
     write_correction(build_correction(factors, scheme, NAME, "test"), path)
-    report = audit_with_config(path, config, previous=MC_2018)
+    report = audit_correction(path, config, previous=MC_2018)
     assert report.flagged == ["52-62_OO"]
     assert "neighbours" in report.flags[0][1]
     change = {c.name: c.relative_change for c in report.categories}
@@ -84,7 +84,7 @@ def test_audit_flags_a_nan_factor(tmp_path, config):
     text = DATA_2017.read_text().replace("1.1511110708875287", "NaN")
     path = tmp_path / "nan.json"
     path.write_text(text)
-    report = audit_with_config(path, config)
+    report = audit_correction(path, config)
     assert report.flagged == ["52-62_OO"]
     assert report.flags[0][1] == "factor is nan"
 
@@ -111,7 +111,7 @@ def test_audit_of_a_tampered_file_is_a_one_line_correction_error(tmp_path, confi
     path = tmp_path / f"{kind}.json"
     path.write_text(_tamper(kind))
     with pytest.raises(CorrectionError) as err:
-        audit_with_config(path, config)
+        audit_correction(path, config)
     message = str(err.value)
     assert "\n" not in message and str(path) in message
 
@@ -153,7 +153,7 @@ def test_audit_thresholds_are_the_configuration_s_everywhere(tmp_path, scheme, c
     strict = cli()
     assert strict.returncode == 1, strict.stdout + strict.stderr
     assert "outside [1/1.6, 1.6]" in strict.stdout and strict.stderr.endswith("1 of 36 categories flagged: 52-62_OO\n")
-    assert audit_with_config(path, config).flagged == ["52-62_OO"]  # what the report shows
+    assert audit_correction(path, config).flagged == ["52-62_OO"]  # what the report shows
     repo = tmp_path / "repo"
     with pytest.raises(CorrectionError, match="52-62_OO = "):
         install_correction(path, 2018, True, repo, config)
@@ -164,7 +164,7 @@ def test_audit_thresholds_are_the_configuration_s_everywhere(tmp_path, scheme, c
     loose.write_text(yaml.safe_dump(raw))
     cleared = cli("--config", str(loose))
     assert cleared.returncode == 0 and "outside [1/2, 2]" in cleared.stdout, cleared.stdout + cleared.stderr
-    assert audit_with_config(path, load_config(loose)).ok
+    assert audit_correction(path, load_config(loose)).ok
     assert cli("--outlier-threshold", "1.9").returncode == 0  # an explicit threshold still wins
 
 
@@ -274,7 +274,7 @@ def stage1(tmp_path: Path) -> Path:
 def test_apply_adds_the_resolution_columns_and_keeps_everything_else(tmp_path, stage1, scheme):
     inputs = sorted(stage1.rglob("*.parquet"))
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs}
-    done = apply_correction(inputs, tmp_path / "out", DATA_2018, input_root=stage1, batch_rows=64)
+    done = apply_correction(inputs, tmp_path / "out", load_correction(DATA_2018), input_root=stage1, batch_rows=64)
 
     assert [d.output for d in done] == [
         (tmp_path / "out" / p.relative_to(stage1)).resolve() for p in inputs
@@ -310,7 +310,7 @@ def test_apply_replaces_an_earlier_calibration_in_place(tmp_path, stage1):
     old = tmp_path / "old" / "f.parquet"
     old.parent.mkdir()
     pq.write_table(table, old)
-    (done,) = apply_correction([old], tmp_path / "new", MC_2018)
+    (done,) = apply_correction([old], tmp_path / "new", load_correction(MC_2018))
     result = pq.read_table(done.output)
     assert result.column_names[2] == "dimuon_ebe_mass_res"
     assert result.column_names.count("dimuon_ebe_mass_res") == 1
@@ -322,18 +322,18 @@ def test_apply_names_the_file_and_the_missing_column(tmp_path, stage1):
     broken = tmp_path / "broken.parquet"
     pq.write_table(pq.read_table(source).drop_columns(["mu2_ptErr"]), broken)
     with pytest.raises(InputError, match=r"broken\.parquet lacks column mu2_ptErr"):
-        apply_correction([broken], tmp_path / "out", DATA_2018)
+        apply_correction([broken], tmp_path / "out", load_correction(DATA_2018))
     assert not (tmp_path / "out").exists()
 
 
 def test_apply_refuses_to_overwrite_inputs_and_existing_outputs(tmp_path, stage1):
     inputs = sorted(stage1.rglob("*.parquet"))
     with pytest.raises(InputError, match="refusing to overwrite input"):
-        apply_correction(inputs, stage1, DATA_2018, input_root=stage1)
-    apply_correction(inputs, tmp_path / "out", DATA_2018)
+        apply_correction(inputs, stage1, load_correction(DATA_2018), input_root=stage1)
+    apply_correction(inputs, tmp_path / "out", load_correction(DATA_2018))
     with pytest.raises(InputError, match="already exists"):
-        apply_correction(inputs, tmp_path / "out", DATA_2018)
-    assert len(apply_correction(inputs, tmp_path / "out", DATA_2018, overwrite=True)) == 2
+        apply_correction(inputs, tmp_path / "out", load_correction(DATA_2018))
+    assert len(apply_correction(inputs, tmp_path / "out", load_correction(DATA_2018), overwrite=True)) == 2
 
 
 def test_apply_cli(tmp_path, stage1, capsys):

@@ -18,12 +18,12 @@ from lib.config import Config
 from lib.correction.writer import (
     ULP_TOLERANCE,
     build_correction,
-    correction_filename,
     load_correction,
     read_factors,
     write_correction,
 )
 from lib.errors import CorrectionError
+from lib.outputs import OutputDir
 
 LEGACY = Path("/work/shared/reference/legacy_corrections")
 LEGACY_2018 = LEGACY / "res_calib_BS_correction_2018_nanoAODv12.json"
@@ -44,7 +44,7 @@ def ramp_factors(scheme: CategoryScheme) -> dict[str, float]:
 def written(tmp_path: Path, scheme: CategoryScheme, config: Config) -> tuple[Path, dict[str, float]]:
     factors = ramp_factors(scheme)
     cset = build_correction(factors, scheme, config.step3.correction_name, "test factors; config abc123")
-    path = tmp_path / correction_filename(2018, False, 12)
+    path = tmp_path / "res_calib_BS_correction_2018_Data_nanoAODv12.json"
     write_correction(cset, path)
     return path, factors
 
@@ -149,7 +149,8 @@ def test_read_factors_reads_the_original_files(scheme):
 
 
 def test_correction_filename():
-    assert correction_filename("2022preEE", True, 15) == "res_calib_BS_correction_2022preEE_MC_nanoAODv15.json"
+    path = OutputDir.of(Path("out"), True, "2022preEE", "MC", "x").correction_json("15")
+    assert path.name == "res_calib_BS_correction_2022preEE_MC_nanoAODv15.json"
 
 
 def _values_with_edges(edges: tuple[float, ...], lo: float, hi: float) -> st.SearchStrategy[float]:

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lib import console
-from lib.categories import CategoryScheme
 from lib.config import DEFAULT_CONFIG, load_config
 from lib.correction.auditor import audit_correction
 
@@ -35,14 +34,9 @@ def setup_audit(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("audit", help=audit.__doc__, description=audit.__doc__)
     parser.add_argument("file", type=Path, help="correction JSON (.json or .json.gz)")
     parser.add_argument("--previous", type=Path, help="earlier JSON to diff against, category by category")
-    parser.add_argument(
-        "--band", type=float, nargs=2, metavar=("LO", "HI"), help="plausible factor band (default: step3.plausible_factor_band of --config)"
-    )
-    parser.add_argument(
-        "--outlier-threshold",
-        type=float,
-        help="largest allowed ratio (either way) to the neighbour median (default: step3.neighbour_outlier_ratio of --config)",
-    )
+    parser.add_argument("--band", type=float, nargs=2, metavar=("LO", "HI"), help="plausible factor band (default: step3.plausible_factor_band of --config)")
+    parser.add_argument("--outlier-threshold", type=float,
+                        help="largest allowed ratio (either way) to the neighbour median (default: step3.neighbour_outlier_ratio of --config)")
     parser.add_argument("--name", help="correction to audit (default: the only one in the file)")
     _add_config(parser)
     parser.set_defaults(command=audit)
@@ -50,15 +44,8 @@ def setup_audit(subparsers: argparse._SubParsersAction) -> None:
 
 def audit(args: argparse.Namespace) -> int:
     """Validate a correction file and flag implausible or outlying category factors."""
-    config = load_config(args.config)
-    report = audit_correction(
-        args.file,
-        CategoryScheme.from_config(config.categories),
-        band=tuple(args.band) if args.band else config.step3.plausible_factor_band,
-        outlier_threshold=config.step3.neighbour_outlier_ratio if args.outlier_threshold is None else args.outlier_threshold,
-        previous=args.previous,
-        name=args.name,
-    )
+    band = tuple(args.band) if args.band else None
+    report = audit_correction(args.file, load_config(args.config), args.previous, args.name, band, args.outlier_threshold)
     print(report.to_text())
     if report.ok:
         return 0
@@ -83,14 +70,8 @@ def import_(args: argparse.Namespace) -> int:
     from lib.correction.importer import LEGACY_PT_EDGES_GEV, import_root
     from lib.correction.writer import write_correction
 
-    config = load_config(args.config)
-    cset = import_root(
-        args.root_file,
-        config.step3.correction_name,
-        kind=args.kind,
-        hist_name=args.hist,
-        pt_edges=args.pt_edges or LEGACY_PT_EDGES_GEV,
-    )
+    name = load_config(args.config).step3.correction_name
+    cset = import_root(args.root_file, name, kind=args.kind, hist_name=args.hist, pt_edges=args.pt_edges or LEGACY_PT_EDGES_GEV)
     for path in write_correction(cset, args.output, gzip=args.gzip):
         print(f"wrote {path}")
     return 0
@@ -112,17 +93,12 @@ def setup_apply(subparsers: argparse._SubParsersAction) -> None:
 def apply(args: argparse.Namespace) -> int:
     """Write copies of Stage-1 parquet files with the calibrated per-event mass resolution added."""
     from lib.correction.apply import apply_correction
+    from lib.correction.writer import load_correction
 
     config = load_config(args.config)
-    done = apply_correction(
-        args.inputs,
-        args.output_dir,
-        args.correction,
-        input_root=args.input_root,
-        correction_name=args.name,
-        batch_rows=args.batch_rows or config.input.batch_rows,
-        overwrite=args.overwrite,
-    )
+    correction = load_correction(args.correction, args.name)
+    batch_rows = args.batch_rows or config.input.batch_rows
+    done = apply_correction(args.inputs, args.output_dir, correction, input_root=args.input_root, batch_rows=batch_rows, overwrite=args.overwrite)
     for item in done:
         print(f"{item.output} ({item.rows} rows)")
     return 0

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lib.correction.writer import LoadedCorrection, load_correction
+from lib.correction.writer import LoadedCorrection
 from lib.io.atomic import atomic_path
 from lib.errors import InputError
 from lib.resolution import sigma_pred
@@ -62,10 +62,9 @@ class AppliedFile:
 def apply_correction(
     input_files: Sequence[Path],
     output_dir: Path,
-    correction_path: Path,
+    correction: LoadedCorrection,
     *,
     input_root: Path | None = None,
-    correction_name: str | None = None,
     batch_rows: int = 500_000,
     overwrite: bool = False,
 ) -> list[AppliedFile]:
@@ -77,10 +76,9 @@ def apply_correction(
     Args:
         input_files: Stage-1 parquet files.
         output_dir: where the new files go, at the same relative paths as below ``input_root``.
-        correction_path: correction JSON (validated on load).
+        correction: the validated correction (``lib.correction.writer.load_correction``).
         input_root: directory the relative paths are taken from; default: the inputs' common
             directory.
-        correction_name: correction in the file; ``None`` takes the only one.
         batch_rows: most rows held in memory at once (``input.batch_rows``).
         overwrite: replace outputs that already exist (never inputs).
 
@@ -90,17 +88,15 @@ def apply_correction(
     Raises:
         InputError: no inputs, unreadable input, missing column (file and column named), an output
             that would overwrite an input, or an existing output without ``overwrite``.
-        CorrectionError: the correction file does not load or validate.
     """
     if batch_rows <= 0:
         raise ValueError(f"batch_rows must be positive, got {batch_rows}")
     plan = _plan([Path(p) for p in input_files], Path(output_dir), input_root, overwrite)
     for source, _ in plan:
         _check_columns(source)
-    loaded = load_correction(Path(correction_path), correction_name)
     done = []
     for source, output in plan:
-        rows = _apply_one(source, output, loaded, batch_rows)
+        rows = _apply_one(source, output, correction, batch_rows)
         logger.info("%s -> %s (%d rows)", source, output, rows)
         done.append(AppliedFile(source, output, rows))
     return done

@@ -11,7 +11,7 @@ Outlier rule: the neighbours of a category are the categories one bin away in ex
 
 Both thresholds are the configuration's (``step3.plausible_factor_band`` and
 ``step3.neighbour_outlier_ratio``, the rule step 3 applies to its own fits), so the command line,
-``install`` and the report flag the same categories: :func:`audit_with_config` takes them from there.
+``install`` and the report flag the same categories.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from lib.correction.writer import load_correction, read_factors
 from lib.errors import ConfigError
 from lib.factors import far_from, neighbour_median
 
-__all__ = ["AuditReport", "CategoryAudit", "audit_correction", "audit_with_config"]
+__all__ = ["AuditReport", "CategoryAudit", "audit_correction"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,22 +116,23 @@ class AuditReport:
 
 def audit_correction(
     path: Path,
-    scheme: CategoryScheme,
-    band: tuple[float, float],
-    outlier_threshold: float,
+    config: Config,
     previous: Path | None = None,
     name: str | None = None,
+    band: tuple[float, float] | None = None,
+    outlier_threshold: float | None = None,
 ) -> AuditReport:
-    """Check a correction file category by category.
+    """Check a correction file category by category, with the configuration's thresholds unless given.
 
     Args:
         path: the JSON to audit (ours, an imported one, or the original's).
-        scheme: categories whose centres are evaluated; files with other edges are read at these
-            centres too (a note says so).
-        band: plausible factor range ``[lo, hi]`` (``step3.plausible_factor_band``).
-        outlier_threshold: largest allowed ratio (either way) to the neighbour median, > 1.
+        config: its categories are evaluated at their centres (files with other edges are read at
+            these centres too, a note says so); its ``step3.plausible_factor_band`` and
+            ``step3.neighbour_outlier_ratio`` are the thresholds where ``band``/``outlier_threshold`` are None.
         previous: an earlier file to diff against (per-category relative change, not flagged).
         name: correction to audit; ``None`` takes the only one in the file.
+        band: plausible factor range ``[lo, hi]``.
+        outlier_threshold: largest allowed ratio (either way) to the neighbour median, > 1.
 
     Returns:
         The report; flagged categories carry their reasons.
@@ -140,48 +141,35 @@ def audit_correction(
         CorrectionError: the file (or the previous one) does not load or validate.
         ConfigError: ``band`` is not increasing or ``outlier_threshold`` is not above 1.
     """
-    if not band[0] < band[1]:
+    lo, hi = band = tuple(band or config.step3.plausible_factor_band)  # type: ignore[assignment]
+    threshold = config.step3.neighbour_outlier_ratio if outlier_threshold is None else outlier_threshold
+    if not lo < hi:
         raise ConfigError(f"plausible factor band must be increasing, got {list(band)}")
-    if not outlier_threshold > 1.0:
-        raise ConfigError(f"outlier threshold is a ratio and must be above 1, got {outlier_threshold}")
-    path = Path(path)
-    loaded = load_correction(path, name)
+    if not threshold > 1.0:
+        raise ConfigError(f"outlier threshold is a ratio and must be above 1, got {threshold}")
+    scheme = CategoryScheme.from_config(config.categories)
+    loaded = load_correction(Path(path), name)
     factors = loaded.factors(scheme)
     old = read_factors(Path(previous), scheme, name) if previous is not None else None
-    values = [float(factors[n]) for n in scheme.names]
-    usable = {i: v for i, v in enumerate(values) if math.isfinite(v) and band[0] <= v <= band[1]}
+    usable = {i: v for i, v in enumerate(factors.values()) if math.isfinite(v) and lo <= v <= hi}
     audits = []
-    for index, cat in enumerate(scheme.names):
-        value = values[index]
+    for index, (cat, value) in enumerate(factors.items()):
         # Step 3's outlier rule, against the usable neighbours; a factor outside the band is judged too.
         nbr = neighbour_median(scheme, index, usable)
         reasons = []
         if not math.isfinite(value):
             reasons.append(f"factor is {value}")
-        elif not band[0] <= value <= band[1]:
-            reasons.append(f"outside plausible band [{band[0]:g}, {band[1]:g}]")
-        if far_from(value, nbr, outlier_threshold):
+        elif not lo <= value <= hi:
+            reasons.append(f"outside plausible band [{lo:g}, {hi:g}]")
+        if far_from(value, nbr, threshold):
             reasons.append(f"x{value / nbr:.3f} the median of its neighbours ({nbr:.4f})")
         audits.append(CategoryAudit(cat, value, nbr, None if old is None else old[cat], tuple(reasons)))
     report = AuditReport(
-        path=path,
-        correction_name=loaded.name,
-        band=(float(band[0]), float(band[1])),
-        outlier_threshold=float(outlier_threshold),
-        categories=tuple(audits),
-        notes=tuple(_binning_notes(loaded.model, scheme)),
-        previous_path=None if previous is None else Path(previous),
-    )
+        path=Path(path), correction_name=loaded.name, band=(float(lo), float(hi)), outlier_threshold=float(threshold),
+        categories=tuple(audits), notes=tuple(_binning_notes(loaded.model, scheme)), previous_path=None if previous is None else Path(previous),
+    )  # fmt: skip
     logger.info("audit of %s: %d of %d categories flagged %s", path, len(report.flagged), len(audits), report.flagged)
     return report
-
-
-def audit_with_config(path: Path, config: Config, previous: Path | None = None, name: str | None = None) -> AuditReport:
-    """:func:`audit_correction` with the configuration's categories, plausible band and neighbour ratio (``step3``)."""
-    return audit_correction(
-        path, CategoryScheme.from_config(config.categories), tuple(config.step3.plausible_factor_band),
-        config.step3.neighbour_outlier_ratio, previous, name,
-    )  # fmt: skip
 
 
 def _binning_notes(model: cs.Correction, scheme: CategoryScheme) -> list[str]:

@@ -27,7 +27,8 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from lib.config import Config
+from lib.config import Config, load_config
+from lib.correction.auditor import audit_correction
 from lib.correction.writer import atomic_write_bytes, load_correction
 from lib.errors import ConfigError, CorrectionError
 
@@ -70,26 +71,9 @@ def install_correction(
         ConfigError: the file list cannot be read, or the entry cannot be edited safely
             (e.g. the year holds a scalar instead of a Data/MC mapping).
     """
-    from lib.categories import CategoryScheme
-    from lib.config import load_config
-    from lib.correction.auditor import audit_correction
-
     json_path, repo_root = Path(json_path), Path(repo_root)
-    loaded = load_correction(json_path)
-    config = config or load_config()
     kind = "MC" if is_mc else "Data"
-    problems = _sample_mismatches(json_path.name, loaded.model.description or "", str(year), kind)
-    report = audit_correction(
-        json_path, CategoryScheme.from_config(config.categories), tuple(config.step3.plausible_factor_band),
-        config.step3.neighbour_outlier_ratio,
-    )  # fmt: skip
-    problems += [f"{c.name} = {c.value:.4g} ({'; '.join(c.reasons)})" for c in report.categories if c.reasons]
-    if problems and not force:
-        raise CorrectionError(f"refusing to install {json_path} as {year} {kind}: {'; '.join(problems)} (--force installs it anyway)")
-    for problem in problems:
-        logger.warning("installing %s despite: %s", json_path.name, problem)
-    verdict = "audit OK" if report.ok else f"audit flags {', '.join(report.flagged)} (installed with --force)"
-    comment = f"{json_path.name}, installed {date.today().isoformat()}: {verdict}"
+    comment = _refuse_or_warn(json_path, str(year), kind, config, force)
     target = repo_root / INSTALL_DIR / json_path.name
     target.parent.mkdir(parents=True, exist_ok=True)
     if not (target.exists() and target.resolve() == json_path.resolve()):
@@ -106,6 +90,20 @@ def install_correction(
         atomic_write_bytes(filelist, new_text.encode())
     logger.info("installed %s; %s.%s.%s = %s in %s", target, TOP_KEY, year, kind, value, filelist)
     return target
+
+
+def _refuse_or_warn(json_path: Path, year: str, kind: str, config: Config | None, force: bool) -> str:
+    """Refuse (unless ``force``: warn) a file that fails its audit or names another sample; the entry's new comment."""
+    loaded = load_correction(json_path)
+    problems = _sample_mismatches(json_path.name, loaded.model.description or "", year, kind)
+    report = audit_correction(json_path, config or load_config())
+    problems += [f"{c.name} = {c.value:.4g} ({'; '.join(c.reasons)})" for c in report.categories if c.reasons]
+    if problems and not force:
+        raise CorrectionError(f"refusing to install {json_path} as {year} {kind}: {'; '.join(problems)} (--force installs it anyway)")
+    for problem in problems:
+        logger.warning("installing %s despite: %s", json_path.name, problem)
+    verdict = "audit OK" if report.ok else f"audit flags {', '.join(report.flagged)} (installed with --force)"
+    return f"{json_path.name}, installed {date.today().isoformat()}: {verdict}"
 
 
 _YEAR = re.compile(r"(?<![0-9])(20[12][0-9](?:pre|post)?(?:EE|VFP|BPix)?)(?![0-9])")
@@ -170,18 +168,28 @@ def set_filelist_entry(
     # The guess is of the block sequences where the file has any, of the mappings otherwise.
     round_trip.indent(mapping=_mapping_indent(doc) or 2, sequence=indent or 2, offset=sequence_offset or 0)
     path = (TOP_KEY, str(year), kind)
+    _set_entry(doc, path, value, source.splitlines(), round_trip, comment, where)
+    buffer = io.StringIO()
+    round_trip.dump(doc, buffer)
+    new_text = buffer.getvalue().replace("\n", eol)
+    _check_only_change(before or {}, new_text, path, value, where)
+    return new_text
+
+
+def _set_entry(doc: CommentedMap, path: tuple[str, ...], value: str, lines: list[str], round_trip: YAML, comment: str | None, where: str) -> None:
+    """Walk ``path`` down ``doc``: set its last key to ``value`` (quoting and comment kept or replaced), or add what is missing."""
     node = doc
     for depth, key in enumerate(path):
         found = next((k for k in node if str(k) == key), None)
         if found is None:
             _append(node, path[depth:], value)
-            break
+            return
         child = node[found]
         if depth == len(path) - 1:
             if isinstance(child, (dict, list)):
                 raise ConfigError(f"{where}: '{'.'.join(path)}' holds a nested block, not a file path")
             node[found] = type(child)(value) if isinstance(child, ScalarString) else value
-            line = source.splitlines()[node.lc.key(found)[0]]
+            line = lines[node.lc.key(found)[0]]
             _place_comment(node, found, child, line, _rendered_width(round_trip, node[found]), comment)
         elif not isinstance(child, CommentedMap) or child.fa.flow_style():
             shown = "a flow-style mapping" if isinstance(child, CommentedMap) else f"'{child}'"
@@ -190,11 +198,6 @@ def set_filelist_entry(
                 f"that could hold '{path[depth + 1]}'; rewrite it in block style and retry"
             )
         node = child
-    buffer = io.StringIO()
-    round_trip.dump(doc, buffer)
-    new_text = buffer.getvalue().replace("\n", eol)
-    _check_only_change(before or {}, new_text, path, value, where)
-    return new_text
 
 
 def _mapping_indent(node: CommentedMap) -> int | None:

@@ -35,7 +35,6 @@ __all__ = [
     "LoadedCorrection",
     "atomic_write_bytes",
     "build_correction",
-    "correction_filename",
     "correction_from_grid",
     "load_correction",
     "read_factors",
@@ -146,15 +145,6 @@ def build_correction(
         values.append(value)
     grid = np.array(values).reshape(scheme.n_pt, scheme.n_eta, scheme.n_eta)
     return correction_from_grid(grid, (scheme.pt_edges, scheme.abseta_edges, scheme.abseta_edges), name, description)
-
-
-def correction_filename(year: int | str, is_mc: bool, nanoaod_v: int | str) -> str:
-    """The original's file name, which the analysis' file list expects.
-
-    >>> correction_filename(2018, False, 12)
-    'res_calib_BS_correction_2018_Data_nanoAODv12.json'
-    """
-    return f"res_calib_BS_correction_{year}_{'MC' if is_mc else 'Data'}_nanoAODv{nanoaod_v}.json"
 
 
 def write_correction(cset: cs.CorrectionSet, path: Path, gzip: bool = False) -> list[Path]:

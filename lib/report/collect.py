@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lib.categories import CategoryScheme
 from lib.config import Config
-from lib.correction.auditor import AuditReport, audit_with_config
+from lib.correction.auditor import AuditReport, audit_correction
 from lib.correction.writer import read_factors
 from lib.errors import CalibrationError
 from lib.outputs import OutputDir
@@ -59,7 +59,7 @@ def _audit(sample: SampleOutputs, config: Config, scheme: CategoryScheme, previo
     if sample.correction_json is None:
         return None, None, previous_error
     try:
-        audit = audit_with_config(sample.correction_json, config, previous)
+        audit = audit_correction(sample.correction_json, config, previous)
     except CalibrationError as err:
         return None, str(err), previous_error
     return audit, None, previous_error
