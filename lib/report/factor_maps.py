@@ -51,11 +51,12 @@ def _factor_cell(sample: SampleOutputs, flagged: dict[str, str]) -> Callable[[st
 
     def cell(name: str) -> Cell | None:
         row = rows[name]
-        if not row.source:
+        factor, error, source = row.factor.calibration_factor, row.factor.calibration_factor_err, row.factor.source
+        if not source:
             return None
         marks = tuple(m for m, on in (("fallback", row.fallback), ("flagged", name in flagged)) if on)
-        tooltip = f"{name}: {row.factor:.4f} ± {row.factor_err:.4f} ({row.source})" + (f"; audit: {flagged[name]}" if name in flagged else "")
-        return Cell(row.factor, num(row.factor, 3), f"± {num(row.factor_err, 3)}", marks, tooltip)
+        tooltip = f"{name}: {factor:.4f} ± {error:.4f} ({source})" + (f"; audit: {flagged[name]}" if name in flagged else "")
+        return Cell(factor, num(factor, 3), f"± {num(error, 3)}", marks, tooltip)
 
     return cell
 

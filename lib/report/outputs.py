@@ -8,120 +8,53 @@ other sample's directory (Data beside MC) can be read the same way.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lib.categories import CategoryScheme
-from lib.closure import BinState, JudgedBin
+from lib.closure import BinState, ClosureBin
 from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
+from lib.io.tables import read_rows
 from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
 
 __all__ = ["CategoryRow", "SampleOutputs", "ValidationBin", "Validation", "read_sample", "read_validation"]
 
-
-def _float(value: str | None) -> float:
-    try:
-        return float(value) if value not in (None, "") else math.nan
-    except ValueError:
-        return math.nan
-
-
-def _int(value: str | None) -> int | None:
-    number = _float(value)
-    return int(number) if math.isfinite(number) else None
+_NAN = math.nan
+# The record of a step that has not run here: NaN numbers, no quality, no source, so the page shows dashes.
+NO_FIT = FitRow("", _NAN, _NAN, -1, -1, "", "", _NAN, 0, _NAN, 0, "")
+NO_MEDIAN = CategoryMedian("", 0, _NAN, _NAN, _NAN)
+NO_FACTOR = CategoryFactor("", _NAN, _NAN, 0, _NAN, _NAN, _NAN, _NAN, "", "")
 
 
 @dataclass(frozen=True)
 class CategoryRow:
-    """One category as steps 1-3 left it: their records (None where a step has not run yet) and its files."""
+    """One category as steps 1-3 left it (a step that has not run here: its empty record) and its files."""
 
     name: str
-    fit: FitRow | None
-    median_row: CategoryMedian | None
-    factor_row: CategoryFactor | None
+    fit: FitRow
+    median: CategoryMedian
+    factor: CategoryFactor
     plot: str | None  # PNG of the fit, relative to the output directory
     plot_pdf: str | None
     log: str | None  # what ROOT printed while fitting it
 
     @property
     def n_events(self) -> int:
-        for record in (self.median_row, self.fit):
-            if record is not None and record.n_events:
-                return record.n_events
-        return 0
-
-    @property
-    def fit_val(self) -> float:
-        return self.fit.fit_val if self.fit else math.nan
-
-    @property
-    def fit_err(self) -> float:
-        return self.fit.fit_err if self.fit else math.nan
-
-    @property
-    def median(self) -> float:
-        return self.median_row.median_val_NonCal if self.median_row else math.nan
-
-    @property
-    def median_err(self) -> float:
-        return self.median_row.median_err_NonCal if self.median_row else math.nan
-
-    @property
-    def factor(self) -> float:
-        return self.factor_row.calibration_factor if self.factor_row else math.nan
-
-    @property
-    def factor_err(self) -> float:
-        return self.factor_row.calibration_factor_err if self.factor_row else math.nan
-
-    @property
-    def source(self) -> str:
-        """``fit``, ``fallback:...``, or empty before step 3."""
-        return self.factor_row.source if self.factor_row else ""
-
-    @property
-    def quality(self) -> str:
-        """``ok``, ``failed``, or empty before step 1."""
-        return self.fit.quality if self.fit else ""
-
-    @property
-    def status(self) -> int | None:
-        return self.fit.status if self.fit and self.fit.status >= 0 else None
-
-    @property
-    def cov_qual(self) -> int | None:
-        return self.fit.cov_qual if self.fit and self.fit.cov_qual >= 0 else None
-
-    @property
-    def chi2_ndf(self) -> float:
-        return self.fit.chi2_ndf if self.fit else math.nan
-
-    @property
-    def attempts(self) -> int:
-        return self.fit.attempts if self.fit else 0
-
-    @property
-    def label(self) -> str:
-        """The accepted rung of the retry ladder."""
-        return self.fit.label if self.fit else ""
-
-    @property
-    def reason(self) -> str:
-        return self.fit.reason if self.fit else ""
+        return self.median.n_events or self.fit.n_events
 
     @property
     def failed(self) -> bool:
-        return self.quality == "failed"
+        return self.fit.quality == "failed"
 
     @property
     def fallback(self) -> bool:
-        return self.source.startswith("fallback")
+        return self.factor.source.startswith("fallback")
 
     @property
     def retried(self) -> bool:
-        return self.attempts > 1
+        return self.fit.attempts > 1
 
 
 @dataclass(frozen=True)
@@ -140,20 +73,15 @@ class SampleOutputs:
 
     @property
     def has_fits(self) -> bool:
-        return any(r.quality for r in self.rows)
+        return any(r.fit.quality for r in self.rows)
 
     @property
     def has_factors(self) -> bool:
-        return any(r.source for r in self.rows)
+        return any(r.factor.source for r in self.rows)
 
     def factors(self) -> dict[str, tuple[float, float]]:
         """Factor and error per category (step 3's table); empty before step 3."""
-        return {r.name: (r.factor, r.factor_err) for r in self.rows if r.source}
-
-    def mtime(self, name: str) -> float | None:
-        """Modification time of one of the directory's files, None when it is missing."""
-        path = self.out_dir / name
-        return path.stat().st_mtime if path.exists() else None
+        return {r.name: (r.factor.calibration_factor, r.factor.calibration_factor_err) for r in self.rows if r.factor.source}
 
 
 def read_sample(out_dir: Path, scheme: CategoryScheme) -> SampleOutputs:
@@ -164,8 +92,9 @@ def read_sample(out_dir: Path, scheme: CategoryScheme) -> SampleOutputs:
     factors = out.read_factors()
     rows = tuple(
         CategoryRow(
-            name, fits.get(name), medians.get(name), factors.get(name), out.relative(out.fit_plot_stem(name).with_suffix(".png")),
-            out.relative(out.fit_plot_stem(name).with_suffix(".pdf")), out.relative(out.fit_log(name)),
+            name, fits.get(name, NO_FIT), medians.get(name, NO_MEDIAN), factors.get(name, NO_FACTOR),
+            out.relative(out.fit_plot_stem(name).with_suffix(".png")), out.relative(out.fit_plot_stem(name).with_suffix(".pdf")),
+            out.relative(out.fit_log(name)),
         )  # fmt: skip
         for name in scheme.names
     )
@@ -179,20 +108,10 @@ def _width_definition(out: OutputDir) -> str:
 
 
 @dataclass(frozen=True)
-class ValidationBin(JudgedBin):
-    """One bin of a closure or Higgs CSV: fitted width over median predicted width."""
+class ValidationBin(ClosureBin):
+    """One bin of a closure or Higgs CSV, read back as the run wrote it, with its fit's figure."""
 
-    low: float
-    high: float
-    n_events: int
-    fit_val: float
-    fit_err: float
-    median: float  # median calibrated sigma_pred of the bin
-    ratio: float
-    ratio_err: float
-    fit_quality: str
-    verdict: str  # "pass", "fail", or why the bin is not judged ("not tested: ...", "not fitted: ...")
-    plot: str | None
+    plot: str | None = None  # PNG of the bin's fit, relative to the output directory
 
     @property
     def deviation(self) -> float:
@@ -223,26 +142,19 @@ class Validation:
 
 
 def _bins(out: OutputDir, kind: str, prefix: str) -> tuple[ValidationBin, ...]:
+    """The bins of a validation table (none when it has not run here), each with the figure of its fit."""
+    path = out.validation_csv(kind)
     group = {"closure": "closure", "uncalibrated": "closure/uncalibrated", "higgs": "higgs"}[kind]
-    bins = []
-    for row in out.read_validation_rows(kind):
-        low, high = _float(row["low"]), _float(row["high"])
-        bins.append(
-            ValidationBin(
-                low=low, high=high, n_events=_int(row["nEvents"]) or 0, fit_val=_float(row["fit_val"]),
-                fit_err=_float(row["fit_err"]), median=_float(row["median_val"]), ratio=_float(row["ratio"]),
-                ratio_err=_float(row["ratio_err"]), fit_quality=row["fit_quality"], verdict=row["verdict"],
-                plot=out.relative(out.fit_plot_stem(f"{prefix}_{low:g}-{high:g}", group).with_suffix(".png")),
-            )  # fmt: skip
-        )
-    return tuple(bins)
+    bins = read_rows(path, ValidationBin) if path.exists() else []
+    return tuple(
+        replace(b, plot=out.relative(out.fit_plot_stem(f"{prefix}_{b.low:g}-{b.high:g}", group).with_suffix(".png"))) for b in bins
+    )
 
 
 def read_validation(out_dir: Path, kind: str) -> Validation | None:
     """The closure (``kind="closure"``) or Higgs check (``"higgs"``) of the directory; None when not run."""
     out = OutputDir(Path(out_dir))
-    csv_path = out.validation_csv(kind)
-    if not csv_path.exists():
+    if not out.validation_csv(kind).exists():
         return None
     closure = kind == "closure"
     return Validation(

@@ -102,9 +102,11 @@ def _fit_table_page(pdf: Any, sample: SampleOutputs) -> None:
     columns = ["category", "events", "sigma_fit", "median", "factor", "chi2/NDF", "status", "rung", "att.", "from / reason"]
     cells, colours = [], []
     for r in sample.rows:
-        why = r.reason if r.failed else (r.source if r.fallback else "")
-        cells.append([r.name, f"{r.n_events:,}", pm(r.fit_val, r.fit_err), num(r.median), pm(r.factor, r.factor_err), num(r.chi2_ndf, 2),
-                      "-" if r.status is None else f"{r.status}/{r.cov_qual}", r.label[:28], str(r.attempts), why[:60]])  # fmt: skip
+        fit, factor = r.fit, r.factor
+        why = fit.reason if r.failed else (factor.source if r.fallback else "")
+        cells.append([r.name, f"{r.n_events:,}", pm(fit.fit_val, fit.fit_err), num(r.median.median_val_NonCal),
+                      pm(factor.calibration_factor, factor.calibration_factor_err), num(fit.chi2_ndf, 2),
+                      "-" if fit.status < 0 else f"{fit.status}/{fit.cov_qual}", fit.label[:28], str(fit.attempts), why[:60]])  # fmt: skip
         kind = "failed" if r.failed else "fallback" if r.fallback else "retried" if r.retried else ""
         colours.append([ROW_COLOURS.get(kind, "#ffffff")] * len(columns))
     fig = plt.figure(figsize=A4_LANDSCAPE)
@@ -156,7 +158,7 @@ def _validation_lines(validation: Validation | None, not_run: str) -> list[tuple
     lines = [("#000000", line) for line in validation.verdict_lines] + [("#000000", "")]
     for b in validation.after:
         colour = LEVEL_COLOURS["fail"] if b.verdict == "fail" else "#000000"
-        lines.append((colour, f"{b.low:g}-{b.high:g} GeV: {b.n_events:,} events, fit/median - 1 = {deviation_text(b)}: {b.verdict}"))
+        lines.append((colour, f"{b.low:g}-{b.high:g} GeV: {b.nEvents:,} events, fit/median - 1 = {deviation_text(b)}: {b.verdict}"))
     return lines
 
 

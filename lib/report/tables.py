@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from lib.config import WIDTH_DEFINITIONS
+from lib.fitting.result import FitRow
 from lib.report.markup import esc, image, link, num, pm, tag
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
 from lib.report.verdict import deviation_text
@@ -35,10 +36,10 @@ def _files(row: CategoryRow) -> str:
     return " ".join(links) if links else "–"
 
 
-def _status(row: CategoryRow) -> str:
-    if row.status is None:
+def _status(fit: FitRow) -> str:
+    if fit.status < 0:
         return "–"
-    return f"{row.status} / {row.cov_qual if row.cov_qual is not None else '–'}"
+    return f"{fit.status} / {fit.cov_qual if fit.cov_qual >= 0 else '–'}"
 
 
 # With a radiation component in the line shape (fit.fsr), its fraction and mean loss get columns of their own.
@@ -46,32 +47,28 @@ FSR_COLUMNS = ("FSR fraction", "FSR mean loss [GeV]")
 
 
 def _radiating(sample: SampleOutputs) -> bool:
-    return any(r.fit is not None and math.isfinite(r.fit.fsr_fraction) for r in sample.rows)
-
-
-def _fsr_cells(row: CategoryRow) -> list[str]:
-    fit = row.fit
-    if fit is None or not math.isfinite(fit.fsr_fraction):
-        return [tag("td", "–", class_="num"), tag("td", "–", class_="num")]
-    return [tag("td", esc(pm(fit.fsr_fraction, fit.fsr_fraction_err)), class_="num"), tag("td", esc(pm(fit.fsr_scale, fit.fsr_scale_err)), class_="num")]
+    return any(math.isfinite(r.fit.fsr_fraction) for r in sample.rows)
 
 
 def _fit_row(row: CategoryRow, radiating: bool = False) -> str:
+    fit, factor = row.fit, row.factor
     # A failed fit's sigma is its best attempt's: shown for diagnosis, struck through as unused.
-    sigma = tag("span", esc(pm(row.fit_val, row.fit_err)), class_="unused") if row.failed else esc(pm(row.fit_val, row.fit_err))
+    sigma = tag("span", esc(pm(fit.fit_val, fit.fit_err)), class_="unused") if row.failed else esc(pm(fit.fit_val, fit.fit_err))
+    # pm() shows a dash for a fit without a radiation component.
+    fsr = [tag("td", esc(pm(fit.fsr_fraction, fit.fsr_fraction_err)), class_="num"), tag("td", esc(pm(fit.fsr_scale, fit.fsr_scale_err)), class_="num")]
     cells = [
         tag("th", link(row.plot, row.name), scope="row"),
         tag("td", esc(f"{row.n_events:,}"), class_="num"),
         tag("td", sigma, class_="num"),
-        tag("td", esc(pm(row.median, row.median_err)), class_="num"),
-        tag("td", esc(pm(row.factor, row.factor_err)), class_="num"),
-        tag("td", esc(row.source or "–"), class_="source"),
-        *(_fsr_cells(row) if radiating else []),
-        tag("td", esc(num(row.chi2_ndf, 2)), class_="num"),
-        tag("td", esc(_status(row)), class_="num"),
-        tag("td", esc(row.label or "–")),
-        tag("td", esc(row.attempts or "–"), class_="num"),
-        tag("td", esc(row.reason or ""), class_="reason"),
+        tag("td", esc(pm(row.median.median_val_NonCal, row.median.median_err_NonCal)), class_="num"),
+        tag("td", esc(pm(factor.calibration_factor, factor.calibration_factor_err)), class_="num"),
+        tag("td", esc(factor.source or "–"), class_="source"),
+        *(fsr if radiating else []),
+        tag("td", esc(num(fit.chi2_ndf, 2)), class_="num"),
+        tag("td", esc(_status(fit)), class_="num"),
+        tag("td", esc(fit.label or "–")),
+        tag("td", esc(fit.attempts or "–"), class_="num"),
+        tag("td", esc(fit.reason or ""), class_="reason"),
         tag("td", _files(row)),
     ]
     return tag("tr", cells, class_=_row_class(row), id=f"fit-{row.name}")
@@ -106,7 +103,7 @@ def thumbnails_section(sample: SampleOutputs) -> str:
         if not row.plot:
             continue
         thumb = image(row.plot, f"fit of {row.name}")
-        caption = tag("figcaption", esc(f"{row.name} · factor {num(row.factor, 3)}"))
+        caption = tag("figcaption", esc(f"{row.name} · factor {num(row.factor.calibration_factor, 3)}"))
         figures.append(tag("figure", thumb + caption, class_=" ".join(filter(None, ("thumb", _row_class(row))))))
     if not figures:
         return tag("section", [tag("h2", "Fit plots"), tag("p", "No fit plots (run without --no-plots to draw them).")], id="plots")
@@ -123,9 +120,9 @@ def _verdict_cell(b: ValidationBin | None) -> str:
 def _validation_row(after: ValidationBin, before: ValidationBin | None, with_before: bool) -> str:
     cells = [
         tag("th", esc(f"{after.low:g}–{after.high:g}"), scope="row"),
-        tag("td", esc(f"{after.n_events:,}"), class_="num"),
+        tag("td", esc(f"{after.nEvents:,}"), class_="num"),
         tag("td", esc(pm(after.fit_val, after.fit_err)), class_="num"),
-        tag("td", esc(num(after.median)), class_="num"),
+        tag("td", esc(num(after.median_val)), class_="num"),
         _verdict_cell(after),
     ]
     if with_before:

@@ -78,13 +78,13 @@ def _categories(sample: SampleOutputs) -> Finding:
     rows = list(sample.rows)
     if not sample.has_fits and not sample.has_factors:
         return Finding("fail", "categories", "no fits and no factors in this directory: run --steps all")
-    fitted = [r for r in rows if r.quality == "ok"]
+    fitted = [r for r in rows if r.fit.quality == "ok"]
     failed = [r for r in rows if r.failed]
-    missing = [r for r in rows if not r.quality]
+    missing = [r for r in rows if not r.fit.quality]
     fallback = [r for r in rows if r.fallback]
     parts = [f"{len(rows)} categories: {len(fitted)} fitted, {len(failed)} failed, {len(fallback)} with a fallback factor"]
     if failed:
-        parts.append("failed: " + "; ".join(f"{r.name} ({r.reason or 'no reason recorded'})" for r in failed[:6]))
+        parts.append("failed: " + "; ".join(f"{r.name} ({r.fit.reason or 'no reason recorded'})" for r in failed[:6]))
     outliers = [r for r in fallback if not r.failed]
     if outliers:
         parts.append(f"fitted but replaced as outliers or out of band: {_names(outliers)}")
@@ -95,10 +95,10 @@ def _categories(sample: SampleOutputs) -> Finding:
 
 
 def _retries(sample: SampleOutputs) -> Finding | None:
-    retried = [r for r in sample.rows if r.retried and r.quality == "ok"]
+    retried = [r for r in sample.rows if r.retried and r.fit.quality == "ok"]
     if not retried:
         return None
-    detail = "; ".join(f"{r.name} ({r.label}, {r.attempts} attempts)" for r in retried[:6])
+    detail = "; ".join(f"{r.name} ({r.fit.label}, {r.fit.attempts} attempts)" for r in retried[:6])
     fits = "fit" if len(retried) == 1 else "fits"
     return Finding("info", "retries", f"{len(retried)} {fits} accepted after retries: {detail}")
 
@@ -114,7 +114,7 @@ def _json(sample: SampleOutputs) -> Finding:
         )  # fmt: skip
     written = sample.correction_json.stat().st_mtime
     tables = (OutputDir.FITS_CSV, OutputDir.MEDIANS_CSV, OutputDir.FACTORS_CSV)
-    newer = [name for name in tables if (sample.mtime(name) or 0) > written]
+    newer = [name for name in tables if (OutputDir(sample.out_dir).mtime(name) or 0) > written]
     if newer:
         return Finding(
             "fail", "correction JSON",
