@@ -1,30 +1,109 @@
-"""The factor map (per pT bin, Data | MC | Data/MC) and the change against a previous JSON.
+"""The factor maps (per pT bin, Data | MC | Data/MC) and the change against a previous JSON.
 
 One colour scale serves Data and MC, so the same colour is the same factor in both; the ratio and
 the change get a diverging scale centred on 1 and 0, at least ±5 % and ±2 % wide so that
-statistical noise stays pale and a real difference stands out.
+statistical noise stays pale and a real difference stands out. ``factor_maps`` gives the maps and
+their scales to the page and the PDF alike.
+
+On the page each pT bin is a 3×3 plain HTML table (leading |η| region down, subleading across):
+background colours need no script, no image and no font, print as they show, and the numbers can
+be selected and copied; each cell carries its value, its error and a mark for a borrowed
+(fallback) or audit-flagged factor.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from lib.categories import CategoryScheme
 from lib.correction.auditor import AuditReport
-from lib.report.colors import Scale, diverging, sequential
-from lib.report.heatmap import Cell, grid
+from lib.report.colors import Scale, diverging, sequential, text_colour
 from lib.report.markup import esc, num, percent, tag
 from lib.report.outputs import SampleOutputs
 
-__all__ = ["factor_map_section", "change_section", "region_legend"]
+__all__ = ["FactorMap", "factor_maps", "factor_map_section", "change_section", "region_legend"]
 
 RATIO_MIN_HALF_WIDTH = 0.05
 CHANGE_MIN_HALF_WIDTH = 0.02
 
 
-def _pt_label(scheme: CategoryScheme, i_pt: int) -> str:
-    return f"{scheme.pt_edges[i_pt]:g}–{scheme.pt_edges[i_pt + 1]:g} GeV"
+@dataclass(frozen=True)
+class FactorMap:
+    """One row of maps: a sample's factors (``sample`` set) or the Data/MC ratio, with its colour scale."""
+
+    label: str
+    values: dict[str, tuple[float, float]]  # value and error per category
+    scale: Scale
+    sample: SampleOutputs | None = None
+
+
+def _ratio(data: dict[str, tuple[float, float]], mc: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    ratios = {}
+    for name, (fd, ed) in data.items():
+        if name not in mc:
+            continue
+        fm, em = mc[name]
+        ratio = fd / fm if fm else math.nan
+        ratios[name] = (ratio, abs(ratio) * math.hypot(ed / fd if fd else math.nan, em / fm if fm else math.nan))
+    return ratios
+
+
+def factor_maps(samples: Sequence[SampleOutputs | None]) -> list[FactorMap]:
+    """The factor maps of the samples that have factors (Data first) and, with both, their ratio."""
+    with_factors = sorted((s for s in samples if s is not None and s.has_factors), key=lambda s: s.label != "Data")
+    values = [s.factors() for s in with_factors]
+    scale = sequential([f for m in values for f, _ in m.values()])
+    maps = [FactorMap(s.label, m, scale, s) for s, m in zip(with_factors, values)]
+    if len(maps) == 2:
+        ratios = _ratio(*values)
+        label = f"{maps[0].label}/{maps[1].label}"
+        maps.append(FactorMap(label, ratios, diverging([r for r, _ in ratios.values()], 1.0, RATIO_MIN_HALF_WIDTH)))
+    return maps
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What one category's cell shows: the coloured value, its text, a second line, marks and a tooltip."""
+
+    value: float  # drives the colour
+    text: str
+    detail: str = ""
+    marks: tuple[str, ...] = ()  # CSS classes: "fallback", "flagged"
+    tooltip: str = ""
+
+
+def _grid(scheme: CategoryScheme, i_pt: int, cell_for: Callable[[str], Cell | None], scale: Scale, caption: str) -> str:
+    """The table of pT bin ``i_pt``; ``cell_for(name)`` None leaves a grey, empty cell."""
+    regions = scheme.region_names
+    n_eta = scheme.n_eta
+    header = tag("tr", [tag("th", "lead ↓ sub →", class_="corner")] + [tag("th", esc(r), scope="col") for r in regions])
+    body = []
+    for i1, lead in enumerate(regions):
+        cells = [tag("th", esc(lead), scope="row")]
+        for i2 in range(n_eta):
+            name = scheme.names[n_eta * n_eta * i_pt + n_eta * i1 + i2]
+            cell = cell_for(name)
+            if cell is None:
+                cells.append(tag("td", "–", class_="cell empty", title=f"{name}: no value"))
+                continue
+            background = scale.colour(cell.value)
+            lines = esc(cell.text) + (tag("span", esc(cell.detail), class_="detail") if cell.detail else "")
+            cells.append(
+                tag(
+                    "td", lines, class_=" ".join(("cell",) + cell.marks), title=cell.tooltip or name,
+                    style=f"background:{background};color:{text_colour(background)}",
+                )  # fmt: skip
+            )
+        body.append(tag("tr", cells))
+    return tag("table", [tag("caption", esc(caption)), tag("thead", header), tag("tbody", body)], class_="grid")
+
+
+def _pt_bin(scheme: CategoryScheme, i_pt: int, grids: list[str]) -> str:
+    """The grids of one leading-pT bin under its heading."""
+    lo, hi = scheme.pt_edges[i_pt], scheme.pt_edges[i_pt + 1]
+    return tag("div", [tag("h3", esc(f"leading pT {lo:g}–{hi:g} GeV")), tag("div", grids, class_="grids")], class_="ptbin")
 
 
 def region_legend(scheme: CategoryScheme) -> str:
@@ -45,60 +124,34 @@ def _legend(scale: Scale, label: str, fmt: str) -> str:
     )  # fmt: skip
 
 
-def _factor_cell(sample: SampleOutputs, flagged: dict[str, str]) -> Callable[[str], Cell | None]:
-    """The cell of each category: factor ± error, marked when borrowed or flagged by the audit."""
-    rows = {r.name: r for r in sample.rows}
+def _cells(factor_map: FactorMap, flagged: dict[str, str]) -> Callable[[str], Cell | None]:
+    """The cell of each category: value ± error; a factor is marked when borrowed or flagged by the audit."""
+    rows = {r.name: r for r in factor_map.sample.rows} if factor_map.sample else {}
 
     def cell(name: str) -> Cell | None:
-        row = rows[name]
-        factor, error, source = row.factor.calibration_factor, row.factor.calibration_factor_err, row.factor.source
-        if not source:
+        if name not in factor_map.values:
             return None
-        marks = tuple(m for m, on in (("fallback", row.fallback), ("flagged", name in flagged)) if on)
-        tooltip = f"{name}: {factor:.4f} ± {error:.4f} ({source})" + (f"; audit: {flagged[name]}" if name in flagged else "")
-        return Cell(factor, num(factor, 3), f"± {num(error, 3)}", marks, tooltip)
+        value, error = factor_map.values[name]
+        if name not in rows:
+            return Cell(value, num(value, 3), f"± {num(error, 3)}", tooltip=f"{name}: {factor_map.label} = {value:.4f} ± {error:.4f}")
+        marks = tuple(m for m, on in (("fallback", rows[name].fallback), ("flagged", name in flagged)) if on)
+        tooltip = f"{name}: {value:.4f} ± {error:.4f} ({rows[name].factor.source})" + (f"; audit: {flagged[name]}" if name in flagged else "")
+        return Cell(value, num(value, 3), f"± {num(error, 3)}", marks, tooltip)
 
     return cell
 
 
-def _ratio(data: SampleOutputs, mc: SampleOutputs) -> dict[str, tuple[float, float]]:
-    ratios = {}
-    mc_factors = mc.factors()
-    for name, (fd, ed) in data.factors().items():
-        if name not in mc_factors:
-            continue
-        fm, em = mc_factors[name]
-        ratio = fd / fm if fm else math.nan
-        ratios[name] = (ratio, abs(ratio) * math.hypot(ed / fd if fd else math.nan, em / fm if fm else math.nan))
-    return ratios
-
-
-def factor_map_section(samples: Sequence[SampleOutputs], scheme: CategoryScheme, own: str, flagged: dict[str, str]) -> str:
-    """Per pT bin the factor grids of the samples given (Data first) and, with both, their ratio.
+def factor_map_section(samples: Sequence[SampleOutputs | None], scheme: CategoryScheme, own: str, flagged: dict[str, str]) -> str:
+    """Per pT bin the factor grids of the samples given and, with both, their ratio.
 
     ``flagged``: the audit's reasons per category of the report's own sample, labelled ``own``.
     """
-    with_factors = [s for s in samples if s.has_factors]
-    if not with_factors:
+    maps = factor_maps(samples)
+    if not maps:
         return tag("section", [tag("h2", "Factor map"), tag("p", "No factors yet: step 3 has not run.")], id="factors")
-    scale = sequential([f for s in with_factors for f, _ in s.factors().values()])
-    ratios = _ratio(*with_factors) if len(with_factors) == 2 else {}
-    ratio_scale = diverging([r for r, _ in ratios.values()], 1.0, RATIO_MIN_HALF_WIDTH)
-
-    def ratio_cell(name: str) -> Cell | None:
-        if name not in ratios:
-            return None
-        r, e = ratios[name]
-        return Cell(r, num(r, 3), f"± {num(e, 3)}", tooltip=f"{name}: Data/MC = {r:.4f} ± {e:.4f}")
-
-    cells = {s.label: _factor_cell(s, flagged if s.label == own else {}) for s in with_factors}
-    rows = []
-    for i_pt in range(scheme.n_pt):
-        grids = [grid(scheme, i_pt, cells[s.label], scale, s.label) for s in with_factors]
-        if ratios:
-            grids.append(grid(scheme, i_pt, ratio_cell, ratio_scale, f"{with_factors[0].label}/{with_factors[1].label}"))
-        rows.append(tag("div", [tag("h3", esc(f"leading pT {_pt_label(scheme, i_pt)}"))] + [tag("div", grids, class_="grids")], class_="ptbin"))
-    legends = [_legend(scale, "factor", ".3f")] + ([_legend(ratio_scale, "ratio", ".3f")] if ratios else [])
+    cells = [_cells(m, flagged if m.sample is not None and m.label == own else {}) for m in maps]
+    rows = [_pt_bin(scheme, i_pt, [_grid(scheme, i_pt, c, m.scale, m.label) for m, c in zip(maps, cells)]) for i_pt in range(scheme.n_pt)]
+    legends = [_legend(maps[0].scale, "factor", ".3f")] + ([_legend(maps[-1].scale, "ratio", ".3f")] if maps[-1].sample is None else [])
     marks = tag("p", "Dashed border: fallback factor (borrowed from neighbours); red border: flagged by the audit.", class_="note")
     return tag("section", [tag("h2", "Factor map"), region_legend(scheme), tag("div", legends, class_="legends"), marks] + rows, id="factors")
 
@@ -118,11 +171,6 @@ def change_section(audit: AuditReport | None, scheme: CategoryScheme) -> str:
         return Cell(c.relative_change, percent(c.relative_change), f"{num(c.previous, 3)} → {num(c.value, 3)}",
                     tooltip=f"{name}: {c.previous:.4f} → {c.value:.4f}")  # fmt: skip
 
-    rows = [
-        tag("div", [tag("h3", esc(f"leading pT {_pt_label(scheme, i)}")), tag("div", grid(scheme, i, cell, scale, "now / previous − 1"), class_="grids")],
-            class_="ptbin")
-        for i in range(scheme.n_pt)
-    ]  # fmt: skip
+    rows = [_pt_bin(scheme, i, [_grid(scheme, i, cell, scale, "now / previous − 1")]) for i in range(scheme.n_pt)]
     intro = tag("p", esc(f"Against {audit.previous_path}: each cell is this JSON's factor over the previous one, minus 1."))
     return tag("section", [tag("h2", "Change against the previous JSON"), intro, _legend(scale, "change", "+.1%")] + rows, id="change")
-

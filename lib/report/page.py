@@ -120,12 +120,10 @@ def _nav(report: ReportInputs) -> str:
 
 def render_html(report: ReportInputs) -> str:
     """The report page of one output directory."""
-    samples = [s for s in (report.sample, report.other) if s is not None]
-    samples.sort(key=lambda s: s.label != "Data")
     flagged = {} if report.audit is None else {c.name: "; ".join(c.reasons) for c in report.audit.categories if c.reasons}
     binning = "calibrated σ_pred"
     sections = [
-        factor_map_section(samples, report.scheme, report.sample.label, flagged),
+        factor_map_section((report.sample, report.other), report.scheme, report.sample.label, flagged),
         fit_table_section(report.sample),
         thumbnails_section(report.sample),
         validation_section("Closure", "closure", report.closure, "--closure_test", binning),

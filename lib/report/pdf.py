@@ -14,6 +14,8 @@ from typing import Any
 
 from lib.io.atomic import atomic_path
 from lib.report.collect import ReportInputs
+from lib.report.colors import text_colour
+from lib.report.factor_maps import factor_maps
 from lib.report.markup import num, pm
 from lib.report.outputs import SampleOutputs, Validation
 from lib.report.verdict import deviation_text
@@ -48,48 +50,29 @@ def _verdict_page(pdf: Any, report: ReportInputs) -> None:
     _text_page(pdf, report.title, lines)
 
 
-def _factor_rows(report: ReportInputs) -> list[tuple[str, dict[str, tuple[float, float]], str, float, float]]:
-    """(label, value and error per category, colour map, low, high) per row of maps: Data, MC, and Data/MC with both."""
-    samples = sorted((s for s in (report.sample, report.other) if s is not None and s.has_factors), key=lambda s: s.label != "Data")
-    maps = [s.factors() for s in samples]
-    finite = [v for m in maps for v, _ in m.values() if math.isfinite(v)]
-    rows = [(s.label, m, "Blues", min(finite, default=0.0), max(finite, default=1.0)) for s, m in zip(samples, maps)]
-    if len(maps) == 2:
-        ratio = {}
-        for name, (a, ea) in maps[0].items():
-            b, eb = maps[1].get(name, (math.nan, math.nan))
-            r = a / b if b else math.nan
-            ratio[name] = (r, abs(r) * math.hypot(ea / a if a else math.nan, eb / b if b else math.nan))
-        half = max([abs(r - 1) for r, _ in ratio.values() if math.isfinite(r)] + [0.05])
-        rows.append(("Data/MC", ratio, "RdBu_r", 1 - half, 1 + half))
-    return rows
-
-
 def _factor_page(pdf: Any, report: ReportInputs) -> None:
     import matplotlib.pyplot as plt
-    import numpy as np
+    from matplotlib.colors import to_rgb
 
-    rows = _factor_rows(report)
-    if not rows:
+    maps = factor_maps((report.sample, report.other))
+    if not maps:
         return
     scheme = report.scheme
     n = scheme.n_eta
-    fig, axes = plt.subplots(len(rows), scheme.n_pt, figsize=A4_LANDSCAPE, squeeze=False)
-    for row, (label, values, cmap, lo, hi) in enumerate(rows):
+    fig, axes = plt.subplots(len(maps), scheme.n_pt, figsize=A4_LANDSCAPE, squeeze=False)
+    for row, factor_map in enumerate(maps):
         for i in range(scheme.n_pt):
             ax = axes[row][i]
-            names = [[scheme.names[n * n * i + n * a + b] for b in range(n)] for a in range(n)]
-            grid = np.array([[values.get(name, (math.nan, math.nan))[0] for name in line] for line in names])
-            image = ax.imshow(grid, cmap=cmap, vmin=lo, vmax=hi)
+            cells = [[factor_map.values.get(scheme.names[n * n * i + n * a + b], (math.nan, math.nan)) for b in range(n)] for a in range(n)]
+            colours = [[factor_map.scale.colour(value) for value, _ in line] for line in cells]
+            ax.imshow([[to_rgb(c) for c in line] for line in colours])
             for a in range(n):
                 for b in range(n):
-                    value, error = values.get(names[a][b], (math.nan, math.nan))
-                    shade = image.cmap(image.norm(value)) if math.isfinite(value) else (1, 1, 1, 1)
-                    dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] < 0.5
-                    ax.text(b, a, f"{num(value, 3)}\n±{num(error, 3)}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+                    value, error = cells[a][b]
+                    ax.text(b, a, f"{num(value, 3)}\n±{num(error, 3)}", ha="center", va="center", fontsize=7, color=text_colour(colours[a][b]))
             ax.set_xticks(range(n), scheme.region_names)
             ax.set_yticks(range(n), scheme.region_names)
-            ax.set_title(f"{label} {scheme.pt_edges[i]:g}-{scheme.pt_edges[i + 1]:g} GeV", fontsize=9)
+            ax.set_title(f"{factor_map.label} {scheme.pt_edges[i]:g}-{scheme.pt_edges[i + 1]:g} GeV", fontsize=9)
     fig.suptitle("Calibration factors (rows: leading |eta| region, columns: subleading)")
     fig.subplots_adjust(hspace=0.4)
     pdf.savefig(fig)
