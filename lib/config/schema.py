@@ -98,12 +98,10 @@ class CategoryConfig(_Model):
     abseta_edges: list[float] = Field(description="|eta| region edges (of the leading muon and of the subleading muon), [lo, hi) bins.")
     region_names: list[str] = Field(description="One letter per |eta| region; a category is named <pT bin>_<lead letter><sublead letter>.")
 
+    _edges = field_validator("pt_edges_gev", "abseta_edges")(_check_edges)
+
     @model_validator(mode="after")
-    def _consistent(self) -> "CategoryConfig":
-        for key in ("pt_edges_gev", "abseta_edges"):
-            edges = getattr(self, key)
-            if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-                raise ValueError(f"categories.{key} must be at least two increasing edges, got {edges}")
+    def _one_name_per_region(self) -> "CategoryConfig":
         if len(self.region_names) != len(self.abseta_edges) - 1:
             raise ValueError(
                 f"categories.region_names needs {len(self.abseta_edges) - 1} names, got {self.region_names}"

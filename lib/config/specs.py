@@ -76,21 +76,10 @@ def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None)
         params["sigma"] = sig.model_copy(update={"value": min(max(median_sigma_gev, lo), hi)})
     update: dict[str, object] = {"params": params}
     if patch.range_gev is not None:
-        update["range_gev"] = patch.range_gev
         update["bins"] = binned_count((spec.range_gev, spec.bins), patch.range_gev)
-    if patch.bins is not None:
-        update["bins"] = patch.bins
-    if patch.background is not None:
-        update["background"] = patch.background
-    if patch.line_shape is not None:
-        update["line_shape"] = patch.line_shape
-    if patch.label:
-        update["label"] = patch.label
-    if patch.start_from_previous:
-        update["start_from_previous"] = True
-    if patch.freeze_from_previous:
-        update["freeze_from_previous"] = patch.freeze_from_previous
-    return spec.model_copy(update=update)
+    # What the patch sets (a field left at its default leaves the spec's as it is); its bins win over the range's.
+    changed = patch.model_dump(exclude={"params", "sigma_from_median"}, exclude_defaults=True)
+    return spec.model_copy(update=update | changed)
 
 
 def _default_spec(config: Config, name: str, binned: bool, backend: str | None) -> FitSpec:

@@ -15,10 +15,8 @@ from lib.report.markup import esc, link, tag
 from lib.report.provenance import outputs_section, provenance_section
 from lib.report.tables import fit_table_section, thumbnails_section, validation_section
 
-__all__ = ["render_html", "OWN_FILES"]
+__all__ = ["render_html"]
 
-# The report's own files: not listed among the outputs it describes.
-OWN_FILES = {"report.html", "report.pdf"}
 ICONS = {"ok": "✔", "info": "ℹ", "warn": "⚠", "fail": "✖"}
 
 STYLE = """
@@ -133,7 +131,7 @@ def render_html(report: ReportInputs) -> str:
     sections += [
         change_section(report.audit, report.scheme),
         provenance_section(report.sample, report.inputs, report.runs),
-        outputs_section(report.sample.out_dir, OWN_FILES),
+        outputs_section(report.sample.out_dir),
     ]
     head = (
         '<meta charset="utf-8" /><meta name="viewport" content="width=device-width, initial-scale=1" />'

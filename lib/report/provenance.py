@@ -16,6 +16,7 @@ from lib.config import Config
 from lib.errors import CalibrationError
 from lib.io.cache import inputs_fingerprint
 from lib.io.reader import find_files
+from lib.outputs import OutputDir
 from lib.report.markup import esc, link, tag
 from lib.report.outputs import SampleOutputs
 from lib.report.runs import RunRecord
@@ -115,8 +116,9 @@ def provenance_section(sample: SampleOutputs, inputs: InputFiles, runs: list[Run
     return tag("section", [tag("h2", "Provenance"), _pairs(rows), tag("h3", "Runs on this directory"), _runs_table(runs)], id="provenance")
 
 
-def outputs_section(out_dir: Path, own: set[str]) -> str:
+def outputs_section(out_dir: Path) -> str:
     """Every top-level output of the directory, linked, with its size (the report's own files left out)."""
-    files = sorted(p for p in Path(out_dir).iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in own)
+    own = (OutputDir.REPORT_HTML, OutputDir.REPORT_PDF)
+    files = sorted(p for p in OutputDir(Path(out_dir)).top_level_outputs() if p.name not in own)
     items = [tag("li", link(p.name, p.name) + esc(f" ({p.stat().st_size:,} bytes)")) for p in files]
     return tag("section", [tag("h2", "All outputs"), tag("ul", items, class_="outputs")], id="outputs")
