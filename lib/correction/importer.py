@@ -32,92 +32,12 @@ from lib import __version__
 from lib.correction.writer import correction_from_grid
 from lib.errors import CorrectionError, InputError
 
-__all__ = ["LEGACY_PT_EDGES_GEV", "import_root", "import_th2_set", "import_th3"]
+__all__ = ["LEGACY_PT_EDGES_GEV", "import_root"]
 
 logger = logging.getLogger(__name__)
 
 LEGACY_PT_EDGES_GEV: tuple[float, ...] = (0.0, 45.0, 52.0, 62.0, 9999.0)
 _AXES = "x = leading-muon pT (GeV), y = leading-muon |eta|, z = subleading-muon |eta|"
-
-
-def import_th3(root_path: Path, name: str, hist_name: str | None = None) -> cs.CorrectionSet:
-    """CorrectionSet holding a legacy TH3 map bin for bin.
-
-    Args:
-        root_path: the ROOT file.
-        name: correction name to write (``step3.correction_name``).
-        hist_name: the TH3 to take; ``None`` takes the only TH3 in the file.
-
-    Returns:
-        The schema-v2 model with the histogram's own edges.
-
-    Raises:
-        InputError: the file cannot be read or holds no such (or no unique) TH3.
-        CorrectionError: a bin content is not finite.
-    """
-    root_path = Path(root_path)
-    with _open(root_path) as root:
-        key = _pick(root, root_path, hist_name, "TH3")
-        hist = root[key]
-        edges = [hist.axis(i).edges() for i in range(3)]
-        values = hist.values(flow=False)
-    _warn_empty(values, root_path, key)
-    description = (
-        f"Dimuon mass resolution calibration factor, imported bin for bin from the legacy ROOT map "
-        f"{root_path.name}:{key} ({_AXES}) by ebe-calib {__version__}"
-    )
-    logger.info("imported %s:%s with edges %s", root_path.name, key, [e.tolist() for e in edges])
-    return correction_from_grid(values, edges, name, description)
-
-
-def import_th2_set(
-    root_path: Path, kind: Literal["Data", "MC"], name: str, pt_edges: Sequence[float] = LEGACY_PT_EDGES_GEV
-) -> cs.CorrectionSet:
-    """CorrectionSet from the per-pT-bin TH2 maps ``correction{kind}_pt_{i}``.
-
-    Args:
-        root_path: the ROOT file.
-        kind: ``Data`` or ``MC``: which set of histograms.
-        name: correction name to write.
-        pt_edges: leading-muon pT edges of the pT bins ``0..n-1`` (not stored in the file).
-
-    Returns:
-        The schema-v2 model; bin (i_pt, i_eta1, i_eta2) holds the content of histogram ``pt_{i_pt}``
-        at that |eta| bin.
-
-    Raises:
-        InputError: unreadable file, histograms missing, or their number disagrees with ``pt_edges``.
-        CorrectionError: the histograms' |eta| binnings cannot be merged onto common edges.
-    """
-    root_path = Path(root_path)
-    prefix = f"correction{kind}_pt_"
-    n_pt = len(pt_edges) - 1
-    with _open(root_path) as root:
-        present = {k.split(";")[0] for k, c in root.classnames().items() if c.startswith("TH2")}
-        wanted = [f"{prefix}{i}" for i in range(n_pt)]
-        missing = [w for w in wanted if w not in present]
-        extra = sorted(p for p in present if p.startswith(prefix) and p not in wanted)
-        if missing or extra:
-            raise InputError(
-                f"{root_path}: expected TH2 {prefix}0..{n_pt - 1} for {n_pt} pT bins {list(pt_edges)}; "
-                f"missing {missing or 'none'}, unexpected {extra or 'none'} (pass the pT edges matching the file)"
-            )
-        hists = [(root[w].axis(0).edges(), root[w].axis(1).edges(), root[w].values(flow=False)) for w in wanted]
-    eta1 = _common_edges([h[0] for h in hists], root_path, "x (leading |eta|)")
-    eta2 = _common_edges([h[1] for h in hists], root_path, "y (subleading |eta|)")
-    grid = np.empty((n_pt, len(eta1) - 1, len(eta2) - 1))
-    c1, c2 = 0.5 * (eta1[:-1] + eta1[1:]), 0.5 * (eta2[:-1] + eta2[1:])
-    for i_pt, (x_edges, y_edges, values) in enumerate(hists):
-        ix = np.searchsorted(x_edges, c1, side="right") - 1
-        iy = np.searchsorted(y_edges, c2, side="right") - 1
-        grid[i_pt] = values[np.ix_(ix, iy)]
-        _warn_empty(values, root_path, wanted[i_pt])
-    description = (
-        f"Dimuon mass resolution calibration factor, imported bin for bin from the legacy ROOT maps "
-        f"{root_path.name}:{prefix}0..{n_pt - 1} (one TH2 per leading-muon pT bin {list(pt_edges)} GeV; "
-        f"x = leading-muon |eta|, y = subleading-muon |eta|) by ebe-calib {__version__}"
-    )
-    return correction_from_grid(grid, [np.asarray(pt_edges, dtype=float), eta1, eta2], name, description)
 
 
 def import_root(
@@ -127,22 +47,78 @@ def import_root(
     hist_name: str | None = None,
     pt_edges: Sequence[float] = LEGACY_PT_EDGES_GEV,
 ) -> cs.CorrectionSet:
-    """Import either legacy format, recognised by its content.
+    """CorrectionSet holding a legacy ROOT map bin for bin, in either format, recognised by its content.
 
-    A file with a TH3 goes through :func:`import_th3`; otherwise the TH2 set of ``kind`` is read.
+    A file with a TH3 (or a ``hist_name`` given) is read as the TH3 map; otherwise the per-pT-bin
+    TH2 set of ``kind``, whose bin (i_pt, i_eta1, i_eta2) holds the content of histogram ``pt_{i_pt}``
+    at that |eta| bin.
+
+    Args:
+        root_path: the ROOT file.
+        name: correction name to write (``step3.correction_name``).
+        kind: ``Data`` or ``MC``: which TH2 set of a per-pT-bin file.
+        hist_name: the TH3 to take; ``None`` takes the only TH3 in the file.
+        pt_edges: leading-muon pT edges of a per-pT-bin file's bins ``0..n-1`` (not stored in it).
+
+    Returns:
+        The schema-v2 model with the histograms' own edges.
 
     Raises:
-        InputError: unreadable file, or a TH2 set without ``kind``.
-        CorrectionError: see the two importers.
+        InputError: unreadable file, no such (or no unique) TH3, a TH2 set without ``kind``, TH2s
+            missing, or their number disagreeing with ``pt_edges``.
+        CorrectionError: a bin content is not finite, or the TH2s' |eta| binnings cannot be merged
+            onto common edges.
     """
     root_path = Path(root_path)
     with _open(root_path) as root:
-        has_th3 = any(c.startswith("TH3") for c in root.classnames().values())
-    if has_th3 or hist_name is not None:
-        return import_th3(root_path, name, hist_name)
-    if kind is None:
-        raise InputError(f"{root_path} holds per-pT-bin TH2 maps for Data and MC; say which with kind 'Data' or 'MC' (--kind)")
-    return import_th2_set(root_path, kind, name, pt_edges)
+        if hist_name is not None or any(c.startswith("TH3") for c in root.classnames().values()):
+            values, edges, source = _th3(root, root_path, hist_name)
+        elif kind is None:
+            raise InputError(f"{root_path} holds per-pT-bin TH2 maps for Data and MC; say which with kind 'Data' or 'MC' (--kind)")
+        else:
+            values, edges, source = _th2_set(root, root_path, kind, pt_edges)
+    logger.info("imported %s with edges %s", source, [list(map(float, e)) for e in edges])
+    description = f"Dimuon mass resolution calibration factor, imported bin for bin from the legacy ROOT {source} by ebe-calib {__version__}"
+    return correction_from_grid(values, edges, name, description)
+
+
+def _th3(root: Any, root_path: Path, hist_name: str | None) -> tuple[np.ndarray, list[np.ndarray], str]:
+    """The TH3's contents, its edges and what it is."""
+    key = _pick(root, root_path, hist_name, "TH3")
+    hist = root[key]
+    values = hist.values(flow=False)
+    _warn_empty(values, root_path, key)
+    return values, [hist.axis(i).edges() for i in range(3)], f"map {root_path.name}:{key} ({_AXES})"
+
+
+def _th2_set(root: Any, root_path: Path, kind: str, pt_edges: Sequence[float]) -> tuple[np.ndarray, list[np.ndarray], str]:
+    """The TH2s ``correction{kind}_pt_{i}`` spread onto common |eta| edges, the edges and what they are."""
+    prefix = f"correction{kind}_pt_"
+    n_pt = len(pt_edges) - 1
+    present = {k.split(";")[0] for k, c in root.classnames().items() if c.startswith("TH2")}
+    wanted = [f"{prefix}{i}" for i in range(n_pt)]
+    missing = [w for w in wanted if w not in present]
+    extra = sorted(p for p in present if p.startswith(prefix) and p not in wanted)
+    if missing or extra:
+        raise InputError(
+            f"{root_path}: expected TH2 {prefix}0..{n_pt - 1} for {n_pt} pT bins {list(pt_edges)}; "
+            f"missing {missing or 'none'}, unexpected {extra or 'none'} (pass the pT edges matching the file)"
+        )
+    hists = [(root[w].axis(0).edges(), root[w].axis(1).edges(), root[w].values(flow=False)) for w in wanted]
+    eta1 = _common_edges([h[0] for h in hists], root_path, "x (leading |eta|)")
+    eta2 = _common_edges([h[1] for h in hists], root_path, "y (subleading |eta|)")
+    grid = np.empty((n_pt, len(eta1) - 1, len(eta2) - 1))
+    c1, c2 = 0.5 * (eta1[:-1] + eta1[1:]), 0.5 * (eta2[:-1] + eta2[1:])
+    for i_pt, (x_edges, y_edges, values) in enumerate(hists):
+        ix = np.searchsorted(x_edges, c1, side="right") - 1
+        iy = np.searchsorted(y_edges, c2, side="right") - 1
+        grid[i_pt] = values[np.ix_(ix, iy)]
+        _warn_empty(values, root_path, wanted[i_pt])
+    source = (
+        f"maps {root_path.name}:{prefix}0..{n_pt - 1} (one TH2 per leading-muon pT bin {list(pt_edges)} GeV; "
+        "x = leading-muon |eta|, y = subleading-muon |eta|)"
+    )
+    return grid, [np.asarray(pt_edges, dtype=float), eta1, eta2], source
 
 
 def _open(root_path: Path) -> Any:
