@@ -514,7 +514,7 @@ def test_report_in_headless_chromium(calibrated, tmp_path, config, scheme):
 def test_report_says_what_sigma_fit_is(tmp_path):
     """The fits' width definition from fit_params.json; fits written before it was recorded are core sigmas."""
     from lib.report.outputs import _width_definition
-    from lib.report.tables import _width_note
+    from lib.report.page import _width_note
 
     assert _width_definition(OutputDir(tmp_path)) == ""
     (tmp_path / "fit_params.json").write_text(json.dumps({"30-45_BB": {"width_definition": "effective"}, "30-45_BO": {}}))

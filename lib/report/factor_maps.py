@@ -5,10 +5,10 @@ the change get a diverging scale centred on 1 and 0, at least ±5 % and ±2 % wi
 statistical noise stays pale and a real difference stands out. ``factor_maps`` gives the maps and
 their scales to the page and the PDF alike.
 
-On the page each pT bin is a 3×3 plain HTML table (leading |η| region down, subleading across):
-background colours need no script, no image and no font, print as they show, and the numbers can
-be selected and copied; each cell carries its value, its error and a mark for a borrowed
-(fallback) or audit-flagged factor.
+On the page each pT bin is a 3×3 plain HTML table (leading |η| region down, subleading across;
+``page.html`` draws the cells given here): background colours need no script, no image and no
+font, print as they show, and the numbers can be selected and copied; each cell carries its value,
+its error and a mark for a borrowed (fallback) or audit-flagged factor.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Callable, Sequence
 from lib.categories import CategoryScheme
 from lib.correction.auditor import AuditReport
 from lib.report.colors import Scale, diverging, sequential, text_colour
-from lib.report.markup import esc, num, percent, tag
+from lib.report.formats import num, percent
 from lib.report.outputs import SampleOutputs
 
-__all__ = ["FactorMap", "factor_maps", "factor_map_section", "change_section", "region_legend"]
+__all__ = ["FactorMap", "MapSection", "factor_maps", "factor_map_section", "change_section", "region_legend"]
 
 RATIO_MIN_HALF_WIDTH = 0.05
 CHANGE_MIN_HALF_WIDTH = 0.02
@@ -74,54 +74,52 @@ class Cell:
     tooltip: str = ""
 
 
-def _grid(scheme: CategoryScheme, i_pt: int, cell_for: Callable[[str], Cell | None], scale: Scale, caption: str) -> str:
-    """The table of pT bin ``i_pt``; ``cell_for(name)`` None leaves a grey, empty cell."""
-    regions = scheme.region_names
+# A grid as the page draws it: a caption, and per leading-muon region its cells (CSS classes, title, style, text, detail).
+Grid = tuple[str, list[tuple[str, list[dict[str, str]]]]]
+
+
+@dataclass(frozen=True)
+class MapSection:
+    """A section of maps: its colour legends, and per pT bin a heading and the grids side by side."""
+
+    legends: list[dict[str, str]]
+    bins: list[tuple[str, list[Grid]]]
+
+
+def _grid(scheme: CategoryScheme, i_pt: int, cell_for: Callable[[str], Cell | None], scale: Scale, caption: str) -> Grid:
+    """The cells of pT bin ``i_pt``, leading region down, subleading across; ``cell_for(name)`` None leaves a grey, empty cell."""
     n_eta = scheme.n_eta
-    header = tag("tr", [tag("th", "lead ↓ sub →", class_="corner")] + [tag("th", esc(r), scope="col") for r in regions])
-    body = []
-    for i1, lead in enumerate(regions):
-        cells = [tag("th", esc(lead), scope="row")]
+    rows = []
+    for i1, lead in enumerate(scheme.region_names):
+        shown = []
         for i2 in range(n_eta):
             name = scheme.names[n_eta * n_eta * i_pt + n_eta * i1 + i2]
             cell = cell_for(name)
             if cell is None:
-                cells.append(tag("td", "–", class_="cell empty", title=f"{name}: no value"))
+                shown.append({"classes": "cell empty", "title": f"{name}: no value", "text": "–"})
                 continue
             background = scale.colour(cell.value)
-            lines = esc(cell.text) + (tag("span", esc(cell.detail), class_="detail") if cell.detail else "")
-            cells.append(
-                tag(
-                    "td", lines, class_=" ".join(("cell",) + cell.marks), title=cell.tooltip or name,
-                    style=f"background:{background};color:{text_colour(background)}",
-                )  # fmt: skip
-            )
-        body.append(tag("tr", cells))
-    return tag("table", [tag("caption", esc(caption)), tag("thead", header), tag("tbody", body)], class_="grid")
+            shown.append({
+                "classes": " ".join(("cell",) + cell.marks), "title": cell.tooltip or name, "text": cell.text, "detail": cell.detail,
+                "style": f"background:{background};color:{text_colour(background)}",
+            })  # fmt: skip
+        rows.append((lead, shown))
+    return caption, rows
 
 
-def _pt_bin(scheme: CategoryScheme, i_pt: int, grids: list[str]) -> str:
-    """The grids of one leading-pT bin under its heading."""
-    lo, hi = scheme.pt_edges[i_pt], scheme.pt_edges[i_pt + 1]
-    return tag("div", [tag("h3", esc(f"leading pT {lo:g}–{hi:g} GeV")), tag("div", grids, class_="grids")], class_="ptbin")
+def _pt_heading(scheme: CategoryScheme, i_pt: int) -> str:
+    return f"leading pT {scheme.pt_edges[i_pt]:g}–{scheme.pt_edges[i_pt + 1]:g} GeV"
 
 
 def region_legend(scheme: CategoryScheme) -> str:
-    """``B: |η| < 0.9 · O: 0.9–1.8 · E: 1.8–2.4`` from the configured edges."""
+    """``B: 0 ≤ |η| < 0.9 · O: 0.9 ≤ |η| < 1.8 · E: 1.8 ≤ |η| < 2.4`` from the configured edges."""
     edges = scheme.abseta_edges
-    parts = [f"{r}: {edges[i]:g} ≤ |η| < {edges[i + 1]:g}" for i, r in enumerate(scheme.region_names)]
-    return tag("p", esc("Rows: leading muon, columns: subleading muon. " + " · ".join(parts) + "."), class_="note")
+    return " · ".join(f"{r}: {edges[i]:g} ≤ |η| < {edges[i + 1]:g}" for i, r in enumerate(scheme.region_names))
 
 
-def _legend(scale: Scale, label: str, fmt: str) -> str:
+def _legend(scale: Scale, label: str, fmt: str) -> dict[str, str]:
     gradient = ", ".join(f"rgb({r:.0f},{g:.0f},{b:.0f})" for r, g, b in scale.stops)
-    return tag(
-        "div",
-        [tag("span", esc(label)), tag("span", esc(format(scale.low, fmt))),
-         tag("span", "", class_="ramp", style=f"background:linear-gradient(to right, {gradient})"),
-         tag("span", esc(format(scale.high, fmt)))],
-        class_="legend",
-    )  # fmt: skip
+    return {"label": label, "low": format(scale.low, fmt), "high": format(scale.high, fmt), "gradient": gradient}
 
 
 def _cells(factor_map: FactorMap, flagged: dict[str, str]) -> Callable[[str], Cell | None]:
@@ -141,25 +139,24 @@ def _cells(factor_map: FactorMap, flagged: dict[str, str]) -> Callable[[str], Ce
     return cell
 
 
-def factor_map_section(samples: Sequence[SampleOutputs | None], scheme: CategoryScheme, own: str, flagged: dict[str, str]) -> str:
-    """Per pT bin the factor grids of the samples given and, with both, their ratio.
+def factor_map_section(samples: Sequence[SampleOutputs | None], scheme: CategoryScheme, own: str, flagged: dict[str, str]) -> MapSection | None:
+    """Per pT bin the factor grids of the samples given and, with both, their ratio; None before step 3.
 
     ``flagged``: the audit's reasons per category of the report's own sample, labelled ``own``.
     """
     maps = factor_maps(samples)
     if not maps:
-        return tag("section", [tag("h2", "Factor map"), tag("p", "No factors yet: step 3 has not run.")], id="factors")
+        return None
     cells = [_cells(m, flagged if m.sample is not None and m.label == own else {}) for m in maps]
-    rows = [_pt_bin(scheme, i_pt, [_grid(scheme, i_pt, c, m.scale, m.label) for m, c in zip(maps, cells)]) for i_pt in range(scheme.n_pt)]
+    bins = [(_pt_heading(scheme, i), [_grid(scheme, i, c, m.scale, m.label) for m, c in zip(maps, cells)]) for i in range(scheme.n_pt)]
     legends = [_legend(maps[0].scale, "factor", ".3f")] + ([_legend(maps[-1].scale, "ratio", ".3f")] if maps[-1].sample is None else [])
-    marks = tag("p", "Dashed border: fallback factor (borrowed from neighbours); red border: flagged by the audit.", class_="note")
-    return tag("section", [tag("h2", "Factor map"), region_legend(scheme), tag("div", legends, class_="legends"), marks] + rows, id="factors")
+    return MapSection(legends, bins)
 
 
-def change_section(audit: AuditReport | None, scheme: CategoryScheme) -> str:
-    """Per pT bin the relative change of each factor against the previous JSON; empty without one."""
+def change_section(audit: AuditReport | None, scheme: CategoryScheme) -> MapSection | None:
+    """Per pT bin the relative change of each factor against the previous JSON; None without one."""
     if audit is None or audit.previous_path is None:
-        return ""
+        return None
     by_name = {c.name: c for c in audit.categories}
     changes = [c.relative_change for c in audit.categories if c.relative_change is not None]
     scale = diverging(changes, 0.0, CHANGE_MIN_HALF_WIDTH)
@@ -171,6 +168,5 @@ def change_section(audit: AuditReport | None, scheme: CategoryScheme) -> str:
         return Cell(c.relative_change, percent(c.relative_change), f"{num(c.previous, 3)} → {num(c.value, 3)}",
                     tooltip=f"{name}: {c.previous:.4f} → {c.value:.4f}")  # fmt: skip
 
-    rows = [_pt_bin(scheme, i, [_grid(scheme, i, cell, scale, "now / previous − 1")]) for i in range(scheme.n_pt)]
-    intro = tag("p", esc(f"Against {audit.previous_path}: each cell is this JSON's factor over the previous one, minus 1."))
-    return tag("section", [tag("h2", "Change against the previous JSON"), intro, _legend(scale, "change", "+.1%")] + rows, id="change")
+    bins = [(_pt_heading(scheme, i), [_grid(scheme, i, cell, scale, "now / previous − 1")]) for i in range(scheme.n_pt)]
+    return MapSection([_legend(scale, "change", "+.1%")], bins)

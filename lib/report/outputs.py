@@ -56,6 +56,11 @@ class CategoryRow:
     def retried(self) -> bool:
         return self.fit.attempts > 1
 
+    @property
+    def highlight(self) -> str | None:
+        """How the page and the PDF mark the row: ``failed``, ``fallback``, ``retried``, or not at all."""
+        return "failed" if self.failed else "fallback" if self.fallback else "retried" if self.retried else None
+
 
 @dataclass(frozen=True)
 class SampleOutputs:
@@ -132,6 +137,10 @@ class Validation:
     def passed(self) -> bool:
         tested = [b for b in self.after if b.tested]
         return bool(tested) and all(b.verdict == "pass" for b in tested)
+
+    def before_of(self, after: ValidationBin) -> ValidationBin | None:
+        """The same bin before calibration, when the closure ran it."""
+        return next((b for b in self.before if (b.low, b.high) == (after.low, after.high)), None)
 
     def worst(self) -> ValidationBin | None:
         """The tested bin farthest from 1 (a bin whose fit failed counts as the farthest)."""

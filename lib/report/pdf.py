@@ -16,7 +16,7 @@ from lib.io.atomic import atomic_path
 from lib.report.collect import ReportInputs
 from lib.report.colors import text_colour
 from lib.report.factor_maps import factor_maps
-from lib.report.markup import num, pm
+from lib.report.formats import num, pm
 from lib.report.outputs import SampleOutputs, Validation
 from lib.report.verdict import deviation_text
 
@@ -90,8 +90,7 @@ def _fit_table_page(pdf: Any, sample: SampleOutputs) -> None:
         cells.append([r.name, f"{r.n_events:,}", pm(fit.fit_val, fit.fit_err), num(r.median.median_val_NonCal),
                       pm(factor.calibration_factor, factor.calibration_factor_err), num(fit.chi2_ndf, 2),
                       "-" if fit.status < 0 else f"{fit.status}/{fit.cov_qual}", fit.label[:28], str(fit.attempts), why[:60]])  # fmt: skip
-        kind = "failed" if r.failed else "fallback" if r.fallback else "retried" if r.retried else ""
-        colours.append([ROW_COLOURS.get(kind, "#ffffff")] * len(columns))
+        colours.append([ROW_COLOURS.get(r.highlight, "#ffffff")] * len(columns))
     fig = plt.figure(figsize=A4_LANDSCAPE)
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.9))
     ax.axis("off")

@@ -18,7 +18,7 @@ from lib.closure import FIT_OK, BinState
 from lib.correction.auditor import AuditReport
 from lib.outputs import OutputDir
 from lib.run.outputs import steps_disagreement
-from lib.report.markup import percent
+from lib.report.formats import percent
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
 
 __all__ = ["Finding", "Verdict", "judge_outputs", "bin_text", "deviation_text"]
