@@ -1,5 +1,9 @@
 """Gather everything one report shows, once, for the HTML page and the PDF alike.
 
+The input files are listed as they are on disk now and fingerprinted the way the reduction cache
+does (path, size, mtime): a fingerprint equal to the one recorded in ``provenance.json`` says the
+report describes these very files, a different one that they changed since the fits.
+
 The audit is the same one ``install`` runs (the configuration's plausible band and neighbour
 ratio), so the report flags exactly what installing would refuse. A previous JSON that does not
 load, or a JSON that does not, becomes a finding rather than an error: the report must still be
@@ -8,6 +12,7 @@ written, since it is where the user looks to see what went wrong.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +21,41 @@ from lib.config import Config
 from lib.correction.auditor import AuditReport, audit_correction
 from lib.correction.writer import read_factors
 from lib.errors import CalibrationError
+from lib.io.cache import inputs_fingerprint
+from lib.io.reader import find_files
 from lib.outputs import OutputDir
 from lib.report.outputs import SampleOutputs, Validation, read_sample, read_validation
-from lib.report.provenance import InputFiles, find_inputs
 from lib.report.runs import RunRecord, read_runs
 from lib.report.verdict import Verdict, judge_outputs
 
-__all__ = ["ReportInputs", "collect"]
+__all__ = ["InputFiles", "ReportInputs", "collect", "file_digest"]
 
+
+@dataclass(frozen=True)
+class InputFiles:
+    """The sample's input files now: root, glob, (path, bytes) per file, their fingerprint, or why none were found."""
+
+    root: Path
+    pattern: str
+    files: tuple[tuple[str, int], ...]
+    fingerprint: str | None
+    error: str | None = None
+
+
+def find_inputs(sample: SampleOutputs, config: Config) -> InputFiles:
+    """The files the directory's steps 1-2 read, found again with the configured glob."""
+    root = Path(str(sample.provenance.get("input_path") or config.input.stage1_path))
+    pattern = config.input.mc_glob if sample.label == "MC" else config.input.data_glob
+    try:
+        files = find_files(root, pattern, sample.year)
+    except CalibrationError as err:
+        return InputFiles(root, pattern, (), None, str(err))
+    return InputFiles(root, pattern, tuple((str(f), f.stat().st_size) for f in files), inputs_fingerprint(files))
+
+
+def file_digest(path: Path) -> str:
+    """First 16 hex digits of the file's SHA-256: names exactly which JSON the report speaks of."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

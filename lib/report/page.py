@@ -18,10 +18,9 @@ import jinja2
 
 from lib.config import WIDTH_DEFINITIONS
 from lib.outputs import OutputDir
-from lib.report.collect import ReportInputs
+from lib.report.collect import ReportInputs, file_digest
 from lib.report.factor_maps import change_section, factor_map_section, region_legend
 from lib.report.formats import num, percent, pm
-from lib.report.provenance import file_digest
 from lib.report.verdict import deviation_text
 
 __all__ = ["render_html"]

@@ -14,8 +14,7 @@ from typing import Any
 
 from lib.io.atomic import atomic_path
 from lib.report.collect import ReportInputs
-from lib.report.colors import text_colour
-from lib.report.factor_maps import factor_maps
+from lib.report.factor_maps import factor_maps, text_colour
 from lib.report.formats import num, pm
 from lib.report.outputs import SampleOutputs, Validation
 from lib.report.verdict import deviation_text
