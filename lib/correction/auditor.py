@@ -141,10 +141,10 @@ def audit_correction(
         CorrectionError: the file (or the previous one) does not load or validate.
         ConfigError: ``band`` is not increasing or ``outlier_threshold`` is not above 1.
     """
-    lo, hi = band = tuple(band or config.step3.plausible_factor_band)  # type: ignore[assignment]
+    lo, hi = band or config.step3.plausible_factor_band
     threshold = config.step3.neighbour_outlier_ratio if outlier_threshold is None else outlier_threshold
     if not lo < hi:
-        raise ConfigError(f"plausible factor band must be increasing, got {list(band)}")
+        raise ConfigError(f"plausible factor band must be increasing, got {[lo, hi]}")
     if not threshold > 1.0:
         raise ConfigError(f"outlier threshold is a ratio and must be above 1, got {threshold}")
     scheme = CategoryScheme.from_config(config.categories)
