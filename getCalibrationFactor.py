@@ -63,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--calib-json", type=Path, metavar="FILE", help="correction JSON the closure tests (default: the output directory's)")
     io.add_argument("--previous", type=Path, metavar="FILE",
                     help="earlier correction JSON: the report shows each category's factor change against it")
+    _add_execution_arguments(parser)
+    figures = parser.add_argument_group("figures")
+    figures.add_argument("--no-plots", action="store_true", help="skip figures (faster)")
+    figures.add_argument("--plot-formats", nargs="+", choices=PLOT_FORMATS, default=list(PLOT_FORMATS), metavar="FORMAT",
+                         help=f"figure files: png (quick look, the report's images) and/or pdf (notes) (default: {' '.join(PLOT_FORMATS)})")
+    handling = parser.add_argument_group("output handling")
+    handling.add_argument("--backup", action="store_true", help="keep timestamped copies of outputs that would be overwritten")
+    handling.add_argument("--overwrite", action="store_true", help="replace the outputs of a different configuration in the output directory")
+    handling.add_argument("--force", action="store_true", help="accept factors outside the plausible band")
+    handling.add_argument("--install", action="store_true",
+                          help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
+    handling.add_argument("--report-pdf", action="store_true", help="also write report.pdf beside report.html")
+    return parser  # fmt: skip
+
+
+def _add_execution_arguments(parser: argparse.ArgumentParser) -> None:
+    """The "execution" group: workers, RooFit backend, Dask mode, bad files, log level."""
     execution = parser.add_argument_group("execution")
     execution.add_argument("--workers", type=int, metavar="N", help="parallel workers (default: one per core; 0: serial, in-process)")
     execution.add_argument("--backend", choices=["cpu", "legacy", "codegen", "cuda"],
@@ -79,18 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_argument("--skip-bad-files", action="store_true", help="skip unreadable or truncated parquet files with a warning")
     execution.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                            help="WARNING: warnings and the summary; INFO: each phase as it ends; DEBUG: every fit attempt (default: WARNING)")
-    figures = parser.add_argument_group("figures")
-    figures.add_argument("--no-plots", action="store_true", help="skip figures (faster)")
-    figures.add_argument("--plot-formats", nargs="+", choices=PLOT_FORMATS, default=list(PLOT_FORMATS), metavar="FORMAT",
-                         help=f"figure files: png (quick look, the report's images) and/or pdf (notes) (default: {' '.join(PLOT_FORMATS)})")
-    handling = parser.add_argument_group("output handling")
-    handling.add_argument("--backup", action="store_true", help="keep timestamped copies of outputs that would be overwritten")
-    handling.add_argument("--overwrite", action="store_true", help="replace the outputs of a different configuration in the output directory")
-    handling.add_argument("--force", action="store_true", help="accept factors outside the plausible band")
-    handling.add_argument("--install", action="store_true",
-                          help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
-    handling.add_argument("--report-pdf", action="store_true", help="also write report.pdf beside report.html")
-    return parser  # fmt: skip
 
 
 def _key_values(pairs: list[str]) -> tuple[tuple[str, str], ...]:

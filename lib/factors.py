@@ -68,12 +68,8 @@ def _neighbours(scheme: CategoryScheme, index: int) -> list[int]:
 
 
 def compute_factors(
-    scheme: CategoryScheme,
-    fits: Mapping[str, FitRow],
-    medians: Mapping[str, CategoryMedian],
-    cfg: Step3Config,
-    force: bool = False,
-) -> list[CategoryFactor]:
+    scheme: CategoryScheme, fits: Mapping[str, FitRow], medians: Mapping[str, CategoryMedian], cfg: Step3Config, force: bool = False
+) -> list[CategoryFactor]:  # fmt: skip
     """Factors for every category, with the configured fallback for failed ones.
 
     Args:
@@ -85,32 +81,14 @@ def compute_factors(
         GateFailure: a category failed and the fallback is ``abort``, no category at all has a good
             fit, or a factor lies outside the plausible band without ``force``.
     """
-    lo, hi = cfg.plausible_factor_band
     good: dict[int, CategoryFactor] = {}
     failed: list[int] = []
     for index, name in enumerate(scheme.names):
-        fit, med = fits.get(name), medians.get(name)
-        if fit is None or med is None or fit.quality != "ok" or not med.n_events:
+        row = _fitted_factor(name, fits.get(name), medians.get(name), cfg.plausible_factor_band, force)
+        if row is None:
             failed.append(index)
-            continue
-        factor, err = factor_with_error(fit.fit_val, fit.fit_err, med.median_val_NonCal, med.median_err_NonCal)
-        if not (lo <= factor <= hi) and not force:
-            raise GateFailure(
-                f"category {name}: factor {factor:.4f} outside the plausible band [{lo}, {hi}]; "
-                "check its fit plot, fix it with --fixCat, or pass --force"
-            )
-        good[index] = CategoryFactor(
-            cat_name=name,
-            fit_val=fit.fit_val,
-            fit_err=fit.fit_err,
-            n_events=med.n_events,
-            median_val_NonCal=med.median_val_NonCal,
-            median_err_NonCal=med.median_err_NonCal,
-            calibration_factor=factor,
-            calibration_factor_err=err,
-            fit_quality="ok",
-            source="fit",
-        )
+        else:
+            good[index] = row
     failed += _drop_neighbour_outliers(scheme, good, cfg.neighbour_outlier_ratio)
     failed.sort()
     if failed and cfg.failed_fallback == "abort":
@@ -121,6 +99,24 @@ def compute_factors(
     for index in failed:
         rows[index] = _fallback_row(scheme, index, good, scatter, medians, cfg)
     return [rows[i] for i in range(scheme.n_categories)]
+
+
+def _fitted_factor(name: str, fit: FitRow | None, med: CategoryMedian | None, band: tuple[float, float], force: bool) -> CategoryFactor | None:
+    """The category's factor from its own fit, or None when it has no good fit or no events.
+
+    Raises:
+        GateFailure: the factor lies outside the plausible ``band`` and ``force`` is not given.
+    """
+    if fit is None or med is None or fit.quality != "ok" or not med.n_events:
+        return None
+    factor, err = factor_with_error(fit.fit_val, fit.fit_err, med.median_val_NonCal, med.median_err_NonCal)
+    lo, hi = band
+    if not (lo <= factor <= hi) and not force:
+        raise GateFailure(
+            f"category {name}: factor {factor:.4f} outside the plausible band [{lo}, {hi}]; "
+            "check its fit plot, fix it with --fixCat, or pass --force"
+        )
+    return CategoryFactor(name, fit.fit_val, fit.fit_err, med.n_events, med.median_val_NonCal, med.median_err_NonCal, factor, err, "ok", "fit")
 
 
 def neighbour_median(scheme: CategoryScheme, index: int, factors: Mapping[int, float]) -> float:
@@ -201,13 +197,9 @@ def neighbour_scatter(scheme: CategoryScheme, good: Mapping[int, CategoryFactor]
 
 
 def _fallback_row(
-    scheme: CategoryScheme,
-    index: int,
-    good: Mapping[int, CategoryFactor],
-    scatter: float,
-    medians: Mapping[str, CategoryMedian],
+    scheme: CategoryScheme, index: int, good: Mapping[int, CategoryFactor], scatter: float, medians: Mapping[str, CategoryMedian],
     cfg: Step3Config,
-) -> CategoryFactor:
+) -> CategoryFactor:  # fmt: skip
     """The failed category's row: the fallback factor, with ``scatter`` (``neighbour_scatter``) as an error floor."""
     name = scheme.names[index]
     med = medians.get(name)
@@ -226,15 +218,5 @@ def _fallback_row(
     # No sigma beside a borrowed factor: the failed fit's sigma (in fit_results.csv, with its
     # reason) did not produce it, and printed here it read as if it had.
     nan = float("nan")
-    return CategoryFactor(
-        name,
-        nan,
-        nan,
-        med.n_events if med else 0,
-        med.median_val_NonCal if med else nan,
-        med.median_err_NonCal if med else nan,
-        factor,
-        err,
-        "failed",
-        source,
-    )
+    n_events, median, median_err = (med.n_events, med.median_val_NonCal, med.median_err_NonCal) if med else (0, nan, nan)
+    return CategoryFactor(name, nan, nan, n_events, median, median_err, factor, err, "failed", source)
