@@ -35,7 +35,7 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     from lib.config import load_config
     from lib.executor import InlineExecutor
     from lib.figures import FigureQueue
-    from lib.fit_step import FitGroup, FitPlaces, build_jobs
+    from lib.peak_fits import CATEGORIES, FitGroup, category_jobs
     from lib.histogram_specs import category_spec
     from lib.medians import compute_medians
     from lib.outputs import OutputDir
@@ -52,13 +52,12 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
         reduction.skim = reduction.skim.select(np.arange(len(reduction.skim)) < max_events)
     medians = compute_medians(reduction.histograms[0], scheme, config.step2)
     scratch = OutputDir(Path(tempfile.mkdtemp(prefix="fit_benchmark-")) / "binned" / "2018" / "Data_2018")
-    group = FitGroup(config, FitPlaces(scratch, "", "Data 2018", figures=False), binned)
-    return build_jobs(group, scheme, reduction, medians, names or scheme.names)
+    return category_jobs(FitGroup(CATEGORIES, config, scratch, binned), scheme, reduction, medians, names or scheme.names)
 
 
 def run_pool(jobs: list, workers: int) -> tuple[float, list]:
     from lib.executor import ProcessExecutor
-    from lib.fit_step import fit_job
+    from lib.peak_fits import fit_job
     from lib.run.reduction import FIT_WORKER_PRELOAD
 
     start = time.monotonic()

@@ -25,7 +25,7 @@ from lib.categories import CategoryScheme, bin_index
 from lib.config import ClosureConfig, Config, Step2Config
 from lib.fitting.result import FitResult
 from lib.fitting.task import AcceptanceTable
-from lib.histogram_specs import ByPredictedResolution, HistogramSpec, binning_values, predicted_resolution
+from lib.histogram_specs import ByPredictedResolution, HistogramSpec
 from lib.histograms import CategoryHistograms, HistogramGrids, MassHistogram
 from lib.medians import histogram_median
 from lib.peak_scaling import PeakScaling, ProfileGrid, PtDependence
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # types only: the bins never read files themselves
 
 __all__ = [
     "BinState", "ClosureBin", "JudgedBin", "ClosureVerdict", "BinSample", "bin_rows", "bin_state", "closure_specs", "judge", "reference_text",
-    "samples_from_events", "samples_from_histograms",
+    "samples_from_events", "samples_from_histograms", "sigma_pred_binning",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -237,19 +237,14 @@ def measured_scaling(config: Config, scheme: CategoryScheme, profile_pass: Calla
     return PeakScaling(PtDependence.from_sums(grid, reduction.profile), scheme)
 
 
-def samples_from_events(
-    skim: Skim, factors: np.ndarray | None, edges: Sequence[float], peak_gev: float, variable: str, scaling: PeakScaling | None,
-    source_categories: int = 0,
-) -> list[BinSample]:  # fmt: skip
-    """Bins of sigma_pred times its category's factor (None: raw) with each bin's events (unbinned fits).
+def samples_from_events(skim: Skim, binning: ByPredictedResolution, source_categories: int = 0) -> list[BinSample]:
+    """The bins of ``binning`` with each bin's events (unbinned fits): the same bins as ``binning`` fills while reading.
 
-    The same binning as ``ByPredictedResolution`` gives while reading, for binned fits;
     ``source_categories`` > 0: with each bin's sum of weights per category.
     """
-    raw, predicted = predicted_resolution(skim.sigma_pred, skim.category, factors)
-    groups = closure_bins(binning_values(predicted, skim.mass, peak_gev, variable, scaling, skim.muons, factors), edges)
+    raw, predicted, values = binning.resolutions(skim.category, skim.mass, skim.sigma_pred, skim.muons)
     samples = []
-    for rows in groups:
+    for rows in closure_bins(values, binning.edges):
         weights = None if skim.weight is None else np.ascontiguousarray(skim.weight[rows])
         samples.append(
             BinSample(
@@ -280,25 +275,25 @@ def samples_from_histograms(
     return samples
 
 
+def sigma_pred_binning(
+    config: Config, edges: Sequence[float], factors: np.ndarray | None, peak_gev: float, scaling: PeakScaling | None
+) -> ByPredictedResolution:  # fmt: skip
+    """Bins ``edges`` of sigma_pred times its category's factor (None: raw), in ``closure.bin_variable`` at ``peak_gev``."""
+    calibration = None if factors is None else tuple(float(f) for f in factors)
+    return ByPredictedResolution(tuple(float(e) for e in edges), calibration, peak_gev, config.closure.bin_variable, scaling=scaling)
+
+
 def closure_specs(
-    config: Config, edges: Sequence[float], factors: np.ndarray | None, peak_gev: float, grids: HistogramGrids,
-    scaling: PeakScaling | None, acceptance: AcceptanceGrid | None = None, source_categories: int = 0,
+    binning: ByPredictedResolution, grids: HistogramGrids, acceptance: AcceptanceGrid | None = None, source_categories: int = 0
 ) -> tuple[HistogramSpec, ...]:  # fmt: skip
-    """Histograms of bins of calibrated sigma_pred: its own value (median, fits, ``acceptance``) and the raw one (``median_val_NonCal``).
+    """Histograms of the bins of ``binning``: its own sigma_pred (median, fits, ``acceptance``) and the raw one (``median_val_NonCal``).
 
     ``source_categories`` > 0: the first also counts each bin's events per category (whose factors they carry).
     """
-    def spec(value: str) -> HistogramSpec:
-        grouping = ByPredictedResolution(
-            tuple(float(e) for e in edges), None if factors is None else tuple(float(f) for f in factors), peak_gev,
-            config.closure.bin_variable, value, scaling,
-        )  # fmt: skip
-        predicted = value == "predicted"
-        return HistogramSpec(dataclasses.replace(grids, n_categories=len(edges) - 1), grouping, fill_mass=predicted,
-                             acceptance=acceptance if predicted else None,
-                             source_categories=source_categories if predicted else 0)  # fmt: skip
-
-    return (spec("predicted"), spec("raw"))
+    bins = dataclasses.replace(grids, n_categories=binning.n_groups)
+    predicted = HistogramSpec(bins, dataclasses.replace(binning, value="predicted"), fill_mass=True, acceptance=acceptance,
+                              source_categories=source_categories)  # fmt: skip
+    return (predicted, HistogramSpec(bins, dataclasses.replace(binning, value="raw"), fill_mass=False))
 
 
 def with_bin_acceptance(samples: list[BinSample], hists: CategoryHistograms) -> list[BinSample]:

@@ -19,16 +19,20 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Sequence
 
 import numpy as np
 
+from lib.config import Step2Config
 from lib.console import os_error_line
 from lib.executor import run_in_worker, stop_pool, worker_pool
 from lib.fitting.result import FitResult
-from lib.medians import CategoryMedian
+from lib.histograms import CategoryHistograms
+from lib.medians import CategoryMedian, sigma_pred_histograms
+from lib.outputs import SAMPLE_LABELS, OutputDir
 from lib.plots.save import PLOT_FORMATS, discard_other_formats
 
-__all__ = ["FitFigure", "MedianFigure", "FigureQueue", "draw_figure"]
+__all__ = ["FitFigure", "MedianFigure", "FigureQueue", "draw_figure", "queue_median_figure"]
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +198,15 @@ class FigureQueue:
         if isinstance(error, Exception):
             self.wait()
         self.close(now=error is not None and not isinstance(error, Exception))
+
+
+def queue_median_figure(
+    queue: FigureQueue, medians: Sequence[CategoryMedian], hists: CategoryHistograms, step2: Step2Config, out: OutputDir
+) -> None:  # fmt: skip
+    """Queue step 2's grid of ``out``; two figure processes draw its PNG and its PDF side by side, one draws both from one figure."""
+    edges, counts = sigma_pred_histograms(hists, step2)
+    for formats in [(f,) for f in queue.formats] if queue.workers >= 2 else [queue.formats]:
+        queue.submit(
+            MedianFigure(edges, counts, tuple(medians), out.figure_stem("medians"), f"{out.sample} {out.year}", formats,
+                         simulation=out.sample == SAMPLE_LABELS[1])
+        )  # fmt: skip

@@ -9,7 +9,7 @@ categories), and turns a chunk's events into the flat keys ``CategoryHistograms.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from lib.categories import CategoryScheme
     from lib.config import Config
 
-__all__ = ["ByCategory", "ByPredictedResolution", "HistogramSpec", "EventKeys", "category_spec", "predicted_resolution", "binning_values"]
+__all__ = ["ByCategory", "ByPredictedResolution", "HistogramSpec", "EventKeys", "category_spec"]
 
 
 @dataclass(frozen=True)
@@ -71,40 +71,34 @@ class ByPredictedResolution:
         memo = {} if memo is None else memo
         binning_key = (self.edges, self.factors, self.peak_gev, self.variable, self.scaling)
         if binning_key not in memo:
-            raw, predicted = predicted_resolution(spred, category, self.factors)
-            values = binning_values(predicted, mass, self.peak_gev, self.variable, self.scaling, muons, self.factors)
+            raw, predicted, values = self.resolutions(category, mass, spred, muons)
             group = bin_index(values, self.edges)
             selected = np.flatnonzero(group >= 0)
             memo[binning_key] = (selected, group[selected].astype(np.int32), predicted[selected], raw[selected])
         selected, group, predicted, raw = memo[binning_key]
         return selected, group, (predicted if self.value == "predicted" else raw).astype(np.float32)
 
+    def resolutions(
+        self, category: np.ndarray, mass: np.ndarray, spred: np.ndarray, muons: Mapping[str, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """``(raw, predicted, binned)`` per event in float64: sigma_pred, times its category's factor, and the quantity binned in.
 
-def predicted_resolution(spred: np.ndarray, category: np.ndarray, factors: Sequence[float] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(raw, predicted)`` sigma_pred in float64: the predicted one is raw times its category's factor (None: raw)."""
-    raw = spred.astype(np.float64)
-    return raw, raw if factors is None else raw * np.asarray(factors, dtype=np.float64)[category]
+        The binned quantity is the (calibrated) sigma_pred itself, or the one the event would have
+        at the peak mass: sigma_pred changes with the event's mass (explicitly, through the pT
+        dependence of ptErr / pT and through the category of its factor), so bins of it select
+        slices of the mass spectrum and distort the peak being fitted; the prediction at the peak
+        mass carries the same resolution information without that correlation.
 
-
-def binning_values(
-    predicted: np.ndarray, mass: np.ndarray, peak_gev: float, variable: str, scaling: PeakScaling | None,
-    muons: Mapping[str, np.ndarray] | None, factors: Sequence[float] | np.ndarray | None,
-) -> np.ndarray:  # fmt: skip
-    """The quantity events are binned in: the (calibrated) sigma_pred itself, or moved to the peak mass.
-
-    sigma_pred changes with the event's mass (explicitly, through the pT dependence of ptErr / pT
-    and through the category of its factor), so bins of it select slices of the mass spectrum and
-    distort the peak being fitted; the prediction at the peak mass carries the same resolution
-    information without that correlation.
-
-    Raises:
-        ValueError: ``sigma_pred_at_peak`` without the scaling or the muon columns.
-    """
-    if variable != "sigma_pred_at_peak":
-        return predicted
-    if scaling is None or muons is None:
-        raise ValueError("binning on sigma_pred_at_peak needs the measured pT dependence and the muon columns")
-    return scaling.values(muons, mass, peak_gev, factors)
+        Raises:
+            ValueError: ``sigma_pred_at_peak`` without the scaling or the muon columns.
+        """
+        raw = spred.astype(np.float64)
+        predicted = raw if self.factors is None else raw * np.asarray(self.factors, dtype=np.float64)[category]
+        if self.variable != "sigma_pred_at_peak":
+            return raw, predicted, predicted
+        if self.scaling is None or muons is None:
+            raise ValueError("binning on sigma_pred_at_peak needs the measured pT dependence and the muon columns")
+        return raw, predicted, self.scaling.values(muons, mass, self.peak_gev, self.factors)
 
 
 @dataclass(frozen=True)

@@ -108,9 +108,7 @@ class YearSummary:
     year: str
     output_dir: Path
     read_line: str = ""
-    factors: tuple[CategoryFactor, ...] = ()
-    correction_json: Path | None = None
-    installed: Path | None = None
+    factors: Factors | None = None  # step 3's, with where its correction JSON went
     failed_fits: tuple[str, ...] = ()
     closure: ClosureResult | None = None
     higgs: Validation | None = None
@@ -123,9 +121,9 @@ class YearSummary:
         lines = [f"== {self.year}: outputs in {self.output_dir}"]
         if self.read_line:
             lines.append(self.read_line)
-        if self.factors:
+        if self.factors is not None:
             lines.append(f"{'category':<12} {'sigma_fit':>10} {'median':>8} {'factor':>8} {'+-':>7}  source")
-            for f in self.factors:
+            for f in self.factors.rows:
                 error = f.calibration_factor_err if math.isfinite(f.calibration_factor_err) else float("nan")
                 lines.append(
                     f"{f.cat_name:<12} {f.fit_val:>10.4f} {f.median_val_NonCal:>8.4f} {f.calibration_factor:>8.4f} {error:>7.4f}  {f.source}"
@@ -133,10 +131,10 @@ class YearSummary:
         lines += list(self.notes)
         if self.failed_fits:
             lines.append(f"failed fits: {', '.join(self.failed_fits)}")
-        if self.correction_json:
-            lines.append(f"correction JSON: {self.correction_json}")
-        if self.installed:
-            lines.append(f"installed as: {self.installed}")
+        if self.factors is not None and self.factors.correction_json:
+            lines.append(f"correction JSON: {self.factors.correction_json}")
+        if self.factors is not None and self.factors.installed:
+            lines.append(f"installed as: {self.factors.installed}")
         if self.closure_text:
             lines.append(self.closure_text)
         if self.timings:

@@ -23,18 +23,24 @@ import math
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Iterator
 
+from lib import __version__
 from lib.categories import CategoryScheme
-from lib.config import Config
-from lib.factors import compute_factors
+from lib.config import WIDTH_DEFINITIONS, Config
+from lib.correction.writer import build_correction, write_correction
+from lib.factors import CategoryFactor, compute_factors
+from lib.figures import queue_median_figure
+from lib.fitting.backend import root_version
 from lib.fitting.result import FitRow
 from lib.histogram_specs import category_spec
 from lib.io.merge import Reduction
 from lib.medians import compute_medians
 from lib.outputs import OutputDir
+from lib.peak_fits import CATEGORIES, FitGroup, fit_categories
 from lib.request import Execution, Figures, Paths, Request, Selection
 from lib.results import ClosureResult, Factors, Fits, Medians, Validation, YearSummary
 from lib.run.closure import run_closure
@@ -43,9 +49,6 @@ from lib.run.changes import factor_change_lines, refit_lines, rerun_command
 from lib.run.outputs import check_output_dir, check_steps_agree, make_room, provenance, stamp_step
 from lib.run.preflight import preflight
 from lib.run.reduction import Executors, InputSource, executors, load_reduction, reading_line
-from lib.run.step1 import fit_categories
-from lib.run.step2 import queue_median_figure
-from lib.run.step3 import derive_factors
 
 __all__ = ["run", "read", "medians", "fits", "factors"]
 
@@ -81,16 +84,17 @@ def _calibrate_year(request: Request, config: Config, scheme: CategoryScheme, ex
         start = time.monotonic()
         reduction, source = _read(request, config, scheme, execs, out)
         read_line = reading_line(reduction)
-        step2 = Medians(tuple(compute_medians(reduction.histograms[0], scheme, config.step2)))
+        step2 = medians(reduction, config)
         timings["read+medians"] = time.monotonic() - start
         if "step2" in steps:
             out.write_medians(step2.rows)
             stamp_step(out, "step2", request, config, source)
             if request.figures.enabled:
-                queue_median_figure(step2, reduction.histograms[0], config, out, request.figures, execs.figures)
+                queue_median_figure(execs.figures, step2.rows, reduction.histograms[0], config.step2, out)
         if "step1" in steps:
             start = time.monotonic()
-            fitted, notes = _fit(reduction, step2, config, scheme, request, execs, out)
+            group = FitGroup.of(CATEGORIES, config, request, out, execs.figures)
+            fitted, notes = _fit(reduction, step2, scheme, group, request, execs)
             stamp_step(out, "step1", request, config, source)
             timings["fits"] = time.monotonic() - start
     derived = None
@@ -100,10 +104,8 @@ def _calibrate_year(request: Request, config: Config, scheme: CategoryScheme, ex
         timings["step3"] = time.monotonic() - start
     if request.figures.enabled and steps & {"step1", "step2"}:
         timings["figures"] = execs.figures.wait()
-    return YearSummary(
-        out.year, out.path, read_line, derived.rows if derived else (), derived.correction_json if derived else None,
-        derived.installed if derived else None, tuple(fitted.failed) if fitted else (), notes=tuple(notes), timings=timings,
-    )  # fmt: skip
+    failed = tuple(fitted.failed) if fitted else ()
+    return YearSummary(out.year, out.path, read_line, derived, failed, notes=tuple(notes), timings=timings)
 
 
 def _read(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> tuple[Reduction, InputSource]:
@@ -117,12 +119,13 @@ def _read(request: Request, config: Config, scheme: CategoryScheme, execs: Execu
 
 
 def _fit(
-    reduction: Reduction, step2: Medians, config: Config, scheme: CategoryScheme, request: Request, execs: Executors, out: OutputDir
+    reduction: Reduction, step2: Medians, scheme: CategoryScheme, group: FitGroup, request: Request, execs: Executors
 ) -> tuple[Fits, list[str]]:  # fmt: skip
     """Step 1, written; a --fixCat refit is merged into the earlier fits and says what it changed and what is now stale."""
-    fitted = fit_categories(reduction, step2, config, scheme, request, execs, out)
+    fix_cat, out = request.selection.fix_cat, group.out
+    fitted = fit_categories(reduction, step2, scheme, group, execs.fit, fix_cat)
     notes: list[str] = []
-    if request.selection.fix_cat:
+    if fix_cat:
         earlier = _earlier_fits(out)
         notes = refit_lines(fitted, earlier, step2.by_name(), out.read_factors())
         unchanged = all(_same_fit(earlier.rows.get(name), row) for name, row in fitted.rows.items())
@@ -145,16 +148,46 @@ def _same_fit(old: FitRow | None, new: FitRow) -> bool:
 def _derive(
     fitted: Fits | None, step2: Medians | None, config: Config, scheme: CategoryScheme, request: Request, out: OutputDir
 ) -> tuple[Factors, list[str]]:  # fmt: skip
-    """Step 3 from this run's fits and medians or, run alone, from the directory's (which must come from the same inputs)."""
+    """Step 3 from this run's fits and medians or, run alone, from the directory's (which must come from the same inputs),
+    written; the factors that moved against the previous step 3, and a closure that tested the earlier ones."""
     if fitted is None or step2 is None:
         check_steps_agree(out)
     previous = out.read_factors()
-    derived = derive_factors(fitted or _earlier_fits(out), step2 or _earlier_medians(out), config, scheme, request, out)
+    derived = factors(fitted or _earlier_fits(out), step2 or _earlier_medians(out), config, force=request.handling.force)
+    derived = _write_factors(derived, scheme, config, request, out)
     notes = factor_change_lines(derived, previous)
-    moved = notes and not notes[0].startswith("every factor")
-    if moved and (out / OutputDir.CLOSURE_CSV).exists():
+    if notes and not notes[0].startswith("every factor") and (out / OutputDir.CLOSURE_CSV).exists():
         notes.append(f"the closure in {out.path} tested the earlier factors: rerun it with  {rerun_command(request, out.year, '--closure_test')}")
     return derived, notes
+
+
+def _write_factors(derived: Factors, scheme: CategoryScheme, config: Config, request: Request, out: OutputDir) -> Factors:
+    """Step 3's tables and correction JSON written (and the JSON installed when asked): ``derived`` with where they went."""
+    out.write_factors(derived.rows, f"EBE mass-resolution calibration factors, {out.sample} {out.year}")
+    path = out.correction_json(request.selection.nanoaod_v)
+    description = _description(derived.rows, request, config, out)
+    write_correction(build_correction(derived.values(), scheme, config.step3.correction_name, description), path)
+    installed = None
+    if request.handling.install:
+        from lib.correction.install import install_correction
+
+        installed = install_correction(path, out.year, request.selection.is_mc, Path.cwd(), config, force=request.handling.force)
+    return replace(derived, correction_json=path, installed=installed)
+
+
+def _description(rows: tuple[CategoryFactor, ...], request: Request, config: Config, out: OutputDir) -> str:
+    """The correction's description: what the factor is, how it was derived, its fallbacks and its provenance."""
+    fallbacks = [f"{f.cat_name}={f.calibration_factor:.4f} ({f.source})" for f in rows if f.source != "fit"]
+    fallback_text = ("; fallback factors: " + ", ".join(fallbacks)) if fallbacks else "; every category from its own fit"
+    inputs = out.read_provenance().get("inputs_fingerprint", "unknown")
+    return (
+        "Event-by-event dimuon mass-resolution calibration: multiply sigma_pred = m/2*sqrt((dpT1/pT1)^2+(dpT2/pT2)^2) "
+        f"by correction_factor = sigma_fit({WIDTH_DEFINITIONS[config.fit.width]}) / median(sigma_pred) of the category "
+        f"(leading pT, |eta1|, |eta2|; bins [lo,hi), clamped). {out.sample} {out.year}, "
+        f"{'binned' if request.selection.binned else 'unbinned'} fits{fallback_text}. Provenance: ebe-calib {__version__}, "
+        f"ROOT {root_version()}, config {config.fingerprint()}, inputs {inputs}, "
+        f"created {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}."
+    )
 
 
 def _earlier_fits(out: OutputDir) -> Fits:
@@ -233,10 +266,10 @@ def fits(reduction: Reduction, step2: Medians, config: Config, workers: int = 0)
     """Step 1: the binned Z-peak fit of every category (``workers`` 0: in this process)."""
     scheme = CategoryScheme.from_config(config.categories)
     with _in_memory(None, "2018", workers) as (request, execs, out):
-        return fit_categories(reduction, step2, config, scheme, request, execs, out)
+        return fit_categories(reduction, step2, scheme, FitGroup.of(CATEGORIES, config, request, out, execs.figures), execs.fit)
 
 
-def factors(step1: Fits, step2: Medians, config: Config) -> Factors:
-    """Step 3's numbers: factor, error and source of every category (no JSON written)."""
+def factors(step1: Fits, step2: Medians, config: Config, force: bool = False) -> Factors:
+    """Step 3's numbers: factor, error and source of every category (``force``: accept factors outside the plausible band)."""
     scheme = CategoryScheme.from_config(config.categories)
-    return Factors(tuple(compute_factors(scheme, step1.rows, step2.by_name(), config.step3)))
+    return Factors(tuple(compute_factors(scheme, step1.rows, step2.by_name(), config.step3, force=force)))

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from getCalibrationFactor import main
+from lib.config import Config
 from lib.executor import InlineExecutor
 from lib.io.cache import REDUCTION_CODE, EntryStore, reduction_key, source_digest, source_files
 from tests.helpers_tables import random_stage1_table
@@ -178,13 +179,13 @@ def test_the_code_of_a_reduction_is_found_from_the_modules_it_runs():
 def test_the_code_of_a_fit_is_the_fitting_package_and_what_builds_its_task():
     from lib.io.fit_cache import FITTING_PACKAGE
 
-    files = set(source_files(FITTING_PACKAGE, "lib.fit_step"))
-    assert {"fitting/runner.py", "fitting/model.py", "fitting/accepted_conv.cxx", "fit_step.py", "config/specs.py", "acceptance.py"} <= files
+    files = set(source_files(FITTING_PACKAGE, "lib.peak_fits"))
+    assert {"fitting/runner.py", "fitting/model.py", "fitting/accepted_conv.cxx", "peak_fits.py", "config/specs.py", "acceptance.py"} <= files
 
 
 def test_a_deferred_import_counts():
-    """``fit_step`` imports the fit runner inside its functions only: the runner is still part of its code."""
-    assert "fitting/runner.py" in source_files("lib.fit_step")
+    """``peak_fits`` imports the fit runner inside its functions only: the runner is still part of its code."""
+    assert "fitting/runner.py" in source_files("lib.peak_fits")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +268,7 @@ NAMES = ("30-45_BB", "30-45_BO")
 def fit_jobs(plain_config):
     pytest.importorskip("ROOT")
     from lib.config import resolve_fit_spec
-    from lib.fit_step import FitJob
+    from lib.peak_fits import FitJob
     from lib.fitting.task import FitEvents, FitTask
     from tests.test_fitting import fixed_tails_spec, z_sample
 
@@ -279,17 +280,22 @@ def fit_jobs(plain_config):
     return jobs
 
 
-@pytest.fixture(scope="module")
-def fitted(fit_jobs, tmp_path_factory):
-    """The fits run once with a cache: (the cache's directory, the results)."""
-    from lib.fit_step import run_fits
-    from lib.io.fit_cache import FitCache
+def _run_fits(executor: InlineExecutor, jobs: list, out_dir: Path, config: Config) -> dict:
+    """The category fits of ``jobs`` with their cache in ``out_dir``."""
+    from lib.outputs import OutputDir
+    from lib.peak_fits import CATEGORIES, FitGroup, run_fits
 
-    directory = tmp_path_factory.mktemp("fits") / "cache"
+    return run_fits(FitGroup(CATEGORIES, config, OutputDir(out_dir), binned=True), jobs, executor)
+
+
+@pytest.fixture(scope="module")
+def fitted(fit_jobs, plain_config, tmp_path_factory):
+    """The fits run once with a cache: (the output directory holding it, the results)."""
+    out_dir = tmp_path_factory.mktemp("fits") / "Data_2018"
     executor = CountingExecutor()
-    results = run_fits(executor, fit_jobs, FitCache(directory))
+    results = _run_fits(executor, fit_jobs, out_dir, plain_config)
     assert executor.ran == list(NAMES) and all(r.ok for r in results.values())
-    return directory, results
+    return out_dir, results
 
 
 def _numbers(results) -> dict[str, object]:
@@ -297,36 +303,31 @@ def _numbers(results) -> dict[str, object]:
 
 
 @pytest.mark.root
-def test_an_intact_fit_entry_is_reused(fit_jobs, fitted, tmp_path, caplog):
-    from lib.fit_step import run_fits
-    from lib.io.fit_cache import FitCache
-
+def test_an_intact_fit_entry_is_reused(fit_jobs, fitted, plain_config, tmp_path, caplog):
     directory, reference = fitted
-    shutil.copytree(directory, tmp_path / "cache")
+    shutil.copytree(directory, tmp_path / "Data_2018")
     executor = CountingExecutor()
     caplog.set_level(logging.INFO)  # re-using finished fits is routine: said at INFO
-    assert _numbers(run_fits(executor, fit_jobs, FitCache(tmp_path / "cache"))) == _numbers(reference)
+    assert _numbers(_run_fits(executor, fit_jobs, tmp_path / "Data_2018", plain_config)) == _numbers(reference)
     assert executor.ran == [] and "re-using 2 finished fits" in caplog.text
 
 
 @pytest.mark.root
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_a_damaged_fit_entry_is_a_warning_and_a_refit(damage, fit_jobs, fitted, tmp_path, caplog):
+def test_a_damaged_fit_entry_is_a_warning_and_a_refit(damage, fit_jobs, fitted, plain_config, tmp_path, caplog):
     """The BO entry damaged, or the BB entry copied under its name, which once gave two BB rows and no BO."""
-    from lib.fit_step import run_fits
-    from lib.io.fit_cache import FitCache
-
     directory, reference = fitted
-    shutil.copytree(directory, tmp_path / "cache")
-    (bb,) = (tmp_path / "cache").glob(f"fit-{NAMES[0]}-*.entry")
-    (bo,) = (tmp_path / "cache").glob(f"fit-{NAMES[1]}-*.entry")
+    out_dir = tmp_path / "Data_2018"
+    shutil.copytree(directory, out_dir)
+    (bb,) = (out_dir / ".cache" / "fits").glob(f"fit-{NAMES[0]}-*.entry")
+    (bo,) = (out_dir / ".cache" / "fits").glob(f"fit-{NAMES[1]}-*.entry")
     do, says = DAMAGE[damage]
     do(bo, bb)
     executor = CountingExecutor()
-    results = run_fits(executor, fit_jobs, FitCache(tmp_path / "cache"))
+    results = _run_fits(executor, fit_jobs, out_dir, plain_config)
     assert executor.ran == [NAMES[1]]
     assert _numbers(results) == _numbers(reference) and [r.name for r in results.values()] == list(NAMES)
     assert says in _one_warning_naming(caplog, bo)
     again = CountingExecutor()
-    run_fits(again, fit_jobs, FitCache(tmp_path / "cache"))
+    _run_fits(again, fit_jobs, out_dir, plain_config)
     assert again.ran == [], "the refitted entry replaced the damaged one"

@@ -55,7 +55,7 @@ def calibration(config: Config, base_options: Request) -> dict[str, YearSummary]
     out = {}
     for label, is_mc in (("Data", False), ("MC", True)):
         (summary,) = run(with_fields(base_options, is_mc=is_mc), config)
-        assert summary.correction_json is not None and summary.correction_json.exists()
+        assert summary.factors is not None and summary.factors.correction_json.exists()
         out[label] = summary
     return out
 
@@ -153,7 +153,7 @@ def test_misscaled_endcap_calibration_fails_closure(
 ):
     from lib.correction.writer import build_correction, read_factors, write_correction
 
-    good = read_factors(calibration["Data"].correction_json, scheme)
+    good = read_factors(calibration["Data"].factors.correction_json, scheme)
     tampered = {n: f * (ENDCAP_MISSCALE if _is_endcap(n) else 1.0) for n, f in good.items()}
     assert sum(_is_endcap(n) for n in scheme.names) == 20  # 5 of 9 region pairs x 4 pT bins
     path = tmp_path / "tampered.json"
@@ -227,7 +227,7 @@ def test_higgs_validation_on_mc_calibration(config: Config, scheme: CategorySche
     assert summary.output_dir == calibration["MC"].output_dir
     assert "Higgs peak (DCB) after calibration" in summary.closure_text
     rows = read_csv(summary.output_dir / OutputDir.HIGGS_CSV)
-    assert OutputDir(summary.output_dir).read_tested_factors("higgs") == read_factors(calibration["MC"].correction_json, scheme)
+    assert OutputDir(summary.output_dir).read_tested_factors("higgs") == read_factors(calibration["MC"].factors.correction_json, scheme)
     table = _table(rows)
     edges = config.higgs.bin_edges_gev
     assert _edges(rows) == list(zip(edges[:-1], edges[1:]))

@@ -89,8 +89,8 @@ def test_calibration_factors_identical(runs, scheme):
     from lib.correction.writer import read_factors
 
     plain, dask = runs[None], runs["local"]
-    assert [(f.cat_name, f.calibration_factor, f.calibration_factor_err, f.source) for f in dask.factors] == [
-        (f.cat_name, f.calibration_factor, f.calibration_factor_err, f.source) for f in plain.factors
+    assert [(f.cat_name, f.calibration_factor, f.calibration_factor_err, f.source) for f in dask.factors.rows] == [
+        (f.cat_name, f.calibration_factor, f.calibration_factor_err, f.source) for f in plain.factors.rows
     ]
     assert _read(dask.output_dir / "calibration_factors.csv") == _read(plain.output_dir / "calibration_factors.csv")
-    assert read_factors(dask.correction_json, scheme) == read_factors(plain.correction_json, scheme)
+    assert read_factors(dask.factors.correction_json, scheme) == read_factors(plain.factors.correction_json, scheme)

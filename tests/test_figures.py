@@ -213,7 +213,7 @@ def test_a_fit_figure_knows_whether_the_drawn_attempt_has_the_acceptance(tmp_pat
 
     import lib.plots.fits as fits
     from lib.config import resolve_fit_spec
-    from lib.fit_step import FitJob, _queue_figure
+    from lib.peak_fits import FitJob, _queue_figure
 
     nominal = resolve_fit_spec(config, "30-45_EE", binned=True)
     assert nominal.line_shape == "acceptance"

@@ -226,7 +226,7 @@ def test_refit_in_same_process_is_identical(root, config: Config):
 def test_backend_cross_check_agrees(root, config: Config, caplog):
     """cpu vs legacy on the same data (the ROOT 21159 guard): same minimum, no warning."""
     from lib.executor import InlineExecutor
-    from lib.fit_step import FitJob, cross_check_backend
+    from lib.peak_fits import FitJob, cross_check_backend
     from lib.fitting.runner import fit_category
 
     masses = z_sample(np.random.default_rng(17), 20_000, 1.5, bkg_fraction=0.02)
@@ -234,7 +234,7 @@ def test_backend_cross_check_agrees(root, config: Config, caplog):
     spec = fixed_tails_spec(spec).model_copy(update={"background": "exponential"})
     task = make_task(config, "30-45_OO", masses, spec, 1.3)
     result = fit_category(task)
-    with caplog.at_level("INFO", logger="lib.fit_step"):
+    with caplog.at_level("INFO", logger="lib.peak_fits"):
         reference = cross_check_backend(InlineExecutor(), [FitJob(task, None, "")], {task.name: result}, reference="legacy")
     assert reference is not None
     assert reference.backend == "legacy" and result.backend == "cpu"
@@ -407,23 +407,26 @@ def test_restart_starts_inside_limits_and_freezes_named_parameters(config: Confi
 
 
 @pytest.mark.root
-def test_non_cpu_run_is_cross_checked_on_cpu(root, config: Config, caplog):
+def test_non_cpu_run_is_cross_checked_on_cpu(root, config: Config, caplog, tmp_path):
     """Fits on another backend (legacy here, CUDA on a GPU node) get their first category refitted on cpu and logged."""
     from lib.executor import InlineExecutor
-    from lib.fit_step import FitJob, run_fits
+    from lib.outputs import OutputDir
+    from lib.peak_fits import CATEGORIES, FitGroup, FitJob, run_fits
+
+    group = FitGroup(CATEGORIES, config, OutputDir(tmp_path / "Data_2018"), binned=True)
 
     masses = z_sample(np.random.default_rng(18), 20_000, 1.5)
     spec = fixed_tails_spec(resolve_fit_spec(config, "30-45_OO", binned=True, backend="legacy"))
     jobs = [FitJob(make_task(config, "30-45_OO", masses, spec, 1.3, retries=False), None, "")]
-    with caplog.at_level("INFO", logger="lib.fit_step"):
-        results = run_fits(InlineExecutor(), jobs)
+    with caplog.at_level("INFO", logger="lib.peak_fits"):
+        results = run_fits(group, jobs, InlineExecutor())
     assert results["30-45_OO"].backend == "legacy"
     assert "cross-check: 30-45_OO: backend legacy agrees with cpu" in caplog.text
 
     caplog.clear()
     cpu_jobs = [FitJob(make_task(config, "30-45_OO", masses, spec.model_copy(update={"backend": "cpu"}), 1.3, retries=False), None, "")]
-    with caplog.at_level("INFO", logger="lib.fit_step"):
-        run_fits(InlineExecutor(), cpu_jobs)
+    with caplog.at_level("INFO", logger="lib.peak_fits"):
+        run_fits(group, cpu_jobs, InlineExecutor())
     assert "cross-check" not in caplog.text
 
 

@@ -177,7 +177,7 @@ def test_quantiles_of_an_empty_histogram_are_nan():
 @pytest.mark.parametrize("variable", ["sigma_pred_at_peak", "sigma_pred"])
 def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, config, variable):
     """Binned closure streams its bins of calibrated sigma_pred; they must hold what the per-event bins hold."""
-    from lib.closure import closure_specs, measured_scaling, samples_from_events, samples_from_histograms
+    from lib.closure import closure_specs, measured_scaling, samples_from_events, samples_from_histograms, sigma_pred_binning
 
     cfg = config.model_copy(update={"closure": config.closure.model_copy(update={"bin_variable": variable})})
     edges = cfg.closure.bin_edges_gev
@@ -192,9 +192,10 @@ def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, 
 
     scaling = measured_scaling(cfg, scheme, lambda grid: merged_reduction((), keep_events=False, profile=grid))
     assert (scaling is None) == (variable == "sigma_pred")
-    specs = closure_specs(cfg, edges, factors, 91.188, grids_from_config(cfg, len(edges) - 1), scaling, source_categories=scheme.n_categories)
+    binning = sigma_pred_binning(cfg, edges, factors, 91.188, scaling)
+    specs = closure_specs(binning, grids_from_config(cfg, len(edges) - 1), source_categories=scheme.n_categories)
     merged = merged_reduction(specs, keep_events=True, keep_muons=scaling is not None)
-    from_events = samples_from_events(merged.skim, factors, edges, 91.188, variable, scaling, scheme.n_categories)
+    from_events = samples_from_events(merged.skim, binning, scheme.n_categories)
     from_histograms = samples_from_histograms(*merged.histograms, cfg.step2, "closure")
     width = cfg.step2.median_relative_bin_width
     filled = 0

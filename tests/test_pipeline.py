@@ -37,9 +37,9 @@ def test_factor_ratio_recovers_true_scale(config, scheme: CategoryScheme, two_sa
     scaled_root, unit_root, k_true = two_samples
     scaled = _calibrate(config, scaled_root, tmp_path / "scaled")
     unit = _calibrate(config, unit_root, tmp_path / "unit")
-    assert scaled.correction_json is not None and scaled.correction_json.exists()
+    assert scaled.factors is not None and scaled.factors.correction_json.exists()
     pulls = []
-    for a, b in zip(scaled.factors, unit.factors):
+    for a, b in zip(scaled.factors.rows, unit.factors.rows):
         if a.source != "fit" or b.source != "fit":
             continue
         ratio = a.calibration_factor / b.calibration_factor
@@ -61,8 +61,8 @@ def test_outputs_are_complete(config, scheme, two_samples, tmp_path):
         assert (out / name).exists(), name
     from lib.correction.writer import read_factors
 
-    factors = read_factors(summary.correction_json, scheme)
-    for row in summary.factors:
+    factors = read_factors(summary.factors.correction_json, scheme)
+    for row in summary.factors.rows:
         assert factors[row.cat_name] == pytest.approx(row.calibration_factor, rel=1e-12)
     assert not list(out.glob("*.tmp*")), "no temporary files left behind"
 
@@ -74,7 +74,7 @@ def test_figures_are_drawn_after_the_numbers(config, scheme, two_samples, tmp_pa
     (summary,) = run(options, config)
     out = summary.output_dir
     figures = [out / "sigma_pred_per_category"] + [out / "fits" / f"fit_{name}" for name in scheme.names]
-    json_written = summary.correction_json.stat().st_mtime_ns
+    json_written = summary.factors.correction_json.stat().st_mtime_ns
     for stem in figures:
         for ext in ("png", "pdf"):
             path = stem.with_name(f"{stem.name}.{ext}")

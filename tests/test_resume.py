@@ -50,7 +50,7 @@ def test_killed_run_resumes_to_identical_results(sample, tmp_path):
 
     resumed = subprocess.run([*_cmd(sample, interrupted), "--log-level", "INFO"], check=True, capture_output=True, text=True, timeout=600)
     # Re-using finished fits is routine: said at INFO, not as a warning the user would have to act on.
-    assert f"INFO lib.fit_step: re-using {finished} finished fits" in resumed.stderr
+    assert f"INFO lib.peak_fits: re-using {finished} finished fits" in resumed.stderr
     ref_dir = reference / "binned" / "2018" / "Data_2018"
     for name in ("fit_results.csv", "median_for_cats.csv", "calibration_factors.csv"):
         assert (out_dir / name).read_text() == (ref_dir / name).read_text(), name

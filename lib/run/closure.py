@@ -7,6 +7,7 @@ a ``ClosureResult``; the route writes its verdict and figure beside the Higgs ch
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -15,15 +16,16 @@ import numpy as np
 from lib.acceptance import acceptance_grid
 from lib.categories import CategoryScheme
 from lib.closure import (
-    BinSample, ClosureBin, ClosureVerdict, bin_label, bin_rows, closure_specs,
-    judge, measured_scaling, reference_text, samples_from_events, samples_from_histograms, with_bin_acceptance,
+    BinSample, ClosureBin, ClosureVerdict, bin_label, bin_rows, closure_specs, judge, measured_scaling, reference_text,
+    samples_from_events, samples_from_histograms, sigma_pred_binning, with_bin_acceptance,
 )  # fmt: skip
 from lib.config import Config
 from lib.correction.writer import read_factors
 from lib.errors import CalibrationError, InputError
-from lib.fit_step import FitCache, FitGroup, FitPlaces, bin_fit_jobs, run_fits
+from lib.executor import TaskExecutor
 from lib.histograms import grids_from_config
 from lib.outputs import OutputDir
+from lib.peak_fits import CLOSURE, UNCALIBRATED, FitGroup, bin_fit_jobs, run_fits
 from lib.request import Request
 from lib.results import ClosureResult, Validation
 from lib.rows import parse_row
@@ -51,20 +53,13 @@ def closure_bin_index(fix: str, edges: Sequence[float]) -> int:
     raise CalibrationError(f"unknown closure bin '{fix}'; valid: 0..{len(labels) - 1} or {', '.join(labels)}")
 
 
-def _run_pass(
-    execs: Executors, config: Config, samples: list[BinSample], request: Request, out: OutputDir, kind: str, only: int | None
-) -> tuple[list[ClosureBin], ClosureVerdict]:  # fmt: skip
-    """Fit the bins of one pass (``kind``: ``closure`` after calibration, ``uncalibrated`` before), judge and write its table."""
+def _run_pass(group: FitGroup, samples: list[BinSample], executor: TaskExecutor, only: int | None) -> tuple[list[ClosureBin], ClosureVerdict]:
+    """Fit the bins of one pass (``CLOSURE`` after calibration, ``UNCALIBRATED`` before), judge and write its table."""
+    config, out, kind = group.config, group.out, group.kind.name
     edges = config.closure.bin_edges_gev
-    selection = request.selection
-    title = f"{selection.sample} {out.year} {'calibrated' if kind == 'closure' else 'uncalibrated'}"
-    places = FitPlaces(out, "closure" if kind == "closure" else "closure/uncalibrated", title, request.figures.enabled)
-    group = FitGroup(config, places, selection.binned, request.execution.backend)
     jobs = bin_fit_jobs(group, samples, edges, "closure", only)
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
-    cache = FitCache(out.cache("closure_fits" if kind == "closure" else "closure_fits_uncalibrated"))
-    results = run_fits(execs.fit, jobs, cache, refit, what="closure bin", progress="closure fits", figures=execs.figures)
-    rows = bin_rows(samples, edges, results)
+    rows = bin_rows(samples, edges, run_fits(group, jobs, executor, refit))
     if only is not None:
         previous = out.read_validation_rows(kind)
         where = str(out.validation_csv(kind))
@@ -87,8 +82,9 @@ def _closure_samples(
     )  # fmt: skip
     grids = grids_from_config(config, len(edges) - 1)
     acceptance = acceptance_grid(config, len(edges) - 1, (scheme.pt_edges[0], scheme.pt_edges[-1]))
-    specs = closure_specs(config, edges, factors, peak, grids, scaling, acceptance)
-    specs += closure_specs(config, edges, None, peak, grids, scaling, acceptance)[:1]
+    binning = sigma_pred_binning(config, edges, factors, peak, scaling)
+    uncalibrated_binning = replace(binning, factors=None)
+    specs = closure_specs(binning, grids, acceptance) + closure_specs(uncalibrated_binning, grids, acceptance)[:1]
     if not binned and acceptance is None:
         specs = ()  # unbinned fits need only the events
     reduction, _ = load_reduction(
@@ -99,9 +95,8 @@ def _closure_samples(
         after = samples_from_histograms(after_pred, after_raw, config.step2, "closure")
         uncalibrated = samples_from_histograms(before, before, config.step2, "closure (uncalibrated)")
     else:
-        variable = config.closure.bin_variable
-        after = samples_from_events(reduction.skim, factors, edges, peak, variable, scaling)  # type: ignore[arg-type]
-        uncalibrated = samples_from_events(reduction.skim, None, edges, peak, variable, scaling)  # type: ignore[arg-type]
+        after = samples_from_events(reduction.skim, binning)  # type: ignore[arg-type]
+        uncalibrated = samples_from_events(reduction.skim, uncalibrated_binning)  # type: ignore[arg-type]
     if acceptance is not None:
         after = with_bin_acceptance(after, reduction.histograms[0])
         uncalibrated = with_bin_acceptance(uncalibrated, reduction.histograms[2])
@@ -127,8 +122,8 @@ def run_closure(request: Request, config: Config, scheme: CategoryScheme, execs:
     after_samples, before_samples = _closure_samples(request, config, scheme, execs, out, factors)
     fix = request.selection.fix_cat
     only = closure_bin_index(fix, config.closure.bin_edges_gev) if fix else None
-    after, verdict_after = _run_pass(execs, config, after_samples, request, out, "closure", only)
-    before, verdict_before = _run_pass(execs, config, before_samples, request, out, "uncalibrated", only)
+    after, verdict_after = _run_pass(FitGroup.of(CLOSURE, config, request, out, execs.figures), after_samples, execs.fit, only)
+    before, verdict_before = _run_pass(FitGroup.of(UNCALIBRATED, config, request, out, execs.figures), before_samples, execs.fit, only)
     if only is None:  # a re-fitted bin beside bins of earlier factors keeps their record
         out.write_tested_factors("closure", scheme.names, factors)
     text = "\n".join([verdict_after.text("closure after calibration"), reference_text(before, "closure before calibration")])

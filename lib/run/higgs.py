@@ -18,15 +18,14 @@ import numpy as np
 
 from lib.categories import CategoryScheme
 from lib.closure import (
-    BinSample, bin_rows, closure_specs, judge, measured_scaling, samples_from_events,
-    samples_from_histograms,
+    BinSample, bin_rows, closure_specs, judge, measured_scaling, samples_from_events, samples_from_histograms, sigma_pred_binning,
 )  # fmt: skip
 from lib.config import ClosureConfig, Config, higgs_fit_spec, retry_specs
 from lib.errors import ConfigError
-from lib.fit_step import FitCache, FitGroup, FitPlaces, bin_fit_jobs, run_fits
 from lib.histograms import grids_from_config
 from lib.io.reader import find_files
 from lib.outputs import OutputDir
+from lib.peak_fits import HIGGS, FitGroup, bin_fit_jobs, run_fits
 from lib.request import Request
 from lib.results import Validation
 from lib.run.reduction import Executors, FileReading, input_root, reduce_files
@@ -52,18 +51,17 @@ def _signal_samples(
     scaling = measured_scaling(
         config, scheme, lambda grid: reduce_files(files, execs, replace(reading, profile=grid), progress="signal files (pT profile)")
     )  # fmt: skip
+    binning = sigma_pred_binning(config, edges, factors, higgs.mass_gev, scaling)
     specs: tuple = ()
     if binned:
         lo, hi = higgs.signal_region_gev
         grids = replace(grids_from_config(config, len(edges) - 1), mass_range_gev=(lo, hi), mass_bin_gev=(hi - lo) / _fine_bins(config))
-        specs = closure_specs(config, edges, factors, higgs.mass_gev, grids, scaling, source_categories=scheme.n_categories)
+        specs = closure_specs(binning, grids, source_categories=scheme.n_categories)
     wanted = replace(reading, specs=specs, events=not binned, muons=not binned and scaling is not None)
     reduction = reduce_files(files, execs, wanted, progress="signal files")
     if binned:
         return samples_from_histograms(*reduction.histograms, config.step2, "higgs")
-    return samples_from_events(
-        reduction.skim, factors, edges, higgs.mass_gev, config.closure.bin_variable, scaling, scheme.n_categories  # type: ignore[arg-type]
-    )
+    return samples_from_events(reduction.skim, binning, scheme.n_categories)  # type: ignore[arg-type]
 
 
 def _factor_errors(out: OutputDir, scheme: CategoryScheme, factors: np.ndarray) -> np.ndarray | None:
@@ -118,10 +116,8 @@ def run_higgs_validation(
         update={"max_chi2_ndf": config.higgs.max_chi2_ndf, "max_shape_mismodelling": config.higgs.max_shape_mismodelling}
     )
     higgs_gated = config.model_copy(update={"fit": config.fit.model_copy(update={"quality": gates})})
-    places = FitPlaces(out, "higgs", f"H {selection.sample} {year}", request.figures.enabled)
-    group = FitGroup(higgs_gated, places, selection.binned, request.execution.backend, resolve=higgs_fit_spec, same_range_retries=True)
-    jobs = bin_fit_jobs(group, samples, edges, "higgs")
-    results = run_fits(execs.fit, jobs, FitCache(out.cache("higgs_fits")), what="Higgs bin", progress="higgs fits", figures=execs.figures)
+    group = FitGroup.of(HIGGS, higgs_gated, request, out, execs.figures)
+    results = run_fits(group, bin_fit_jobs(group, samples, edges, "higgs"), execs.fit)
     rows = bin_rows(samples, edges, results, prefix="higgs", factors=factors, factor_errors=_factor_errors(out, scheme, factors))
     higgs_cfg = ClosureConfig(
         bin_variable=config.closure.bin_variable,

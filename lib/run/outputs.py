@@ -13,12 +13,11 @@ from lib import __version__
 from lib.categories import CategoryScheme
 from lib.config import Config, override_keys, resolve_fit_spec
 from lib.errors import CalibrationError
-from lib.fitting.backend import root_version as release_of_root
 from lib.outputs import OutputDir
 from lib.request import Request
 from lib.run.reduction import InputSource
 
-__all__ = ["check_output_dir", "check_refit_inputs", "check_steps_agree", "make_room", "provenance", "root_version", "stamp_step", "steps_disagreement"]
+__all__ = ["check_output_dir", "check_refit_inputs", "check_steps_agree", "make_room", "provenance", "stamp_step", "steps_disagreement"]
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +177,3 @@ def check_refit_inputs(out: OutputDir, fingerprint: str) -> None:
             "rerun --steps all on these inputs (or point --input_path at the files the fits were made of)"
         )
 
-
-def root_version() -> str:
-    """ROOT's release for the correction's description (``ROOT 6.40.00``), as ROOT reports it."""
-    return f"ROOT {release_of_root()}"

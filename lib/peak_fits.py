@@ -1,9 +1,12 @@
-"""Step 1: one Z-peak fit per category, run through an executor, recorded and merged on disk.
+"""The Z and H peak fits of a run: one job per category or closure/Higgs bin, run on an executor, cached as each ends.
 
+``fit_categories`` is step 1 (which categories are fitted, and the ``Fits`` they give); the
+closure and the Higgs check build their jobs with ``bin_fit_jobs``, and every fit goes through
+``run_fits``: the same cache, the same warning for a failed fit, the same backend cross-check.
 Each fit runs in a worker (``fit_job`` is module-level and its input picklable); ROOT is
-imported only there. Results come back as frozen ``FitResult``s; a fit whose worker died on
-every try stops the run (``lib.executor``): a lost worker is never a physics result.
-Figures are drawn afterwards (``lib.figures``), off the path to the results.
+imported only there. A fit whose worker died on every try stops the run (``lib.executor``): a
+lost worker is never a physics result. A fit's figure is queued as its result arrives
+(``lib.figures``), off the path to the results.
 """
 
 from __future__ import annotations
@@ -18,30 +21,31 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from lib.acceptance import group_acceptance
+from lib import __version__
+from lib.acceptance import group_acceptance, threshold_mismatch
 from lib.categories import CategoryScheme
 from lib.closure import BinSample, bin_label
-from lib.config import Config, FitSpec, resolve_fit_spec, retry_specs
-from lib.errors import ExecutionError
+from lib.config import Config, FitSpec, higgs_fit_spec, resolve_fit_spec, retry_specs
+from lib.errors import CalibrationError, ExecutionError
 from lib.executor import TaskExecutor
 from lib.figures import FigureQueue, FitFigure
 from lib.fitting.result import FitResult, FitRow
 from lib.fitting.task import AcceptanceTable, FitEvents, FitTask
-from lib import __version__
-from lib.errors import CalibrationError
 from lib.histograms import CategoryHistograms
 from lib.io.fit_cache import FitCache, fit_code_digest
 from lib.io.merge import Reduction
 from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
-from lib.results import Fits
+from lib.request import Request
+from lib.results import Fits, Medians
 
 __all__ = [
-    "FitGroup", "FitJob", "FitPlaces", "FitCache", "bin_fit_jobs", "build_jobs", "category_acceptance", "fit_job", "fit_outputs",
-    "job_key", "run_fits",
+    "CATEGORIES", "CLOSURE", "HIGGS", "UNCALIBRATED", "FitGroup", "FitJob", "FitKind", "bin_fit_jobs", "category_jobs",
+    "fit_categories", "fit_job", "job_key", "run_fits",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class FitJob:
@@ -53,54 +57,89 @@ class FitJob:
 
 
 @dataclass(frozen=True)
-class FitPlaces:
-    """Where the fits of one group write: ``group``'s logs and figures in ``out`` (figures only when ``figures``), and their title."""
+class FitKind:
+    """A kind of fits: how the log and the progress line name them, where their logs, figures and cache go, their title.
 
-    out: OutputDir
-    group: str
-    title: str
-    figures: bool
+    ``resolve(config, name, binned, backend)`` gives a fit's nominal spec; ``same_range_retries``
+    drops the retry steps that change the fit range (the Higgs fits keep the signal region).
+    """
 
-    def log(self, name: str) -> Path:
-        """Where ROOT's output of the fit ``name`` goes."""
-        return self.out.fit_log(name, self.group)
+    name: str  # "closure", "uncalibrated", "higgs": also the names of their tables in ``OutputDir``
+    what: str  # one fit, in a warning
+    folder: str  # of the logs and figures in the output directory
+    cache: str  # ``OutputDir.cache`` name
+    progress: str
+    title: str  # the figures' title; "{label}" is the sample and year
+    resolve: Callable[[Config, str, bool, str | None], FitSpec] = resolve_fit_spec
+    same_range_retries: bool = False
 
-    def job(self, task: FitTask) -> FitJob:
-        """``task`` with its figure's stem and title."""
-        stem = self.out.fit_plot_stem(task.name, self.group) if self.figures else None
-        return FitJob(task, stem, f"{self.title} {task.name}")
+
+CATEGORIES = FitKind("categories", "category", "", "fits", "fits", "{label}")
+CLOSURE = FitKind("closure", "closure bin", "closure", "closure_fits", "closure fits", "{label} calibrated")
+UNCALIBRATED = FitKind("uncalibrated", "closure bin", "closure/uncalibrated", "closure_fits_uncalibrated", "closure fits", "{label} uncalibrated")
+HIGGS = FitKind("higgs", "Higgs bin", "higgs", "higgs_fits", "higgs fits", "H {label}", higgs_fit_spec, same_range_retries=True)
 
 
 @dataclass(frozen=True)
 class FitGroup:
-    """What the fits of one group (the categories, a closure pass, the Higgs bins) share.
+    """The fits of one kind in one output directory: what they share.
 
-    ``resolve(config, name, binned, backend)`` gives a fit's nominal spec (``resolve_fit_spec`` or
-    ``higgs_fit_spec``); the retry ladder, the gates and ``fit.min_events`` come from ``config`` (the
-    Higgs check passes its own gates); ``same_range_retries`` drops the retry steps that change the
-    fit range.
+    The retry ladder, the gates and ``fit.min_events`` come from ``config`` (the Higgs check
+    passes its own gates); ``figures`` is the queue their figures are drawn on (None: none drawn).
     """
 
+    kind: FitKind
     config: Config
-    places: FitPlaces
+    out: OutputDir
     binned: bool
     backend: str | None = None
-    resolve: Callable[[Config, str, bool, str | None], FitSpec] = resolve_fit_spec
-    same_range_retries: bool = False
+    figures: FigureQueue | None = None
+
+    @classmethod
+    def of(cls, kind: FitKind, config: Config, request: Request, out: OutputDir, figures: FigureQueue) -> FitGroup:
+        """The group as ``request`` asks for it: binned or not, its backend, figures on ``figures`` unless it draws none."""
+        execution, selection = request.execution, request.selection
+        return cls(kind, config, out, selection.binned, execution.backend, figures if request.figures.enabled else None)
 
     def spec_for(self, name: str) -> FitSpec:
-        return self.resolve(self.config, name, self.binned, self.backend)
+        return self.kind.resolve(self.config, name, self.binned, self.backend)
 
     def job(self, nominal: FitSpec, events: FitEvents, median: float, acceptance: AcceptanceTable | None) -> FitJob:
         """The job of one fit: ``nominal`` then the retry ladder, the acceptance when the nominal line shape uses it."""
         retries = retry_specs(self.config, nominal, median if np.isfinite(median) else None)
-        if self.same_range_retries:
+        if self.kind.same_range_retries:
             retries = [r for r in retries if r.range_gev == nominal.range_gev]
+        folder = self.kind.folder
         task = FitTask(
             nominal.name, events, nominal, tuple(retries), float(median), self.config.fit.quality,
-            acceptance=acceptance if nominal.uses_acceptance else None, log_path=self.places.log(nominal.name),
+            acceptance=acceptance if nominal.uses_acceptance else None, log_path=self.out.fit_log(nominal.name, folder),
         )  # fmt: skip
-        return self.places.job(task)
+        stem = self.out.fit_plot_stem(task.name, folder) if self.figures is not None else None
+        return FitJob(task, stem, f"{self.kind.title.format(label=f'{self.out.sample} {self.out.year}')} {task.name}")
+
+
+def fit_categories(
+    reduction: Reduction, medians: Medians, scheme: CategoryScheme, group: FitGroup, executor: TaskExecutor, only: str | None = None
+) -> Fits:  # fmt: skip
+    """Step 1: fit every category, or ``only`` that one (--fixCat: refitted even when cached, its cached fit is the one being fixed).
+
+    A category with fewer than ``fit.min_events`` is not fitted (step 3 applies its fallback); a
+    warning says when the input's pT cuts disagree with the window acceptance.
+    """
+    names = [only] if only else scheme.names
+    minimum = group.config.fit.min_events
+    counts = {m.cat_name: m.n_events for m in medians.rows}
+    too_few = {n: counts[n] for n in names if counts[n] < minimum}
+    for name, count in too_few.items():
+        log.warning("category %s has %d events (fit.min_events %d): not fitted, step 3 applies its fallback", name, count, minimum)
+    mismatch = threshold_mismatch(reduction.histograms[0])
+    if mismatch:
+        log.warning("%s", mismatch)
+    jobs = category_jobs(group, scheme, reduction, medians.rows, [n for n in names if n not in too_few])
+    results: dict[str, FitResult | str] = dict(run_fits(group, jobs, executor, refit=frozenset([only] if only else ())))
+    for name, count in too_few.items():
+        results[name] = f"{count} events, fewer than fit.min_events = {minimum}: not fitted"
+    return _fit_outputs(results, counts, scheme.names)
 
 
 def fit_job(job: FitJob) -> FitResult:
@@ -123,7 +162,7 @@ def _has_acceptance(job: FitJob, result: FitResult) -> bool:
     return spec.uses_acceptance
 
 
-def build_jobs(
+def category_jobs(
     group: FitGroup, scheme: CategoryScheme, reduction: Reduction, medians: Sequence[CategoryMedian], names: Sequence[str]
 ) -> list[FitJob]:  # fmt: skip
     """One job per category in ``names``; the largest categories first so the pool stays busy.
@@ -135,7 +174,7 @@ def build_jobs(
     for name in names:
         index = scheme.index_of(name)
         nominal = group.spec_for(name)
-        acceptance = category_acceptance(scheme, reduction.histograms[0], index) if nominal.uses_acceptance else None
+        acceptance = _category_acceptance(scheme, reduction.histograms[0], index) if nominal.uses_acceptance else None
         jobs.append(group.job(nominal, events(index), medians[index].median_val_NonCal, acceptance))
     return sorted(jobs, key=lambda j: -j.task.n_events)
 
@@ -161,7 +200,7 @@ def _category_events(reduction: Reduction, scheme: CategoryScheme, binned: bool)
     return events
 
 
-def category_acceptance(scheme: CategoryScheme, hists: CategoryHistograms, index: int) -> AcceptanceTable:
+def _category_acceptance(scheme: CategoryScheme, hists: CategoryHistograms, index: int) -> AcceptanceTable:
     """The category's ``A(m)`` from its |eta|-region pair."""
     n_pairs = scheme.n_eta**2
     i_pt, _, _ = scheme.bin_indices(index)
@@ -210,44 +249,38 @@ def job_key(job: FitJob) -> str:
     return digest.hexdigest()[:20]
 
 
-def run_fits(
-    executor: TaskExecutor, jobs: Sequence[FitJob], cache: FitCache | None = None, refit: frozenset[str] = frozenset(),
-    what: str = "category", progress: str = "fits", figures: FigureQueue | None = None,
-) -> dict[str, FitResult]:  # fmt: skip
-    """Run the jobs (re-using cached fits with the same key, except those named in ``refit``); results keyed by job name.
+def run_fits(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, refit: frozenset[str] = frozenset()) -> dict[str, FitResult]:
+    """Run the jobs (re-using the group's cached fits with the same key, except those named in ``refit``); results keyed by job name.
 
     Every Z or H fit of a run goes through here (step 1, the closure bins, the Higgs bins): the
-    same cache, the same warning for a failed fit (``what`` names the kind of job in it) and the
-    same cpu cross-check of a non-cpu backend. Each job's figure goes to ``figures`` as soon as
-    its result is there, so it is drawn while the other fits run.
+    same cache, the same warning for a failed fit and the same cpu cross-check of a non-cpu
+    backend. Each job's figure goes to the group's queue as soon as its result is there, so it is
+    drawn while the other fits run.
     """
-    keys = {j.task.name: job_key(j) for j in jobs} if cache else {}
+    cache = FitCache(group.out.cache(group.kind.cache))
+    keys = {j.task.name: job_key(j) for j in jobs}
     done: dict[str, FitResult] = {}
-    if cache:
-        for job in jobs:
-            if job.task.name in refit:
-                continue
-            cached = cache.load(job.task.name, keys[job.task.name])
-            if cached is not None:
-                done[job.task.name] = cached
-                _queue_figure(figures, job, cached)
-        if done:
-            # Routine (an interrupted run resumed, a closure re-run): said, but nothing for the user to act on.
-            log.info("re-using %d finished fits from %s (same inputs and configuration)", len(done), cache.directory)
+    for job in jobs:
+        cached = None if job.task.name in refit else cache.load(job.task.name, keys[job.task.name])
+        if cached is not None:
+            done[job.task.name] = cached
+            _queue_figure(group.figures, job, cached)
+    if done:
+        # Routine (an interrupted run resumed, a closure re-run): said, but nothing for the user to act on.
+        log.info("re-using %d finished fits from %s (same inputs and configuration)", len(done), cache.directory)
     todo = [j for j in jobs if j.task.name not in done]
 
     def persist(index: int, result: object) -> None:
-        if cache and isinstance(result, FitResult):
+        if isinstance(result, FitResult):
             cache.store(todo[index].task.name, keys[todo[index].task.name], result)
-        _queue_figure(figures, todo[index], result)
+        _queue_figure(group.figures, todo[index], result)
 
     names = [j.task.name for j in todo]
-    results = executor.map(fit_job, list(todo), names, progress=progress, on_result=persist)
-    done.update(zip(names, results))
+    done.update(zip(names, executor.map(fit_job, list(todo), names, progress=group.kind.progress, on_result=persist)))
     results = {j.task.name: done[j.task.name] for j in jobs}
     for name, res in results.items():
         if not res.ok:
-            log.warning("%s %s: fit failed after %d attempt(s): %s", what, name, len(res.attempts), res.reason)
+            log.warning("%s %s: fit failed after %d attempt(s): %s", group.kind.what, name, len(res.attempts), res.reason)
     cross_check_backend(executor, jobs, results)
     return results
 
@@ -279,7 +312,7 @@ def cross_check_backend(
     return ref
 
 
-def fit_outputs(results: Mapping[str, FitResult | str], n_events: Mapping[str, int], order: Sequence[str]) -> Fits:
+def _fit_outputs(results: Mapping[str, FitResult | str], n_events: Mapping[str, int], order: Sequence[str]) -> Fits:
     """The fits as step 1 returns them: a summary row and the full record per category, in ``order``.
 
     A category's result is its fit, or the reason it was not fitted (too few events).
