@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from lib.closure import ClosureBin, ClosureVerdict
 from lib.factors import CategoryFactor
@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["Medians", "Fits", "Factors", "Validation", "ClosureResult", "YearSummary"]
 
 
+def _table(rows: Iterable[CategoryMedian | FitRow | CategoryFactor]) -> pd.DataFrame:
+    """The per-category records as a DataFrame indexed by category (pandas imported only when a table is asked for)."""
+    import pandas as pd
+
+    return pd.DataFrame([r.row() for r in rows]).set_index("cat_name")
+
+
 @dataclass(frozen=True)
 class Medians:
     """Step 2: the median predicted resolution of every category, in the scheme's order."""
@@ -33,9 +40,7 @@ class Medians:
         return {m.cat_name: m for m in self.rows}
 
     def table(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame([m.row() for m in self.rows]).set_index("cat_name")
+        return _table(self.rows)
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,7 @@ class Fits:
         return Fits({n: rows[n] for n in order if n in rows}, {n: records[n] for n in order if n in records})
 
     def table(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame([r.row() for r in self.rows.values()]).set_index("cat_name")
+        return _table(self.rows.values())
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,7 @@ class Factors:
         return {f.cat_name: f.calibration_factor for f in self.rows}
 
     def table(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame([f.row() for f in self.rows]).set_index("cat_name")
+        return _table(self.rows)
 
 
 @dataclass(frozen=True)

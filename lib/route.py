@@ -238,7 +238,7 @@ def _draw_validation(closure: ClosureResult, higgs: Validation | None, request: 
 
 @contextmanager
 def _in_memory(input_path: str | Path | None, year: str, workers: int) -> Iterator[tuple[Request, Executors, OutputDir]]:
-    """A request without figures, inline or on a local pool, whose scratch directory (ROOT's logs) is removed afterwards."""
+    """A request without figures, inline or on a local pool; its scratch output directory is removed afterwards."""
     with TemporaryDirectory(prefix="ebe-calib-") as scratch:
         request = Request(
             Selection(years=(year,), binned=True), Paths(input_path=Path(input_path) if input_path else None, output_path=Path(scratch)),
@@ -252,8 +252,7 @@ def read(config: Config, input_path: str | Path | None = None, year: str = "2018
     """The year's Stage-1 files reduced to per-category histograms (in this process)."""
     scheme = CategoryScheme.from_config(config.categories)
     with _in_memory(input_path, year, workers=0) as (request, execs, out):
-        reduction, _ = load_reduction(request, config, scheme, execs, out, (category_spec(config, scheme, fits=True),), events=False)
-    return reduction
+        return _read(request, config, scheme, execs, out)[0]
 
 
 def medians(reduction: Reduction, config: Config) -> Medians:
