@@ -68,7 +68,7 @@ class FitKind:
     what: str  # one fit, in a warning
     folder: str  # of the logs and figures in the output directory
     cache: str  # ``OutputDir.cache`` name
-    progress: str
+    progress: str  # the live progress line's label
     title: str  # the figures' title; "{label}" is the sample and year
     resolve: Callable[[Config, str, bool, str | None], FitSpec] = resolve_fit_spec
     same_range_retries: bool = False
@@ -76,7 +76,9 @@ class FitKind:
 
 CATEGORIES = FitKind("categories", "category", "", "fits", "fits", "{label}")
 CLOSURE = FitKind("closure", "closure bin", "closure", "closure_fits", "closure fits", "{label} calibrated")
-UNCALIBRATED = FitKind("uncalibrated", "closure bin", "closure/uncalibrated", "closure_fits_uncalibrated", "closure fits", "{label} uncalibrated")
+UNCALIBRATED = FitKind(
+    "uncalibrated", "closure bin", "closure/uncalibrated", "closure_fits_uncalibrated", "closure fits", "{label} uncalibrated"
+)
 HIGGS = FitKind("higgs", "Higgs bin", "higgs", "higgs_fits", "higgs fits", "H {label}", higgs_fit_spec, same_range_retries=True)
 
 
