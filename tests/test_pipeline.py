@@ -67,19 +67,22 @@ def test_outputs_are_complete(config, scheme, two_samples, tmp_path):
     assert not list(out.glob("*.tmp*")), "no temporary files left behind"
 
 
-def test_figures_are_drawn_after_the_numbers(config, scheme, two_samples, tmp_path):
-    """Every fitted category and step 2 get PNG + PDF, all written after the correction JSON."""
+def test_every_fitted_category_and_step_2_get_their_figures(config, scheme, two_samples, tmp_path):
+    """Every fitted category and step 2 get PNG + PDF beside the correction JSON.
+
+    The figures are drawn on their own processes while the fits run (queued as each result
+    arrives), so no order against the JSON is asserted: that depends on the machine's load.
+    """
     scaled_root, _, _ = two_samples
     options = make_request(steps="all", years=("2018",), binned=True, input_path=scaled_root, output_path=tmp_path, workers=2)
     (summary,) = run(options, config)
     out = summary.output_dir
+    assert summary.factors.correction_json.is_file()
     figures = [out / "sigma_pred_per_category"] + [out / "fits" / f"fit_{name}" for name in scheme.names]
-    json_written = summary.factors.correction_json.stat().st_mtime_ns
     for stem in figures:
         for ext in ("png", "pdf"):
             path = stem.with_name(f"{stem.name}.{ext}")
             assert path.stat().st_size > 10_000, path
-            assert path.stat().st_mtime_ns >= json_written, f"{path} was written before the JSON"
     assert summary.timings["figures"] > 0
 
 
