@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lib.categories import CategoryScheme  # noqa: E402
 from lib.config import load_config  # noqa: E402
 from lib.histogram_specs import category_spec  # noqa: E402
-from lib.histograms import CategoryHistograms  # noqa: E402
+from lib.histograms import HistogramPart  # noqa: E402
 from lib.io.merge import ReductionMerger  # noqa: E402
 from lib.io.reader import CHUNK_ROWS, KINEMATIC_COLUMNS, FileReduction, _batch_part, _reduce_chunk, find_files, reduce_file  # noqa: E402
 
@@ -61,11 +61,11 @@ def keyed_files(paths: list[Path], config, scheme: CategoryScheme, specs: tuple,
     return files
 
 
-def fill(files: list[list], specs: tuple, weighted: bool) -> list[tuple[CategoryHistograms, ...]]:
+def fill(files: list[list], specs: tuple, weighted: bool) -> list[tuple[HistogramPart, ...]]:
     """Each file's histograms, its chunks added as the reading thread adds them."""
     out = []
     for parts in files:
-        histograms = tuple(CategoryHistograms.for_spec(spec, weighted) for spec in specs)
+        histograms = tuple(HistogramPart.for_spec(spec, weighted) for spec in specs)
         done = []
         for part in parts:
             future: Future = Future()
@@ -76,7 +76,7 @@ def fill(files: list[list], specs: tuple, weighted: bool) -> list[tuple[Category
     return out
 
 
-def merge(paths: list[Path], specs: tuple, weighted: bool, per_file: list[tuple[CategoryHistograms, ...]]) -> None:
+def merge(paths: list[Path], specs: tuple, weighted: bool, per_file: list[tuple[HistogramPart, ...]]) -> None:
     merger = ReductionMerger(paths, specs, weighted)
     for index in range(len(paths)):
         merger.add(index, FileReduction(str(paths[index]), None, per_file[index], 0, 0, 0, 0))

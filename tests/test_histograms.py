@@ -11,7 +11,7 @@ import pytest
 
 from lib.errors import InputError
 from lib.histogram_specs import EventKeys, category_spec
-from lib.histograms import CategoryHistograms, MassHistogram, grids_from_config
+from lib.histograms import CategoryHistograms, HistogramPart, MassHistogram, grids_from_config
 from lib.io.merge import ReductionMerger
 from lib.io.reader import reduce_file
 from lib.medians import compute_medians, histogram_quantiles
@@ -44,8 +44,10 @@ def _histograms_of(config, scheme, values: np.ndarray, weights: np.ndarray | Non
     """Histograms of events of one category at the Z mass with the given sigma_pred values."""
     grids = grids_from_config(config, scheme.n_categories)
     cat = np.full(values.size, category, np.int8)
+    part = HistogramPart.zeros(grids, weights is not None)
+    part.add_keys(EventKeys(grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), weights=weights))
     hists = CategoryHistograms.empty(grids, weights is not None)
-    hists.add_keys(EventKeys(grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), weights=weights))
+    hists.add(part)
     return hists
 
 
@@ -72,24 +74,31 @@ def test_histograms_equal_those_of_the_events(tmp_path, scheme, config, weighted
             np.testing.assert_array_equal(hists.spred_contents(index)[1:-1], spred)
 
 
-def test_histograms_pickle_and_add_with_plus(tmp_path, scheme, config):
-    """Per-file histograms travel to and from Dask workers pickled, and ``+`` of two files' equals reading both."""
+def test_file_parts_travel_pickled_and_histograms_add_with_plus(tmp_path, scheme, config):
+    """A file's part travels to and from Dask workers pickled; the run's hist objects pickle, and ``+`` of two files' equals reading both."""
     paths = _files(tmp_path, 2, 3000, weights=True)
-    specs = (category_spec(config, scheme),)
-    first, second = (reduce_file(p, scheme, WINDOW, "wgt_nominal", specs=specs, keep_events=False).histograms[0] for p in paths)
-    travelled = pickle.loads(pickle.dumps(first))
+    spec = category_spec(config, scheme)
+    first, second = (reduce_file(p, scheme, WINDOW, "wgt_nominal", specs=(spec,), keep_events=False).histograms[0] for p in paths)
     both = _reduce(paths, scheme, config, True).histograms[0]
-    assert (travelled.counts.mass + second.counts.mass) == both.counts.mass
-    assert (travelled.weights.spred + second.weights.spred) == both.weights.spred
-    travelled.add(second)
+    merged = CategoryHistograms.for_spec(spec, weighted=True)
+    merged.add(pickle.loads(pickle.dumps(first)))
+    merged.add(second)
     for name, array in both.arrays().items():
-        np.testing.assert_array_equal(travelled.arrays()[name], array, err_msg=name)
-    # Filled after the journey, the copy's own storage counts the events, not the original's.
-    grids, n_before = first.grids, first.n_events(0)
+        np.testing.assert_array_equal(merged.arrays()[name], array, err_msg=name)
+    one, other = CategoryHistograms.for_spec(spec, weighted=True), CategoryHistograms.for_spec(spec, weighted=True)
+    one.add(first)
+    other.add(second)
+    travelled = pickle.loads(pickle.dumps(one))
+    assert (travelled.counts.mass + other.counts.mass) == both.counts.mass
+    assert (travelled.weights.spred + other.weights.spred) == both.weights.spred
+    # Added to after the journey, the copy's own storage counts the events, not the original's.
+    n_before = one.n_events(0)
+    extra = HistogramPart.for_spec(spec, weighted=True)
     zero = np.zeros(10, np.int8)
-    travelled.add_keys(EventKeys(grids.mass_keys(zero, np.full(10, 91.0, np.float32)), grids.spred_keys(zero, np.ones(10, np.float32)),
-                                 weights=np.ones(10, np.float32)))  # fmt: skip
-    assert travelled.n_events(0) == both.n_events(0) + 10 and first.n_events(0) == n_before
+    extra.add_keys(EventKeys(spec.grids.mass_keys(zero, np.full(10, 91.0, np.float32)), spec.grids.spred_keys(zero, np.ones(10, np.float32)),
+                             weights=np.ones(10, np.float32)))  # fmt: skip
+    travelled.add(extra)
+    assert travelled.n_events(0) == n_before + 10 and one.n_events(0) == n_before
 
 
 def test_merge_is_in_file_order_whatever_the_arrival_order(tmp_path, scheme, config):

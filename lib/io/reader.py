@@ -26,7 +26,7 @@ from lib.categories import NO_CATEGORY, CategoryScheme
 from lib.errors import InputError
 from lib.executor import default_workers
 from lib.histogram_specs import EventKeys, HistogramSpec
-from lib.histograms import CategoryHistograms
+from lib.histograms import HistogramPart
 from lib.peak_scaling import ProfileGrid, profile_sums
 from lib.resolution import sigma_pred
 
@@ -77,7 +77,7 @@ class FileReduction:
 
     path: str
     skim: Skim | None
-    histograms: tuple[CategoryHistograms, ...]
+    histograms: tuple[HistogramPart, ...]
     n_read: int
     n_bad: int
     n_outside_window: int
@@ -169,7 +169,7 @@ def reduce_file(
         profile=profile, keep_muons=keep_muons,
     )  # fmt: skip
     batch_parts: list[_Part] = []
-    histograms = tuple(CategoryHistograms.for_spec(spec, weighted) for spec in specs)
+    histograms = tuple(HistogramPart.for_spec(spec, weighted) for spec in specs)
     n_read = 0
     try:
         with ThreadPoolExecutor(threads) as pool:
@@ -291,7 +291,7 @@ def _column_is_clean(col: str, values: np.ndarray) -> bool:
 
 
 def _batch_part(
-    chunks: list[Future[_Part]], weighted: bool, keep_events: bool, histograms: tuple[CategoryHistograms, ...]
+    chunks: list[Future[_Part]], weighted: bool, keep_events: bool, histograms: tuple[HistogramPart, ...]
 ) -> list[_Part]:
     """The merged part of one batch's chunks once they are done (their keys added to ``histograms``), or nothing before the first batch.
 
@@ -331,7 +331,7 @@ def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part
     )
 
 
-def _file_reduction(path: Path, part: _Part, n_read: int, histograms: tuple[CategoryHistograms, ...]) -> FileReduction:
+def _file_reduction(path: Path, part: _Part, n_read: int, histograms: tuple[HistogramPart, ...]) -> FileReduction:
     """The file's reduction from its merged part, with one warning for all its bad rows."""
     if part.bad_by_column:
         detail = ", ".join(f"{c}: {n}" for c, n in sorted(part.bad_by_column.items()))
