@@ -36,20 +36,17 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import hist
 import numpy as np
-from hist import Hist
 
 if TYPE_CHECKING:
+    import hist
+    from hist import Hist
+
     from lib.acceptance import AcceptanceGrid
     from lib.config import Config
     from lib.histogram_specs import EventKeys, HistogramSpec
 
 __all__ = ["HistogramGrids", "HistogramContents", "HistogramPart", "CategoryHistograms", "MassHistogram", "grids_from_config"]
-
-
-def _integer_axis(n: int, name: str) -> hist.axis.Integer:
-    return hist.axis.Integer(0, n, underflow=False, overflow=False, name=name)
 
 
 def _storage_order(histogram: Hist, field: str | None) -> np.ndarray:
@@ -102,18 +99,6 @@ class HistogramGrids:
         """The inner sigma_pred edges the medians interpolate on: those of the histogram's axis, from numpy."""
         lo, hi = self.spred_range_gev
         return np.geomspace(lo, hi, self.n_spred + 1)
-
-    def mass_histogram(self, storage: hist.storage.Storage) -> Hist:
-        """Empty ``(group, mass)`` histogram over the Z window, no under- or overflow."""
-        lo, hi = self.mass_range_gev
-        mass = hist.axis.Regular(self.n_mass, lo, hi, underflow=False, overflow=False, name="mass", label="m(mu mu) [GeV]")
-        return Hist(_integer_axis(self.n_categories, "group"), mass, storage=storage)
-
-    def spred_histogram(self, storage: hist.storage.Storage) -> Hist:
-        """Empty ``(group, sigma_pred)`` histogram on the log-spaced grid, with under- and overflow."""
-        lo, hi = self.spred_range_gev
-        spred = hist.axis.Regular(self.n_spred, lo, hi, transform=hist.axis.transform.log, name="sigma_pred", label="sigma_pred [GeV]")
-        return Hist(_integer_axis(self.n_categories, "group"), spred, storage=storage)
 
     def mass_keys(self, group: np.ndarray, mass: np.ndarray) -> np.ndarray:
         """Flat index of each event's (group, mass bin) in the histogram's storage; masses are inside the window by construction."""
@@ -191,17 +176,29 @@ class HistogramContents:
 
     @classmethod
     def empty(cls, grids: HistogramGrids, acceptance: AcceptanceGrid | None, source_categories: int, weights: bool) -> HistogramContents:
-        """Zero histograms: ``Int64`` event counts, or sums of weights (``Weight`` for the mass, whose sum w^2 the fits need)."""
+        """Zero histograms: ``Int64`` event counts, or sums of weights (``Weight`` for the mass, whose sum w^2 the fits need).
+
+        The mass over the Z window has no under- or overflow, sigma_pred's log-spaced grid has both.
+        ``hist`` is imported here rather than with the module: a Dask worker fills ``HistogramPart``s
+        only and never needs it.
+        """
+        import hist
+
+        def integer(n: int, name: str) -> hist.axis.Integer:
+            return hist.axis.Integer(0, n, underflow=False, overflow=False, name=name)
+
         storage = hist.storage.Double if weights else hist.storage.Int64
+        group = integer(grids.n_categories, "group")
         x = None
         if acceptance is not None:
             names = ("group", "window", "knot", "first_passing_knot")
-            x = Hist(*(_integer_axis(n, name) for n, name in zip(acceptance.shape, names)), storage=storage())
-        categories = None
-        if source_categories:
-            categories = Hist(_integer_axis(grids.n_categories, "group"), _integer_axis(source_categories, "category"), storage=storage())
-        mass = grids.mass_histogram(hist.storage.Weight() if weights else storage())
-        return cls(mass, grids.spred_histogram(storage()), x, categories)
+            x = hist.Hist(*(integer(n, name) for n, name in zip(acceptance.shape, names)), storage=storage())
+        categories = hist.Hist(group, integer(source_categories, "category"), storage=storage()) if source_categories else None
+        (m_lo, m_hi), (s_lo, s_hi) = grids.mass_range_gev, grids.spred_range_gev
+        mass = hist.axis.Regular(grids.n_mass, m_lo, m_hi, underflow=False, overflow=False, name="mass", label="m(mu mu) [GeV]")
+        spred = hist.axis.Regular(grids.n_spred, s_lo, s_hi, transform=hist.axis.transform.log, name="sigma_pred", label="sigma_pred [GeV]")
+        mass_storage = hist.storage.Weight() if weights else storage()
+        return cls(hist.Hist(group, mass, storage=mass_storage), hist.Hist(group, spred, storage=storage()), x, categories)
 
     def storage(self, name: str, field: str | None = None) -> np.ndarray:
         """Histogram ``name``'s storage as ``_storage_order`` views it, made once: each ``Hist.view`` parses the buffer's format anew."""
