@@ -42,7 +42,7 @@ from lib.run.higgs import HIGGS_LABEL, run_higgs_validation
 from lib.run.changes import factor_change_lines, refit_lines, rerun_command
 from lib.run.outputs import check_output_dir, check_steps_agree, make_room, provenance, stamp_step
 from lib.run.preflight import preflight
-from lib.run.reduction import Executors, InputSource, executors, load_reduction, reading_line
+from lib.run.reduction import Executors, InputSource, Keep, executors, load_reduction, reading_line
 from lib.run.step1 import fit_categories
 from lib.run.step2 import queue_median_figure
 from lib.run.step3 import derive_factors
@@ -111,7 +111,7 @@ def _read(request: Request, config: Config, scheme: CategoryScheme, execs: Execu
     steps = request.selection.steps
     events = "step1" in steps and not request.selection.binned
     specs = (category_spec(config, scheme, fits="step1" in steps),)
-    reduction, source = load_reduction(request, config, scheme, execs, out, specs, events)
+    reduction, source = load_reduction(request, config, scheme, execs, out, Keep(specs, events))
     out.write_provenance(provenance(request, config, source, out.read_provenance()))
     return reduction, source
 
@@ -219,7 +219,7 @@ def read(config: Config, input_path: str | Path | None = None, year: str = "2018
     """The year's Stage-1 files reduced to per-category histograms (in this process)."""
     scheme = CategoryScheme.from_config(config.categories)
     with _in_memory(input_path, year, workers=0) as (request, execs, out):
-        reduction, _ = load_reduction(request, config, scheme, execs, out, (category_spec(config, scheme, fits=True),), events=False)
+        reduction, _ = load_reduction(request, config, scheme, execs, out, Keep((category_spec(config, scheme, fits=True),)))
     return reduction
 
 

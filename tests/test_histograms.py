@@ -13,7 +13,7 @@ from lib.errors import InputError
 from lib.histogram_specs import EventKeys, category_spec
 from lib.histograms import CategoryHistograms, HistogramPart, MassHistogram, grids_from_config
 from lib.io.merge import ReductionMerger
-from lib.io.reader import reduce_file
+from lib.io.reader import FileReading, Keep, reduce_file
 from lib.medians import compute_medians, histogram_quantiles
 from lib.resolution import median_error_order_statistic, weighted_median
 from tests.helpers_tables import random_stage1_table
@@ -33,7 +33,7 @@ def _files(tmp_path: Path, n_files: int, n: int, weights: bool) -> list[Path]:
 def _reduce(paths: list[Path], scheme, config, weighted: bool, order=None):
     specs = (category_spec(config, scheme),)
     weight = "wgt_nominal" if weighted else None
-    reductions = [reduce_file(p, scheme, WINDOW, weight, batch_rows=900, specs=specs, keep_events=True) for p in paths]
+    reductions = [reduce_file(p, FileReading(scheme, WINDOW, weight, 900, Keep(specs, events=True))) for p in paths]
     merger = ReductionMerger(paths, specs, weighted)
     for index in order if order is not None else range(len(paths)):
         merger.add(index, reductions[index])
@@ -78,7 +78,7 @@ def test_file_parts_travel_pickled_and_histograms_add_with_plus(tmp_path, scheme
     """A file's part travels to and from Dask workers pickled; the run's hist objects pickle, and ``+`` of two files' equals reading both."""
     paths = _files(tmp_path, 2, 3000, weights=True)
     spec = category_spec(config, scheme)
-    first, second = (reduce_file(p, scheme, WINDOW, "wgt_nominal", specs=(spec,), keep_events=False).histograms[0] for p in paths)
+    first, second = (reduce_file(p, FileReading(scheme, WINDOW, "wgt_nominal", keep=Keep((spec,)))).histograms[0] for p in paths)
     both = _reduce(paths, scheme, config, True).histograms[0]
     merged = CategoryHistograms.for_spec(spec, weighted=True)
     merged.add(pickle.loads(pickle.dumps(first)))
@@ -193,16 +193,16 @@ def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, 
     factors = np.random.default_rng(2).uniform(0.9, 1.3, scheme.n_categories)
     paths = _files(tmp_path, 2, 6000, weights=False)
 
-    def merged_reduction(specs: tuple, **kwargs: object) -> object:
-        merger = ReductionMerger(paths, specs, False)
+    def merged_reduction(keep: Keep) -> object:
+        merger = ReductionMerger(paths, keep.specs, False)
         for index, path in enumerate(paths):
-            merger.add(index, reduce_file(path, scheme, WINDOW, None, specs=specs, **kwargs))
+            merger.add(index, reduce_file(path, FileReading(scheme, WINDOW, None, keep=keep)))
         return merger.result()
 
-    scaling = measured_scaling(cfg, scheme, lambda grid: merged_reduction((), keep_events=False, profile=grid))
+    scaling = measured_scaling(cfg, scheme, lambda grid: merged_reduction(Keep(profile=grid)))
     assert (scaling is None) == (variable == "sigma_pred")
     specs = closure_specs(cfg, edges, factors, 91.188, grids_from_config(cfg, len(edges) - 1), scaling, source_categories=scheme.n_categories)
-    merged = merged_reduction(specs, keep_events=True, keep_muons=scaling is not None)
+    merged = merged_reduction(Keep(specs, events=True, muons=scaling is not None))
     from_events = samples_from_events(merged.skim, factors, edges, 91.188, variable, scaling, scheme.n_categories)
     from_histograms = samples_from_histograms(*merged.histograms, cfg.step2, "closure")
     width = cfg.step2.median_relative_bin_width

@@ -28,11 +28,10 @@ from typing import BinaryIO, Callable, Mapping, Sequence, TypeVar
 import numpy as np
 
 import lib
-from lib.histogram_specs import HistogramSpec
 from lib.histograms import CategoryHistograms
 from lib.io.atomic import atomic_path
 from lib.io.merge import Reduction, ReductionMerger
-from lib.io.reader import MUON_COLUMNS, Skim, reduce_file
+from lib.io.reader import MUON_COLUMNS, Keep, Skim, reduce_file
 
 __all__ = [
     "REDUCTION_CODE", "EntryStore", "content_key", "inputs_fingerprint", "load_cached_reduction", "reduction_key", "source_digest",
@@ -285,31 +284,29 @@ def _slot(n_histograms: int, events: bool, muons: bool) -> str:
     return f"h{n_histograms}{'e' if events else ''}{'m' if muons else ''}"
 
 
-def load_cached_reduction(
-    cache_dir: Path, key: str, specs: tuple[HistogramSpec, ...], events: bool, muons: bool = False
-) -> Reduction | None:  # fmt: skip
-    """The cached reduction for ``key`` (one set of histograms per spec, and/or events), or None.
+def load_cached_reduction(cache_dir: Path, key: str, keep: Keep) -> Reduction | None:
+    """The cached reduction for ``key`` (what ``keep`` keeps), or None.
 
     A bad cache entry is a warning and None: the caller recomputes and replaces it.
     """
-    store = EntryStore(cache_dir, "reduction")
-    reduction = store.load(_slot(len(specs), events, muons), key, lambda payload: _decode_reduction(payload, specs, events))
+    store, slot = EntryStore(cache_dir, "reduction"), _slot(len(keep.specs), keep.events, keep.muons)
+    reduction = store.load(slot, key, lambda payload: _decode_reduction(payload, keep))
     if reduction is not None:
-        log.info("using cached reduction %s (%d events kept)", store.path(_slot(len(specs), events, muons), key), reduction.n_kept)
+        log.info("using cached reduction %s (%d events kept)", store.path(slot, key), reduction.n_kept)
     return reduction
 
 
-def _decode_reduction(payload: BinaryIO, specs: tuple[HistogramSpec, ...], events: bool) -> Reduction:
+def _decode_reduction(payload: BinaryIO, keep: Keep) -> Reduction:
     with np.load(payload, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     histograms = tuple(
         CategoryHistograms.from_arrays(
             spec.grids, {k.split("_", 1)[1]: v for k, v in arrays.items() if k.startswith(f"h{i}_")}, spec.acceptance
         )
-        for i, spec in enumerate(specs)
+        for i, spec in enumerate(keep.specs)
     )
     muons = {c: arrays[c] for c in MUON_COLUMNS} if "mu1_pt" in arrays else None
-    skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"), muons) if events else None
+    skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"), muons) if keep.events else None
     counts = {k: int(arrays[k]) for k in _COUNTS}
     return Reduction(histograms, skim, **counts, profile=arrays.get("profile"))
 
