@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 
 # Modules the fit workers' forkserver imports before forking them: ROOT's libraries, loaded once.
 FIT_WORKER_PRELOAD = ("lib.fitting.warm",)
-# Workers a new Dask-Gateway cluster is scaled to when --workers is not given.
-GATEWAY_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -67,10 +65,7 @@ def executors(request: Request) -> Iterator[Executors]:
             from lib.cluster import dask_client
 
             client = stack.enter_context(
-                dask_client(
-                    execution.dask_mode, workers, execution.scheduler, execution.gateway,
-                    gateway_workers=execution.workers or GATEWAY_WORKERS, gateway_options=dict(execution.gateway_options),
-                )
+                dask_client(execution.dask_mode, execution.workers or None, execution.scheduler, execution.gateway, dict(execution.gateway_options))
             )  # fmt: skip
             dask = DaskExecutor(client)
             yield Executors(dask, dask, figures)
