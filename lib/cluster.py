@@ -11,7 +11,6 @@ client's.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any, Iterator
 from lib import console
 from lib.errors import CalibrationError, ExecutionError
 from lib.executor import default_workers
+from lib.io.cache import source_digest, source_files
 
 __all__ = ["dask_client", "package_versions", "CHECKED_PACKAGES"]
 
@@ -161,20 +161,14 @@ def _imported_version(name: str) -> str:
 
 
 def _code_zip(directory: Path) -> Path:
-    """The ``lib`` package as ``ebe_calib_<hash>.zip`` (the hash of its sources, so workers never reuse a stale copy).
+    """The ``lib`` package as ``ebe_calib_<digest>.zip``, named by the digest of its sources so workers never reuse a stale copy.
 
     Its C++ sources too: the fit workers compile ``lib/fitting/accepted_conv.cxx`` from the zip.
     """
-    package = Path(__file__).resolve().parent
-    sources = sorted(p for p in (*package.rglob("*.py"), *package.rglob("*.cxx")) if "__pycache__" not in p.parts)
-    digest = hashlib.sha256()
-    for path in sources:
-        digest.update(str(path.relative_to(package.parent)).encode())
-        digest.update(path.read_bytes())
-    target = directory / f"ebe_calib_{digest.hexdigest()[:12]}.zip"
+    target = directory / f"ebe_calib_{source_digest('lib')}.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sources:
-            archive.write(path, str(path.relative_to(package.parent)))
+        for relative, path in sorted(source_files("lib").items()):
+            archive.write(path, f"lib/{relative}")
     return target
 
 

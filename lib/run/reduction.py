@@ -85,13 +85,10 @@ class FileTask:
     path: str
     reading: FileReading
 
-    def run(self) -> FileReduction:
-        return reduce_file(self.path, self.reading)
-
 
 def _reduce_task(task: FileTask) -> FileReduction:
     """Module-level wrapper so a file reduction can run on a Dask worker."""
-    return task.run()
+    return reduce_file(task.path, task.reading)
 
 
 def _reduce_or_skip_task(task: FileTask) -> FileReduction | str:
@@ -102,7 +99,7 @@ def _reduce_or_skip_task(task: FileTask) -> FileReduction | str:
     non-numeric column means the wrong input rather than one damaged file, so it stays fatal.
     """
     try:
-        return task.run()
+        return _reduce_task(task)
     except InputError as err:
         if isinstance(err.__cause__, (OSError, pa.ArrowException)):
             return str(err)
