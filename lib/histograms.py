@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,15 +50,14 @@ if TYPE_CHECKING:
 __all__ = ["HistogramGrids", "HistogramContents", "HistogramPart", "CategoryHistograms", "MassHistogram", "grids_from_config"]
 
 
-def _storage_order(histogram: Hist, field: str | None) -> np.ndarray:
-    """The histogram's bins (flow included) as a flat plain-numpy view of its storage (``field`` of a ``Weight`` one), first axis fastest.
+def _plain_view(histogram: Hist, field: str | None) -> np.ndarray:
+    """The histogram's bins (flow included) as a plain-numpy view of its storage shaped as its axes (``field`` of a ``Weight`` one).
 
-    ``HistogramGrids.mass_keys``/``spred_keys``, the acceptance keys and a ``HistogramPart``'s
-    arrays are in this order. Counts are re-viewed as numpy's own ``int64``: the buffer's
-    ``long long`` is the same type under another code, which numpy's loops treat as a cast.
+    Counts are re-viewed as numpy's own ``int64``: the buffer's ``long long`` is the same type
+    under another code, which numpy's loops treat as a cast.
     """
-    flat = np.asarray(histogram.view(flow=True)).T.reshape(-1)
-    return flat[field] if field else flat.view(np.dtype(flat.dtype.str))
+    view = np.asarray(histogram.view(flow=True))
+    return view[field] if field else view.view(np.dtype(view.dtype.str))
 
 
 def _add_bincount(flat: np.ndarray, keys: np.ndarray, weights: np.ndarray | None = None) -> None:
@@ -94,11 +94,13 @@ class HistogramGrids:
         lo, hi = self.spred_range_gev
         return int(math.ceil(math.log(hi / lo) / math.log1p(self.spred_relative_width)))
 
-    @property
+    @cached_property
     def spred_edges(self) -> np.ndarray:
-        """The inner sigma_pred edges the medians interpolate on: those of the histogram's axis, from numpy."""
+        """The inner sigma_pred edges the medians interpolate on: those of the histogram's axis, from numpy (made once per grids)."""
         lo, hi = self.spred_range_gev
-        return np.geomspace(lo, hi, self.n_spred + 1)
+        edges = np.geomspace(lo, hi, self.n_spred + 1)
+        edges.flags.writeable = False  # shared by every caller
+        return edges
 
     def mass_keys(self, group: np.ndarray, mass: np.ndarray) -> np.ndarray:
         """Flat index of each event's (group, mass bin) in the histogram's storage; masses are inside the window by construction."""
@@ -200,12 +202,17 @@ class HistogramContents:
         mass_storage = hist.storage.Weight() if weights else storage()
         return cls(hist.Hist(group, mass, storage=mass_storage), hist.Hist(group, spred, storage=storage()), x, categories)
 
-    def storage(self, name: str, field: str | None = None) -> np.ndarray:
-        """Histogram ``name``'s storage as ``_storage_order`` views it, made once: each ``Hist.view`` parses the buffer's format anew."""
+    def view(self, name: str, field: str | None = None) -> np.ndarray:
+        """Histogram ``name``'s bins as ``_plain_view`` gives them, made once: each ``Hist.view`` parses the buffer's format anew."""
         views = self.__dict__.setdefault("_views", {})
         if (name, field) not in views:
-            views[name, field] = _storage_order(getattr(self, name), field)
+            views[name, field] = _plain_view(getattr(self, name), field)
         return views[name, field]
+
+    def storage(self, name: str, field: str | None = None) -> np.ndarray:
+        """Histogram ``name``'s bins as a flat view of its storage, first axis fastest: the order of
+        ``HistogramGrids.mass_keys``/``spred_keys``, the acceptance keys and a ``HistogramPart``'s arrays."""
+        return self.view(name, field).T.reshape(-1)
 
     def __getstate__(self) -> dict:
         """The histograms without the cached views, which would travel as copies."""
@@ -229,7 +236,7 @@ _ARRAYS = {
 
 @dataclass(frozen=True)
 class HistogramPart:
-    """One file's events in one spec's histograms: ``arrays`` named as in ``_ARRAYS``, each flat in ``_storage_order``.
+    """One file's events in one spec's histograms: ``arrays`` named as in ``_ARRAYS``, each flat in ``HistogramContents.storage`` order.
 
     Counts are ``int32`` (one file's fit), sums of weights ``float64``; ``pt_min`` is the smallest
     leading and subleading pT filled (with an acceptance grid).
@@ -358,8 +365,7 @@ class CategoryHistograms:
 
     def _row(self, kind: str, name: str, index: int, field: str | None = None) -> np.ndarray:
         """Group ``index``'s bins (flow included) of one histogram, as a contiguous copy."""
-        view = getattr(getattr(self, kind), name).view(flow=True)
-        return np.ascontiguousarray(view[index] if field is None else view[field][index])
+        return np.ascontiguousarray(getattr(self, kind).view(name, field)[index])
 
     def _contents(self, name: str, index: int) -> np.ndarray:
         """Sum of weights (events when unweighted) per bin of group ``index`` of one histogram."""
@@ -420,8 +426,7 @@ class CategoryHistograms:
         for name, (kind, histogram, field) in _ARRAYS.items():
             contents = getattr(self, kind)
             if contents is not None and getattr(contents, histogram) is not None:
-                view = getattr(contents, histogram).view(flow=True)
-                arrays[name] = np.ascontiguousarray(view if field is None else view[field])
+                arrays[name] = np.ascontiguousarray(contents.view(histogram, field))
         if self.pt_min is not None:
             arrays["pt_min"] = self.pt_min
         return arrays
@@ -441,11 +446,7 @@ class CategoryHistograms:
             if (target is None) != (name not in arrays):
                 raise ValueError(f"cached histograms and the requested ones disagree on {name}")
             if target is not None:
-                view = target.view(flow=True)
-                if field is None:
-                    view[...] = arrays[name]
-                else:
-                    view[field] = arrays[name]
+                contents.view(histogram, field)[...] = arrays[name]
         if hists.pt_min is not None:
             hists.pt_min[...] = arrays["pt_min"]
         return hists

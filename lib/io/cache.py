@@ -208,7 +208,7 @@ class EntryStore:
         except OSError as err:
             return self._ignored(path, f"unreadable ({err.strerror or err})")
 
-    def store(self, slot: str, key: str, payload: bytes) -> Path:
+    def store(self, slot: str, key: str, payload: bytes | memoryview) -> Path:
         """Write the entry atomically (header and payload in one file), then drop the slot's entries of other keys."""
         header = {"format": ENTRY_FORMAT, "kind": self.kind, "slot": slot, "key": key, "size": len(payload),
                   "crc32": zlib.crc32(payload)}  # fmt: skip
@@ -328,4 +328,4 @@ def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     slot = _slot(len(reduction.histograms), skim is not None, skim is not None and skim.muons is not None)
-    return EntryStore(cache_dir, "reduction").store(slot, key, buffer.getvalue())
+    return EntryStore(cache_dir, "reduction").store(slot, key, buffer.getbuffer())  # a view: the payload is not copied again
