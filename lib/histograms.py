@@ -421,12 +421,12 @@ class CategoryHistograms:
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The histograms as named ``(group, ...)`` arrays (for the cache); ``from_arrays`` reverses it."""
+        """The histograms as named ``(group, ...)`` arrays, views of their storage (for the cache); ``from_arrays`` reverses it."""
         arrays = {}
         for name, (kind, histogram, field) in _ARRAYS.items():
             contents = getattr(self, kind)
             if contents is not None and getattr(contents, histogram) is not None:
-                arrays[name] = np.ascontiguousarray(contents.view(histogram, field))
+                arrays[name] = contents.view(histogram, field)
         if self.pt_min is not None:
             arrays["pt_min"] = self.pt_min
         return arrays
