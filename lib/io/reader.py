@@ -55,7 +55,7 @@ class Keep:
 
     @property
     def needs_muon_eta(self) -> bool:
-        """The muons' eta rows are read by something kept (the skim's muons, the profile, a spec's keys), not only in steps 1-2."""
+        """Something kept reads the muons' eta (the skim's muon columns, the profile, a spec's keys); in steps 1-2 nothing does."""
         return self.muons or self.profile is not None or any(spec.needs_muon_eta for spec in self.specs)
 
 
