@@ -51,7 +51,7 @@ def dask_client(
     """
     try:
         import dask
-        import distributed  # noqa: F401 - missing, it is one line here rather than a traceback below
+        import distributed  # noqa: F401 - imported here so that a missing one is this line, not a traceback below
     except ImportError as err:
         raise CalibrationError("dask/distributed is not installed: pip install dask distributed (or use --no-dask-client)") from err
     console.quiet_libraries()  # distributed set up its own loggers on import
