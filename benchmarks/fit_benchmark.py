@@ -39,14 +39,14 @@ def load_jobs(root: Path, binned: bool, names: list[str] | None = None, max_even
     from lib.histogram_specs import category_spec
     from lib.medians import compute_medians
     from lib.outputs import OutputDir
-    from lib.run.reduction import Executors, FileReading, reduce_files
+    from lib.run.reduction import Executors, FileReading, Keep, reduce_files
 
     config = load_config()
     scheme = CategoryScheme.from_config(config.categories)
     files = sorted(root.glob(DATA_GLOB))
     inline = Executors(InlineExecutor(), InlineExecutor(), FigureQueue(0))
     specs = (category_spec(config, scheme),)
-    reading = FileReading(scheme, config.selection.z_window_gev, None, config.input.batch_rows, specs, events=not binned)
+    reading = FileReading(scheme, config.selection.z_window_gev, None, config.input.batch_rows, Keep(specs, events=not binned))
     reduction = reduce_files(files, inline, reading, progress="")
     if reduction.skim is not None and max_events is not None and len(reduction.skim) > max_events:
         reduction.skim = reduction.skim.select(np.arange(len(reduction.skim)) < max_events)

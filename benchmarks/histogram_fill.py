@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lib.categories import CategoryScheme  # noqa: E402
 from lib.config import load_config  # noqa: E402
 from lib.histogram_specs import category_spec  # noqa: E402
-from lib.histograms import CategoryHistograms  # noqa: E402
+from lib.histograms import HistogramPart  # noqa: E402
 from lib.io.merge import ReductionMerger  # noqa: E402
-from lib.io.reader import CHUNK_ROWS, KINEMATIC_COLUMNS, FileReduction, _batch_part, _reduce_chunk, find_files, reduce_file  # noqa: E402
+from lib.io.reader import CHUNK_ROWS, FileReading, FileReduction, Keep, _batch_part, _reduce_chunk, find_files, reduce_file  # noqa: E402
 
 
 def best_cpu(action: Callable[[], object], repeat: int) -> float:
@@ -46,26 +46,21 @@ def best_cpu(action: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def keyed_files(paths: list[Path], config, scheme: CategoryScheme, specs: tuple, weight_column: str | None) -> list[list]:
+def keyed_files(paths: list[Path], reading: FileReading) -> list[list]:
     """Per file, its chunks reduced to keys (the reader's ``_Part``), nothing timed."""
     files = []
     for path in paths:
-        columns = list(KINEMATIC_COLUMNS) + ([weight_column] if weight_column else [])
-        table = pq.read_table(path, columns=columns)
-        arrays = {c: table.column(c).to_numpy() for c in columns}
-        n = table.num_rows
-        files.append([
-            _reduce_chunk({c: v[s : s + CHUNK_ROWS] for c, v in arrays.items()}, scheme, config.selection.z_window_gev, weight_column, specs, False)
-            for s in range(0, n, CHUNK_ROWS)
-        ])  # fmt: skip
+        table = pq.read_table(path, columns=reading.columns)
+        arrays = {c: table.column(c).to_numpy() for c in reading.columns}
+        files.append([_reduce_chunk({c: v[s : s + CHUNK_ROWS] for c, v in arrays.items()}, reading) for s in range(0, table.num_rows, CHUNK_ROWS)])
     return files
 
 
-def fill(files: list[list], specs: tuple, weighted: bool) -> list[tuple[CategoryHistograms, ...]]:
+def fill(files: list[list], specs: tuple, weighted: bool) -> list[tuple[HistogramPart, ...]]:
     """Each file's histograms, its chunks added as the reading thread adds them."""
     out = []
     for parts in files:
-        histograms = tuple(CategoryHistograms.for_spec(spec, weighted) for spec in specs)
+        histograms = tuple(HistogramPart.for_spec(spec, weighted) for spec in specs)
         done = []
         for part in parts:
             future: Future = Future()
@@ -76,17 +71,17 @@ def fill(files: list[list], specs: tuple, weighted: bool) -> list[tuple[Category
     return out
 
 
-def merge(paths: list[Path], specs: tuple, weighted: bool, per_file: list[tuple[CategoryHistograms, ...]]) -> None:
+def merge(paths: list[Path], specs: tuple, weighted: bool, per_file: list[tuple[HistogramPart, ...]]) -> None:
     merger = ReductionMerger(paths, specs, weighted)
     for index in range(len(paths)):
         merger.add(index, FileReduction(str(paths[index]), None, per_file[index], 0, 0, 0, 0))
     merger.result()
 
 
-def reduce_all(paths: list[Path], scheme: CategoryScheme, config, specs: tuple, weight_column: str | None) -> None:
-    merger = ReductionMerger(paths, specs, weight_column is not None)
+def reduce_all(paths: list[Path], reading: FileReading) -> None:
+    merger = ReductionMerger(paths, reading.keep.specs, reading.weight_column is not None)
     for index, path in enumerate(paths):
-        merger.add(index, reduce_file(path, scheme, config.selection.z_window_gev, weight_column, threads=1, specs=specs, keep_events=False))
+        merger.add(index, reduce_file(path, reading, threads=1))
     merger.result()
 
 
@@ -102,12 +97,13 @@ def main() -> None:
     for label, glob, weight_column in (("Data", config.input.data_glob, None), ("MC", config.input.mc_glob, config.input.weight_column)):
         paths = find_files(args.input, glob, args.year)
         weighted = weight_column is not None
-        files = keyed_files(paths, config, scheme, specs, weight_column)
+        reading = FileReading(scheme, config.selection.z_window_gev, weight_column, keep=Keep(specs))
+        files = keyed_files(paths, reading)
         n_events = sum(k.spred.size for parts in files for p in parts for k in p.keys)
         per_file = fill(files, specs, weighted)
         t_fill = best_cpu(lambda: fill(files, specs, weighted), args.repeat)
         t_merge = best_cpu(lambda: merge(paths, specs, weighted, per_file), args.repeat)
-        t_reduce = best_cpu(lambda: reduce_all(paths, scheme, config, specs, weight_column), max(1, args.repeat // 2))
+        t_reduce = best_cpu(lambda: reduce_all(paths, reading), max(1, args.repeat // 2))
         print(f"{label}: {len(paths)} files, {n_events} events kept: fill {1e3 * t_fill:.0f} ms, merge {1e3 * t_merge:.0f} ms, "
               f"reduce (read+key+fill+merge) {1e3 * t_reduce:.0f} ms CPU")  # fmt: skip
 

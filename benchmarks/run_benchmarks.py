@@ -132,12 +132,12 @@ def time_reading(kind: str, root: Path) -> tuple[float, float]:
         from lib.executor import InlineExecutor
         from lib.figures import FigureQueue
         from lib.histogram_specs import category_spec
-        from lib.run.reduction import Executors, FileReading, reduce_files
+        from lib.run.reduction import Executors, FileReading, Keep, reduce_files
 
         config = load_config()
         scheme = CategoryScheme.from_config(config.categories)
         inline = Executors(InlineExecutor(), InlineExecutor(), FigureQueue(0))
-        reading = FileReading(scheme, config.selection.z_window_gev, None, config.input.batch_rows, (category_spec(config, scheme),))
+        reading = FileReading(scheme, config.selection.z_window_gev, None, config.input.batch_rows, Keep((category_spec(config, scheme),)))
 
         def read() -> None:
             reduce_files(files, inline, reading, progress="")

@@ -128,15 +128,18 @@ class AcceptanceGrid:
             sq1, sq2 = four_pt_squared_at_masses(
                 muons["mu1_pt"][part], muons["mu1_eta"][part], muons["mu2_pt"][part], muons["mu2_eta"][part], mass[part], self.knots
             )  # fmt: skip
-            passes = np.minimum(sq1, sq2) >= sub_lo
+            passes = sq1 >= sub_lo
+            passes &= sq2 >= sub_lo
             lead = np.maximum(sq1, sq2, out=sq1)
             passes &= lead >= lead_lo
             passes &= lead < lead_hi
             key = (group[part].astype(np.int32) % n_groups + np.argmax(passes, axis=0).astype(np.int32) * first_stride)[None, :]
             key = key + knot_part
+            window = np.zeros(lead.shape, np.int8)  # counted in bytes, scaled to its stride once
             for edge in edges[1:-1]:
-                key += (lead >= edge).view(np.int8) * window_stride
-            key[~passes] = self.size
+                window += (lead >= edge).view(np.int8)
+            key += window * window_stride
+            np.putmask(key, ~passes, self.size)
             keys.append(key)
         flat = np.concatenate(keys, axis=1).ravel() if keys else np.empty(0, np.int32)
         return AcceptanceKeys(flat, len(mass))

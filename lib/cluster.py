@@ -11,7 +11,6 @@ client's.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -23,6 +22,8 @@ from typing import Any, Iterator
 
 from lib import console
 from lib.errors import CalibrationError, ExecutionError
+from lib.executor import default_workers
+from lib.io.cache import source_digest, source_files
 
 __all__ = ["dask_client", "package_versions", "CHECKED_PACKAGES"]
 
@@ -35,11 +36,13 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def dask_client(
-    mode: str, workers: int, scheduler: str | None = None, gateway: str | None = None, gateway_workers: int = 4,
+    mode: str, workers: int | None = None, scheduler: str | None = None, gateway: str | None = None,
     gateway_options: dict[str, str] | None = None, connect_timeout_s: float | None = None,
 ) -> Iterator[Any]:  # fmt: skip
     """Yield a ``distributed.Client`` for ``mode`` in {"local", "scheduler", "gateway"}, closed afterwards.
 
+    ``workers``: the processes of a local cluster (None: one per core), or those a new Gateway
+    cluster is scaled to (None: ``GATEWAY_WORKERS``); a scheduler's workers are its own.
     ``connect_timeout_s``: how long a scheduler may take to answer (None: ``CONNECT_TIMEOUT_S``).
 
     Raises:
@@ -48,7 +51,7 @@ def dask_client(
     """
     try:
         import dask
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401 - imported here so that a missing one is this line, not a traceback below
     except ImportError as err:
         raise CalibrationError("dask/distributed is not installed: pip install dask distributed (or use --no-dask-client)") from err
     console.quiet_libraries()  # distributed set up its own loggers on import
@@ -56,37 +59,61 @@ def dask_client(
     # A worker that dies twice on a task (e.g. ROOT segfault) gives up on it instead of killing the run.
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         if mode == "local":
-            # ":0": any free port for the scheduler's HTTP endpoints; with the default 8787 taken by
-            # another cluster on the node, distributed leaks the probing socket before falling back.
-            # silence_logs: the worker processes' own distributed loggers. At their default (WARNING) a
-            # busy machine printed "Failed to communicate with scheduler during heartbeat" and a
-            # CommClosedError traceback as the cluster shut down; task failures reach the tool
-            # through the client (one line each), so nothing the user needs goes through them.
-            with LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1",
-                silence_logs=logging.CRITICAL,
-            ) as cluster, Client(cluster) as client:
-                log.info("local Dask cluster with %d worker processes", workers)
+            with _local_client(workers or default_workers()) as client:
                 yield client
         elif mode == "scheduler":
-            address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get("scheduler-address", None)
-            if not address:
-                raise CalibrationError("--scheduler needs an address (or set DASK_SCHEDULER_ADDRESS)")
-            try:
-                client = Client(address, timeout=CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s)
-            except OSError as err:
-                raise CalibrationError(f"no Dask scheduler answers at {address} ({type(err).__name__})") from err
-            with client, _lost_scheduler_is_one_line(address):
-                log.info("connected to Dask scheduler %s", address)
-                prepare_remote_workers(client, address)
+            with _scheduler_client(scheduler, CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s) as client:
                 yield client
         elif mode == "gateway":
             where = gateway or "the Dask-Gateway"
-            with _gateway_client(gateway, gateway_workers, gateway_options or {}) as client, _lost_scheduler_is_one_line(where):
+            with _gateway_client(gateway, workers or GATEWAY_WORKERS, gateway_options or {}) as client, _lost_scheduler_is_one_line(where):
                 prepare_remote_workers(client, where)
                 yield client
         else:
             raise CalibrationError(f"unknown Dask mode '{mode}'")
+
+
+@contextmanager
+def _local_client(workers: int) -> Iterator[Any]:
+    """A client of a new cluster of ``workers`` single-threaded processes on this machine.
+
+    ``":0"``: any free port for the scheduler's HTTP endpoints; with the default 8787 taken by
+    another cluster on the node, distributed leaks the probing socket before falling back.
+    ``silence_logs``: the worker processes' own distributed loggers. At their default (WARNING) a
+    busy machine printed "Failed to communicate with scheduler during heartbeat" and a
+    CommClosedError traceback as the cluster shut down; task failures reach the tool through the
+    client (one line each), so nothing the user needs goes through them.
+    """
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1", silence_logs=logging.CRITICAL
+    ) as cluster, Client(cluster) as client:  # fmt: skip
+        log.info("local Dask cluster with %d worker processes", workers)
+        yield client
+
+
+@contextmanager
+def _scheduler_client(address: str | None, timeout_s: float) -> Iterator[Any]:
+    """A client of the scheduler at ``address`` (None: ``DASK_SCHEDULER_ADDRESS`` or Dask's configuration), its workers prepared.
+
+    Raises:
+        CalibrationError: no address is known, or no scheduler answers there within ``timeout_s``.
+    """
+    import dask
+    from distributed import Client
+
+    address = address or os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get("scheduler-address", None)
+    if not address:
+        raise CalibrationError("--scheduler needs an address (or set DASK_SCHEDULER_ADDRESS)")
+    try:
+        client = Client(address, timeout=timeout_s)
+    except OSError as err:
+        raise CalibrationError(f"no Dask scheduler answers at {address} ({type(err).__name__})") from err
+    with client, _lost_scheduler_is_one_line(address):
+        log.info("connected to Dask scheduler %s", address)
+        prepare_remote_workers(client, address)
+        yield client
 
 
 @contextmanager
@@ -105,6 +132,8 @@ def _lost_scheduler_is_one_line(address: str) -> Iterator[None]:
 
 
 CONNECT_TIMEOUT_S = 20
+# Workers a new Dask-Gateway cluster is scaled to when none are asked for.
+GATEWAY_WORKERS = 4
 # How long a scheduler or a new Gateway cluster may take to offer its first worker.
 WORKER_WAIT_S = 300
 
@@ -132,20 +161,14 @@ def _imported_version(name: str) -> str:
 
 
 def _code_zip(directory: Path) -> Path:
-    """The ``lib`` package as ``ebe_calib_<hash>.zip`` (the hash of its sources, so workers never reuse a stale copy).
+    """The ``lib`` package as ``ebe_calib_<digest>.zip``, named by the digest of its sources so workers never reuse a stale copy.
 
     Its C++ sources too: the fit workers compile ``lib/fitting/accepted_conv.cxx`` from the zip.
     """
-    package = Path(__file__).resolve().parent
-    sources = sorted(p for p in (*package.rglob("*.py"), *package.rglob("*.cxx")) if "__pycache__" not in p.parts)
-    digest = hashlib.sha256()
-    for path in sources:
-        digest.update(str(path.relative_to(package.parent)).encode())
-        digest.update(path.read_bytes())
-    target = directory / f"ebe_calib_{digest.hexdigest()[:12]}.zip"
+    target = directory / f"ebe_calib_{source_digest('lib')}.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sources:
-            archive.write(path, str(path.relative_to(package.parent)))
+        for relative, path in sorted(source_files("lib").items()):
+            archive.write(path, f"lib/{relative}")
     return target
 
 

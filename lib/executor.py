@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_sentinels
 from typing import Any, Callable, Protocol, Sequence
@@ -236,19 +236,29 @@ class _Progress:
             log.info("%s: %d/%d done in %.1f s (%.1f/s)", self.label, self.done, self.total, elapsed, rate)
 
 
-def _deliver(
-    i: int, result: Any, results: dict[int, Any], on_result: Callable[[int, Any], None] | None, keep: bool, bar: _Progress,
-    cancel_rest: Callable[[], object],
-) -> None:  # fmt: skip
-    """One finished task's result: an expected failure cancels the tasks still pending and is raised; any other result is
-    handed to ``on_result`` and kept in ``results`` (``None`` there unless ``keep``)."""
-    if isinstance(result, TaskFailure):
-        cancel_rest()
-        result.reraise()
-    if on_result:
-        on_result(i, result)
-    results[i] = result if keep else None
-    bar.step()
+@dataclass
+class _Delivery:
+    """Where a map's finished results go, in every executor: ``on_result`` as each arrives, then ``results``
+    (``None`` there unless ``keep``), one step of the progress line each."""
+
+    bar: _Progress
+    on_result: Callable[[int, Any], None] | None
+    keep: bool
+    results: dict[int, Any] = field(default_factory=dict)
+
+    def deliver(self, i: int, result: Any, cancel_rest: Callable[[], object]) -> None:
+        """One finished task's result; an expected failure cancels the tasks still pending and is raised."""
+        if isinstance(result, TaskFailure):
+            cancel_rest()
+            result.reraise()
+        if self.on_result:
+            self.on_result(i, result)
+        self.results[i] = result if self.keep else None
+        self.bar.step()
+
+    def in_order(self, n_tasks: int) -> list[Any]:
+        """The results of every task, in task order."""
+        return [self.results[i] for i in range(n_tasks)]
 
 
 class InlineExecutor:
@@ -258,16 +268,11 @@ class InlineExecutor:
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
         on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
-        bar = _Progress(progress, len(tasks))
-        out = []
+        delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
         for i, task in enumerate(tasks):
-            result = func(task)
-            if on_result:
-                on_result(i, result)
-            out.append(result if keep else None)
-            bar.step()
-        bar.finish()
-        return out
+            delivery.deliver(i, func(task), cancel_rest=lambda: None)
+        delivery.bar.finish()
+        return delivery.in_order(len(tasks))
 
 
 class ProcessExecutor:
@@ -293,30 +298,21 @@ class ProcessExecutor:
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
         on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
-        bar = _Progress(progress, len(tasks))
-        results: dict[int, Any] = {}
-        in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, results, bar, on_result, keep)
+        delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
+        in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, delivery)
         lost = []
         for i in in_flight_at_crash:
             log.info("worker process died while '%s' was running; re-running it alone", names[i])
-            if self._run_pool(func, tasks, [i], 1, results, bar, on_result, keep):
+            if self._run_pool(func, tasks, [i], 1, delivery):
                 lost.append(names[i])
-        bar.finish()
+        delivery.bar.finish()
         if lost:
             raise ExecutionError(_lost_line(lost, "the worker process died on each of 2 tries (a crash such as a ROOT segfault, a kill, "
                                                   "the memory limit) or ran past the time limit"))  # fmt: skip
-        return [results[i] for i in range(len(tasks))]
+        return delivery.in_order(len(tasks))
 
     def _run_pool(
-        self,
-        func: Callable[[Any], Any],
-        tasks: Sequence[Any],
-        indices: list[int],
-        workers: int,
-        results: dict[int, Any],
-        bar: _Progress,
-        on_result: Callable[[int, Any], None] | None,
-        keep: bool,
+        self, func: Callable[[Any], Any], tasks: Sequence[Any], indices: list[int], workers: int, delivery: _Delivery
     ) -> list[int]:
         """Run ``indices``; return those whose result was lost to a broken pool or a timeout."""
         lost: list[int] = []
@@ -335,7 +331,7 @@ class ProcessExecutor:
                     except BrokenProcessPool:
                         lost.append(i)
                         continue
-                    _deliver(i, result, results, on_result, keep, bar, lambda: [other.cancel() for other in pending])
+                    delivery.deliver(i, result, lambda: [other.cancel() for other in pending])
                 if self.task_timeout_s and not done and time.monotonic() - started > self.task_timeout_s * len(indices):
                     log.info("tasks exceeded %.0f s; stopping the worker pool and re-running each alone", self.task_timeout_s)
                     stop_pool(pool)
@@ -372,9 +368,8 @@ class DaskExecutor:
         from distributed.comm import CommClosedError
         from distributed.scheduler import KilledWorker
 
-        bar = _Progress(progress, len(tasks))
+        delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
         keys = [f"{func.__name__}-{n}-{os.getpid()}-{time.time_ns()}" for n in names]
-        results: dict[int, Any] = {}
         lost: list[str] = []
         try:
             futures = self.client.map(functools.partial(_captured, func, console.current_level()), list(tasks), key=keys)
@@ -389,15 +384,15 @@ class DaskExecutor:
                 except Exception:
                     self.client.cancel(futures)  # a bug in the task: the others' results would not be used
                     raise
-                _deliver(i, result, results, on_result, keep, bar, lambda: self.client.cancel(futures))
+                delivery.deliver(i, result, lambda: self.client.cancel(futures))
                 fut.release()
         except (CancelledError, CommClosedError) as err:  # the futures of a lost scheduler come back cancelled
             raise ExecutionError(f"lost the Dask scheduler{self._address()} ({type(err).__name__}): "
-                                 f"{len(tasks) - len(results)} of {len(tasks)} tasks did not finish; re-run to resume") from err  # fmt: skip
-        bar.finish()
+                                 f"{len(tasks) - len(delivery.results)} of {len(tasks)} tasks did not finish; re-run to resume") from err  # fmt: skip
+        delivery.bar.finish()
         if lost:
             raise ExecutionError(_lost_line(lost, "Dask workers died running it on every try (KilledWorker)"))
-        return [results[i] for i in range(len(tasks))]
+        return delivery.in_order(len(tasks))
 
     def _address(self) -> str:
         """`` at tcp://host:port`` when the client knows it."""

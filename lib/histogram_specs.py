@@ -3,7 +3,7 @@
 Steps 1-2 group events by category (``ByCategory``); the closure test and the Higgs check by bins
 of (calibrated) sigma_pred (``ByPredictedResolution``). A ``HistogramSpec`` joins a grouping to the
 grids (``lib.histograms``) and to what else is counted (the window acceptance, the source
-categories), and turns a chunk's events into the flat keys ``CategoryHistograms.add_keys`` adds.
+categories), and turns a chunk's events into the flat keys ``HistogramPart.add_keys`` adds.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class ByPredictedResolution:
 
 @dataclass(frozen=True)
 class EventKeys:
-    """Where a chunk's selected events fall in the histograms of one spec (``CategoryHistograms.add_keys``)."""
+    """Where a chunk's selected events fall in the histograms of one spec (``HistogramPart.add_keys``)."""
 
     mass: np.ndarray | None  # None: only sigma_pred is histogrammed
     spred: np.ndarray

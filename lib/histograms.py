@@ -3,8 +3,8 @@
 In binned mode, steps 1-2 (groups: categories), the closure test and the Higgs check (groups: bins
 of calibrated sigma_pred) need, per group, the mass histogram the fit is made on and enough of the
 sigma_pred distribution to take its median. Both are fixed-size ``hist`` histograms, so memory does
-not grow with the number of events, and per-file histograms add up with ``+`` and pickle to and
-from any worker. Which events go to which group is ``lib.histogram_specs``' business.
+not grow with the number of events, and a run's histograms pickle and add up with ``+``. Which
+events go to which group is ``lib.histogram_specs``' business.
 
 - Mass: a uniform fine grid over the Z window; every binned fit's bins are sums of its bins.
 - sigma_pred: a log-spaced grid of constant relative bin width, with under- and overflow. The
@@ -19,45 +19,45 @@ Event counts (``Int64``) and sums of weights (``Weight`` for the mass: sum w and
 elsewhere) are separate histograms: the medians need each bin's events as well as its weight, and
 the merge adds counts as files arrive but weights in file order (``lib.io.merge``).
 
-The bin of each event is computed with numpy (``HistogramGrids.mass_keys``/``spred_keys``) and
-added into the histogram's storage with ``np.add.at``, not with ``Hist.fill``: ``fill`` bins with
-its own arithmetic, which puts some masses lying on a fine-grid edge in the neighbouring bin,
-and it is slower than ``np.add.at`` on the same events (``benchmarks/histogram_fill.py``). What
-``hist`` costs more is a constant per file: its storage is zeroed when made, 64-bit, where numpy's
-``zeros`` leaves pages the fill never touches to the kernel.
+A file is filled into a ``HistogramPart``: plain arrays laid out as the hist objects' storage, which
+a reading task hands back (from a Dask worker too) and the run's ``CategoryHistograms`` add. A
+file's share is filled once, added and dropped, so hist objects would buy it nothing and cost a
+constant per file: their storage is written when made, where numpy's ``zeros`` leaves the pages
+the fill never touches to the kernel; one file's counts fit ``int32``, half of what a worker
+sends back. The bin of each event is computed with numpy (``HistogramGrids.mass_keys``/
+``spred_keys``) and added with ``np.add.at``, not with ``Hist.fill``: ``fill`` bins with its own
+arithmetic, which puts some masses lying on a fine-grid edge in the neighbouring bin, and it is
+slower than ``np.add.at`` on the same events (``benchmarks/histogram_fill.py``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
-import hist
 import numpy as np
-from hist import Hist
 
 if TYPE_CHECKING:
+    import hist
+    from hist import Hist
+
     from lib.acceptance import AcceptanceGrid
     from lib.config import Config
     from lib.histogram_specs import EventKeys, HistogramSpec
 
-__all__ = ["HistogramGrids", "HistogramContents", "CategoryHistograms", "MassHistogram", "grids_from_config"]
+__all__ = ["HistogramGrids", "HistogramContents", "HistogramPart", "CategoryHistograms", "MassHistogram", "grids_from_config"]
 
 
-def _integer_axis(n: int, name: str) -> hist.axis.Integer:
-    return hist.axis.Integer(0, n, underflow=False, overflow=False, name=name)
+def _plain_view(histogram: Hist, field: str | None) -> np.ndarray:
+    """The histogram's bins (flow included) as a plain-numpy view of its storage shaped as its axes (``field`` of a ``Weight`` one).
 
-
-def _storage_order(histogram: Hist, field: str | None) -> np.ndarray:
-    """The histogram's bins (flow included) as a flat plain-numpy view of its storage (``field`` of a ``Weight`` one), first axis fastest.
-
-    ``HistogramGrids.mass_keys``/``spred_keys`` and the acceptance keys index this order. Counts
-    are re-viewed as numpy's own ``int64``: the buffer's ``long long`` is the same type under
-    another code, for which ``np.add.at`` takes its slow path.
+    Counts are re-viewed as numpy's own ``int64``: the buffer's ``long long`` is the same type
+    under another code, which numpy's loops treat as a cast.
     """
-    flat = np.asarray(histogram.view(flow=True)).T.reshape(-1)
-    return flat[field] if field else flat.view(np.dtype(flat.dtype.str))
+    view = np.asarray(histogram.view(flow=True))
+    return view[field] if field else view.view(np.dtype(view.dtype.str))
 
 
 def _add_bincount(flat: np.ndarray, keys: np.ndarray, weights: np.ndarray | None = None) -> None:
@@ -94,23 +94,13 @@ class HistogramGrids:
         lo, hi = self.spred_range_gev
         return int(math.ceil(math.log(hi / lo) / math.log1p(self.spred_relative_width)))
 
-    @property
+    @cached_property
     def spred_edges(self) -> np.ndarray:
-        """The inner sigma_pred edges the medians interpolate on: those of the histogram's axis, from numpy."""
+        """The inner sigma_pred edges the medians interpolate on: those of the histogram's axis, from numpy (made once per grids)."""
         lo, hi = self.spred_range_gev
-        return np.geomspace(lo, hi, self.n_spred + 1)
-
-    def mass_histogram(self, storage: hist.storage.Storage) -> Hist:
-        """Empty ``(group, mass)`` histogram over the Z window, no under- or overflow."""
-        lo, hi = self.mass_range_gev
-        mass = hist.axis.Regular(self.n_mass, lo, hi, underflow=False, overflow=False, name="mass", label="m(mu mu) [GeV]")
-        return Hist(_integer_axis(self.n_categories, "group"), mass, storage=storage)
-
-    def spred_histogram(self, storage: hist.storage.Storage) -> Hist:
-        """Empty ``(group, sigma_pred)`` histogram on the log-spaced grid, with under- and overflow."""
-        lo, hi = self.spred_range_gev
-        spred = hist.axis.Regular(self.n_spred, lo, hi, transform=hist.axis.transform.log, name="sigma_pred", label="sigma_pred [GeV]")
-        return Hist(_integer_axis(self.n_categories, "group"), spred, storage=storage)
+        edges = np.geomspace(lo, hi, self.n_spred + 1)
+        edges.flags.writeable = False  # shared by every caller
+        return edges
 
     def mass_keys(self, group: np.ndarray, mass: np.ndarray) -> np.ndarray:
         """Flat index of each event's (group, mass bin) in the histogram's storage; masses are inside the window by construction."""
@@ -188,37 +178,45 @@ class HistogramContents:
 
     @classmethod
     def empty(cls, grids: HistogramGrids, acceptance: AcceptanceGrid | None, source_categories: int, weights: bool) -> HistogramContents:
-        """Zero histograms: ``Int64`` event counts, or sums of weights (``Weight`` for the mass, whose sum w^2 the fits need)."""
+        """Zero histograms: ``Int64`` event counts, or sums of weights (``Weight`` for the mass, whose sum w^2 the fits need).
+
+        The mass over the Z window has no under- or overflow, sigma_pred's log-spaced grid has both.
+        ``hist`` is imported here rather than with the module: a Dask worker fills ``HistogramPart``s
+        only and never needs it.
+        """
+        import hist
+
+        def integer(n: int, name: str) -> hist.axis.Integer:
+            return hist.axis.Integer(0, n, underflow=False, overflow=False, name=name)
+
         storage = hist.storage.Double if weights else hist.storage.Int64
+        group = integer(grids.n_categories, "group")
         x = None
         if acceptance is not None:
             names = ("group", "window", "knot", "first_passing_knot")
-            x = Hist(*(_integer_axis(n, name) for n, name in zip(acceptance.shape, names)), storage=storage())
-        categories = None
-        if source_categories:
-            categories = Hist(_integer_axis(grids.n_categories, "group"), _integer_axis(source_categories, "category"), storage=storage())
-        mass = grids.mass_histogram(hist.storage.Weight() if weights else storage())
-        return cls(mass, grids.spred_histogram(storage()), x, categories)
+            x = hist.Hist(*(integer(n, name) for n, name in zip(acceptance.shape, names)), storage=storage())
+        categories = hist.Hist(group, integer(source_categories, "category"), storage=storage()) if source_categories else None
+        (m_lo, m_hi), (s_lo, s_hi) = grids.mass_range_gev, grids.spred_range_gev
+        mass = hist.axis.Regular(grids.n_mass, m_lo, m_hi, underflow=False, overflow=False, name="mass", label="m(mu mu) [GeV]")
+        spred = hist.axis.Regular(grids.n_spred, s_lo, s_hi, transform=hist.axis.transform.log, name="sigma_pred", label="sigma_pred [GeV]")
+        mass_storage = hist.storage.Weight() if weights else storage()
+        return cls(hist.Hist(group, mass, storage=mass_storage), hist.Hist(group, spred, storage=storage()), x, categories)
 
-    def storage(self, name: str, field: str | None = None) -> np.ndarray:
-        """Histogram ``name``'s storage as ``_storage_order`` views it, made once: each ``Hist.view`` parses the buffer's format anew."""
+    def view(self, name: str, field: str | None = None) -> np.ndarray:
+        """Histogram ``name``'s bins as ``_plain_view`` gives them, made once: each ``Hist.view`` parses the buffer's format anew."""
         views = self.__dict__.setdefault("_views", {})
         if (name, field) not in views:
-            views[name, field] = _storage_order(getattr(self, name), field)
+            views[name, field] = _plain_view(getattr(self, name), field)
         return views[name, field]
+
+    def storage(self, name: str, field: str | None = None) -> np.ndarray:
+        """Histogram ``name``'s bins as a flat view of its storage, first axis fastest: the order of
+        ``HistogramGrids.mass_keys``/``spred_keys``, the acceptance keys and a ``HistogramPart``'s arrays."""
+        return self.view(name, field).T.reshape(-1)
 
     def __getstate__(self) -> dict:
         """The histograms without the cached views, which would travel as copies."""
         return {k: v for k, v in self.__dict__.items() if k != "_views"}
-
-    def __iadd__(self, other: HistogramContents) -> HistogramContents:
-        self.mass += other.mass
-        self.spred += other.spred
-        if self.acceptance is not None:
-            self.acceptance += other.acceptance
-        if self.categories is not None:
-            self.categories += other.categories
-        return self
 
 
 # The histograms as named arrays of shape (group, ...) (the reduction cache's format): which
@@ -236,9 +234,83 @@ _ARRAYS = {
 }
 
 
+@dataclass(frozen=True)
+class HistogramPart:
+    """One file's events in one spec's histograms: ``arrays`` named as in ``_ARRAYS``, each flat in ``HistogramContents.storage`` order.
+
+    Counts are ``int32`` (one file's fit), sums of weights ``float64``; ``pt_min`` is the smallest
+    leading and subleading pT filled (with an acceptance grid).
+    """
+
+    grids: HistogramGrids
+    acceptance: AcceptanceGrid | None
+    arrays: dict[str, np.ndarray]
+    pt_min: np.ndarray | None
+
+    @classmethod
+    def for_spec(cls, spec: HistogramSpec, weighted: bool) -> HistogramPart:
+        """Zero arrays of what ``spec`` fills."""
+        return cls.zeros(spec.grids, weighted, spec.acceptance, spec.source_categories)
+
+    @classmethod
+    def zeros(
+        cls, grids: HistogramGrids, weighted: bool, acceptance: AcceptanceGrid | None = None, source_categories: int = 0
+    ) -> HistogramPart:
+        """Zero arrays of the mass and sigma_pred histograms, and of the acceptance and source categories where counted."""
+        n = grids.n_categories
+        sizes = {"mass": n * grids.n_mass, "spred": n * (grids.n_spred + 2), "categories": n * source_categories,
+                 "acceptance": math.prod(acceptance.shape) if acceptance is not None else 0}  # fmt: skip
+        arrays = {
+            name: np.zeros(sizes[histogram], np.int32 if kind == "counts" else np.float64)
+            for name, (kind, histogram, _) in _ARRAYS.items()
+            if sizes[histogram] and (kind == "counts" or weighted)
+        }
+        return cls(grids, acceptance, arrays, np.full(2, np.inf) if acceptance is not None else None)
+
+    @property
+    def weighted(self) -> bool:
+        return "mass_sumw" in self.arrays
+
+    def add_keys(self, keys: EventKeys) -> None:
+        """Add a chunk's events given by their flat keys (no mass keys: sigma_pred only), in place.
+
+        The 1 added has the counts' own type: a Python int takes ``np.add.at``'s slow path.
+        """
+        arrays, one = self.arrays, np.int32(1)
+        if keys.mass is not None:
+            np.add.at(arrays["mass_counts"], keys.mass, one)
+        np.add.at(arrays["spred_counts"], keys.spred, one)
+        if keys.acceptance is not None:
+            if self.pt_min is None:
+                raise ValueError("acceptance keys added to histograms without an acceptance grid")
+            _add_bincount(arrays["x_counts"], keys.acceptance.keys)
+            if keys.pt_min is not None:
+                np.minimum(self.pt_min, keys.pt_min, out=self.pt_min)
+        if keys.categories is not None:
+            if "cat_counts" not in arrays:
+                raise ValueError("category keys added to histograms that do not count categories")
+            _add_bincount(arrays["cat_counts"], keys.categories)
+        if keys.weights is not None:
+            if not self.weighted:
+                raise ValueError("weighted events added to unweighted histograms")
+            self._add_weights(keys, keys.weights.astype(np.float64))
+
+    def _add_weights(self, keys: EventKeys, w: np.ndarray) -> None:
+        """Add a chunk's weights ``w`` (float64) at its keys; the mass also gets their squares."""
+        arrays = self.arrays
+        if keys.mass is not None:
+            np.add.at(arrays["mass_sumw"], keys.mass, w)
+            np.add.at(arrays["mass_sumw2"], keys.mass, w * w)
+        np.add.at(arrays["spred_sumw"], keys.spred, w)
+        if keys.categories is not None:
+            _add_bincount(arrays["cat_sumw"], keys.categories, w)
+        if keys.acceptance is not None:
+            _add_bincount(arrays["x_sumw"], keys.acceptance.keys, keys.acceptance.weights(w))
+
+
 @dataclass
 class CategoryHistograms:
-    """Mass and sigma_pred histograms of every group (and what else its spec counts); ``add`` merges another file's in place."""
+    """Mass and sigma_pred histograms of every group (and what else its spec counts); ``add`` adds a file's ``HistogramPart`` in place."""
 
     grids: HistogramGrids
     counts: HistogramContents
@@ -262,56 +334,38 @@ class CategoryHistograms:
         weights = HistogramContents.empty(grids, acceptance, source_categories, weights=True) if weighted else None
         return cls(grids, counts, weights, acceptance, np.full(2, np.inf) if acceptance is not None else None)
 
-    def add_keys(self, keys: EventKeys) -> None:
-        """Add a chunk's events given by their flat keys (no mass keys: sigma_pred only), in place.
-
-        The 1 added has the counts' own type: a Python int takes ``np.add.at``'s slow path.
-        """
-        counts, one = self.counts, np.int64(1)
-        if keys.mass is not None:
-            np.add.at(counts.storage("mass"), keys.mass, one)
-        np.add.at(counts.storage("spred"), keys.spred, one)
-        if keys.acceptance is not None:
-            if counts.acceptance is None or self.pt_min is None:
-                raise ValueError("acceptance keys added to histograms without an acceptance grid")
-            _add_bincount(counts.storage("acceptance"), keys.acceptance.keys)
-            if keys.pt_min is not None:
-                np.minimum(self.pt_min, keys.pt_min, out=self.pt_min)
-        if keys.categories is not None:
-            if counts.categories is None:
-                raise ValueError("category keys added to histograms that do not count categories")
-            _add_bincount(counts.storage("categories"), keys.categories)
-        if keys.weights is not None:
-            if self.weights is None:
-                raise ValueError("weighted events added to unweighted histograms")
-            _add_weights(self.weights, keys, keys.weights.astype(np.float64))
-
     @property
     def weighted(self) -> bool:
         return self.weights is not None
 
-    def add(self, other: CategoryHistograms) -> None:
-        """Add another file's histograms (same grids) in place."""
-        self.add_counts(other)
-        self.add_weights(other.weights)
+    def add(self, part: HistogramPart) -> None:
+        """Add a file's histograms (same grids) in place."""
+        self.add_counts(part)
+        self.add_weights(part)
 
-    def add_counts(self, other: CategoryHistograms) -> None:
-        """Add another file's event counts: integers, so the order of adding does not matter."""
-        if other.grids != self.grids or other.weighted != self.weighted or other.acceptance != self.acceptance:
+    def add_counts(self, part: HistogramPart) -> None:
+        """Add a file's event counts: integers, so the order of adding does not matter."""
+        if part.grids != self.grids or part.weighted != self.weighted or part.acceptance != self.acceptance:
             raise ValueError("cannot add histograms of different binnings or weighting")
-        self.counts += other.counts
+        self._add_arrays(part, "counts")
         if self.pt_min is not None:
-            np.minimum(self.pt_min, other.pt_min, out=self.pt_min)
+            np.minimum(self.pt_min, part.pt_min, out=self.pt_min)
 
-    def add_weights(self, weights: HistogramContents | None) -> None:
-        """Add another file's sums of weights (its ``weights``): floats, whose last digits depend on the order of adding."""
-        if self.weights is not None and weights is not None:
-            self.weights += weights
+    def add_weights(self, part: HistogramPart) -> None:
+        """Add a file's sums of weights: floats, whose last digits depend on the order of adding."""
+        self._add_arrays(part, "weights")
+
+    def _add_arrays(self, part: HistogramPart, kind: str) -> None:
+        """Add the part's arrays of one kind of content (``counts`` or ``weights``) into the hist storage."""
+        for name, array in part.arrays.items():
+            content, histogram, field = _ARRAYS[name]
+            if content == kind:
+                storage = getattr(self, kind).storage(histogram, field)
+                np.add(storage, array, out=storage)
 
     def _row(self, kind: str, name: str, index: int, field: str | None = None) -> np.ndarray:
         """Group ``index``'s bins (flow included) of one histogram, as a contiguous copy."""
-        view = getattr(getattr(self, kind), name).view(flow=True)
-        return np.ascontiguousarray(view[index] if field is None else view[field][index])
+        return np.ascontiguousarray(getattr(self, kind).view(name, field)[index])
 
     def _contents(self, name: str, index: int) -> np.ndarray:
         """Sum of weights (events when unweighted) per bin of group ``index`` of one histogram."""
@@ -367,13 +421,12 @@ class CategoryHistograms:
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The histograms as named ``(group, ...)`` arrays (for the cache); ``from_arrays`` reverses it."""
+        """The histograms as named ``(group, ...)`` arrays, views of their storage (for the cache); ``from_arrays`` reverses it."""
         arrays = {}
         for name, (kind, histogram, field) in _ARRAYS.items():
             contents = getattr(self, kind)
             if contents is not None and getattr(contents, histogram) is not None:
-                view = getattr(contents, histogram).view(flow=True)
-                arrays[name] = np.ascontiguousarray(view if field is None else view[field])
+                arrays[name] = contents.view(histogram, field)
         if self.pt_min is not None:
             arrays["pt_min"] = self.pt_min
         return arrays
@@ -393,26 +446,10 @@ class CategoryHistograms:
             if (target is None) != (name not in arrays):
                 raise ValueError(f"cached histograms and the requested ones disagree on {name}")
             if target is not None:
-                view = target.view(flow=True)
-                if field is None:
-                    view[...] = arrays[name]
-                else:
-                    view[field] = arrays[name]
+                contents.view(histogram, field)[...] = arrays[name]
         if hists.pt_min is not None:
             hists.pt_min[...] = arrays["pt_min"]
         return hists
-
-
-def _add_weights(weights: HistogramContents, keys: EventKeys, w: np.ndarray) -> None:
-    """Add a chunk's weights ``w`` (float64) at its keys; the mass also gets their squares."""
-    if keys.mass is not None:
-        np.add.at(weights.storage("mass", "value"), keys.mass, w)
-        np.add.at(weights.storage("mass", "variance"), keys.mass, w * w)
-    np.add.at(weights.storage("spred"), keys.spred, w)
-    if keys.categories is not None:
-        _add_bincount(weights.storage("categories"), keys.categories, w)
-    if keys.acceptance is not None:
-        _add_bincount(weights.storage("acceptance"), keys.acceptance.keys, keys.acceptance.weights(w))
 
 
 def grids_from_config(config: Config, n_categories: int) -> HistogramGrids:

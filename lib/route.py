@@ -48,7 +48,7 @@ from lib.run.higgs import HIGGS_LABEL, run_higgs_validation
 from lib.run.changes import factor_change_lines, refit_lines, rerun_command
 from lib.run.outputs import check_output_dir, check_steps_agree, make_room, provenance, stamp_step
 from lib.run.preflight import preflight
-from lib.run.reduction import Executors, InputSource, executors, load_reduction, reading_line
+from lib.run.reduction import Executors, InputSource, Keep, executors, load_reduction, reading_line
 
 __all__ = ["run", "read", "medians", "fits", "factors"]
 
@@ -113,7 +113,7 @@ def _read(request: Request, config: Config, scheme: CategoryScheme, execs: Execu
     steps = request.selection.steps
     events = "step1" in steps and not request.selection.binned
     specs = (category_spec(config, scheme, fits="step1" in steps),)
-    reduction, source = load_reduction(request, config, scheme, execs, out, specs, events)
+    reduction, source = load_reduction(request, config, scheme, execs, out, Keep(specs, events))
     out.write_provenance(provenance(request, config, source, out.read_provenance()))
     return reduction, source
 

@@ -8,7 +8,7 @@ import pytest
 from lib.acceptance import AcceptanceGrid, threshold_mismatch, window_acceptance
 from lib.dimuon_kinematics import pt_at_masses
 from lib.histogram_specs import EventKeys
-from lib.histograms import CategoryHistograms, HistogramGrids
+from lib.histograms import CategoryHistograms, HistogramGrids, HistogramPart
 
 PT_EDGES = (30.0, 45.0, 52.0, 62.0, 200.0)
 GRID = AcceptanceGrid(1, PT_EDGES, 26.0, 20.0, (75.0, 105.0), 1.0)
@@ -67,17 +67,24 @@ def test_a_dimuon_at_rest_scales_with_the_mass():
     np.testing.assert_allclose([pt1[0, 0], pt2[0, 0]], [expected, expected], rtol=1e-5)
 
 
+def _part(muons: dict[str, np.ndarray], mass: np.ndarray, grid: AcceptanceGrid, group: np.ndarray | None, mass_grid: HistogramGrids) -> HistogramPart:
+    """The events filled as a reading task fills one file's."""
+    part = HistogramPart.zeros(mass_grid, weighted=False, acceptance=grid)
+    group = np.zeros(mass.size, np.int32) if group is None else group
+    m32 = mass.astype(np.float32)
+    lead, sub = _lead_sub(muons)
+    x_keys = grid.keys(group, {c: v.astype(np.float32) for c, v in muons.items()}, m32)
+    part.add_keys(EventKeys(mass_grid.mass_keys(group, m32), mass_grid.spred_keys(group, np.ones(mass.size)), x_keys,
+                            (float(lead.min()), float(sub.min()))))  # fmt: skip
+    return part
+
+
 def _fill(
     muons: dict[str, np.ndarray], mass: np.ndarray, grid: AcceptanceGrid = GRID, group: np.ndarray | None = None,
     mass_grid: HistogramGrids = MASS_GRID,
 ) -> CategoryHistograms:  # fmt: skip
     hists = CategoryHistograms.empty(mass_grid, weighted=False, acceptance=grid)
-    group = np.zeros(mass.size, np.int32) if group is None else group
-    m32 = mass.astype(np.float32)
-    lead, sub = _lead_sub(muons)
-    x_keys = grid.keys(group, {c: v.astype(np.float32) for c, v in muons.items()}, m32)
-    hists.add_keys(EventKeys(mass_grid.mass_keys(group, m32), mass_grid.spred_keys(group, np.ones(mass.size)), x_keys,
-                             (float(lead.min()), float(sub.min()))))  # fmt: skip
+    hists.add(_part(muons, mass, grid, group, mass_grid))
     return hists
 
 
@@ -137,7 +144,7 @@ def test_counts_add_up_over_files_and_survive_the_cache(selected_sample):
     part = {c: v[:20_000] for c, v in muons.items()}
     whole = _fill(part, mass[:20_000])
     first = _fill({c: v[:7000] for c, v in part.items()}, mass[:7000])
-    first.add(_fill({c: v[7000:20_000] for c, v in part.items()}, mass[7000:20_000]))
+    first.add(_part({c: v[7000:20_000] for c, v in part.items()}, mass[7000:20_000], GRID, None, MASS_GRID))
     np.testing.assert_array_equal(first.x_contents(0), whole.x_contents(0))
     np.testing.assert_array_equal(first.pt_min, whole.pt_min)
     restored = CategoryHistograms.from_arrays(MASS_GRID, whole.arrays(), GRID)
@@ -198,9 +205,11 @@ def test_weighted_sums_follow_each_event_across_batches(selected_sample):
     m32 = mass[:n].astype(np.float32)
     weights = np.random.default_rng(8).uniform(0.5, 1.5, n)
     zero = np.zeros(n, np.int32)
+    filled = HistogramPart.zeros(MASS_GRID, weighted=True, acceptance=GRID)
+    filled.add_keys(EventKeys(MASS_GRID.mass_keys(zero, m32), MASS_GRID.spred_keys(zero, np.ones(n)), GRID.keys(zero, part, m32), (30.0, 20.0),
+                              weights=weights))  # fmt: skip
     hists = CategoryHistograms.empty(MASS_GRID, weighted=True, acceptance=GRID)
-    hists.add_keys(EventKeys(MASS_GRID.mass_keys(zero, m32), MASS_GRID.spred_keys(zero, np.ones(n)), GRID.keys(zero, part, m32), (30.0, 20.0),
-                             weights=weights))  # fmt: skip
+    hists.add(filled)
     pt1, pt2 = pt_at_masses(part["mu1_pt"], part["mu1_eta"], part["mu2_pt"], part["mu2_eta"], m32, GRID.knots)
     lead, sub = np.maximum(pt1, pt2), np.minimum(pt1, pt2)
     passing = (lead >= 30.0) & (lead < 200.0) & (sub >= 20.0)

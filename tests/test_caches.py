@@ -104,18 +104,19 @@ from lib.config import load_config
 from lib.histogram_specs import category_spec
 from lib.io.cache import inputs_fingerprint, load_cached_reduction, reduction_key, store_reduction
 from lib.io.merge import ReductionMerger
-from lib.io.reader import reduce_file
+from lib.io.reader import FileReading, Keep, reduce_file
 
 files, cache_dir = [Path(sys.argv[1])], Path(sys.argv[2])
 config = load_config()
 scheme = CategoryScheme.from_config(config.categories)
 specs = (category_spec(config, scheme),)
 key = reduction_key(inputs_fingerprint(files), {"z_window": [75.0, 105.0]})
-if load_cached_reduction(cache_dir, key, specs, events=True) is not None:
+keep = Keep(specs, events=True)
+if load_cached_reduction(cache_dir, key, keep) is not None:
     print("reused")
 else:
     merger = ReductionMerger(files, specs, False)
-    merger.add(0, reduce_file(files[0], scheme, (75.0, 105.0), None, specs=specs))
+    merger.add(0, reduce_file(files[0], FileReading(scheme, (75.0, 105.0), None, keep=keep)))
     store_reduction(cache_dir, key, merger.result())
     print("computed")
 """

@@ -11,9 +11,9 @@ import pytest
 
 from lib.errors import InputError
 from lib.histogram_specs import EventKeys, category_spec
-from lib.histograms import CategoryHistograms, MassHistogram, grids_from_config
+from lib.histograms import CategoryHistograms, HistogramPart, MassHistogram, grids_from_config
 from lib.io.merge import ReductionMerger
-from lib.io.reader import reduce_file
+from lib.io.reader import FileReading, Keep, reduce_file
 from lib.medians import compute_medians, histogram_quantiles
 from lib.resolution import median_error_order_statistic, weighted_median
 from tests.helpers_tables import random_stage1_table
@@ -33,7 +33,7 @@ def _files(tmp_path: Path, n_files: int, n: int, weights: bool) -> list[Path]:
 def _reduce(paths: list[Path], scheme, config, weighted: bool, order=None):
     specs = (category_spec(config, scheme),)
     weight = "wgt_nominal" if weighted else None
-    reductions = [reduce_file(p, scheme, WINDOW, weight, batch_rows=900, specs=specs, keep_events=True) for p in paths]
+    reductions = [reduce_file(p, FileReading(scheme, WINDOW, weight, 900, Keep(specs, events=True))) for p in paths]
     merger = ReductionMerger(paths, specs, weighted)
     for index in order if order is not None else range(len(paths)):
         merger.add(index, reductions[index])
@@ -44,8 +44,10 @@ def _histograms_of(config, scheme, values: np.ndarray, weights: np.ndarray | Non
     """Histograms of events of one category at the Z mass with the given sigma_pred values."""
     grids = grids_from_config(config, scheme.n_categories)
     cat = np.full(values.size, category, np.int8)
+    part = HistogramPart.zeros(grids, weights is not None)
+    part.add_keys(EventKeys(grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), weights=weights))
     hists = CategoryHistograms.empty(grids, weights is not None)
-    hists.add_keys(EventKeys(grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), weights=weights))
+    hists.add(part)
     return hists
 
 
@@ -72,24 +74,31 @@ def test_histograms_equal_those_of_the_events(tmp_path, scheme, config, weighted
             np.testing.assert_array_equal(hists.spred_contents(index)[1:-1], spred)
 
 
-def test_histograms_pickle_and_add_with_plus(tmp_path, scheme, config):
-    """Per-file histograms travel to and from Dask workers pickled, and ``+`` of two files' equals reading both."""
+def test_file_parts_travel_pickled_and_histograms_add_with_plus(tmp_path, scheme, config):
+    """A file's part travels to and from Dask workers pickled; the run's hist objects pickle, and ``+`` of two files' equals reading both."""
     paths = _files(tmp_path, 2, 3000, weights=True)
-    specs = (category_spec(config, scheme),)
-    first, second = (reduce_file(p, scheme, WINDOW, "wgt_nominal", specs=specs, keep_events=False).histograms[0] for p in paths)
-    travelled = pickle.loads(pickle.dumps(first))
+    spec = category_spec(config, scheme)
+    first, second = (reduce_file(p, FileReading(scheme, WINDOW, "wgt_nominal", keep=Keep((spec,)))).histograms[0] for p in paths)
     both = _reduce(paths, scheme, config, True).histograms[0]
-    assert (travelled.counts.mass + second.counts.mass) == both.counts.mass
-    assert (travelled.weights.spred + second.weights.spred) == both.weights.spred
-    travelled.add(second)
+    merged = CategoryHistograms.for_spec(spec, weighted=True)
+    merged.add(pickle.loads(pickle.dumps(first)))
+    merged.add(second)
     for name, array in both.arrays().items():
-        np.testing.assert_array_equal(travelled.arrays()[name], array, err_msg=name)
-    # Filled after the journey, the copy's own storage counts the events, not the original's.
-    grids, n_before = first.grids, first.n_events(0)
+        np.testing.assert_array_equal(merged.arrays()[name], array, err_msg=name)
+    one, other = CategoryHistograms.for_spec(spec, weighted=True), CategoryHistograms.for_spec(spec, weighted=True)
+    one.add(first)
+    other.add(second)
+    travelled = pickle.loads(pickle.dumps(one))
+    assert (travelled.counts.mass + other.counts.mass) == both.counts.mass
+    assert (travelled.weights.spred + other.weights.spred) == both.weights.spred
+    # Added to after the journey, the copy's own storage counts the events, not the original's.
+    n_before = one.n_events(0)
+    extra = HistogramPart.for_spec(spec, weighted=True)
     zero = np.zeros(10, np.int8)
-    travelled.add_keys(EventKeys(grids.mass_keys(zero, np.full(10, 91.0, np.float32)), grids.spred_keys(zero, np.ones(10, np.float32)),
-                                 weights=np.ones(10, np.float32)))  # fmt: skip
-    assert travelled.n_events(0) == both.n_events(0) + 10 and first.n_events(0) == n_before
+    extra.add_keys(EventKeys(spec.grids.mass_keys(zero, np.full(10, 91.0, np.float32)), spec.grids.spred_keys(zero, np.ones(10, np.float32)),
+                             weights=np.ones(10, np.float32)))  # fmt: skip
+    travelled.add(extra)
+    assert travelled.n_events(0) == n_before + 10 and one.n_events(0) == n_before
 
 
 def test_merge_is_in_file_order_whatever_the_arrival_order(tmp_path, scheme, config):
@@ -184,17 +193,17 @@ def test_closure_bins_from_histograms_match_those_from_events(tmp_path, scheme, 
     factors = np.random.default_rng(2).uniform(0.9, 1.3, scheme.n_categories)
     paths = _files(tmp_path, 2, 6000, weights=False)
 
-    def merged_reduction(specs: tuple, **kwargs: object) -> object:
-        merger = ReductionMerger(paths, specs, False)
+    def merged_reduction(keep: Keep) -> object:
+        merger = ReductionMerger(paths, keep.specs, False)
         for index, path in enumerate(paths):
-            merger.add(index, reduce_file(path, scheme, WINDOW, None, specs=specs, **kwargs))
+            merger.add(index, reduce_file(path, FileReading(scheme, WINDOW, None, keep=keep)))
         return merger.result()
 
-    scaling = measured_scaling(cfg, scheme, lambda grid: merged_reduction((), keep_events=False, profile=grid))
+    scaling = measured_scaling(cfg, scheme, lambda grid: merged_reduction(Keep(profile=grid)))
     assert (scaling is None) == (variable == "sigma_pred")
     binning = sigma_pred_binning(cfg, edges, factors, 91.188, scaling)
     specs = closure_specs(binning, grids_from_config(cfg, len(edges) - 1), source_categories=scheme.n_categories)
-    merged = merged_reduction(specs, keep_events=True, keep_muons=scaling is not None)
+    merged = merged_reduction(Keep(specs, events=True, muons=scaling is not None))
     from_events = samples_from_events(merged.skim, binning, scheme.n_categories)
     from_histograms = samples_from_histograms(*merged.histograms, cfg.step2, "closure")
     width = cfg.step2.median_relative_bin_width

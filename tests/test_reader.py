@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib.errors import InputError
-from lib.io.reader import find_files, reduce_file
+from lib.io.reader import FileReading, FileReduction, Keep, find_files, reduce_file
 from lib.resolution import sigma_pred
 from tests.helpers_tables import random_stage1_table
 
@@ -22,6 +22,11 @@ def _table(n: int, seed: int, weights: bool = False) -> pa.Table:
     return random_stage1_table(n, seed, unrelated=True, weights=weights)
 
 
+def _reduce(path: Path, scheme, weight: str | None = None, batch_rows: int = 500_000, threads: int | None = None) -> FileReduction:
+    """The file's skim and counts, as the unbinned steps read it."""
+    return reduce_file(path, FileReading(scheme, WINDOW, weight, batch_rows, Keep(events=True)), threads)
+
+
 def _write(path: Path, table: pa.Table, row_group: int = 1000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, row_group_size=row_group)
@@ -31,7 +36,7 @@ def _write(path: Path, table: pa.Table, row_group: int = 1000) -> Path:
 def test_reduce_matches_direct_computation(tmp_path, scheme, config):
     table = _table(5000, 1)
     path = _write(tmp_path / "a.parquet", table)
-    red = reduce_file(path, scheme, WINDOW, None, batch_rows=700)
+    red = _reduce(path, scheme, None, batch_rows=700)
     d = {k: table.column(k).to_numpy() for k in table.column_names}
     cat = scheme.assign(d["mu1_pt"], np.abs(d["mu1_eta"]), np.abs(d["mu2_eta"]))
     keep = (d["dimuon_mass"] > 75) & (d["dimuon_mass"] < 105) & (cat >= 0)
@@ -45,7 +50,7 @@ def test_reduce_matches_direct_computation(tmp_path, scheme, config):
 
 def test_weights_are_read_for_mc(tmp_path, scheme):
     path = _write(tmp_path / "mc.parquet", _table(3000, 4, weights=True))
-    red = reduce_file(path, scheme, WINDOW, "wgt_nominal")
+    red = _reduce(path, scheme, "wgt_nominal")
     assert red.skim.weight is not None and red.skim.weight.shape == red.skim.mass.shape
     assert not np.all(red.skim.weight == 1)
 
@@ -57,7 +62,7 @@ def test_bad_rows_are_dropped_and_counted(tmp_path, scheme, caplog):
     table["dimuon_mass"][2] = float("inf")
     table["mu1_ptErr"][3] = 0.0
     path = _write(tmp_path / "bad.parquet", pa.table(table))
-    red = reduce_file(path, scheme, WINDOW, None)
+    red = _reduce(path, scheme)
     assert red.n_bad == 4
     assert red.bad_by_column == {"mu1_pt": 1, "mu2_ptErr": 1, "dimuon_mass": 1, "mu1_ptErr": 1}
     assert "bad.parquet: dropped 4 rows" in caplog.text
@@ -66,7 +71,7 @@ def test_bad_rows_are_dropped_and_counted(tmp_path, scheme, caplog):
 def test_missing_column_names_file_and_column(tmp_path, scheme):
     path = _write(tmp_path / "nocol.parquet", _table(100, 3).drop(["mu2_ptErr"]))
     with pytest.raises(InputError, match=r"nocol\.parquet: missing column 'mu2_ptErr'"):
-        reduce_file(path, scheme, WINDOW, None)
+        _reduce(path, scheme)
 
 
 def test_non_numeric_column_is_refused(tmp_path, scheme):
@@ -74,14 +79,14 @@ def test_non_numeric_column_is_refused(tmp_path, scheme):
     table = table.set_column(table.schema.get_field_index("mu1_eta"), "mu1_eta", pa.array(["x"] * 100))
     path = _write(tmp_path / "str.parquet", table)
     with pytest.raises(InputError, match="column 'mu1_eta' has non-numeric type string"):
-        reduce_file(path, scheme, WINDOW, None)
+        _reduce(path, scheme)
 
 
 def test_corrupt_file_is_named(tmp_path, scheme):
     path = tmp_path / "corrupt.parquet"
     path.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(InputError, match="corrupt.parquet: not a readable parquet file"):
-        reduce_file(path, scheme, WINDOW, None)
+        _reduce(path, scheme)
 
 
 def test_truncated_file_is_named(tmp_path, scheme):
@@ -89,7 +94,7 @@ def test_truncated_file_is_named(tmp_path, scheme):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="trunc.parquet"):
-        reduce_file(path, scheme, WINDOW, None)
+        _reduce(path, scheme)
 
 
 def test_no_files_shows_glob(tmp_path):
@@ -127,7 +132,7 @@ def test_bad_rows_counted_by_first_bad_column_before_the_window(tmp_path, scheme
     good_mass = np.delete(mass, bad_rows)
     expected_window = int(np.count_nonzero(~((good_mass > 75) & (good_mass < 105))))
     monkeypatch.setattr("lib.io.reader.CHUNK_ROWS", 128)
-    reductions = [reduce_file(path, scheme, WINDOW, None, batch_rows=b, threads=t) for b, t in ((500_000, 1), (700, 3))]
+    reductions = [_reduce(path, scheme, None, batch_rows=b, threads=t) for b, t in ((500_000, 1), (700, 3))]
     for red in reductions:
         assert red.bad_by_column == {c: 1 for c in ("mu1_pt", "mu1_eta", "dimuon_mass", "mu2_pt", "mu1_ptErr", "mu2_eta")}
         assert red.n_bad == len(bad_rows) and red.n_outside_window == expected_window
@@ -136,9 +141,9 @@ def test_bad_rows_counted_by_first_bad_column_before_the_window(tmp_path, scheme
 
 def test_skim_independent_of_batches_chunks_and_threads(tmp_path, scheme, monkeypatch):
     path = _write(tmp_path / "mc.parquet", _table(5000, 7, weights=True), row_group=900)
-    whole = reduce_file(path, scheme, WINDOW, "wgt_nominal", threads=1)
+    whole = _reduce(path, scheme, "wgt_nominal", threads=1)
     monkeypatch.setattr("lib.io.reader.CHUNK_ROWS", 97)
-    pieces = reduce_file(path, scheme, WINDOW, "wgt_nominal", batch_rows=1000, threads=4)
+    pieces = _reduce(path, scheme, "wgt_nominal", batch_rows=1000, threads=4)
     for name in ("category", "mass", "sigma_pred", "weight"):
         assert getattr(whole.skim, name).dtype == getattr(pieces.skim, name).dtype
         np.testing.assert_array_equal(getattr(whole.skim, name), getattr(pieces.skim, name))
@@ -162,6 +167,6 @@ def test_null_in_an_integer_column_is_a_bad_row(tmp_path, scheme):
     table = _table(500, 8)
     pt = pa.array([None] + [40] * 499, pa.int32())
     path = _write(tmp_path / "int.parquet", table.set_column(table.schema.get_field_index("mu1_pt"), "mu1_pt", pt))
-    red = reduce_file(path, scheme, WINDOW, None)
+    red = _reduce(path, scheme)
     assert red.bad_by_column == {"mu1_pt": 1} and red.n_bad == 1
     assert red.n_read == 500 == red.n_bad + red.n_outside_window + red.n_outside_categories + len(red.skim)

@@ -13,26 +13,25 @@ result.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import io
 import json
 import logging
 import os
+import re
 import zlib
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import BinaryIO, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 import lib
-from lib.histogram_specs import HistogramSpec
 from lib.histograms import CategoryHistograms
 from lib.io.atomic import atomic_path
 from lib.io.merge import Reduction, ReductionMerger
-from lib.io.reader import MUON_COLUMNS, Skim, reduce_file
+from lib.io.reader import MUON_COLUMNS, Keep, Skim, reduce_file
 
 __all__ = [
     "REDUCTION_CODE", "EntryStore", "content_key", "inputs_fingerprint", "load_cached_reduction", "reduction_key", "source_digest",
@@ -84,7 +83,7 @@ def source_digest(*modules: str) -> str:
 def source_files(*modules: str) -> Mapping[str, Path]:
     """The source files of the ``lib`` ``modules`` and of every ``lib`` module they import, by path relative to ``lib``.
 
-    Imports are read from the source (``ast``), those deferred inside functions included, so the
+    Imports are read from the source (``_imported_modules``), those deferred inside functions included, so the
     modules that take part are found rather than listed by hand; a package named here stands for
     all of its modules. C++ sources beside a module count too.
     """
@@ -104,6 +103,7 @@ def source_files(*modules: str) -> Mapping[str, Path]:
     return MappingProxyType(files)
 
 
+@cache
 def _module_path(name: str) -> Path | None:
     """The source file of the ``lib`` module ``name`` (a package's ``__init__.py``), None when it is none."""
     parts = name.split(".")
@@ -127,34 +127,46 @@ def _package_modules(name: str) -> list[str]:
     return [".".join(("lib", *(parts[:-1] if parts[-1] == "__init__" else parts))) for parts in inside]
 
 
+# An import statement at the start of a line, as the formatter writes every one: ``import a.b as c, d`` or
+# ``from .x import y`` (its names in parentheses over several lines). Text in a docstring that reads
+# like one only adds a candidate, which counts only when it names a ``lib`` module.
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|import[ \t]+([^\n]*))", re.M)
+_COMMENT = re.compile(r"#[^\n]*")
+
+
 @cache
 def _imported_modules(path: Path, name: str) -> tuple[str, ...]:
-    """The modules ``path`` (module ``name``) imports anywhere in it, with the packages that importing them runs."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    """The modules ``path`` (module ``name``) imports anywhere in it, with the packages that importing them runs.
+
+    Read with a regular expression over the source rather than parsed (``ast``): the same modules
+    for code the formatter wrote, at a small part of the cost, which every run that keys a cache pays.
+    """
     found: list[str] = []
-    for node in _statements(ast.parse(path.read_bytes()).body):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
-            targets = [f"{base}.{a.name}" if _module_path(f"{base}.{a.name}") else base for a in node.names]
+    for match in _IMPORT.finditer(path.read_text()):
+        base, names, modules = match.groups()
+        if modules is not None:
+            targets = _names(modules)
         else:
-            continue
+            base = _absolute(base, name if path.name == "__init__.py" else name.rpartition(".")[0])
+            targets = [f"{base}.{n}" if _module_path(f"{base}.{n}") else base for n in _names(names.strip().strip("()"))]
         for target in targets:
             parts = target.split(".")
             found.extend(".".join(parts[:i]) for i in range(1, len(parts) + 1))
     return tuple(found)
 
 
-def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """Every statement in ``body`` and in the blocks nested in it (functions, classes, branches, handlers)."""
-    for node in body:
-        yield node
-        for block in ("body", "orelse", "finalbody", "handlers", "cases"):
-            yield from _statements(getattr(node, block, []))
+def _names(listed: str) -> list[str]:
+    """The names of an import's comma-separated list (``x as y`` gives ``x``), comments dropped."""
+    return [words[0] for part in _COMMENT.sub("", listed).split(",") if (words := part.split())]
+
+
+def _absolute(module: str, package: str) -> str:
+    """``module`` of a ``from`` import made absolute: its leading dots climb from ``package``."""
+    level = len(module) - len(module.lstrip("."))
+    if not level:
+        return module
+    anchor = package.split(".")[: len(package.split(".")) - level + 1]
+    return ".".join([*anchor, *([module[level:]] if module[level:] else [])])
 
 
 class EntryStore:
@@ -196,7 +208,7 @@ class EntryStore:
         except OSError as err:
             return self._ignored(path, f"unreadable ({err.strerror or err})")
 
-    def store(self, slot: str, key: str, payload: bytes) -> Path:
+    def store(self, slot: str, key: str, payload: bytes | memoryview) -> Path:
         """Write the entry atomically (header and payload in one file), then drop the slot's entries of other keys."""
         header = {"format": ENTRY_FORMAT, "kind": self.kind, "slot": slot, "key": key, "size": len(payload),
                   "crc32": zlib.crc32(payload)}  # fmt: skip
@@ -272,31 +284,29 @@ def _slot(n_histograms: int, events: bool, muons: bool) -> str:
     return f"h{n_histograms}{'e' if events else ''}{'m' if muons else ''}"
 
 
-def load_cached_reduction(
-    cache_dir: Path, key: str, specs: tuple[HistogramSpec, ...], events: bool, muons: bool = False
-) -> Reduction | None:  # fmt: skip
-    """The cached reduction for ``key`` (one set of histograms per spec, and/or events), or None.
+def load_cached_reduction(cache_dir: Path, key: str, keep: Keep) -> Reduction | None:
+    """The cached reduction for ``key`` (what ``keep`` keeps), or None.
 
     A bad cache entry is a warning and None: the caller recomputes and replaces it.
     """
-    store = EntryStore(cache_dir, "reduction")
-    reduction = store.load(_slot(len(specs), events, muons), key, lambda payload: _decode_reduction(payload, specs, events))
+    store, slot = EntryStore(cache_dir, "reduction"), _slot(len(keep.specs), keep.events, keep.muons)
+    reduction = store.load(slot, key, lambda payload: _decode_reduction(payload, keep))
     if reduction is not None:
-        log.info("using cached reduction %s (%d events kept)", store.path(_slot(len(specs), events, muons), key), reduction.n_kept)
+        log.info("using cached reduction %s (%d events kept)", store.path(slot, key), reduction.n_kept)
     return reduction
 
 
-def _decode_reduction(payload: BinaryIO, specs: tuple[HistogramSpec, ...], events: bool) -> Reduction:
+def _decode_reduction(payload: BinaryIO, keep: Keep) -> Reduction:
     with np.load(payload, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     histograms = tuple(
         CategoryHistograms.from_arrays(
             spec.grids, {k.split("_", 1)[1]: v for k, v in arrays.items() if k.startswith(f"h{i}_")}, spec.acceptance
         )
-        for i, spec in enumerate(specs)
+        for i, spec in enumerate(keep.specs)
     )
     muons = {c: arrays[c] for c in MUON_COLUMNS} if "mu1_pt" in arrays else None
-    skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"), muons) if events else None
+    skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"), muons) if keep.events else None
     counts = {k: int(arrays[k]) for k in _COUNTS}
     return Reduction(histograms, skim, **counts, profile=arrays.get("profile"))
 
@@ -318,4 +328,4 @@ def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     slot = _slot(len(reduction.histograms), skim is not None, skim is not None and skim.muons is not None)
-    return EntryStore(cache_dir, "reduction").store(slot, key, buffer.getvalue())
+    return EntryStore(cache_dir, "reduction").store(slot, key, buffer.getbuffer())  # a view: the payload is not copied again

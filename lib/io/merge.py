@@ -9,7 +9,6 @@ holds back only the weighted sums (and skims) of later files, never their counts
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import pyarrow as pa
 
 from lib.errors import InputError
 from lib.histogram_specs import HistogramSpec
-from lib.histograms import CategoryHistograms, HistogramContents
+from lib.histograms import CategoryHistograms
 from lib.io.reader import FileReduction, Skim, concat_skims
 
 __all__ = ["Reduction", "ReductionMerger"]
@@ -61,18 +60,14 @@ class ReductionMerger:
         self.weighted = weighted
         self._merged = Reduction(tuple(CategoryHistograms.for_spec(spec, weighted) for spec in specs), None)
         self._skims: list[Skim] = []
-        # Files that arrived before their turn: the reduction without its histograms, and its sums of weights.
-        self._waiting: dict[int, tuple[FileReduction, tuple[HistogramContents | None, ...]] | str] = {}
+        # Files that arrived before their turn (their counts already added): their reductions or skip messages.
+        self._waiting: dict[int, FileReduction | str] = {}
         self._next = 0
 
     def add(self, index: int, result: FileReduction | str) -> None:
         if isinstance(result, FileReduction):
-            self._add_counts(result)
-            # Only what depends on the order waits: weighted sums and the skim, not the added counts.
-            weights = tuple(h.weights for h in result.histograms)
-            self._waiting[index] = (dataclasses.replace(result, histograms=()), weights)
-        else:
-            self._waiting[index] = result
+            self._add_counts(result)  # only what depends on the order waits: weighted sums and the skim
+        self._waiting[index] = result
         while self._next in self._waiting:
             self._fold(self._waiting.pop(self._next))
             self._next += 1
@@ -87,18 +82,17 @@ class ReductionMerger:
         for mine, theirs in zip(merged.histograms, result.histograms):
             mine.add_counts(theirs)
 
-    def _fold(self, waiting: tuple[FileReduction, tuple[HistogramContents | None, ...]] | str) -> None:
+    def _fold(self, result: FileReduction | str) -> None:
         """Fold in file order what depends on the order: skips, weighted sums, skims."""
         merged = self._merged
-        if isinstance(waiting, str):
-            log.warning("skipping %s", waiting)
+        if isinstance(result, str):
+            log.warning("skipping %s", result)
             merged.skipped.append(self.files[self._next])
             return
-        result, weights = waiting
         merged.read_files.append(result.path)
         if result.profile is not None:
             merged.profile = result.profile.copy() if merged.profile is None else merged.profile + result.profile
-        for mine, theirs in zip(merged.histograms, weights):
+        for mine, theirs in zip(merged.histograms, result.histograms):
             mine.add_weights(theirs)
         if result.skim is not None:
             self._skims.append(result.skim)

@@ -14,7 +14,6 @@ import logging
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -26,11 +25,11 @@ from lib.categories import NO_CATEGORY, CategoryScheme
 from lib.errors import InputError
 from lib.executor import default_workers
 from lib.histogram_specs import EventKeys, HistogramSpec
-from lib.histograms import CategoryHistograms
+from lib.histograms import HistogramPart
 from lib.peak_scaling import ProfileGrid, profile_sums
 from lib.resolution import sigma_pred
 
-__all__ = ["KINEMATIC_COLUMNS", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
+__all__ = ["KINEMATIC_COLUMNS", "Keep", "FileReading", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,38 @@ _POSITIVE_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu2_pt", "mu2_ptErr", "dimuon_mass"
 # recycled rather than mapped and faulted in anew (a quarter of the page faults of 64 Ki-row
 # chunks); large enough that the Python overhead per chunk is noise.
 CHUNK_ROWS = 1 << 14
+
+
+@dataclass(frozen=True)
+class Keep:
+    """What a reduction keeps of the events: one set of histograms per spec, the skim (``events``, with
+    the muon columns if ``muons``), the muons' ``ln(ptErr / pT)`` summed on ``profile``."""
+
+    specs: tuple[HistogramSpec, ...] = ()
+    events: bool = False
+    profile: ProfileGrid | None = None
+    muons: bool = False
+
+    @property
+    def needs_muon_eta(self) -> bool:
+        """Something kept reads the muons' eta (the skim's muon columns, the profile, a spec's keys); in steps 1-2 nothing does."""
+        return self.muons or self.profile is not None or any(spec.needs_muon_eta for spec in self.specs)
+
+
+@dataclass(frozen=True)
+class FileReading:
+    """How every file of a reduction is read: the categories, the mass window, the weight column (None: data),
+    the rows read per batch, and what is kept."""
+
+    scheme: CategoryScheme
+    window: tuple[float, float]
+    weight_column: str | None
+    batch_rows: int = 500_000
+    keep: Keep = Keep()
+
+    @property
+    def columns(self) -> list[str]:
+        return list(KINEMATIC_COLUMNS) + ([self.weight_column] if self.weight_column else [])
 
 
 @dataclass(frozen=True)
@@ -77,7 +108,7 @@ class FileReduction:
 
     path: str
     skim: Skim | None
-    histograms: tuple[CategoryHistograms, ...]
+    histograms: tuple[HistogramPart, ...]
     n_read: int
     n_bad: int
     n_outside_window: int
@@ -126,64 +157,45 @@ def _check_schema(path: Path, schema: pa.Schema, columns: list[str]) -> None:
             raise InputError(f"{path}: column '{col}' has non-numeric type {typ}")
 
 
-def reduce_file(
-    path: str | Path,
-    scheme: CategoryScheme,
-    z_window_gev: tuple[float, float],
-    weight_column: str | None,
-    batch_rows: int = 500_000,
-    threads: int | None = None,
-    specs: tuple[HistogramSpec, ...] = (),
-    keep_events: bool = True,
-    profile: ProfileGrid | None = None,
-    keep_muons: bool = False,
-) -> FileReduction:
-    """Stream one parquet file and reduce its in-window, in-category events to histograms and/or a skim.
+def reduce_file(path: str | Path, reading: FileReading, threads: int | None = None) -> FileReduction:
+    """Stream one parquet file and reduce its in-window, in-category events to what ``reading.keep`` keeps.
 
     One set of histograms is filled per ``HistogramSpec`` (per category for steps 1-2, per bin of
-    calibrated sigma_pred for the closure); ``keep_events``: the per-event skim is kept too, with
-    the muon columns if ``keep_muons``; ``profile``: the muons' ``ln(ptErr / pT)`` summed on that grid.
-
-    Rows with NaN/inf or non-positive pT, ptErr or mass are dropped and counted per column, since
-    one bad muon fit must not poison a median or crash a fit. Each batch is cut into chunks
-    reduced on ``threads`` threads (default: ``_reduction_threads()``) while the next batch is
-    read, so at most two batches of input columns are held; the skim keeps file order.
+    calibrated sigma_pred for the closure), the per-event skim kept and the muons' profile summed
+    as asked. Rows with NaN/inf or non-positive pT, ptErr or mass are dropped and counted per
+    column, since one bad muon fit must not poison a median or crash a fit. Each batch is cut into
+    chunks reduced on ``threads`` threads (default: ``_reduction_threads()``) while the next batch
+    is read, so at most two batches of input columns are held; the skim keeps file order.
 
     Raises:
         InputError: the file cannot be read as parquet, or a needed column is missing or non-numeric.
     """
-    path = Path(path)
-    columns = list(KINEMATIC_COLUMNS) + ([weight_column] if weight_column else [])
+    path, keep = Path(path), reading.keep
+    if not keep.specs and not keep.events and keep.profile is None:
+        raise ValueError("reduce_file needs histogram specs, events or a profile grid to keep")
     try:
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"{path}: not a readable parquet file ({type(err).__name__})") from err
-    _check_schema(path, parquet.schema_arrow, columns)
-
-    if not specs and not keep_events and profile is None:
-        raise ValueError("reduce_file needs histogram specs, keep_events or a profile grid")
+    _check_schema(path, parquet.schema_arrow, reading.columns)
     threads = threads or _reduction_threads()
-    weighted = weight_column is not None
-    reduce_chunk = partial(
-        _reduce_chunk, scheme=scheme, z_window_gev=z_window_gev, weight_column=weight_column, specs=specs, keep_events=keep_events,
-        profile=profile, keep_muons=keep_muons,
-    )  # fmt: skip
+    weighted = reading.weight_column is not None
+    histograms = tuple(HistogramPart.for_spec(spec, weighted) for spec in keep.specs)
     batch_parts: list[_Part] = []
-    histograms = tuple(CategoryHistograms.for_spec(spec, weighted) for spec in specs)
     n_read = 0
     try:
         with ThreadPoolExecutor(threads) as pool:
             previous: list[Future[_Part]] = []
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=threads > 1):
+            for batch in parquet.iter_batches(batch_size=reading.batch_rows, columns=reading.columns, use_threads=threads > 1):
                 n_read += batch.num_rows
-                arrays = {c: _column_values(batch.column(c)) for c in columns}
-                current = [pool.submit(reduce_chunk, chunk) for chunk in _chunks(arrays, batch.num_rows)]
-                batch_parts += _batch_part(previous, weighted, keep_events, histograms)
+                arrays = {c: _column_values(batch.column(c)) for c in reading.columns}
+                current = [pool.submit(_reduce_chunk, chunk, reading) for chunk in _chunks(arrays, batch.num_rows)]
+                batch_parts += _batch_part(previous, weighted, keep.events, histograms)
                 previous = current
-            batch_parts += _batch_part(previous, weighted, keep_events, histograms)
+            batch_parts += _batch_part(previous, weighted, keep.events, histograms)
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"{path}: read failed, file truncated or corrupt ({type(err).__name__})") from err
-    return _file_reduction(path, _merge_parts(batch_parts, weighted, keep_events), n_read, histograms)
+    return _file_reduction(path, _merge_parts(batch_parts, weighted, keep.events), n_read, histograms)
 
 
 def _column_values(column: pa.Array) -> np.ndarray:
@@ -223,13 +235,10 @@ def _chunks(arrays: dict[str, np.ndarray], n_rows: int) -> Iterator[dict[str, np
         yield {c: values[start : start + CHUNK_ROWS] for c, values in arrays.items()}
 
 
-def _reduce_chunk(
-    arrays: dict[str, np.ndarray], scheme: CategoryScheme, z_window_gev: tuple[float, float], weight_column: str | None,
-    specs: tuple[HistogramSpec, ...], keep_events: bool, profile: ProfileGrid | None = None, keep_muons: bool = False,
-) -> _Part:  # fmt: skip
+def _reduce_chunk(arrays: dict[str, np.ndarray], reading: FileReading) -> _Part:
     """Reduce one chunk; the Z-window cut comes first so categories and sigma_pred see only its rows."""
     mass = arrays["dimuon_mass"]
-    lo, hi = z_window_gev
+    lo, hi = reading.window
     keep = (mass > lo) & (mass < hi)
     good, bad_by_column = _valid_rows(arrays)
     n_bad = 0
@@ -238,24 +247,23 @@ def _reduce_chunk(
         keep &= good
     rows = np.flatnonzero(keep)
     n_outside_window = len(mass) - n_bad - len(rows)
-    cat = scheme.assign(arrays["mu1_pt"][rows], np.abs(arrays["mu1_eta"][rows]), np.abs(arrays["mu2_eta"][rows]))
+    cat = reading.scheme.assign(arrays["mu1_pt"][rows], np.abs(arrays["mu1_eta"][rows]), np.abs(arrays["mu2_eta"][rows]))
     in_cat = cat != NO_CATEGORY
     rows = rows[in_cat]
     sel = {c: arrays[c][rows] for c in _POSITIVE_COLUMNS}
     spred = sigma_pred(sel["dimuon_mass"], sel["mu1_pt"], sel["mu1_ptErr"], sel["mu2_pt"], sel["mu2_ptErr"])
-    weight = arrays[weight_column][rows].astype(np.float32, copy=False) if weight_column else None
+    weight = arrays[reading.weight_column][rows].astype(np.float32, copy=False) if reading.weight_column else None
     cat = cat[in_cat]
     mass32, spred32 = sel["dimuon_mass"].astype(np.float32, copy=False), spred.astype(np.float32, copy=False)
-    # The muons' eta rows are gathered only where something reads them (not in steps 1-2).
-    needs_eta = keep_muons or profile is not None or any(spec.needs_muon_eta for spec in specs)
-    muons = sel | {c: arrays[c][rows] for c in ("mu1_eta", "mu2_eta")} if needs_eta else sel
-    skim = Skim(cat, mass32, spred32, weight, {c: muons[c] for c in MUON_COLUMNS} if keep_muons else None) if keep_events else None
+    kept = reading.keep
+    muons = sel | {c: arrays[c][rows] for c in ("mu1_eta", "mu2_eta")} if kept.needs_muon_eta else sel
+    skim = Skim(cat, mass32, spred32, weight, {c: muons[c] for c in MUON_COLUMNS} if kept.muons else None) if kept.events else None
     memo: dict = {}
-    keys = tuple(spec.keys(cat, mass32, spred32, memo, muons, weight) for spec in specs)
+    keys = tuple(spec.keys(cat, mass32, spred32, memo, muons, weight) for spec in kept.specs)
     sums = None
-    if profile is not None:
+    if kept.profile is not None:
         sums = sum(
-            profile_sums(profile, muons[f"{mu}_eta"], muons[f"{mu}_pt"], muons[f"{mu}_ptErr"] / muons[f"{mu}_pt"]) for mu in ("mu1", "mu2")
+            profile_sums(kept.profile, muons[f"{mu}_eta"], muons[f"{mu}_pt"], muons[f"{mu}_ptErr"] / muons[f"{mu}_pt"]) for mu in ("mu1", "mu2")
         )  # fmt: skip
     return _Part(skim, keys, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column, sums)
 
@@ -291,7 +299,7 @@ def _column_is_clean(col: str, values: np.ndarray) -> bool:
 
 
 def _batch_part(
-    chunks: list[Future[_Part]], weighted: bool, keep_events: bool, histograms: tuple[CategoryHistograms, ...]
+    chunks: list[Future[_Part]], weighted: bool, keep_events: bool, histograms: tuple[HistogramPart, ...]
 ) -> list[_Part]:
     """The merged part of one batch's chunks once they are done (their keys added to ``histograms``), or nothing before the first batch.
 
@@ -331,7 +339,7 @@ def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part
     )
 
 
-def _file_reduction(path: Path, part: _Part, n_read: int, histograms: tuple[CategoryHistograms, ...]) -> FileReduction:
+def _file_reduction(path: Path, part: _Part, n_read: int, histograms: tuple[HistogramPart, ...]) -> FileReduction:
     """The file's reduction from its merged part, with one warning for all its bad rows."""
     if part.bad_by_column:
         detail = ", ".join(f"{c}: {n}" for c, n in sorted(part.bad_by_column.items()))

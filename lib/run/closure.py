@@ -29,7 +29,7 @@ from lib.peak_fits import CLOSURE, UNCALIBRATED, FitGroup, bin_fit_jobs, run_fit
 from lib.request import Request
 from lib.results import ClosureResult, Validation
 from lib.rows import parse_row
-from lib.run.reduction import Executors, load_reduction
+from lib.run.reduction import Executors, Keep, load_reduction
 
 __all__ = ["run_closure", "correction_to_test", "closure_bin_index"]
 
@@ -78,7 +78,7 @@ def _closure_samples(
     edges, peak = config.closure.bin_edges_gev, config.fit.params["bw_mass"].value
     binned = request.selection.binned
     scaling = measured_scaling(
-        config, scheme, lambda grid: load_reduction(request, config, scheme, execs, out, (), events=False, profile=grid)[0]
+        config, scheme, lambda grid: load_reduction(request, config, scheme, execs, out, Keep(profile=grid))[0]
     )  # fmt: skip
     grids = grids_from_config(config, len(edges) - 1)
     acceptance = acceptance_grid(config, len(edges) - 1, (scheme.pt_edges[0], scheme.pt_edges[-1]))
@@ -87,9 +87,7 @@ def _closure_samples(
     specs = closure_specs(binning, grids, acceptance) + closure_specs(uncalibrated_binning, grids, acceptance)[:1]
     if not binned and acceptance is None:
         specs = ()  # unbinned fits need only the events
-    reduction, _ = load_reduction(
-        request, config, scheme, execs, out, specs, events=not binned, muons=not binned and scaling is not None
-    )  # fmt: skip
+    reduction, _ = load_reduction(request, config, scheme, execs, out, Keep(specs, events=not binned, muons=not binned and scaling is not None))
     if binned:
         after_pred, after_raw, before = reduction.histograms
         after = samples_from_histograms(after_pred, after_raw, config.step2, "closure")

@@ -28,7 +28,7 @@ from lib.outputs import OutputDir
 from lib.peak_fits import HIGGS, FitGroup, bin_fit_jobs, run_fits
 from lib.request import Request
 from lib.results import Validation
-from lib.run.reduction import Executors, FileReading, input_root, reduce_files
+from lib.run.reduction import Executors, FileReading, Keep, input_root, reduce_files
 
 __all__ = ["run_higgs_validation", "HIGGS_LABEL"]
 
@@ -49,7 +49,7 @@ def _signal_samples(
     edges = higgs.bin_edges_gev
     reading = FileReading(scheme, higgs.signal_region_gev, config.input.weight_column, config.input.batch_rows)
     scaling = measured_scaling(
-        config, scheme, lambda grid: reduce_files(files, execs, replace(reading, profile=grid), progress="signal files (pT profile)")
+        config, scheme, lambda grid: reduce_files(files, execs, replace(reading, keep=Keep(profile=grid)), progress="signal files (pT profile)")
     )  # fmt: skip
     binning = sigma_pred_binning(config, edges, factors, higgs.mass_gev, scaling)
     specs: tuple = ()
@@ -57,7 +57,7 @@ def _signal_samples(
         lo, hi = higgs.signal_region_gev
         grids = replace(grids_from_config(config, len(edges) - 1), mass_range_gev=(lo, hi), mass_bin_gev=(hi - lo) / _fine_bins(config))
         specs = closure_specs(binning, grids, source_categories=scheme.n_categories)
-    wanted = replace(reading, specs=specs, events=not binned, muons=not binned and scaling is not None)
+    wanted = replace(reading, keep=Keep(specs, events=not binned, muons=not binned and scaling is not None))
     reduction = reduce_files(files, execs, wanted, progress="signal files")
     if binned:
         return samples_from_histograms(*reduction.histograms, config.step2, "higgs")

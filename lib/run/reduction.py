@@ -21,16 +21,14 @@ from lib.config import Config
 from lib.errors import InputError
 from lib.executor import DaskExecutor, InlineExecutor, ProcessExecutor, TaskExecutor, default_workers
 from lib.figures import FigureQueue
-from lib.histogram_specs import HistogramSpec
 from lib.io.cache import inputs_fingerprint, load_cached_reduction, reduction_key, store_reduction
 from lib.io.merge import Reduction, ReductionMerger
-from lib.io.reader import FileReduction, find_files, reduce_file
+from lib.io.reader import FileReading, FileReduction, Keep, find_files, reduce_file
 from lib.outputs import OutputDir
 from lib.request import Paths, Request
-from lib.peak_scaling import ProfileGrid
 
 __all__ = [
-    "Executors", "FileReading", "FileTask", "InputSource", "executors", "input_root", "load_reduction", "reading_line", "reduce_files",
+    "Executors", "FileReading", "FileTask", "InputSource", "Keep", "executors", "input_root", "load_reduction", "reading_line", "reduce_files",
     "FIT_WORKER_PRELOAD",
 ]  # fmt: skip
 
@@ -38,8 +36,6 @@ log = logging.getLogger(__name__)
 
 # Modules the fit workers' forkserver imports before forking them: ROOT's libraries, loaded once.
 FIT_WORKER_PRELOAD = ("lib.fitting.warm",)
-# Workers a new Dask-Gateway cluster is scaled to when --workers is not given.
-GATEWAY_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -69,10 +65,7 @@ def executors(request: Request) -> Iterator[Executors]:
             from lib.cluster import dask_client
 
             client = stack.enter_context(
-                dask_client(
-                    execution.dask_mode, workers, execution.scheduler, execution.gateway,
-                    gateway_workers=execution.workers or GATEWAY_WORKERS, gateway_options=dict(execution.gateway_options),
-                )
+                dask_client(execution.dask_mode, execution.workers or None, execution.scheduler, execution.gateway, dict(execution.gateway_options))
             )  # fmt: skip
             dask = DaskExecutor(client)
             yield Executors(dask, dask, figures)
@@ -86,39 +79,16 @@ def executors(request: Request) -> Iterator[Executors]:
 
 
 @dataclass(frozen=True)
-class FileReading:
-    """How every file of a reduction is read (``lib.io.reader.reduce_file``): categories, mass window, weight column,
-    batch size, and what is kept: one set of histograms per spec, the skim (``events``, with the muon
-    columns if ``muons``), the muons' ``ln(ptErr / pT)`` summed on ``profile``."""
-
-    scheme: CategoryScheme
-    window: tuple[float, float]
-    weight_column: str | None
-    batch_rows: int
-    specs: tuple[HistogramSpec, ...] = ()
-    events: bool = False
-    profile: ProfileGrid | None = None
-    muons: bool = False
-
-
-@dataclass(frozen=True)
 class FileTask:
     """The reduction of one file, as a worker receives it."""
 
     path: str
     reading: FileReading
 
-    def run(self) -> FileReduction:
-        r = self.reading
-        return reduce_file(
-            self.path, r.scheme, r.window, r.weight_column, r.batch_rows, specs=r.specs, keep_events=r.events, profile=r.profile,
-            keep_muons=r.muons,
-        )  # fmt: skip
-
 
 def _reduce_task(task: FileTask) -> FileReduction:
     """Module-level wrapper so a file reduction can run on a Dask worker."""
-    return task.run()
+    return reduce_file(task.path, task.reading)
 
 
 def _reduce_or_skip_task(task: FileTask) -> FileReduction | str:
@@ -129,7 +99,7 @@ def _reduce_or_skip_task(task: FileTask) -> FileReduction | str:
     non-numeric column means the wrong input rather than one damaged file, so it stays fatal.
     """
     try:
-        return task.run()
+        return _reduce_task(task)
     except InputError as err:
         if isinstance(err.__cause__, (OSError, pa.ArrowException)):
             return str(err)
@@ -153,20 +123,16 @@ def reduce_files(
     number of files or events.
     """
     tasks = [FileTask(str(f), reading) for f in files]
-    merger = ReductionMerger(files, reading.specs, reading.weight_column is not None)
+    merger = ReductionMerger(files, reading.keep.specs, reading.weight_column is not None)
     task = _reduce_or_skip_task if skip_bad_files else _reduce_task
     execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
     return merger.result()
 
 
 def load_reduction(
-    request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir,
-    specs: tuple[HistogramSpec, ...], events: bool, profile: ProfileGrid | None = None, muons: bool = False,
+    request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir, keep: Keep
 ) -> tuple[Reduction, InputSource]:  # fmt: skip
-    """Find the year's files, reduce them to histograms (one set per spec) and/or a skim (or reuse a cache with the same key).
-
-    ``profile``: also sum the muons' ``ln(ptErr / pT)`` on that grid; ``muons``: the skim keeps the
-    muon columns (both for the closure's peak-scaled binning).
+    """Find the year's files and reduce them to what ``keep`` keeps (or reuse a cache with the same key).
 
     A reduction missing skipped files is not cached: the cache key names every matched file, and a
     later run without --skip-bad-files must read (and refuse) the damaged ones again.
@@ -179,24 +145,23 @@ def load_reduction(
     files = find_files(root, config.input.mc_glob if is_mc else config.input.data_glob, out.year)
     if request.figures.enabled:
         execs.figures.start()  # the inputs exist: figures will follow, so matplotlib loads while they are read
-    weight_column = config.input.weight_column if is_mc else None
+    reading = FileReading(scheme, config.selection.z_window_gev, config.input.weight_column if is_mc else None, config.input.batch_rows, keep)
     settings = {
         "categories": config.categories.model_dump(mode="json"),
-        "z_window": list(config.selection.z_window_gev),
-        "weight": weight_column,
-        "histograms": [repr(spec) for spec in specs],
-        "profile": repr(profile),
-        "muons": muons,
+        "z_window": list(reading.window),
+        "weight": reading.weight_column,
+        "histograms": [repr(spec) for spec in keep.specs],
+        "profile": repr(keep.profile),
+        "muons": keep.muons,
     }
     fingerprint = inputs_fingerprint(files)
     key = reduction_key(fingerprint, settings)
     cache_dir = out.cache("reduction")
-    cached = load_cached_reduction(cache_dir, key, specs, events, muons)
+    cached = load_cached_reduction(cache_dir, key, keep)
     if cached is not None:
         cached.n_files = len(files)  # the key names every one of them: its counts are theirs
         return cached, InputSource(fingerprint)
     start = time.monotonic()
-    reading = FileReading(scheme, config.selection.z_window_gev, weight_column, config.input.batch_rows, specs, events, profile, muons)
     reduction = reduce_files(files, execs, reading, request.execution.skip_bad_files)
     log.info("%s in %.1f s", reading_line(reduction), time.monotonic() - start)
     if reduction.n_kept == 0:
