@@ -1,10 +1,12 @@
 """Compare two output directories of the tool: are the numbers the same, bit for bit?
 
-A refactoring must not change a result. This compares every CSV and LaTeX table, the correction
-JSON (its description's run-specific lines aside) and ``fit_params.json`` (the timings aside) of
-two runs on the same input, and prints each difference; exit status 1 when there is one.
+A refactoring must not change a result. This walks both trees (an output directory, or a folder
+holding several, such as an ``--output_path``) and compares every CSV and LaTeX table, the
+correction JSON (its description's run-specific lines aside) and ``fit_params.json`` (the timings
+aside) by their path below the top, and names every output file (figures and logs too) that only
+one of them has; exit status 1 when there is a difference. Caches (``.cache``) are not outputs.
 
-    .venv/bin/python benchmarks/compare_outputs.py plots/binned/2018/Data_2018_before plots/binned/2018/Data_2018_after
+    .venv/bin/python benchmarks/compare_outputs.py plots/before plots/after
 """
 
 from __future__ import annotations
@@ -28,14 +30,22 @@ def _without_volatile(value: object) -> object:
     return value
 
 
+def _outputs(top: Path) -> set[Path]:
+    """Every output file below ``top``, by its path below it (caches and the run lock aside)."""
+    return {p.relative_to(top) for p in top.rglob("*") if p.is_file() and ".cache" not in p.parts and p.name != ".lock"}
+
+
+def _compared(files: set[Path]) -> set[Path]:
+    return {p for p in files if any(p.match(g) for g in COMPARED_GLOBS) and p.name not in SKIPPED}
+
+
 def _differences(before: Path, after: Path) -> list[str]:
-    names = sorted({p.name for g in COMPARED_GLOBS for d in (before, after) for p in d.glob(g)} - SKIPPED)
-    found = []
-    for name in names:
+    files_before, files_after = _outputs(before), _outputs(after)
+    found = [f"{p}: only in before" for p in sorted(files_before - files_after)]
+    found += [f"{p}: only in after" for p in sorted(files_after - files_before)]
+    for name in sorted(_compared(files_before & files_after)):
         a, b = before / name, after / name
-        if not a.exists() or not b.exists():
-            found.append(f"{name}: only in {'after' if not a.exists() else 'before'}")
-        elif name.endswith(".json"):
+        if name.suffix == ".json":
             if _without_volatile(json.loads(a.read_text())) != _without_volatile(json.loads(b.read_text())):
                 found.append(f"{name}: differs")
         elif a.read_bytes() != b.read_bytes():
@@ -51,7 +61,7 @@ def main() -> int:
     differences = _differences(args.before, args.after)
     for line in differences:
         print(line)
-    compared = len({p.name for g in COMPARED_GLOBS for p in args.before.glob(g)} - SKIPPED)
+    compared = len(_compared(_outputs(args.before) & _outputs(args.after)))
     print(f"{compared} files compared, {len(differences)} differ")
     return 1 if differences else 0
 
