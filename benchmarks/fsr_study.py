@@ -325,7 +325,7 @@ def _ratio_summary(unit: Path, k_map: Path, out_unit: Path, out_k_map: Path) -> 
     k_map_factors = _rows(_sample_dir(out_k_map, False) / "calibration_factors.csv")
     truth_unit = json.loads((unit / "2018" / "truth.json").read_text())["k_data"]
     truth_k_map = json.loads((k_map / "2018" / "truth.json").read_text())["k_data"]
-    deviations_ratio, pulls = [], []
+    deviations_ratio, pulls, relative_errors = [], [], []
     for cat, row in factors.items():
         truth = truth_k_map[cat] / truth_unit[cat]
         f1, f2 = float(row["calibration_factor"]), float(k_map_factors[cat]["calibration_factor"])
@@ -334,10 +334,36 @@ def _ratio_summary(unit: Path, k_map: Path, out_unit: Path, out_k_map: Path) -> 
         deviations_ratio.append(ratio / truth - 1)
         error = ratio * ((e1 / f1) ** 2 + (e2 / f2) ** 2) ** 0.5 if e1 > 0 and e2 > 0 else float("inf")
         pulls.append(abs(ratio - truth) / error if error > 0 else float("inf"))
+        relative_errors.append(error / truth)
+    weights = [1.0 / e**2 for e in relative_errors]
+    weighted = sum(w * d for w, d in zip(weights, deviations_ratio)) / sum(weights)
+    worst = max(range(len(relative_errors)), key=relative_errors.__getitem__)
+    rest = [d for i, d in enumerate(deviations_ratio) if i != worst]
     return {
         "ratio / truth - 1: mean / rms": f"{statistics.mean(deviations_ratio):+.2%} / {statistics.pstdev(deviations_ratio):.2%}",
         "ratio within 2.5 sigma": f"{sum(p < 2.5 for p in pulls)}/{len(pulls)}",
+        "ratio: weighted mean / rms of pulls / mean, rms without the least precise": f"{weighted:+.2%} +- {sum(weights) ** -0.5:.2%} / "
+        f"{statistics.fmean(p * p for p in pulls) ** 0.5:.2f} / {statistics.mean(rest):+.2%}, {statistics.pstdev(rest):.2%} "
+        f"(without {list(factors)[worst]}, +-{relative_errors[worst]:.0%})",
     }
+
+
+def fit_time_ratio(sample: Path, mc: bool, configs: dict[str, Path], work: Path, repeats: int) -> str:
+    """Fit seconds per category of each model, ``repeats`` alternating step-1 runs on the same sample (one loaded machine sees both alike).
+
+    Returns the mean seconds per category of each model and the ratio of the last to the first, with its spread over the repeats.
+    """
+    seconds: dict[str, list[float]] = {model: [] for model in configs}
+    for repeat in range(repeats):
+        for model, config in configs.items():
+            out = work / f"timing_{sample.name}_{model}_{repeat}"
+            _run([PY, "getCalibrationFactor.py", "--years", "2018", "--ifbinned", "--input_path", str(sample), "--output_path", str(out),
+                  "--config", str(config), "--no-plots", "--no-dask-client", "--overwrite", "--steps", "step1", *(["--isMC"] if mc else [])])  # fmt: skip
+            seconds[model].append(statistics.mean(float(r["seconds"]) for r in _fit_records(_sample_dir(out, mc))))
+    first, last = (seconds[m] for m in configs)
+    ratios = [b / a for a, b in zip(first, last)]
+    spread = f" (min {min(ratios):.2f}, max {max(ratios):.2f})" if repeats > 1 else ""
+    return " / ".join(f"{statistics.mean(v):.2f} s" for v in seconds.values()) + f", ratio {statistics.mean(ratios):.2f}{spread}"
 
 
 def main() -> int:
@@ -352,6 +378,8 @@ def main() -> int:
     parser.add_argument("--no-mc", action="store_true", help="Data only: no simulation sample, no MC closure, no Higgs check")
     parser.add_argument("--no-fitted-truth", action="store_true",
                         help="skip the tool's closure of the true factors (fits with the model; the truth closure needs none)")
+    parser.add_argument("--timing-repeats", type=int, default=0,
+                        help="then time step 1 of each scenario's last sample, the models alternating, this many times each")
     parser.add_argument("--reuse-fits", action="store_true", help="keep the outputs a run of the same --work left (the same code only)")
     args = parser.parse_args()
     work = args.work.resolve()
@@ -380,7 +408,7 @@ def main() -> int:
                 factors = _true_factors(sample, out, reference, mc, truth)  # type: ignore[arg-type]
                 closure = directory / "closure_results_resolutionBinning.csv"
                 row = {"scenario": scenario, "fit.fsr": model, "sample": kind} | _fit_summary(directory)
-                row |= {"ratio / truth - 1: mean / rms": "-", "ratio within 2.5 sigma": "-"} if mc else _ratio_summary(unit, k_map, out_unit, out)
+                row |= {"ratio / truth - 1: mean / rms": "-"} if mc else _ratio_summary(unit, k_map, out_unit, out)
                 row |= factors_against_truth(directory, reference) | closure_against_truth_closure(closure, truth.closure(factors))
                 if not args.no_fitted_truth:
                     fitted_truth = _closure_of_true_factors(sample, reference, cfg, mc, reuse)  # type: ignore[arg-type]
@@ -388,6 +416,11 @@ def main() -> int:
                 row["Higgs (MC factors)"] = higgs_check(directory) if mc else "-"
                 table.append(row)
                 print(" | ".join(f"{k}: {v}" for k, v in row.items()), flush=True)
+        if args.timing_repeats:
+            configs = {model: work / f"config_{model}.yaml" for model in args.models}
+            timed, mc = (k_map, False) if simulation is None else (simulation, True)
+            print(f"fit time per category, {scenario} {'MC' if mc else 'Data'} ({' / '.join(configs)}): "
+                  f"{fit_time_ratio(timed, mc, configs, work, args.timing_repeats)}", flush=True)
     columns = list(dict.fromkeys(k for row in table for k in row))
     print()
     print("| " + " | ".join(columns) + " |")
