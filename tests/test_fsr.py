@@ -265,31 +265,26 @@ def test_radiation_model_ties_the_tails_and_fixes_the_peak_position(root):
 
 @pytest.mark.root
 def test_every_calibration_fit_takes_the_radiation_model(root):
-    """Categories, closure bins, the Higgs bins and their retry steps all carry ``fit.fsr``; the Higgs peak is a radiating delta."""
+    """Every kind of peak fit (categories, closure bins before and after calibration, Higgs bins) and its retry steps carry
+    ``fit.fsr``, and its model radiates on the true side of the convolution: a Breit-Wigner, or for the Higgs a delta."""
     import lib.fitting.model as rf
-    from lib.config import higgs_fit_spec
-    from lib.fit_step import FitGroup
+    from lib.peak_fits import CATEGORIES, CLOSURE, HIGGS, UNCALIBRATED, FitGroup
 
     config = fsr_config("exponential")
-    places = None  # the specs need no output place
-    groups = {
-        "category": (FitGroup(config, places, True), "30-45_EE"),  # type: ignore[arg-type]
-        "closure bin": (FitGroup(config, places, True), "closure_2-2.5"),  # type: ignore[arg-type]
-        "Higgs bin": (FitGroup(config, places, True, resolve=higgs_fit_spec, same_range_retries=True), "higgs_1.9-2.3"),  # type: ignore[arg-type]
-    }
-    for what, (group, name) in groups.items():
-        nominal = group.spec_for(name)
-        assert [s.fsr for s in (nominal, *retry_specs(config, nominal, 1.0))] == ["exponential"] * (1 + len(config.fit.retry_ladder)), what
-        built = rf.build_model(nominal.model_copy(update={"line_shape": "breit_wigner"}), f"fsr_{what.replace(' ', '_')}")
+    names = {CATEGORIES: "30-45_EE", CLOSURE: "closure_2-2.5", UNCALIBRATED: "closure_2-2.5", HIGGS: "higgs_1.9-2.3"}
+    for kind, name in names.items():
+        nominal = FitGroup(kind, config, None, True).spec_for(name)  # type: ignore[arg-type]  # the spec needs no output directory
+        assert [s.fsr for s in (nominal, *retry_specs(config, nominal, 1.0))] == ["exponential"] * (1 + len(config.fit.retry_ladder)), kind.name
+        built = rf.build_model(nominal.model_copy(update={"line_shape": "breit_wigner"}), f"fsr_{kind.name}")
         try:
             # The convolution's true side radiates (depends on the fraction), its detector side, the DCB, does not.
             servers = list(built.signal.servers())
             fraction = built.params["fsr_fraction"]
             true_side = [s for s in servers if s.InheritsFrom("RooAbsPdf") and not s.InheritsFrom("RooCrystalBall")]
             detector = [s for s in servers if s.InheritsFrom("RooCrystalBall")]
-            assert len(true_side) == 1 and true_side[0].dependsOn(fraction), (what, [s.GetName() for s in servers])
-            assert len(detector) == 1 and not detector[0].dependsOn(fraction), what
-            assert true_side[0].GetTitle() == ("radiating delta" if nominal.peak == "higgs" else "radiating BW"), what
+            assert len(true_side) == 1 and true_side[0].dependsOn(fraction), (kind.name, [s.GetName() for s in servers])
+            assert len(detector) == 1 and not detector[0].dependsOn(fraction), kind.name
+            assert true_side[0].GetTitle() == ("radiating delta" if nominal.peak == "higgs" else "radiating BW"), kind.name
         finally:
             built.close()
 
