@@ -84,7 +84,9 @@ import dataclasses, sys, time, pickle
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
+from lib.figures import FitFigure, MedianFigure
 from lib.medians import CategoryMedian
+from lib.plots.cms import Header
 from lib.plots.medians import plot_sigma_pred_histograms
 from lib.plots.fits import plot_fit
 from lib.fitting.result import AttemptRecord, FitCurves, FitResult
@@ -93,8 +95,9 @@ rng = np.random.default_rng(1)
 edges = np.linspace(0.5, 3.0, 51)
 counts = np.array([np.histogram(rng.lognormal(np.log(1.0 + 0.02 * i), 0.2, 20000), edges)[0] for i in range(36)], float)
 meds = tuple(CategoryMedian(f"c{i}", 20000, 20000.0, 1.0 + 0.02 * i, 0.002) for i in range(36))
-plot_sigma_pred_histograms(edges, counts, meds, out / "warm", "Data 2018")
-start = time.process_time(); plot_sigma_pred_histograms(edges, counts, meds, out / "grid", "Data 2018"); grid = time.process_time() - start
+header = Header("Data 2018", "2018")
+plot_sigma_pred_histograms(MedianFigure(edges, counts, meds, out / "warm", header))
+start = time.process_time(); plot_sigma_pred_histograms(MedianFigure(edges, counts, meds, out / "grid", header)); grid = time.process_time() - start
 e = np.linspace(75, 105, 121); c = 0.5 * (e[1:] + e[:-1]); n = 5000 * np.exp(-0.5 * ((c - 91.2) / 2.5) ** 2) + 20
 x = np.linspace(75, 105, 481); y = np.interp(x, c, n)
 curves = FitCurves(e, n, np.sqrt(n), np.sqrt(n), x, y, 0.98 * y, 0.02 * y, rng.normal(0, 1, 120))
@@ -102,13 +105,13 @@ chosen = AttemptRecord(label="nominal", status=0, status_first=0, status_history
                        sigma=1.2, sigma_err=0.01, chi2_ndf=1.0, n_float=8, n_events=100000, sum_weights=1e5, params=(),
                        failures=(), seconds=0.5, width=1.2, width_err=0.01)
 result = FitResult(name="45-52_BB", chosen=chosen, attempts=(chosen,), weighted=False, peak="z", backend="cpu", curves=curves, seconds=0.5)
-plot_fit(result, out / "warm_fit", "2018 Data 45-52_BB")
+plot_fit(FitFigure(result, out / "warm_fit", Header("Data 2018 45-52_BB", "2018")))
 # Each figure of a run has its own numbers, so its texts are laid out anew (mathtext included).
 start = time.process_time()
 for i in range(5):
     attempt = dataclasses.replace(chosen, width=1.2 + 0.0123 * i, width_err=0.01 + 0.0007 * i, chi2_ndf=1.0 + 0.037 * i)
     varied = dataclasses.replace(result, chosen=attempt, attempts=(attempt,))
-    plot_fit(varied, out / f"fit{i}", f"2018 Data 45-52_B{i}")
+    plot_fit(FitFigure(varied, out / f"fit{i}", Header(f"Data 2018 45-52_B{i}", "2018")))
 print(grid, (time.process_time() - start) / 5)
 """
     with tempfile.TemporaryDirectory() as tmp:

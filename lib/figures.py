@@ -2,10 +2,11 @@
 
 A figure never delays a result: drawn in a fit worker it would sit on the path to the correction
 JSON, and drawn after the JSON it would leave the cores idle while the slowest fits finish.
-Every figure is handed to ``FigureQueue`` as soon as its numbers exist (the step-2 grid
-after the medians, a fit's plot when its fit returns), and drawn by this machine's processes at
-the lowest CPU priority (nice 19): while fits run, a figure only gets the cycles no fit wants,
-and what is left is drawn after step 3. Every output, figures included, is written by the client.
+Every figure is handed to ``FigureQueue`` as soon as its numbers exist (the step-2 grid after
+the medians, a fit's plot when its fit returns, the closure's and the Higgs check's summaries after
+their verdicts), and drawn by this machine's processes at the lowest CPU priority (nice 19): while
+fits run, a figure only gets the cycles no fit wants, and what is left is drawn after step 3.
+Every output, figures included, is written by the client.
 """
 
 from __future__ import annotations
@@ -23,16 +24,21 @@ from typing import Sequence
 
 import numpy as np
 
-from lib.config import Step2Config
+from lib.closure import ClosureBin
+from lib.config import Config, Step2Config
 from lib.console import os_error_line
 from lib.executor import run_in_worker, stop_pool, worker_pool
 from lib.fitting.result import FitResult
 from lib.histograms import CategoryHistograms
 from lib.medians import CategoryMedian, sigma_pred_histograms
 from lib.outputs import SAMPLE_LABELS, OutputDir
+from lib.plots.cms import Header
 from lib.plots.save import PLOT_FORMATS, discard_other_formats
+from lib.results import ClosureResult, Validation
 
-__all__ = ["FitFigure", "MedianFigure", "FigureQueue", "draw_figure", "queue_median_figure"]
+__all__ = [
+    "FitFigure", "MedianFigure", "ClosureFigure", "FigureQueue", "draw_figure", "queue_median_figure", "queue_validation_figures",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -42,49 +48,74 @@ FIGURE_NICENESS = 19
 
 @dataclass(frozen=True)
 class FitFigure:
-    """One fit's plot: the result's arrays, where to write it, its right-hand title and whether the drawn model has the acceptance A(m)."""
+    """One fit's plot: the result's arrays, where to write it, its header and whether the drawn model has the acceptance A(m)."""
 
     result: FitResult
     stem: Path
-    title: str
+    header: Header
     acceptance: bool = False
+
+    def draw(self, formats: tuple[str, ...]) -> list[Path]:
+        """The plot in ``formats``; the written paths."""
+        from lib.plots.fits import plot_fit
+
+        return plot_fit(self, formats)
 
 
 @dataclass(frozen=True, eq=False)
 class MedianFigure:
     """Step 2's grid of sigma_pred distributions, one panel per category, in ``formats`` (of the run's).
 
-    With two figure processes its PNG and PDF are queued as two figures: at 0.7 s each, drawn side
-    by side they halve the wait of a run that draws nothing else (``--steps step2``).
+    With two figure processes its PNG and PDF are queued as two figures: drawn side by side they
+    halve the wait of a run that draws nothing else (``--steps step2``).
     """
 
     edges: np.ndarray
     counts: np.ndarray
     medians: tuple[CategoryMedian, ...]
     stem: Path
-    label: str
+    header: Header
     formats: tuple[str, ...] = PLOT_FORMATS
     simulation: bool = False
 
+    def draw(self, formats: tuple[str, ...]) -> list[Path]:
+        """The grid in those of its own formats that are among the run's ``formats``; the written paths."""
+        from lib.plots.medians import plot_sigma_pred_histograms
 
-def draw_figure(figure: FitFigure | MedianFigure, formats: tuple[str, ...]) -> list[Path]:
-    """Draw one figure in the run's ``formats`` (a grid: those of its own that are among them), return the written paths.
+        chosen = tuple(f for f in self.formats if f in formats)
+        return plot_sigma_pred_histograms(self, chosen) if chosen else []
+
+
+@dataclass(frozen=True)
+class ClosureFigure:
+    """A validation's summary figure: the judged bins of each pass (``before`` may be empty), the tolerance band and
+    the minimum of events they were judged with."""
+
+    before: tuple[ClosureBin, ...]
+    after: tuple[ClosureBin, ...]
+    stem: Path
+    header: Header
+    simulation: bool
+    tolerance: float
+    min_events: int
+
+    def draw(self, formats: tuple[str, ...]) -> list[Path]:
+        """The figure in ``formats``; the written paths."""
+        from lib.plots.closure import plot_closure
+
+        return plot_closure(self, formats)
+
+
+Figure = FitFigure | MedianFigure | ClosureFigure
+
+
+def draw_figure(figure: Figure, formats: tuple[str, ...]) -> list[Path]:
+    """Draw one figure in the run's ``formats``, return the written paths.
 
     The figure's files of the other formats, from an earlier run, are removed: they show older numbers.
     """
     discard_other_formats(figure.stem, formats)
-    if isinstance(figure, FitFigure):
-        from lib.plots.fits import plot_fit
-
-        return plot_fit(figure.result, figure.stem, figure.title, formats, acceptance=figure.acceptance)
-    from lib.plots.medians import plot_sigma_pred_histograms
-
-    chosen = tuple(f for f in figure.formats if f in formats)
-    if not chosen:
-        return []
-    return plot_sigma_pred_histograms(
-        figure.edges, figure.counts, figure.medians, figure.stem, figure.label, chosen, simulation=figure.simulation
-    )
+    return figure.draw(formats)
 
 
 def _start_figure_worker() -> None:
@@ -120,7 +151,7 @@ class FigureQueue:
         self.workers = workers
         self.formats = formats
         self._pool: ProcessPoolExecutor | None = None
-        self._pending: list[tuple[str, Future | FitFigure | MedianFigure]] = []
+        self._pending: list[tuple[str, Future | Figure]] = []
         self._broken = False
 
     def start(self) -> None:
@@ -135,7 +166,7 @@ class FigureQueue:
         for _ in range(self.workers):
             self._pool.submit(os.getpid)  # a process per task until all are running
 
-    def submit(self, figure: FitFigure | MedianFigure) -> None:
+    def submit(self, figure: Figure) -> None:
         """Queue ``figure``; it is drawn as soon as a figure process has a free cycle."""
         if self.workers == 0:
             self._pending.append((figure.stem.name, figure))
@@ -200,13 +231,27 @@ class FigureQueue:
         self.close(now=error is not None and not isinstance(error, Exception))
 
 
+def _header(out: OutputDir, prefix: str = "") -> Header:
+    """The header of a summary figure of ``out``: its sample and year (after ``prefix``), with that year's energy."""
+    return Header(f"{prefix}{out.sample} {out.year}", out.year)
+
+
 def queue_median_figure(
     queue: FigureQueue, medians: Sequence[CategoryMedian], hists: CategoryHistograms, step2: Step2Config, out: OutputDir
 ) -> None:  # fmt: skip
     """Queue step 2's grid of ``out``; two figure processes draw its PNG and its PDF side by side, one draws both from one figure."""
     edges, counts = sigma_pred_histograms(hists, step2)
+    simulation = out.sample == SAMPLE_LABELS[1]
     for formats in [(f,) for f in queue.formats] if queue.workers >= 2 else [queue.formats]:
-        queue.submit(
-            MedianFigure(edges, counts, tuple(medians), out.figure_stem("medians"), f"{out.sample} {out.year}", formats,
-                         simulation=out.sample == SAMPLE_LABELS[1])
-        )  # fmt: skip
+        queue.submit(MedianFigure(edges, counts, tuple(medians), out.figure_stem("medians"), _header(out), formats, simulation))
+
+
+def queue_validation_figures(queue: FigureQueue, closure: ClosureResult, higgs: Validation | None, config: Config, out: OutputDir) -> None:
+    """Queue the closure's summary figure (before and after) and the Higgs check's, each with its own tolerance and minimum of events."""
+    simulation = out.sample == SAMPLE_LABELS[1]
+    queue.submit(ClosureFigure(closure.before.bins, closure.after.bins, out.figure_stem("closure"), _header(out), simulation,
+                               config.closure.tolerance, config.closure.min_events))  # fmt: skip
+    if higgs is not None:
+        # The signal sample is simulation, whichever factors it tests.
+        queue.submit(ClosureFigure((), higgs.bins, out.figure_stem("higgs"), _header(out, "H "), True, config.higgs.tolerance,
+                                   config.higgs.min_events))  # fmt: skip

@@ -29,6 +29,7 @@ from lib.config import Config, FitSpec, higgs_fit_spec, resolve_fit_spec, retry_
 from lib.errors import CalibrationError, ExecutionError
 from lib.executor import TaskExecutor
 from lib.figures import FigureQueue, FitFigure
+from lib.plots.cms import Header
 from lib.fitting.result import FitResult, FitRow
 from lib.fitting.task import AcceptanceTable, FitEvents, FitTask
 from lib.histograms import CategoryHistograms
@@ -151,10 +152,12 @@ def fit_job(job: FitJob) -> FitResult:
     return fit_category(job.task)
 
 
-def _queue_figure(figures: FigureQueue | None, job: FitJob, result: object) -> None:
-    """Hand the job's figure to ``figures`` when it asked for one and has a fit result (a crashed worker has nothing to draw)."""
-    if figures is not None and job.plot_stem is not None and isinstance(result, FitResult):
-        figures.submit(FitFigure(result, job.plot_stem, job.title, _has_acceptance(job, result)))
+def _queue_figure(group: FitGroup, job: FitJob, result: object) -> None:
+    """Hand the job's figure to the group's queue when it asked for one and has a fit result (a crashed worker has nothing to
+    draw); its header has the output directory's year."""
+    if group.figures is not None and job.plot_stem is not None and isinstance(result, FitResult):
+        header = Header(job.title, group.out.year)
+        group.figures.submit(FitFigure(result, job.plot_stem, header, _has_acceptance(job, result)))
 
 
 def _has_acceptance(job: FitJob, result: FitResult) -> bool:
@@ -266,7 +269,7 @@ def run_fits(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, re
         cached = None if job.task.name in refit else cache.load(job.task.name, keys[job.task.name])
         if cached is not None:
             done[job.task.name] = cached
-            _queue_figure(group.figures, job, cached)
+            _queue_figure(group, job, cached)
     if done:
         # Routine (an interrupted run resumed, a closure re-run): said, but nothing for the user to act on.
         log.info("re-using %d finished fits from %s (same inputs and configuration)", len(done), cache.directory)
@@ -275,7 +278,7 @@ def run_fits(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, re
     def persist(index: int, result: object) -> None:
         if isinstance(result, FitResult):
             cache.store(todo[index].task.name, keys[todo[index].task.name], result)
-        _queue_figure(group.figures, todo[index], result)
+        _queue_figure(group, todo[index], result)
 
     names = [j.task.name for j in todo]
     done.update(zip(names, executor.map(fit_job, list(todo), names, progress=group.kind.progress, on_result=persist)))

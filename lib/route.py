@@ -33,7 +33,7 @@ from lib.categories import CategoryScheme
 from lib.config import WIDTH_DEFINITIONS, Config
 from lib.correction.writer import build_correction, write_correction
 from lib.factors import CategoryFactor, compute_factors
-from lib.figures import queue_median_figure
+from lib.figures import queue_median_figure, queue_validation_figures
 from lib.fitting.backend import root_version
 from lib.fitting.result import FitRow
 from lib.histogram_specs import category_spec
@@ -42,7 +42,7 @@ from lib.medians import compute_medians
 from lib.outputs import OutputDir
 from lib.peak_fits import CATEGORIES, FitGroup, fit_categories
 from lib.request import Execution, Figures, Paths, Request, Selection
-from lib.results import ClosureResult, Factors, Fits, Medians, Validation, YearSummary
+from lib.results import Factors, Fits, Medians, YearSummary
 from lib.run.closure import run_closure
 from lib.run.higgs import HIGGS_LABEL, run_higgs_validation
 from lib.run.changes import factor_change_lines, refit_lines, rerun_command
@@ -214,23 +214,9 @@ def _closure_year(request: Request, config: Config, scheme: CategoryScheme, exec
     text = "\n".join(lines)
     out.write_verdict("closure", text)
     if request.figures.enabled:
-        _draw_validation(closure, higgs, request, config, out)
+        queue_validation_figures(execs.figures, closure, higgs, config, out)
         execs.figures.wait()
     return YearSummary(out.year, out.path, closure=closure, higgs=higgs, closure_text=text, timings={"closure": time.monotonic() - start})
-
-
-def _draw_validation(closure: ClosureResult, higgs: Validation | None, request: Request, config: Config, out: OutputDir) -> None:
-    """The closure's summary figure (before and after) and the Higgs check's, each with its own tolerance and minimum of events."""
-    from lib.plots.closure import plot_closure
-
-    title = f"{request.selection.sample} {out.year}"
-    formats = request.figures.formats
-    plot_closure(list(closure.before.bins), list(closure.after.bins), out.figure_stem("closure"), title, formats,
-                 tolerance=config.closure.tolerance, simulation=request.selection.is_mc, min_events=config.closure.min_events)  # fmt: skip
-    if higgs is not None:
-        # The signal sample is simulation, whichever factors it tests.
-        plot_closure([], list(higgs.bins), out.figure_stem("higgs"), f"H {title}", formats,
-                     tolerance=config.higgs.tolerance, simulation=True, min_events=config.higgs.min_events)  # fmt: skip
 
 
 # ---- the stages on their own, for a notebook: no output directory is written -------------------------------------

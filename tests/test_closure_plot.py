@@ -12,6 +12,9 @@ import pytest
 
 import lib.plots.closure as closure_plot
 from lib.closure import bin_state
+from lib.figures import ClosureFigure, queue_validation_figures
+from lib.outputs import OutputDir
+from lib.plots.cms import Header
 
 pytest.importorskip("mplhep")
 
@@ -26,8 +29,14 @@ def _row(low: float, ratio: float, verdict: str = TESTED, width: float = 0.1, qu
                            state=bin_state(quality, verdict, ratio))  # fmt: skip
 
 
-def _draw(monkeypatch, tmp_path, before, after, **kwargs) -> Any:
-    """The closure figure, kept open instead of written."""
+def _draw(monkeypatch, tmp_path, before, after, tolerance: float = 0.1, min_events: int = 300, simulation: bool = False) -> Any:
+    """The closure figure of Data 2018, kept open instead of written."""
+    header = Header("Data 2018", "2018")
+    return _drawn(monkeypatch, ClosureFigure(tuple(before), tuple(after), tmp_path / "closure", header, simulation, tolerance, min_events))
+
+
+def _drawn(monkeypatch, figure: ClosureFigure) -> Any:
+    """``figure`` drawn, kept open instead of written."""
     drawn = {}
 
     def keep(fig, stem, **_):
@@ -40,7 +49,7 @@ def _draw(monkeypatch, tmp_path, before, after, **kwargs) -> Any:
         return []
 
     monkeypatch.setattr(closure_plot, "save_figure", keep)
-    closure_plot.plot_closure(before, after, tmp_path / "closure", "Data 2018", **({"tolerance": 0.1} | kwargs))
+    closure_plot.plot_closure(figure)
     return drawn["fig"]
 
 
@@ -158,17 +167,38 @@ def test_untested_bins_are_drawn_apart(tmp_path, monkeypatch):
     assert [t.get_text() for t in _labels(rax)] == ["+34 %"]
 
 
+def _header_texts(ax) -> tuple[Any, Any, Any]:
+    from mplhep.label import ExpLabel, ExpText, LumiText
+
+    (cms,), (text,), (right,) = ([t for t in ax.texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+    return cms, text, right
+
+
 @pytest.mark.parametrize("simulation,status", [(False, " Preliminary"), (True, " Simulation Preliminary")])
 def test_the_header_reads_cms_status_and_the_energy(tmp_path, monkeypatch, simulation: bool, status: str):
     """ "CMS", a word's space, the status; the sample and "(13 TeV)" on the right."""
-    from mplhep.label import ExpLabel, ExpText, LumiText
-
     fig = _draw(monkeypatch, tmp_path, [], _calibrated(3), simulation=simulation)
-    ax = fig.axes[0]
-    (cms,), (text,), (right,) = ([t for t in ax.texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+    cms, text, right = _header_texts(fig.axes[0])
     assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", status, "Data 2018 (13 TeV)")
     renderer = fig.canvas.get_renderer()
     assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
+
+
+@pytest.mark.parametrize("year,energy", [("2022", "13.6"), ("2018", "13")])
+def test_the_validation_figures_carry_their_output_directory_s_year_and_judgement(tmp_path, monkeypatch, config, year: str, energy: str):
+    """The closure of MC 2022 reads 13.6 TeV, of 2018 13 TeV; the Higgs check's figure is simulation with its own band."""
+    closure = SimpleNamespace(before=SimpleNamespace(bins=tuple(_calibrated(3))), after=SimpleNamespace(bins=tuple(_calibrated(3))))
+    higgs = SimpleNamespace(bins=tuple(_calibrated(2)))
+    queued: list[ClosureFigure] = []
+    out = OutputDir.of(tmp_path, True, year, "MC")
+    queue_validation_figures(SimpleNamespace(submit=queued.append), closure, higgs, config, out)  # type: ignore[arg-type]
+    assert [(f.stem, f.header.right(), f.simulation) for f in queued] == [
+        (out.figure_stem("closure"), f"MC {year} ({energy} TeV)", True), (out.figure_stem("higgs"), f"H MC {year} ({energy} TeV)", True)
+    ]  # fmt: skip
+    assert [(f.tolerance, f.min_events) for f in queued] == [
+        (config.closure.tolerance, config.closure.min_events), (config.higgs.tolerance, config.higgs.min_events)
+    ]  # fmt: skip
+    assert _header_texts(_drawn(monkeypatch, queued[0]).axes[0])[2].get_text() == f"MC {year} ({energy} TeV)"
 
 
 def test_the_band_is_the_tolerance_the_bins_are_judged_with(tmp_path, monkeypatch):

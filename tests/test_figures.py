@@ -11,6 +11,7 @@ import pytest
 
 from lib.figures import FIGURE_NICENESS, FigureQueue, FitFigure, MedianFigure
 from lib.medians import CategoryMedian
+from lib.plots.cms import Header, centre_of_mass
 from tests.test_fitting import synthetic_result
 
 pytest.importorskip("mplhep")
@@ -20,14 +21,18 @@ def _grid(stem: Path) -> MedianFigure:
     edges = np.linspace(0.5, 3.0, 26)
     counts = np.vstack([np.exp(-0.5 * ((0.5 * (edges[1:] + edges[:-1]) - 1.0 - 0.1 * i) / 0.2) ** 2) * 100 for i in range(4)])
     medians = tuple(CategoryMedian(f"30-45_B{r}", 100, 100.0, 1.0 + 0.1 * i, 0.01) for i, r in enumerate("BOEB"))
-    return MedianFigure(edges, counts, medians, stem, "Data 2018")
+    return MedianFigure(edges, counts, medians, stem, Header("Data 2018", "2018"))
+
+
+def _fit(stem: Path) -> FitFigure:
+    return FitFigure(synthetic_result(), stem, Header(f"Data 2018 {stem.name.removeprefix('fit_')}", "2018"))
 
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_queued_figures_are_written_by_wait(tmp_path: Path, workers: int):
     with FigureQueue(workers) as queue:
         queue.submit(_grid(tmp_path / "grid"))
-        queue.submit(FitFigure(synthetic_result(), tmp_path / "fits" / "fit_30-45_OB", "2018 Data 30-45_OB"))
+        queue.submit(_fit(tmp_path / "fits" / "fit_30-45_OB"))
         queue.wait()
         written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.*"))
     assert written == ["fits/fit_30-45_OB.pdf", "fits/fit_30-45_OB.png", "grid.pdf", "grid.png"]
@@ -40,7 +45,7 @@ def test_a_run_writes_only_its_plot_formats(tmp_path: Path, workers: int, format
     with FigureQueue(workers, formats) as queue:
         for kind in ("png", "pdf"):  # the step-2 grid is queued once per format when two processes draw
             queue.submit(dataclasses.replace(_grid(tmp_path / "grid"), formats=(kind,)))
-        queue.submit(FitFigure(synthetic_result(), tmp_path / "fits" / "fit_30-45_OB", "2018 Data 30-45_OB"))
+        queue.submit(_fit(tmp_path / "fits" / "fit_30-45_OB"))
         queue.wait()
         written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.*"))
     assert written == [f"fits/fit_30-45_OB.{formats[0]}", f"grid.{formats[0]}"]
@@ -50,12 +55,12 @@ def test_a_redrawn_figure_leaves_no_file_of_a_format_not_drawn(tmp_path: Path):
     """A --fixCat with --plot-formats png: the category's older PDF would show the replaced fit."""
     stem = tmp_path / "fits" / "fit_30-45_OB"
     with FigureQueue(0) as queue:
-        queue.submit(FitFigure(synthetic_result(), stem, "2018 Data 30-45_OB"))
+        queue.submit(_fit(stem))
         queue.wait()
     assert stem.with_suffix(".pdf").exists()
     with FigureQueue(0, ("png",)) as queue:
-        queue.submit(FitFigure(synthetic_result(), stem, "2018 Data 30-45_OB"))
-        queue.submit(FitFigure(synthetic_result(), tmp_path / "fits" / "fit_30-45_OO", "2018 Data 30-45_OO"))
+        queue.submit(_fit(stem))
+        queue.submit(_fit(tmp_path / "fits" / "fit_30-45_OO"))
         queue.wait()
     assert sorted(p.name for p in stem.parent.iterdir()) == ["fit_30-45_OB.png", "fit_30-45_OO.png"]
 
@@ -64,7 +69,7 @@ def test_a_figure_that_fails_is_logged_and_the_others_drawn(tmp_path: Path, capl
     blocked = tmp_path / "not_a_directory"
     blocked.write_text("a file where the figure's directory should be")
     with FigureQueue(2) as queue, caplog.at_level(logging.WARNING, logger="lib.figures"):
-        queue.submit(FitFigure(synthetic_result(), blocked / "fit_30-45_OB", "2018 Data 30-45_OB"))
+        queue.submit(_fit(blocked / "fit_30-45_OB"))
         queue.submit(_grid(tmp_path / "grid"))
         queue.wait()
     assert (tmp_path / "grid.png").exists() and (tmp_path / "grid.pdf").exists()
@@ -116,7 +121,7 @@ def test_an_error_in_a_later_step_still_draws_the_queued_figures(tmp_path: Path)
 # The figures' content, tested on their artists.
 
 
-def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool, title: str = "Data 2018 30-45_EE"):
+def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool, header: Header = Header("Data 2018 30-45_EE", "2018")):
     """The fit figure's artists after ``plot_fit``, kept instead of written."""
     import lib.plots.fits as fits
 
@@ -127,7 +132,7 @@ def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool, title: str
         return []
 
     monkeypatch.setattr(fits, "_save", keep)
-    fits.plot_fit(result, tmp_path / "fit", title, ("png",), acceptance=acceptance)
+    fits.plot_fit(FitFigure(result, tmp_path / "fit", header, acceptance), ("png",))
     return kept["drawn"]
 
 
@@ -187,24 +192,58 @@ def test_the_total_and_signal_curves_can_be_told_apart(tmp_path: Path, monkeypat
     assert drawn.changing().index(signal) > drawn.changing().index(total)  # the PNG draws it after the total, too
 
 
+def _header_texts(texts) -> tuple[str, str, str]:
+    """The CMS header's texts among ``texts``: "CMS", the status, the right-hand label."""
+    from mplhep.label import ExpLabel, ExpText, LumiText
+
+    (cms,), (text,), (right,) = ([t for t in texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+    return cms, text, right
+
+
 @pytest.mark.parametrize("weighted,status", [(False, " Preliminary"), (True, " Simulation Preliminary")])
 def test_the_fit_header_reads_cms_status_and_the_energy(tmp_path: Path, monkeypatch, weighted: bool, status: str):
     """A long title (an uncalibrated closure bin of simulation) is set smaller rather than over the status; the next
     figure's short one has the full size again."""
-    from mplhep.label import ExpLabel, ExpText, LumiText
-
     result = dataclasses.replace(synthetic_result(), weighted=weighted)
     sizes = []
     for title in ("MC 2018 uncalibrated closure_2.5-3.5", "Data 2018 30-45_EE"):
-        drawn = _drawn_fit(monkeypatch, tmp_path, result, False, title)
-        texts = drawn.ax.texts
-        (cms,), (text,), (right,) = ([t for t in texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+        drawn = _drawn_fit(monkeypatch, tmp_path, result, False, Header(title, "2018"))
+        cms, text, right = _header_texts(drawn.ax.texts)
         assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", status, f"{title} (13 TeV)")
         renderer = drawn.fig.canvas.get_renderer()
         assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
         assert right.get_window_extent(renderer).x0 > text.get_window_extent(renderer).x1
         sizes.append(right.get_fontsize())
     assert sizes[1] == pytest.approx(18 / 1.1) and (sizes[0] < sizes[1]) == weighted
+
+
+@pytest.mark.parametrize(
+    "year,energy",
+    [("2022", "(13.6 TeV)"), ("2022postEE", "(13.6 TeV)"), ("2023BPix", "(13.6 TeV)"), ("2024", "(13.6 TeV)"),
+     ("2018", "(13 TeV)"), ("2016preVFP", "(13 TeV)"), ("2018_RERECO", "(13 TeV)"), ("2012", ""), ("demo", ""), ("20221", "")],
+)  # fmt: skip
+def test_the_header_gives_the_energy_of_the_output_directory_s_year(year: str, energy: str):
+    """Run 3 at 13.6 TeV, Run 2 at 13 TeV, whatever era follows the calendar year; a year the table lacks gets no energy."""
+    assert centre_of_mass(year) == energy
+    assert Header("Data 2018", year).right() == f"Data 2018 {energy}".strip()  # the year key decides, not the text
+
+
+@pytest.mark.parametrize("year,energy", [("2022", "13.6"), ("2018", "13")])
+def test_a_fit_figure_queued_for_a_year_is_drawn_with_that_year_s_energy(tmp_path: Path, monkeypatch, config, year: str, energy: str):
+    """The fit stage hands its output directory's year to the figure: a 2022 fit's header says 13.6 TeV, a 2018 one 13 TeV."""
+    from types import SimpleNamespace
+
+    from lib.config import resolve_fit_spec
+    from lib.peak_fits import FitJob, _queue_figure
+
+    nominal = resolve_fit_spec(config, "30-45_EE", binned=True)
+    job = FitJob(SimpleNamespace(nominal=nominal, retries=()), tmp_path / "fit_30-45_EE", f"Data {year} 30-45_EE")
+    queued = []
+    group = SimpleNamespace(figures=SimpleNamespace(submit=queued.append), out=SimpleNamespace(year=year))
+    _queue_figure(group, job, synthetic_result())  # type: ignore[arg-type]
+    (figure,) = queued
+    drawn = _drawn_fit(monkeypatch, tmp_path, figure.result, figure.acceptance, figure.header)
+    assert _header_texts(drawn.ax.texts)[2].get_text() == f"Data {year} 30-45_EE ({energy} TeV)"
 
 
 def test_a_fit_figure_knows_whether_the_drawn_attempt_has_the_acceptance(tmp_path: Path, monkeypatch, config):
@@ -220,14 +259,14 @@ def test_a_fit_figure_knows_whether_the_drawn_attempt_has_the_acceptance(tmp_pat
     plain = nominal.model_copy(update={"line_shape": "breit_wigner", "label": "plain BW (x) DCB"})
     job = FitJob(SimpleNamespace(nominal=nominal, retries=(plain,)), tmp_path / "fit_30-45_EE", "Data 2018 30-45_EE")
     queued = []
-    queue = SimpleNamespace(submit=queued.append)
+    group = SimpleNamespace(figures=SimpleNamespace(submit=queued.append), out=SimpleNamespace(year="2018"))
     base = synthetic_result()
     for label in ("nominal", "plain BW (x) DCB"):
         chosen = dataclasses.replace(base.chosen, label=label)
-        _queue_figure(queue, job, dataclasses.replace(base, chosen=chosen, attempts=(chosen,)))  # type: ignore[arg-type]
+        _queue_figure(group, job, dataclasses.replace(base, chosen=chosen, attempts=(chosen,)))  # type: ignore[arg-type]
     assert [f.acceptance for f in queued] == [True, False]
     drawn = []
-    monkeypatch.setattr(fits, "plot_fit", lambda *args, acceptance=False, **kwargs: drawn.append(acceptance) or [])
+    monkeypatch.setattr(fits, "plot_fit", lambda figure, formats: drawn.append(figure.acceptance) or [])
     with FigureQueue(0, ("png",)) as figures:
         for figure in queued:
             figures.submit(figure)
@@ -251,7 +290,7 @@ def _column_grid(nrows: int = 4) -> tuple[np.ndarray, np.ndarray, tuple[Category
     return edges, np.vstack(counts), tuple(medians)
 
 
-def _drawn_grid(monkeypatch, tmp_path: Path, edges, counts, medians, simulation: bool = False):
+def _drawn_grid(monkeypatch, tmp_path: Path, edges, counts, medians, simulation: bool = False, year: str = "2018"):
     import lib.plots.medians as grid
 
     kept = {}
@@ -266,7 +305,8 @@ def _drawn_grid(monkeypatch, tmp_path: Path, edges, counts, medians, simulation:
         return []
 
     monkeypatch.setattr(grid, "save_figure", keep)
-    grid.plot_sigma_pred_histograms(edges, counts, medians, tmp_path / "grid", "MC 2018", ("png",), simulation=simulation)
+    figure = MedianFigure(edges, counts, medians, tmp_path / "grid", Header(f"MC {year}", year), ("png",), simulation)
+    grid.plot_sigma_pred_histograms(figure, ("png",))
     return kept["fig"]
 
 
@@ -278,11 +318,8 @@ def grid_figure(tmp_path_factory):
 
 
 def test_the_step2_grid_has_a_cms_header_clear_of_the_panels(grid_figure):
-    from mplhep.label import ExpLabel, ExpText, LumiText
-
     fig = grid_figure
-    texts = [t for ax in fig.axes for t in ax.texts]
-    (cms,), (text,), (right,) = ([t for t in texts if isinstance(t, kind)] for kind in (ExpLabel, ExpText, LumiText))
+    cms, text, right = _header_texts([t for ax in fig.axes for t in ax.texts])
     assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", " Simulation Preliminary", "MC 2018 (13 TeV)")
     renderer = fig.canvas.get_renderer()
     header = [t.get_window_extent(renderer) for t in (cms, text, right)]

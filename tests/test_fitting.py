@@ -332,9 +332,11 @@ def test_real_result_pickles_and_serialises(binned_result: FitResult):
 @pytest.mark.parametrize("ok,with_curves", [(True, True), (False, True), (False, False)])
 def test_plot_fit_writes_png_and_pdf(tmp_path, ok: bool, with_curves: bool):
     pytest.importorskip("mplhep")
+    from lib.figures import FitFigure
+    from lib.plots.cms import Header
     from lib.plots.fits import plot_fit
 
-    written = plot_fit(synthetic_result(ok, with_curves), tmp_path / "plots" / "fit_30-45_OB", "2018 Data 30-45_OB")
+    written = plot_fit(FitFigure(synthetic_result(ok, with_curves), tmp_path / "plots" / "fit_30-45_OB", Header("Data 2018 30-45_OB", "2018")))
     assert [p.suffix for p in written] == [".png", ".pdf"]
     assert written[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and written[1].read_bytes()[:5] == b"%PDF-"
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["fit_30-45_OB.pdf", "fit_30-45_OB.png"]
@@ -349,6 +351,8 @@ def test_plot_fit_png_shows_only_its_own_category(tmp_path):
     from PIL import Image
 
     import lib.plots.fits as fits
+    from lib.figures import FitFigure
+    from lib.plots.cms import Header
 
     wide = synthetic_result(True, True)
     c = wide.curves
@@ -357,9 +361,9 @@ def test_plot_fit_png_shows_only_its_own_category(tmp_path):
     failed = dataclasses.replace(wide.chosen, width=0.4321, width_err=0.0123, chi2_ndf=3.21, n_events=12, failures=failures)
     narrow = dataclasses.replace(wide, chosen=failed, attempts=(failed,), curves=taller)
     fits._FIGURES.clear()
-    fresh = Image.open(fits.plot_fit(narrow, tmp_path / "fresh", "2018 Data 45-52_EE")[0])
-    fits.plot_fit(wide, tmp_path / "before", "2018 Data 30-45_OB")
-    reused = Image.open(fits.plot_fit(narrow, tmp_path / "reused", "2018 Data 45-52_EE")[0])
+    fresh = Image.open(fits.plot_fit(FitFigure(narrow, tmp_path / "fresh", Header("Data 2018 45-52_EE", "2018")))[0])
+    fits.plot_fit(FitFigure(wide, tmp_path / "before", Header("Data 2018 30-45_OB", "2018")))
+    reused = Image.open(fits.plot_fit(FitFigure(narrow, tmp_path / "reused", Header("Data 2018 45-52_EE", "2018")))[0])
     assert np.array_equal(np.asarray(fresh), np.asarray(reused))
     full = tmp_path / "full.png"
     fits._figure(narrow.weighted, True, narrow.peak).fig.savefig(full, dpi=fits.PNG_DPI)
@@ -370,9 +374,11 @@ def test_plot_fit_png_shows_only_its_own_category(tmp_path):
 @pytest.mark.root
 def test_plot_real_fit(tmp_path, binned_result: FitResult):
     pytest.importorskip("mplhep")
+    from lib.figures import FitFigure
+    from lib.plots.cms import Header
     from lib.plots.fits import plot_fit
 
-    written = plot_fit(binned_result, tmp_path / "fit_30-45_OB", "2018 Data 30-45_OB")
+    written = plot_fit(FitFigure(binned_result, tmp_path / "fit_30-45_OB", Header("Data 2018 30-45_OB", "2018")))
     assert all(p.stat().st_size > 10_000 for p in written)
 
 

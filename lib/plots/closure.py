@@ -14,13 +14,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from lib.plots.cms import cms_label
 from lib.closure import BinState, ClosureBin
-from lib.plots.save import PLOT_FORMATS, discard_other_formats, save_figure
+from lib.plots.cms import cms_label, cms_style, two_panels
+from lib.plots.save import PLOT_FORMATS, save_figure
+
+if TYPE_CHECKING:
+    from lib.figures import ClosureFigure
 
 __all__ = ["plot_closure", "ratio_half_range"]
 
@@ -212,39 +215,22 @@ def _draw_pass(ax: Any, rax: Any, style: _Pass, points: _Points, half: float, un
         rax.errorbar(points.median[inside], points.deviation[inside], yerr=points.deviation_err[inside], **(look | {"label": "_"}))
 
 
-def plot_closure(
-    before: Sequence, after: Sequence, path_stem: Path, label: str, formats: tuple[str, ...] = PLOT_FORMATS, *,
-    tolerance: float, simulation: bool = False, min_events: int | None = None,
-) -> list[Path]:  # fmt: skip
+def plot_closure(figure: ClosureFigure, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
     """y = x with the tolerance as a band, both passes as points, and a ratio panel (fit / median - 1), written in ``formats``.
 
-    Args:
-        before, after: the judged closure rows of each pass (``after`` sets the ratio panel's range).
-        path_stem: output path without suffix.
-        label: the sample, e.g. "Data 2018", for the right-hand header.
-        tolerance: the deviation a bin passes with, drawn as the grey band.
-        simulation: the sample is simulated ("CMS Simulation Preliminary").
-        min_events: the closure's minimum per bin, named in the legend of untested bins.
+    ``figure.after`` sets the ratio panel's range (``figure.before`` where it is empty); the legend
+    names the minimum of events of the untested bins.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    passes = [(p, _points(rows)) for p, rows in ((BEFORE, before), (AFTER, after))]
+    before, after = figure.before, figure.after
     half = ratio_half_range(after, before) if after else ratio_half_range(before)
-    untested_label = f"not tested (< {min_events} events)" if min_events is not None else "not tested"
-    with plt.style.context(mplhep.style.CMS):
-        fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    with cms_style() as plt:
+        fig, ax, rax = two_panels(plt, hspace=0.05)
         edges = [r.low for r in after] + [after[-1].high] if after else [0.5, 3.5]
-        x = np.linspace(min(edges), max(edges), 50)
-        ax.plot(x, x, color="black", lw=1, label="y = x")
-        ax.fill_between(x, (1 - tolerance) * x, (1 + tolerance) * x, color="grey", alpha=0.25, label=rf"$\pm${100 * tolerance:g} %")
-        rax.axhline(0.0, color="black", lw=1)
-        rax.axhspan(-tolerance, tolerance, color="grey", alpha=0.25)
+        _band(ax, rax, np.linspace(min(edges), max(edges), 50), figure.tolerance)
+        untested_label = f"not tested (< {figure.min_events} events)"
         groups: list[_OffScale] = []
-        for style, points in passes:
+        for style, rows in ((BEFORE, before), (AFTER, after)):
+            points = _points(rows)
             _draw_pass(ax, rax, style, points, half, untested_label)
             if not np.all(points.tested):
                 untested_label = "_"  # one legend entry for the untested bins of both passes
@@ -252,7 +238,7 @@ def plot_closure(
             groups += _runs(points, half, style.color)
         ax.set_ylabel(r"fitted $\sigma$ [GeV]")
         ax.legend(loc="upper left", fontsize=16)
-        cms_label(ax, simulation, label, fontsize=18)
+        cms_label(ax, figure.simulation, figure.header.right(), fontsize=18)
         rax.set_xlabel(r"median predicted $\sigma_{m_{\mu\mu}}$ in bin [GeV]")
         rax.set_ylabel("fit/pred - 1")
         rax.set_ylim(-half, half)
@@ -260,5 +246,12 @@ def plot_closure(
         renderer = fig.canvas.get_renderer()
         if not _place_labels(rax, groups, renderer, LABEL_ROWS):
             _place_labels(rax, _merged(groups), renderer, None)
-    discard_other_formats(path_stem, formats)
-    return save_figure(fig, path_stem, formats=formats)
+    return save_figure(fig, figure.stem, formats=formats)
+
+
+def _band(ax: Any, rax: Any, x: np.ndarray, tolerance: float) -> None:
+    """The line y = x and the band a bin passes within, in the main panel; zero and the band in the ratio panel."""
+    ax.plot(x, x, color="black", lw=1, label="y = x")
+    ax.fill_between(x, (1 - tolerance) * x, (1 + tolerance) * x, color="grey", alpha=0.25, label=rf"$\pm${100 * tolerance:g} %")
+    rax.axhline(0.0, color="black", lw=1)
+    rax.axhspan(-tolerance, tolerance, color="grey", alpha=0.25)

@@ -1,28 +1,78 @@
-"""The CMS header of every figure: "CMS" and its status on the left, the sample and "(13 TeV)" on the right."""
+"""The CMS look of every figure: mplhep's CMS style, the main panel over a ratio panel, and the header ("CMS" and its
+status on the left; the sample and its year's centre-of-mass energy on the right)."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
 
-__all__ = ["cms_label", "right_label", "status_text", "fit_right_label"]
+from lib.plots.save import PNG_DPI
 
-CENTRE_OF_MASS = "(13 TeV)"
+__all__ = ["Header", "cms_style", "two_panels", "cms_label", "centre_of_mass", "fit_right_label"]
+
+# The proton-proton centre-of-mass energy in TeV of each calendar year with collisions: Run 2 at 13,
+# Run 3 at 13.6. A fact of the LHC that only the figures print, not a setting of the calibration: it
+# lives beside the header rather than in configs/ (whose only per-year file is the Stage-1 file list
+# that ``install`` edits).
+ENERGY_TEV = {2015: 13.0, 2016: 13.0, 2017: 13.0, 2018: 13.0, 2022: 13.6, 2023: 13.6, 2024: 13.6, 2025: 13.6, 2026: 13.6}
+# A year key: the calendar year, then its era if any (2016preVFP, 2022postEE, 2023BPix, 2018_RERECO).
+_CALENDAR_YEAR = re.compile(r"(\d{4})(?!\d)")
 # A long right-hand label is set smaller, down to this share of its size, to keep an em clear of the status.
 SMALLEST_SHARE = 0.6
 
 
-def status_text(simulation: bool) -> str:
-    """What follows "CMS": "Preliminary", or "Simulation Preliminary" for simulated samples."""
-    return "Simulation Preliminary" if simulation else "Preliminary"
+def centre_of_mass(year: str) -> str:
+    """The energy the header gives ``year`` (an output directory's year key): "(13 TeV)", "(13.6 TeV)", or empty.
+
+    A key whose calendar year ``ENERGY_TEV`` lacks (a year without collisions, a sample named
+    otherwise) gets no energy rather than a guess: a header without an energy is visibly
+    incomplete, a wrong one is a false statement on a figure that may go into a note.
+    """
+    match = _CALENDAR_YEAR.match(year)
+    energy = ENERGY_TEV.get(int(match.group(1))) if match else None
+    return f"({energy:g} TeV)" if energy is not None else ""
 
 
-def right_label(text: str) -> str:
-    """The right-hand header: the sample (and category), then the centre-of-mass energy."""
-    return f"{text} {CENTRE_OF_MASS}".strip()
+@dataclass(frozen=True)
+class Header:
+    """A figure's right-hand header: its text (the sample and year, a category) and the output directory's year key.
+
+    The year travels as the key it is, beside the text, so the energy never depends on how a
+    title happens to be worded.
+    """
+
+    text: str
+    year: str
+
+    def right(self) -> str:
+        """The text, then the year's centre-of-mass energy."""
+        return f"{self.text} {centre_of_mass(self.year)}".strip()
+
+
+@contextmanager
+def cms_style() -> Iterator[Any]:
+    """pyplot on the Agg backend (files, no display) in mplhep's CMS style for what is drawn inside; yields pyplot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    with plt.style.context(mplhep.style.CMS):
+        yield plt
+
+
+def two_panels(plt: Any, hspace: float) -> tuple[Any, Any, Any]:
+    """A 10 x 10 inch figure: the main panel over a ratio (or pull) panel a third of its height, sharing x."""
+    fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), dpi=PNG_DPI, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": hspace})
+    return fig, ax, rax
 
 
 def cms_label(ax: Any, simulation: bool, right: str, fontsize: float) -> tuple[Any, Any, Any]:
-    """Write the header above ``ax``; return its texts ("CMS", the status, the right-hand label).
+    """Write the header above ``ax``: "CMS", then "Preliminary" ("Simulation Preliminary" for a simulated sample), and
+    ``right`` (a ``Header.right()``) on the right; return the three texts.
 
     mplhep 1.3.3 places the status a sliver of an em after "CMS" (its automatic gap), which in the
     bold and italic fonts reads "CMSPreliminary": the status starts with a space, a word's gap.
@@ -30,7 +80,8 @@ def cms_label(ax: Any, simulation: bool, right: str, fontsize: float) -> tuple[A
     """
     import mplhep
 
-    texts = mplhep.cms.label(ax=ax, llabel=f" {status_text(simulation)}", rlabel=right_label(right), fontsize=fontsize)
+    status = "Simulation Preliminary" if simulation else "Preliminary"
+    texts = mplhep.cms.label(ax=ax, llabel=f" {status}", rlabel=right, fontsize=fontsize)
     return texts[0], texts[1], texts[2]
 
 

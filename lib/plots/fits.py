@@ -1,19 +1,15 @@
-"""Per-category fit figure, drawn from a ``FitResult``'s arrays (no ROOT, no canvases, no sleeps).
-
-The original drew with ROOT canvases and needed unique canvas names, ``time.sleep`` and one
-subprocess per category to survive ROOT's PDF writer. Here RooFit only supplies numbers; the
-figure is matplotlib, written atomically so an interrupted run never leaves a broken file.
+"""Per-category fit figure, drawn from a ``FitResult``'s arrays: RooFit supplies numbers, matplotlib draws them.
 
 Figures are drawn by the dozen, so each process builds one figure per kind (Data or simulation,
-with or without a background curve) and re-uses it: creating the axes, the CMS label and the
-legend cost more than drawing the points (0.45 s of the 1.0 s a fresh figure took), and a
-re-used figure is only re-filled with the category's arrays and texts.
+with or without a background curve, the model's legend) and re-uses it: creating the axes, the
+CMS header and the legend costs more than drawing the points, and a re-used figure is only
+re-filled with the category's arrays and texts.
 
 The PNG re-uses more: everything that is the same for every category of a kind and fit range
-(frame, x axes and their ~100 minor ticks, legend, CMS label, pull band) is rendered once into a
+(frame, x axes and their minor ticks, legend, CMS label, pull band) is rendered once into a
 backdrop, and each PNG restores it and draws only the category's artists on top (matplotlib's
-blitting). The PDF, vector, is drawn whole. With the info block as label and value columns
-(fixed mathtext labels, parsed once), a figure took 0.17 s of CPU instead of 0.21 s (the PNG 0.05 of it).
+blitting). The PDF, vector, is drawn whole. The info block is a label and a value column, so its
+fixed mathtext labels are parsed once per process.
 """
 
 from __future__ import annotations
@@ -21,14 +17,17 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lib.fitting.result import FitResult
+from lib.fitting.result import FitCurves, FitResult
 from lib.io.atomic import atomic_path
-from lib.plots.cms import cms_label, fit_right_label, right_label
-from lib.plots.save import PLOT_FORMATS, save_figure
+from lib.plots.cms import cms_label, cms_style, fit_right_label, two_panels
+from lib.plots.save import PLOT_FORMATS, PNG_DPI, save_figure
+
+if TYPE_CHECKING:
+    from lib.figures import FitFigure
 
 __all__ = ["plot_fit", "model_label"]
 
@@ -37,7 +36,6 @@ SIGNAL_COLOR = "#e42536"
 BACKGROUND_COLOR = "#964a8b"
 FAILED_COLOR = "#c00000"
 PULL_BAND = 2.0
-PNG_DPI = 100
 # The info block, top left, in axes coordinates: a label column and a value column, one row per number.
 INFO_ROWS, INFO_TOP, INFO_STEP, INFO_COLUMNS = 7, 0.95, 0.047, (0.03, 0.155)
 
@@ -125,96 +123,97 @@ def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool =
     one the total is the signal model, the one curve, and the legend names it so.
     """
     key = (weighted, with_background, peak, acceptance, radiating)
-    if key in _FIGURES:
-        return _FIGURES[key]
-    import matplotlib
+    if key not in _FIGURES:
+        with cms_style() as plt:
+            fig, ax, rax = two_panels(plt, hspace=0.06)
+            # The final margins first: the CMS header is placed in axes coordinates.
+            fig.subplots_adjust(left=0.13, right=0.95, top=0.95, bottom=0.08)
+            curves = _curve_artists(ax, weighted, with_background, model_label(peak, acceptance, radiating))
+            pulls = _pull_panel(rax)
+            info = [
+                tuple(ax.text(x, INFO_TOP - i * INFO_STEP, "", transform=ax.transAxes, va="top", ha="left", fontsize=16) for x in INFO_COLUMNS)
+                for i in range(INFO_ROWS)
+            ]
+            # Left, under the numbers: the low-mass side of a Z peak is the emptiest part of the frame.
+            failure = ax.text(0.03, 0.62, "", transform=ax.transAxes, va="top", ha="left", color=FAILED_COLOR, fontsize=12, zorder=5,
+                              bbox={"facecolor": "white", "edgecolor": FAILED_COLOR, "alpha": 0.85})  # fmt: skip
+            _, status, rlabel = cms_label(ax, weighted, "", fontsize=18)  # the right-hand label is set per figure
+        _FIGURES[key] = _FitFigure(fig, ax, rax, *curves, pulls, info, failure, rlabel, status, rlabel.get_fontsize())
+    return _FIGURES[key]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
+
+def _curve_artists(ax: Any, weighted: bool, with_background: bool, model: str) -> tuple[Any, Any, Any, Any, Any]:
+    """The main panel's empty artists and their legend: points, error bars, total, signal and background (None without one)."""
     from matplotlib.collections import LineCollection
 
-    model = model_label(peak, acceptance, radiating)
-    with plt.style.context(mplhep.style.CMS):
-        fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), dpi=PNG_DPI, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
-        # The final margins first: the CMS header is placed in axes coordinates.
-        fig.subplots_adjust(left=0.13, right=0.95, top=0.95, bottom=0.08)
-        (points,) = ax.plot([], [], "o", color="black", ms=4, label="Simulation" if weighted else "Data", zorder=3)
-        error_bars = ax.add_collection(LineCollection([], colors="black", linewidths=1, zorder=3))
-        (total,) = ax.plot([], [], color=TOTAL_COLOR, lw=2.2, ls="-", label="Fit: total" if with_background else model, zorder=2)
-        signal = background = None
-        if with_background:
-            (signal,) = ax.plot([], [], color=SIGNAL_COLOR, lw=1.8, ls="--", label=model, zorder=2.5)
-            (background,) = ax.plot([], [], color=BACKGROUND_COLOR, lw=1.8, ls=":", label="Background", zorder=2.4)
-        ax.legend(loc="upper right", fontsize=17)
-        rax.axhspan(-PULL_BAND, PULL_BAND, color="grey", alpha=0.15, lw=0)
-        for level in (-PULL_BAND, PULL_BAND):
-            rax.axhline(level, color="grey", ls="--", lw=1)
-        rax.axhline(0.0, color="black", lw=1)
-        (pulls,) = rax.plot([], [], "o", color="black", ms=3.5)
-        info = [
-            tuple(ax.text(x, INFO_TOP - i * INFO_STEP, "", transform=ax.transAxes, va="top", ha="left", fontsize=16) for x in INFO_COLUMNS)
-            for i in range(INFO_ROWS)
-        ]
-        # Left, under the numbers: the low-mass side of a Z peak is the emptiest part of the frame.
-        failure = ax.text(0.03, 0.62, "", transform=ax.transAxes, va="top", ha="left", color=FAILED_COLOR, fontsize=12, zorder=5,
-                          bbox={"facecolor": "white", "edgecolor": FAILED_COLOR, "alpha": 0.85})  # fmt: skip
-        # The right-hand label is set per figure.
-        texts = cms_label(ax, weighted, "", fontsize=18)
-        rax.set_ylabel("Pull")
-        rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
-        # Fixed label positions, at the top and right ends of their axes as the CMS style puts them:
-        # automatic ones (and align_ylabels) measure every sibling's tick labels on each draw, a
-        # fifth of a figure's cost.
-        for axis in (ax.yaxis, rax.yaxis):
-            axis.set_label_coords(-0.105, 1.0)
-        rax.xaxis.set_label_coords(1.0, -0.2)
-    _, status, rlabel = texts
-    made = _FitFigure(
-        fig, ax, rax, points, error_bars, total, signal, background, pulls, info, failure, rlabel, status, rlabel.get_fontsize()
-    )
-    _FIGURES[key] = made
-    return made
+    (points,) = ax.plot([], [], "o", color="black", ms=4, label="Simulation" if weighted else "Data", zorder=3)
+    error_bars = ax.add_collection(LineCollection([], colors="black", linewidths=1, zorder=3))
+    (total,) = ax.plot([], [], color=TOTAL_COLOR, lw=2.2, ls="-", label="Fit: total" if with_background else model, zorder=2)
+    signal = background = None
+    if with_background:
+        (signal,) = ax.plot([], [], color=SIGNAL_COLOR, lw=1.8, ls="--", label=model, zorder=2.5)
+        (background,) = ax.plot([], [], color=BACKGROUND_COLOR, lw=1.8, ls=":", label="Background", zorder=2.4)
+    ax.legend(loc="upper right", fontsize=17)
+    # A fixed label position, at the top of the axis as the CMS style puts it: an automatic one (and
+    # align_ylabels) measures every sibling's tick labels on each draw, a fifth of a figure's cost.
+    ax.yaxis.set_label_coords(-0.105, 1.0)
+    return points, error_bars, total, signal, background
 
 
-def plot_fit(
-    result: FitResult, path_stem: Path, title: str, formats: tuple[str, ...] = PLOT_FORMATS, acceptance: bool = False
-) -> list[Path]:
+def _pull_panel(rax: Any) -> Any:
+    """The pull panel's band, lines and fixed axis labels; return its empty pull points."""
+    rax.axhspan(-PULL_BAND, PULL_BAND, color="grey", alpha=0.15, lw=0)
+    for level in (-PULL_BAND, PULL_BAND):
+        rax.axhline(level, color="grey", ls="--", lw=1)
+    rax.axhline(0.0, color="black", lw=1)
+    (pulls,) = rax.plot([], [], "o", color="black", ms=3.5)
+    rax.set_ylabel("Pull")
+    rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
+    rax.yaxis.set_label_coords(-0.105, 1.0)  # fixed, as the main panel's (``_curve_artists``)
+    rax.xaxis.set_label_coords(1.0, -0.2)
+    return pulls
+
+
+def plot_fit(figure: FitFigure, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
     """Data, total/signal/background curves and a pull panel, written as ``<stem>.png`` and ``.pdf`` (``formats``).
 
     A failed fit is still drawn (the curves of its best attempt) with "FIT FAILED" and the reason
     in red, so the plot explains the row of the results table; a category without any fitted
-    attempt gets a figure with just the reason.
-
-    Args:
-        result: the category's fit result.
-        path_stem: output path without suffix; the directory is created if needed.
-        title: right-hand header, e.g. "Data 2018 30-45_OB" (the centre-of-mass energy follows it).
-        formats: the files to write, of "png" and "pdf".
-        acceptance: the drawn fit's model includes the window acceptance A(m) (named in the legend).
-
-    Returns:
-        The written paths, in the order of ``formats``.
+    attempt gets a figure with just the reason. The header's right-hand text (e.g. "Data 2018
+    30-45_OB" and the energy) is set smaller where it would run into the CMS status; the legend
+    names the model, with the acceptance A(m) when ``figure.acceptance``. Returns the written
+    paths, in the order of ``formats``; the stem's directory is created if needed.
     """
-    curves = result.curves
+    result, curves = figure.result, figure.result.curves
     radiating = any(p.name == "fsr_fraction" for p in result.params)
-    drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak, acceptance, radiating)
-    ax, rax = drawn.ax, drawn.rax
-    drawn.rlabel.set_text(right_label(title))
+    drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak, figure.acceptance, radiating)
+    drawn.rlabel.set_text(figure.header.right())
     fit_right_label(drawn.status, drawn.rlabel, drawn.rlabel_size, drawn.fig.canvas.get_renderer())
     drawn.failure.set_visible(not result.ok)
     if not result.ok:
         drawn.failure.set_text(f"FIT FAILED\n{textwrap.fill(result.reason, 36)}")
         drawn.failure.set_y(0.62 if curves is not None else 0.9)
     if curves is None:
-        for line in (drawn.points, drawn.total, drawn.pulls):
-            line.set_data([], [])
-        drawn.error_bars.set_segments([])
-        ax.set_ylabel("")  # nothing drawn: no count scale, nor the previous category's axis ranges
-        ax.set_ylim(0.0, 1.0)
-        rax.set_ylim(-4.0, 4.0)
-        _fill_info(drawn, [])
-        return _save(drawn, path_stem, formats)
+        _clear(drawn)
+    else:
+        _fill(drawn, result, curves)
+    return _save(drawn, figure.stem, formats)
+
+
+def _clear(drawn: _FitFigure) -> None:
+    """Nothing fitted: no points, curves or count scale, nor the previous category's axis ranges."""
+    for line in (drawn.points, drawn.total, drawn.pulls):
+        line.set_data([], [])
+    drawn.error_bars.set_segments([])
+    drawn.ax.set_ylabel("")
+    drawn.ax.set_ylim(0.0, 1.0)
+    drawn.rax.set_ylim(-4.0, 4.0)
+    _fill_info(drawn, [])
+
+
+def _fill(drawn: _FitFigure, result: FitResult, curves: FitCurves) -> None:
+    """The category's points, curves, pulls and numbers, and the axis ranges that show them."""
+    ax, rax = drawn.ax, drawn.rax
     centres = 0.5 * (curves.edges[1:] + curves.edges[:-1])
     width = float(curves.edges[1] - curves.edges[0])
     drawn.points.set_data(centres, curves.counts)
@@ -234,7 +233,6 @@ def plot_fit(
     drawn.pulls.set_data(centres, np.clip(pulls, -limit, limit))
     rax.set_ylim(-limit, limit)
     _fill_info(drawn, _info_rows(result))
-    return _save(drawn, path_stem, formats)
 
 
 def _fill_info(drawn: _FitFigure, rows: list[tuple[str, str]]) -> None:
@@ -255,7 +253,7 @@ def _save(drawn: _FitFigure, path_stem: Path, formats: tuple[str, ...]) -> list[
                 _png_image(drawn).save(tmp, format="png", compress_level=1, dpi=(PNG_DPI, PNG_DPI))
             written.append(png)
         else:
-            written += save_figure(drawn.fig, path_stem, dpi=PNG_DPI, tight=False, close=False, formats=(ext,))
+            written += save_figure(drawn.fig, path_stem, tight=False, close=False, formats=(ext,))
     return written
 
 

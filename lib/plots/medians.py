@@ -5,20 +5,23 @@ One panel per category, rows the pT bins. Every panel keeps a y axis with a few 
 pair with the built-in categories) has its own sigma_pred range, the span its panels fill, so
 the narrow barrel distributions are not squeezed into the range the endcaps need. It is drawn
 with fixed margins and no minor ticks: ``tight_layout`` and the CMS style's minor ticks on four
-sides of 36 panels cost 10 s of a 13 s step 2 before.
+sides of 36 panels would cost most of step 2's time.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lib.medians import CategoryMedian
-from lib.plots.cms import cms_label
+from lib.plots.cms import cms_label, cms_style
 from lib.plots.save import PLOT_FORMATS, save_figure
+
+if TYPE_CHECKING:
+    from lib.figures import MedianFigure
 
 __all__ = ["plot_sigma_pred_histograms", "column_ranges"]
 
@@ -54,64 +57,66 @@ def column_ranges(edges: np.ndarray, counts: np.ndarray, ncols: int) -> list[tup
     return ranges
 
 
-def plot_sigma_pred_histograms(
-    edges: np.ndarray, counts: np.ndarray, medians: Sequence[CategoryMedian], path_stem: Path, label: str,
-    formats: tuple[str, ...] = PLOT_FORMATS, simulation: bool = False,
-) -> list[Path]:  # fmt: skip
-    """One panel per category in a grid (rows: pT bins), written in ``formats`` (PNG and PDF).
-
-    Args:
-        label: the sample, e.g. "Data 2018", for the right-hand header.
-        simulation: the sample is simulated ("CMS Simulation Preliminary").
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-    from matplotlib.ticker import MaxNLocator
-
+def plot_sigma_pred_histograms(figure: MedianFigure, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
+    """One panel per category in a grid (rows: pT bins) under the CMS header, written in ``formats`` (PNG and PDF)."""
+    edges, counts, medians = figure.edges, figure.counts, figure.medians
     n = len(medians)
     ncols = 9 if n % 9 == 0 else min(n, 6)
     nrows = math.ceil(n / ncols)
     height = 2.5 * nrows + HEADER_INCHES - 0.1
     ranges = column_ranges(edges, counts, ncols)
-    with plt.style.context(mplhep.style.CMS):
+    with cms_style() as plt:
         fig = plt.figure(figsize=(2.7 * ncols, height))
         top = 1.0 - HEADER_INCHES / height
-        # The header first, on a frameless strip above the grid, clear of the first row's titles: mplhep
-        # draws the figure to measure "CMS", which costs nothing before the panels exist.
-        strip = fig.add_axes((0.045, top + 0.37 / height, 0.99 - 0.045, 0.05 / height))
-        strip.set_axis_off()
-        cms_label(strip, simulation, label, fontsize=18)
-        strip.text(0.5, 1.0, "Predicted mass resolution per category; red line: median", transform=strip.transAxes,
-                   ha="center", va="bottom", fontsize=16)  # fmt: skip
+        _header_strip(fig, figure, top, height)
         # No sharex: a shared axis places its label from every sibling's tick boxes, 36 x 36 of them.
         axes = fig.subplots(nrows, ncols, squeeze=False)
         fig.subplots_adjust(left=0.045, right=0.99, bottom=0.09, top=top, wspace=0.28, hspace=0.42)
         for i, (ax, hist, med) in enumerate(zip(axes.flat, counts, medians)):
-            ax.stairs(hist, edges, fill=True, color=FILL_COLOR, alpha=0.8)
-            if math.isfinite(med.median_val_NonCal):
-                ax.axvline(med.median_val_NonCal, color=MEDIAN_COLOR, lw=1.5)
-                ax.text(0.97, 0.93, f"median {med.median_val_NonCal:.3f}", transform=ax.transAxes, ha="right", va="top",
-                        fontsize=10, color=MEDIAN_COLOR)  # fmt: skip
-            # An explicit y: matplotlib otherwise places each title above the axis's tick labels
-            # by measuring them (a third of the figure's cost); this style has none on top.
-            ax.set_title(f"{med.cat_name}   N = {med.n_events:,}", fontsize=12, y=1.0)
-            ax.minorticks_off()
-            ax.tick_params(which="both", top=False, right=False, labelsize=10, length=4)
-            ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
-            ax.xaxis.set_major_locator(MaxNLocator(5))
-            ax.set_ylim(0.0, 1.25 * max(float(np.max(hist)) if hist.size else 0.0, 1.0))
+            _panel(ax, edges, hist, med)
             ax.set_xlim(*ranges[i % ncols])
         for ax in list(axes.flat)[n:]:
             ax.set_visible(False)
-        for column in range(ncols):
-            shown = [ax for ax in axes[:, column] if ax.get_visible()]
-            for ax in shown[:-1]:
-                ax.tick_params(labelbottom=False)  # one range per column: labelled once, under its lowest panel
-            if shown:
-                shown[-1].set_xlabel(r"$\sigma_{pred}$ [GeV]", fontsize=12)
-        for ax in axes[:, 0]:
-            ax.set_ylabel(f"Events / {edges[1] - edges[0]:.2g} GeV", fontsize=11)
-    return save_figure(fig, path_stem, dpi=100, tight=False, formats=formats)
+        _label_axes(axes, f"Events / {edges[1] - edges[0]:.2g} GeV")
+    return save_figure(fig, figure.stem, tight=False, formats=formats)
+
+
+def _header_strip(fig: Any, figure: MedianFigure, top: float, height: float) -> None:
+    """The header first, on a frameless strip above the grid (``top``, of a figure ``height`` inches tall), clear of the
+    first row's titles: mplhep draws the figure to measure "CMS", which costs nothing before the panels exist."""
+    strip = fig.add_axes((0.045, top + 0.37 / height, 0.99 - 0.045, 0.05 / height))
+    strip.set_axis_off()
+    cms_label(strip, figure.simulation, figure.header.right(), fontsize=18)
+    strip.text(0.5, 1.0, "Predicted mass resolution per category; red line: median", transform=strip.transAxes,
+               ha="center", va="bottom", fontsize=16)  # fmt: skip
+
+
+def _panel(ax: Any, edges: np.ndarray, hist: np.ndarray, med: CategoryMedian) -> None:
+    """One category's distribution, its median as a red line with its value, its name and size as the title."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.stairs(hist, edges, fill=True, color=FILL_COLOR, alpha=0.8)
+    if math.isfinite(med.median_val_NonCal):
+        ax.axvline(med.median_val_NonCal, color=MEDIAN_COLOR, lw=1.5)
+        ax.text(0.97, 0.93, f"median {med.median_val_NonCal:.3f}", transform=ax.transAxes, ha="right", va="top",
+                fontsize=10, color=MEDIAN_COLOR)  # fmt: skip
+    # An explicit y: matplotlib otherwise places each title above the axis's tick labels
+    # by measuring them (a third of the figure's cost); this style has none on top.
+    ax.set_title(f"{med.cat_name}   N = {med.n_events:,}", fontsize=12, y=1.0)
+    ax.minorticks_off()
+    ax.tick_params(which="both", top=False, right=False, labelsize=10, length=4)
+    ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.set_ylim(0.0, 1.25 * max(float(np.max(hist)) if hist.size else 0.0, 1.0))
+
+
+def _label_axes(axes: np.ndarray, ylabel: str) -> None:
+    """Each column's x axis labelled once, under its lowest shown panel (one range per column); ``ylabel`` on the first column."""
+    for column in range(axes.shape[1]):
+        shown = [ax for ax in axes[:, column] if ax.get_visible()]
+        for ax in shown[:-1]:
+            ax.tick_params(labelbottom=False)
+        if shown:
+            shown[-1].set_xlabel(r"$\sigma_{pred}$ [GeV]", fontsize=12)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=11)

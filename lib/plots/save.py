@@ -7,15 +7,15 @@ from typing import Any
 
 from lib.io.atomic import atomic_path
 
-__all__ = ["save_figure", "discard_other_formats", "PLOT_FORMATS"]
+__all__ = ["save_figure", "discard_other_formats", "PLOT_FORMATS", "PNG_DPI"]
 
 # Every figure file kind a run can write: PNG for a quick look (and the report), PDF for notes.
 PLOT_FORMATS = ("png", "pdf")
+# Pixels per inch of every figure, and so of its PNG.
+PNG_DPI = 100
 
 
-def save_figure(
-    fig: Any, path_stem: Path, dpi: int = 100, tight: bool = True, close: bool = True, formats: tuple[str, ...] = PLOT_FORMATS
-) -> list[Path]:
+def save_figure(fig: Any, path_stem: Path, tight: bool = True, close: bool = True, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
     """Save ``fig`` as ``<path_stem>.png`` and ``.pdf`` (``formats``) atomically, close it unless ``close`` is False, return the paths.
 
     ``tight`` crops to the drawn content, at the price of one more draw per file; figures drawn
@@ -30,7 +30,7 @@ def save_figure(
         with atomic_path(target) as tmp:
             # zlib level 1: much cheaper than the default level for slightly larger files (docs/performance.md).
             options = {"pil_kwargs": {"compress_level": 1}} if ext == "png" else {}
-            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight" if tight else None, **options)
+            fig.savefig(tmp, format=ext, dpi=PNG_DPI, bbox_inches="tight" if tight else None, **options)
         written.append(target)
     if close:
         plt.close(fig)
