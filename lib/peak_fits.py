@@ -29,7 +29,6 @@ from lib.config import Config, FitSpec, higgs_fit_spec, resolve_fit_spec, retry_
 from lib.errors import CalibrationError, ExecutionError
 from lib.executor import TaskExecutor
 from lib.figures import FigureQueue, FitFigure
-from lib.plots.cms import Header
 from lib.fitting.result import FitResult, FitRow
 from lib.fitting.task import AcceptanceTable, FitEvents, FitTask
 from lib.histograms import CategoryHistograms
@@ -37,6 +36,7 @@ from lib.io.fit_cache import FitCache, fit_code_digest
 from lib.io.merge import Reduction
 from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
+from lib.plots.cms import Header
 from lib.request import Request
 from lib.results import Fits, Medians
 

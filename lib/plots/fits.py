@@ -138,6 +138,7 @@ def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool =
             failure = ax.text(0.03, 0.62, "", transform=ax.transAxes, va="top", ha="left", color=FAILED_COLOR, fontsize=12, zorder=5,
                               bbox={"facecolor": "white", "edgecolor": FAILED_COLOR, "alpha": 0.85})  # fmt: skip
             _, status, rlabel = cms_label(ax, weighted, "", fontsize=18)  # the right-hand label is set per figure
+            _axis_labels(ax, rax)
         _FIGURES[key] = _FitFigure(fig, ax, rax, *curves, pulls, info, failure, rlabel, status, rlabel.get_fontsize())
     return _FIGURES[key]
 
@@ -154,24 +155,28 @@ def _curve_artists(ax: Any, weighted: bool, with_background: bool, model: str) -
         (signal,) = ax.plot([], [], color=SIGNAL_COLOR, lw=1.8, ls="--", label=model, zorder=2.5)
         (background,) = ax.plot([], [], color=BACKGROUND_COLOR, lw=1.8, ls=":", label="Background", zorder=2.4)
     ax.legend(loc="upper right", fontsize=17)
-    # A fixed label position, at the top of the axis as the CMS style puts it: an automatic one (and
-    # align_ylabels) measures every sibling's tick labels on each draw, a fifth of a figure's cost.
-    ax.yaxis.set_label_coords(-0.105, 1.0)
     return points, error_bars, total, signal, background
 
 
 def _pull_panel(rax: Any) -> Any:
-    """The pull panel's band, lines and fixed axis labels; return its empty pull points."""
+    """The pull panel's band and lines; return its empty pull points."""
     rax.axhspan(-PULL_BAND, PULL_BAND, color="grey", alpha=0.15, lw=0)
     for level in (-PULL_BAND, PULL_BAND):
         rax.axhline(level, color="grey", ls="--", lw=1)
     rax.axhline(0.0, color="black", lw=1)
     (pulls,) = rax.plot([], [], "o", color="black", ms=3.5)
+    return pulls
+
+
+def _axis_labels(ax: Any, rax: Any) -> None:
+    """The pull panel's axis labels, and fixed label positions at the top and right ends of their axes as the CMS style
+    puts them: automatic ones (and align_ylabels) measure every sibling's tick labels on each draw, a fifth of a
+    figure's cost. Set after the header: set before it, the x label's mathtext comes out in another font."""
     rax.set_ylabel("Pull")
     rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
-    rax.yaxis.set_label_coords(-0.105, 1.0)  # fixed, as the main panel's (``_curve_artists``)
+    for axis in (ax.yaxis, rax.yaxis):
+        axis.set_label_coords(-0.105, 1.0)
     rax.xaxis.set_label_coords(1.0, -0.2)
-    return pulls
 
 
 def plot_fit(figure: FitFigure, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
