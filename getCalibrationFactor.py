@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING  # noqa: E402
 from lib import console  # noqa: E402
 from lib.config import load_config  # noqa: E402
 from lib.errors import CalibrationError  # noqa: E402
+from lib.outputs import OutputDir  # noqa: E402
 from lib.plots.save import PLOT_FORMATS  # noqa: E402
 from lib.request import Execution, Figures, Handling, Paths, Request, Selection, STEPS  # noqa: E402
 
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     handling.add_argument("--force", action="store_true", help="accept factors outside the plausible band")
     handling.add_argument("--install", action="store_true",
                           help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
-    handling.add_argument("--report-pdf", action="store_true", help="also write report.pdf beside report.html")
+    handling.add_argument("--report-pdf", action="store_true", help=f"also write {OutputDir.REPORT_PDF} beside {OutputDir.REPORT_HTML}")
     return parser  # fmt: skip
 
 
@@ -156,12 +157,12 @@ def write_reports(
     The record (command line, start, wall time, versions, ``--previous``) is what the report's
     provenance lists; the report itself is rebuilt from the directory's files.
     """
-    from lib.report import RunRecord, record_run, write_report
+    from lib.report import run_record, write_report
 
-    record = RunRecord.now("getCalibrationFactor.py", argv, started_at, seconds, args.previous)
+    record = run_record("getCalibrationFactor.py", argv, started_at, seconds, args.previous)
     paths = []
     for summary in summaries:
-        record_run(summary.output_dir, record)
+        OutputDir(summary.output_dir).record_run(record)
         paths.append(write_report(summary.output_dir, config, pdf=args.report_pdf))
     return paths
 

@@ -14,19 +14,19 @@ import math
 import os
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
-from lib.errors import CalibrationError, InputError
+from lib.errors import CalibrationError
 from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
 from lib.io.atomic import write_text_atomic
-from lib.io.tables import read_csv, read_rows, write_csv, write_latex_table
+from lib.io.tables import RowT, read_rows, write_csv, write_latex_table
 from lib.medians import CategoryMedian
 
-__all__ = ["OutputDir", "SAMPLE_LABELS", "FACTOR_TABLE_COLUMNS"]
+__all__ = ["OutputDir", "RunRecord", "SAMPLE_LABELS", "FACTOR_TABLE_COLUMNS", "FIT_KINDS"]
 
 SAMPLE_LABELS = ("Data", "MC")
 
@@ -42,7 +42,30 @@ FACTOR_TABLE_COLUMNS = (
     ("calibration_factor_err", r"$\Delta$Factor"),
     ("fit_quality", "Fit"),
 )
-_FACTOR_TABLE_DECIMALS = (("", None), ("_4dec", 4), ("_3dec", 3))
+# Step 3's LaTeX tables: (file, decimals; None: full precision).
+_FACTOR_TABLES = (("calibration_factors.tex", None), ("calibration_factors_4dec.tex", 4), ("calibration_factors_3dec.tex", 3))
+
+# Per kind of fits (``lib.peak_fits.FitKind.name``): the folder of their figures and logs with the
+# subfolder inside ``fits/`` and ``logs/``, and the cache of their results.
+_FIT_FOLDERS = {"categories": ("", ""), "closure": ("closure", ""), "uncalibrated": ("closure", "uncalibrated"), "higgs": ("higgs", "")}
+_FIT_CACHES = {"categories": "fits", "closure": "closure_fits", "uncalibrated": "closure_fits_uncalibrated", "higgs": "higgs_fits"}
+FIT_KINDS = tuple(_FIT_FOLDERS)
+# The summary figures' stems.
+_FIGURE_STEMS = {"medians": "sigma_pred_per_category", "closure": "closure_resolution", "higgs": "higgs_validation_resolution"}
+_CORRECTION_PREFIX = "res_calib_BS_correction"
+# Enough to show a tuning session of --fixCat runs; older runs' outputs have been replaced anyway.
+MAX_RUNS = 50
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished command on the directory (an entry of ``report_runs.json``); ``previous`` is the ``--previous`` JSON it was given."""
+
+    command: str
+    started_utc: str
+    seconds: float
+    versions: dict[str, str] = field(default_factory=dict)
+    previous: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,9 @@ class OutputDir:
     RUNS_JSON = "report_runs.json"
     REPORT_HTML = "report.html"
     REPORT_PDF = "report.pdf"
+    # The run holding the directory; the caches of the reduction and the fits.
+    LOCK = ".lock"
+    CACHE = ".cache"
 
     @classmethod
     def of(cls, output_path: Path, binned: bool, year: str, sample: str, extra_string: str = "") -> OutputDir:
@@ -89,6 +115,18 @@ class OutputDir:
     def year(self) -> str:
         return self.path.parent.name
 
+    @property
+    def base_name(self) -> str:
+        """``<Data|MC>_<year>``: the directory's name without its ``--extraString`` suffix."""
+        return f"{self.sample}_{self.year}"
+
+    def variants(self) -> list[str]:
+        """The names of the other directories of the same sample and year beside this one (other suffixes)."""
+        if not self.path.parent.is_dir():
+            return []
+        found = (p for p in self.path.parent.iterdir() if p.is_dir() and p.name.startswith(self.base_name) and p != self.path)
+        return sorted(p.name for p in found)
+
     def sibling(self) -> OutputDir:
         """The other sample's directory of the same year and suffix (``Data_2018_x`` beside ``MC_2018_x``)."""
         _, _, rest = self.path.name.partition("_")
@@ -98,41 +136,46 @@ class OutputDir:
     # ---- where things go -------------------------------------------------------------------------
 
     def cache(self, kind: str) -> Path:
-        """The cache directory of one kind (``reduction``, ``fits``, ``closure_fits``, …): hidden, keyed by content."""
-        return self.path / ".cache" if kind == "reduction" else self.path / ".cache" / kind
+        """The cache directory of the ``reduction`` or of a kind of fits (``FIT_KINDS``): hidden, keyed by content."""
+        return self / self.CACHE if kind == "reduction" else self / self.CACHE / _FIT_CACHES[kind]
 
-    def fit_plot_dir(self, group: str = "") -> Path:
-        """Where the fit figures of a group go (``closure``, ``closure/uncalibrated``, ``higgs``; empty: the categories)."""
-        if group.endswith("/uncalibrated"):
-            return self.path / group.rpartition("/")[0] / "fits" / "uncalibrated"
-        return self.path / group / "fits" if group else self.path / "fits"
+    def fit_plot_dir(self, kind: str = "categories") -> Path:
+        """Where the figures of a kind of fits go (``categories``, ``closure``, ``uncalibrated``, ``higgs``)."""
+        folder, sub = _FIT_FOLDERS[kind]
+        return self.path / folder / "fits" / sub
 
-    def fit_plot_stem(self, name: str, group: str = "") -> Path:
+    def fit_plot_stem(self, name: str, kind: str = "categories") -> Path:
         """Figure stem of one fit (no extension: PNG and PDF are written beside each other)."""
-        return self.fit_plot_dir(group) / f"fit_{name}"
+        return self.fit_plot_dir(kind) / f"fit_{name}"
 
-    def fit_log_dir(self, group: str = "") -> Path:
-        """Where ROOT's output of each fit goes (one ``fit_<name>.log`` per fit)."""
-        if group.endswith("/uncalibrated"):
-            return self.path / group.rpartition("/")[0] / "logs" / "uncalibrated"
-        return self.path / group / "logs" if group else self.path / "logs"
+    def fit_plot(self, name: str, kind: str = "categories", fmt: str = "png") -> Path:
+        """The figure of one fit in one format (``png``, ``pdf``)."""
+        return self.fit_plot_dir(kind) / f"fit_{name}.{fmt}"
 
-    def fit_log(self, name: str, group: str = "") -> Path:
+    def fit_log_dir(self, kind: str = "categories") -> Path:
+        """Where ROOT's output of each fit of a kind goes (one ``fit_<name>.log`` per fit)."""
+        folder, sub = _FIT_FOLDERS[kind]
+        return self.path / folder / "logs" / sub
+
+    def fit_log(self, name: str, kind: str = "categories") -> Path:
         """What ROOT printed while fitting ``name``."""
-        return self.fit_log_dir(group) / f"fit_{name}.log"
+        return self.fit_log_dir(kind) / f"fit_{name}.log"
 
     def figure_stem(self, figure: str) -> Path:
         """Stem of a summary figure: ``medians``, ``closure`` or ``higgs``."""
-        stems = {"medians": "sigma_pred_per_category", "closure": "closure_resolution", "higgs": "higgs_validation_resolution"}
-        return self.path / stems[figure]
+        return self.path / _FIGURE_STEMS[figure]
+
+    def figure(self, figure: str, fmt: str = "png") -> Path:
+        """A summary figure (``medians``, ``closure``, ``higgs``) in one format."""
+        return self.path / f"{_FIGURE_STEMS[figure]}.{fmt}"
 
     def correction_json(self, nanoaod_v: str) -> Path:
         """The correction file this directory's step 3 writes (the name the analysis' file list expects)."""
-        return self.path / f"res_calib_BS_correction_{self.year}_{self.sample}_nanoAODv{nanoaod_v}.json"
+        return self.path / f"{_CORRECTION_PREFIX}_{self.year}_{self.sample}_nanoAODv{nanoaod_v}.json"
 
     def find_correction_json(self) -> Path | None:
         """The directory's correction file; the newest when several NanoAOD versions were written."""
-        found = self.path.glob(f"res_calib_BS_correction_{self.year}_{self.sample}_nanoAODv*.json")
+        found = self.path.glob(f"{_CORRECTION_PREFIX}_{self.year}_{self.sample}_nanoAODv*.json")
         ordered = sorted(found, key=lambda p: p.stat().st_mtime)
         return ordered[-1] if ordered else None
 
@@ -140,14 +183,30 @@ class OutputDir:
         """``path`` relative to the directory (POSIX separators), None when the file is not there."""
         return path.relative_to(self.path).as_posix() if path.exists() else None
 
+    def report_file(self, fmt: str = "html") -> Path:
+        """The directory's report: ``html`` or ``pdf``."""
+        return self / {"html": self.REPORT_HTML, "pdf": self.REPORT_PDF}[fmt]
+
+    def sibling_report_link(self) -> str | None:
+        """The other sample's report relative to this directory's, None when it has none."""
+        other = self.sibling()
+        return f"../{other.path.name}/{self.REPORT_HTML}" if other.report_file().exists() else None
+
     # ---- steps 1-3 -------------------------------------------------------------------------------
+
+    def step_table(self, step: str) -> Path:
+        """The table ``step1``, ``step2`` or ``step3`` writes: the fits, the medians, the factors."""
+        return self / {"step1": self.FITS_CSV, "step2": self.MEDIANS_CSV, "step3": self.FACTORS_CSV}[step]
 
     def write_medians(self, medians: Sequence[CategoryMedian]) -> None:
         write_csv(self / self.MEDIANS_CSV, [m.row() for m in medians])
 
-    def read_medians(self) -> dict[str, CategoryMedian]:
-        """Step 2's medians by category (InputError naming the file when step 2 has not run here)."""
-        return {m.cat_name: m for m in read_rows(self / self.MEDIANS_CSV, CategoryMedian)}
+    def read_medians(self, missing_ok: bool = False) -> dict[str, CategoryMedian]:
+        """Step 2's medians by category (``missing_ok``: empty, else InputError naming the file, when step 2 has not run here)."""
+        path = self / self.MEDIANS_CSV
+        if missing_ok and not path.exists():
+            return {}
+        return {m.cat_name: m for m in read_rows(path, CategoryMedian)}
 
     def write_fits(self, rows: Mapping[str, FitRow], records: Mapping[str, object], order: Sequence[str]) -> None:
         """``fit_results.csv`` and ``fit_params.json``, in category order."""
@@ -155,9 +214,12 @@ class OutputDir:
         payload = {n: records[n] for n in order if n in records}
         write_text_atomic(self / self.FIT_PARAMS_JSON, json.dumps(payload, indent=1, allow_nan=True))
 
-    def read_fits(self) -> dict[str, FitRow]:
-        """Step 1's summary rows by category (InputError naming the file when step 1 has not run here)."""
-        return {r.cat_name: r for r in read_rows(self / self.FITS_CSV, FitRow)}
+    def read_fits(self, missing_ok: bool = False) -> dict[str, FitRow]:
+        """Step 1's summary rows by category (``missing_ok``: empty, else InputError naming the file, when step 1 has not run here)."""
+        path = self / self.FITS_CSV
+        if missing_ok and not path.exists():
+            return {}
+        return {r.cat_name: r for r in read_rows(path, FitRow)}
 
     def read_fit_params(self) -> dict[str, dict]:
         """Step 1's full fit records by category (empty when step 1 has not run here)."""
@@ -170,8 +232,8 @@ class OutputDir:
         write_csv(self / self.FACTORS_CSV, rows)
         # A borrowed factor has no sigma of its own: the tables say "fallback" where the sigma would be.
         table_rows = [r if f.source == "fit" else r | {"fit_val": "fallback", "fit_err": ""} for r, f in zip(rows, factors)]
-        for suffix, decimals in _FACTOR_TABLE_DECIMALS:
-            write_latex_table(self / f"calibration_factors{suffix}.tex", table_rows, FACTOR_TABLE_COLUMNS, decimals, caption)
+        for name, decimals in _FACTOR_TABLES:
+            write_latex_table(self / name, table_rows, FACTOR_TABLE_COLUMNS, decimals, caption)
 
     def read_factors(self) -> dict[str, CategoryFactor]:
         """Step 3's factors by category (empty when step 3 has not run here)."""
@@ -190,10 +252,18 @@ class OutputDir:
     def write_validation(self, kind: str, rows: Sequence[Mapping[str, object]]) -> None:
         write_csv(self.validation_csv(kind), rows)
 
-    def read_validation_rows(self, kind: str) -> list[dict[str, str]]:
-        """The rows of a validation table as written (empty when it has not run here)."""
+    def has_validation(self, kind: str) -> bool:
+        """Whether the ``closure``, ``uncalibrated`` or ``higgs`` check has written its table here."""
+        return self.validation_csv(kind).exists()
+
+    def read_validation(self, kind: str, row_type: type[RowT]) -> list[RowT]:
+        """The bins of a validation table as ``row_type`` (a ``lib.closure.ClosureBin``); empty when it has not run here.
+
+        Raises:
+            InputError: a row does not parse (naming the file, column and value).
+        """
         path = self.validation_csv(kind)
-        return read_csv(path) if path.exists() else []
+        return read_rows(path, row_type) if path.exists() else []
 
     def tested_factors_path(self, kind: str) -> Path:
         return self / {"closure": self.CLOSURE_FACTORS_JSON, "higgs": self.HIGGS_FACTORS_JSON}[kind]
@@ -235,10 +305,21 @@ class OutputDir:
         path = self / self.PROVENANCE_JSON
         return json.loads(path.read_text()) if path.exists() else {}
 
-    def mtime(self, name: str) -> float | None:
-        """Modification time of one of the directory's files, None when it is missing."""
-        path = self / name
-        return path.stat().st_mtime if path.exists() else None
+    def read_runs(self) -> list[RunRecord]:
+        """The directory's run records, oldest first; none for a directory filled before runs were recorded."""
+        path = self / self.RUNS_JSON
+        if not path.exists():
+            return []
+        try:
+            return [RunRecord(**entry) for entry in json.loads(path.read_text())]
+        except (ValueError, TypeError):
+            return []  # a hand-edited or foreign file: the report shows no runs rather than failing the run
+
+    def record_run(self, record: RunRecord) -> list[RunRecord]:
+        """Append ``record`` (keeping the last ``MAX_RUNS``) and return the directory's records."""
+        runs = (self.read_runs() + [record])[-MAX_RUNS:]
+        write_text_atomic(self / self.RUNS_JSON, json.dumps([asdict(r) for r in runs], indent=1))
+        return runs
 
     def check_writable(self) -> None:
         """Fail before any work when the directory could not be written, without creating it.
@@ -271,7 +352,7 @@ class OutputDir:
         """
         created = self._missing_parents()
         self.path.mkdir(parents=True, exist_ok=True)
-        lock_path = self / ".lock"
+        lock_path = self / self.LOCK
         handle = open(lock_path, "a+")
         try:
             try:
@@ -302,9 +383,9 @@ class OutputDir:
 
     def _remove_if_unused(self, created: list[Path]) -> None:
         """Remove the directories this run created when nothing but the lock was written into them."""
-        if not created or any(p.name != ".lock" for p in self.path.iterdir()):
+        if not created or any(p.name != self.LOCK for p in self.path.iterdir()):
             return
-        (self / ".lock").unlink(missing_ok=True)
+        (self / self.LOCK).unlink(missing_ok=True)
         for path in created:
             try:
                 path.rmdir()
@@ -334,10 +415,3 @@ class OutputDir:
         for path in files:
             shutil.copy2(path, dest / path.name)
         return dest
-
-    def require(self, name: str, step: str) -> Path:
-        """The path of ``name``, or InputError saying which step writes it."""
-        path = self / name
-        if not path.exists():
-            raise InputError(f"{path} not found: run {step} into {self.path} first")
-        return path

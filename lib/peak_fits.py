@@ -59,28 +59,25 @@ class FitJob:
 
 @dataclass(frozen=True)
 class FitKind:
-    """A kind of fits: how the log and the progress line name them, where their logs, figures and cache go, their title.
+    """A kind of fits: how the log and the progress line name them, their title, how their specs are resolved.
 
+    ``name`` is the kind ``OutputDir`` files them under (their logs, figures, cache and table).
     ``resolve(config, name, binned, backend)`` gives a fit's nominal spec; ``same_range_retries``
     drops the retry steps that change the fit range (the Higgs fits keep the signal region).
     """
 
-    name: str  # "closure", "uncalibrated", "higgs": also the names of their tables in ``OutputDir``
+    name: str  # one of ``lib.outputs.FIT_KINDS``
     what: str  # one fit, in a warning
-    folder: str  # of the logs and figures in the output directory
-    cache: str  # ``OutputDir.cache`` name
     progress: str  # the live progress line's label
     title: str  # the figures' title; "{label}" is the sample and year
     resolve: Callable[[Config, str, bool, str | None], FitSpec] = resolve_fit_spec
     same_range_retries: bool = False
 
 
-CATEGORIES = FitKind("categories", "category", "", "fits", "fits", "{label}")
-CLOSURE = FitKind("closure", "closure bin", "closure", "closure_fits", "closure fits", "{label} calibrated")
-UNCALIBRATED = FitKind(
-    "uncalibrated", "closure bin", "closure/uncalibrated", "closure_fits_uncalibrated", "closure fits", "{label} uncalibrated"
-)
-HIGGS = FitKind("higgs", "Higgs bin", "higgs", "higgs_fits", "higgs fits", "H {label}", higgs_fit_spec, same_range_retries=True)
+CATEGORIES = FitKind("categories", "category", "fits", "{label}")
+CLOSURE = FitKind("closure", "closure bin", "closure fits", "{label} calibrated")
+UNCALIBRATED = FitKind("uncalibrated", "closure bin", "closure fits", "{label} uncalibrated")
+HIGGS = FitKind("higgs", "Higgs bin", "higgs fits", "H {label}", higgs_fit_spec, same_range_retries=True)
 
 
 @dataclass(frozen=True)
@@ -112,12 +109,12 @@ class FitGroup:
         retries = retry_specs(self.config, nominal, median if np.isfinite(median) else None)
         if self.kind.same_range_retries:
             retries = [r for r in retries if r.range_gev == nominal.range_gev]
-        folder = self.kind.folder
+        kind = self.kind.name
         task = FitTask(
             nominal.name, events, nominal, tuple(retries), float(median), self.config.fit.quality,
-            acceptance=acceptance if nominal.uses_acceptance else None, log_path=self.out.fit_log(nominal.name, folder),
+            acceptance=acceptance if nominal.uses_acceptance else None, log_path=self.out.fit_log(nominal.name, kind),
         )  # fmt: skip
-        stem = self.out.fit_plot_stem(task.name, folder) if self.figures is not None else None
+        stem = self.out.fit_plot_stem(task.name, kind) if self.figures is not None else None
         return FitJob(task, stem, f"{self.kind.title.format(label=f'{self.out.sample} {self.out.year}')} {task.name}")
 
 
@@ -262,7 +259,7 @@ def run_fits(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, re
     backend. Each job's figure goes to the group's queue as soon as its result is there, so it is
     drawn while the other fits run.
     """
-    cache = FitCache(group.out.cache(group.kind.cache))
+    cache = FitCache(group.out.cache(group.kind.name))
     keys = {j.task.name: job_key(j) for j in jobs}
     done: dict[str, FitResult] = {}
     for job in jobs:

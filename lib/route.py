@@ -156,7 +156,7 @@ def _derive(
     derived = factors(fitted or _earlier_fits(out), step2 or _earlier_medians(out), config, force=request.handling.force)
     derived = _write_factors(derived, scheme, config, request, out)
     notes = factor_change_lines(derived, previous)
-    if notes and not notes[0].startswith("every factor") and (out / OutputDir.CLOSURE_CSV).exists():
+    if notes and not notes[0].startswith("every factor") and out.has_validation("closure"):
         notes.append(f"the closure in {out.path} tested the earlier factors: rerun it with  {rerun_command(request, out.year, '--closure_test')}")
     return derived, notes
 

@@ -17,18 +17,18 @@ from lib.io.atomic import write_text_atomic
 from lib.outputs import OutputDir
 from lib.report.collect import collect
 from lib.report.page import render_html
-from lib.report.runs import RunRecord, record_run
+from lib.report.runs import RunRecord, run_record
 
-__all__ = ["write_report", "RunRecord", "record_run"]
+__all__ = ["write_report", "RunRecord", "run_record"]
 
 
-def _write(out_dir: Path, config: Config, pdf: bool) -> Path:
-    report = collect(out_dir, config)
-    html_path = write_text_atomic(OutputDir(Path(out_dir)) / OutputDir.REPORT_HTML, render_html(report))
+def _write(out: OutputDir, config: Config, pdf: bool) -> Path:
+    report = collect(out.path, config)
+    html_path = write_text_atomic(out.report_file("html"), render_html(report))
     if pdf:
         from lib.report.pdf import write_pdf
 
-        write_pdf(report, OutputDir(Path(out_dir)) / OutputDir.REPORT_PDF)
+        write_pdf(report, out.report_file("pdf"))
     return html_path
 
 
@@ -38,8 +38,9 @@ def write_report(out_dir: Path, config: Config, pdf: bool = False) -> Path:
     The sibling's PDF is rewritten only when it already has one, so its files keep agreeing.
     Returns the path of ``report.html``.
     """
-    path = _write(out_dir, config, pdf)
-    other = OutputDir(Path(out_dir)).sibling().path
-    if (other / OutputDir.REPORT_HTML).exists():
-        _write(other, config, (other / OutputDir.REPORT_PDF).exists())
+    out = OutputDir(Path(out_dir))
+    path = _write(out, config, pdf)
+    other = out.sibling()
+    if other.report_file("html").exists():
+        _write(other, config, other.report_file("pdf").exists())
     return path

@@ -25,7 +25,7 @@ from lib.io.cache import inputs_fingerprint
 from lib.io.reader import find_files
 from lib.outputs import OutputDir
 from lib.report.outputs import SampleOutputs, Validation, read_sample, read_validation
-from lib.report.runs import RunRecord, read_runs
+from lib.report.runs import RunRecord
 from lib.report.verdict import Verdict, judge_outputs
 
 __all__ = ["InputFiles", "ReportInputs", "collect", "file_digest"]
@@ -100,14 +100,15 @@ def _audit(sample: SampleOutputs, config: Config, scheme: CategoryScheme, previo
 def collect(out_dir: Path, config: Config) -> ReportInputs:
     """Read ``out_dir`` (and its sibling of the other sample, when there is one) and judge it."""
     scheme = CategoryScheme.from_config(config.categories)
+    out = OutputDir(Path(out_dir))
     sample = read_sample(out_dir, scheme)
-    other_dir = OutputDir(Path(out_dir)).sibling().path
+    other_dir = out.sibling().path
     other = read_sample(other_dir, scheme) if other_dir.is_dir() else None
     closure, higgs = read_validation(out_dir, "closure"), read_validation(out_dir, "higgs")
-    runs = read_runs(out_dir)
+    runs = out.read_runs()
     audit, audit_error, previous_error = _audit(sample, config, scheme, _previous(runs))
     verdict = judge_outputs(sample, closure, higgs, audit, audit_error, previous_error)
-    sibling_report = f"../{other_dir.name}/{OutputDir.REPORT_HTML}" if (other_dir / OutputDir.REPORT_HTML).exists() else None
+    sibling_report = out.sibling_report_link()
     return ReportInputs(
         title=f"EBE calibration {Path(out_dir).name}", scheme=scheme, sample=sample, other=other, closure=closure, higgs=higgs,
         audit=audit, verdict=verdict, inputs=find_inputs(sample, config), runs=runs, sibling_report=sibling_report,

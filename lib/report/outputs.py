@@ -12,10 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lib.categories import CategoryScheme
-from lib.closure import BinState, ClosureBin
+from lib.closure import BinState, ClosureBin, bin_label
 from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
-from lib.io.tables import read_rows
 from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
 
@@ -92,14 +91,11 @@ class SampleOutputs:
 def read_sample(out_dir: Path, scheme: CategoryScheme) -> SampleOutputs:
     """Steps 1-3 of ``<Data|MC>_<year>[_suffix]``: every category of the scheme, filled from what exists."""
     out = OutputDir(Path(out_dir))
-    fits = out.read_fits() if (out / out.FITS_CSV).exists() else {}
-    medians = out.read_medians() if (out / out.MEDIANS_CSV).exists() else {}
-    factors = out.read_factors()
+    fits, medians, factors = out.read_fits(missing_ok=True), out.read_medians(missing_ok=True), out.read_factors()
     rows = tuple(
         CategoryRow(
             name, fits.get(name, NO_FIT), medians.get(name, NO_MEDIAN), factors.get(name, NO_FACTOR),
-            out.relative(out.fit_plot_stem(name).with_suffix(".png")), out.relative(out.fit_plot_stem(name).with_suffix(".pdf")),
-            out.relative(out.fit_log(name)),
+            out.relative(out.fit_plot(name, fmt="png")), out.relative(out.fit_plot(name, fmt="pdf")), out.relative(out.fit_log(name)),
         )  # fmt: skip
         for name in scheme.names
     )
@@ -152,24 +148,20 @@ class Validation:
 
 def _bins(out: OutputDir, kind: str, prefix: str) -> tuple[ValidationBin, ...]:
     """The bins of a validation table (none when it has not run here), each with the figure of its fit."""
-    path = out.validation_csv(kind)
-    group = {"closure": "closure", "uncalibrated": "closure/uncalibrated", "higgs": "higgs"}[kind]
-    bins = read_rows(path, ValidationBin) if path.exists() else []
-    return tuple(
-        replace(b, plot=out.relative(out.fit_plot_stem(f"{prefix}_{b.low:g}-{b.high:g}", group).with_suffix(".png"))) for b in bins
-    )
+    bins = out.read_validation(kind, ValidationBin)
+    return tuple(replace(b, plot=out.relative(out.fit_plot(bin_label(b.low, b.high, prefix), kind))) for b in bins)
 
 
 def read_validation(out_dir: Path, kind: str) -> Validation | None:
     """The closure (``kind="closure"``) or Higgs check (``"higgs"``) of the directory; None when not run."""
     out = OutputDir(Path(out_dir))
-    if not out.validation_csv(kind).exists():
+    if not out.has_validation(kind):
         return None
     closure = kind == "closure"
     return Validation(
         after=_bins(out, kind, kind),
         before=_bins(out, "uncalibrated", "closure") if closure else (),
         verdict_lines=out.read_verdict_lines(kind, "closure" if closure else "Higgs"),
-        plot=out.relative(out.figure_stem(kind).with_suffix(".png")),
+        plot=out.relative(out.figure(kind)),
         tested_factors=out.read_tested_factors(kind),
     )

@@ -57,7 +57,8 @@ def render_html(report: ReportInputs) -> str:
     sample = report.sample
     flagged = {} if report.audit is None else {c.name: "; ".join(c.reasons) for c in report.audit.categories if c.reasons}
     radiating = any(math.isfinite(r.fit.fsr_fraction) for r in sample.rows)
-    own = (OutputDir.REPORT_HTML, OutputDir.REPORT_PDF)
+    out = OutputDir(sample.out_dir)
+    own = (out.report_file("html"), out.report_file("pdf"))
     return _template().render(
         report=report, verdict=report.verdict, sample=sample, icons=ICONS, regions=report.scheme.region_names,
         when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -66,5 +67,5 @@ def render_html(report: ReportInputs) -> str:
         radiating=radiating, fit_columns=(*FIT_COLUMNS[:6], *FSR_COLUMNS, *FIT_COLUMNS[6:]) if radiating else FIT_COLUMNS,
         width_note=_width_note(sample.width_definition),
         json_digest=file_digest(sample.correction_json) if sample.correction_json else "",
-        outputs=sorted(p for p in OutputDir(sample.out_dir).top_level_outputs() if p.name not in own),
+        outputs=sorted(p for p in out.top_level_outputs() if p not in own),
     ) + "\n"  # fmt: skip

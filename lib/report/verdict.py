@@ -113,8 +113,8 @@ def _json(sample: SampleOutputs) -> Finding:
             f"the fits and the medians in this directory were made from different {' and '.join(differ)}: run --steps all",
         )  # fmt: skip
     written = sample.correction_json.stat().st_mtime
-    tables = (OutputDir.FITS_CSV, OutputDir.MEDIANS_CSV, OutputDir.FACTORS_CSV)
-    newer = [name for name in tables if (OutputDir(sample.out_dir).mtime(name) or 0) > written]
+    tables = [OutputDir(sample.out_dir).step_table(step) for step in ("step1", "step2", "step3")]
+    newer = [path.name for path in tables if path.exists() and path.stat().st_mtime > written]
     if newer:
         return Finding(
             "fail", "correction JSON",

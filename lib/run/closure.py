@@ -28,7 +28,6 @@ from lib.outputs import OutputDir
 from lib.peak_fits import CLOSURE, UNCALIBRATED, FitGroup, bin_fit_jobs, run_fits
 from lib.request import Request
 from lib.results import ClosureResult, Validation
-from lib.rows import parse_row
 from lib.run.reduction import Executors, Keep, load_reduction
 
 __all__ = ["run_closure", "correction_to_test", "closure_bin_index"]
@@ -61,11 +60,10 @@ def _run_pass(group: FitGroup, samples: list[BinSample], executor: TaskExecutor,
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
     rows = bin_rows(samples, edges, run_fits(group, jobs, executor, refit))
     if only is not None:
-        previous = out.read_validation_rows(kind)
-        where = str(out.validation_csv(kind))
+        previous = out.read_validation(kind, ClosureBin)
         if len(previous) != len(rows):
-            raise InputError(f"{where} has {len(previous)} bins, the config {len(rows)}: re-run the whole closure")
-        rows = [rows[i] if i == only else parse_row(ClosureBin, previous[i], where) for i in range(len(rows))]
+            raise InputError(f"{out.validation_csv(kind)} has {len(previous)} bins, the config {len(rows)}: re-run the whole closure")
+        rows = [rows[i] if i == only else previous[i] for i in range(len(rows))]
     judged, verdict = judge(rows, config.closure)
     out.write_validation(kind, [r.row() for r in judged])
     return judged, verdict

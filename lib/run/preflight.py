@@ -59,23 +59,21 @@ def _check_earlier_results(request: Request, out: OutputDir) -> None:
     if selection.closure_test:
         correction_to_test(request, out)
         return
-    needed = []
+    needed = []  # (the step whose table is needed, what to run for it)
     if selection.fix_cat and "step1" in selection.steps:
-        needed.append((OutputDir.FITS_CSV, "--steps all"))  # the refit is merged into the other categories' fits
+        needed.append(("step1", "--steps all"))  # the refit is merged into the other categories' fits
     if "step3" in selection.steps:
         if "step1" not in selection.steps:
-            needed.append((OutputDir.FITS_CSV, "step1"))
+            needed.append(("step1", "step1"))
         if "step2" not in selection.steps:
-            needed.append((OutputDir.MEDIANS_CSV, "step2"))
-    for name, step in needed:
-        if not (out / name).exists():
-            raise InputError(f"{out / name} not found: run {step} into {out.path} first{_siblings_hint(out)}")
+            needed.append(("step2", "step2"))
+    for step, remedy in needed:
+        path = out.step_table(step)
+        if not path.exists():
+            raise InputError(f"{path} not found: run {remedy} into {out.path} first{_siblings_hint(out)}")
 
 
 def _siblings_hint(out: OutputDir) -> str:
     """Where results of the same sample and year are, when the directory asked for has none (a missing --extraString)."""
-    if not out.path.parent.is_dir():
-        return ""
-    prefix = f"{out.sample}_{out.year}"
-    found = sorted(p.name for p in out.path.parent.iterdir() if p.is_dir() and p.name.startswith(prefix) and p != out.path)
-    return f" (results of {prefix} exist in: {', '.join(found)}; --extraString selects the suffix)" if found else ""
+    found = out.variants()
+    return f" (results of {out.base_name} exist in: {', '.join(found)}; --extraString selects the suffix)" if found else ""
