@@ -28,7 +28,7 @@ from lib.outputs import OutputDir
 from lib.peak_fits import CLOSURE, UNCALIBRATED, FitGroup, bin_fit_jobs, run_fits
 from lib.request import Request
 from lib.results import ClosureResult, Validation
-from lib.rows import parse_row
+from lib.io.tables import parse_row
 from lib.run.reduction import Executors, Keep, load_reduction
 
 __all__ = ["run_closure", "correction_to_test", "closure_bin_index"]
