@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_sentinels
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 from lib import console
 from lib.errors import CalibrationError, ExecutionError
@@ -72,11 +72,6 @@ def _captured(func: Callable[[Any], Any], level: int, task: Any) -> Any:
         return func(task)
     except CalibrationError as err:
         return TaskFailure(type(err), str(err))
-
-
-def _lost_line(names: Sequence[str], why: str) -> str:
-    """The one line of an ``ExecutionError``: which tasks could not run and why."""
-    return f"could not run {', '.join(names)}: {why}; finished results are kept, re-run to resume"
 
 
 # ---- local worker pools: one mechanism for fits, figures and sample writing ----
@@ -178,21 +173,6 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-class TaskExecutor(Protocol):
-    """Maps ``func`` over ``tasks``; results come back in task order."""
-
-    def map(
-        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
-    ) -> list[Any]:  # fmt: skip
-        """``on_result(index, result)`` is called as each task finishes, so callers can persist progress
-        or fold results; ``keep=False`` then drops each result (None in the list), so memory does not
-        grow with the number of tasks. A task raising ``CalibrationError`` stops the map: what is
-        pending is cancelled and the error is raised here, once. Tasks that could not run (their
-        worker died on every try, the scheduler was lost) raise one ``ExecutionError`` naming them."""
-        ...
-
-
 def default_workers() -> int:
     """One worker per core the process may use."""
     try:
@@ -261,26 +241,51 @@ class _Delivery:
         return [self.results[i] for i in range(n_tasks)]
 
 
-class InlineExecutor:
-    """Runs tasks one after the other in this process (debugging, ``--workers 0``)."""
+class TaskExecutor:
+    """Maps ``func`` over ``tasks``; results come back in task order. Where the tasks run is each subclass's ``_run``."""
+
+    # Why the tasks an ``ExecutionError`` names could not run.
+    LOST_WHY = ""
 
     def map(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
         on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
+        """``on_result(index, result)`` is called as each task finishes, so callers can persist progress
+        or fold results; ``keep=False`` then drops each result (None in the list), so memory does not
+        grow with the number of tasks. A task raising ``CalibrationError`` stops the map: what is
+        pending is cancelled and the error is raised here, once. Tasks that could not run (their
+        worker died on every try, the scheduler was lost) raise one ``ExecutionError`` naming them."""
         delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
-        for i, task in enumerate(tasks):
-            delivery.deliver(i, func(task), cancel_rest=lambda: None)
+        lost = self._run(func, tasks, names, delivery)
         delivery.bar.finish()
+        if lost:
+            raise ExecutionError(f"could not run {', '.join(lost)}: {self.LOST_WHY}; finished results are kept, re-run to resume")
         return delivery.in_order(len(tasks))
 
+    def _run(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], delivery: _Delivery) -> list[str]:
+        """Run every task, handing each result to ``delivery``; return the names of the tasks that could not run."""
+        raise NotImplementedError
 
-class ProcessExecutor:
+
+class InlineExecutor(TaskExecutor):
+    """Runs tasks one after the other in this process (debugging, ``--workers 0``)."""
+
+    def _run(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], delivery: _Delivery) -> list[str]:
+        for i, task in enumerate(tasks):
+            delivery.deliver(i, func(task), cancel_rest=lambda: None)
+        return []
+
+
+class ProcessExecutor(TaskExecutor):
     """A local pool of worker processes forked from a clean server (no threads, no RooFit objects).
 
     ``preload`` names modules the forkserver imports before forking (e.g. ROOT's libraries), so
     workers start warm; ``start()`` launches that server early, to load them while other work runs.
     """
+
+    LOST_WHY = ("the worker process died on each of 2 tries (a crash such as a ROOT segfault, a kill, the memory limit) "
+                "or ran past the time limit")
 
     def __init__(self, workers: int, task_timeout_s: float | None = None, preload: Sequence[str] = ()) -> None:
         self.workers = max(1, workers)
@@ -294,22 +299,14 @@ class ProcessExecutor:
 
         forkserver.ensure_running()
 
-    def map(
-        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
-    ) -> list[Any]:  # fmt: skip
-        delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
+    def _run(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], delivery: _Delivery) -> list[str]:
         in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, delivery)
         lost = []
         for i in in_flight_at_crash:
             log.info("worker process died while '%s' was running; re-running it alone", names[i])
             if self._run_pool(func, tasks, [i], 1, delivery):
                 lost.append(names[i])
-        delivery.bar.finish()
-        if lost:
-            raise ExecutionError(_lost_line(lost, "the worker process died on each of 2 tries (a crash such as a ROOT segfault, a kill, "
-                                                  "the memory limit) or ran past the time limit"))  # fmt: skip
-        return delivery.in_order(len(tasks))
+        return lost
 
     def _run_pool(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], indices: list[int], workers: int, delivery: _Delivery
@@ -347,7 +344,7 @@ class ProcessExecutor:
         return None if not self.task_timeout_s else min(self.task_timeout_s, 5.0)
 
 
-class DaskExecutor:
+class DaskExecutor(TaskExecutor):
     """Submits tasks to a ``distributed.Client`` (local cluster, scheduler or Dask-Gateway).
 
     The scheduler re-runs the tasks of a worker that died (up to ``allowed-failures`` times, see
@@ -357,18 +354,16 @@ class DaskExecutor:
     back as a value while any other exception is a bug that would only raise again.
     """
 
+    LOST_WHY = "Dask workers died running it on every try (KilledWorker)"
+
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def map(
-        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
-    ) -> list[Any]:  # fmt: skip
+    def _run(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], delivery: _Delivery) -> list[str]:
         from distributed import as_completed
         from distributed.comm import CommClosedError
         from distributed.scheduler import KilledWorker
 
-        delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
         keys = [f"{func.__name__}-{n}-{os.getpid()}-{time.time_ns()}" for n in names]
         lost: list[str] = []
         try:
@@ -389,10 +384,7 @@ class DaskExecutor:
         except (CancelledError, CommClosedError) as err:  # the futures of a lost scheduler come back cancelled
             raise ExecutionError(f"lost the Dask scheduler{self._address()} ({type(err).__name__}): "
                                  f"{len(tasks) - len(delivery.results)} of {len(tasks)} tasks did not finish; re-run to resume") from err  # fmt: skip
-        delivery.bar.finish()
-        if lost:
-            raise ExecutionError(_lost_line(lost, "Dask workers died running it on every try (KilledWorker)"))
-        return delivery.in_order(len(tasks))
+        return lost
 
     def _address(self) -> str:
         """`` at tcp://host:port`` when the client knows it."""
