@@ -16,7 +16,7 @@ import numpy as np
 from lib.config import CategoryConfig
 from lib.errors import ConfigError
 
-__all__ = ["CategoryScheme", "NO_CATEGORY", "bin_index"]
+__all__ = ["CategoryScheme", "NO_CATEGORY", "bin_index", "group_rows"]
 
 NO_CATEGORY = -1
 
@@ -127,4 +127,11 @@ def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
         idx += values >= edge
     idx[idx >= len(edges) - 1] = -1
     return idx
+
+
+def group_rows(index: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """Row numbers of each group ``0 .. n_groups - 1`` of ``index`` (-1: in none), in row order within a group (one stable sort)."""
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(n_groups + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n_groups)]
 

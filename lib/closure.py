@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from lib.acceptance import AcceptanceGrid, group_acceptance
-from lib.categories import CategoryScheme, bin_index
+from lib.categories import CategoryScheme, bin_index, group_rows
 from lib.config import ClosureConfig, Config, Step2Config
 from lib.fitting.result import FitResult
 from lib.fitting.task import AcceptanceTable
@@ -163,14 +163,6 @@ def bin_label(low: float, high: float, prefix: str = "closure") -> str:
     return f"{prefix}_{low:g}-{high:g}"
 
 
-def closure_bins(values: np.ndarray, edges: Sequence[float]) -> list[np.ndarray]:
-    """Event indices per ``[lo, hi)`` bin of ``values``."""
-    idx = bin_index(values, edges)
-    order = np.argsort(idx, kind="stable")
-    bounds = np.searchsorted(idx[order], np.arange(len(edges)))
-    return [order[bounds[i] : bounds[i + 1]] for i in range(len(edges) - 1)]
-
-
 def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig, prefix: str = "closure") -> tuple[list[ClosureBin], ClosureVerdict]:
     """Mark each bin pass/fail and combine: a bin passes if |ratio-1| <= tolerance or <= n_sigma * error.
 
@@ -244,7 +236,7 @@ def samples_from_events(skim: Skim, binning: ByPredictedResolution, source_categ
     """
     raw, predicted, values = binning.resolutions(skim.category, skim.mass, skim.sigma_pred, skim.muons)
     samples = []
-    for rows in closure_bins(values, binning.edges):
+    for rows in group_rows(bin_index(values, binning.edges), binning.n_groups):
         weights = None if skim.weight is None else np.ascontiguousarray(skim.weight[rows])
         samples.append(
             BinSample(

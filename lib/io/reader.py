@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lib.categories import NO_CATEGORY, CategoryScheme
+from lib.categories import NO_CATEGORY, CategoryScheme, group_rows
 from lib.errors import InputError
 from lib.executor import default_workers
 from lib.histogram_specs import EventKeys, HistogramSpec
@@ -90,10 +90,8 @@ class Skim:
         return len(self.mass)
 
     def by_category(self, n_categories: int) -> list[np.ndarray]:
-        """Event indices of each category, in file order within a category (one stable sort)."""
-        order = np.argsort(self.category, kind="stable")
-        bounds = np.searchsorted(self.category[order], np.arange(n_categories + 1))
-        return [order[bounds[i] : bounds[i + 1]] for i in range(n_categories)]
+        """Event indices of each category, in file order within a category."""
+        return group_rows(self.category, n_categories)
 
     def select(self, mask: np.ndarray) -> "Skim":
         return Skim(
