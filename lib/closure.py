@@ -208,21 +208,16 @@ class BinSample:
     category_weights: np.ndarray | None = None
 
 
-def profile_grid(config: Config) -> ProfileGrid:
-    """The grid the muons' pT dependence of ptErr / pT is measured on."""
-    cfg = config.closure.pt_profile
-    return ProfileGrid(cfg.abseta_max, cfg.abseta_bins, cfg.pt_range_gev, cfg.pt_bins, cfg.bandwidth_log_pt)
-
-
 def measured_scaling(config: Config, scheme: CategoryScheme, profile_pass: Callable[[ProfileGrid], Reduction]) -> PeakScaling | None:
-    """The peak scaling from the muon profile that ``profile_pass`` sums on the config's grid (None, and no pass,
-    when the bins are on sigma_pred itself).
+    """The peak scaling from the muon profile that ``profile_pass`` sums on ``closure.pt_profile``'s grid (None, and no
+    pass, when the bins are on sigma_pred itself).
 
     The binning needs the pT dependence of ptErr / pT before any event is binned: a first pass over the files.
     """
     if config.closure.bin_variable != "sigma_pred_at_peak":
         return None
-    grid = profile_grid(config)
+    cfg = config.closure.pt_profile
+    grid = ProfileGrid(cfg.abseta_max, cfg.abseta_bins, cfg.pt_range_gev, cfg.pt_bins, cfg.bandwidth_log_pt)
     reduction = profile_pass(grid)
     if reduction.profile is None:
         raise ValueError("the reduction holds no muon profile")

@@ -100,6 +100,9 @@ def quiet_libraries() -> None:
     levels = {name: logging.DEBUG if debug else logging.WARNING for name in QUIET_LOGGERS}
     levels |= {name: logging.DEBUG if debug else logging.CRITICAL + 1 for name in SILENT_LOGGERS}
     levels |= {name: logging.WARNING for name in ALWAYS_QUIET}
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and name.partition(".")[0] in SILENT_LOGGERS and name not in levels:
+            levels[name] = logging.NOTSET
     for name, level in levels.items():
         library = logging.getLogger(name)
         library.setLevel(level)
@@ -107,12 +110,6 @@ def quiet_libraries() -> None:
         for own in list(library.handlers):
             library.removeHandler(own)
         library.propagate = True
-    for name, logger in list(logging.root.manager.loggerDict.items()):
-        if isinstance(logger, logging.Logger) and name.partition(".")[0] in SILENT_LOGGERS and name not in levels:
-            logger.setLevel(logging.NOTSET)
-            for own in list(logger.handlers):
-                logger.removeHandler(own)
-            logger.propagate = True
 
 
 # What a batch system or a closed terminal sends to stop a job: handled like Ctrl-C.
