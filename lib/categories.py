@@ -21,10 +21,6 @@ __all__ = ["CategoryScheme", "NO_CATEGORY", "bin_index", "group_rows"]
 NO_CATEGORY = -1
 
 
-def _fmt_edge(value: float) -> str:
-    return f"{value:g}"
-
-
 @dataclass(frozen=True)
 class CategoryScheme:
     """Category edges and names; the flat index is ``n_eta**2 * i_pt + n_eta * i_eta1 + i_eta2``."""
@@ -62,7 +58,7 @@ class CategoryScheme:
         """
         out = []
         for i_pt in range(self.n_pt):
-            pt = f"{_fmt_edge(self.pt_edges[i_pt])}-{_fmt_edge(self.pt_edges[i_pt + 1])}"
+            pt = f"{self.pt_edges[i_pt]:g}-{self.pt_edges[i_pt + 1]:g}"
             for r1 in self.region_names:
                 for r2 in self.region_names:
                     out.append(f"{pt}_{r1}{r2}")

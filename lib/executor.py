@@ -57,9 +57,6 @@ class TaskFailure:
     error_type: type[CalibrationError]
     message: str
 
-    def reraise(self) -> None:
-        raise self.error_type(self.message)
-
 
 def _captured(func: Callable[[Any], Any], level: int, task: Any) -> Any:
     """Run ``func(task)`` in a worker; an expected failure comes back as a ``TaskFailure``.
@@ -230,15 +227,11 @@ class _Delivery:
         """One finished task's result; an expected failure cancels the tasks still pending and is raised."""
         if isinstance(result, TaskFailure):
             cancel_rest()
-            result.reraise()
+            raise result.error_type(result.message)
         if self.on_result:
             self.on_result(i, result)
         self.results[i] = result if self.keep else None
         self.bar.step()
-
-    def in_order(self, n_tasks: int) -> list[Any]:
-        """The results of every task, in task order."""
-        return [self.results[i] for i in range(n_tasks)]
 
 
 class TaskExecutor:
@@ -261,7 +254,7 @@ class TaskExecutor:
         delivery.bar.finish()
         if lost:
             raise ExecutionError(f"could not run {', '.join(lost)}: {self.LOST_WHY}; finished results are kept, re-run to resume")
-        return delivery.in_order(len(tasks))
+        return [delivery.results[i] for i in range(len(tasks))]
 
     def _run(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], delivery: _Delivery) -> list[str]:
         """Run every task, handing each result to ``delivery``; return the names of the tasks that could not run."""
@@ -317,10 +310,10 @@ class ProcessExecutor(TaskExecutor):
         captured = functools.partial(_captured, func, console.current_level())
         try:
             futures: dict[Future, int] = {pool.submit(run_in_worker, captured, tasks[i]): i for i in indices}
-            started = time.monotonic()
+            started, poll_s = time.monotonic(), min(self.task_timeout_s, 5.0) if self.task_timeout_s else None
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, timeout=self._poll_timeout(), return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
                 for fut in done:
                     i = futures[fut]
                     try:
@@ -339,9 +332,6 @@ class ProcessExecutor(TaskExecutor):
             raise
         pool.shutdown(wait=True, cancel_futures=True)
         return sorted(set(lost))
-
-    def _poll_timeout(self) -> float | None:
-        return None if not self.task_timeout_s else min(self.task_timeout_s, 5.0)
 
 
 class DaskExecutor(TaskExecutor):
