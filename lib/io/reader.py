@@ -30,12 +30,14 @@ from lib.histograms import HistogramPart
 from lib.peak_scaling import ProfileGrid, profile_sums
 from lib.resolution import sigma_pred
 
-__all__ = ["KINEMATIC_COLUMNS", "Keep", "FileReading", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
+__all__ = ["COUNTS", "KINEMATIC_COLUMNS", "Keep", "FileReading", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
 
 log = logging.getLogger(__name__)
 
 KINEMATIC_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass")
 MUON_COLUMNS = KINEMATIC_COLUMNS[:6]
+# The events of a file (and of a whole reduction) read, and dropped as bad, outside the Z window or outside every category.
+COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")
 _POSITIVE_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu2_pt", "mu2_ptErr", "dimuon_mass")
 # Rows reduced per thread task: small enough that even a one-batch file spreads over every thread
 # and that a chunk's temporaries (at most 128 KiB) stay below glibc's mmap threshold, so they are
@@ -316,17 +318,9 @@ def _merge_parts(parts: list[FileReduction], weighted: bool, keep_events: bool) 
         return parts[0]
     profiles = [p.profile for p in parts if p.profile is not None]
     bad_by_column = dict(sum((Counter(p.bad_by_column) for p in parts), Counter()))
-    return FileReduction(
-        "",
-        concat_skims([p.skim for p in parts], weighted) if keep_events else None,  # type: ignore[misc]
-        (),
-        sum(p.n_read for p in parts),
-        sum(p.n_bad for p in parts),
-        sum(p.n_outside_window for p in parts),
-        sum(p.n_outside_categories for p in parts),
-        bad_by_column,
-        sum(profiles) if profiles else None,
-    )
+    skim = concat_skims([p.skim for p in parts], weighted) if keep_events else None  # type: ignore[misc]
+    counts = {k: sum(getattr(p, k) for p in parts) for k in COUNTS}
+    return FileReduction("", skim, (), **counts, bad_by_column=bad_by_column, profile=sum(profiles) if profiles else None)
 
 
 def concat_skims(skims: list[Skim], weighted: bool) -> Skim:
