@@ -83,27 +83,22 @@ _IN_TASK = threading.Event()
 class _Stopped(SystemExit):
     """Raised in a worker's task by SIGTERM: the task unwinds (its temp files removed), then the process exits."""
 
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+    @staticmethod
+    def handler(signum: int, _frame: object) -> None:
+        """A worker's SIGTERM: a task unwinds first, an idle worker exits at once."""
+        if _IN_TASK.is_set():
+            raise _Stopped(signum)
+        os._exit(128 + signum)
+
 
 def _lifeline() -> Connection:
     if not _LIFELINE:
         _LIFELINE.extend(multiprocessing.Pipe(duplex=False))
     return _LIFELINE[0]
-
-
-def _stop_worker(signum: int, _frame: object) -> None:
-    if _IN_TASK.is_set():
-        raise _Stopped(128 + signum)
-    os._exit(128 + signum)
-
-
-def _stop_again_if_swallowed(unraisable: Any) -> None:
-    """``sys.unraisablehook`` of a worker: a stop raised inside a finaliser (a weakref callback, ``__del__``) is swallowed
-    there, so the signal is raised again and stops the task at its next Python line; anything else is reported as usual."""
-    if isinstance(unraisable.exc_value, _Stopped):
-        # Sent from a thread, after a moment: raised here, the handler's exception would be swallowed too.
-        threading.Timer(console.RESIGNAL_DELAY_S, os.kill, (os.getpid(), signal.SIGTERM)).start()
-        return
-    sys.__unraisablehook__(unraisable)
 
 
 def _watch_parent(lifeline: Connection) -> None:
@@ -120,8 +115,8 @@ def _watch_parent(lifeline: Connection) -> None:
 def _start_worker(lifeline: Connection, level: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     """Every worker's start: stop with the parent (SIGTERM, or its end), leave Ctrl-C to the parent, log like it, then ``initializer``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops the pool
-    signal.signal(signal.SIGTERM, _stop_worker)
-    sys.unraisablehook = _stop_again_if_swallowed
+    signal.signal(signal.SIGTERM, _Stopped.handler)
+    sys.unraisablehook = console.signal_again_if_swallowed
     threading.Thread(target=_watch_parent, args=(lifeline,), name="parent-watch", daemon=True).start()
     console.configure_once(level)
     if initializer is not None:
