@@ -47,7 +47,7 @@ def best_cpu(action: Callable[[], object], repeat: int) -> float:
 
 
 def keyed_files(paths: list[Path], reading: FileReading) -> list[list]:
-    """Per file, its chunks reduced to keys (the reader's ``_Part``), nothing timed."""
+    """Per file, its chunks reduced to keys (a chunk's ``FileReduction``), nothing timed."""
     files = []
     for path in paths:
         table = pq.read_table(path, columns=reading.columns)

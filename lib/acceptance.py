@@ -191,12 +191,10 @@ def group_acceptance(
     ``mass_groups`` are the histogram groups whose mass histograms make up the acceptance group's
     mass distribution (the categories of one |eta|-region pair, or the closure bin itself).
     """
-    if hists.acceptance is None:
-        raise ValueError("no acceptance histograms were filled (fit.line_shape is not 'acceptance')")
-    contents = hists.x_contents(group)
+    contents = hists.x_contents(group)  # raises without acceptance histograms
     counts = contents.sum(axis=0) if window is None else contents[window]
     mass = np.sum([hists.mass_contents(i) for i in mass_groups], axis=0)
-    knots = hists.acceptance.knots
+    knots = hists.acceptance.knots  # type: ignore[union-attr]
     values = window_acceptance(counts, knots, hists.grids.mass_edges, mass)
     return tuple(values.tolist()), (float(knots[0]), float(knots[-1]))
 

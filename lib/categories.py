@@ -16,13 +16,9 @@ import numpy as np
 from lib.config import CategoryConfig
 from lib.errors import ConfigError
 
-__all__ = ["CategoryScheme", "NO_CATEGORY", "bin_index"]
+__all__ = ["CategoryScheme", "NO_CATEGORY", "bin_index", "group_rows"]
 
 NO_CATEGORY = -1
-
-
-def _fmt_edge(value: float) -> str:
-    return f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -62,7 +58,7 @@ class CategoryScheme:
         """
         out = []
         for i_pt in range(self.n_pt):
-            pt = f"{_fmt_edge(self.pt_edges[i_pt])}-{_fmt_edge(self.pt_edges[i_pt + 1])}"
+            pt = f"{self.pt_edges[i_pt]:g}-{self.pt_edges[i_pt + 1]:g}"
             for r1 in self.region_names:
                 for r2 in self.region_names:
                     out.append(f"{pt}_{r1}{r2}")
@@ -127,4 +123,11 @@ def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
         idx += values >= edge
     idx[idx >= len(edges) - 1] = -1
     return idx
+
+
+def group_rows(index: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """Row numbers of each group ``0 .. n_groups - 1`` of ``index`` (-1: in none), in row order within a group (one stable sort)."""
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(n_groups + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n_groups)]
 

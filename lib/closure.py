@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from lib.acceptance import AcceptanceGrid, group_acceptance
-from lib.categories import CategoryScheme, bin_index
+from lib.categories import CategoryScheme, bin_index, group_rows
 from lib.config import ClosureConfig, Config, Step2Config
 from lib.fitting.result import FitResult
 from lib.fitting.task import AcceptanceTable
@@ -163,14 +163,6 @@ def bin_label(low: float, high: float, prefix: str = "closure") -> str:
     return f"{prefix}_{low:g}-{high:g}"
 
 
-def closure_bins(values: np.ndarray, edges: Sequence[float]) -> list[np.ndarray]:
-    """Event indices per ``[lo, hi)`` bin of ``values``."""
-    idx = bin_index(values, edges)
-    order = np.argsort(idx, kind="stable")
-    bounds = np.searchsorted(idx[order], np.arange(len(edges)))
-    return [order[bounds[i] : bounds[i + 1]] for i in range(len(edges) - 1)]
-
-
 def judge(rows: Sequence[ClosureBin], cfg: ClosureConfig, prefix: str = "closure") -> tuple[list[ClosureBin], ClosureVerdict]:
     """Mark each bin pass/fail and combine: a bin passes if |ratio-1| <= tolerance or <= n_sigma * error.
 
@@ -216,21 +208,16 @@ class BinSample:
     category_weights: np.ndarray | None = None
 
 
-def profile_grid(config: Config) -> ProfileGrid:
-    """The grid the muons' pT dependence of ptErr / pT is measured on."""
-    cfg = config.closure.pt_profile
-    return ProfileGrid(cfg.abseta_max, cfg.abseta_bins, cfg.pt_range_gev, cfg.pt_bins, cfg.bandwidth_log_pt)
-
-
 def measured_scaling(config: Config, scheme: CategoryScheme, profile_pass: Callable[[ProfileGrid], Reduction]) -> PeakScaling | None:
-    """The peak scaling from the muon profile that ``profile_pass`` sums on the config's grid (None, and no pass,
-    when the bins are on sigma_pred itself).
+    """The peak scaling from the muon profile that ``profile_pass`` sums on ``closure.pt_profile``'s grid (None, and no
+    pass, when the bins are on sigma_pred itself).
 
     The binning needs the pT dependence of ptErr / pT before any event is binned: a first pass over the files.
     """
     if config.closure.bin_variable != "sigma_pred_at_peak":
         return None
-    grid = profile_grid(config)
+    cfg = config.closure.pt_profile
+    grid = ProfileGrid(cfg.abseta_max, cfg.abseta_bins, cfg.pt_range_gev, cfg.pt_bins, cfg.bandwidth_log_pt)
     reduction = profile_pass(grid)
     if reduction.profile is None:
         raise ValueError("the reduction holds no muon profile")
@@ -244,7 +231,7 @@ def samples_from_events(skim: Skim, binning: ByPredictedResolution, source_categ
     """
     raw, predicted, values = binning.resolutions(skim.category, skim.mass, skim.sigma_pred, skim.muons)
     samples = []
-    for rows in closure_bins(values, binning.edges):
+    for rows in group_rows(bin_index(values, binning.edges), binning.n_groups):
         weights = None if skim.weight is None else np.ascontiguousarray(skim.weight[rows])
         samples.append(
             BinSample(

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 from lib.errors import CalibrationError
 
 __all__ = [
-    "configure", "configure_once", "quiet_libraries", "current_level", "run_cli", "Terminated", "os_error_line",
+    "configure", "configure_once", "quiet_libraries", "current_level", "run_cli", "Terminated", "os_error_line", "signal_again_if_swallowed",
     "LOG_FORMAT", "QUIET_LOGGERS", "STOP_SIGNALS",
 ]  # fmt: skip
 
@@ -100,6 +100,9 @@ def quiet_libraries() -> None:
     levels = {name: logging.DEBUG if debug else logging.WARNING for name in QUIET_LOGGERS}
     levels |= {name: logging.DEBUG if debug else logging.CRITICAL + 1 for name in SILENT_LOGGERS}
     levels |= {name: logging.WARNING for name in ALWAYS_QUIET}
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and name.partition(".")[0] in SILENT_LOGGERS and name not in levels:
+            levels[name] = logging.NOTSET
     for name, level in levels.items():
         library = logging.getLogger(name)
         library.setLevel(level)
@@ -107,12 +110,6 @@ def quiet_libraries() -> None:
         for own in list(library.handlers):
             library.removeHandler(own)
         library.propagate = True
-    for name, logger in list(logging.root.manager.loggerDict.items()):
-        if isinstance(logger, logging.Logger) and name.partition(".")[0] in SILENT_LOGGERS and name not in levels:
-            logger.setLevel(logging.NOTSET)
-            for own in list(logger.handlers):
-                logger.removeHandler(own)
-            logger.propagate = True
 
 
 # What a batch system or a closed terminal sends to stop a job: handled like Ctrl-C.
@@ -128,12 +125,12 @@ class Terminated(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
-
-def _raise_terminated(signum: int, _frame: object) -> None:
-    """Raise once: a second signal while the run unwinds must not cut its clean-up short."""
-    for stop in STOP_SIGNALS:
-        signal.signal(stop, signal.SIG_IGN)
-    raise Terminated(signum)
+    @staticmethod
+    def handler(signum: int, _frame: object) -> None:
+        """Raise once: a second signal while the run unwinds must not cut its clean-up short."""
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, signal.SIG_IGN)
+        raise Terminated(signum)
 
 
 @contextmanager
@@ -142,9 +139,9 @@ def _stop_signals_raise() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {stop: signal.signal(stop, _raise_terminated) for stop in STOP_SIGNALS}
+    previous = {stop: signal.signal(stop, Terminated.handler) for stop in STOP_SIGNALS}
     previous_hook = sys.unraisablehook
-    sys.unraisablehook = _terminate_again_if_swallowed
+    sys.unraisablehook = signal_again_if_swallowed
     try:
         yield
     finally:
@@ -153,16 +150,22 @@ def _stop_signals_raise() -> Iterator[None]:
             signal.signal(stop, handler)
 
 
-def _terminate_again_if_swallowed(unraisable: object) -> None:
-    """A ``Terminated`` raised inside a finaliser (a weakref callback, ``__del__``) is swallowed there: raise the signal
-    again so that it stops the run at its next Python line; anything else is reported as usual."""
-    err = getattr(unraisable, "exc_value", None)
-    if isinstance(err, Terminated):
-        signal.signal(err.signum, _raise_terminated)
-        # Sent from a thread, after a moment: raised here, the handler's exception would be swallowed too.
-        threading.Timer(RESIGNAL_DELAY_S, os.kill, (os.getpid(), err.signum)).start()
+def signal_again_if_swallowed(unraisable: object) -> None:
+    """``sys.unraisablehook`` wherever a stop signal raises (``run_cli``'s main thread, a worker pool's processes).
+
+    A stop (an exception with the ``signum`` it came from and the signal ``handler`` that raises
+    it: ``Terminated``, a worker's stop) raised inside a finaliser (a weakref callback, ``__del__``)
+    is swallowed there: the signal is sent again, its handler back in place, so that it stops the
+    run or the task at its next Python line. Anything else is reported as usual.
+    """
+    stop = getattr(unraisable, "exc_value", None)
+    handler = getattr(stop, "handler", None) if hasattr(stop, "signum") else None
+    if handler is None:
+        sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
         return
-    sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
+    signal.signal(stop.signum, handler)  # type: ignore[union-attr]
+    # Sent from a thread, after a moment: raised here, the handler's exception would be swallowed too.
+    threading.Timer(RESIGNAL_DELAY_S, os.kill, (os.getpid(), stop.signum)).start()  # type: ignore[union-attr]
 
 
 def os_error_line(err: OSError) -> str:

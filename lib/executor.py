@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_sentinels
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 from lib import console
 from lib.errors import CalibrationError, ExecutionError
@@ -57,9 +57,6 @@ class TaskFailure:
     error_type: type[CalibrationError]
     message: str
 
-    def reraise(self) -> None:
-        raise self.error_type(self.message)
-
 
 def _captured(func: Callable[[Any], Any], level: int, task: Any) -> Any:
     """Run ``func(task)`` in a worker; an expected failure comes back as a ``TaskFailure``.
@@ -74,11 +71,6 @@ def _captured(func: Callable[[Any], Any], level: int, task: Any) -> Any:
         return TaskFailure(type(err), str(err))
 
 
-def _lost_line(names: Sequence[str], why: str) -> str:
-    """The one line of an ``ExecutionError``: which tasks could not run and why."""
-    return f"could not run {', '.join(names)}: {why}; finished results are kept, re-run to resume"
-
-
 # ---- local worker pools: one mechanism for fits, figures and sample writing ----
 
 # The read end of this process's lifeline, which every worker holds; the write end stays here alone,
@@ -91,27 +83,22 @@ _IN_TASK = threading.Event()
 class _Stopped(SystemExit):
     """Raised in a worker's task by SIGTERM: the task unwinds (its temp files removed), then the process exits."""
 
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+    @staticmethod
+    def handler(signum: int, _frame: object) -> None:
+        """A worker's SIGTERM: a task unwinds first, an idle worker exits at once."""
+        if _IN_TASK.is_set():
+            raise _Stopped(signum)
+        os._exit(128 + signum)
+
 
 def _lifeline() -> Connection:
     if not _LIFELINE:
         _LIFELINE.extend(multiprocessing.Pipe(duplex=False))
     return _LIFELINE[0]
-
-
-def _stop_worker(signum: int, _frame: object) -> None:
-    if _IN_TASK.is_set():
-        raise _Stopped(128 + signum)
-    os._exit(128 + signum)
-
-
-def _stop_again_if_swallowed(unraisable: Any) -> None:
-    """``sys.unraisablehook`` of a worker: a stop raised inside a finaliser (a weakref callback, ``__del__``) is swallowed
-    there, so the signal is raised again and stops the task at its next Python line; anything else is reported as usual."""
-    if isinstance(unraisable.exc_value, _Stopped):
-        # Sent from a thread, after a moment: raised here, the handler's exception would be swallowed too.
-        threading.Timer(console.RESIGNAL_DELAY_S, os.kill, (os.getpid(), signal.SIGTERM)).start()
-        return
-    sys.__unraisablehook__(unraisable)
 
 
 def _watch_parent(lifeline: Connection) -> None:
@@ -128,8 +115,8 @@ def _watch_parent(lifeline: Connection) -> None:
 def _start_worker(lifeline: Connection, level: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     """Every worker's start: stop with the parent (SIGTERM, or its end), leave Ctrl-C to the parent, log like it, then ``initializer``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops the pool
-    signal.signal(signal.SIGTERM, _stop_worker)
-    sys.unraisablehook = _stop_again_if_swallowed
+    signal.signal(signal.SIGTERM, _Stopped.handler)
+    sys.unraisablehook = console.signal_again_if_swallowed
     threading.Thread(target=_watch_parent, args=(lifeline,), name="parent-watch", daemon=True).start()
     console.configure_once(level)
     if initializer is not None:
@@ -176,21 +163,6 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         if process.sentinel in running:
             process.kill()
     pool.shutdown(wait=True, cancel_futures=True)
-
-
-class TaskExecutor(Protocol):
-    """Maps ``func`` over ``tasks``; results come back in task order."""
-
-    def map(
-        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
-    ) -> list[Any]:  # fmt: skip
-        """``on_result(index, result)`` is called as each task finishes, so callers can persist progress
-        or fold results; ``keep=False`` then drops each result (None in the list), so memory does not
-        grow with the number of tasks. A task raising ``CalibrationError`` stops the map: what is
-        pending is cancelled and the error is raised here, once. Tasks that could not run (their
-        worker died on every try, the scheduler was lost) raise one ``ExecutionError`` naming them."""
-        ...
 
 
 def default_workers() -> int:
@@ -250,37 +222,58 @@ class _Delivery:
         """One finished task's result; an expected failure cancels the tasks still pending and is raised."""
         if isinstance(result, TaskFailure):
             cancel_rest()
-            result.reraise()
+            raise result.error_type(result.message)
         if self.on_result:
             self.on_result(i, result)
         self.results[i] = result if self.keep else None
         self.bar.step()
 
-    def in_order(self, n_tasks: int) -> list[Any]:
-        """The results of every task, in task order."""
-        return [self.results[i] for i in range(n_tasks)]
 
+class TaskExecutor:
+    """Maps ``func`` over ``tasks``; results come back in task order. Where the tasks run is each subclass's ``_run``."""
 
-class InlineExecutor:
-    """Runs tasks one after the other in this process (debugging, ``--workers 0``)."""
+    # Why the tasks an ``ExecutionError`` names could not run.
+    LOST_WHY = ""
 
     def map(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
         on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
+        """``on_result(index, result)`` is called as each task finishes, so callers can persist progress
+        or fold results; ``keep=False`` then drops each result (None in the list), so memory does not
+        grow with the number of tasks. A task raising ``CalibrationError`` stops the map: what is
+        pending is cancelled and the error is raised here, once. Tasks that could not run (their
+        worker died on every try, the scheduler was lost) raise one ``ExecutionError`` naming them."""
         delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
+        lost = self._run(func, tasks, names, delivery)
+        delivery.bar.finish()
+        if lost:
+            raise ExecutionError(f"could not run {', '.join(lost)}: {self.LOST_WHY}; finished results are kept, re-run to resume")
+        return [delivery.results[i] for i in range(len(tasks))]
+
+    def _run(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], delivery: _Delivery) -> list[str]:
+        """Run every task, handing each result to ``delivery``; return the names of the tasks that could not run."""
+        raise NotImplementedError
+
+
+class InlineExecutor(TaskExecutor):
+    """Runs tasks one after the other in this process (debugging, ``--workers 0``)."""
+
+    def _run(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], delivery: _Delivery) -> list[str]:
         for i, task in enumerate(tasks):
             delivery.deliver(i, func(task), cancel_rest=lambda: None)
-        delivery.bar.finish()
-        return delivery.in_order(len(tasks))
+        return []
 
 
-class ProcessExecutor:
+class ProcessExecutor(TaskExecutor):
     """A local pool of worker processes forked from a clean server (no threads, no RooFit objects).
 
     ``preload`` names modules the forkserver imports before forking (e.g. ROOT's libraries), so
     workers start warm; ``start()`` launches that server early, to load them while other work runs.
     """
+
+    LOST_WHY = ("the worker process died on each of 2 tries (a crash such as a ROOT segfault, a kill, the memory limit) "
+                "or ran past the time limit")
 
     def __init__(self, workers: int, task_timeout_s: float | None = None, preload: Sequence[str] = ()) -> None:
         self.workers = max(1, workers)
@@ -294,22 +287,14 @@ class ProcessExecutor:
 
         forkserver.ensure_running()
 
-    def map(
-        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
-    ) -> list[Any]:  # fmt: skip
-        delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
+    def _run(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], delivery: _Delivery) -> list[str]:
         in_flight_at_crash = self._run_pool(func, tasks, list(range(len(tasks))), self.workers, delivery)
         lost = []
         for i in in_flight_at_crash:
             log.info("worker process died while '%s' was running; re-running it alone", names[i])
             if self._run_pool(func, tasks, [i], 1, delivery):
                 lost.append(names[i])
-        delivery.bar.finish()
-        if lost:
-            raise ExecutionError(_lost_line(lost, "the worker process died on each of 2 tries (a crash such as a ROOT segfault, a kill, "
-                                                  "the memory limit) or ran past the time limit"))  # fmt: skip
-        return delivery.in_order(len(tasks))
+        return lost
 
     def _run_pool(
         self, func: Callable[[Any], Any], tasks: Sequence[Any], indices: list[int], workers: int, delivery: _Delivery
@@ -320,10 +305,10 @@ class ProcessExecutor:
         captured = functools.partial(_captured, func, console.current_level())
         try:
             futures: dict[Future, int] = {pool.submit(run_in_worker, captured, tasks[i]): i for i in indices}
-            started = time.monotonic()
+            started, poll_s = time.monotonic(), min(self.task_timeout_s, 5.0) if self.task_timeout_s else None
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, timeout=self._poll_timeout(), return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
                 for fut in done:
                     i = futures[fut]
                     try:
@@ -343,11 +328,8 @@ class ProcessExecutor:
         pool.shutdown(wait=True, cancel_futures=True)
         return sorted(set(lost))
 
-    def _poll_timeout(self) -> float | None:
-        return None if not self.task_timeout_s else min(self.task_timeout_s, 5.0)
 
-
-class DaskExecutor:
+class DaskExecutor(TaskExecutor):
     """Submits tasks to a ``distributed.Client`` (local cluster, scheduler or Dask-Gateway).
 
     The scheduler re-runs the tasks of a worker that died (up to ``allowed-failures`` times, see
@@ -357,18 +339,16 @@ class DaskExecutor:
     back as a value while any other exception is a bug that would only raise again.
     """
 
+    LOST_WHY = "Dask workers died running it on every try (KilledWorker)"
+
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def map(
-        self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
-        on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
-    ) -> list[Any]:  # fmt: skip
+    def _run(self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], delivery: _Delivery) -> list[str]:
         from distributed import as_completed
         from distributed.comm import CommClosedError
         from distributed.scheduler import KilledWorker
 
-        delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
         keys = [f"{func.__name__}-{n}-{os.getpid()}-{time.time_ns()}" for n in names]
         lost: list[str] = []
         try:
@@ -389,10 +369,7 @@ class DaskExecutor:
         except (CancelledError, CommClosedError) as err:  # the futures of a lost scheduler come back cancelled
             raise ExecutionError(f"lost the Dask scheduler{self._address()} ({type(err).__name__}): "
                                  f"{len(tasks) - len(delivery.results)} of {len(tasks)} tasks did not finish; re-run to resume") from err  # fmt: skip
-        delivery.bar.finish()
-        if lost:
-            raise ExecutionError(_lost_line(lost, "Dask workers died running it on every try (KilledWorker)"))
-        return delivery.in_order(len(tasks))
+        return lost
 
     def _address(self) -> str:
         """`` at tcp://host:port`` when the client knows it."""

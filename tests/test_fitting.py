@@ -306,7 +306,7 @@ def test_result_pickles_and_serialises():
     assert row["quality"] == "ok" and synthetic_result(ok=False).summary_row().quality == "failed"
     # Written and read back, a row is the same typed row (NaN of a fit that never came back included).
     from lib.fitting.result import FitRow
-    from lib.rows import parse_row
+    from lib.io.tables import parse_row
 
     for typed in (result.summary_row(), FitRow.not_fitted("30-45_EE", "worker crashed twice", 12)):
         back = parse_row(FitRow, {k: str(v) for k, v in typed.row().items()}, "fit_results.csv")

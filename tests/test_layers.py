@@ -22,7 +22,7 @@ PHYSICS = (
     "lib.categories", "lib.resolution", "lib.medians", "lib.factors", "lib.acceptance", "lib.peak_scaling",
     "lib.dimuon_kinematics", "lib.histograms", "lib.histogram_specs", "lib.fitting.quality", "lib.fitting.undetermined", "lib.closure",
 )  # fmt: skip
-PHYSICS_MAY_IMPORT = ("lib.categories", "lib.config", "lib.errors", "lib.acceptance", "lib.resolution", "lib.histograms", "lib.histogram_specs", "lib.dimuon_kinematics", "lib.medians", "lib.rows",
+PHYSICS_MAY_IMPORT = ("lib.categories", "lib.config", "lib.errors", "lib.acceptance", "lib.resolution", "lib.histograms", "lib.histogram_specs", "lib.dimuon_kinematics", "lib.medians",
                       "lib.peak_scaling", "lib.fitting.result", "lib.fitting.quality", "lib.fitting")  # fmt: skip
 
 

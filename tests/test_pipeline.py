@@ -89,7 +89,7 @@ def test_every_fitted_category_and_step_2_get_their_figures(config, scheme, two_
 def test_a_damaged_step_table_is_one_error_naming_file_column_and_value(tmp_path):
     from lib.errors import InputError
     from lib.fitting.result import FitRow
-    from lib.rows import parse_row
+    from lib.io.tables import parse_row
 
     good = FitRow.not_fitted("30-45_EE", "x", 3).row()
     with pytest.raises(InputError, match=r"fit_results.csv: no column cov_qual"):

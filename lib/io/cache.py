@@ -31,7 +31,7 @@ import lib
 from lib.histograms import CategoryHistograms
 from lib.io.atomic import atomic_path
 from lib.io.merge import Reduction, ReductionMerger
-from lib.io.reader import MUON_COLUMNS, Keep, Skim, reduce_file
+from lib.io.reader import COUNTS, MUON_COLUMNS, Keep, Skim, reduce_file
 
 __all__ = [
     "REDUCTION_CODE", "EntryStore", "content_key", "inputs_fingerprint", "load_cached_reduction", "reduction_key", "source_digest",
@@ -267,9 +267,6 @@ def _parse_header(line: bytes) -> dict[str, object] | None:
 # ---------------------------------------------------------------------------------------------
 # The reduction cache: the files' histograms and/or skim, one entry per shape of reduction.
 
-_COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")
-
-
 # The modules a reduction comes from (with all they import): reading, histogramming, merging, caching.
 REDUCTION_CODE = (reduce_file.__module__, ReductionMerger.__module__, __name__)
 
@@ -307,14 +304,14 @@ def _decode_reduction(payload: BinaryIO, keep: Keep) -> Reduction:
     )
     muons = {c: arrays[c] for c in MUON_COLUMNS} if "mu1_pt" in arrays else None
     skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"), muons) if keep.events else None
-    counts = {k: int(arrays[k]) for k in _COUNTS}
+    counts = {k: int(arrays[k]) for k in COUNTS}
     return Reduction(histograms, skim, **counts, profile=arrays.get("profile"))
 
 
 def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
     """Write the reduction for ``key`` as one verified entry (an uncompressed ``.npz`` payload)."""
     skim = reduction.skim
-    arrays: dict[str, np.ndarray] = {k: np.array(getattr(reduction, k)) for k in _COUNTS}
+    arrays: dict[str, np.ndarray] = {k: np.array(getattr(reduction, k)) for k in COUNTS}
     for i, hists in enumerate(reduction.histograms):
         arrays |= {f"h{i}_{k}": v for k, v in hists.arrays().items()}
     if skim is not None:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from lib.errors import InputError
 from lib.histogram_specs import HistogramSpec
 from lib.histograms import CategoryHistograms
-from lib.io.reader import FileReduction, Skim, concat_skims
+from lib.io.reader import COUNTS, FileReduction, Skim, concat_skims
 
 __all__ = ["Reduction", "ReductionMerger"]
 
@@ -75,10 +75,8 @@ class ReductionMerger:
     def _add_counts(self, result: FileReduction) -> None:
         merged = self._merged
         merged.n_files += 1
-        merged.n_read += result.n_read
-        merged.n_bad += result.n_bad
-        merged.n_outside_window += result.n_outside_window
-        merged.n_outside_categories += result.n_outside_categories
+        for count in COUNTS:
+            setattr(merged, count, getattr(merged, count) + getattr(result, count))
         for mine, theirs in zip(merged.histograms, result.histograms):
             mine.add_counts(theirs)
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import glob
 import logging
 import sys
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -21,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lib.categories import NO_CATEGORY, CategoryScheme
+from lib.categories import NO_CATEGORY, CategoryScheme, group_rows
 from lib.errors import InputError
 from lib.executor import default_workers
 from lib.histogram_specs import EventKeys, HistogramSpec
@@ -29,12 +30,14 @@ from lib.histograms import HistogramPart
 from lib.peak_scaling import ProfileGrid, profile_sums
 from lib.resolution import sigma_pred
 
-__all__ = ["KINEMATIC_COLUMNS", "Keep", "FileReading", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
+__all__ = ["COUNTS", "KINEMATIC_COLUMNS", "Keep", "FileReading", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
 
 log = logging.getLogger(__name__)
 
 KINEMATIC_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass")
 MUON_COLUMNS = KINEMATIC_COLUMNS[:6]
+# The events of a file (and of a whole reduction) read, and dropped as bad, outside the Z window or outside every category.
+COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")
 _POSITIVE_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu2_pt", "mu2_ptErr", "dimuon_mass")
 # Rows reduced per thread task: small enough that even a one-batch file spreads over every thread
 # and that a chunk's temporaries (at most 128 KiB) stay below glibc's mmap threshold, so they are
@@ -90,10 +93,8 @@ class Skim:
         return len(self.mass)
 
     def by_category(self, n_categories: int) -> list[np.ndarray]:
-        """Event indices of each category, in file order within a category (one stable sort)."""
-        order = np.argsort(self.category, kind="stable")
-        bounds = np.searchsorted(self.category[order], np.arange(n_categories + 1))
-        return [order[bounds[i] : bounds[i + 1]] for i in range(n_categories)]
+        """Event indices of each category, in file order within a category."""
+        return group_rows(self.category, n_categories)
 
     def select(self, mask: np.ndarray) -> "Skim":
         return Skim(
@@ -104,7 +105,8 @@ class Skim:
 
 @dataclass(frozen=True)
 class FileReduction:
-    """What one file contributes: its skim part and/or histograms, and the bookkeeping of what was dropped and why."""
+    """What one file (or, while it is read, one chunk of it) contributes: its skim part and/or histograms,
+    and the bookkeeping of what was dropped and why."""
 
     path: str
     skim: Skim | None
@@ -116,19 +118,8 @@ class FileReduction:
     bad_by_column: dict[str, int] = field(default_factory=dict)
     # ``profile_sums`` of the kept events' muons (None: not asked for).
     profile: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class _Part:
-    """Kept events (skim rows and/or, for a chunk, histogram keys) and why the others were dropped."""
-
-    skim: Skim | None
-    keys: tuple[EventKeys, ...]  # per spec
-    n_bad: int
-    n_outside_window: int
-    n_outside_categories: int
-    bad_by_column: dict[str, int]
-    profile: np.ndarray | None = None
+    # A chunk's histogram keys per spec, which the reading thread adds to the file's ``histograms``.
+    keys: tuple[EventKeys, ...] = ()
 
 
 def find_files(stage1_root: Path, pattern: str, year: str) -> list[Path]:
@@ -181,13 +172,11 @@ def reduce_file(path: str | Path, reading: FileReading, threads: int | None = No
     threads = threads or _reduction_threads()
     weighted = reading.weight_column is not None
     histograms = tuple(HistogramPart.for_spec(spec, weighted) for spec in keep.specs)
-    batch_parts: list[_Part] = []
-    n_read = 0
+    batch_parts: list[FileReduction] = []
     try:
         with ThreadPoolExecutor(threads) as pool:
-            previous: list[Future[_Part]] = []
+            previous: list[Future[FileReduction]] = []
             for batch in parquet.iter_batches(batch_size=reading.batch_rows, columns=reading.columns, use_threads=threads > 1):
-                n_read += batch.num_rows
                 arrays = {c: _column_values(batch.column(c)) for c in reading.columns}
                 current = [pool.submit(_reduce_chunk, chunk, reading) for chunk in _chunks(arrays, batch.num_rows)]
                 batch_parts += _batch_part(previous, weighted, keep.events, histograms)
@@ -195,7 +184,11 @@ def reduce_file(path: str | Path, reading: FileReading, threads: int | None = No
             batch_parts += _batch_part(previous, weighted, keep.events, histograms)
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"{path}: read failed, file truncated or corrupt ({type(err).__name__})") from err
-    return _file_reduction(path, _merge_parts(batch_parts, weighted, keep.events), n_read, histograms)
+    whole = _merge_parts(batch_parts, weighted, keep.events)
+    if whole.bad_by_column:
+        detail = ", ".join(f"{c}: {n}" for c, n in sorted(whole.bad_by_column.items()))
+        log.warning("%s: dropped %d rows with NaN/inf or non-positive values (%s)", path, whole.n_bad, detail)
+    return replace(whole, path=str(path), histograms=histograms)
 
 
 def _column_values(column: pa.Array) -> np.ndarray:
@@ -235,7 +228,7 @@ def _chunks(arrays: dict[str, np.ndarray], n_rows: int) -> Iterator[dict[str, np
         yield {c: values[start : start + CHUNK_ROWS] for c, values in arrays.items()}
 
 
-def _reduce_chunk(arrays: dict[str, np.ndarray], reading: FileReading) -> _Part:
+def _reduce_chunk(arrays: dict[str, np.ndarray], reading: FileReading) -> FileReduction:
     """Reduce one chunk; the Z-window cut comes first so categories and sigma_pred see only its rows."""
     mass = arrays["dimuon_mass"]
     lo, hi = reading.window
@@ -265,7 +258,7 @@ def _reduce_chunk(arrays: dict[str, np.ndarray], reading: FileReading) -> _Part:
         sums = sum(
             profile_sums(kept.profile, muons[f"{mu}_eta"], muons[f"{mu}_pt"], muons[f"{mu}_ptErr"] / muons[f"{mu}_pt"]) for mu in ("mu1", "mu2")
         )  # fmt: skip
-    return _Part(skim, keys, n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column, sums)
+    return FileReduction("", skim, (), len(mass), n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column, sums, keys)
 
 
 def _valid_rows(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, int]]:
@@ -299,8 +292,8 @@ def _column_is_clean(col: str, values: np.ndarray) -> bool:
 
 
 def _batch_part(
-    chunks: list[Future[_Part]], weighted: bool, keep_events: bool, histograms: tuple[HistogramPart, ...]
-) -> list[_Part]:
+    chunks: list[Future[FileReduction]], weighted: bool, keep_events: bool, histograms: tuple[HistogramPart, ...]
+) -> list[FileReduction]:
     """The merged part of one batch's chunks once they are done (their keys added to ``histograms``), or nothing before the first batch.
 
     The keys are histogrammed here, in the reading thread, while the pool works on the next batch.
@@ -314,8 +307,8 @@ def _batch_part(
     return [_merge_parts(parts, weighted, keep_events)]
 
 
-def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part:
-    """One part from several in order: skims concatenated, counts summed (histogram keys are dropped: already added).
+def _merge_parts(parts: list[FileReduction], weighted: bool, keep_events: bool) -> FileReduction:
+    """One reduction from several chunks' in order: skims concatenated, counts summed (histogram keys are dropped: already added).
 
     A batch's chunks are merged as soon as the batch is done, so their many small arrays are freed
     and their memory re-used by the next batch's chunks; kept until the end of the file, they made
@@ -324,30 +317,10 @@ def _merge_parts(parts: list[_Part], weighted: bool, keep_events: bool) -> _Part
     if len(parts) == 1 and not parts[0].keys:
         return parts[0]
     profiles = [p.profile for p in parts if p.profile is not None]
-    bad_by_column: dict[str, int] = {}
-    for part in parts:
-        for col, n in part.bad_by_column.items():
-            bad_by_column[col] = bad_by_column.get(col, 0) + n
-    return _Part(
-        concat_skims([p.skim for p in parts], weighted) if keep_events else None,  # type: ignore[misc]
-        (),
-        sum(p.n_bad for p in parts),
-        sum(p.n_outside_window for p in parts),
-        sum(p.n_outside_categories for p in parts),
-        bad_by_column,
-        sum(profiles) if profiles else None,
-    )
-
-
-def _file_reduction(path: Path, part: _Part, n_read: int, histograms: tuple[HistogramPart, ...]) -> FileReduction:
-    """The file's reduction from its merged part, with one warning for all its bad rows."""
-    if part.bad_by_column:
-        detail = ", ".join(f"{c}: {n}" for c, n in sorted(part.bad_by_column.items()))
-        log.warning("%s: dropped %d rows with NaN/inf or non-positive values (%s)", path, part.n_bad, detail)
-    return FileReduction(
-        str(path), part.skim, histograms, n_read, part.n_bad, part.n_outside_window, part.n_outside_categories,
-        part.bad_by_column, part.profile,
-    )  # fmt: skip
+    bad_by_column = dict(sum((Counter(p.bad_by_column) for p in parts), Counter()))
+    skim = concat_skims([p.skim for p in parts], weighted) if keep_events else None  # type: ignore[misc]
+    counts = {k: sum(getattr(p, k) for p in parts) for k in COUNTS}
+    return FileReduction("", skim, (), **counts, bad_by_column=bad_by_column, profile=sum(profiles) if profiles else None)
 
 
 def concat_skims(skims: list[Skim], weighted: bool) -> Skim:

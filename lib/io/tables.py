@@ -1,9 +1,13 @@
-"""CSV and LaTeX table writers and the CSV reader (atomic writes), shared by every step.
+"""CSV and LaTeX table writers and the typed CSV reader (atomic writes), shared by every step.
 
 Written with the standard library's ``csv`` rather than pandas: every run writes and reads these
 small tables, and on a loaded 2-core batch node importing pandas costs a few tenths of a second
 of the run for what ``csv`` does in milliseconds (docs/performance.md). pandas is where tables are
 looked at (``lib.results``' ``table()``).
+
+A step's row type is a dataclass whose fields are its table's columns; a row read back gets their
+types (``parse_row``), so a later step works with numbers instead of casting strings at every use,
+and a damaged or foreign table is one error naming the file, the column and the value.
 """
 
 from __future__ import annotations
@@ -11,16 +15,18 @@ from __future__ import annotations
 import csv
 import io
 import math
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Mapping, Sequence, TypeVar
+from typing import Mapping, Sequence, TypeVar, get_type_hints
 
 from lib.errors import InputError
 from lib.io.atomic import write_text_atomic
-from lib.rows import parse_row
 
 RowT = TypeVar("RowT")
 
-__all__ = ["write_csv", "read_csv", "read_rows", "write_latex_table"]
+__all__ = ["write_csv", "read_csv", "read_rows", "parse_row", "write_latex_table"]
+
+_CASTS = {int: int, float: float, str: str}
 
 # Characters of a text cell that LaTeX would read as commands, and what it needs instead.
 _LATEX_ESCAPES = {
@@ -78,8 +84,36 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def read_rows(path: Path, cls: type[RowT]) -> list[RowT]:
-    """Rows of a step's CSV as ``cls`` (``lib.rows.parse_row``): typed, or one error naming the file, column and value."""
+    """Rows of a step's CSV as ``cls`` (``parse_row``): typed, or one error naming the file, column and value."""
     return [parse_row(cls, row, str(path)) for row in read_csv(path)]
+
+
+def parse_row(cls: type[RowT], row: Mapping[str, object], where: str) -> RowT:
+    """``cls`` built from a row of texts (``read_csv``), each column cast to its field's type.
+
+    Example:
+        >>> from lib.medians import CategoryMedian
+        >>> parse_row(CategoryMedian, {"cat_name": "30-45_BB", "n_events": "12", "sum_weights": "12.0",
+        ...                            "median_val_NonCal": "0.81", "median_err_NonCal": "0.01"}, "m.csv").n_events
+        12
+
+    Raises:
+        InputError: a column is missing or its value is not of the field's type (``where`` names the table).
+    """
+    hints = get_type_hints(cls)
+    values: dict[str, object] = {}
+    for column in fields(cls):  # type: ignore[arg-type]
+        if column.name not in row:
+            if column.default is not MISSING:
+                continue  # a column added later: a table written before it gets the default
+            raise InputError(f"{where}: no column {column.name}")
+        raw = row[column.name]
+        cast = _CASTS.get(hints[column.name])
+        try:
+            values[column.name] = cast(raw) if cast is not None else raw  # type: ignore[operator]
+        except (TypeError, ValueError) as err:
+            raise InputError(f"{where}: {column.name} = {raw!r} is not {hints[column.name].__name__}") from err
+    return cls(**values)
 
 
 def write_latex_table(

@@ -33,11 +33,6 @@ from lib.run.reduction import Executors, Keep, load_reduction
 __all__ = ["run_closure", "correction_to_test", "closure_bin_index"]
 
 
-def _factor_array(json_path: Path, scheme: CategoryScheme) -> np.ndarray:
-    factors = read_factors(json_path, scheme)
-    return np.array([factors[name] for name in scheme.names], dtype=np.float64)
-
-
 def closure_bin_index(fix: str, edges: Sequence[float]) -> int:
     """The closure bin ``fix`` names (its index or its label).
 
@@ -114,7 +109,8 @@ def correction_to_test(request: Request, out: OutputDir) -> Path:
 def run_closure(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> ClosureResult:
     """Closure after and before calibration: fits of every bin, both tables written, both verdicts."""
     json_path = correction_to_test(request, out)
-    factors = _factor_array(json_path, scheme)
+    tested = read_factors(json_path, scheme)
+    factors = np.array([tested[name] for name in scheme.names], dtype=np.float64)
     after_samples, before_samples = _closure_samples(request, config, scheme, execs, out, factors)
     fix = request.selection.fix_cat
     only = closure_bin_index(fix, config.closure.bin_edges_gev) if fix else None
