@@ -131,130 +131,166 @@ def build_model(spec: FitSpec, tag: str, acceptance: AcceptanceTable | None = No
     Returns:
         The model; call ``close()`` when done with it.
     """
-    owned: list[object] = []
+    if spec.uses_acceptance and acceptance is None:
+        raise FitError(f"{spec.name}: line_shape 'acceptance' without an acceptance table (no acceptance histograms were filled)")
+    return _ModelBuilder(spec, tag, acceptance).build()
 
-    def keep(obj: object) -> object:
-        owned.append(obj)
+
+class _ModelBuilder:
+    """Makes one model's ROOT objects in dependency order and keeps each alive (``owned``) until ``PeakModel.close``.
+
+    The final model and its coarse first stage are the same construction on two observables, so
+    every part is a method of the stage (its name suffix) and the observable.
+    """
+
+    def __init__(self, spec: FitSpec, tag: str, acceptance: AcceptanceTable | None) -> None:
+        self.spec, self.tag = spec, tag
+        self.owned: list[object] = []
+        self.radiating = fsr_enabled(spec)
+        self.params = self._parameters()
+        self.table_bins = _acceptance_bins(spec, acceptance) if spec.uses_acceptance else None  # type: ignore[arg-type]
+        self.integration = self._bin_integration() if self.table_bins is not None else None
+
+    def keep(self, obj: object) -> object:
+        self.owned.append(obj)
         return obj
 
-    lo, hi = spec.range_gev
-    used = list(SHAPE_PARAMS)
-    if spec.peak == "z":
-        used = ["bw_mass", "bw_width", *used]
-    if spec.background == "exponential":
-        used += ["bkg_fraction", "bkg_slope"]
-    radiating = fsr_enabled(spec)
-    if radiating:
-        used += list(FSR_PARAMETERS)
-    params: dict[str, object] = {}
-    for pname in used:
-        if radiating and pname in TIED_TAILS:
-            continue
-        p = spec.params[pname]
-        var = keep(_real_var(f"{pname}_{tag}", pname, p.value, p.min, p.max))
-        var.setConstant(p.constant)
-        params[pname] = var
-    if radiating:
-        # A symmetric DCB: each left tail parameter is its right one (one variable, reported under both names).
-        params.update({left: params[right] for left, right in TIED_TAILS.items()})
-        # The peak's displacement is the radiation's: a floating DCB position trades off against it.
-        params["mean"].setConstant(True)
+    def build(self) -> PeakModel:
+        """The final model and, for a Z peak with a coarser first FFT cache, its first stage on an observable of its own."""
+        spec = self.spec
+        obs_final = self._observable(spec.fft_cache_bins)
+        window = self._window(obs_final, "")
+        signal = self._peak(obs_final, "", window)
+        total, background = self._with_background(obs_final, signal, "", window)
+        first_bins = min(spec.fft_cache_bins_first or spec.fft_cache_bins, spec.fft_cache_bins)
+        first_stage = total
+        if spec.peak == "z" and first_bins < spec.fft_cache_bins:
+            obs_first = self._observable(first_bins)
+            window_first = self._window(obs_first, "_s1")
+            first_stage, _ = self._with_background(obs_first, self._peak(obs_first, "_s1", window_first), "_s1", window_first)
+        return PeakModel(obs_final, total, signal, background, first_stage, self.params, self.tag, self.owned)
 
-    def observable(cache_bins: int) -> object:
-        obs = keep(ROOT.RooRealVar(f"mass_{tag}", "m_{#mu#mu}", lo, hi, "GeV"))
-        obs.setBins(spec.bins)
+    def _parameters(self) -> dict[str, object]:
+        """The spec's RooRealVars that this model uses; with the radiation model the DCB is symmetric and fixed in place."""
+        spec, used = self.spec, list(SHAPE_PARAMS)
+        if spec.peak == "z":
+            used = ["bw_mass", "bw_width", *used]
+        if spec.background == "exponential":
+            used += ["bkg_fraction", "bkg_slope"]
+        if self.radiating:
+            used += list(FSR_PARAMETERS)
+        params: dict[str, object] = {}
+        for pname in used:
+            if self.radiating and pname in TIED_TAILS:
+                continue
+            p = spec.params[pname]
+            var = self.keep(_real_var(f"{pname}_{self.tag}", pname, p.value, p.min, p.max))
+            var.setConstant(p.constant)
+            params[pname] = var
+        if self.radiating:
+            # A symmetric DCB: each left tail parameter is its right one (one variable, reported under both names).
+            params.update({left: params[right] for left, right in TIED_TAILS.items()})
+            # The peak's displacement is the radiation's: a floating DCB position trades off against it.
+            params["mean"].setConstant(True)
+        return params
+
+    def _bin_integration(self) -> object:
+        """Normalisation integrals summed at the acceptance table's bin centres.
+
+        A product with A(m) has no analytic integral. RooFit's adaptive integrators choose their
+        points anew for each parameter value, so the normalisation jumps by their tolerance and
+        Hesse differentiates that noise and returns meaningless sigma errors. Summing at the
+        centres of the table's bins (the fit's bins) is smooth in the parameters and exact enough:
+        the integrand varies on the scale of the resolution, several of those bins.
+        """
+        integration = self.keep(ROOT.RooNumIntConfig(ROOT.RooAbsReal.defaultIntegratorConfig()))
+        integration.method1D().setLabel("RooBinIntegrator")
+        integration.getConfigSection("RooBinIntegrator").setRealValue("numBins", len(self.table_bins[1]))  # type: ignore[index]
+        return integration
+
+    def _observable(self, cache_bins: int) -> object:
+        lo, hi = self.spec.range_gev
+        obs = self.keep(ROOT.RooRealVar(f"mass_{self.tag}", "m_{#mu#mu}", lo, hi, "GeV"))
+        obs.setBins(self.spec.bins)
         obs.setBins(cache_bins, "cache")
         return obs
 
-    accepted = spec.uses_acceptance
-    if accepted and acceptance is None:
-        raise FitError(f"{spec.name}: line_shape 'acceptance' without an acceptance table (no acceptance histograms were filled)")
+    def _window(self, obs: object, stage: str) -> object | None:
+        """``A(m)`` on ``obs`` as a RooHistFunc of the table's bins (None without the acceptance)."""
+        if self.table_bins is None:
+            return None
+        edges, values = self.table_bins
+        table = self.keep(ROOT.RooDataHist.from_numpy(values, [obs], bins=[edges], weights_squared_sum=values * values,
+                                                      name=f"acceptance_table{stage}_{self.tag}"))  # fmt: skip
+        return self.keep(ROOT.RooHistFunc(f"acceptance{stage}_{self.tag}", "A(m)", ROOT.RooArgSet(obs), table, 1))
 
-    table_bins = _acceptance_bins(spec, acceptance) if accepted else None  # type: ignore[arg-type]
-
-    def window_function(obs: object, stage: str) -> object:
-        """``A(m)`` on ``obs`` as a RooHistFunc of the table's bins."""
-        edges, values = table_bins  # type: ignore[misc]
-        table = keep(ROOT.RooDataHist.from_numpy(values, [obs], bins=[edges], weights_squared_sum=values * values,
-                                                 name=f"acceptance_table{stage}_{tag}"))  # fmt: skip
-        return keep(ROOT.RooHistFunc(f"acceptance{stage}_{tag}", "A(m)", ROOT.RooArgSet(obs), table, 1))
-
-    # A product with A(m) has no analytic integral. RooFit's adaptive integrators choose their
-    # points anew for each parameter value, so the normalisation jumps by their tolerance and
-    # Hesse differentiates that noise and returns meaningless sigma errors. Summing at the
-    # centres of the table's bins (the fit's bins) is smooth in the parameters and exact enough:
-    # the integrand varies on the scale of the resolution, several of those bins.
-    integration = None
-    if table_bins is not None:
-        integration = keep(ROOT.RooNumIntConfig(ROOT.RooAbsReal.defaultIntegratorConfig()))
-        integration.method1D().setLabel("RooBinIntegrator")
-        integration.getConfigSection("RooBinIntegrator").setRealValue("numBins", len(table_bins[1]))
-
-    def accepted_product(name: str, title: str, pdf: object, window: object) -> object:
-        product = keep(ROOT.RooEffProd(name, title, pdf, window))
-        product.setIntegratorConfig(integration)
+    def _accepted_product(self, name: str, title: str, pdf: object, window: object) -> object:
+        product = self.keep(ROOT.RooEffProd(name, title, pdf, window))
+        product.setIntegratorConfig(self.integration)
         return product
 
-    def peak(obs: object, stage: str, window: object | None) -> object:
-        shape = [params[n] for n in SHAPE_PARAMS]
-        if spec.peak == "higgs" and radiating:
-            # The radiating delta at mean (convolved) with the DCB centred at 0: one FFT.
-            zero = keep(ROOT.RooRealVar(f"dcb_offset{stage}_{tag}", "DCB offset", 0.0))
-            dcb = keep(ROOT.RooCrystalBall(f"dcb{stage}_{tag}", "DCB", obs, zero, *shape[1:]))
-            cache_bin = (hi - lo) / obs.getBins("cache")
-            delta = keep(radiated_true_shape(ROOT, spec, f"radiating{stage}_{tag}", obs, params, cache_bin))
-            conv = keep(ROOT.RooFFTConvPdf(f"signal{stage}_{tag}", "radiating delta (x) DCB", obs, delta, dcb))
-            conv.setBufferFraction(spec.fft_buffer_fraction)
-            return conv
-        dcb = keep(ROOT.RooCrystalBall(f"dcb{stage}_{tag}", "DCB", obs, *shape))
-        if spec.peak == "higgs":
-            return dcb
-        if radiating:
-            bw = keep(radiated_true_shape(ROOT, spec, f"bw{stage}_{tag}", obs, params, 0.0))
+    def _peak(self, obs: object, stage: str, window: object | None) -> object:
+        """The signal pdf: the DCB alone (Higgs), the radiating delta (x) DCB (Higgs with FSR), or the Z line shape."""
+        shape = [self.params[n] for n in SHAPE_PARAMS]
+        if self.spec.peak == "higgs" and self.radiating:
+            return self._radiating_delta(obs, stage, shape)
+        if self.spec.peak == "higgs":
+            return self.keep(ROOT.RooCrystalBall(f"dcb{stage}_{self.tag}", "DCB", obs, *shape))
+        return self._z_peak(obs, stage, window, shape)
+
+    def _radiating_delta(self, obs: object, stage: str, shape: list[object]) -> object:
+        """The radiating delta at ``mean`` (convolved) with the DCB centred at 0: one FFT."""
+        spec, tag = self.spec, self.tag
+        zero = self.keep(ROOT.RooRealVar(f"dcb_offset{stage}_{tag}", "DCB offset", 0.0))
+        dcb = self.keep(ROOT.RooCrystalBall(f"dcb{stage}_{tag}", "DCB", obs, zero, *shape[1:]))
+        lo, hi = spec.range_gev
+        delta = self.keep(radiated_true_shape(ROOT, spec, f"radiating{stage}_{tag}", obs, self.params, (hi - lo) / obs.getBins("cache")))
+        conv = self.keep(ROOT.RooFFTConvPdf(f"signal{stage}_{tag}", "radiating delta (x) DCB", obs, delta, dcb))
+        conv.setBufferFraction(spec.fft_buffer_fraction)
+        return conv
+
+    def _z_peak(self, obs: object, stage: str, window: object | None, shape: list[object]) -> object:
+        """BW (x) DCB, the Breit-Wigner first (radiating with the radiation model), times ``A(m)`` where the window places it."""
+        spec, tag = self.spec, self.tag
+        dcb = self.keep(ROOT.RooCrystalBall(f"dcb{stage}_{tag}", "DCB", obs, *shape))
+        if self.radiating:
+            bw = self.keep(radiated_true_shape(ROOT, spec, f"bw{stage}_{tag}", obs, self.params, 0.0))
         else:
-            bw = keep(ROOT.RooBreitWigner(f"bw{stage}_{tag}", "BW", obs, params["bw_mass"], params["bw_width"]))
+            bw = self.keep(ROOT.RooBreitWigner(f"bw{stage}_{tag}", "BW", obs, self.params["bw_mass"], self.params["bw_width"]))
         true_placement = window is not None and spec.acceptance.placement == "true"
         if true_placement:
-            bw = accepted_product(f"bw_accepted{stage}_{tag}", "BW x A", bw, window)
+            bw = self._accepted_product(f"bw_accepted{stage}_{tag}", "BW x A", bw, window)
         conv_name = "signal" if window is None or true_placement else "conv"
-        conv = keep(ROOT.RooFFTConvPdf(f"{conv_name}{stage}_{tag}", "BW (x) DCB", obs, bw, dcb))
+        conv = self.keep(ROOT.RooFFTConvPdf(f"{conv_name}{stage}_{tag}", "BW (x) DCB", obs, bw, dcb))
         conv.setBufferFraction(spec.fft_buffer_fraction)
         if window is None or true_placement:
             return conv
         if spec.backend == "codegen":
-            return accepted_product(f"signal{stage}_{tag}", "(BW (x) DCB) x A", conv, window)
-        edges, values = table_bins  # type: ignore[misc]
-        # The convolution's parameters: the compiled pdf's value servers (the convolution is a shape server).
-        names = ("bw_mass", "bw_width", *SHAPE_PARAMS, *(FSR_PARAMETERS if radiating else ()))
-        shape_params = ROOT.RooArgSet(*{id(params[n]): params[n] for n in names}.values())  # tied tails once
+            return self._accepted_product(f"signal{stage}_{tag}", "(BW (x) DCB) x A", conv, window)
+        return self._accepted_conv(obs, stage, conv)
+
+    def _accepted_conv(self, obs: object, stage: str, conv: object) -> object:
+        """``(BW (x) DCB) x A`` by ``EbeAcceptedConvPdf``, its value servers the convolution's parameters (the convolution is a shape server)."""
+        edges, values = self.table_bins  # type: ignore[misc]
+        names = ("bw_mass", "bw_width", *SHAPE_PARAMS, *(FSR_PARAMETERS if self.radiating else ()))
+        shape_params = ROOT.RooArgSet(*{id(self.params[n]): self.params[n] for n in names}.values())  # tied tails once
         first, spacing = 0.5 * (edges[0] + edges[1]), edges[1] - edges[0]
         table = ROOT.std.vector["double"](values.tolist())
-        accepted = accepted_conv_class()(f"signal{stage}_{tag}", "(BW (x) DCB) x A", obs, conv, shape_params, first, spacing, table)
-        return keep(accepted)
+        accepted = accepted_conv_class()(f"signal{stage}_{self.tag}", "(BW (x) DCB) x A", obs, conv, shape_params, first, spacing, table)
+        return self.keep(accepted)
 
-    def with_background(obs: object, sig: object, stage: str, window: object | None) -> tuple[object, object | None]:
+    def _with_background(self, obs: object, sig: object, stage: str, window: object | None) -> tuple[object, object | None]:
+        """The signal plus the exponential background (through the same window), or the signal alone."""
+        spec, tag = self.spec, self.tag
         if spec.background == "none":
             return sig, None
-        bkg = keep(ROOT.RooExponential(f"background{stage}_{tag}", "exponential", obs, params["bkg_slope"]))
+        bkg = self.keep(ROOT.RooExponential(f"background{stage}_{tag}", "exponential", obs, self.params["bkg_slope"]))
         if window is not None:
-            bkg = accepted_product(f"background_accepted{stage}_{tag}", "exponential x A", bkg, window)
-        total = keep(
-            ROOT.RooAddPdf(f"model{stage}_{tag}", "model", ROOT.RooArgList(bkg, sig), ROOT.RooArgList(params["bkg_fraction"]))
+            bkg = self._accepted_product(f"background_accepted{stage}_{tag}", "exponential x A", bkg, window)
+        total = self.keep(
+            ROOT.RooAddPdf(f"model{stage}_{tag}", "model", ROOT.RooArgList(bkg, sig), ROOT.RooArgList(self.params["bkg_fraction"]))
         )
         return total, bkg
-
-    obs_final = observable(spec.fft_cache_bins)
-    window = window_function(obs_final, "") if accepted else None
-    signal = peak(obs_final, "", window)
-    total, background = with_background(obs_final, signal, "", window)
-    first_bins = min(spec.fft_cache_bins_first or spec.fft_cache_bins, spec.fft_cache_bins)
-    if spec.peak == "z" and first_bins < spec.fft_cache_bins:
-        obs_first = observable(first_bins)
-        window_first = window_function(obs_first, "_s1") if accepted else None
-        first_stage, _ = with_background(obs_first, peak(obs_first, "_s1", window_first), "_s1", window_first)
-    else:
-        first_stage = total
-    return PeakModel(obs_final, total, signal, background, first_stage, params, tag, owned)
 
 
 def _acceptance_bins(spec: FitSpec, acceptance: AcceptanceTable) -> tuple[np.ndarray, np.ndarray]:
