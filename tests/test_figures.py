@@ -11,7 +11,7 @@ import pytest
 
 from lib.figures import FIGURE_NICENESS, FigureQueue, FitFigure, MedianFigure
 from lib.medians import CategoryMedian
-from lib.plots.cms import Header, centre_of_mass
+from lib.plots.cms import Header, centre_of_mass, cms_style
 from tests.test_fitting import synthetic_result
 
 pytest.importorskip("mplhep")
@@ -174,9 +174,10 @@ def test_the_legend_leaves_the_numbers_readable(tmp_path: Path, monkeypatch, wit
     if not with_background:
         result = dataclasses.replace(result, curves=dataclasses.replace(result.curves, background=None))
     drawn = _drawn_fit(monkeypatch, tmp_path, result, True)
-    renderer = drawn.fig.canvas.get_renderer()
-    legend = drawn.ax.get_legend().get_window_extent(renderer)
-    numbers = [text.get_window_extent(renderer) for row in drawn.info for text in row if text.get_text()]
+    with cms_style():  # measured in the fonts the figure is drawn with
+        renderer = drawn.fig.canvas.get_renderer()
+        legend = drawn.ax.get_legend().get_window_extent(renderer)
+        numbers = [text.get_window_extent(renderer) for row in drawn.info for text in row if text.get_text()]
     assert "core" in drawn.info[0][1].get_text() and not [box for box in numbers if box.overlaps(legend)]
 
 
@@ -190,6 +191,27 @@ def test_the_total_and_signal_curves_can_be_told_apart(tmp_path: Path, monkeypat
     assert (total.get_linestyle(), signal.get_linestyle()) == ("-", "--")
     assert signal.get_zorder() > total.get_zorder()
     assert drawn.changing().index(signal) > drawn.changing().index(total)  # the PNG draws it after the total, too
+
+
+def test_a_fit_figure_drawn_again_has_the_same_pixels_whatever_the_process_drew_between(tmp_path: Path):
+    """A figure's pixels depend only on its content. The legend's model is mathtext, whose parsed form matplotlib caches
+    per text and size but not per font setting: a process forgets the entries no figure used lately (a dozen figures
+    later), and a backdrop drawn anew for another pull range parses them again, which outside the CMS style gave
+    its glyphs ("(x)", "x") in another font."""
+    from matplotlib.mathtext import MathTextParser
+    from PIL import Image
+
+    import lib.plots.fits as fits
+
+    fits._FIGURES.clear()  # the figure built here, as in a fresh figure process
+    figure = FitFigure(synthetic_result(), tmp_path / "first", Header("Data 2018 62-200_BB", "2018"), acceptance=True)
+    (first,) = fits.plot_fit(figure, ("png",))
+    base = figure.result
+    wide_pulls = dataclasses.replace(base, curves=dataclasses.replace(base.curves, pulls=np.linspace(-6.0, 6.0, base.curves.pulls.size)))
+    fits.plot_fit(dataclasses.replace(figure, result=wide_pulls, stem=tmp_path / "other"), ("png",))
+    MathTextParser._parse_cached.cache_clear()  # what the figures drawn in between leave of the cache
+    (again,) = fits.plot_fit(dataclasses.replace(figure, stem=tmp_path / "again"), ("png",))
+    assert np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(again)))
 
 
 def _header_texts(texts) -> tuple[str, str, str]:
@@ -210,9 +232,10 @@ def test_the_fit_header_reads_cms_status_and_the_energy(tmp_path: Path, monkeypa
         drawn = _drawn_fit(monkeypatch, tmp_path, result, False, Header(title, "2018"))
         cms, text, right = _header_texts(drawn.ax.texts)
         assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", status, f"{title} (13 TeV)")
-        renderer = drawn.fig.canvas.get_renderer()
-        assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
-        assert right.get_window_extent(renderer).x0 > text.get_window_extent(renderer).x1
+        with cms_style():
+            renderer = drawn.fig.canvas.get_renderer()
+            assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
+            assert right.get_window_extent(renderer).x0 > text.get_window_extent(renderer).x1
         sizes.append(right.get_fontsize())
     assert sizes[1] == pytest.approx(18 / 1.1) and (sizes[0] < sizes[1]) == weighted
 
@@ -321,10 +344,11 @@ def test_the_step2_grid_has_a_cms_header_clear_of_the_panels(grid_figure):
     fig = grid_figure
     cms, text, right = _header_texts([t for ax in fig.axes for t in ax.texts])
     assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", " Simulation Preliminary", "MC 2018 (13 TeV)")
-    renderer = fig.canvas.get_renderer()
-    header = [t.get_window_extent(renderer) for t in (cms, text, right)]
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
-    titles = [ax.title.get_window_extent(renderer) for ax in panels]
+    with cms_style():
+        renderer = fig.canvas.get_renderer()
+        header = [t.get_window_extent(renderer) for t in (cms, text, right)]
+        titles = [ax.title.get_window_extent(renderer) for ax in panels]
     assert not [(h, t) for h in header for t in titles if h.overlaps(t)]
     assert all(h.y1 <= fig.bbox.y1 for h in header)  # inside the figure
 

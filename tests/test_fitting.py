@@ -352,7 +352,7 @@ def test_plot_fit_png_shows_only_its_own_category(tmp_path):
 
     import lib.plots.fits as fits
     from lib.figures import FitFigure
-    from lib.plots.cms import Header
+    from lib.plots.cms import Header, cms_style
 
     wide = synthetic_result(True, True)
     c = wide.curves
@@ -366,7 +366,8 @@ def test_plot_fit_png_shows_only_its_own_category(tmp_path):
     reused = Image.open(fits.plot_fit(FitFigure(narrow, tmp_path / "reused", Header("Data 2018 45-52_EE", "2018")))[0])
     assert np.array_equal(np.asarray(fresh), np.asarray(reused))
     full = tmp_path / "full.png"
-    fits._figure(narrow.weighted, True, narrow.peak).fig.savefig(full, dpi=fits.PNG_DPI)
+    with cms_style():  # a full draw in the style plot_fit draws in
+        fits._figure(narrow.weighted, True, narrow.peak).fig.savefig(full, dpi=fits.PNG_DPI)
     differ = np.abs(np.asarray(Image.open(full).convert("RGBA"), dtype=int) - np.asarray(reused, dtype=int)).sum(axis=-1) > 0
     assert differ.mean() < 2e-3
 

@@ -246,7 +246,7 @@ def plot_closure(figure: ClosureFigure, formats: tuple[str, ...] = PLOT_FORMATS)
         renderer = fig.canvas.get_renderer()
         if not _place_labels(rax, groups, renderer, LABEL_ROWS):
             _place_labels(rax, _merged(groups), renderer, None)
-    return save_figure(fig, figure.stem, formats=formats)
+        return save_figure(fig, figure.stem, formats=formats)
 
 
 def _band(ax: Any, rax: Any, x: np.ndarray, tolerance: float) -> None:

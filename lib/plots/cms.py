@@ -53,7 +53,15 @@ class Header:
 
 @contextmanager
 def cms_style() -> Iterator[Any]:
-    """pyplot on the Agg backend (files, no display) in mplhep's CMS style for what is drawn inside; yields pyplot."""
+    """pyplot on the Agg backend (files, no display) in mplhep's CMS style for what is built, measured, drawn and saved
+    inside; yields pyplot.
+
+    A figure is saved inside it too, not only built: matplotlib reads part of the style when it
+    draws (the fonts a generic family such as sans-serif names, the mathtext fonts, the minus
+    sign of tick labels), and its caches of text metrics and parsed mathtext are keyed without
+    those settings, so text drawn outside would come out in another font, or in either font
+    depending on what the process measured before.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

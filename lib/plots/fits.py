@@ -171,7 +171,7 @@ def _pull_panel(rax: Any) -> Any:
 def _axis_labels(ax: Any, rax: Any) -> None:
     """The pull panel's axis labels, and fixed label positions at the top and right ends of their axes as the CMS style
     puts them: automatic ones (and align_ylabels) measure every sibling's tick labels on each draw, a fifth of a
-    figure's cost. Set after the header: set before it, the x label's mathtext comes out in another font."""
+    figure's cost."""
     rax.set_ylabel("Pull")
     rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
     for axis in (ax.yaxis, rax.yaxis):
@@ -192,17 +192,18 @@ def plot_fit(figure: FitFigure, formats: tuple[str, ...] = PLOT_FORMATS) -> list
     result, curves = figure.result, figure.result.curves
     radiating = any(p.name == "fsr_fraction" for p in result.params)
     drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak, figure.acceptance, radiating)
-    drawn.rlabel.set_text(figure.header.right())
-    fit_right_label(drawn.status, drawn.rlabel, drawn.rlabel_size, drawn.fig.canvas.get_renderer())
-    drawn.failure.set_visible(not result.ok)
-    if not result.ok:
-        drawn.failure.set_text(f"FIT FAILED\n{textwrap.fill(result.reason, 36)}")
-        drawn.failure.set_y(0.62 if curves is not None else 0.9)
-    if curves is None:
-        _clear(drawn)
-    else:
-        _fill(drawn, result, curves)
-    return _save(drawn, figure.stem, formats)
+    with cms_style():  # measured, drawn and saved in the style, as it was built: see cms_style
+        drawn.rlabel.set_text(figure.header.right())
+        fit_right_label(drawn.status, drawn.rlabel, drawn.rlabel_size, drawn.fig.canvas.get_renderer())
+        drawn.failure.set_visible(not result.ok)
+        if not result.ok:
+            drawn.failure.set_text(f"FIT FAILED\n{textwrap.fill(result.reason, 36)}")
+            drawn.failure.set_y(0.62 if curves is not None else 0.9)
+        if curves is None:
+            _clear(drawn)
+        else:
+            _fill(drawn, result, curves)
+        return _save(drawn, figure.stem, formats)
 
 
 def _clear(drawn: _FitFigure) -> None:

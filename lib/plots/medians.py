@@ -78,7 +78,7 @@ def plot_sigma_pred_histograms(figure: MedianFigure, formats: tuple[str, ...] = 
         for ax in list(axes.flat)[n:]:
             ax.set_visible(False)
         _label_axes(axes, f"Events / {edges[1] - edges[0]:.2g} GeV")
-    return save_figure(fig, figure.stem, tight=False, formats=formats)
+        return save_figure(fig, figure.stem, tight=False, formats=formats)
 
 
 def _header_strip(fig: Any, figure: MedianFigure, top: float, height: float) -> None:
