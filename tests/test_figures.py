@@ -207,7 +207,8 @@ def test_a_fit_figure_drawn_again_has_the_same_pixels_whatever_the_process_drew_
     figure = FitFigure(synthetic_result(), tmp_path / "first", Header("Data 2018 62-200_BB", "2018"), acceptance=True)
     (first,) = fits.plot_fit(figure, ("png",))
     base = figure.result
-    wide_pulls = dataclasses.replace(base, curves=dataclasses.replace(base.curves, pulls=np.linspace(-6.0, 6.0, base.curves.pulls.size)))
+    pulls = np.linspace(-6.0, 6.0, base.curves.pulls.size)
+    wide_pulls = dataclasses.replace(base, curves=dataclasses.replace(base.curves, pulls=pulls))
     fits.plot_fit(dataclasses.replace(figure, result=wide_pulls, stem=tmp_path / "other"), ("png",))
     MathTextParser._parse_cached.cache_clear()  # what the figures drawn in between leave of the cache
     (again,) = fits.plot_fit(dataclasses.replace(figure, stem=tmp_path / "again"), ("png",))

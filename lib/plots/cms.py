@@ -73,8 +73,16 @@ def cms_style() -> Iterator[Any]:
 
 
 def two_panels(plt: Any, hspace: float) -> tuple[Any, Any, Any]:
-    """A 10 x 10 inch figure: the main panel over a ratio (or pull) panel a third of its height, sharing x."""
+    """A 10 x 10 inch figure: the main panel over a ratio (or pull) panel a third of its height, sharing x.
+
+    The ratio panel's y axis has up to five tick intervals of 1, 2 or 5 times a power of ten (a pull's steps of 2):
+    matplotlib's automatic count leaves a tick label's height twice between ticks, which with the
+    style's tick labels gives that panel only its ends and zero.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     fig, (ax, rax) = plt.subplots(2, 1, figsize=(10, 10), dpi=PNG_DPI, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": hspace})
+    rax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10]))
     return fig, ax, rax
 
 
