@@ -14,7 +14,7 @@ import lib.plots.closure as closure_plot
 from lib.closure import bin_state
 from lib.figures import ClosureFigure, queue_validation_figures
 from lib.outputs import OutputDir
-from lib.plots.cms import Header
+from lib.plots.cms import Header, cms_style
 
 pytest.importorskip("mplhep")
 
@@ -125,8 +125,9 @@ def test_labels_of_neighbouring_off_scale_points_never_overlap(tmp_path, monkeyp
         after[3::4] = [_row(0.6 + width * i, 2.5 + 0.01 * i, "fail", width=width) for i in range(3, n, 4)]
     fig = _draw(monkeypatch, tmp_path, before, after)
     rax = fig.axes[1]
-    renderer = fig.canvas.get_renderer()
-    boxes = [t.get_window_extent(renderer) for t in _labels(rax)]
+    with cms_style():  # measured in the fonts the figure is drawn in
+        renderer = fig.canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in _labels(rax)]
     assert boxes
     assert not [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)]
     frame = rax.get_window_extent(renderer)
@@ -180,8 +181,9 @@ def test_the_header_reads_cms_status_and_the_energy(tmp_path, monkeypatch, simul
     fig = _draw(monkeypatch, tmp_path, [], _calibrated(3), simulation=simulation)
     cms, text, right = _header_texts(fig.axes[0])
     assert (cms.get_text(), text.get_text(), right.get_text()) == ("CMS", status, "Data 2018 (13 TeV)")
-    renderer = fig.canvas.get_renderer()
-    assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
+    with cms_style():  # measured in the fonts the figure is drawn in
+        renderer = fig.canvas.get_renderer()
+        assert text.get_window_extent(renderer).x0 >= cms.get_window_extent(renderer).x1
 
 
 @pytest.mark.parametrize("year,energy", [("2022", "13.6"), ("2018", "13")])
