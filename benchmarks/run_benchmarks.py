@@ -103,10 +103,10 @@ def run_and_sample(cmd: list[str], interval_s: float = 0.05) -> dict[str, object
 def ensure_sample(n_events: int) -> Path:
     root = CACHE / f"stage1_{n_events}"
     if not (root / "2018" / "truth.json").exists():
-        from lib.generator import generate_sample
+        from lib.generator import SampleRequest, WriteOptions, generate_sample
 
         start = time.monotonic()
-        generate_sample(root, 2018, n_data=n_events, n_mc=0, n_signal=0, files_per_dataset=8)
+        generate_sample(root, SampleRequest(2018, n_data=n_events, n_mc=0, n_signal=0), WriteOptions(files_per_dataset=8))
         print(f"generated {n_events} events in {time.monotonic() - start:.1f} s", file=sys.stderr)
     return root
 

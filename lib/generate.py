@@ -18,12 +18,12 @@ from lib import console
 from lib.categories import CategoryScheme
 from lib.config import DEFAULT_CONFIG, load_config
 from lib.errors import CalibrationError, ConfigError
-from lib.generator import DEFAULT_SETTINGS, GeneratorSettings, generate_sample, load_k_override, load_settings
+from lib.generator import (
+    DEFAULT_SEED, DEFAULT_SETTINGS, GeneratorSettings, SampleRequest, WriteOptions, generate_sample, load_k_override, load_settings,
+)  # fmt: skip
 from lib.generator.kmaps import parse_muon_k_map
 
 __all__ = ["main", "default_seed", "DEFAULT_SEED"]
-
-DEFAULT_SEED = 20261123
 
 
 def default_seed(year: int) -> int:
@@ -104,6 +104,24 @@ def _with_options(settings: GeneratorSettings, args: argparse.Namespace, scheme:
         raise ConfigError(f"generator options: {problems}") from err
 
 
+def _request(args: argparse.Namespace) -> SampleRequest:
+    """What the command line asks to make: year, seed, event counts and k overrides."""
+    return SampleRequest(
+        year=args.year,
+        seed=args.seed if args.seed is not None else default_seed(args.year),
+        n_data=args.n_data,
+        n_mc=args.n_mc,
+        n_signal=args.n_signal,
+        k_data=load_k_override(args.k_data) if args.k_data is not None else None,
+        k_mc=load_k_override(args.k_mc) if args.k_mc is not None else None,
+    )
+
+
+def _write_options(args: argparse.Namespace) -> WriteOptions:
+    """How the command line asks to write it: files per dataset, row groups and workers."""
+    return WriteOptions(files_per_dataset=args.files_per_dataset, row_group_rows=args.row_group_rows, workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (importable for documentation tools)."""
     parser = _Parser(
@@ -170,21 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scheme = CategoryScheme.from_config(load_config(args.analysis_config).categories)
         settings = _with_options(load_settings(args.config), args, scheme)
         try:
-            year_dir = generate_sample(
-                args.output,
-                year=args.year,
-                seed=args.seed if args.seed is not None else default_seed(args.year),
-                n_data=args.n_data,
-                n_mc=args.n_mc,
-                n_signal=args.n_signal,
-                k_data=load_k_override(args.k_data) if args.k_data is not None else None,
-                k_mc=load_k_override(args.k_mc) if args.k_mc is not None else None,
-                files_per_dataset=args.files_per_dataset,
-                row_group_rows=args.row_group_rows,
-                settings=settings,
-                workers=args.workers,
-                scheme=scheme,
-            )
+            year_dir = generate_sample(args.output, _request(args), _write_options(args), settings, scheme)
         except OSError as err:
             raise CalibrationError(f"cannot write the sample: {err}") from err
         print(f"sample written in {time.monotonic() - start:.1f} s: {year_dir} (truth: {year_dir / 'truth.json'})")

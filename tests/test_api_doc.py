@@ -18,11 +18,12 @@ def _python_blocks(text: str) -> list[str]:
 @pytest.mark.root
 def test_the_api_example_runs_and_matches_the_command_line(tmp_path, config):
     pytest.importorskip("ROOT")
-    from lib.generator import generate_sample
+    from lib.generator import SampleRequest, WriteOptions, generate_sample
     from lib.route import run
     from tests.helpers_requests import make_request
 
-    stage1 = generate_sample(tmp_path / "stage1", 2018, seed=11, n_data=150_000, n_mc=0, n_signal=0, files_per_dataset=1).parent
+    request = SampleRequest(2018, seed=11, n_data=150_000, n_mc=0, n_signal=0)
+    stage1 = generate_sample(tmp_path / "stage1", request, WriteOptions(files_per_dataset=1)).parent
     example = _python_blocks(API_DOC.read_text())[0].replace('"data/samples/stage1"', repr(str(stage1)))
     namespace: dict[str, object] = {}
     exec(compile(example, str(API_DOC), "exec"), namespace)  # noqa: S102 - the documentation's own example

@@ -32,11 +32,11 @@ ENDCAP_MISSCALE = 0.7
 
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory) -> Path:
-    from lib.generator import generate_sample
+    from lib.generator import SampleRequest, WriteOptions, generate_sample
 
     year_dir = generate_sample(
-        tmp_path_factory.mktemp("closure_sample"), 2018, seed=SEED,
-        n_data=600_000, n_mc=400_000, n_signal=200_000, files_per_dataset=2,
+        tmp_path_factory.mktemp("closure_sample"),
+        SampleRequest(2018, seed=SEED, n_data=600_000, n_mc=400_000, n_signal=200_000), WriteOptions(files_per_dataset=2),
     )  # fmt: skip
     return year_dir.parent
 

@@ -59,9 +59,9 @@ def test_missing_column_gives_one_error_line_naming_it(tmp_path):
 
 
 def test_successful_run_prints_the_summary_only(tmp_path):
-    from lib.generator import generate_sample
+    from lib.generator import SampleRequest, WriteOptions, generate_sample
 
-    generate_sample(tmp_path / "in", 2018, seed=3, n_data=200_000, n_mc=0, n_signal=0, files_per_dataset=2)
+    generate_sample(tmp_path / "in", SampleRequest(2018, seed=3, n_data=200_000, n_mc=0, n_signal=0), WriteOptions(files_per_dataset=2))
     done = _run(tmp_path / "in", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     everything = done.stdout + done.stderr

@@ -49,11 +49,11 @@ def test_a_task_killing_every_dask_worker_stops_the_map_naming_it_after_the_othe
 def runs(config, tmp_path_factory):
     """Steps 1-3 (binned) on one sample, once without Dask and once on a local Dask cluster."""
     pytest.importorskip("ROOT")
-    from lib.generator import generate_sample
+    from lib.generator import SampleRequest, WriteOptions, generate_sample
     from lib.route import run
 
     stage1 = generate_sample(
-        tmp_path_factory.mktemp("dask_sample"), 2018, seed=5, n_data=300_000, n_mc=0, n_signal=0, files_per_dataset=2
+        tmp_path_factory.mktemp("dask_sample"), SampleRequest(2018, seed=5, n_data=300_000, n_mc=0, n_signal=0), WriteOptions(files_per_dataset=2)
     ).parent
     base = make_request(steps="all", years=("2018",), binned=True, input_path=stage1, plot_formats=(), workers=2)
     out = {}

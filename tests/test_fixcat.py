@@ -21,10 +21,10 @@ FAST = ["--years", "2018", "--ifbinned", "--no-plots", "--no-dask-client", "--wo
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:
     pytest.importorskip("ROOT")
-    from lib.generator import generate_sample
+    from lib.generator import SampleRequest, WriteOptions, generate_sample
 
     root = tmp_path_factory.mktemp("fixcat")
-    generate_sample(root, 2018, seed=5, n_data=250_000, n_mc=0, n_signal=0, files_per_dataset=2)
+    generate_sample(root, SampleRequest(2018, seed=5, n_data=250_000, n_mc=0, n_signal=0), WriteOptions(files_per_dataset=2))
     return root
 
 

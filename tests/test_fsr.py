@@ -309,7 +309,7 @@ def test_generated_radiation_leaves_the_detector_width_to_the_radiation_model(ro
     in the DCB and is wider by many of its errors.
     """
     from lib.categories import CategoryScheme
-    from lib.generator import generate_events, load_settings
+    from lib.generator import EventModel, generate_events, load_settings
     from lib.generator.settings import GeneratorSettings
 
     raw = load_settings().model_dump()
@@ -318,7 +318,7 @@ def test_generated_radiation_leaves_the_detector_width_to_the_radiation_model(ro
     raw["resolution"] |= {"lognormal_sigma": 0.05}
     raw["acceptance"] |= {"lead_pt_min_gev": 0.0, "sublead_pt_min_gev": 0.0}
     scheme = CategoryScheme.from_config(load_config().categories)
-    events = generate_events("data", 100_000, 34, settings=GeneratorSettings(**raw), scheme=scheme, with_truth=True)
+    events = generate_events("data", 100_000, 34, EventModel(GeneratorSettings(**raw), scheme), with_truth=True)
     mass = events["dimuon_mass"].astype(np.float64)
     inside = (mass > 75.0) & (mass < 105.0)
     signal = inside & ~events["truth_is_background"]

@@ -15,6 +15,9 @@ import pytest
 from lib.errors import ConfigError, InputError
 from lib.generator import (
     GENERATOR_VERSION,
+    EventModel,
+    SampleRequest,
+    WriteOptions,
     builtin_k_map,
     generate_events,
     generate_sample,
@@ -38,18 +41,18 @@ def settings():
 
 @pytest.fixture(scope="module")
 def data_events(settings, scheme):
-    return generate_events("data", N_EVENTS, 7, settings=settings, scheme=scheme, with_truth=True)
+    return generate_events("data", N_EVENTS, 7, EventModel(settings, scheme), with_truth=True)
 
 
 @pytest.fixture(scope="module")
 def uniform_k_events(settings, scheme):
     """Same seed as ``data_events`` but k = 1 everywhere."""
-    return generate_events("data", N_EVENTS, 7, 1.0, settings, scheme=scheme, with_truth=True)
+    return generate_events("data", N_EVENTS, 7, EventModel(settings, scheme, k_map=1.0), with_truth=True)
 
 
 @pytest.fixture(scope="module")
 def signal_events(settings, scheme):
-    return generate_events("signal", 30_000, 8, settings=settings, scheme=scheme, with_truth=True)
+    return generate_events("signal", 30_000, 8, EventModel(settings, scheme), with_truth=True)
 
 
 def _public(events):
@@ -105,7 +108,7 @@ def test_decay_angle_follows_one_plus_cos2():
 
 def test_predicted_resolution_is_right_up_to_k(settings, scheme):
     """With one fixed r, (m - m_true) / (k sigma_pred) is (z1 + z2)/sqrt(2) of the residual mixture."""
-    ev = generate_events("data", N_EVENTS, 11, 1.25, settings, scheme=scheme, fixed_relative_resolution=0.01, with_truth=True)
+    ev = generate_events("data", N_EVENTS, 11, EventModel(settings, scheme, k_map=1.25, fixed_relative_resolution=0.01), with_truth=True)
     sp = sigma_pred(ev["dimuon_mass"], ev["mu1_pt"], ev["mu1_ptErr"], ev["mu2_pt"], ev["mu2_ptErr"])
     z = (ev["dimuon_mass"] > 75) & (ev["dimuon_mass"] < 105)
     assert np.subtract(*np.quantile(sp[z], [0.75, 0.25])) / np.median(sp[z]) < 0.1
@@ -143,7 +146,7 @@ def test_mass_is_the_mass_of_the_written_muons(data_events, settings):
 def test_independent_mass_model_decouples_mass_and_muons(settings, scheme):
     """mass_model independent: the mass is smeared on its own, with the same resolution."""
     independent = settings.model_copy(update={"mass_model": "independent"})
-    ev = generate_events("data", 50_000, 7, settings=independent, scheme=scheme, with_truth=True)
+    ev = generate_events("data", 50_000, 7, EventModel(independent, scheme), with_truth=True)
     muons = _mass_of_written_muons(ev, settings.muon_mass_gev) - ev["truth_mass"]
     mass = ev["dimuon_mass"] - ev["truth_mass"]
     core = (np.abs(mass) < 5) & (np.abs(muons) < 5) & ~ev["truth_is_background"]
@@ -218,16 +221,16 @@ def test_load_k_override(tmp_path):
 
 
 def test_same_seed_same_arrays_other_seed_differs(data_events, settings, scheme):
-    again = generate_events("data", N_EVENTS, 7, settings=settings, scheme=scheme, with_truth=True)
+    again = generate_events("data", N_EVENTS, 7, EventModel(settings, scheme), with_truth=True)
     for name, values in data_events.items():
         np.testing.assert_array_equal(values, again[name], err_msg=name)
-    other = generate_events("data", 1000, 8, settings=settings, scheme=scheme)
+    other = generate_events("data", 1000, 8, EventModel(settings, scheme))
     assert not np.array_equal(other["mu1_pt"], data_events["mu1_pt"][:1000])
 
 
 def test_weights_only_for_simulation(data_events, signal_events, settings, scheme):
     assert "wgt_nominal" not in data_events
-    mc = generate_events("mc", 5000, 3, settings=settings, scheme=scheme)
+    mc = generate_events("mc", 5000, 3, EventModel(settings, scheme))
     for ev in (mc, signal_events):
         w = ev["wgt_nominal"]
         assert w.dtype == np.float32 and np.all(w > 0) and 0.05 < np.std(w) < 0.2
@@ -247,28 +250,29 @@ def test_bad_settings_are_rejected(tmp_path):
 
 def test_bad_arguments_are_rejected(settings, scheme):
     with pytest.raises(ConfigError, match="kind"):
-        generate_events("dy", 10, 1, settings=settings, scheme=scheme)
+        generate_events("dy", 10, 1, EventModel(settings, scheme))
     with pytest.raises(ConfigError, match="files_per_dataset"):
-        generate_sample("/nonexistent", files_per_dataset=0)
+        generate_sample("/nonexistent", options=WriteOptions(files_per_dataset=0))
 
 
 def test_empty_mass_window_fails_instead_of_looping(settings, scheme):
     signal = settings.samples.signal.model_copy(update={"process": "z", "mass_window_gev": (200.0, 210.0)})
     broken = settings.model_copy(update={"samples": settings.samples.model_copy(update={"signal": signal})})
     with pytest.raises(ConfigError, match="mass window"):
-        generate_events("signal", 10, 1, settings=broken, scheme=scheme)
+        generate_events("signal", 10, 1, EventModel(broken, scheme))
 
 
 # --- written sample --------------------------------------------------------------------------
 
 
-SMALL = dict(n_data=30_000, n_mc=12_000, n_signal=6_000, files_per_dataset=2, row_group_rows=1_500, workers=1)
+SMALL = dict(n_data=30_000, n_mc=12_000, n_signal=6_000)
+SMALL_FILES = WriteOptions(files_per_dataset=2, row_group_rows=1_500, workers=1)
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, settings):
     root = tmp_path_factory.mktemp("stage1")
-    return generate_sample(root, year=2018, seed=5, settings=settings, **SMALL)
+    return generate_sample(root, SampleRequest(2018, seed=5, **SMALL), SMALL_FILES, settings)
 
 
 def test_layout_and_row_groups(written):
@@ -311,7 +315,8 @@ def test_written_columns(written, settings):
 
 
 def test_two_k_maps_smear_the_muons_differently(written, tmp_path, settings):
-    other = generate_sample(tmp_path, year=2018, seed=5, settings=settings, k_data=1.0, k_mc={"30-45_BB": 1.5}, **SMALL)
+    request = SampleRequest(2018, seed=5, k_data=1.0, k_mc={"30-45_BB": 1.5}, **SMALL)
+    other = generate_sample(tmp_path, request, SMALL_FILES, settings)
     for rel in ("compacted/data_A/0/part0.parquet", "compacted/dyTo2L_M-50_incl/0/part0.parquet"):
         a, b = pq.read_table(written / rel), pq.read_table(other / rel)
         for name in ("mu1_pt", "dimuon_mass"):
@@ -323,9 +328,9 @@ def test_two_k_maps_smear_the_muons_differently(written, tmp_path, settings):
 
 @pytest.mark.slow
 def test_bytes_do_not_depend_on_the_number_of_workers(tmp_path, settings):
-    args = dict(seed=3, n_data=3000, n_mc=1000, n_signal=0, files_per_dataset=2, row_group_rows=500, settings=settings)
-    one = generate_sample(tmp_path / "one", workers=1, **args)
-    two = generate_sample(tmp_path / "two", workers=2, **args)
+    request = SampleRequest(seed=3, n_data=3000, n_mc=1000, n_signal=0)
+    one = generate_sample(tmp_path / "one", request, WriteOptions(files_per_dataset=2, row_group_rows=500, workers=1), settings)
+    two = generate_sample(tmp_path / "two", request, WriteOptions(files_per_dataset=2, row_group_rows=500, workers=2), settings)
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
     for rel in files:
@@ -333,9 +338,9 @@ def test_bytes_do_not_depend_on_the_number_of_workers(tmp_path, settings):
 
 
 def test_regeneration_replaces_stale_files(tmp_path, settings):
-    common = dict(seed=1, n_data=4000, n_signal=1000, row_group_rows=500, settings=settings, workers=1)
-    generate_sample(tmp_path, n_mc=2000, files_per_dataset=3, **common)
-    year_dir = generate_sample(tmp_path, n_mc=0, files_per_dataset=1, **common)
+    common = dict(seed=1, n_data=4000, n_signal=1000)
+    generate_sample(tmp_path, SampleRequest(n_mc=2000, **common), WriteOptions(3, row_group_rows=500, workers=1), settings)
+    year_dir = generate_sample(tmp_path, SampleRequest(n_mc=0, **common), WriteOptions(1, row_group_rows=500, workers=1), settings)
     truth = json.loads((year_dir / "truth.json").read_text())
     listed = {f for ds in truth["datasets"].values() for f in ds["files"]}
     on_disk = {p.relative_to(year_dir).as_posix() for p in year_dir.glob("compacted/*/*/*.parquet")}

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from lib.config import Config, resolve_fit_spec, retry_specs
-from lib.generator import generate_events, load_settings
+from lib.generator import EventModel, generate_events, load_settings
 
 pytestmark = [pytest.mark.root]
 pytest.importorskip("ROOT")
@@ -36,9 +36,7 @@ def gaussian_core_events() -> dict[str, np.ndarray]:
             "smearing": base.smearing.model_copy(update={"core_fraction": 1.0}),
         }
     )
-    return generate_events(
-        "data", 500_000, 2026, k_map=K_TRUE, settings=settings, fixed_relative_resolution=RELATIVE_RESOLUTION
-    )
+    return generate_events("data", 500_000, 2026, EventModel(settings, k_map=K_TRUE, fixed_relative_resolution=RELATIVE_RESOLUTION))
 
 
 @pytest.mark.parametrize("binned", [True, False], ids=["binned", "unbinned"])

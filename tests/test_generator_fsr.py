@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lib.generator import generate_events, generate_sample, load_settings
+from lib.generator import EventModel, SampleRequest, WriteOptions, generate_events, generate_sample, load_settings
 from lib.generator.kinematics import photon_fractions, qed_beta, qed_density, recovered
 from lib.generator.kmaps import muon_k, parse_muon_k_map
 from lib.generator.settings import FsrSettings, GeneratorSettings, MuonKMapSettings, settings_record
@@ -71,8 +71,8 @@ def test_opt_in_keys_at_their_defaults_change_nothing(settings, scheme, tmp_path
     assert set(settings_record(settings)) == RECORD_KEYS
     assert set(settings_record(settings)["fsr"]) == {"probability", "mean_fraction", "max_fraction"}
     for kind in ("data", "mc"):
-        a = generate_events(kind, 20_000, 4, settings=settings, scheme=scheme, with_truth=True)
-        b = generate_events(kind, 20_000, 4, settings=bare, scheme=scheme, with_truth=True)
+        a = generate_events(kind, 20_000, 4, EventModel(settings, scheme), with_truth=True)
+        b = generate_events(kind, 20_000, 4, EventModel(bare, scheme), with_truth=True)
         assert a.keys() == b.keys()
         for name in a:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
@@ -81,8 +81,8 @@ def test_opt_in_keys_at_their_defaults_change_nothing(settings, scheme, tmp_path
 def test_uniform_per_muon_k_gives_the_arrays_of_a_uniform_category_k(settings, scheme):
     """The per-muon path draws the same random numbers: with one k for every muon it is the category path exactly."""
     per_muon = _update(settings, muon_k_maps=_muon_map(settings, scheme, "1.1"))
-    a = generate_events("data", 30_000, 5, 1.1, settings, scheme=scheme, with_truth=True)
-    b = generate_events("data", 30_000, 5, settings=per_muon, scheme=scheme, with_truth=True)
+    a = generate_events("data", 30_000, 5, EventModel(settings, scheme, k_map=1.1), with_truth=True)
+    b = generate_events("data", 30_000, 5, EventModel(per_muon, scheme), with_truth=True)
     for name in a:
         if name != "truth_k":
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
@@ -92,8 +92,8 @@ def test_uniform_per_muon_k_gives_the_arrays_of_a_uniform_category_k(settings, s
 def test_extra_columns_do_not_change_the_others(settings, scheme):
     with_columns = _update(settings, gen_mass_column=True, truth_columns=True)
     for kind in ("data", "mc", "signal"):
-        a = generate_events(kind, 10_000, 6, settings=settings, scheme=scheme, with_truth=True)
-        b = generate_events(kind, 10_000, 6, settings=with_columns, scheme=scheme, with_truth=True)
+        a = generate_events(kind, 10_000, 6, EventModel(settings, scheme), with_truth=True)
+        b = generate_events(kind, 10_000, 6, EventModel(with_columns, scheme), with_truth=True)
         assert set(b) - set(a) == (set() if kind == "data" else {"dimuon_mass_gen"})
         for name in a:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
@@ -117,7 +117,7 @@ def per_muon_events(settings, scheme):
     k = [[1.05, 1.10], [1.15, 1.20], [1.25, 1.35]]
     spec = {"abseta_edges": list(scheme.abseta_edges), "pt_edges_gev": [42.0], "k": k}
     gaussian = _update(settings, muon_k_maps={"data": spec, "mc": None}, smearing={"core_fraction": 1.0})
-    return generate_events("data", 250_000, 21, settings=gaussian, scheme=scheme, with_truth=True), k
+    return generate_events("data", 250_000, 21, EventModel(gaussian, scheme), with_truth=True), k
 
 
 def _clean(ev: dict[str, np.ndarray]) -> np.ndarray:
@@ -259,7 +259,7 @@ def _expected_muon_tail(t: float, ev: dict[str, np.ndarray], fsr: FsrSettings, m
 def fsr_samples(settings, scheme):
     """Events of each shape whose selection does not depend on FSR."""
     return {
-        shape: generate_events("data", 60_000, 12, settings=_loose(settings, shape=shape), scheme=scheme, with_truth=True)
+        shape: generate_events("data", 60_000, 12, EventModel(_loose(settings, shape=shape), scheme), with_truth=True)
         for shape in ("exponential", "qed", "recovered")
     }
 
@@ -288,7 +288,7 @@ def test_recovery_leaves_less_tail(fsr_samples):
 
 
 def test_no_fsr_leaves_the_generated_mass(settings, scheme):
-    ev = generate_events("data", 5_000, 2, settings=_loose(settings, probability=0.0, shape="qed"), scheme=scheme, with_truth=True)
+    ev = generate_events("data", 5_000, 2, EventModel(_loose(settings, probability=0.0, shape="qed"), scheme), with_truth=True)
     assert not ev["truth_mu1_fsr_fraction"].any() and not ev["truth_mu2_fsr_fraction"].any()
     np.testing.assert_allclose(ev["truth_mass"], ev["truth_gen_mass"], rtol=1e-5)
 
@@ -306,7 +306,8 @@ def test_bad_fsr_settings_are_rejected(settings):
 
 
 def test_default_files_and_truth_keep_their_layout(tmp_path, settings):
-    year_dir = generate_sample(tmp_path, 2018, seed=2, n_data=2000, n_mc=1000, n_signal=0, files_per_dataset=1, workers=1)
+    request = SampleRequest(2018, seed=2, n_data=2000, n_mc=1000, n_signal=0)
+    year_dir = generate_sample(tmp_path, request, WriteOptions(files_per_dataset=1, workers=1))
     mc = pq.read_schema(next(year_dir.glob("compacted/dy*/*/*.parquet")))
     assert "dimuon_mass_gen" not in mc.names and not any(name.startswith("truth_") for name in mc.names)
     truth = json.loads((year_dir / "truth.json").read_text())

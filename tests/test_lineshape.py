@@ -32,13 +32,13 @@ K_SCALE = 1.10
 
 
 def _sample(root: Path, seed: int, **update) -> tuple[Path, dict[str, float]]:
-    from lib.generator import generate_sample, load_settings
+    from lib.generator import SampleRequest, WriteOptions, generate_sample, load_settings
 
     base = load_settings()
     settings = base.model_copy(update={key: getattr(base, key).model_copy(update=value) if isinstance(value, dict) else value
                                        for key, value in update.pop("settings", {}).items()})  # fmt: skip
-    year_dir = generate_sample(root, 2018, seed=seed, n_data=N_EVENTS, n_mc=0, n_signal=0, files_per_dataset=2,
-                               settings=settings, **update)  # fmt: skip
+    request = SampleRequest(2018, seed=seed, n_data=N_EVENTS, n_mc=0, n_signal=0, **update)
+    year_dir = generate_sample(root, request, WriteOptions(files_per_dataset=2), settings)
     return year_dir.parent, json.loads((year_dir / "truth.json").read_text())["k_data"]
 
 

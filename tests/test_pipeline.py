@@ -19,11 +19,12 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 def two_samples(tmp_path_factory):
     """Same seed, one with the built-in Data k map and one with k = 1: only dimuon_mass differs."""
     pytest.importorskip("ROOT")
-    from lib.generator import generate_sample
+    from lib.generator import SampleRequest, WriteOptions, generate_sample
 
     base = tmp_path_factory.mktemp("samples")
-    scaled = generate_sample(base / "scaled", 2018, seed=7, n_data=600_000, n_mc=0, n_signal=0, files_per_dataset=2)
-    unit = generate_sample(base / "unit", 2018, seed=7, n_data=600_000, n_mc=0, n_signal=0, k_data=1.0, files_per_dataset=2)
+    sizes = dict(seed=7, n_data=600_000, n_mc=0, n_signal=0)
+    scaled = generate_sample(base / "scaled", SampleRequest(2018, **sizes), WriteOptions(files_per_dataset=2))
+    unit = generate_sample(base / "unit", SampleRequest(2018, k_data=1.0, **sizes), WriteOptions(files_per_dataset=2))
     return scaled.parent, unit.parent, json.loads((scaled / "truth.json").read_text())["k_data"]
 
 

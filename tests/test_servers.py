@@ -42,10 +42,10 @@ def _clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:
     pytest.importorskip("ROOT")
-    from lib.generator import generate_sample
+    from lib.generator import SampleRequest, WriteOptions, generate_sample
 
     root = tmp_path_factory.mktemp("sample")
-    generate_sample(root, 2018, seed=11, n_data=150_000, n_mc=0, n_signal=0, files_per_dataset=3)
+    generate_sample(root, SampleRequest(2018, seed=11, n_data=150_000, n_mc=0, n_signal=0), WriteOptions(files_per_dataset=3))
     return root
 
 

@@ -28,10 +28,10 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:
     pytest.importorskip("ROOT")
-    from lib.generator import generate_sample
+    from lib.generator import SampleRequest, WriteOptions, generate_sample
 
     root = tmp_path_factory.mktemp("signals")
-    generate_sample(root, 2018, seed=3, n_data=100_000, n_mc=0, n_signal=0, files_per_dataset=2, workers=1)
+    generate_sample(root, SampleRequest(2018, seed=3, n_data=100_000, n_mc=0, n_signal=0), WriteOptions(files_per_dataset=2, workers=1))
     return root
 
 

@@ -8,16 +8,17 @@ category. One module per job:
 * ``kmaps``: the true k per category of the analysis scheme, built-in maps and overrides;
 * ``kinematics``: the true dimuon (mass, decay, boost, FSR); ``simulation``: the detector (k enters
   there), cuts and written columns, in memory;
-* ``plan``: the datasets and files of a sample; ``writing``: the parquet files, in parallel and
-  staged; ``truth``: the truth file's content.
+* ``plan``: what a sample is asked to be (``SampleRequest``, ``WriteOptions``), its datasets and
+  files; ``writing``: the parquet files, in parallel and staged; ``truth``: the truth file's content.
 
 The names below are the generator's public surface, re-exported so callers need not know which
 module holds them.
 """
 
 from lib.generator.kmaps import builtin_k_map, default_scheme, load_k_override, resolve_k_map
+from lib.generator.plan import DEFAULT_SEED, SampleRequest, WriteOptions
 from lib.generator.settings import DEFAULT_SETTINGS, KINDS, GeneratorSettings, load_settings
-from lib.generator.simulation import generate_events
+from lib.generator.simulation import EventModel, FileChunk, generate_events
 from lib.generator.truth import GENERATOR_VERSION
 from lib.generator.writing import generate_sample
 
@@ -31,6 +32,11 @@ __all__ = [
     "builtin_k_map",
     "resolve_k_map",
     "load_k_override",
+    "DEFAULT_SEED",
+    "EventModel",
+    "FileChunk",
     "generate_events",
+    "SampleRequest",
+    "WriteOptions",
     "generate_sample",
 ]

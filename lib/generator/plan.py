@@ -1,4 +1,4 @@
-"""What a sample consists of: its datasets, their files, and the self-contained task each file is written from.
+"""What a sample consists of: the request, its datasets, their files, and the self-contained task each file is written from.
 
 The layout is the contract with the truth file and with determinism: events are shared out over
 the Data eras by luminosity and over the files of a dataset by a fixed rule, event numbers are
@@ -15,12 +15,81 @@ from pathlib import Path
 import numpy as np
 
 from lib.categories import CategoryScheme
+from lib.errors import ConfigError
+from lib.generator.kmaps import KOverride, builtin_k_map, resolve_k_map
 from lib.generator.settings import GeneratorSettings, Kind
 
-__all__ = ["Dataset", "FileTask", "file_tasks", "plan_datasets"]
+__all__ = [
+    "DEFAULT_CHUNK_ROWS", "DEFAULT_SEED", "Dataset", "FileTask", "SamplePlan", "SampleRequest", "WriteOptions", "file_tasks", "plan_sample",
+]  # fmt: skip
 
+DEFAULT_SEED = 20261123
+DEFAULT_CHUNK_ROWS = 1_000_000
 # Stage-1 job directories hold a few parts each: <dataset>/<n>/part<i>.parquet.
 _PARTS_PER_DIRECTORY = 2
+
+
+def _check_count(name: str, value: object, minimum: int) -> None:
+    """Reject a count that is not an integer >= ``minimum``, naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What to make: the year and master seed, the events of each kind, and overrides of the built-in k maps.
+
+    ``k_data`` overrides the Data k map (a number for a uniform k, or ``{category: k}`` replacing
+    those categories of the built-in map, see ``generate_events``); ``k_mc`` the same for MC and
+    signal. Same request, same settings: byte-identical files.
+
+    Raises:
+        ConfigError: a negative event count or seed, or a year that is not four digits.
+    """
+
+    year: int = 2018
+    seed: int = DEFAULT_SEED
+    n_data: int = 1_000_000
+    n_mc: int = 1_000_000
+    n_signal: int = 200_000
+    k_data: KOverride = None
+    k_mc: KOverride = None
+
+    def __post_init__(self) -> None:
+        for name in ("n_data", "n_mc", "n_signal"):
+            _check_count(name, getattr(self, name), 0)
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if not 1900 <= self.year <= 2100:
+            raise ConfigError(f"year must be a four-digit year, got {self.year}")
+
+    def events(self) -> dict[str, int]:
+        """Events per kind, as the truth file records them."""
+        return {"data": self.n_data, "mc": self.n_mc, "signal": self.n_signal}
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How to write a sample: files per dataset, rows per row group, events held in memory at once
+    (per worker) and worker processes (None: the usable cores; 1: in-process). The bytes depend on
+    the first three, not on the workers.
+
+    Raises:
+        ConfigError: a file, row-group or chunk size below 1.
+    """
+
+    files_per_dataset: int = 4
+    row_group_rows: int = 100_000
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in self.layout().items():
+            _check_count(name, value, 1)
+
+    def layout(self) -> dict[str, int]:
+        """The options the bytes depend on, as the truth file records them."""
+        return {"files_per_dataset": self.files_per_dataset, "row_group_rows": self.row_group_rows, "chunk_rows": self.chunk_rows}
 
 
 @dataclass(frozen=True)
@@ -34,20 +103,31 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class SamplePlan:
+    """A request resolved against the settings and categories: its k maps and every dataset it writes."""
+
+    request: SampleRequest
+    options: WriteOptions
+    settings: GeneratorSettings
+    scheme: CategoryScheme
+    k_maps: Mapping[str, Mapping[str, float]]
+    datasets: list[Dataset]
+
+    def k_map(self, kind: Kind) -> Mapping[str, float]:
+        """The category k map a sample kind is smeared with."""
+        return self.k_maps[getattr(self.settings.samples, kind).k_map]
+
+
+@dataclass(frozen=True)
 class FileTask:
     """Everything a (possibly separate) process needs to write one file; picklable."""
 
+    plan: SamplePlan
     dataset: Dataset
     i_file: int
     n_events: int
     first_event: int
     staging: Path
-    seed: int
-    k_map: Mapping[str, float]
-    settings: GeneratorSettings
-    scheme: CategoryScheme
-    row_group_rows: int
-    chunk_rows: int
 
     @property
     def rel_path(self) -> str:
@@ -68,30 +148,45 @@ def _split(n: int, weights: list[float]) -> list[int]:
     return [int(c) for c in counts]
 
 
-def plan_datasets(n_data: int, n_mc: int, n_signal: int, settings: GeneratorSettings) -> list[Dataset]:
+def _k_maps(request: SampleRequest, settings: GeneratorSettings, scheme: CategoryScheme) -> dict[str, dict[str, float]]:
+    """The Data and MC category k maps: the built-in maps with the request's overrides."""
+    k_maps: dict[str, dict[str, float]] = {}
+    for which, override in (("data", request.k_data), ("mc", request.k_mc)):
+        if override is not None and settings.muon_k_map(which) is not None:
+            raise ConfigError(f"k_{which} overrides a category k map, but muon_k_maps.{which} gives each muon its own k")
+        try:
+            k_maps[which] = resolve_k_map(builtin_k_map(which, settings, scheme), override, scheme)
+        except ConfigError as err:
+            raise ConfigError(f"{which} k map: {err}") from err
+    return k_maps
+
+
+def _datasets(request: SampleRequest, settings: GeneratorSettings) -> list[Dataset]:
     """Every dataset the generator owns, including empty ones (so stale copies are replaced)."""
     eras = list(settings.eras)
-    shares = _split(n_data, [settings.eras[e].lumi_fb for e in eras])
-    plan = [Dataset(f"data_{era}", "data", era, count) for era, count in zip(eras, shares)]
-    plan.append(Dataset(settings.samples.mc.dataset, "mc", None, n_mc))
-    plan.append(Dataset(settings.samples.signal.dataset, "signal", None, n_signal))
-    return plan
+    shares = _split(request.n_data, [settings.eras[e].lumi_fb for e in eras])
+    datasets = [Dataset(f"data_{era}", "data", era, count) for era, count in zip(eras, shares)]
+    datasets.append(Dataset(settings.samples.mc.dataset, "mc", None, request.n_mc))
+    datasets.append(Dataset(settings.samples.signal.dataset, "signal", None, request.n_signal))
+    return datasets
 
 
-def file_tasks(
-    plan: list[Dataset],
-    files_per_dataset: int,
-    k_maps: Mapping[str, Mapping[str, float]],
-    settings: GeneratorSettings,
-    **common: object,
-) -> list[FileTask]:
-    """Split every dataset into ``files_per_dataset`` files (fewer when it has fewer events)."""
+def plan_sample(request: SampleRequest, options: WriteOptions, settings: GeneratorSettings, scheme: CategoryScheme) -> SamplePlan:
+    """Resolve a request: its k maps and datasets.
+
+    Raises:
+        ConfigError: a k override that does not fit the categories or the settings' per-muon k maps.
+    """
+    return SamplePlan(request, options, settings, scheme, _k_maps(request, settings, scheme), _datasets(request, settings))
+
+
+def file_tasks(plan: SamplePlan, staging: Path) -> list[FileTask]:
+    """Split every dataset into ``files_per_dataset`` files (fewer when it has fewer events), written under ``staging``."""
     tasks = []
-    for ds in plan:
-        k_map = k_maps[getattr(settings.samples, ds.kind).k_map]
+    for ds in plan.datasets:
         first_event = 1
-        for i_file, n_file in enumerate(_split(ds.n_events, [1.0] * files_per_dataset)):
+        for i_file, n_file in enumerate(_split(ds.n_events, [1.0] * plan.options.files_per_dataset)):
             if n_file:
-                tasks.append(FileTask(ds, i_file, n_file, first_event, k_map=k_map, settings=settings, **common))
+                tasks.append(FileTask(plan, ds, i_file, n_file, first_event, staging))
                 first_event += n_file
     return tasks

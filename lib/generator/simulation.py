@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,7 +47,7 @@ from lib.generator.settings import (
     load_settings,
 )  # fmt: skip
 
-__all__ = ["generate_events"]
+__all__ = ["EventModel", "FileChunk", "generate_events"]
 
 # Candidates simulated per batch: bounds memory whatever the requested event count.
 _MAX_BATCH = 1_000_000
@@ -81,6 +81,46 @@ def _unit_residual(n: int, smearing: SmearingSettings, rng: np.random.Generator)
     return width * rng.standard_normal(n)
 
 
+@dataclass(frozen=True)
+class EventModel:
+    """What events are drawn from: the generator settings, the categories k is defined on, a k override
+    and, for fit tests, one fixed muon resolution.
+
+    ``settings`` defaults to ``configs/generator.yaml`` and ``scheme`` to the default configuration's
+    categories. ``k_map`` is the true resolution scale: None for the sample's built-in map, a number
+    for a uniform k, or ``{category: k}`` replacing the built-in value of the categories named; it
+    changes ``dimuon_mass`` only, and is not used where the sample's k map is per muon
+    (``muon_k_maps``). ``fixed_relative_resolution`` gives every muon this relative resolution (no
+    |eta|/pT dependence, no spread), so ``sigma_pred`` lies in a narrow band.
+
+    Raises:
+        ConfigError: a non-positive fixed resolution.
+    """
+
+    settings: GeneratorSettings = field(default_factory=load_settings)
+    scheme: CategoryScheme = field(default_factory=default_scheme)
+    k_map: KOverride = None
+    fixed_relative_resolution: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.fixed_relative_resolution is not None and not self.fixed_relative_resolution > 0:
+            raise ConfigError(f"fixed_relative_resolution must be positive, got {self.fixed_relative_resolution}")
+
+
+@dataclass(frozen=True)
+class FileChunk:
+    """Where generated events go in a written file: the Data era of their run numbers (drawn by
+    luminosity when None), the number of the first event (numbers are consecutive), and whether
+    the truth columns include the per-muon and resolution truth (``mu*_k``, ``mu*_pt``,
+    ``mu*_fsr_fraction``, ``sigma_m``); False leaves them out where only the category counts are
+    needed, since they cost time on every event.
+    """
+
+    era: str | None = None
+    first_event: int = 1
+    truth_detail: bool = True
+
+
 @dataclass(frozen=True, eq=False)
 class _Detector:
     """What every candidate of a sample meets after its decay: the settings, the mass window, the resolution and the k map."""
@@ -94,6 +134,96 @@ class _Detector:
     detailed_truth: bool = False  # also the per-muon and resolution truth (costs time on every event)
 
 
+# A value per muon of a candidate: (first decay muon, second decay muon).
+_Pair = tuple[np.ndarray, np.ndarray]
+
+
+def _central_decays(
+    proc: ProcessSettings, n: int, rng: np.random.Generator, settings: GeneratorSettings
+) -> tuple[np.ndarray, Angles, _Pair]:
+    """Decays whose muons both lie inside the |eta| acceptance: their true mass before FSR, directions and muon pTs.
+
+    |eta| is not smeared, so this early cut is exact and saves most of the work.
+    """
+    gen_mass = sample_mass(proc, n, rng)
+    px1, py1, pz1, px2, py2, pz2 = decay_to_lab(proc, gen_mass, rng, settings.muon_mass_gev)
+    limit = math.sinh(settings.acceptance.abseta_max)
+    central = (np.abs(pz1) < limit * np.hypot(px1, py1)) & (np.abs(pz2) < limit * np.hypot(px2, py2))
+    angles, pt1, pt2 = Angles.from_momenta(px1[central], py1[central], pz1[central], px2[central], py2[central], pz2[central])
+    return gen_mass[central], angles, (pt1, pt2)
+
+
+def _radiated(gen_mass: np.ndarray, gen_pt: _Pair, settings: GeneratorSettings, rng: np.random.Generator) -> _Pair:
+    """The muon pTs after FSR (what is not recovered)."""
+    beta = None if settings.fsr.shape == "exponential" else qed_beta(gen_mass, settings.muon_mass_gev)
+    return after_fsr(gen_pt[0], settings.fsr, rng, beta), after_fsr(gen_pt[1], settings.fsr, rng, beta)
+
+
+def _resolutions(angles: Angles, pt: _Pair, detector: _Detector, rng: np.random.Generator) -> _Pair:
+    """Each muon's predicted relative resolution: from |eta| and pT, or the detector's fixed one."""
+    if detector.fixed_r is not None:
+        fixed = np.full(len(pt[0]), detector.fixed_r)
+        return fixed, fixed
+    res = detector.settings.resolution
+    return _relative_resolution(np.abs(angles.eta1), pt[0], res, rng), _relative_resolution(np.abs(angles.eta2), pt[1], res, rng)
+
+
+def _true_k(angles: Angles, pt: _Pair, r: _Pair, detector: _Detector) -> tuple[np.ndarray, np.ndarray, _Pair]:
+    """The k category of the true (post-FSR) kinematics, the event's k and each muon's k.
+
+    With a per-muon map the event's k is its effective one: true over predicted mass resolution.
+    """
+    lead_first = pt[0] >= pt[1]
+    category = _k_category(
+        np.where(lead_first, pt[0], pt[1]), np.where(lead_first, angles.eta1, angles.eta2),
+        np.where(lead_first, angles.eta2, angles.eta1), detector.scheme,
+    )  # fmt: skip
+    if detector.muon_k_map is None:
+        k = detector.k_values[category]
+        return category, k, (k, k)
+    k1 = muon_k(detector.muon_k_map, np.abs(angles.eta1), pt[0])
+    k2 = muon_k(detector.muon_k_map, np.abs(angles.eta2), pt[1])
+    return category, np.hypot(k1 * r[0], k2 * r[1]) / np.hypot(r[0], r[1]), (k1, k2)
+
+
+def _smeared(pt: np.ndarray, r: np.ndarray, k_muon: np.ndarray, smearing: SmearingSettings, rng: np.random.Generator) -> np.ndarray:
+    """``pt * (1 + k r z)`` as written (float32), ``z`` a unit residual."""
+    return as_written(pt * np.maximum(1.0 + k_muon * r * _unit_residual(len(pt), smearing, rng), _MIN_PT_SCALE))
+
+
+def _reconstructed(
+    angles: Angles, pt: _Pair, r: _Pair, k_mu: _Pair, settings: GeneratorSettings, rng: np.random.Generator
+) -> tuple[_Pair, np.ndarray]:
+    """The written muon pTs and dimuon mass: of those muons (``mass_model: muons``) or smeared on its own."""
+    smear = settings.smearing
+    reco = (_smeared(pt[0], r[0], k_mu[0], smear, rng), _smeared(pt[1], r[1], k_mu[1], smear, rng))
+    if settings.mass_model == "muons":
+        return reco, pair_mass(reco[0], reco[1], angles, settings.muon_mass_gev)
+    own = (_smeared(pt[0], r[0], k_mu[0], smear, rng), _smeared(pt[1], r[1], k_mu[1], smear, rng))
+    return reco, pair_mass(own[0], own[1], angles, settings.muon_mass_gev)
+
+
+def _passes(reco: _Pair, mass: np.ndarray, angles: Angles, detector: _Detector) -> np.ndarray:
+    """The acceptance and the mass window, on the written (reco) quantities."""
+    acc = detector.settings.acceptance
+    return (
+        (np.maximum(reco[0], reco[1]) > acc.lead_pt_min_gev)
+        & (np.minimum(reco[0], reco[1]) > acc.sublead_pt_min_gev)
+        & (np.abs(angles.eta1) < acc.abseta_max)
+        & (np.abs(angles.eta2) < acc.abseta_max)
+        & (mass > detector.window[0])
+        & (mass < detector.window[1])
+    )
+
+
+def _leading_first(cols: dict[str, np.ndarray], pairs: Mapping[str, _Pair], swap: np.ndarray) -> dict[str, np.ndarray]:
+    """``cols`` with each pair's values as ``mu1_*`` (the leading muon) and ``mu2_*``."""
+    for name, (first, second) in pairs.items():
+        cols[f"mu1_{name}"] = np.where(swap, second, first)
+        cols[f"mu2_{name}"] = np.where(swap, first, second)
+    return cols
+
+
 def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, detector: _Detector) -> dict[str, np.ndarray]:
     """Simulate ``n`` candidates and return the accepted ones (float64 truth and reco columns).
 
@@ -103,87 +233,32 @@ def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, det
     mass; ``independent`` smears the mass with residuals of its own (same ``k * r``), so cuts on
     the muons act on the true mass.
     """
-    settings, window, fixed_r, k_values, scheme = detector.settings, detector.window, detector.fixed_r, detector.k_values, detector.scheme
-    mu = settings.muon_mass_gev
-    acc = settings.acceptance
-    gen_mass = sample_mass(proc, n, rng)
-    px1, py1, pz1, px2, py2, pz2 = decay_to_lab(proc, gen_mass, rng, mu)
-    # |eta| is not smeared, so this early cut is exact and saves most of the work.
-    limit = math.sinh(acc.abseta_max)
-    central = (np.abs(pz1) < limit * np.hypot(px1, py1)) & (np.abs(pz2) < limit * np.hypot(px2, py2))
-    angles, pt1, pt2 = Angles.from_momenta(px1[central], py1[central], pz1[central], px2[central], py2[central], pz2[central])
-    gen_mass = gen_mass[central]
-    m = len(gen_mass)
+    settings = detector.settings
+    gen_mass, angles, gen_pt = _central_decays(proc, n, rng, settings)
+    pt = _radiated(gen_mass, gen_pt, settings, rng)
+    true_mass = pair_mass(pt[0], pt[1], angles, settings.muon_mass_gev)
+    r = _resolutions(angles, pt, detector, rng)
+    category, k, k_mu = _true_k(angles, pt, r, detector)
+    reco, mass = _reconstructed(angles, pt, r, k_mu, settings, rng)
 
-    beta = None if settings.fsr.shape == "exponential" else qed_beta(gen_mass, mu)
-    gen_pt1, gen_pt2 = pt1, pt2
-    pt1, pt2 = after_fsr(pt1, settings.fsr, rng, beta), after_fsr(pt2, settings.fsr, rng, beta)
-    true_mass = pair_mass(pt1, pt2, angles, mu)
-    if fixed_r is None:
-        r1 = _relative_resolution(np.abs(angles.eta1), pt1, settings.resolution, rng)
-        r2 = _relative_resolution(np.abs(angles.eta2), pt2, settings.resolution, rng)
-    else:
-        r1 = r2 = np.full(m, fixed_r)
-    lead_first = pt1 >= pt2
-    category = _k_category(
-        np.where(lead_first, pt1, pt2), np.where(lead_first, angles.eta1, angles.eta2),
-        np.where(lead_first, angles.eta2, angles.eta1), scheme,
-    )  # fmt: skip
-    if detector.muon_k_map is None:
-        k = k1 = k2 = k_values[category]
-    else:
-        k1 = muon_k(detector.muon_k_map, np.abs(angles.eta1), pt1)
-        k2 = muon_k(detector.muon_k_map, np.abs(angles.eta2), pt2)
-        k = np.hypot(k1 * r1, k2 * r2) / np.hypot(r1, r2)  # the event's effective k: true / predicted mass resolution
-
-    def smeared(pt: np.ndarray, r: np.ndarray, k_muon: np.ndarray) -> np.ndarray:
-        return as_written(pt * np.maximum(1.0 + k_muon * r * _unit_residual(m, settings.smearing, rng), _MIN_PT_SCALE))
-
-    reco1, reco2 = smeared(pt1, r1, k1), smeared(pt2, r2, k2)
-    if settings.mass_model == "muons":
-        mass = pair_mass(reco1, reco2, angles, mu)
-    else:
-        mass = pair_mass(smeared(pt1, r1, k1), smeared(pt2, r2, k2), angles, mu)
-
-    lead, sub = np.maximum(reco1, reco2), np.minimum(reco1, reco2)
-    keep = (
-        (lead > acc.lead_pt_min_gev)
-        & (sub > acc.sublead_pt_min_gev)
-        & (np.abs(angles.eta1) < acc.abseta_max)
-        & (np.abs(angles.eta2) < acc.abseta_max)
-        & (mass > window[0])
-        & (mass < window[1])
-    )
+    keep = _passes(reco, mass, angles, detector)
+    kept = {"gen_mass": gen_mass, "true_mass": true_mass, "mass": mass, "category": category, "k": k}
+    cols = {name: values[keep] for name, values in kept.items()}
     angles = angles.select(keep)
-    swap = (reco2 > reco1)[keep]
-    cols = {
-        "gen_mass": gen_mass[keep],
-        "true_mass": true_mass[keep],
-        "mass": mass[keep],
-        "category": category[keep],
-        "k": k[keep],
-    }
+    n_kept = len(cols["mass"])
     # mu1 is the leading muon; the first decay muon is the mu- one.
     pairs = {
-        "pt": (reco1[keep], reco2[keep]),
-        "r": (r1[keep], r2[keep]),
+        "pt": (reco[0][keep], reco[1][keep]),
+        "r": (r[0][keep], r[1][keep]),
         "eta": (angles.eta1, angles.eta2),
         "phi": (angles.phi1, angles.phi2),
-        "charge": (np.full(len(swap), -1.0), np.full(len(swap), 1.0)),
+        "charge": (np.full(n_kept, -1.0), np.full(n_kept, 1.0)),
     }
     if detector.detailed_truth:
-        r1, r2, true_mass = r1[keep], r2[keep], true_mass[keep]
-        k1, k2 = k1[keep], k2[keep]
-        cols["sigma_m"] = 0.5 * true_mass * np.hypot(k1 * r1, k2 * r2)
-        pairs |= {
-            "k": (k1, k2),
-            "true_pt": (pt1[keep], pt2[keep]),
-            "fsr_fraction": (1.0 - pt1[keep] / gen_pt1[keep], 1.0 - pt2[keep] / gen_pt2[keep]),
-        }
-    for name, (first, second) in pairs.items():
-        cols[f"mu1_{name}"] = np.where(swap, second, first)
-        cols[f"mu2_{name}"] = np.where(swap, first, second)
-    return cols
+        k1, k2, pt1, pt2 = k_mu[0][keep], k_mu[1][keep], pt[0][keep], pt[1][keep]
+        cols["sigma_m"] = 0.5 * cols["true_mass"] * np.hypot(k1 * pairs["r"][0], k2 * pairs["r"][1])
+        pairs |= {"k": (k1, k2), "true_pt": (pt1, pt2), "fsr_fraction": (1.0 - pt1 / gen_pt[0][keep], 1.0 - pt2 / gen_pt[1][keep])}
+    return _leading_first(cols, pairs, (reco[1] > reco[0])[keep])
 
 
 def _accepted_events(proc: ProcessSettings, n: int, rng: np.random.Generator, detector: _Detector) -> dict[str, np.ndarray]:
@@ -235,13 +310,7 @@ def _run_numbers(n: int, era: str | None, settings: GeneratorSettings, rng: np.r
 
 
 def _output_columns(
-    cols: dict[str, np.ndarray],
-    sample: SampleSettings,
-    kind: Kind,
-    era: str | None,
-    first_event: int,
-    settings: GeneratorSettings,
-    rng: np.random.Generator,
+    cols: dict[str, np.ndarray], kind: Kind, settings: GeneratorSettings, chunk: FileChunk, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """The Stage-1 columns: muons, the dimuon mass, bookkeeping and unrelated columns."""
     n = len(cols["mass"])
@@ -256,14 +325,14 @@ def _output_columns(
     out["dimuon_mass"] = cols["mass"].astype(np.float32)
     out["dimuon_pt"] = dimuon_pt.astype(np.float32)
     out["dimuon_rapidity"] = dimuon_rapidity.astype(np.float32)
-    out["event"] = np.arange(first_event, first_event + n, dtype=np.int64)
+    out["event"] = np.arange(chunk.first_event, chunk.first_event + n, dtype=np.int64)
     if kind == "data":
-        out["run"] = _run_numbers(n, era, settings, rng).astype(np.int32)
+        out["run"] = _run_numbers(n, chunk.era, settings, rng).astype(np.int32)
     else:
         out["run"] = np.ones(n, dtype=np.int32)
     out["nJets"] = rng.poisson(settings.extra_columns.njets_mean, n).astype(np.int32)
     out["met"] = rng.exponential(settings.extra_columns.met_mean_gev, n).astype(np.float32)
-    if sample.weighted:
+    if getattr(settings.samples, kind).weighted:
         w = settings.weights
         out["wgt_nominal"] = np.maximum(rng.normal(w.mean, w.sigma, n), w.min).astype(np.float32)
     if settings.gen_mass_column and kind != "data":
@@ -271,19 +340,47 @@ def _output_columns(
     return out
 
 
+def _truth_columns(cols: Mapping[str, np.ndarray], is_background: np.ndarray, detailed: bool) -> dict[str, np.ndarray]:
+    """The ``truth_*`` columns of ``generate_events(with_truth=True)``."""
+    out = {
+        "truth_category": cols["category"],
+        "truth_k": cols["k"],
+        "truth_gen_mass": cols["gen_mass"],
+        "truth_mass": cols["true_mass"],
+        "truth_is_background": is_background,
+    }
+    if detailed:
+        out |= {name: cols[column] for name, column in _DETAILED_TRUTH.items()}
+    return out
+
+
+def _detector(kind: Kind, model: EventModel, detailed_truth: bool) -> _Detector:
+    """What the candidates of a sample kind meet: its mass window, the model's resolution and k map."""
+    settings, scheme = model.settings, model.scheme
+    sample: SampleSettings = getattr(settings.samples, kind)
+    k_values = _k_array(resolve_k_map(builtin_k_map(sample.k_map, settings, scheme), model.k_map, scheme), scheme)
+    return _Detector(
+        settings, sample.mass_window_gev, model.fixed_relative_resolution, k_values, scheme, settings.muon_k_map(sample.k_map),
+        detailed_truth=detailed_truth,
+    )  # fmt: skip
+
+
+def _check_arguments(kind: str, n: int) -> None:
+    """Reject an unknown sample kind or a negative event count."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown sample kind '{kind}'; valid: {', '.join(KINDS)}")
+    if n < 0:
+        raise ConfigError(f"event count must be >= 0, got {n}")
+
+
 def generate_events(
     kind: Kind,
     n: int,
     rng_seed: int | np.random.SeedSequence,
-    k_map: KOverride = None,
-    settings: GeneratorSettings | None = None,
+    model: EventModel | None = None,
     *,
-    scheme: CategoryScheme | None = None,
-    fixed_relative_resolution: float | None = None,
     with_truth: bool = False,
-    truth_detail: bool = True,
-    era: str | None = None,
-    first_event: int = 1,
+    chunk: FileChunk = FileChunk(),
 ) -> dict[str, np.ndarray]:
     """Generate ``n`` accepted events in memory, with the columns a Stage-1 file holds.
 
@@ -291,14 +388,7 @@ def generate_events(
         kind: ``data`` (Z + background, no weights), ``mc`` (DY, weighted) or ``signal`` (H, weighted).
         n: number of events returned (exactly).
         rng_seed: seed or ``SeedSequence``; the same seed gives identical arrays.
-        k_map: true resolution scale: ``None`` for the sample's built-in map, a number for a
-            uniform k, or ``{category: k}`` replacing the built-in value of the categories named.
-            It changes ``dimuon_mass`` only, and is not used where the sample's k map is per muon
-            (``muon_k_maps``).
-        settings: generator settings (``configs/generator.yaml`` when omitted).
-        scheme: category scheme the k map is defined on (the default configuration's when omitted).
-        fixed_relative_resolution: give every muon this relative resolution (no |eta|/pT
-            dependence, no spread), so ``sigma_pred`` lies in a narrow band: for fit tests.
+        model: settings, categories, k override and fixed resolution (``EventModel()`` when omitted).
         with_truth: add ``truth_*`` columns: ``category`` (the k category: of the true post-FSR
             kinematics, clamped in pT), ``k`` (with per-muon k: the event's effective k,
             ``sigma_m`` over the prediction of the true pT), ``mu1_k``/``mu2_k`` (each muon's k),
@@ -307,55 +397,30 @@ def generate_events(
             ``sigma_m`` (true mass resolution ``m/2 sqrt((k_1 r_1)^2 + (k_2 r_2)^2)`` of the core,
             ``m`` the post-FSR true mass), ``gen_mass`` (pre-FSR), ``mass`` (post-FSR true mass)
             and ``is_background``.
-        truth_detail: with ``with_truth``, also the per-muon and resolution truth (``mu*_k``,
-            ``mu*_pt``, ``mu*_fsr_fraction``, ``sigma_m``); False leaves them out where only the
-            category counts are needed, since they cost time on every event.
-        era: Data era for run numbers (drawn by luminosity when omitted).
-        first_event: event number of the first event (numbers are consecutive).
+        chunk: the era, first event number and truth detail of events bound for a file.
 
     Returns:
         Column name -> numpy array (float32, int32 or int64; truth columns float64/int8/bool).
 
     Raises:
-        ConfigError: unknown kind or era, bad k map, or a non-positive fixed resolution.
+        ConfigError: unknown kind or era, or a bad k map.
     """
-    if kind not in KINDS:
-        raise ConfigError(f"unknown sample kind '{kind}'; valid: {', '.join(KINDS)}")
-    if n < 0:
-        raise ConfigError(f"event count must be >= 0, got {n}")
-    settings = settings or load_settings()
-    scheme = scheme or default_scheme()
-    if era is not None and era not in settings.eras:
-        raise ConfigError(f"unknown era '{era}'; valid: {', '.join(settings.eras)}")
-    if fixed_relative_resolution is not None and not fixed_relative_resolution > 0:
-        raise ConfigError(f"fixed_relative_resolution must be positive, got {fixed_relative_resolution}")
-    sample: SampleSettings = getattr(settings.samples, kind)
-    k_values = _k_array(resolve_k_map(builtin_k_map(sample.k_map, settings, scheme), k_map, scheme), scheme)
+    _check_arguments(kind, n)
+    model = model or EventModel()
+    if chunk.era is not None and chunk.era not in model.settings.eras:
+        raise ConfigError(f"unknown era '{chunk.era}'; valid: {', '.join(model.settings.eras)}")
+    sample: SampleSettings = getattr(model.settings.samples, kind)
+    detector = _detector(kind, model, detailed_truth=with_truth and chunk.truth_detail)
 
     rng = np.random.default_rng(rng_seed)
     n_background = int(round(n * sample.background_fraction))
-    main_proc = getattr(settings.processes, sample.process)
-    detector = _Detector(
-        settings, sample.mass_window_gev, fixed_relative_resolution, k_values, scheme, settings.muon_k_map(sample.k_map),
-        detailed_truth=with_truth and truth_detail,
-    )  # fmt: skip
     parts = [
-        _accepted_events(main_proc, n - n_background, rng, detector),
-        _accepted_events(settings.processes.background, n_background, rng, detector),
+        _accepted_events(getattr(model.settings.processes, sample.process), n - n_background, rng, detector),
+        _accepted_events(model.settings.processes.background, n_background, rng, detector),
     ]
     order = rng.permutation(n)
     cols = {key: np.concatenate([p[key] for p in parts])[order] for key in parts[0]}
-    is_background = (np.arange(n) >= n - n_background)[order]
-
-    out = _output_columns(cols, sample, kind, era, first_event, settings, rng)
+    out = _output_columns(cols, kind, model.settings, chunk, rng)
     if with_truth:
-        out |= {
-            "truth_category": cols["category"],
-            "truth_k": cols["k"],
-            "truth_gen_mass": cols["gen_mass"],
-            "truth_mass": cols["true_mass"],
-            "truth_is_background": is_background,
-        }
-        if truth_detail:
-            out |= {name: cols[column] for name, column in _DETAILED_TRUTH.items()}
+        out |= _truth_columns(cols, (np.arange(n) >= n - n_background)[order], chunk.truth_detail)
     return out

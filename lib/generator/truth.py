@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from lib.categories import CategoryScheme
 from lib.generator.kmaps import KOverride
-from lib.generator.plan import Dataset, FileTask
+from lib.generator.plan import FileTask, SamplePlan
 from lib.generator.settings import KINDS, GeneratorSettings, settings_record
 from lib.resolution import sigma_pred
 
@@ -76,50 +76,59 @@ def _k_source(override: KOverride) -> str:
     return f"uniform {float(override):g}"
 
 
-def truth_content(
-    seed: int,
-    year: int,
-    sizes: Mapping[str, int],
-    plan: list[Dataset],
-    tasks: list[FileTask],
-    counts: list[np.ndarray],
-    k_maps: Mapping[str, Mapping[str, float]],
-    overrides: Mapping[str, KOverride],
-    scheme: CategoryScheme,
-    settings: GeneratorSettings,
-) -> dict[str, object]:
-    """Content of ``truth.json``: everything needed to compare a calibration with the truth."""
-    per_kind = {kind: np.zeros((3, scheme.n_categories)) for kind in KINDS}
+def _per_kind_sums(tasks: list[FileTask], counts: list[np.ndarray], n_categories: int) -> dict[str, np.ndarray]:
+    """The files' truth sums added up per sample kind."""
+    per_kind = {kind: np.zeros((3, n_categories)) for kind in KINDS}
     for task, c in zip(tasks, counts):
         per_kind[task.dataset.kind] += c
-    k_record: dict[str, object] = {}
+    return per_kind
+
+
+def _k_record(plan: SamplePlan, per_kind: Mapping[str, np.ndarray]) -> dict[str, object]:
+    """The Data and MC k maps, with their origin; a per-muon map is summarised per category and recorded as given."""
+    record: dict[str, object] = {}
     for which in ("data", "mc"):
-        muon_map = settings.muon_k_map(which)
+        muon_map = plan.settings.muon_k_map(which)
         if muon_map is None:
-            k_record[f"k_{which}"] = dict(k_maps[which])
+            record[f"k_{which}"] = dict(plan.k_maps[which])
         else:
             # Summarised from the events of the kind of the same name (the Z samples, not the signal).
-            k_record[f"k_{which}"] = _summary_k(per_kind[which], scheme.names)
-            k_record[f"k_muon_{which}"] = muon_map.model_dump(mode="json")
-    datasets = {
+            record[f"k_{which}"] = _summary_k(per_kind[which], plan.scheme.names)
+            record[f"k_muon_{which}"] = muon_map.model_dump(mode="json")
+    return record
+
+
+def _k_sources(plan: SamplePlan) -> dict[str, str]:
+    """Where the Data and MC k come from: a per-muon map, the built-in map, or an override."""
+    overrides = {"data": plan.request.k_data, "mc": plan.request.k_mc}
+    return {which: "per-muon map" if plan.settings.muon_k_map(which) else _k_source(overrides[which]) for which in ("data", "mc")}
+
+
+def _datasets_record(plan: SamplePlan, tasks: list[FileTask]) -> dict[str, object]:
+    """Each dataset's kind, era, event count and files."""
+    return {
         ds.name: {
             "kind": ds.kind,
             "era": ds.era,
             "events": ds.n_events,
             "files": [f"compacted/{t.rel_path}" for t in tasks if t.dataset == ds],
         }
-        for ds in plan
+        for ds in plan.datasets
     }
+
+
+def truth_content(plan: SamplePlan, tasks: list[FileTask], counts: list[np.ndarray]) -> dict[str, object]:
+    """Content of ``truth.json`` for a written sample: its plan, its files and their truth sums (``category_truth_sums``)."""
+    scheme, settings = plan.scheme, plan.settings
+    per_kind = _per_kind_sums(tasks, counts, scheme.n_categories)
     return {
         "generator_version": GENERATOR_VERSION,
-        "seed": seed,
-        "year": year,
-        "events": {"data": sizes["n_data"], "mc": sizes["n_mc"], "signal": sizes["n_signal"]},
-        **k_record,
+        "seed": plan.request.seed,
+        "year": plan.request.year,
+        "events": plan.request.events(),
+        **_k_record(plan, per_kind),
         "k_signal_uses": settings.samples.signal.k_map,
-        "k_source": {
-            which: "per-muon map" if settings.muon_k_map(which) else _k_source(overrides[which]) for which in ("data", "mc")
-        },
+        "k_source": _k_sources(plan),
         "truth_model": _truth_model(settings),
         "categories": {
             "names": scheme.names,
@@ -128,8 +137,8 @@ def truth_content(
             "out_of_range_pt": "clamped to the nearest pT bin",
         },
         "category_counts": {kind: dict(zip(scheme.names, c[0].astype(np.int64).tolist())) for kind, c in per_kind.items()},
-        "datasets": datasets,
-        "layout": {key: sizes[key] for key in ("files_per_dataset", "row_group_rows", "chunk_rows")},
+        "datasets": _datasets_record(plan, tasks),
+        "layout": plan.options.layout(),
         "settings": settings_record(settings),
         "versions": {"numpy": np.__version__, "pyarrow": pa.__version__},
     }
