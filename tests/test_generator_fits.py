@@ -1,6 +1,6 @@
 """Fits of generator events in a narrow band of sigma_pred recover the true Gaussian core.
 
-``generate_events(fixed_relative_resolution=r)`` gives every muon the relative resolution r, so
+``EventModel(fixed_relative_resolution=r)`` gives every muon the relative resolution r, so
 every event near the peak has the same true mass resolution ``k * mZ * r / sqrt(2)``: the
 "single true resolution" the fit must find within 2 %, binned and unbinned. FSR and the
 non-Gaussian residual tails are switched off here: both widen the DCB core on purpose-built
