@@ -181,6 +181,33 @@ def test_report_is_self_contained_and_cheap(calibrated, config):
     assert time.perf_counter() - start < 0.5
 
 
+def test_the_report_is_written_whatever_state_the_template_cache_is_in(calibrated, config, tmp_path, monkeypatch):
+    """Jinja2's cache of the compiled page lives in the temp directory: a damaged entry or no usable folder only costs a compile."""
+    from jinja2 import bccache
+
+    from lib.report import page
+
+    _, out_dir, _ = calibrated
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    page._template.cache_clear()
+    try:
+        write_report(out_dir, config)
+        (entry,) = (temp / f"_jinja2-cache-{os.getuid()}").iterdir()
+        entry.write_bytes(entry.read_bytes()[: len(bccache.bc_magic) + 3])  # cut short in its header, as by a full disk
+        page._template.cache_clear()
+        assert "correction JSON" in write_report(out_dir, config).read_text()
+        blocker = tmp_path / "not-a-directory"
+        blocker.write_text("")
+        monkeypatch.setattr(tempfile, "tempdir", str(blocker))  # no folder can be made inside a file
+        page._template.cache_clear()
+        assert page._compiled_pages() is None
+        assert "correction JSON" in write_report(out_dir, config).read_text()
+    finally:
+        page._template.cache_clear()
+
+
 def test_later_steps_rewrite_the_report(calibrated, tmp_path, config, scheme, capsys):
     root, out_dir = _copy(calibrated, tmp_path)
     _stand_in_plots(out_dir, [])

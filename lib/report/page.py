@@ -10,6 +10,7 @@ strict HTML parser and an XML parser both read it in the tests. Jinja2 escapes e
 from __future__ import annotations
 
 import math
+import pickle
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -34,11 +35,41 @@ FIT_COLUMNS = (
 FSR_COLUMNS = ("FSR fraction", "FSR mean loss [GeV]")
 
 
+class _CompiledPages(jinja2.FileSystemBytecodeCache):
+    """Jinja2's per-user cache of compiled templates (a private folder of the temp directory, each
+    entry keyed by the template's source), so a run reads the compiled page instead of compiling it.
+
+    The cache only saves time: one that cannot be read or written is passed over, never a fault
+    of the report.
+    """
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError):  # an entry cut short in its header
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def _compiled_pages() -> _CompiledPages | None:
+    """The cache of compiled templates, or None where the temp directory has no safe place for it."""
+    try:
+        return _CompiledPages()
+    except (OSError, RuntimeError):
+        return None
+
+
 @cache
 def _template() -> jinja2.Template:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True, trim_blocks=True, lstrip_blocks=True
-    )
+        loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        bytecode_cache=_compiled_pages(),
+    )  # fmt: skip
     env.filters.update(
         count=lambda n: f"{n:,}", mib=lambda size: f"{size / 2**20:.1f} MiB", deviation=deviation_text,
         utc=lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
