@@ -111,11 +111,14 @@ def _key_values(pairs: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def _dask_mode(args: argparse.Namespace) -> str | None:
+    """The Dask mode of the flags; None without Dask (--no-dask-client, or --workers 0 on this machine: serial, in-process)."""
     if args.no_dask_client:
         return None
     if args.gateway is not None:
         return "gateway"
-    return "scheduler" if args.scheduler else args.dask
+    if args.scheduler:
+        return "scheduler"
+    return None if args.workers == 0 and args.dask == "local" else args.dask
 
 
 def request_from_args(args: argparse.Namespace) -> Request:
@@ -135,6 +138,8 @@ def request_from_args(args: argparse.Namespace) -> Request:
         raise CalibrationError("--calib-json names the JSON the closure tests: add --closure_test")
     if args.closure_test and args.steps != "all":
         raise CalibrationError(f"--closure_test runs the closure alone: drop --steps {args.steps}")
+    if args.fixCat and not args.closure_test and args.steps not in ("all", "step1"):
+        raise CalibrationError(f"--fixCat refits one category in step 1, which --steps {args.steps} does not run: use --steps step1")
     selection = Selection(
         steps=frozenset(STEPS if args.steps == "all" else (args.steps,)), years=tuple(args.years), is_mc=args.isMC,
         binned=args.ifbinned, fix_cat=args.fixCat, closure_test=args.closure_test, validate_higgs=args.validate_higgs,

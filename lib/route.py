@@ -100,7 +100,8 @@ def _calibrate_year(request: Request, config: Config, scheme: CategoryScheme, ex
     derived = None
     if "step3" in steps:
         start = time.monotonic()
-        derived, notes = _derive(fitted, step2 if "step2" in steps else None, config, scheme, request, out)
+        derived, step3_notes = _derive(fitted, step2 if "step2" in steps else None, config, scheme, request, out)
+        notes += step3_notes  # after a --fixCat refit's own lines
         timings["step3"] = time.monotonic() - start
     if request.figures.enabled and steps & {"step1", "step2"}:
         timings["figures"] = execs.figures.wait()

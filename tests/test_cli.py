@@ -116,7 +116,9 @@ def test_cuda_backend_refused_without_crash(tmp_path):
 @pytest.mark.parametrize(
     "argv,message",
     [(["--workers", "-1"], "error: --workers -1: must be 0 (serial, in-process) or more"),
-     (["--gateway", "--gateway-option", "worker_cores"], "error: --gateway-option 'worker_cores' is not KEY=VALUE")],
+     (["--gateway", "--gateway-option", "worker_cores"], "error: --gateway-option 'worker_cores' is not KEY=VALUE"),
+     (["--steps", "step3", "--fixCat", "30-45_EE"],
+      "error: --fixCat refits one category in step 1, which --steps step3 does not run: use --steps step1")],
 )  # fmt: skip
 def test_bad_numbers_and_options_are_one_line_before_any_work(argv, message, capsys, tmp_path):
     from getCalibrationFactor import main
@@ -124,6 +126,15 @@ def test_bad_numbers_and_options_are_one_line_before_any_work(argv, message, cap
     assert main([*argv, "--output_path", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.strip() == message and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("argv", "mode"),
+    [([], "local"), (["--workers", "0"], None), (["--workers", "2"], "local"), (["--no-dask-client"], None),
+     (["--workers", "0", "--scheduler", "tcp://h:8786"], "scheduler"), (["--workers", "0", "--dask", "gateway"], "gateway")],
+)  # fmt: skip
+def test_workers_0_runs_serially_in_process_unless_a_cluster_is_named(argv: list[str], mode: str | None):
+    assert request_from_args(build_parser().parse_args(argv)).execution.dask_mode == mode
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,12 @@ def test_fixcat_refits_with_a_changed_override_and_records_it(sample, tmp_path, 
     assert main(["--steps", "step3", "--config", str(tuned), *base]) == 0
     printed = capsys.readouterr().out
     assert f"{CAT}: " in printed and " -> " in printed and "error" in printed, printed
+    # The same refit with every step (the default --steps all): the refit's lines and step 3's, both.
+    assert main(["--fixCat", CAT, "--config", str(tuned), *base]) == 0
+    printed = capsys.readouterr().out
+    assert f"{CAT} refitted (ok): sigma_fit {new_sigma:.4f} -> {new_sigma:.4f}" in printed, printed
+    assert "the refit gives the same fit as before: nothing else to refresh" in printed
+    assert "every factor is unchanged against the previous step 3" in printed
 
 
 def test_fixcat_refuses_an_override_that_changes_other_categories(sample, tmp_path, capsys):
