@@ -23,16 +23,7 @@ from lib.generator import (
 )  # fmt: skip
 from lib.generator.kmaps import parse_muon_k_map
 
-__all__ = ["main", "default_seed", "DEFAULT_SEED"]
-
-
-def default_seed(year: int) -> int:
-    """The seed used when none is given: one per year, so a two-year run never compares a sample with itself.
-
-    >>> default_seed(2018), default_seed(2017)
-    (20261123, 20261122)
-    """
-    return DEFAULT_SEED + (year - 2018)
+__all__ = ["main", "DEFAULT_SEED"]
 
 
 class _UsageError(Exception):
@@ -108,7 +99,7 @@ def _request(args: argparse.Namespace) -> SampleRequest:
     """What the command line asks to make: year, seed, event counts and k overrides."""
     return SampleRequest(
         year=args.year,
-        seed=args.seed if args.seed is not None else default_seed(args.year),
+        seed=args.seed,
         n_data=args.n_data,
         n_mc=args.n_mc,
         n_signal=args.n_signal,

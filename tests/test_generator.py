@@ -387,6 +387,10 @@ def test_cli_default_seed_differs_per_year(tmp_path):
     first = pq.read_table(sorted((tmp_path / "2017").glob("compacted/data_*/*/*.parquet"))[0]).column("mu1_pt")
     second = pq.read_table(sorted((tmp_path / "2018").glob("compacted/data_*/*/*.parquet"))[0]).column("mu1_pt")
     assert not first.equals(second)
+    # From Python the same: a request without a seed takes its year's, the one the command line wrote.
+    from lib.generator import SampleRequest
+
+    assert [SampleRequest(year=int(y)).seed for y in ("2017", "2018")] == seeds
 
 
 def _analysis_config(tmp_path: Path, pt_edges: str) -> Path:

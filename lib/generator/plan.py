@@ -20,13 +20,23 @@ from lib.generator.kmaps import KOverride, builtin_k_map, resolve_k_map
 from lib.generator.settings import GeneratorSettings, Kind
 
 __all__ = [
-    "DEFAULT_CHUNK_ROWS", "DEFAULT_SEED", "Dataset", "FileTask", "SamplePlan", "SampleRequest", "WriteOptions", "file_tasks", "plan_sample",
+    "DEFAULT_CHUNK_ROWS", "DEFAULT_SEED", "Dataset", "FileTask", "SamplePlan", "SampleRequest", "WriteOptions", "default_seed", "file_tasks",
+    "plan_sample",
 ]  # fmt: skip
 
 DEFAULT_SEED = 20261123
 DEFAULT_CHUNK_ROWS = 1_000_000
 # Stage-1 job directories hold a few parts each: <dataset>/<n>/part<i>.parquet.
 _PARTS_PER_DIRECTORY = 2
+
+
+def default_seed(year: int) -> int:
+    """The seed used when none is given: one per year, so a two-year run never compares a sample with itself.
+
+    >>> default_seed(2018), default_seed(2017)
+    (20261123, 20261122)
+    """
+    return DEFAULT_SEED + (year - 2018)
 
 
 def _check_count(name: str, value: object, minimum: int) -> None:
@@ -37,7 +47,7 @@ def _check_count(name: str, value: object, minimum: int) -> None:
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """What to make: the year and master seed, the events of each kind, and overrides of the built-in k maps.
+    """What to make: the year and master seed (None: the year's ``default_seed``), the events of each kind, and overrides of the built-in k maps.
 
     ``k_data`` overrides the Data k map (a number for a uniform k, or ``{category: k}`` replacing
     those categories of the built-in map, see ``generate_events``); ``k_mc`` the same for MC and
@@ -48,7 +58,7 @@ class SampleRequest:
     """
 
     year: int = 2018
-    seed: int = DEFAULT_SEED
+    seed: int | None = None
     n_data: int = 1_000_000
     n_mc: int = 1_000_000
     n_signal: int = 200_000
@@ -58,10 +68,12 @@ class SampleRequest:
     def __post_init__(self) -> None:
         for name in ("n_data", "n_mc", "n_signal"):
             _check_count(name, getattr(self, name), 0)
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if not 1900 <= self.year <= 2100:
             raise ConfigError(f"year must be a four-digit year, got {self.year}")
+        if self.seed is None:
+            object.__setattr__(self, "seed", default_seed(self.year))  # frozen: resolved once, here
+        elif self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
 
     def events(self) -> dict[str, int]:
         """Events per kind, as the truth file records them."""
