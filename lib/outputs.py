@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
-from lib.errors import CalibrationError
+from lib.errors import CalibrationError, InputError
 from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
 from lib.io.atomic import write_text_atomic
@@ -223,8 +223,7 @@ class OutputDir:
 
     def read_fit_params(self) -> dict[str, dict]:
         """Step 1's full fit records by category (empty when step 1 has not run here)."""
-        path = self / self.FIT_PARAMS_JSON
-        return json.loads(path.read_text()) if path.exists() else {}
+        return _read_json_object(self / self.FIT_PARAMS_JSON)
 
     def write_factors(self, factors: Sequence[CategoryFactor], caption: str) -> None:
         """``calibration_factors.csv`` and its three LaTeX tables (full, 4 and 3 decimals)."""
@@ -302,8 +301,7 @@ class OutputDir:
 
     def read_provenance(self) -> dict[str, object]:
         """``provenance.json`` (empty when no step 1-2 has run here yet)."""
-        path = self / self.PROVENANCE_JSON
-        return json.loads(path.read_text()) if path.exists() else {}
+        return _read_json_object(self / self.PROVENANCE_JSON)
 
     def read_runs(self) -> list[RunRecord]:
         """The directory's run records, oldest first; none for a directory filled before runs were recorded."""
@@ -415,3 +413,16 @@ class OutputDir:
         for path in files:
             shutil.copy2(path, dest / path.name)
         return dest
+
+
+def _read_json_object(path: Path) -> dict:
+    """A JSON object the tool wrote (empty when the file is not there); InputError naming the file when it is no JSON object."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not JSON ({err}): restore it, or run the step that writes it again") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a JSON {type(data).__name__}, not the object the tool writes: restore it, or run the step that writes it again")
+    return data

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lib.closure import ClosureBin, bin_label
-from lib.errors import CalibrationError
+from lib.errors import CalibrationError, InputError
 from lib.factors import CategoryFactor
 from lib.outputs import FIT_KINDS, OutputDir
 from lib.report.outputs import read_validation
@@ -75,6 +75,16 @@ def test_check_writable_creates_nothing(tmp_path):
 def _provenance(out: OutputDir, steps: dict) -> None:
     out.path.mkdir(parents=True, exist_ok=True)
     out.write_provenance({"steps": steps})
+
+
+@pytest.mark.parametrize("text,what", [("{truncated", "not JSON"), ("[1, 2]", "a JSON list, not the object the tool writes")])
+def test_a_damaged_json_table_is_one_error_naming_it(tmp_path, text: str, what: str):
+    out = OutputDir(tmp_path / "Data_2018")
+    out.path.mkdir()
+    for name, read in ((OutputDir.FIT_PARAMS_JSON, out.read_fit_params), (OutputDir.PROVENANCE_JSON, out.read_provenance)):
+        (out / name).write_text(text)
+        with pytest.raises(InputError, match=re.escape(f"{out / name}: {what}")):
+            read()
 
 
 def test_step3_refuses_fits_and_medians_of_different_inputs(tmp_path):
