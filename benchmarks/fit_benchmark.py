@@ -2,7 +2,7 @@
 """Step 1 alone: the 36 binned category fits, serial and parallel, plus a few unbinned fits.
 
 The sample (cached by ``run_benchmarks.py`` under ``benchmarks/_cache/``) is read once; then the
-same fit jobs run through the pipeline's own process pool with one worker and with one per core,
+same fit jobs run through the run's own process pool (``lib.executor.ProcessExecutor``) with one worker and with one per core,
 each in a fresh pool (worker start-up and the first-fit ROOT warm-up included, as in a real run).
 The forkserver that forks the workers is started (and loads ROOT) while the sample is read, as in
 a run. Reported: wall per mode, the speed-up, the median and spread of the per-category fit time (both

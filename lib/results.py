@@ -7,7 +7,6 @@ scheme's order.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
@@ -125,9 +124,9 @@ class YearSummary:
         if self.factors is not None:
             lines.append(f"{'category':<12} {'sigma_fit':>10} {'median':>8} {'factor':>8} {'+-':>7}  source")
             for f in self.factors.rows:
-                error = f.calibration_factor_err if math.isfinite(f.calibration_factor_err) else float("nan")
                 lines.append(
-                    f"{f.cat_name:<12} {f.fit_val:>10.4f} {f.median_val_NonCal:>8.4f} {f.calibration_factor:>8.4f} {error:>7.4f}  {f.source}"
+                    f"{f.cat_name:<12} {f.fit_val:>10.4f} {f.median_val_NonCal:>8.4f} {f.calibration_factor:>8.4f} "
+                    f"{f.calibration_factor_err:>7.4f}  {f.source}"
                 )
         lines += list(self.notes)
         if self.failed_fits:

@@ -5,7 +5,7 @@ every event near the peak has the same true mass resolution ``k * mZ * r / sqrt(
 "single true resolution" the fit must find within 2 %, binned and unbinned. FSR and the
 non-Gaussian residual tails are switched off here: both widen the DCB core on purpose-built
 samples by several percent (measured: docs/validation.md), which is a
-property of the method, not of the fit, and is checked by the truth tests of the pipeline instead.
+property of the method, not of the fit, and is checked by the truth tests of the route (tests/test_route.py) instead.
 """
 
 from __future__ import annotations

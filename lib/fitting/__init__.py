@@ -3,6 +3,7 @@
 ``task`` (``FitTask``: a fit's events, specs, acceptance and gates), ``runner`` (``fit_category``:
 one category, retries and gates included, and the backend cross-check), ``model`` (the RooFit model, the only ROOT importer with the runner),
 ``result`` (the picklable results), ``quality`` (the gates), ``undetermined`` (which parameters
-the data cannot determine), ``backend`` (the CUDA probe), ``native_log`` and ``warm``. The package
+the data cannot determine), ``effective_width`` (sigma_fit as the DCB's 68 % width), ``fsr`` (the
+radiation component of ``fit.fsr``), ``backend`` (the CUDA probe), ``native_log`` and ``warm``. The package
 itself re-exports nothing, so importing one module never imports the others.
 """
