@@ -129,8 +129,8 @@ def neighbour_outliers(scheme: CategoryScheme, factors: Mapping[int, float], max
     """The categories whose factor is more than ``max_ratio`` times above or below the median of their neighbours'.
 
     The one outlier rule of the project: step 3 treats such a fit as failed, the correction
-    auditor flags such a factor. A fit can pass every gate and still land in a wrong minimum (the
-    original shipped 0.0629 for one category). ``factors`` holds only the usable ones (good fits,
+    auditor flags such a factor. A fit can pass every gate and still land in a wrong minimum (as one
+    category of the original's correction did). ``factors`` holds only the usable ones (good fits,
     or factors inside the plausible band); each is judged against them all, before any removal.
 
     Returns:

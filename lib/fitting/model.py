@@ -56,7 +56,7 @@ SHAPE_PARAMS = ("mean", "sigma", "alpha_left", "n_left", "alpha_right", "n_right
 
 @cache
 def accepted_conv_class() -> object:
-    """``EbeAcceptedConvPdf``, compiled by ROOT's interpreter at its first use in a process (~20 ms)."""
+    """``EbeAcceptedConvPdf``, compiled by ROOT's interpreter at its first use in a process."""
     if not ROOT.gInterpreter.Declare(resources.files(__package__).joinpath(ACCEPTED_CONV_SOURCE).read_text()):
         raise FitError(
             f"ROOT could not compile {ACCEPTED_CONV_SOURCE} (its messages are above); fit.line_shape: breit_wigner does without it"

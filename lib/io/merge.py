@@ -108,8 +108,8 @@ class ReductionMerger:
             log.warning("skipped %d of %d files: %s", len(merged.skipped), len(self.files), ", ".join(merged.skipped))
         if len(merged.skipped) == len(self.files):
             raise InputError(f"all {len(self.files)} input files are unreadable, e.g. {merged.skipped[0]}")
-        # Reading is over: make Arrow's allocator hand back the read buffers it kept (60-100 MB on
-        # the benchmark sample), which numpy cannot reuse. Once, not after every file, since
+        # Reading is over: make Arrow's allocator hand back the read buffers it kept, which numpy
+        # cannot reuse. Once, not after every file, since
         # buffers kept between files are re-used by the next file instead of faulted in anew.
         pa.default_memory_pool().release_unused()
         if self._skims:

@@ -194,7 +194,7 @@ def reduce_file(path: str | Path, reading: FileReading, threads: int | None = No
 def _column_values(column: pa.Array) -> np.ndarray:
     """The column as numpy, a view of its data buffer where it has no nulls; nulls become NaN so they count as bad rows.
 
-    Same arrays as ``to_numpy(zero_copy_only=False)``, which would import pandas (0.2 s) on first use.
+    Same arrays as ``to_numpy(zero_copy_only=False)``, which would import pandas on first use.
     The schema check has made sure the column is a fixed-width integer or float.
     """
     if column.null_count:
@@ -312,7 +312,7 @@ def _merge_parts(parts: list[FileReduction], weighted: bool, keep_events: bool) 
 
     A batch's chunks are merged as soon as the batch is done, so their many small arrays are freed
     and their memory re-used by the next batch's chunks; kept until the end of the file, they made
-    the heap grow and more than tripled the page faults (at 20 M events, 1 s of kernel time in 3 s).
+    the heap grow and multiplied the page faults.
     """
     if len(parts) == 1 and not parts[0].keys:
         return parts[0]

@@ -104,7 +104,7 @@ def _fit_table_page(pdf: Any, sample: SampleOutputs) -> None:
 
 
 def _scaled(path: Path, width: float) -> Any:
-    """The PNG as an RGB array reduced to about ``width`` pixels: 36 full-size fit plots made a 5 s, 1 MB page."""
+    """The PNG as an RGB array reduced to about ``width`` pixels: full-size fit plots would make the page slow to write and large."""
     import numpy as np
     from PIL import Image
 
