@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     handling = parser.add_argument_group("output handling")
     handling.add_argument("--backup", action="store_true", help="keep timestamped copies of outputs that would be overwritten")
     handling.add_argument("--overwrite", action="store_true", help="replace the outputs of a different configuration in the output directory")
-    handling.add_argument("--force", action="store_true", help="accept factors outside the plausible band")
+    handling.add_argument("--force", action="store_true",
+                          help="accept factors outside the plausible band, and let --install install a JSON the audit flags")
     handling.add_argument("--install", action="store_true",
                           help="copy the JSON to data/res_calib/ and point configs/parameters/correction_filelist.yaml at it")
     handling.add_argument("--report-pdf", action="store_true", help=f"also write {OutputDir.REPORT_PDF} beside {OutputDir.REPORT_HTML}")
