@@ -54,6 +54,10 @@ class Fits:
         """The categories without a good fit."""
         return [name for name, row in self.rows.items() if row.quality != "ok"]
 
+    def width_definitions(self) -> tuple[str, ...]:
+        """What sigma_fit is in these fits (``fit.width`` when they were made): one kind, or none before any fit."""
+        return tuple(sorted({str(r["width_definition"]) for r in self.records.values() if isinstance(r, Mapping) and "width_definition" in r}))
+
     def merged_into(self, earlier: Fits, order: list[str]) -> Fits:
         """These fits replacing their categories in ``earlier`` (``--fixCat``), in category order."""
         rows = {**earlier.rows, **self.rows}

@@ -153,20 +153,25 @@ def _derive(
     written; the factors that moved against the previous step 3, and a closure that tested the earlier ones."""
     if fitted is None or step2 is None:
         check_steps_agree(out)
-    previous = out.read_factors()
-    derived = factors(fitted or _earlier_fits(out), step2 or _earlier_medians(out), config, force=request.handling.force)
-    derived = _write_factors(derived, scheme, config, request, out)
+    previous, fits = out.read_factors(), fitted or _earlier_fits(out)
+    derived = factors(fits, step2 or _earlier_medians(out), config, force=request.handling.force)
+    derived = _write_factors(derived, fits.width_definitions() or (config.fit.width,), scheme, config, request, out)
     notes = factor_change_lines(derived, previous)
     if notes and not notes[0].startswith("every factor") and out.has_validation("closure"):
         notes.append(f"the closure in {out.path} tested the earlier factors: rerun it with  {rerun_command(request, out.year, '--closure_test')}")
     return derived, notes
 
 
-def _write_factors(derived: Factors, scheme: CategoryScheme, config: Config, request: Request, out: OutputDir) -> Factors:
-    """Step 3's tables and correction JSON written (and the JSON installed when asked): ``derived`` with where they went."""
+def _write_factors(
+    derived: Factors, widths: tuple[str, ...], scheme: CategoryScheme, config: Config, request: Request, out: OutputDir
+) -> Factors:  # fmt: skip
+    """Step 3's tables and correction JSON written (and the JSON installed when asked): ``derived`` with where they went.
+
+    ``widths`` is what sigma_fit is in the fits the factors come from (a step 3 run alone may have another configuration).
+    """
     out.write_factors(derived.rows, f"EBE mass-resolution calibration factors, {out.sample} {out.year}")
     path = out.correction_json(request.selection.nanoaod_v)
-    description = _description(derived.rows, request, config, out)
+    description = _description(derived.rows, widths, request, config, out)
     write_correction(build_correction(derived.values(), scheme, config.step3.correction_name, description), path)
     installed = None
     if request.handling.install:
@@ -176,14 +181,14 @@ def _write_factors(derived: Factors, scheme: CategoryScheme, config: Config, req
     return replace(derived, correction_json=path, installed=installed)
 
 
-def _description(rows: tuple[CategoryFactor, ...], request: Request, config: Config, out: OutputDir) -> str:
+def _description(rows: tuple[CategoryFactor, ...], widths: tuple[str, ...], request: Request, config: Config, out: OutputDir) -> str:
     """The correction's description: what the factor is, how it was derived, its fallbacks and its provenance."""
     fallbacks = [f"{f.cat_name}={f.calibration_factor:.4f} ({f.source})" for f in rows if f.source != "fit"]
     fallback_text = ("; fallback factors: " + ", ".join(fallbacks)) if fallbacks else "; every category from its own fit"
     inputs = out.read_provenance().get("inputs_fingerprint", "unknown")
     return (
         "Event-by-event dimuon mass-resolution calibration: multiply sigma_pred = m/2*sqrt((dpT1/pT1)^2+(dpT2/pT2)^2) "
-        f"by correction_factor = sigma_fit({WIDTH_DEFINITIONS[config.fit.width]}) / median(sigma_pred) of the category "
+        f"by correction_factor = sigma_fit({' and '.join(WIDTH_DEFINITIONS[w] for w in widths)}) / median(sigma_pred) of the category "
         f"(leading pT, |eta1|, |eta2|; bins [lo,hi), clamped). {out.sample} {out.year}, "
         f"{'binned' if request.selection.binned else 'unbinned'} fits{fallback_text}. Provenance: ebe-calib {__version__}, "
         f"ROOT {root_version()}, config {config.fingerprint()}, inputs {inputs}, "

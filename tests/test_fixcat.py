@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from getCalibrationFactor import main
-from lib.config import DEFAULT_CONFIG
+from lib.config import DEFAULT_CONFIG, WIDTH_DEFINITIONS
 from lib.io.tables import read_csv
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -75,6 +75,23 @@ def test_fixcat_refits_with_a_changed_override_and_records_it(sample, tmp_path, 
     assert f"{CAT} refitted (ok): sigma_fit {new_sigma:.4f} -> {new_sigma:.4f}" in printed, printed
     assert "the refit gives the same fit as before: nothing else to refresh" in printed
     assert "every factor is unchanged against the previous step 3" in printed
+
+
+def test_step3_alone_describes_the_width_of_the_fits_not_of_its_own_configuration(sample, tmp_path):
+    """The JSON says what sigma_fit is in the fits its factors come from, whatever fit.width step 3 alone was given."""
+    out = tmp_path / "out"
+    base = ["--input_path", str(sample), "--output_path", str(out), *FAST]
+    assert main(["--steps", "all", *base]) == 0
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    assert raw["fit"]["width"] == "effective"
+    raw["fit"]["width"] = "core"
+    core = tmp_path / "core.yaml"
+    core.write_text(yaml.safe_dump(raw))
+    assert main(["--steps", "step3", "--config", str(core), *base]) == 0
+    (path,) = (out / "binned" / "2018" / "Data_2018").glob("res_calib_*.json")
+    (correction,) = json.loads(path.read_text())["corrections"]
+    description = correction["description"]
+    assert f"sigma_fit({WIDTH_DEFINITIONS['effective']})" in description, description
 
 
 def test_fixcat_refuses_an_override_that_changes_other_categories(sample, tmp_path, capsys):
