@@ -96,6 +96,9 @@ def _add_execution_arguments(parser: argparse.ArgumentParser) -> None:
     execution.add_argument("--gateway-option", action="append", default=[], metavar="KEY=VALUE",
                            help="Dask-Gateway option of a new cluster, e.g. worker_cores=2 (repeatable)")
     execution.add_argument("--skip-bad-files", action="store_true", help="skip unreadable or truncated parquet files with a warning")
+    execution.add_argument("--task-timeout", type=float, default=600.0, metavar="SECONDS",
+                           help="a fit on the local process pool that runs alone longer than this counts as a hung worker "
+                                "(default: 600; 0: no limit; raise it for very large unbinned categories)")
     execution.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                            help="WARNING: warnings and the summary; INFO: each phase as it ends; DEBUG: every fit attempt (default: WARNING)")
 
@@ -131,6 +134,8 @@ def request_from_args(args: argparse.Namespace) -> Request:
     """
     if args.workers is not None and args.workers < 0:
         raise CalibrationError(f"--workers {args.workers}: must be 0 (serial, in-process) or more")
+    if not args.task_timeout >= 0:
+        raise CalibrationError(f"--task-timeout {args.task_timeout:g}: must be 0 (no limit) or more seconds")
     if args.previous is not None and not args.previous.is_file():
         raise CalibrationError(f"--previous {args.previous}: no such file")
     if args.validate_higgs and not args.closure_test:
@@ -149,7 +154,7 @@ def request_from_args(args: argparse.Namespace) -> Request:
     paths = Paths(args.input_path, args.output_path, args.extraString, args.calib_json)
     execution = Execution(
         args.workers, args.backend, _dask_mode(args), args.scheduler, args.gateway or None, _key_values(args.gateway_option),
-        args.skip_bad_files,
+        args.skip_bad_files, args.task_timeout or None,
     )
     figures = Figures(() if args.no_plots else tuple(dict.fromkeys(args.plot_formats)))
     return Request(selection, paths, execution, figures, Handling(args.backup, args.overwrite, args.force, args.install))  # fmt: skip

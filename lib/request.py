@@ -61,6 +61,7 @@ class Execution:
     gateway: str | None = None
     gateway_options: tuple[tuple[str, str], ...] = ()  # Dask-Gateway cluster options, e.g. (("worker_cores", "2"),)
     skip_bad_files: bool = False  # unreadable parquet files become counted warnings instead of stopping the run
+    task_timeout_s: float | None = 600.0  # a local-pool task running alone longer than this counts as a hung worker (None: no limit)
 
 
 @dataclass(frozen=True)

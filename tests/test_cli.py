@@ -117,6 +117,7 @@ def test_cuda_backend_refused_without_crash(tmp_path):
     "argv,message",
     [(["--workers", "-1"], "error: --workers -1: must be 0 (serial, in-process) or more"),
      (["--gateway", "--gateway-option", "worker_cores"], "error: --gateway-option 'worker_cores' is not KEY=VALUE"),
+     (["--task-timeout", "-5"], "error: --task-timeout -5: must be 0 (no limit) or more seconds"),
      (["--steps", "step3", "--fixCat", "30-45_EE"],
       "error: --fixCat refits one category in step 1, which --steps step3 does not run: use --steps step1")],
 )  # fmt: skip
@@ -126,6 +127,11 @@ def test_bad_numbers_and_options_are_one_line_before_any_work(argv, message, cap
     assert main([*argv, "--output_path", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.strip() == message and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("argv", "limit"), [([], 600.0), (["--task-timeout", "3600"], 3600.0), (["--task-timeout", "0"], None)])
+def test_the_task_time_limit_reaches_the_request(argv: list[str], limit: float | None):
+    assert request_from_args(build_parser().parse_args(argv)).execution.task_timeout_s == limit
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,7 @@ def executors(request: Request) -> Iterator[Executors]:
         elif execution.workers == 0:
             yield Executors(InlineExecutor(), InlineExecutor(), figures)
         else:
-            pool = ProcessExecutor(workers, task_timeout_s=600, preload=FIT_WORKER_PRELOAD)
+            pool = ProcessExecutor(workers, task_timeout_s=execution.task_timeout_s, preload=FIT_WORKER_PRELOAD)
             if selection.closure_test or "step1" in selection.steps:
                 pool.start()  # loads ROOT in the workers' forkserver while the files are read
             yield Executors(InlineExecutor(), pool, figures)
