@@ -28,7 +28,7 @@ from lib.outputs import OutputDir
 from lib.request import Paths, Request
 
 __all__ = [
-    "Executors", "FileReading", "FileTask", "InputSource", "Keep", "executors", "input_root", "load_reduction", "reading_line", "reduce_files",
+    "Executors", "FileReading", "ReadTask", "InputSource", "Keep", "executors", "input_root", "load_reduction", "reading_line", "reduce_files",
     "FIT_WORKER_PRELOAD",
 ]  # fmt: skip
 
@@ -79,19 +79,19 @@ def executors(request: Request) -> Iterator[Executors]:
 
 
 @dataclass(frozen=True)
-class FileTask:
+class ReadTask:
     """The reduction of one file, as a worker receives it."""
 
     path: str
     reading: FileReading
 
 
-def _reduce_task(task: FileTask) -> FileReduction:
+def _reduce_task(task: ReadTask) -> FileReduction:
     """Module-level wrapper so a file reduction can run on a Dask worker."""
     return reduce_file(task.path, task.reading)
 
 
-def _reduce_or_skip_task(task: FileTask) -> FileReduction | str:
+def _reduce_or_skip_task(task: ReadTask) -> FileReduction | str:
     """``_reduce_task`` for --skip-bad-files: a damaged file comes back as its error message.
 
     Returning instead of raising lets the other files go on, on a Dask worker as in-process. Only
@@ -122,7 +122,7 @@ def reduce_files(
     No per-file result is kept once folded: with histograms only, memory does not grow with the
     number of files or events.
     """
-    tasks = [FileTask(str(f), reading) for f in files]
+    tasks = [ReadTask(str(f), reading) for f in files]
     merger = ReductionMerger(files, reading.keep.specs, reading.weight_column is not None)
     task = _reduce_or_skip_task if skip_bad_files else _reduce_task
     execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
