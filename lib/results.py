@@ -55,8 +55,12 @@ class Fits:
         return [name for name, row in self.rows.items() if row.quality != "ok"]
 
     def width_definitions(self) -> tuple[str, ...]:
-        """What sigma_fit is in these fits (``fit.width`` when they were made): one kind, or none before any fit."""
-        return tuple(sorted({str(r["width_definition"]) for r in self.records.values() if isinstance(r, Mapping) and "width_definition" in r}))
+        """What sigma_fit is in these fits (``fit.width`` when they were made): one kind, or none before any fit.
+
+        A category too small to fit has no width; a record written before the definition was recorded is a core sigma.
+        """
+        fitted = (r for r in self.records.values() if isinstance(r, Mapping) and not (r.get("ok") is False and "attempts" not in r))
+        return tuple(sorted({str(r.get("width_definition", "core")) for r in fitted}))
 
     def merged_into(self, earlier: Fits, order: list[str]) -> Fits:
         """These fits replacing their categories in ``earlier`` (``--fixCat``), in category order."""

@@ -548,4 +548,7 @@ def test_report_says_what_sigma_fit_is(tmp_path):
     assert _width_definition(OutputDir(tmp_path)) == "core/effective"
     (tmp_path / "fit_params.json").write_text(json.dumps({"30-45_BB": {"width_definition": "effective"}}))
     assert _width_definition(OutputDir(tmp_path)) == "effective" and "68.27 %" in _width_note("effective")
+    not_fitted = {"name": "30-45_EE", "ok": False, "reason": "19 events < fit.min_events"}  # what step 1 records for it
+    (tmp_path / "fit_params.json").write_text(json.dumps({"30-45_BB": {"width_definition": "effective"}, "30-45_EE": not_fitted}))
+    assert _width_definition(OutputDir(tmp_path)) == "effective"
     assert _width_note("core/effective") == "" and _width_note("") == ""

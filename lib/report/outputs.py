@@ -17,6 +17,7 @@ from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
 from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
+from lib.results import Fits
 
 __all__ = ["CategoryRow", "SampleOutputs", "ValidationBin", "Validation", "read_sample", "read_validation"]
 
@@ -103,9 +104,8 @@ def read_sample(out_dir: Path, scheme: CategoryScheme) -> SampleOutputs:
 
 
 def _width_definition(out: OutputDir) -> str:
-    """The fits' ``width_definition`` in ``fit_params.json`` ("core" for fits written before it was recorded); "" before step 1."""
-    kinds = {str(fit.get("width_definition", "core")) for fit in out.read_fit_params().values()}
-    return "/".join(sorted(kinds))
+    """The fits' ``width_definition`` in ``fit_params.json`` (``Fits.width_definitions``), "/"-joined; "" before step 1."""
+    return "/".join(Fits({}, out.read_fit_params()).width_definitions())
 
 
 @dataclass(frozen=True)
