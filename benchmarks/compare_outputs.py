@@ -39,8 +39,7 @@ def _compared(files: set[Path]) -> set[Path]:
     return {p for p in files if any(p.match(g) for g in COMPARED_GLOBS) and p.name not in SKIPPED}
 
 
-def _differences(before: Path, after: Path) -> list[str]:
-    files_before, files_after = _outputs(before), _outputs(after)
+def _differences(before: Path, after: Path, files_before: set[Path], files_after: set[Path]) -> list[str]:
     found = [f"{p}: only in before" for p in sorted(files_before - files_after)]
     found += [f"{p}: only in after" for p in sorted(files_after - files_before)]
     for name in sorted(_compared(files_before & files_after)):
@@ -58,10 +57,11 @@ def main() -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     args = parser.parse_args()
-    differences = _differences(args.before, args.after)
+    files_before, files_after = _outputs(args.before), _outputs(args.after)
+    differences = _differences(args.before, args.after, files_before, files_after)
     for line in differences:
         print(line)
-    compared = len(_compared(_outputs(args.before) & _outputs(args.after)))
+    compared = len(_compared(files_before & files_after))
     print(f"{compared} files compared, {len(differences)} differ")
     return 1 if differences else 0
 
