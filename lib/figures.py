@@ -1,12 +1,7 @@
-"""Figures beside the numbers: a queue of local low-priority processes, fed as each result arrives.
+"""Figures beside the numbers: a queue of local processes at the lowest CPU priority, fed as each result arrives.
 
-A figure never delays a result: drawn in a fit worker it would sit on the path to the correction
-JSON, and drawn after the JSON it would leave the cores idle while the slowest fits finish.
-Every figure is handed to ``FigureQueue`` as soon as its numbers exist (the step-2 grid after
-the medians, a fit's plot when its fit returns, the closure's and the Higgs check's summaries after
-their verdicts), and drawn by this machine's processes at the lowest CPU priority (nice 19): while
-fits run, a figure only gets the cycles no fit wants, and what is left is drawn after step 3.
-Every output, figures included, is written by the client.
+A figure never delays a result: queued as soon as its numbers exist, it gets only the cycles no
+fit wants, and what is left is drawn after step 3. Every figure is written by the client.
 """
 
 from __future__ import annotations
@@ -36,10 +31,6 @@ from lib.plots.cms import Header
 from lib.plots.save import PLOT_FORMATS, discard_other_formats
 from lib.results import ClosureResult, Validation
 
-__all__ = [
-    "FitFigure", "MedianFigure", "ClosureFigure", "FigureQueue", "draw_figure", "queue_median_figure", "queue_validation_figures",
-]  # fmt: skip
-
 log = logging.getLogger(__name__)
 
 # The lowest CPU priority: a figure process competing with a fit gets a few percent of a core.
@@ -64,11 +55,8 @@ class FitFigure:
 
 @dataclass(frozen=True, eq=False)
 class MedianFigure:
-    """Step 2's grid of sigma_pred distributions, one panel per category, in ``formats`` (of the run's).
-
-    With two figure processes its PNG and PDF are queued as two figures: drawn side by side they
-    halve the wait of a run that draws nothing else (``--steps step2``).
-    """
+    """Step 2's grid of sigma_pred distributions in ``formats`` (of the run's): two figure processes draw its PNG and
+    PDF as two figures side by side, halving the wait of ``--steps step2``."""
 
     edges: np.ndarray
     counts: np.ndarray
@@ -110,20 +98,14 @@ Figure = FitFigure | MedianFigure | ClosureFigure
 
 
 def draw_figure(figure: Figure, formats: tuple[str, ...]) -> list[Path]:
-    """Draw one figure in the run's ``formats``, return the written paths.
-
-    The figure's files of the other formats, from an earlier run, are removed: they show older numbers.
-    """
+    """Draw one figure in the run's ``formats``, return the written paths; its files of other formats (older numbers) are removed."""
     discard_other_formats(figure.stem, formats)
     return figure.draw(formats)
 
 
 def _start_figure_worker() -> None:
-    """Figure process start (after ``lib.executor``'s): the lowest priority, then matplotlib imported.
-
-    Nothing here may raise: a failing initializer breaks the whole pool, and a figure process that
-    finds matplotlib unimported simply imports it with its first figure.
-    """
+    """Figure process start: the lowest priority, then matplotlib imported. Never raises: a failing initializer
+    breaks the whole pool, and a process without matplotlib imports it with its first figure."""
     try:
         os.nice(FIGURE_NICENESS)
     except OSError:  # pragma: no cover - a platform without nice: figures then share the cores evenly
@@ -141,10 +123,9 @@ def _start_figure_worker() -> None:
 class FigureQueue:
     """Draws the figures handed to ``submit`` as ``formats`` files on ``workers`` local processes (0: in this process, at ``wait``).
 
-    The pool starts at ``start`` or with the first figure, so a run without figures starts no process. ``wait``
-    returns once every figure so far is drawn. A figure never fails the run: one that raises is
-    logged and skipped, and after a figure process died (the pool is then broken) the figures
-    still to come are dropped with one warning; the numbers they show are on disk already.
+    A run without figures starts no process. A figure never fails the run: one that raises is
+    logged and skipped; after a figure process died the figures still to come are dropped with
+    one warning (their numbers are on disk already).
     """
 
     def __init__(self, workers: int, formats: tuple[str, ...] = PLOT_FORMATS) -> None:
@@ -155,10 +136,10 @@ class FigureQueue:
         self._broken = False
 
     def start(self) -> None:
-        """Start the figure processes now (they import matplotlib at low priority while the files are read).
+        """Start the figure processes now, to import matplotlib while the files are read.
 
-        Spawned, not forked from the fit workers' server: that one loads ROOT and fits once before
-        its first fork, which a run drawing only the step-2 grid would wait for.
+        A second pool beside the fit workers': those are forked from a server that loads ROOT and
+        fits once first, which a run drawing only the step-2 grid would wait for; these are spawned.
         """
         if self.workers == 0 or self._pool is not None or self._broken:
             return
@@ -185,8 +166,7 @@ class FigureQueue:
     def wait(self) -> float:
         """Block until every queued figure is drawn (or failed); return the seconds waited.
 
-        Figures that the file system refused (a full disk, a read-only directory) are one warning
-        for all of them, naming the first path and the cause: the next output will meet the same.
+        Figures the file system refused (a full disk) are one warning, naming the first and the cause.
         """
         start = time.monotonic()
         refused: list[tuple[str, OSError]] = []

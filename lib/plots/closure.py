@@ -1,12 +1,9 @@
 """Closure figure: fitted width against median predicted width, before and after calibration.
 
-The ratio panel (fit / median - 1) is as tall as the calibrated points need. A point beyond it
-(an uncalibrated one, typically) is an arrow at the panel's edge, and the calibrated points then
-keep to the panel's inner part, clear of the arrows' labels: neighbouring arrows of a pass share
-one label with their values ("+30 to +43 %"), labels that would still touch are stacked, and when
-two rows do not suffice each pass gets one label per edge, so no two labels overlap. Bins the
-closure did not test (too few events) are hollow grey markers, or grey arrows without a label:
-their ratio is shown, not judged. An error bar longer than the panel runs off its edge.
+The ratio panel (fit / median - 1) is as tall as the calibrated points need. A point beyond it is
+an arrow at the panel's edge; neighbouring arrows of a pass share one label ("+30 to +43 %"),
+labels that would touch are stacked, and past two rows each pass gets one label per edge. Bins
+the closure did not test are hollow grey markers, or grey arrows without a label.
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from lib.plots.save import PLOT_FORMATS, save_figure
 
 if TYPE_CHECKING:
     from lib.figures import ClosureFigure
-
-__all__ = ["plot_closure", "ratio_half_range"]
 
 # Half-heights the ratio panel may take: the smallest that holds the calibrated points is drawn.
 RATIO_HALF_RANGES = (0.2, 0.3, 0.5, 1.0)
@@ -65,12 +60,7 @@ class _Points:
     tested: np.ndarray
 
 
-def _is_tested(row: ClosureBin) -> bool:
-    """A bin the closure judged with a good fit (``lib.closure.BinState``, the vocabulary of the CSV and the report)."""
-    return row.state is BinState.TESTED
-
-
-def _points(rows: Sequence[Any]) -> _Points:
+def _points(rows: Sequence[ClosureBin]) -> _Points:
     measured = sorted((r for r in rows if r.fit_quality == "ok" and math.isfinite(r.ratio)), key=lambda r: r.median_val)
 
     def column(key: str) -> np.ndarray:
@@ -78,16 +68,15 @@ def _points(rows: Sequence[Any]) -> _Points:
 
     return _Points(
         column("median_val"), column("fit_val"), column("fit_err"), column("ratio") - 1.0, column("ratio_err"),
-        np.array([_is_tested(r) for r in measured], dtype=bool),
+        np.array([r.state is BinState.TESTED for r in measured], dtype=bool),
     )  # fmt: skip
 
 
 def ratio_half_range(calibrated: Sequence[Any], uncalibrated: Sequence[Any] = ()) -> float:
     """The ratio panel's half-height: the smallest of ``RATIO_HALF_RANGES`` that shows every tested calibrated bin.
 
-    Where a tested bin of either pass lies beyond it, and so has an arrow with a label, the
-    calibrated ones keep to the inner ``POINTS_SHARE``, clear of the labels; else they may come
-    up to ``EDGE_SHARE`` of it. The largest half-height is drawn when none does.
+    Where a tested bin of either pass lies beyond it (an arrow with a label), the calibrated ones
+    keep to the inner ``POINTS_SHARE``, else to ``EDGE_SHARE`` of it.
     """
     calibrated_points = _points(calibrated)
     ours = np.abs(calibrated_points.deviation[calibrated_points.tested])
@@ -218,8 +207,7 @@ def _draw_pass(ax: Any, rax: Any, style: _Pass, points: _Points, half: float, un
 def plot_closure(figure: ClosureFigure, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
     """y = x with the tolerance as a band, both passes as points, and a ratio panel (fit / median - 1), written in ``formats``.
 
-    ``figure.after`` sets the ratio panel's range (``figure.before`` where it is empty); the legend
-    names the minimum of events of the untested bins.
+    ``figure.after`` sets the ratio panel's range (``figure.before`` where it is empty).
     """
     before, after = figure.before, figure.after
     half = ratio_half_range(after, before) if after else ratio_half_range(before)

@@ -10,12 +10,8 @@ from typing import Any, Iterator
 
 from lib.plots.save import PNG_DPI
 
-__all__ = ["Header", "cms_style", "two_panels", "cms_label", "centre_of_mass", "fit_right_label"]
-
 # The proton-proton centre-of-mass energy in TeV of each calendar year with collisions: Run 2 at 13,
-# Run 3 at 13.6. A fact of the LHC that only the figures print, not a setting of the calibration: it
-# lives beside the header rather than in configs/ (whose only per-year file is the Stage-1 file list
-# that ``install`` edits).
+# Run 3 at 13.6. A fact of the LHC that only the figures print, not a setting of the calibration.
 ENERGY_TEV = {2015: 13.0, 2016: 13.0, 2017: 13.0, 2018: 13.0, 2022: 13.6, 2023: 13.6, 2024: 13.6, 2025: 13.6, 2026: 13.6}
 # A year key: the calendar year, then its era if any (2016preVFP, 2022postEE, 2023BPix, 2018_RERECO).
 _CALENDAR_YEAR = re.compile(r"(\d{4})(?!\d)")
@@ -26,8 +22,7 @@ SMALLEST_SHARE = 0.6
 def centre_of_mass(year: str) -> str:
     """The energy the header gives ``year`` (an output directory's year key): "(13 TeV)", "(13.6 TeV)", or empty.
 
-    A key whose calendar year ``ENERGY_TEV`` lacks (a year without collisions, a sample named
-    otherwise) gets no energy rather than a guess: a header without an energy is visibly
+    A year ``ENERGY_TEV`` lacks gets no energy rather than a guess: a missing energy is visibly
     incomplete, a wrong one is a false statement on a figure that may go into a note.
     """
     match = _CALENDAR_YEAR.match(year)
@@ -37,11 +32,8 @@ def centre_of_mass(year: str) -> str:
 
 @dataclass(frozen=True)
 class Header:
-    """A figure's right-hand header: its text (the sample and year, a category) and the output directory's year key.
-
-    The year travels as the key it is, beside the text, so the energy never depends on how a
-    title happens to be worded.
-    """
+    """A figure's right-hand header: its text (the sample and year, a category) and the output directory's year key,
+    which alone decides the energy."""
 
     text: str
     year: str
@@ -53,14 +45,11 @@ class Header:
 
 @contextmanager
 def cms_style() -> Iterator[Any]:
-    """pyplot on the Agg backend (files, no display) in mplhep's CMS style for what is built, measured, drawn and saved
-    inside; yields pyplot.
+    """pyplot on the Agg backend in mplhep's CMS style for what is built, measured, drawn and saved inside; yields pyplot.
 
-    A figure is saved inside it too, not only built: matplotlib reads part of the style when it
-    draws (the fonts a generic family such as sans-serif names, the mathtext fonts, the minus
-    sign of tick labels), and its caches of text metrics and parsed mathtext are keyed without
-    those settings, so text drawn outside would come out in another font, or in either font
-    depending on what the process measured before.
+    A figure is saved inside it too: matplotlib reads fonts and the minus sign from the style when
+    it draws, and caches text metrics and parsed mathtext without those settings, so text drawn
+    outside would come out in another font.
     """
     import matplotlib
 
@@ -75,9 +64,7 @@ def cms_style() -> Iterator[Any]:
 def two_panels(plt: Any, hspace: float) -> tuple[Any, Any, Any]:
     """A 10 x 10 inch figure: the main panel over a ratio (or pull) panel a third of its height, sharing x.
 
-    The ratio panel's y axis has up to five tick intervals of 1, 2 or 5 times a power of ten (a pull's steps of 2):
-    matplotlib's automatic count leaves a tick label's height twice between ticks, which with the
-    style's tick labels gives that panel only its ends and zero.
+    The ratio panel gets up to five tick intervals: the automatic count would leave it only its ends and zero.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -90,8 +77,7 @@ def cms_label(ax: Any, simulation: bool, right: str, fontsize: float) -> tuple[A
     """Write the header above ``ax``: "CMS", then "Preliminary" ("Simulation Preliminary" for a simulated sample), and
     ``right`` (a ``Header.right()``) on the right; return the three texts.
 
-    mplhep 1.3.3 places the status a sliver of an em after "CMS" (its automatic gap), which in the
-    bold and italic fonts reads "CMSPreliminary": the status starts with a space, a word's gap.
+    The status starts with a space: mplhep's automatic gap after "CMS" reads "CMSPreliminary".
     The texts sit in axes coordinates, so ``ax`` keeps its final position from here on.
     """
     import mplhep

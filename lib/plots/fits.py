@@ -1,15 +1,9 @@
 """Per-category fit figure, drawn from a ``FitResult``'s arrays: RooFit supplies numbers, matplotlib draws them.
 
 Figures are drawn by the dozen, so each process builds one figure per kind (Data or simulation,
-with or without a background curve, the model's legend) and re-uses it: creating the axes, the
-CMS header and the legend costs more than drawing the points, and a re-used figure is only
-re-filled with the category's arrays and texts.
-
-The PNG re-uses more: everything that is the same for every category of a kind and fit range
-(frame, x axes and their minor ticks, legend, CMS label, pull band) is rendered once into a
-backdrop, and each PNG restores it and draws only the category's artists on top (matplotlib's
-blitting). The PDF, vector, is drawn whole. The info block is a label and a value column, so its
-fixed mathtext labels are parsed once per process.
+with or without background, the model's legend) and only re-fills it per category. The PNG
+restores a backdrop of what a kind and fit range share and draws the category's artists on top
+(blitting); the PDF is drawn whole.
 """
 
 from __future__ import annotations
@@ -29,8 +23,6 @@ from lib.plots.save import PLOT_FORMATS, PNG_DPI, save_figure
 if TYPE_CHECKING:
     from lib.figures import FitFigure
 
-__all__ = ["plot_fit", "model_label"]
-
 TOTAL_COLOR = "#3f90da"
 SIGNAL_COLOR = "#e42536"
 BACKGROUND_COLOR = "#964a8b"
@@ -43,9 +35,7 @@ INFO_ROWS, INFO_TOP, INFO_STEP, INFO_COLUMNS = 7, 0.95, 0.047, (0.03, 0.155)
 def _info_rows(result: FitResult) -> list[tuple[str, str]]:
     """The numbers a reader checks first, as (label, value) rows: sigma, chi2/NDF, minimiser status, events, accepted attempt.
 
-    The labels are a fixed set, so their mathtext is parsed once per process; the values are
-    plain text (its font has the +- glyph), which the mathtext parser would otherwise read anew
-    in every figure, twice (PNG and PDF).
+    Only the fixed labels are mathtext (parsed once per process); the values are plain text.
     """
     rows = [
         _width_row(result),
@@ -118,9 +108,8 @@ def model_label(peak: str, acceptance: bool, radiating: bool = False) -> str:
 def _figure(weighted: bool, with_background: bool, peak: str, acceptance: bool = False, radiating: bool = False) -> _FitFigure:
     """This process's figure of the kind (built on first use): axes, label, legend, empty artists.
 
-    With a background the total is a solid line and the signal a dashed one of another colour
-    drawn over it (where the background is small they coincide, and both stay visible); without
-    one the total is the signal model, the one curve, and the legend names it so.
+    With a background the signal is dashed, in another colour, over the solid total, so both stay
+    visible where they coincide; without one the total is the signal model, named so.
     """
     key = (weighted, with_background, peak, acceptance, radiating)
     if key not in _FIGURES:
@@ -169,9 +158,7 @@ def _pull_panel(rax: Any) -> Any:
 
 
 def _axis_labels(ax: Any, rax: Any) -> None:
-    """The pull panel's axis labels, and fixed label positions at the top and right ends of their axes as the CMS style
-    puts them: automatic ones (and align_ylabels) measure every sibling's tick labels on each draw, a fifth of a
-    figure's cost."""
+    """The axis labels at fixed positions where the CMS style puts them: automatic ones measure every tick label on each draw."""
     rax.set_ylabel("Pull")
     rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
     for axis in (ax.yaxis, rax.yaxis):
@@ -182,12 +169,8 @@ def _axis_labels(ax: Any, rax: Any) -> None:
 def plot_fit(figure: FitFigure, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
     """Data, total/signal/background curves and a pull panel, written as ``<stem>.png`` and ``.pdf`` (``formats``).
 
-    A failed fit is still drawn (the curves of its best attempt) with "FIT FAILED" and the reason
-    in red, so the plot explains the row of the results table; a category without any fitted
-    attempt gets a figure with just the reason. The header's right-hand text (e.g. "Data 2018
-    30-45_OB" and the energy) is set smaller where it would run into the CMS status; the legend
-    names the model, with the acceptance A(m) when ``figure.acceptance``. Returns the written
-    paths, in the order of ``formats``; the stem's directory is created if needed.
+    A failed fit is drawn from its best attempt with "FIT FAILED" and the reason in red; a category
+    without any fitted attempt gets just the reason. Returns the written paths in ``formats`` order.
     """
     result, curves = figure.result, figure.result.curves
     radiating = any(p.name == "fsr_fraction" for p in result.params)

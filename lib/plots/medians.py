@@ -1,11 +1,9 @@
 """Step-2 figure: the sigma_pred distribution of every category, with its median marked.
 
-One panel per category, rows the pT bins. Every panel keeps a y axis with a few labelled ticks
-(events per bin), since the categories differ by a factor of 500 in size. Each column (an |eta|
-pair with the built-in categories) has its own sigma_pred range, the span its panels fill, so
-the narrow barrel distributions are not squeezed into the range the endcaps need. It is drawn
-with fixed margins and no minor ticks: ``tight_layout`` and the CMS style's minor ticks on four
-sides of 36 panels would cost most of step 2's time.
+One panel per category, rows the pT bins, each with its own y axis (the categories differ by a
+factor of 500 in size). Each column has the sigma_pred range its panels fill, so the narrow
+barrel distributions are not squeezed into the endcaps' range. Fixed margins and no minor ticks:
+``tight_layout`` and minor ticks on 36 panels would cost most of step 2's time.
 """
 
 from __future__ import annotations
@@ -23,8 +21,6 @@ from lib.plots.save import PLOT_FORMATS, save_figure
 if TYPE_CHECKING:
     from lib.figures import MedianFigure
 
-__all__ = ["plot_sigma_pred_histograms", "column_ranges"]
-
 FILL_COLOR = "#5790fc"
 MEDIAN_COLOR = "#e42536"
 # A column's range leaves out this share of each panel's entries on either side (single outliers).
@@ -34,11 +30,8 @@ HEADER_INCHES = 0.9
 
 
 def column_ranges(edges: np.ndarray, counts: np.ndarray, ncols: int) -> list[tuple[float, float]]:
-    """The sigma_pred range of each column of the grid: bin edges around what its panels fill, a bin of margin each side.
-
-    A panel contributes the bins between its ``TAIL_SHARE`` and ``1 - TAIL_SHARE`` quantiles; a
-    column without entries keeps the whole histogram range.
-    """
+    """The sigma_pred range of each column of the grid: the bins between each panel's ``TAIL_SHARE`` and
+    ``1 - TAIL_SHARE`` quantiles and a bin of margin each side; the whole range for a column without entries."""
     ranges = []
     last = len(edges) - 1
     for column in range(ncols):

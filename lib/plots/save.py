@@ -7,8 +7,6 @@ from typing import Any
 
 from lib.io.atomic import atomic_path
 
-__all__ = ["save_figure", "discard_other_formats", "PLOT_FORMATS", "PNG_DPI"]
-
 # Every figure file kind a run can write: PNG for a quick look (and the report), PDF for notes.
 PLOT_FORMATS = ("png", "pdf")
 # Pixels per inch of every figure, and so of its PNG.
@@ -18,9 +16,8 @@ PNG_DPI = 100
 def save_figure(fig: Any, path_stem: Path, tight: bool = True, close: bool = True, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
     """Save ``fig`` as ``<path_stem>.png`` and ``.pdf`` (``formats``) atomically, close it unless ``close`` is False, return the paths.
 
-    ``tight`` crops to the drawn content, at the price of one more draw per file; figures drawn
-    by the dozen (one per category) set their margins themselves, pass False, and keep the
-    figure open to re-use it.
+    ``tight`` crops to the drawn content, at the price of one more draw per file; a figure drawn by
+    the dozen sets its own margins and stays open to be re-used.
     """
     import matplotlib.pyplot as plt
 

@@ -1,12 +1,5 @@
-"""One-page report of a calibration: the verdict, the factor maps, the fits, the closure, the provenance.
-
-Built from the files of an output directory alone (``collect``), rendered as self-contained HTML
-(``page``) and optionally as a PDF (``pdf``). ``write_report`` runs at the end of every successful
-run, so the report always shows what the directory holds now: a later ``--fixCat``, step 3 or
-closure run rewrites it. The other sample's report (Data beside MC) shows this sample's factors and
-their ratio, so it is rewritten too when it exists. Both files are written atomically with the
-umask's mode, like every other output.
-"""
+"""One-page report of a calibration (docs/report.md), built from the files of an output directory alone (``collect``),
+rendered as self-contained HTML (``page``) and optionally as a PDF (``pdf``) at the end of every successful run."""
 
 from __future__ import annotations
 
@@ -17,9 +10,7 @@ from lib.io.atomic import write_text_atomic
 from lib.outputs import OutputDir
 from lib.report.collect import collect
 from lib.report.page import render_html
-from lib.report.runs import RunRecord, run_record
-
-__all__ = ["write_report", "RunRecord", "run_record"]
+from lib.report.runs import run_record
 
 
 def _write(out: OutputDir, config: Config, pdf: bool) -> Path:
@@ -33,11 +24,8 @@ def _write(out: OutputDir, config: Config, pdf: bool) -> Path:
 
 
 def write_report(out_dir: Path, config: Config, pdf: bool = False) -> Path:
-    """Write the directory's report (``pdf``: also the PDF); rewrite the sibling's report if it has one.
-
-    The sibling's PDF is rewritten only when it already has one, so its files keep agreeing.
-    Returns the path of ``report.html``.
-    """
+    """Write the directory's report (``pdf``: also the PDF) and return its ``report.html``; rewrite the other sample's
+    report if it has one (it shows this sample's factors too), its PDF only where it has one."""
     out = OutputDir(Path(out_dir))
     path = _write(out, config, pdf)
     other = out.sibling()

@@ -1,13 +1,9 @@
 """Gather everything one report shows, once, for the HTML page and the PDF alike.
 
-The input files are listed as they are on disk now and fingerprinted the way the reduction cache
-does (path, size, mtime): a fingerprint equal to the one recorded in ``provenance.json`` says the
-report describes these very files, a different one that they changed since the fits.
-
-The audit is the same one ``install`` runs (the configuration's plausible band and neighbour
-ratio), so the report flags exactly what installing would refuse. A previous JSON that does not
-load, or a JSON that does not, becomes a finding rather than an error: the report must still be
-written, since it is where the user looks to see what went wrong.
+The input files are fingerprinted now as the reduction cache does, to compare with the fingerprint
+in ``provenance.json``. The audit is the one ``install`` runs, so the report flags exactly what
+installing would refuse. A JSON or previous JSON that does not load becomes a finding, not an
+error: the report is where the user looks to see what went wrong.
 """
 
 from __future__ import annotations
@@ -27,8 +23,6 @@ from lib.outputs import OutputDir
 from lib.report.outputs import SampleOutputs, Validation, read_sample, read_validation
 from lib.report.runs import RunRecord
 from lib.report.verdict import Verdict, judge_outputs
-
-__all__ = ["InputFiles", "ReportInputs", "collect", "file_digest"]
 
 
 @dataclass(frozen=True)

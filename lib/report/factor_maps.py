@@ -1,15 +1,9 @@
-"""The factor maps (per pT bin, Data | MC | Data/MC) and the change against a previous JSON.
+"""The factor maps (per pT bin, Data | MC | Data/MC) and the change against a previous JSON, for the page and the PDF.
 
-One colour scale serves Data and MC, so the same colour is the same factor in both; the ratio and
-the change get a diverging scale centred on 1 and 0, at least ±5 % and ±2 % wide so that
-statistical noise stays pale and a real difference stands out. The ramps are ColorBrewer's Blues
-and RdBu stops; the text on a cell is black or white, whichever reads better on it.
-``factor_maps`` gives the maps and their scales to the page and the PDF alike.
-
-On the page each pT bin is a 3×3 plain HTML table (leading |η| region down, subleading across;
-``page.html`` draws the cells given here): background colours computed here need no script, no
-image and no font, print as they show, and the numbers can be selected and copied; each cell
-carries its value, its error and a mark for a borrowed (fallback) or audit-flagged factor.
+One colour scale (ColorBrewer's Blues) serves Data and MC, so the same colour is the same factor in
+both; the ratio and the change get a diverging one (RdBu) centred on 1 and 0, at least ±5 % and
+±2 % wide so that statistical noise stays pale. On the page each pT bin is a 3×3 plain HTML table
+coloured here: no script, no image, and the numbers can be copied.
 """
 
 from __future__ import annotations
@@ -23,24 +17,10 @@ from lib.correction.auditor import AuditReport
 from lib.report.formats import num, percent
 from lib.report.outputs import SampleOutputs
 
-__all__ = ["FactorMap", "MapSection", "Scale", "factor_maps", "factor_map_section", "change_section", "region_legend", "text_colour"]
-
 RGB = tuple[float, float, float]
 BLUES: tuple[RGB, ...] = ((247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107))
 RDBU: tuple[RGB, ...] = ((33, 102, 172), (146, 197, 222), (247, 247, 247), (244, 165, 130), (178, 24, 43))
 MISSING = "#e0e0e0"
-
-
-def _interpolate(stops: Sequence[RGB], t: float) -> RGB:
-    t = min(max(t, 0.0), 1.0) * (len(stops) - 1)
-    i = min(int(t), len(stops) - 2)
-    f = t - i
-    lo, hi = stops[i], stops[i + 1]
-    return tuple(a + (b - a) * f for a, b in zip(lo, hi))  # type: ignore[return-value]
-
-
-def _hex(rgb: RGB) -> str:
-    return "#" + "".join(f"{round(c):02x}" for c in rgb)
 
 
 @dataclass(frozen=True)
@@ -52,11 +32,15 @@ class Scale:
     stops: tuple[RGB, ...]
 
     def colour(self, value: float) -> str:
-        """``#rrggbb`` of ``value``; grey for a missing (non-finite) value."""
+        """``#rrggbb`` of ``value``, linear between the two nearest stops; grey for a missing (non-finite) value."""
         if not math.isfinite(value):
             return MISSING
         span = self.high - self.low
-        return _hex(_interpolate(self.stops, 0.5 if span <= 0 else (value - self.low) / span))
+        position = 0.5 if span <= 0 else min(max((value - self.low) / span, 0.0), 1.0)
+        t = position * (len(self.stops) - 1)
+        i = min(int(t), len(self.stops) - 2)
+        low, high = self.stops[i], self.stops[i + 1]
+        return "#" + "".join(f"{round(a + (b - a) * (t - i)):02x}" for a, b in zip(low, high))
 
 
 def sequential(values: Sequence[float]) -> Scale:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["num", "pm", "percent"]
-
 
 def num(value: float, digits: int = 4) -> str:
     """Fixed decimals, an en dash for a missing value."""

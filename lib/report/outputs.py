@@ -1,9 +1,4 @@
-"""Read what a run left in an output directory, as the report needs it: no fit, no ROOT, only files.
-
-The report is rebuilt from the directory alone, so that a later ``--fixCat``, step 3 or closure
-run shows its own results beside the earlier ones exactly as the files now hold them, and the
-other sample's directory (Data beside MC) can be read the same way.
-"""
+"""Read what runs left in an output directory (or the other sample's), as the report needs it: no fit, no ROOT, only files."""
 
 from __future__ import annotations
 
@@ -18,8 +13,6 @@ from lib.fitting.result import FitRow
 from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
 from lib.results import Fits
-
-__all__ = ["CategoryRow", "SampleOutputs", "ValidationBin", "Validation", "read_sample", "read_validation"]
 
 _NAN = math.nan
 # The record of a step that has not run here: NaN numbers, no quality, no source, so the page shows dashes.

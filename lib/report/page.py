@@ -1,10 +1,7 @@
-"""The whole page: ``page.html`` (a Jinja2 template, its style inline) filled from the report's inputs.
+"""The whole page: ``page.html`` (a Jinja2 template, its style inline, every value escaped) filled from the report's inputs.
 
-Self-contained by construction: the only style is the template's ``<style>`` element (system
-fonts, no web font), there is no script, and every image and link is a relative path inside the
-output directory (or its sibling's report), so the folder can be copied, zipped or opened offline.
-The template is polyglot markup (valid HTML5 and well-formed XML: void elements closed), so a
-strict HTML parser and an XML parser both read it in the tests. Jinja2 escapes every value.
+Self-contained: system fonts, no script, and every image and link a relative path inside the
+output directory (or its sibling's report), so the folder can be copied or opened offline.
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from lib.report.factor_maps import change_section, factor_map_section, region_le
 from lib.report.formats import num, percent, pm
 from lib.report.verdict import deviation_text
 
-__all__ = ["render_html"]
-
 ICONS = {"ok": "✔", "info": "ℹ", "warn": "⚠", "fail": "✖"}
 FIT_COLUMNS = (
     "category", "events", "σ_fit [GeV]", "median σ_pred [GeV]", "factor ± error", "factor from", "χ²/NDF",
@@ -36,11 +31,9 @@ FSR_COLUMNS = ("FSR fraction", "FSR mean loss [GeV]")
 
 
 class _CompiledPages(jinja2.FileSystemBytecodeCache):
-    """Jinja2's per-user cache of compiled templates (a private folder of the temp directory, each
-    entry keyed by the template's source), so a run reads the compiled page instead of compiling it.
+    """Jinja2's per-user cache of compiled templates, keyed by the template's source, so a run need not compile the page.
 
-    The cache only saves time: one that cannot be read or written is passed over, never a fault
-    of the report.
+    The cache only saves time: an entry that cannot be read or written is passed over.
     """
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:

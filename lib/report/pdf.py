@@ -1,9 +1,5 @@
-"""``report.pdf``: the same report as pages for a logbook or a meeting, drawn with matplotlib.
-
-Matplotlib is already a dependency (the fit plots), and its PDF backend needs no external binary,
-so the PDF is written wherever the tool runs. Pages: the verdict, the factor maps, the fit table,
-the fit plots (36 on one page), the closure, the Higgs check when it ran, the provenance.
-"""
+"""``report.pdf``: the same report as pages for a logbook or a meeting, drawn with matplotlib's PDF backend
+(no external binary): the verdict, the factor maps, the fit table, the fit plots, the closure, the Higgs check, the provenance."""
 
 from __future__ import annotations
 
@@ -18,8 +14,6 @@ from lib.report.factor_maps import factor_maps, text_colour
 from lib.report.formats import num, pm
 from lib.report.outputs import SampleOutputs, Validation
 from lib.report.verdict import deviation_text
-
-__all__ = ["write_pdf"]
 
 A4_LANDSCAPE = (11.69, 8.27)
 PAGE_DPI = 200

@@ -1,9 +1,6 @@
 """The record of this run for the output directories it filled: command line, start, wall time, versions, ``--previous``.
 
-``provenance.json`` says what the outputs were computed from (inputs, configuration), but not who
-ran what and when: a directory is filled by several commands (steps, a ``--fixCat``, the closure),
-and the report must say which of them produced what the reader sees. Each finished run appends
-its ``RunRecord`` through ``OutputDir.record_run``; the report shows them in order.
+A directory is filled by several commands (steps, a ``--fixCat``, the closure); the report lists them in order.
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ from pathlib import Path
 from lib import __version__
 from lib.fitting.backend import root_version
 from lib.outputs import RunRecord
-
-__all__ = ["RunRecord", "current_versions", "run_record"]
 
 # The packages whose versions change the numbers or the files (the fit, the arrays, the JSON); ROOT
 # is named by its own release, not by the version of the pip package that ships it.

@@ -1,11 +1,9 @@
 """The answer at the top of the report: can this JSON be shipped, and if not, why not.
 
-Each check gives one finding with a level; the worst level is the headline. ``fail`` means the
-JSON must not be shipped as it is (no JSON, a stale JSON, an audit flag, a failed closure),
-``warn`` that a person must look first (failed fits with borrowed factors, no closure yet, a
-closure or Higgs check of other factors than the JSON's), ``info`` only tells (retried fits,
-changes against a previous file). Whether a check tested the JSON is judged by the factors it
-recorded, not by file times: step 3 re-made with the same factors leaves it valid.
+Each check gives one finding with a level; the worst level is the headline. ``fail``: not to be
+shipped as it is; ``warn``: a person must look first; ``info`` only tells. Whether a check tested
+the JSON is judged by the factors it recorded, not by file times: step 3 re-made with the same
+factors leaves it valid.
 """
 
 from __future__ import annotations
@@ -20,8 +18,6 @@ from lib.outputs import OutputDir
 from lib.run.outputs import steps_disagreement
 from lib.report.formats import percent
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
-
-__all__ = ["Finding", "Verdict", "judge_outputs", "bin_text", "deviation_text"]
 
 Level = Literal["ok", "info", "warn", "fail"]
 _RANK = {"ok": 0, "info": 0, "warn": 1, "fail": 2}
@@ -63,8 +59,7 @@ def _names(rows: list[CategoryRow], limit: int = 8) -> str:
 
 def bin_text(b: ValidationBin) -> str:
     """``1.5–1.7 GeV: +4.2 % ± 3.1 %`` for a closure or Higgs bin, or its state (``fit failed``, ``not fitted``)."""
-    where = f"{b.low:g}–{b.high:g} GeV"
-    return f"{where}: {deviation_text(b)}"
+    return f"{b.low:g}–{b.high:g} GeV: {deviation_text(b)}"
 
 
 def deviation_text(b: ValidationBin) -> str:
@@ -138,19 +133,13 @@ def _audit(audit: AuditReport | None, error: str | None) -> Finding | None:
     )  # fmt: skip
 
 
-def _at_least_warn(level: Level) -> Level:
-    return "warn" if _RANK[level] < _RANK["warn"] else level
-
-
 def _same(a: float | None, b: float) -> bool:
     return a is not None and (a == b or (math.isnan(a) and math.isnan(b)))
 
 
 def _not_this_json(check: Validation, audit: AuditReport | None, rerun: str) -> str | None:
-    """Why ``check`` does not speak for the directory's JSON, judged by the factors it applied; None when it does.
-
-    None too without a JSON to compare with (none, or one that does not load): their own findings say so.
-    """
+    """Why ``check`` does not speak for the directory's JSON, judged by the factors it applied; None when it does, or
+    without a JSON to compare with (its own finding says so)."""
     if audit is None:
         return None
     if check.tested_factors is None:
@@ -169,7 +158,7 @@ def _checked(level: Level, topic: str, text: str, check: Validation, audit: Audi
     stale = _not_this_json(check, audit, rerun)
     if stale is None:
         return Finding(level, topic, text)
-    return Finding(_at_least_warn(level), topic, f"{text}; {stale}")
+    return Finding("warn" if _RANK[level] < _RANK["warn"] else level, topic, f"{text}; {stale}")
 
 
 def _closure(closure: Validation | None, audit: AuditReport | None) -> Finding:
