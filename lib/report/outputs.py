@@ -65,8 +65,7 @@ class SampleOutputs:
     rows: tuple[CategoryRow, ...]
     correction_json: Path | None
     provenance: dict[str, object]
-    # What sigma_fit is (``fit.width`` of the fits: "effective" or "core"); "" before step 1 or for
-    # fits written before the choice existed (they are core sigmas).
+    # What sigma_fit is (``Fits.width_definitions``, "/"-joined); "" before step 1.
     width_definition: str = ""
 
     @property
