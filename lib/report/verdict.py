@@ -57,11 +57,6 @@ def _names(rows: list[CategoryRow], limit: int = 8) -> str:
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
-def bin_text(b: ValidationBin) -> str:
-    """``1.5–1.7 GeV: +4.2 % ± 3.1 %`` for a closure or Higgs bin, or its state (``fit failed``, ``not fitted``)."""
-    return f"{b.low:g}–{b.high:g} GeV: {deviation_text(b)}"
-
-
 def deviation_text(b: ValidationBin) -> str:
     """``+4.2 % ± 3.1 %`` where the bin has a good fit, else what became of its fit (``not fitted``, ``fit failed``)."""
     if b.fit_quality == FIT_OK and math.isfinite(b.ratio):
@@ -161,15 +156,19 @@ def _checked(level: Level, topic: str, text: str, check: Validation, audit: Audi
     return Finding("warn" if _RANK[level] < _RANK["warn"] else level, topic, f"{text}; {stale}")
 
 
+def _outcome(check: Validation, worst: ValidationBin) -> str:
+    """``PASS: 7 bins tested, worst 1.5–1.7 GeV: +4.2 % ± 3.1 %`` (the worst bin's state where it has no good fit)."""
+    tested = sum(b.tested for b in check.after)
+    return f"{'PASS' if check.passed else 'FAIL'}: {tested} bins tested, worst {worst.low:g}–{worst.high:g} GeV: {deviation_text(worst)}"
+
+
 def _closure(closure: Validation | None, audit: AuditReport | None) -> Finding:
     if closure is None:
         return Finding("warn", "closure", "closure not run: run --closure_test")
     worst = closure.worst()
-    tested = sum(b.tested for b in closure.after)
     if worst is None:
         return Finding("fail", "closure", "closure tested no bin (every bin below closure.min_events)")
-    status = "PASS" if closure.passed else "FAIL"
-    text = f"{status}: {tested} bins tested, worst {bin_text(worst)}"
+    text = _outcome(closure, worst)
     failing = [b for b in closure.after if b.verdict == "fail"]
     if failing:
         text += f"; {len(failing)} failing: " + ", ".join(f"{b.low:g}–{b.high:g}" for b in failing)
@@ -182,7 +181,7 @@ def _higgs(higgs: Validation | None, sample: SampleOutputs, audit: AuditReport |
     worst = higgs.worst()
     if worst is None:
         return Finding("warn", "Higgs check", "Higgs check tested no bin")
-    text = f"{'PASS' if higgs.passed else 'FAIL'}: {sum(b.tested for b in higgs.after)} bins tested, worst {bin_text(worst)}"
+    text = _outcome(higgs, worst)
     rerun = "--closure_test --validate-higgs"
     if sample.label != "MC":
         # Simulated signal with Data factors measures data against simulation, not the calibration.
