@@ -56,7 +56,7 @@ def test_audit_flags_exactly_the_failed_2018_fit(config):
         "outside plausible band [0.5, 2.5]",
         "x0.061 the median of its neighbours (1.0310)",
     }
-    assert report.values()["30-45_EE"] == pytest.approx(0.0629, abs=1e-4)
+    assert {c.name: c.value for c in report.categories}["30-45_EE"] == pytest.approx(0.0629, abs=1e-4)
     assert "FLAGGED 1 of 36 categories: 30-45_EE" in report.to_text()
 
 
@@ -363,12 +363,12 @@ def _diff(before: str, after: str) -> list[str]:
     ]
 
 
-def test_install_copies_and_changes_only_the_one_key(repo, tmp_path):
+def test_install_copies_and_changes_only_the_one_key(repo, tmp_path, config):
     """A good 2018 Data file replaces the failed one: the value and its stale comment change, nothing else."""
     good = tmp_path / "res_calib_BS_correction_2018_nanoAODv12.json"
     shutil.copy(MC_2018, good)  # the 2018 MC factors pass the audit; under a Data name they are a Data file here
     before = (repo / FILELIST).read_text()
-    target = install_correction(good, 2018, False, repo)
+    target = install_correction(good, 2018, False, repo, config)
     assert target == repo / "data" / "res_calib" / good.name
     assert target.read_bytes() == good.read_bytes()
     after = (repo / FILELIST).read_text()
@@ -386,22 +386,22 @@ def test_install_copies_and_changes_only_the_one_key(repo, tmp_path):
      (MC_2018, 2018, False, "its name says MC"),
      (DATA_2017, 2018, False, "its name says year 2017")],
 )  # fmt: skip
-def test_install_refuses_a_flagged_or_mismatched_file_unless_forced(repo, source, year, is_mc, reason, caplog):
+def test_install_refuses_a_flagged_or_mismatched_file_unless_forced(repo, source, year, is_mc, reason, caplog, config):
     before = (repo / FILELIST).read_bytes()
     with pytest.raises(CorrectionError, match=reason) as err:
-        install_correction(source, year, is_mc, repo)
+        install_correction(source, year, is_mc, repo, config)
     assert "--force" in str(err.value) and "\n" not in str(err.value)
     assert (repo / FILELIST).read_bytes() == before and not (repo / "data").exists()
-    install_correction(source, year, is_mc, repo, force=True)
+    install_correction(source, year, is_mc, repo, config, force=True)
     assert "installing" in caplog.text and "despite" in caplog.text
     kind = "MC" if is_mc else "Data"
     (entry,) = [line for line in (repo / FILELIST).read_text().splitlines() if f"{kind}: data/res_calib/{source.name}  #" in line]
     assert "audit OK" in entry or "installed with --force" in entry
 
 
-def test_install_adds_a_missing_year_without_touching_the_rest(repo):
+def test_install_adds_a_missing_year_without_touching_the_rest(repo, config):
     before = (repo / FILELIST).read_text()
-    install_correction(DATA_2017, "2024", True, repo, force=True)  # its name says 2017: forced on purpose
+    install_correction(DATA_2017, "2024", True, repo, config, force=True)  # its name says 2017: forced on purpose
     after = (repo / FILELIST).read_text()
     assert _diff(before, after) == ["+  2024:", f"+    MC: data/res_calib/{DATA_2017.name}"]
     loaded = yaml.safe_load(after)
@@ -411,14 +411,14 @@ def test_install_adds_a_missing_year_without_touching_the_rest(repo):
     assert f"  2024:\n    MC: data/res_calib/{DATA_2017.name}\n\nzpt_weights_file:" in after
 
 
-def test_install_refuses_a_scalar_year_and_a_tampered_json(repo, tmp_path):
+def test_install_refuses_a_scalar_year_and_a_tampered_json(repo, tmp_path, config):
     before = (repo / FILELIST).read_bytes()
     with pytest.raises(ConfigError, match="2018_RERECO"):
-        install_correction(DATA_2017, "2018_RERECO", False, repo, force=True)
+        install_correction(DATA_2017, "2018_RERECO", False, repo, config, force=True)
     bad = tmp_path / "bad.json"
     bad.write_text(_tamper("content_length"))
     with pytest.raises(CorrectionError):
-        install_correction(bad, 2018, False, repo)
+        install_correction(bad, 2018, False, repo, config)
     assert (repo / FILELIST).read_bytes() == before
     assert not (repo / "data" / "res_calib" / "bad.json").exists()
 

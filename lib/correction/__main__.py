@@ -7,7 +7,6 @@ audit with flagged categories, 2 an unexpected crash (traceback only with ``--lo
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,8 +14,7 @@ from pathlib import Path
 from lib import console
 from lib.config import DEFAULT_CONFIG, load_config
 from lib.correction.auditor import audit_correction
-
-logger = logging.getLogger("lib.correction")
+from lib.errors import CorrectionError
 
 
 def _positive_int(text: str) -> int:
@@ -47,10 +45,9 @@ def audit(args: argparse.Namespace) -> int:
     band = tuple(args.band) if args.band else None
     report = audit_correction(args.file, load_config(args.config), args.previous, args.name, band, args.outlier_threshold)
     print(report.to_text())
-    if report.ok:
-        return 0
-    print(f"error: {args.file}: {len(report.flagged)} of {len(report.categories)} categories flagged: {', '.join(report.flagged)}", file=sys.stderr)
-    return 1
+    if not report.ok:
+        raise CorrectionError(f"{args.file}: {len(report.flagged)} of {len(report.categories)} categories flagged: {', '.join(report.flagged)}")
+    return 0
 
 
 def setup_import(subparsers: argparse._SubParsersAction) -> None:

@@ -1,16 +1,9 @@
 """Apply a correction to Stage-1 parquet: what Stage-1 does, as a standalone streaming step.
 
-Each input file becomes a new file under the output directory (same path relative to the inputs'
-common root) with every original column, in the original order and row order, plus
-
-* ``uncalibrated_dimuon_ebe_mass_res`` = sigma_pred (``lib.resolution.sigma_pred``),
-* ``dimuon_ebe_mass_res`` = sigma_pred x factor(mu1_pt, |mu1_eta|, |mu2_eta|),
-* ``dimuon_ebe_mass_res_rel`` = dimuon_ebe_mass_res / dimuon_mass.
-
-A column of one of these names already in the file (an earlier calibration) is replaced where it
-stands. Files are read row group by row group in bounded batches and written to a temporary file
-that is renamed into place, so an interrupted run never leaves a truncated output, and an input is
-never overwritten.
+Each input becomes a new file (same path relative to the inputs' root) with every original column,
+in order, plus sigma_pred (``lib.resolution``), sigma_pred x factor(mu1_pt, |mu1_eta|, |mu2_eta|) and
+the latter over dimuon_mass; a column of one of these names (an earlier calibration) is replaced
+where it stands. Outputs are streamed in bounded batches and renamed into place; inputs are never overwritten.
 """
 
 from __future__ import annotations
@@ -31,22 +24,10 @@ from lib.io.atomic import atomic_path
 from lib.errors import InputError
 from lib.resolution import sigma_pred
 
-__all__ = [
-    "CALIBRATED_COLUMN",
-    "RELATIVE_COLUMN",
-    "REQUIRED_COLUMNS",
-    "UNCALIBRATED_COLUMN",
-    "AppliedFile",
-    "apply_correction",
-]
-
 logger = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass")
-UNCALIBRATED_COLUMN = "uncalibrated_dimuon_ebe_mass_res"
-CALIBRATED_COLUMN = "dimuon_ebe_mass_res"
-RELATIVE_COLUMN = "dimuon_ebe_mass_res_rel"
-_NEW_COLUMNS = (UNCALIBRATED_COLUMN, CALIBRATED_COLUMN, RELATIVE_COLUMN)
+_REQUIRED_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass")
+_NEW_COLUMNS = ("uncalibrated_dimuon_ebe_mass_res", "dimuon_ebe_mass_res", "dimuon_ebe_mass_res_rel")
 _METADATA_KEY = b"ebe_calib.correction"
 
 
@@ -68,29 +49,16 @@ def apply_correction(
     batch_rows: int = 500_000,
     overwrite: bool = False,
 ) -> list[AppliedFile]:
-    """Write calibrated copies of Stage-1 parquet files.
+    """Write calibrated copies of Stage-1 parquet files, at their paths below ``input_root`` (default: their common directory).
 
     All inputs are checked (readable, required columns present, outputs not clashing with inputs)
     before the first output is written, so a bad file list fails without leaving partial results.
-
-    Args:
-        input_files: Stage-1 parquet files.
-        output_dir: where the new files go, at the same relative paths as below ``input_root``.
-        correction: the validated correction (``lib.correction.writer.load_correction``).
-        input_root: directory the relative paths are taken from; default: the inputs' common
-            directory.
-        batch_rows: most rows held in memory at once (``input.batch_rows``).
-        overwrite: replace outputs that already exist (never inputs).
-
-    Returns:
-        One entry per input file, in input order.
+    At most ``batch_rows`` rows are held in memory at once; ``overwrite`` replaces outputs (never inputs).
 
     Raises:
         InputError: no inputs, unreadable input, missing column (file and column named), an output
             that would overwrite an input, or an existing output without ``overwrite``.
     """
-    if batch_rows <= 0:
-        raise ValueError(f"batch_rows must be positive, got {batch_rows}")
     plan = _plan([Path(p) for p in input_files], Path(output_dir), input_root, overwrite)
     for source, _ in plan:
         _check_columns(source)
@@ -111,21 +79,19 @@ def _plan(inputs: list[Path], output_dir: Path, input_root: Path | None, overwri
             raise InputError(f"input file {path} does not exist or is not a file")
     resolved = [p.resolve() for p in inputs]
     root = Path(input_root).resolve() if input_root is not None else Path(os.path.commonpath([p.parent for p in resolved]))
-    out_root = output_dir.resolve()
-    taken = set(resolved)
-    plan = []
+    plan: dict[Path, Path] = {}  # output: input
     for path, res in zip(inputs, resolved):
         if not res.is_relative_to(root):
             raise InputError(f"input file {path} is not below the input root {root}")
-        output = out_root / res.relative_to(root)
-        if output in taken:
+        output = output_dir.resolve() / res.relative_to(root)
+        if output in resolved:
             raise InputError(f"refusing to overwrite input file {output}; choose an output directory outside the inputs")
-        if any(output == planned for _, planned in plan):
+        if output in plan:
             raise InputError(f"input file {path} is listed twice")
         if output.exists() and not overwrite:
             raise InputError(f"output file {output} already exists; remove it or pass overwrite")
-        plan.append((res, output))
-    return plan
+        plan[output] = res
+    return [(res, output) for output, res in plan.items()]
 
 
 def _check_columns(path: Path) -> None:
@@ -134,13 +100,13 @@ def _check_columns(path: Path) -> None:
         names = set(pq.read_schema(path).names)
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"cannot read {path} as parquet: {' '.join(str(err).split())}") from err
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    missing = [c for c in _REQUIRED_COLUMNS if c not in names]
     if missing:
         raise InputError(f"{path} lacks column {missing[0]}" + (f" (and {', '.join(missing[1:])})" if missing[1:] else ""))
 
 
 def _output_schema(schema: pa.Schema, loaded: LoadedCorrection) -> pa.Schema:
-    """Input schema with the three resolution columns (float64) replaced in place or appended."""
+    """Input schema with the three resolution columns (float64) replaced in place or appended, and the correction's provenance."""
     for name in _NEW_COLUMNS:
         field = pa.field(name, pa.float64())
         index = schema.get_field_index(name)
@@ -154,20 +120,17 @@ def _output_schema(schema: pa.Schema, loaded: LoadedCorrection) -> pa.Schema:
 
 
 def _apply_one(source: Path, output: Path, loaded: LoadedCorrection, batch_rows: int) -> int:
-    """Stream one file into a temporary sibling of ``output`` and rename it into place."""
-    rows = 0
+    """Stream one file into ``output``; its row count."""
     try:
         with atomic_path(output) as tmp_path:
             parquet = pq.ParquetFile(source)
             schema = _output_schema(parquet.schema_arrow, loaded)
             with pq.ParquetWriter(tmp_path, schema) as writer:
-                for group in range(parquet.num_row_groups):
-                    for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group]):
-                        writer.write_batch(_with_resolution(batch, schema, loaded))
-                        rows += batch.num_rows
+                for batch in parquet.iter_batches(batch_size=batch_rows):
+                    writer.write_batch(_with_resolution(batch, schema, loaded))
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"failed to write {output} from {source}: {' '.join(str(err).split())}") from err
-    return rows
+    return parquet.metadata.num_rows
 
 
 def _with_resolution(batch: pa.RecordBatch, schema: pa.Schema, loaded: LoadedCorrection) -> pa.RecordBatch:
@@ -180,9 +143,7 @@ def _with_resolution(batch: pa.RecordBatch, schema: pa.Schema, loaded: LoadedCor
     # Zero pT or mass in a malformed event gives inf/NaN for that event only, not an exception.
     with np.errstate(divide="ignore", invalid="ignore"):
         uncalibrated = sigma_pred(mass, column("mu1_pt"), column("mu1_ptErr"), column("mu2_pt"), column("mu2_ptErr"))
-        factor = loaded.evaluate(column("mu1_pt"), np.abs(column("mu1_eta")), np.abs(column("mu2_eta")))
-        calibrated = uncalibrated * factor
-        relative = calibrated / mass
-    new = {UNCALIBRATED_COLUMN: uncalibrated, CALIBRATED_COLUMN: calibrated, RELATIVE_COLUMN: relative}
+        calibrated = uncalibrated * loaded.evaluate(column("mu1_pt"), np.abs(column("mu1_eta")), np.abs(column("mu2_eta")))
+        new = dict(zip(_NEW_COLUMNS, (uncalibrated, calibrated, calibrated / mass)))
     arrays = [pa.array(new[f.name], type=pa.float64()) if f.name in new else batch.column(f.name) for f in schema]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)

@@ -1,17 +1,11 @@
 """Audit a correction file before anyone ships it: loadable, complete, plausible, no lone outliers.
 
-The 2018 data file of the original shipped 0.0629 for ``30-45_EE`` (a failed fit) and nobody
-noticed. Two independent checks catch such a value: a fixed plausibility band, and a comparison
-with the neighbouring categories, which also catches a factor that is inside the band but
-inconsistent with its surroundings.
-
-Outlier rule: the neighbours of a category are the categories one bin away in exactly one of
-(pT, |eta1|, |eta2|). A factor is an outlier when it differs from the median of its neighbours
-(neighbours outside the band are left out) by more than ``outlier_threshold`` as a ratio.
-
-Both thresholds are the configuration's (``step3.plausible_factor_band`` and
-``step3.neighbour_outlier_ratio``, the rule step 3 applies to its own fits), so the command line,
-``install`` and the report flag the same categories.
+A failed fit that reaches the file (the original's 2018 Data JSON holds 0.0629 for ``30-45_EE``) is
+caught by two independent checks: the plausibility band, and the comparison with the median of the
+neighbouring categories (one bin away in exactly one of pT, |eta1|, |eta2|; neighbours outside the
+band left out), which also catches a factor inside the band but inconsistent with its surroundings.
+Both thresholds are the configuration's (``step3``), the rule step 3 applies to its own fits, so the
+command line, ``install`` and the report flag the same categories.
 """
 
 from __future__ import annotations
@@ -29,8 +23,6 @@ from lib.correction.writer import load_correction, read_factors
 from lib.errors import ConfigError
 from lib.factors import far_from, neighbour_median
 
-__all__ = ["AuditReport", "CategoryAudit", "audit_correction"]
-
 logger = logging.getLogger(__name__)
 
 
@@ -43,10 +35,6 @@ class CategoryAudit:
     neighbour_median: float
     previous: float | None = None
     reasons: tuple[str, ...] = ()
-
-    @property
-    def ratio_to_neighbours(self) -> float:
-        return self.value / self.neighbour_median if self.neighbour_median > 0 else math.nan
 
     @property
     def relative_change(self) -> float | None:
@@ -82,9 +70,6 @@ class AuditReport:
     def ok(self) -> bool:
         return not self.flagged
 
-    def values(self) -> dict[str, float]:
-        return {c.name: c.value for c in self.categories}
-
     def to_text(self) -> str:
         """A fixed-width table followed by notes and a one-line verdict."""
         lo, hi = self.band
@@ -100,10 +85,10 @@ class AuditReport:
             header += f" {'previous':>8} {'change':>8}"
         lines += ["", header + "  flags", "-" * (len(header) + 7)]
         for c in self.categories:
-            row = f"{c.name:<12} {c.value:8.4f} {c.neighbour_median:8.4f} {c.ratio_to_neighbours:6.3f}"
-            if self.previous_path is not None:
-                change = c.relative_change
-                row += f" {c.previous:8.4f} {change:+8.2%}" if c.previous is not None and change is not None else ""
+            ratio = c.value / c.neighbour_median if c.neighbour_median > 0 else math.nan
+            row = f"{c.name:<12} {c.value:8.4f} {c.neighbour_median:8.4f} {ratio:6.3f}"
+            if c.previous is not None:
+                row += f" {c.previous:8.4f} {c.relative_change:+8.2%}"
             lines.append(row + ("  " + "; ".join(c.reasons) if c.reasons else ""))
         lines.append("")
         lines += [f"note: {n}" for n in self.notes]
@@ -122,20 +107,10 @@ def audit_correction(
     band: tuple[float, float] | None = None,
     outlier_threshold: float | None = None,
 ) -> AuditReport:
-    """Check a correction file category by category, with the configuration's thresholds unless given.
+    """Check a correction file category by category, against an earlier file when ``previous`` is given.
 
-    Args:
-        path: the JSON to audit (ours, an imported one, or the original's).
-        config: its categories are evaluated at their centres (files with other edges are read at
-            these centres too, a note says so); its ``step3.plausible_factor_band`` and
-            ``step3.neighbour_outlier_ratio`` are the thresholds where ``band``/``outlier_threshold`` are None.
-        previous: an earlier file to diff against (per-category relative change, not flagged).
-        name: correction to audit; ``None`` takes the only one in the file.
-        band: plausible factor range ``[lo, hi]``.
-        outlier_threshold: largest allowed ratio (either way) to the neighbour median, > 1.
-
-    Returns:
-        The report; flagged categories carry their reasons.
+    Factors are evaluated at the centres of the configuration's categories (a file with other edges
+    gets a note); ``band`` and ``outlier_threshold`` default to the configuration's ``step3`` values.
 
     Raises:
         CorrectionError: the file (or the previous one) does not load or validate.
@@ -148,14 +123,13 @@ def audit_correction(
     if not threshold > 1.0:
         raise ConfigError(f"outlier threshold is a ratio and must be above 1, got {threshold}")
     scheme = CategoryScheme.from_config(config.categories)
-    loaded = load_correction(Path(path), name)
+    loaded = load_correction(path, name)
     factors = loaded.factors(scheme)
-    old = read_factors(Path(previous), scheme, name) if previous is not None else None
+    old = read_factors(previous, scheme, name) if previous is not None else None
     usable = {i: v for i, v in enumerate(factors.values()) if math.isfinite(v) and lo <= v <= hi}
     audits = []
     for index, (cat, value) in enumerate(factors.items()):
-        # Step 3's outlier rule, against the usable neighbours; a factor outside the band is judged too.
-        nbr = neighbour_median(scheme, index, usable)
+        nbr = neighbour_median(scheme, index, usable)  # a factor outside the band is judged too
         reasons = []
         if not math.isfinite(value):
             reasons.append(f"factor is {value}")
@@ -177,12 +151,12 @@ def _binning_notes(model: cs.Correction, scheme: CategoryScheme) -> list[str]:
     node = model.data
     if not isinstance(node, cs.MultiBinning):
         return [f"top node is {getattr(node, 'nodetype', type(node).__name__)}, not multibinning; values read at category centres"]
-    notes = []
     expected = {
         "leading_mu_pt": list(scheme.pt_edges),
         "leading_mu_abseta": list(scheme.abseta_edges),
         "subleading_mu_abseta": list(scheme.abseta_edges),
     }
+    notes = []
     for var, edges in zip(node.inputs, node.edges):
         have = [float(e) for e in edges] if isinstance(edges, list) else f"uniform({edges.n}, {edges.low}, {edges.high})"
         if have != expected.get(var):

@@ -1,20 +1,14 @@
 """Convert the original's ROOT calibration maps into the correctionlib JSON layout (uproot, no ROOT).
 
-Two legacy formats exist:
+* ``res_calib_{Data|MC}_<year>.root``: one TH3, x = leading-muon pT, y = leading |eta|, z = subleading
+  |eta|. The axes carry no titles; the order follows the older category scheme, whose lowest pT bin
+  was merged by the *subleading* muon's region (contents constant along y, varying along z).
+* ``ebe_mass_uncertaintiy_calibration_<year>.root`` (sic): one TH2 ``correction{Data|MC}_pt_{i}`` per pT
+  bin, x = leading |eta|, y = subleading |eta|, without its pT edges (default: the TH3's). A TH2 with
+  coarser |eta| bins (``pt_0``) is spread over the common finer bins: one rectangular MultiBinning.
 
-* ``res_calib_{Data|MC}_<year>.root``: one TH3 with x = leading-muon pT, y = leading-muon |eta|,
-  z = subleading-muon |eta|. The axes carry no titles; the order is fixed by the older category
-  scheme, which merged the lowest pT bin by the *subleading* muon's region: that bin's contents are
-  constant along y and vary along z.
-* ``ebe_mass_uncertaintiy_calibration_<year>.root`` (sic): one TH2 per pT bin,
-  ``correction{Data|MC}_pt_{i}``, x = leading |eta|, y = subleading |eta|. The file stores no pT
-  edges; they are the TH3's (``LEGACY_PT_EDGES_GEV``) unless given. A TH2 with coarser |eta| bins
-  (``pt_0`` has one leading-|eta| bin) is spread over the finer common bins, so the result is still
-  one rectangular MultiBinning.
-
-The histograms' own edges are kept, including the open-ended 0 and 9999 GeV pT edges and |eta|
-edges stored in single precision (0.8999999761581421): the JSON reproduces each histogram exactly,
-and evaluating it inside any histogram bin gives that bin's content.
+The histograms' own edges are kept (the open-ended 0 and 9999 GeV pT edges, |eta| edges in single
+precision such as 0.8999999761581421), so evaluating the JSON inside any histogram bin gives its content.
 """
 
 from __future__ import annotations
@@ -32,8 +26,6 @@ from lib import __version__
 from lib.correction.writer import correction_from_grid
 from lib.errors import CorrectionError, InputError
 
-__all__ = ["LEGACY_PT_EDGES_GEV", "import_root"]
-
 logger = logging.getLogger(__name__)
 
 LEGACY_PT_EDGES_GEV: tuple[float, ...] = (0.0, 45.0, 52.0, 62.0, 9999.0)
@@ -47,21 +39,11 @@ def import_root(
     hist_name: str | None = None,
     pt_edges: Sequence[float] = LEGACY_PT_EDGES_GEV,
 ) -> cs.CorrectionSet:
-    """CorrectionSet holding a legacy ROOT map bin for bin, in either format, recognised by its content.
+    """CorrectionSet named ``name`` holding a legacy ROOT map bin for bin, its format recognised by its content.
 
-    A file with a TH3 (or a ``hist_name`` given) is read as the TH3 map; otherwise the per-pT-bin
-    TH2 set of ``kind``, whose bin (i_pt, i_eta1, i_eta2) holds the content of histogram ``pt_{i_pt}``
-    at that |eta| bin.
-
-    Args:
-        root_path: the ROOT file.
-        name: correction name to write (``step3.correction_name``).
-        kind: ``Data`` or ``MC``: which TH2 set of a per-pT-bin file.
-        hist_name: the TH3 to take; ``None`` takes the only TH3 in the file.
-        pt_edges: leading-muon pT edges of a per-pT-bin file's bins ``0..n-1`` (not stored in it).
-
-    Returns:
-        The schema-v2 model with the histograms' own edges.
+    A file with a TH3 (or a ``hist_name`` given) is read as the TH3 map (``None``: its only TH3);
+    otherwise the per-pT-bin TH2 set of ``kind``, whose bin (i_pt, i_eta1, i_eta2) holds the
+    content of histogram ``pt_{i_pt}`` at that |eta| bin, on the leading-muon ``pt_edges``.
 
     Raises:
         InputError: unreadable file, no such (or no unique) TH3, a TH2 set without ``kind``, TH2s
@@ -70,7 +52,13 @@ def import_root(
             onto common edges.
     """
     root_path = Path(root_path)
-    with _open(root_path) as root:
+    try:
+        root = uproot.open(root_path)
+    except FileNotFoundError as err:
+        raise InputError(f"ROOT file {root_path} does not exist") from err
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read {root_path} as a ROOT file: {' '.join(str(err).split())}") from err
+    with root:
         if hist_name is not None or any(c.startswith("TH3") for c in root.classnames().values()):
             values, edges, source = _th3(root, root_path, hist_name)
         elif kind is None:
@@ -84,11 +72,18 @@ def import_root(
 
 def _th3(root: Any, root_path: Path, hist_name: str | None) -> tuple[np.ndarray, list[np.ndarray], str]:
     """The TH3's contents, its edges and what it is."""
-    key = _pick(root, root_path, hist_name, "TH3")
-    hist = root[key]
+    found = {k.split(";")[0]: c for k, c in root.classnames().items()}
+    if hist_name is None:
+        matches = [k for k, c in found.items() if c.startswith("TH3")]
+        if len(matches) != 1:
+            raise InputError(f"{root_path} holds {len(matches)} TH3 histograms {matches}; name the one to import")
+        hist_name = matches[0]
+    elif not found.get(hist_name, "").startswith("TH3"):
+        raise InputError(f"{root_path} has no TH3 named '{hist_name}' (objects: {found})")
+    hist = root[hist_name]
     values = hist.values(flow=False)
-    _warn_empty(values, root_path, key)
-    return values, [hist.axis(i).edges() for i in range(3)], f"map {root_path.name}:{key} ({_AXES})"
+    _warn_empty(values, root_path, hist_name)
+    return values, [hist.axis(i).edges() for i in range(3)], f"map {root_path.name}:{hist_name} ({_AXES})"
 
 
 def _th2_set(root: Any, root_path: Path, kind: str, pt_edges: Sequence[float]) -> tuple[np.ndarray, list[np.ndarray], str]:
@@ -121,34 +116,10 @@ def _th2_set(root: Any, root_path: Path, kind: str, pt_edges: Sequence[float]) -
     return grid, [np.asarray(pt_edges, dtype=float), eta1, eta2], source
 
 
-def _open(root_path: Path) -> Any:
-    """uproot file handle, with unreadable files turned into InputError."""
-    try:
-        return uproot.open(root_path)
-    except FileNotFoundError as err:
-        raise InputError(f"ROOT file {root_path} does not exist") from err
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read {root_path} as a ROOT file: {' '.join(str(err).split())}") from err
-
-
-def _pick(root: Any, root_path: Path, hist_name: str | None, prefix: str) -> str:
-    """Key of the requested histogram, or of the only histogram of that class."""
-    found = {k.split(";")[0]: c for k, c in root.classnames().items()}
-    if hist_name is not None:
-        if not found.get(hist_name, "").startswith(prefix):
-            raise InputError(f"{root_path} has no {prefix} named '{hist_name}' (objects: {found})")
-        return hist_name
-    matches = [k for k, c in found.items() if c.startswith(prefix)]
-    if len(matches) != 1:
-        raise InputError(f"{root_path} holds {len(matches)} {prefix} histograms {matches}; name the one to import")
-    return matches[0]
-
-
 def _common_edges(all_edges: list[np.ndarray], root_path: Path, axis: str) -> np.ndarray:
     """Union of several binnings of one range, onto which each of them maps as a coarsening."""
-    lo, hi = all_edges[0][0], all_edges[0][-1]
-    if any(e[0] != lo or e[-1] != hi for e in all_edges):
-        ranges = sorted({(float(e[0]), float(e[-1])) for e in all_edges})
+    ranges = sorted({(float(e[0]), float(e[-1])) for e in all_edges})
+    if len(ranges) > 1:
         raise CorrectionError(f"{root_path}: histograms cover different {axis} ranges {ranges}; cannot merge them")
     return np.unique(np.concatenate(all_edges))
 

@@ -1,17 +1,14 @@
 """Install a correction JSON into the analysis: copy it and point the file list at it.
 
-Users of the original copied the JSON into ``data/res_calib/`` and edited
-``configs/parameters/correction_filelist.yaml`` by hand. Here the one entry
-``BS_res_calib_path.<year>.<Data|MC>`` is changed through ruamel.yaml's round trip, which keeps
-the rest of that file as it was (comments, quoting, key order, blank lines, and the indentation
-of a file that indents alike throughout), so its owners review the change by diff. The edit is
-checked by re-parsing: the new file must load to the old content with exactly that one value
-changed, otherwise nothing is written.
+The one entry ``BS_res_calib_path.<year>.<Data|MC>`` of ``configs/parameters/correction_filelist.yaml``
+is changed through ruamel.yaml's round trip, which keeps the rest of that file as it was (comments,
+quoting, key order, blank lines, and the indentation of a file that indents alike throughout), so
+its owners review the change by diff. The edit is checked by re-parsing: the new file must load to
+the old content with exactly that one value changed, otherwise nothing is written.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import logging
 import re
@@ -27,12 +24,10 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from lib.config import Config, load_config
+from lib.config import Config
 from lib.correction.auditor import audit_correction
 from lib.correction.writer import atomic_write_bytes, load_correction
 from lib.errors import ConfigError, CorrectionError
-
-__all__ = ["FILELIST", "INSTALL_DIR", "TOP_KEY", "install_correction", "set_filelist_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,27 +38,14 @@ TOP_KEY = "BS_res_calib_path"
 _COMMENT_GAP = 2
 
 
-def install_correction(
-    json_path: Path, year: int | str, is_mc: bool, repo_root: Path, config: Config | None = None, force: bool = False
-) -> Path:
-    """Audit a correction, copy it into ``data/res_calib/`` and register it in the file list.
+def install_correction(json_path: Path, year: int | str, is_mc: bool, repo_root: Path, config: Config, force: bool = False) -> Path:
+    """Audit a correction, copy it into ``data/res_calib/`` of ``repo_root`` and register it in the file list; the copy.
 
     What Stage-1 reads for every event of a year must not be a failed fit or another sample's file,
-    so installing refuses (unless ``force``) a file whose audit flags a category (outside the
-    plausible band, or an outlier against its neighbours) and a file
-    whose name or description says another year or Data/MC than asked. The entry's trailing
-    comment is rewritten: it described the file being replaced.
-
-    Args:
-        json_path: the correction file (``.json`` or ``.json.gz``); it is validated first.
-        year: the analysis year key (``2018``, ``2022preEE``).
-        is_mc: register under ``MC`` instead of ``Data``.
-        repo_root: root of the analysis checkout holding ``data/`` and ``configs/``.
-        config: categories and thresholds of the audit (``step3``); None: the default configuration.
-        force: install despite audit flags or a name/description that disagrees (each logged as a warning).
-
-    Returns:
-        The installed copy.
+    so installing refuses (unless ``force``: it warns) a file whose audit flags a category (with
+    ``config``'s categories and ``step3`` thresholds), or whose name or description says another
+    year or Data/MC than asked. The entry's trailing comment, which
+    described the file being replaced, is rewritten.
 
     Raises:
         CorrectionError: the JSON does not load or validate, cannot be copied, or is refused (one
@@ -92,11 +74,11 @@ def install_correction(
     return target
 
 
-def _refuse_or_warn(json_path: Path, year: str, kind: str, config: Config | None, force: bool) -> str:
+def _refuse_or_warn(json_path: Path, year: str, kind: str, config: Config, force: bool) -> str:
     """Refuse (unless ``force``: warn) a file that fails its audit or names another sample; the entry's new comment."""
     loaded = load_correction(json_path)
     problems = _sample_mismatches(json_path.name, loaded.model.description or "", year, kind)
-    report = audit_correction(json_path, config or load_config())
+    report = audit_correction(json_path, config)
     problems += [f"{c.name} = {c.value:.4g} ({'; '.join(c.reasons)})" for c in report.categories if c.reasons]
     if problems and not force:
         raise CorrectionError(f"refusing to install {json_path} as {year} {kind}: {'; '.join(problems)} (--force installs it anyway)")
@@ -126,24 +108,15 @@ def _sample_mismatches(file_name: str, description: str, year: str, kind: str) -
 def set_filelist_entry(
     text: str, year: int | str, kind: str, value: str, where: str = "file list", comment: str | None = None
 ) -> str:
-    """Return ``text`` with ``BS_res_calib_path.<year>.<kind>`` set to ``value``, all else unchanged.
+    """``text`` with ``BS_res_calib_path.<year>.<kind>`` set to ``value``, all else unchanged.
 
-    Missing keys are added at the end of their parent block. The entry's quoting and trailing
-    comment are kept, or the comment is replaced by ``# <comment>`` when one is given.
-
-    Args:
-        text: the YAML file's text (block style under ``BS_res_calib_path``).
-        year: year key; quoted and unquoted keys (``'2018'``, ``2018``) both match.
-        kind: ``Data`` or ``MC``.
-        value: the new path.
-        where: file name for error messages.
-
-    Returns:
-        The edited text.
+    Missing keys are added at the end of their parent block; a year matches quoted and unquoted
+    (``'2018'``, ``2018``). The entry's quoting and trailing comment are kept, or the comment is
+    replaced by ``# <comment>`` when one is given.
 
     Raises:
-        ConfigError: invalid YAML, duplicate keys, flow-style or scalar parents, a non-scalar
-            value, or an edit that would change anything else.
+        ConfigError: (``where`` named) invalid YAML, duplicate keys, flow-style or scalar parents,
+            a non-scalar value, or an edit that would change anything else.
 
     Example:
         >>> print(set_filelist_entry("x: 1  # keep\\nBS_res_calib_path:\\n  '2018':\\n    Data: old.json  # note\\n", 2018, "Data", "new.json"), end="")
@@ -212,17 +185,16 @@ def _mapping_indent(node: CommentedMap) -> int | None:
 def _append(node: CommentedMap, keys: tuple[str, ...], value: str) -> None:
     """Add ``keys[0]: {keys[1]: ... value}`` as the last entry of ``node``.
 
-    The blank lines and comments that followed the block's last line (ruamel.yaml keeps them
-    on its deepest last entry) move below the new entry, so they still separate the block from
-    the next one.
+    The blank lines and comments that followed the block's last line (ruamel.yaml keeps them on its
+    deepest last entry) move below the new entry, so they still separate the block from the next one.
     """
     inner: object = value
     for key in reversed(keys[1:]):
         inner = CommentedMap([(_new_key(key), inner)])
-    tail = _take_trailing_lines(node)
+    tail = _take_trailing_lines(node) if node else ""
     node[_new_key(keys[0])] = inner
-    last_map, last_key = _deepest_last(node)
     if tail:
+        last_map, last_key = _deepest_last(node)
         last_map.ca.items[last_key] = [None, None, CommentToken(tail, CommentMark(0)), None]
 
 
@@ -233,17 +205,20 @@ def _deepest_last(node: CommentedMap) -> tuple[CommentedMap, Any]:
     return _deepest_last(child) if isinstance(child, CommentedMap) and child else (node, key)
 
 
+def _eol_comment(node: CommentedMap, key: Any) -> CommentToken | None:
+    """What ruamel.yaml keeps after the entry's value: its own comment and the lines below up to the next entry."""
+    items = node.ca.items.get(key)
+    return items[2] if items and len(items) > 2 else None
+
+
 def _take_trailing_lines(node: CommentedMap) -> str:
     """Remove and return the lines after the block's last line (``"\\n"``-led), leaving its own end-of-line comment."""
-    if not node:
-        return ""
     last_map, last_key = _deepest_last(node)
-    items = last_map.ca.items.get(last_key)
-    token = items[2] if items and len(items) > 2 else None
+    token = _eol_comment(last_map, last_key)
     if token is None or "\n" not in token.value:
         return ""
     own, tail = token.value.split("\n", 1)
-    items[2] = CommentToken(own + "\n", CommentMark(token.column)) if own else None
+    last_map.ca.items[last_key][2] = CommentToken(own + "\n", CommentMark(token.column)) if own else None
     return "\n" + tail if tail else ""
 
 
@@ -252,8 +227,7 @@ def _place_comment(node: CommentedMap, key: Any, old_value: object, line: str, w
 
     ``line`` is the entry's line in the file, ``width`` the new value's width as written.
     """
-    items = node.ca.items.get(key)
-    token = items[2] if items and len(items) > 2 else None
+    token = _eol_comment(node, key)
     own, tail = token.value.split("\n", 1) if token is not None and "\n" in token.value else ("", "")
     before_comment = line[: token.column] if token is not None else line
     if comment is not None:
@@ -285,25 +259,23 @@ def _new_key(key: str) -> Any:
 
 
 def _check_only_change(before: dict[str, Any], new_text: str, path: tuple[str, ...], value: str, where: str) -> None:
-    """Re-parse the edited text: it must equal the old content with only ``path`` set to ``value``."""
+    """Re-parse the edited text: it must equal the old content (keys as text) with only ``path`` set to ``value``."""
     try:
         after = yaml.safe_load(new_text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{where}: editing {'.'.join(path)} would produce invalid YAML; file left untouched") from err
-    expected = copy.deepcopy(before)
-    node = expected
+    expected = node = _normalise(before)
     for key in path[:-1]:
-        match = next((k for k in node if str(k) == key), key)
-        if not isinstance(node.get(match), dict):
-            node[match] = {}
-        node = node[match]
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
     node[path[-1]] = value
-    if _normalise(after) != _normalise(expected):
+    if _normalise(after) != expected:
         raise ConfigError(f"{where}: editing {'.'.join(path)} would change other entries; file left untouched, edit it by hand")
 
 
 def _normalise(node: Any) -> Any:
-    """Mapping keys as text, so ``2018`` and ``'2018'`` compare equal."""
+    """A copy with mapping keys as text, so ``2018`` and ``'2018'`` compare equal."""
     if isinstance(node, dict):
         return {str(k): _normalise(v) for k, v in node.items()}
     if isinstance(node, list):

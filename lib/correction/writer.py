@@ -28,19 +28,6 @@ from lib.categories import CategoryScheme
 from lib.io.atomic import atomic_path
 from lib.errors import CorrectionError
 
-__all__ = [
-    "INPUT_NAMES",
-    "OUTPUT_NAME",
-    "ULP_TOLERANCE",
-    "LoadedCorrection",
-    "atomic_write_bytes",
-    "build_correction",
-    "correction_from_grid",
-    "load_correction",
-    "read_factors",
-    "write_correction",
-]
-
 logger = logging.getLogger(__name__)
 
 _INPUTS = (
@@ -48,74 +35,45 @@ _INPUTS = (
     ("leading_mu_abseta", "Absolute pseudorapidity of the leading muon"),
     ("subleading_mu_abseta", "Absolute pseudorapidity of the subleading muon"),
 )
-INPUT_NAMES: tuple[str, ...] = tuple(name for name, _ in _INPUTS)
-OUTPUT_NAME = "correction_factor"
+_OUTPUT = cs.Variable(
+    name="correction_factor", type="real", description="Multiplicative factor for the predicted per-event dimuon mass resolution"
+)
+# correctionlib's C++ JSON parser can round a decimal 1 ulp away from Python's: an evaluated factor may differ by this many ulp.
 ULP_TOLERANCE = 4
-"""Units in the last place by which an evaluated factor may differ from the JSON text's value."""
-_OUTPUT_DESCRIPTION = "Multiplicative factor for the predicted per-event dimuon mass resolution"
 
 
-def correction_from_grid(
-    values: np.ndarray, edges: Sequence[Sequence[float]], name: str, description: str
-) -> cs.CorrectionSet:
-    """Wrap a (pT, |eta1|, |eta2|) grid of factors into the standard CorrectionSet layout.
-
-    Args:
-        values: factors with shape ``(n_pt, n_eta1, n_eta2)``; flattened in C order, which is the
-            row-major order of the MultiBinning content.
-        edges: bin edges of the three inputs, in input order.
-        name: correction name looked up by Stage-1 (``step3.correction_name``).
-        description: meaning and provenance, stored in the file for whoever opens it later.
-
-    Returns:
-        The schema-v2 model (validated by pydantic on construction).
+def correction_from_grid(values: np.ndarray, edges: Sequence[Sequence[float]], name: str, description: str) -> cs.CorrectionSet:
+    """The standard CorrectionSet layout around a (pT, |eta1|, |eta2|) grid of factors, flattened in C order.
 
     Raises:
-        CorrectionError: shape and edges disagree, or a value is not finite.
+        CorrectionError: a value is not finite (its bin named).
     """
     grid = np.asarray(values, dtype=np.float64)
-    shape = tuple(len(e) - 1 for e in edges)
-    if len(edges) != len(INPUT_NAMES) or grid.shape != shape:
-        raise CorrectionError(f"factor grid of shape {grid.shape} does not match edges giving {shape}")
     bad = np.argwhere(~np.isfinite(grid))
     if len(bad):
         raise CorrectionError(f"factor grid holds non-finite values at bin (pt, eta1, eta2) {tuple(bad[0])}")
-    try:
-        correction = cs.Correction(
-            name=name,
-            description=description,
-            version=1,
-            inputs=[cs.Variable(name=n, type="real", description=d) for n, d in _INPUTS],
-            output=cs.Variable(name=OUTPUT_NAME, type="real", description=_OUTPUT_DESCRIPTION),
-            data=cs.MultiBinning(
-                nodetype="multibinning",
-                inputs=list(INPUT_NAMES),
-                edges=[[float(x) for x in e] for e in edges],
-                content=[float(x) for x in grid.ravel(order="C")],
-                flow="clamp",
-            ),
-        )
-        return cs.CorrectionSet(schema_version=2, corrections=[correction])
-    except ValidationError as err:
-        raise CorrectionError(f"correction '{name}' is invalid: {_first_error(err)}") from err
+    correction = cs.Correction(
+        name=name,
+        description=description,
+        version=1,
+        inputs=[cs.Variable(name=n, type="real", description=d) for n, d in _INPUTS],
+        output=_OUTPUT,
+        data=cs.MultiBinning(
+            nodetype="multibinning",
+            inputs=[n for n, _ in _INPUTS],
+            edges=[[float(x) for x in e] for e in edges],
+            content=[float(x) for x in grid.ravel(order="C")],
+            flow="clamp",
+        ),
+    )
+    return cs.CorrectionSet(schema_version=2, corrections=[correction])
 
 
-def build_correction(
-    factors: Mapping[str, float], scheme: CategoryScheme, name: str, description: str
-) -> cs.CorrectionSet:
-    """CorrectionSet holding one factor per category of ``scheme``.
+def build_correction(factors: Mapping[str, float], scheme: CategoryScheme, name: str, description: str) -> cs.CorrectionSet:
+    """CorrectionSet holding one factor per category of ``scheme``, on the categories' edges.
 
     Every category must be present: the original wrote 1.0 for a missing one, which silently
     disables the calibration for those events.
-
-    Args:
-        factors: category name (``30-45_OB``) to calibration factor.
-        scheme: the categories; their edges become the MultiBinning edges.
-        name: correction name (``step3.correction_name``).
-        description: meaning and provenance (config hash, inputs, date), stored in the file.
-
-    Returns:
-        The schema-v2 model, ready for :func:`write_correction`.
 
     Raises:
         CorrectionError: a category is missing or unknown, or a factor is not finite (named).
@@ -137,61 +95,39 @@ def build_correction(
     unknown = sorted(set(factors) - set(names))
     if unknown:
         raise CorrectionError(f"factors given for unknown categories {', '.join(unknown)}; valid: {', '.join(names)}")
-    values = []
     for n in names:
-        value = float(factors[n])
-        if not math.isfinite(value):
-            raise CorrectionError(f"calibration factor for category {n} is {value}; a factor must be finite")
-        values.append(value)
-    grid = np.array(values).reshape(scheme.n_pt, scheme.n_eta, scheme.n_eta)
+        if not math.isfinite(factors[n]):
+            raise CorrectionError(f"calibration factor for category {n} is {factors[n]}; a factor must be finite")
+    grid = np.array([float(factors[n]) for n in names]).reshape(scheme.n_pt, scheme.n_eta, scheme.n_eta)
     return correction_from_grid(grid, (scheme.pt_edges, scheme.abseta_edges, scheme.abseta_edges), name, description)
 
 
 def write_correction(cset: cs.CorrectionSet, path: Path, gzip: bool = False) -> list[Path]:
-    """Validate a CorrectionSet by a full round trip, then write it atomically.
-
-    The text is re-parsed by pydantic and by correctionlib's C++ loader and every multibinning
-    bin centre is evaluated back against its content before anything is written, so a file on disk
-    is always one that Stage-1 can load and that says what was meant.
-
-    Args:
-        cset: the model, as built by :func:`build_correction`.
-        path: destination JSON; its directory must exist.
-        gzip: also write ``<path>.gz`` with the same content.
-
-    Returns:
-        The paths written (JSON first).
+    """Validate ``cset`` by a full round trip, then write it (and with ``gzip`` a ``.gz`` copy) atomically; the paths.
 
     Raises:
-        CorrectionError: the set does not validate or does not evaluate back to its content, or
-            the file cannot be written.
+        CorrectionError: the set does not evaluate back to its content, or the file cannot be written.
     """
-    path = Path(path)
-    try:
-        text = json.dumps(cset.model_dump(mode="json", exclude_unset=True), indent=4, allow_nan=False) + "\n"
-    except ValueError as err:
-        raise CorrectionError(f"correction for {path} holds a non-finite number: {err}") from err
+    text = json.dumps(cset.model_dump(mode="json", exclude_unset=True), indent=4, allow_nan=False) + "\n"
     _validate_text(text, str(path))
     data = text.encode()
-    written = [path]
+    written = [Path(path)]
     atomic_write_bytes(path, data)
     if gzip:
-        gz_path = path.with_name(path.name + ".gz")
-        atomic_write_bytes(gz_path, gzip_module.compress(data, mtime=0))
-        written.append(gz_path)
+        written.append(written[0].with_name(written[0].name + ".gz"))
+        atomic_write_bytes(written[1], gzip_module.compress(data, mtime=0))
     logger.info("wrote correction %s (sha256 %s)", path, hashlib.sha256(data).hexdigest()[:16])
     return written
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole (``lib.io.atomic``), flushed to disk, keeping the replaced file's mode.
+    """Write ``data`` to ``path`` whole, flushed to disk, keeping the replaced file's mode.
 
     Raises:
         CorrectionError: the directory is missing or not writable.
     """
-    path = Path(path)
     try:
-        with atomic_path(path, durable=True, keep_mode=True, create_parent=False) as tmp:
+        with atomic_path(Path(path), durable=True, keep_mode=True, create_parent=False) as tmp:
             tmp.write_bytes(data)
     except OSError as err:
         raise CorrectionError(f"cannot write {path}: {err.strerror or err}") from err
@@ -211,39 +147,33 @@ class LoadedCorrection:
         return self.model.name
 
     def evaluate(self, lead_pt: np.ndarray, lead_abseta: np.ndarray, sublead_abseta: np.ndarray) -> np.ndarray:
-        """Vectorised factor per event; NaN where an input is not finite.
+        """Factor per event of 1-d arrays; NaN where an input is not finite.
 
         correctionlib's ``clamp`` maps NaN onto an arbitrary bin, so non-finite inputs are masked
         here rather than given a plausible-looking factor.
         """
-        by_name = {
-            "leading_mu_pt": np.asarray(lead_pt, dtype=np.float64),
-            "leading_mu_abseta": np.asarray(lead_abseta, dtype=np.float64),
-            "subleading_mu_abseta": np.asarray(sublead_abseta, dtype=np.float64),
-        }
-        args = [np.atleast_1d(a).ravel() for a in np.broadcast_arrays(*(by_name[var.name] for var in self.model.inputs))]
+        columns = (lead_pt, lead_abseta, sublead_abseta)
+        by_name = {n: np.asarray(c, dtype=np.float64) for (n, _), c in zip(_INPUTS, columns)}
+        args = [by_name[var.name] for var in self.model.inputs]
         finite = np.isfinite(args[0]) & np.isfinite(args[1]) & np.isfinite(args[2])
         out = np.full(finite.shape, np.nan)
         if finite.any():
             out[finite] = self.evaluator.evaluate(*(a[finite] for a in args))
-        return out.reshape(np.broadcast_shapes(*(np.shape(a) for a in by_name.values())))
+        return out
 
     def factors(self, scheme: CategoryScheme) -> dict[str, float]:
-        """Factor per category of ``scheme``, evaluated at the category centres."""
+        """Factor per category of ``scheme``, evaluated at the category centres.
+
+        Evaluating (rather than reading the content array) makes the answer independent of the file's
+        binning, so files with other edges (imported ROOT maps) compare category by category.
+        """
         centres = np.array([scheme.center(i) for i in range(scheme.n_categories)])
         values = self.evaluate(centres[:, 0], centres[:, 1], centres[:, 2])
         return {n: float(v) for n, v in zip(scheme.names, values)}
 
 
 def load_correction(path: Path, name: str | None = None) -> LoadedCorrection:
-    """Load and fully validate a correction file (``.json`` or ``.json.gz``).
-
-    Args:
-        path: the file.
-        name: correction to take; ``None`` takes the only one in the file.
-
-    Returns:
-        The validated correction with its evaluator.
+    """Load and fully validate a correction file (``.json`` or ``.json.gz``); ``name=None`` takes its only correction.
 
     Raises:
         CorrectionError: unreadable, not JSON, rejected by the schema or by correctionlib, no such
@@ -252,42 +182,28 @@ def load_correction(path: Path, name: str | None = None) -> LoadedCorrection:
     path = Path(path)
     try:
         raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip_module.decompress(raw)
-        text = raw.decode()
+        text = (gzip_module.decompress(raw) if path.suffix == ".gz" else raw).decode()
     except OSError as err:
         raise CorrectionError(f"cannot read correction file {path}: {err.strerror or err}") from err
     except (UnicodeDecodeError, EOFError) as err:
         raise CorrectionError(f"correction file {path} is not a (gzipped) UTF-8 JSON text") from err
     cset, evaluators = _validate_text(text, str(path))
-    if name is None:
-        if len(cset.corrections) != 1:
-            found = ", ".join(c.name for c in cset.corrections) or "none"
+    matches = [c for c in cset.corrections if name is None or c.name == name]
+    if len(matches) != 1:
+        found = ", ".join(c.name for c in cset.corrections) or "none"
+        if name is None:
             raise CorrectionError(f"{path} holds {len(cset.corrections)} corrections ({found}); name the one to use")
-        model = cset.corrections[0]
-    else:
-        matches = [c for c in cset.corrections if c.name == name]
-        if not matches:
-            found = ", ".join(c.name for c in cset.corrections) or "none"
-            raise CorrectionError(f"{path} has no correction '{name}' (found: {found})")
-        model = matches[0]
+        raise CorrectionError(f"{path} has no correction '{name}' (found: {found})")
+    model = matches[0]
     inputs = [(v.name, v.type) for v in model.inputs]
-    if sorted(inputs) != sorted((n, "real") for n in INPUT_NAMES):
-        raise CorrectionError(
-            f"correction '{model.name}' in {path} takes inputs {inputs}; expected real {', '.join(INPUT_NAMES)}"
-        )
+    if sorted(inputs) != sorted((n, "real") for n, _ in _INPUTS):
+        expected = ", ".join(n for n, _ in _INPUTS)
+        raise CorrectionError(f"correction '{model.name}' in {path} takes inputs {inputs}; expected real {expected}")
     return LoadedCorrection(path, model, evaluators[model.name], hashlib.sha256(raw).hexdigest())
 
 
 def read_factors(path: Path, scheme: CategoryScheme, name: str | None = None) -> dict[str, float]:
-    """Factor per category, evaluated at each category centre; works for the original's files too.
-
-    Evaluating (rather than reading the content array) makes the answer independent of the file's
-    binning, so files with other edges (imported ROOT maps) compare category by category.
-
-    Raises:
-        CorrectionError: the file does not load or validate (see :func:`load_correction`).
-    """
+    """Factor per category at each category centre (:meth:`LoadedCorrection.factors`); reads the original's files too."""
     return load_correction(path, name).factors(scheme)
 
 
@@ -312,18 +228,16 @@ def _validate_text(text: str, where: str) -> tuple[cs.CorrectionSet, correctionl
 
 
 def _check_centres(model: cs.Correction, evaluator: correctionlib.highlevel.Correction, where: str) -> None:
-    """Evaluate a top-level MultiBinning at every bin centre and compare with its content."""
+    """Evaluate a top-level MultiBinning of plain numbers at every bin centre and compare with its content."""
     node = model.data
     if not all(isinstance(e, list) for e in node.edges) or not all(isinstance(c, float) for c in node.content):
         return
     if sorted(node.inputs) != sorted(v.name for v in model.inputs):
         return
     axes = [0.5 * (np.asarray(e[:-1], dtype=float) + np.asarray(e[1:], dtype=float)) for e in node.edges]
-    mesh = np.meshgrid(*axes, indexing="ij")
-    by_name = {n: m.ravel() for n, m in zip(node.inputs, mesh)}
+    by_name = {n: m.ravel() for n, m in zip(node.inputs, np.meshgrid(*axes, indexing="ij"))}
     got = evaluator.evaluate(*(by_name[v.name] for v in model.inputs))
     want = np.asarray(node.content, dtype=float)
-    # correctionlib's C++ JSON parser can round a decimal 1 ulp away from Python's: allow a few ulp.
     close = np.abs(got - want) <= ULP_TOLERANCE * np.spacing(np.abs(want))
     bad = np.flatnonzero(~(close | (np.isnan(got) & np.isnan(want))))
     if len(bad):
@@ -333,10 +247,8 @@ def _check_centres(model: cs.Correction, evaluator: correctionlib.highlevel.Corr
 
 
 def _first_error(err: ValidationError) -> str:
-    """One line from a pydantic error: where, what, and how many more."""
+    """One line from a pydantic error: where (without union tags such as ``tagged-union[...]``), what, how many more."""
     errors = err.errors()
-    first = errors[0]
-    # Drop pydantic's internal union tags ("tagged-union[...]", "function-after[...]") from the path.
-    loc = ".".join(str(p) for p in first["loc"] if "[" not in str(p))
+    loc = ".".join(str(p) for p in errors[0]["loc"] if "[" not in str(p))
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {first['msg']}{more}"
+    return f"{loc}: {errors[0]['msg']}{more}"
