@@ -162,8 +162,7 @@ def _set_entry(doc: CommentedMap, path: tuple[str, ...], value: str, lines: list
             if isinstance(child, (dict, list)):
                 raise ConfigError(f"{where}: '{'.'.join(path)}' holds a nested block, not a file path")
             node[found] = type(child)(value) if isinstance(child, ScalarString) else value
-            line = lines[node.lc.key(found)[0]]
-            _place_comment(node, found, child, line, _rendered_width(round_trip, node[found]), comment)
+            _place_comment(node, found, child, lines[node.lc.key(found)[0]], round_trip, comment)
         elif not isinstance(child, CommentedMap) or child.fa.flow_style():
             shown = "a flow-style mapping" if isinstance(child, CommentedMap) else f"'{child}'"
             raise ConfigError(
@@ -185,17 +184,24 @@ def _mapping_indent(node: CommentedMap) -> int | None:
 def _append(node: CommentedMap, keys: tuple[str, ...], value: str) -> None:
     """Add ``keys[0]: {keys[1]: ... value}`` as the last entry of ``node``.
 
-    The blank lines and comments that followed the block's last line (ruamel.yaml keeps them on its
-    deepest last entry) move below the new entry, so they still separate the block from the next one.
+    The blank lines and comments that followed the block's last line (ruamel.yaml keeps them after
+    the end-of-line comment of its deepest last entry) move below the new entry, so they still
+    separate the block from the next one.
     """
     inner: object = value
     for key in reversed(keys[1:]):
         inner = CommentedMap([(_new_key(key), inner)])
-    tail = _take_trailing_lines(node) if node else ""
+    tail = ""
+    if node:
+        last_map, last_key = _deepest_last(node)
+        token = _eol_comment(last_map, last_key)
+        if token is not None and "\n" in token.value:
+            own, tail = token.value.split("\n", 1)
+            last_map.ca.items[last_key][2] = CommentToken(own + "\n", CommentMark(token.column)) if own else None
     node[_new_key(keys[0])] = inner
     if tail:
         last_map, last_key = _deepest_last(node)
-        last_map.ca.items[last_key] = [None, None, CommentToken(tail, CommentMark(0)), None]
+        last_map.ca.items[last_key] = [None, None, CommentToken("\n" + tail, CommentMark(0)), None]
 
 
 def _deepest_last(node: CommentedMap) -> tuple[CommentedMap, Any]:
@@ -211,22 +217,8 @@ def _eol_comment(node: CommentedMap, key: Any) -> CommentToken | None:
     return items[2] if items and len(items) > 2 else None
 
 
-def _take_trailing_lines(node: CommentedMap) -> str:
-    """Remove and return the lines after the block's last line (``"\\n"``-led), leaving its own end-of-line comment."""
-    last_map, last_key = _deepest_last(node)
-    token = _eol_comment(last_map, last_key)
-    if token is None or "\n" not in token.value:
-        return ""
-    own, tail = token.value.split("\n", 1)
-    last_map.ca.items[last_key][2] = CommentToken(own + "\n", CommentMark(token.column)) if own else None
-    return "\n" + tail if tail else ""
-
-
-def _place_comment(node: CommentedMap, key: Any, old_value: object, line: str, width: int, comment: str | None) -> None:
-    """Keep the entry's end-of-line comment as far after its new value as it was, or write ``comment`` there.
-
-    ``line`` is the entry's line in the file, ``width`` the new value's width as written.
-    """
+def _place_comment(node: CommentedMap, key: Any, old_value: object, line: str, round_trip: YAML, comment: str | None) -> None:
+    """Put the entry's end-of-line comment as far after its new value as it was in ``line`` (the file's), or ``comment`` there."""
     token = _eol_comment(node, key)
     own, tail = token.value.split("\n", 1) if token is not None and "\n" in token.value else ("", "")
     before_comment = line[: token.column] if token is not None else line
@@ -236,15 +228,11 @@ def _place_comment(node: CommentedMap, key: Any, old_value: object, line: str, w
         gap = len(before_comment) - len(before_comment.rstrip())
     else:
         return
+    buffer = io.StringIO()
+    round_trip.dump({"k": node[key]}, buffer)
+    width = len(buffer.getvalue().rstrip("\n")) - len("k: ")  # the new value as written, quotes included
     start = node.lc.value(key)[1] if old_value is not None else len(before_comment.rstrip()) + 1
     node.ca.items[key] = [None, None, CommentToken(f"{own}\n{tail}", CommentMark(start + width + gap)), None]
-
-
-def _rendered_width(round_trip: YAML, value: str) -> int:
-    """Characters ``value`` takes when written as a mapping value, quotes included."""
-    buffer = io.StringIO()
-    round_trip.dump({"k": value}, buffer)
-    return len(buffer.getvalue().rstrip("\n")) - len("k: ")
 
 
 def _new_key(key: str) -> Any:
