@@ -79,12 +79,14 @@ def _plan(inputs: list[Path], output_dir: Path, input_root: Path | None, overwri
             raise InputError(f"input file {path} does not exist or is not a file")
     resolved = [p.resolve() for p in inputs]
     root = Path(input_root).resolve() if input_root is not None else Path(os.path.commonpath([p.parent for p in resolved]))
+    out_root = output_dir.resolve()
+    taken = set(resolved)
     plan: dict[Path, Path] = {}  # output: input
     for path, res in zip(inputs, resolved):
         if not res.is_relative_to(root):
             raise InputError(f"input file {path} is not below the input root {root}")
-        output = output_dir.resolve() / res.relative_to(root)
-        if output in resolved:
+        output = out_root / res.relative_to(root)
+        if output in taken:
             raise InputError(f"refusing to overwrite input file {output}; choose an output directory outside the inputs")
         if output in plan:
             raise InputError(f"input file {path} is listed twice")

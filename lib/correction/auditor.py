@@ -78,10 +78,9 @@ class AuditReport:
             f"plausible band [{lo:g}, {hi:g}]; outlier when factor / neighbour median is outside "
             f"[1/{self.outlier_threshold:g}, {self.outlier_threshold:g}]",
         ]
-        if self.previous_path is not None:
-            lines.append(f"previous: {self.previous_path}")
         header = f"{'category':<12} {'factor':>8} {'nbr.med':>8} {'ratio':>6}"
         if self.previous_path is not None:
+            lines.append(f"previous: {self.previous_path}")
             header += f" {'previous':>8} {'change':>8}"
         lines += ["", header + "  flags", "-" * (len(header) + 7)]
         for c in self.categories:
