@@ -157,8 +157,7 @@ class LoadedCorrection:
         args = [by_name[var.name] for var in self.model.inputs]
         finite = np.isfinite(args[0]) & np.isfinite(args[1]) & np.isfinite(args[2])
         out = np.full(finite.shape, np.nan)
-        if finite.any():
-            out[finite] = self.evaluator.evaluate(*(a[finite] for a in args))
+        out[finite] = self.evaluator.evaluate(*(a[finite] for a in args))
         return out
 
     def factors(self, scheme: CategoryScheme) -> dict[str, float]:
