@@ -46,7 +46,8 @@ def audit(args: argparse.Namespace) -> int:
     report = audit_correction(args.file, load_config(args.config), args.previous, args.name, band, args.outlier_threshold)
     print(report.to_text())
     if not report.ok:
-        raise CorrectionError(f"{args.file}: {len(report.flagged)} of {len(report.categories)} categories flagged: {', '.join(report.flagged)}")
+        flagged = ", ".join(report.flagged)
+        raise CorrectionError(f"{args.file}: {len(report.flagged)} of {len(report.categories)} categories flagged: {flagged}")
     return 0
 
 
