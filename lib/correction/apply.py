@@ -1,9 +1,10 @@
 """Apply a correction to Stage-1 parquet: what Stage-1 does, as a standalone streaming step.
 
 Each input becomes a new file (same path relative to the inputs' root) with every original column,
-in order, plus sigma_pred (``lib.resolution``), sigma_pred x factor(mu1_pt, |mu1_eta|, |mu2_eta|) and
-the latter over dimuon_mass; a column of one of these names (an earlier calibration) is replaced
-where it stands. Outputs are streamed in bounded batches and renamed into place; inputs are never overwritten.
+in order, plus ``uncalibrated_dimuon_ebe_mass_res`` = sigma_pred (``lib.resolution``),
+``dimuon_ebe_mass_res`` = sigma_pred x factor(mu1_pt, |mu1_eta|, |mu2_eta|) and
+``dimuon_ebe_mass_res_rel`` = the latter over dimuon_mass; a column of one of these names (an
+earlier calibration) is replaced where it stands. Outputs are streamed in bounded batches and renamed into place; inputs are never overwritten.
 """
 
 from __future__ import annotations
