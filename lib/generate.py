@@ -1,8 +1,7 @@
-"""Command line for the sample generator: ``python -m lib.generate --help``.
+"""Command line for the sample generator (``python -m lib.generate --help``): arguments into ``generate_sample``.
 
-Thin on purpose: it parses arguments and calls ``lib.generator.generate_sample``. Expected
-failures (bad argument, settings or k map, unwritable output) end as one line on stderr and exit
-code 1, never a traceback.
+Expected failures (bad argument, settings or k map, unwritable output) end as one line on stderr
+and exit code 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,18 +11,15 @@ import sys
 import time
 from typing import NoReturn, Sequence
 
-from pydantic import ValidationError
-
 from lib import console
 from lib.categories import CategoryScheme
 from lib.config import DEFAULT_CONFIG, load_config
-from lib.errors import CalibrationError, ConfigError
+from lib.errors import CalibrationError
 from lib.generator import (
     DEFAULT_SEED, DEFAULT_SETTINGS, GeneratorSettings, SampleRequest, WriteOptions, generate_sample, load_k_override, load_settings,
 )  # fmt: skip
 from lib.generator.kmaps import parse_muon_k_map
-
-__all__ = ["main", "DEFAULT_SEED"]
+from lib.generator.settings import validated
 
 
 class _UsageError(Exception):
@@ -43,7 +39,7 @@ def _count(text: str) -> int:
         value = float(text.replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an event count, got '{text}'") from None
-    if value < 0 or value != int(value):
+    if not (value >= 0 and value.is_integer()):
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got '{text}'")
     return int(value)
 
@@ -53,25 +49,14 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+        value = 0  # not an integer: rejected below
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
     return value
 
 
-def _probability(text: str) -> float:
-    """A probability in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability, got '{text}'") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got '{text}'")
-    return value
-
-
 def _with_options(settings: GeneratorSettings, args: argparse.Namespace, scheme: CategoryScheme) -> GeneratorSettings:
-    """The settings with the command line's generator options applied, validated again as a whole.
+    """The settings with the command line's generator options applied, validated again as a whole (the ranges too).
 
     Raises:
         ConfigError: the combination the schema rejects (named in the message).
@@ -88,29 +73,14 @@ def _with_options(settings: GeneratorSettings, args: argparse.Namespace, scheme:
         raw["fsr"]["probability"] = args.fsr_probability
     raw["gen_mass_column"] |= args.gen_mass_column
     raw["truth_columns"] |= args.truth_columns
-    try:
-        return GeneratorSettings(**raw)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"generator options: {problems}") from err
+    return validated(GeneratorSettings, raw, "generator options")
 
 
 def _request(args: argparse.Namespace) -> SampleRequest:
     """What the command line asks to make: year, seed, event counts and k overrides."""
-    return SampleRequest(
-        year=args.year,
-        seed=args.seed,
-        n_data=args.n_data,
-        n_mc=args.n_mc,
-        n_signal=args.n_signal,
-        k_data=load_k_override(args.k_data) if args.k_data is not None else None,
-        k_mc=load_k_override(args.k_mc) if args.k_mc is not None else None,
-    )
-
-
-def _write_options(args: argparse.Namespace) -> WriteOptions:
-    """How the command line asks to write it: files per dataset, row groups and workers."""
-    return WriteOptions(files_per_dataset=args.files_per_dataset, row_group_rows=args.row_group_rows, workers=args.workers)
+    k_data, k_mc = (None if text is None else load_k_override(text) for text in (args.k_data, args.k_mc))
+    counts = {"n_data": args.n_data, "n_mc": args.n_mc, "n_signal": args.n_signal}
+    return SampleRequest(year=args.year, seed=args.seed, k_data=k_data, k_mc=k_mc, **counts)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="photon fraction of FSR: exponential, the leading-log QED radiator, or that radiator with Stage-1-like "
         "recovery of the harder photons (default: fsr.shape of the settings, exponential).",
     )  # fmt: skip
-    parser.add_argument("--fsr-probability", type=_probability, metavar="P", help="per-muon FSR probability (0: no FSR).")
+    parser.add_argument("--fsr-probability", type=float, metavar="P", help="per-muon FSR probability (0: no FSR).")
     parser.add_argument("--gen-mass-column", action="store_true", help="MC and signal files carry dimuon_mass_gen (before FSR and smearing).")
     parser.add_argument("--truth-columns", action="store_true", help="every file carries the per-event truth columns truth_*.")
     parser.add_argument("--files-per-dataset", type=_positive, default=4, help="files per dataset (default: %(default)s).")
@@ -179,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scheme = CategoryScheme.from_config(load_config(args.analysis_config).categories)
         settings = _with_options(load_settings(args.config), args, scheme)
         try:
-            year_dir = generate_sample(args.output, _request(args), _write_options(args), settings, scheme)
+            options = WriteOptions(args.files_per_dataset, args.row_group_rows, workers=args.workers)
+            year_dir = generate_sample(args.output, _request(args), options, settings, scheme)
         except OSError as err:
             raise CalibrationError(f"cannot write the sample: {err}") from err
         print(f"sample written in {time.monotonic() - start:.1f} s: {year_dir} (truth: {year_dir / 'truth.json'})")

@@ -18,11 +18,6 @@ import numpy as np
 
 from lib.generator.settings import FsrRecoverySettings, FsrSettings, ProcessSettings
 
-__all__ = [
-    "Angles", "after_fsr", "as_written", "decay_to_lab", "pair_mass", "photon_fractions", "qed_beta", "qed_density",
-    "recovered", "sample_cos_theta", "sample_mass",
-]  # fmt: skip
-
 # Fine-structure constant at zero momentum transfer (CODATA 2018), the coupling of soft FSR.
 FINE_STRUCTURE = 1.0 / 137.035999084
 
@@ -153,8 +148,6 @@ def photon_fractions(n: int, fsr: FsrSettings, rng: np.random.Generator, beta: n
         kept_probability = -np.expm1(-fsr.max_fraction / fsr.mean_fraction)  # P(x < max_fraction) untruncated
         x = -fsr.mean_fraction * np.log1p(-u * kept_probability)
         return np.where(radiates, x, 0.0)
-    if beta is None:
-        raise ValueError(f"FSR shape {fsr.shape} needs the radiator exponent beta")
     x = np.zeros(n)
     x[radiates] = _qed_fractions(np.broadcast_to(beta, (n,))[radiates], fsr, rng)
     return x

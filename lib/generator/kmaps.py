@@ -1,13 +1,10 @@
-"""The true resolution scale k per analysis category: the built-in maps, overrides, and the categories they live on.
+"""The true resolution scale k per analysis category: the built-in maps, overrides, and per-muon maps.
 
 k is what a calibration must recover, so its definition is kept in one place: an additive model
-per sample (``k_maps`` in the generator settings) expanded over a category scheme, then
-overridden by a number (uniform k) or by exact category names. The scheme is the user's analysis
-categories; without one, the default configuration's.
-
-A sample may instead give each muon a k of its own (``muon_k_maps``: k per |eta| region and pT
-bin of the muon), as a real detector's resolution scale belongs to the muon, not to the category;
-the truth per category then follows from the events (see ``truth``).
+per sample (``k_maps`` in the generator settings) expanded over the analysis categories, then
+overridden by a number (uniform k) or by exact category names. A per-muon map (``muon_k_maps``)
+instead gives each muon the k of its |eta| region and pT bin, as a real detector's resolution
+scale belongs to the muon; the truth per category then follows from the events (see ``truth``).
 """
 
 from __future__ import annotations
@@ -20,14 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError
-
 from lib.categories import CategoryScheme
 from lib.config import load_config
 from lib.errors import ConfigError, InputError
-from lib.generator.settings import GeneratorSettings, KMapSettings, MuonKMapSettings
-
-__all__ = ["KOverride", "default_scheme", "builtin_k_map", "resolve_k_map", "load_k_override", "muon_k", "parse_muon_k_map"]
+from lib.generator.settings import GeneratorSettings, KMapSettings, MuonKMapSettings, validated
 
 # An override of a built-in k map: ``{category: k}`` for the categories named, a number for all, or none.
 KOverride = Mapping[str, float] | float | None
@@ -87,6 +80,23 @@ def resolve_k_map(base: Mapping[str, float], override: KOverride, scheme: Catego
     return {name: float(merged[name]) for name in scheme.names}
 
 
+def _json_object(path: Path, what: str, hint: str, content: str) -> dict:
+    """A JSON file holding an object, read for the ``what`` of a command-line option.
+
+    Raises:
+        InputError: the file cannot be read, is not JSON, or not an object (``content`` says what it should hold).
+    """
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as err:
+        raise InputError(f"cannot read {what} {path}: {err.strerror}; give {hint} or a JSON file") from err
+    except json.JSONDecodeError as err:
+        raise InputError(f"{what} {path} is not valid JSON (line {err.lineno})") from err
+    if not isinstance(raw, dict):
+        raise InputError(f"{what} {path} must be a JSON object {content}")
+    return raw
+
+
 def load_k_override(text: str) -> float | dict[str, float]:
     """Parse a ``--k-data``/``--k-mc`` value: a number (uniform k) or a JSON file ``{category: k}``.
 
@@ -96,17 +106,7 @@ def load_k_override(text: str) -> float | dict[str, float]:
     try:
         return float(text)
     except ValueError:
-        pass
-    path = Path(text)
-    try:
-        raw = json.loads(path.read_text())
-    except OSError as err:
-        raise InputError(f"cannot read k map {path}: {err.strerror}; give a number or a JSON file") from err
-    except json.JSONDecodeError as err:
-        raise InputError(f"k map {path} is not valid JSON (line {err.lineno})") from err
-    if not isinstance(raw, dict):
-        raise InputError(f"k map {path} must be a JSON object {{category name: k}}")
-    return raw
+        return _json_object(Path(text), "k map", "a number", "{category name: k}")
 
 
 def muon_k(spec: MuonKMapSettings, abseta: np.ndarray, pt: np.ndarray) -> np.ndarray:
@@ -130,25 +130,13 @@ def parse_muon_k_map(text: str, scheme: CategoryScheme) -> MuonKMapSettings:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         values = None
-    if values is not None:
+    if values is None:
+        raw: dict = _json_object(Path(text), "per-muon k map", "K1,K2,...", "with abseta_edges, pt_edges_gev and k")
+    else:
         edges = list(scheme.abseta_edges)
         if len(values) == 1:
             edges = [edges[0], edges[-1]]
         elif len(values) != len(edges) - 1:
             raise InputError(f"per-muon k '{text}' needs one value per |eta| region {scheme.region_names} or a single value")
-        raw: object = {"abseta_edges": edges, "k": [[v] for v in values]}
-    else:
-        path = Path(text)
-        try:
-            raw = json.loads(path.read_text())
-        except OSError as err:
-            raise InputError(f"cannot read per-muon k map {path}: {err.strerror}; give K1,K2,... or a JSON file") from err
-        except json.JSONDecodeError as err:
-            raise InputError(f"per-muon k map {path} is not valid JSON (line {err.lineno})") from err
-        if not isinstance(raw, dict):
-            raise InputError(f"per-muon k map {path} must be a JSON object with abseta_edges, pt_edges_gev and k")
-    try:
-        return MuonKMapSettings(**raw)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'map'}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"per-muon k map '{text}': {problems}") from err
+        raw = {"abseta_edges": edges, "k": [[v] for v in values]}
+    return validated(MuonKMapSettings, raw, f"per-muon k map '{text}'")

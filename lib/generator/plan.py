@@ -19,13 +19,7 @@ from lib.errors import ConfigError
 from lib.generator.kmaps import KOverride, builtin_k_map, resolve_k_map
 from lib.generator.settings import GeneratorSettings, Kind
 
-__all__ = [
-    "DEFAULT_CHUNK_ROWS", "DEFAULT_SEED", "Dataset", "FileTask", "SamplePlan", "SampleRequest", "WriteOptions", "default_seed", "file_tasks",
-    "plan_sample",
-]  # fmt: skip
-
 DEFAULT_SEED = 20261123
-DEFAULT_CHUNK_ROWS = 1_000_000
 # Stage-1 job directories hold a few parts each: <dataset>/<n>/part<i>.parquet.
 _PARTS_PER_DIRECTORY = 2
 
@@ -47,11 +41,8 @@ def _check_count(name: str, value: object, minimum: int) -> None:
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """What to make: the year and master seed (None: the year's ``default_seed``), the events of each kind, and overrides of the built-in k maps.
-
-    ``k_data`` overrides the Data k map (a number for a uniform k, or ``{category: k}`` replacing
-    those categories of the built-in map, see ``generate_events``); ``k_mc`` the same for MC and
-    signal. Same request, same settings: byte-identical files.
+    """What to make: the year and master seed (None: the year's ``default_seed``), the events of each kind,
+    and overrides of the built-in Data and MC k maps (``KOverride``). Same request, same settings: byte-identical files.
 
     Raises:
         ConfigError: a negative event count or seed, or a year that is not four digits.
@@ -92,7 +83,7 @@ class WriteOptions:
 
     files_per_dataset: int = 4
     row_group_rows: int = 100_000
-    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    chunk_rows: int = 1_000_000
     workers: int | None = None
 
     def __post_init__(self) -> None:
@@ -124,10 +115,6 @@ class SamplePlan:
     scheme: CategoryScheme
     k_maps: Mapping[str, Mapping[str, float]]
     datasets: list[Dataset]
-
-    def k_map(self, kind: Kind) -> Mapping[str, float]:
-        """The category k map a sample kind is smeared with."""
-        return self.k_maps[getattr(self.settings.samples, kind).k_map]
 
 
 @dataclass(frozen=True)
@@ -164,7 +151,7 @@ def _k_maps(request: SampleRequest, settings: GeneratorSettings, scheme: Categor
     """The Data and MC category k maps: the built-in maps with the request's overrides."""
     k_maps: dict[str, dict[str, float]] = {}
     for which, override in (("data", request.k_data), ("mc", request.k_mc)):
-        if override is not None and settings.muon_k_map(which) is not None:
+        if override is not None and getattr(settings.muon_k_maps, which) is not None:
             raise ConfigError(f"k_{which} overrides a category k map, but muon_k_maps.{which} gives each muon its own k")
         try:
             k_maps[which] = resolve_k_map(builtin_k_map(which, settings, scheme), override, scheme)

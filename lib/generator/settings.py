@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from lib.config import StrictModel, load_yaml_model
-
-__all__ = [
-    "DEFAULT_SETTINGS", "KINDS", "Kind", "GeneratorSettings", "load_settings", "ProcessSettings", "SampleSettings", "FsrSettings",
-    "FsrRecoverySettings", "ResolutionSettings", "SmearingSettings", "KMapSettings", "MuonKMapSettings", "MuonKMapsSettings",
-    "settings_record",
-]  # fmt: skip
+from lib.errors import ConfigError
 
 DEFAULT_SETTINGS = Path(__file__).resolve().parents[2] / "configs" / "generator.yaml"
 # The sample kinds, one per ``samples`` section: Data, the DY MC and the signal.
 KINDS = ("data", "mc", "signal")
 Kind = Literal["data", "mc", "signal"]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _increasing(pair: tuple[float, float], what: str) -> None:
@@ -256,13 +252,9 @@ class GeneratorSettings(StrictModel):
                 )
         return self
 
-    def muon_k_map(self, which: Literal["data", "mc"]) -> MuonKMapSettings | None:
-        """The per-muon k map of a k-map name, or None where that name keeps one k per category."""
-        return getattr(self.muon_k_maps, which)
-
     def writes_truth_columns(self) -> bool:
         """Whether files carry the per-event truth: asked for, or needed because k is per muon."""
-        return self.truth_columns or any(self.muon_k_map(which) is not None for which in ("data", "mc"))
+        return self.truth_columns or self.muon_k_maps != MuonKMapsSettings()
 
 
 def settings_record(settings: GeneratorSettings) -> dict[str, Any]:
@@ -282,6 +274,15 @@ def _without_defaults(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any
         elif isinstance(value, BaseModel):
             _without_defaults(value, dumped[name])
     return dumped
+
+
+def validated(model: type[ModelT], raw: dict[str, Any], what: str) -> ModelT:
+    """``model(**raw)``, or one ConfigError line naming ``what`` and every problem the schema finds."""
+    try:
+        return model(**raw)
+    except ValidationError as err:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in err.errors()]
+        raise ConfigError(f"{what}: {'; '.join(problems)}") from err
 
 
 def load_settings(path: str | Path | None = None) -> GeneratorSettings:

@@ -1,33 +1,20 @@
 """Events as the detector records them: each muon smeared with k times its predicted resolution, then cut.
 
-The calibration can only be validated against truth, and the real Stage-1 files have none, so
-the generator writes files with the real columns from a simple but realistic model; this module
-is the part of it that k enters (the true dimuon comes from ``kinematics``):
+This is the part of the generator that k enters (the true dimuon comes from ``kinematics``):
 
 * Each muon gets a predicted relative resolution ``r`` (written as ``ptErr = r * pt``) and is
-  smeared as ``pt_reco = pt_true * (1 + r * z)``, ``z`` a unit Gaussian core with wider tails.
-
-How the truth enters: each muon is smeared with ``k`` times its predicted resolution,
-``pt_reco = pt_true * (1 + k[cat] * r * z)``, ``cat`` the category of the true (post-FSR)
-kinematics, while ``ptErr`` stays ``r * pt``. So the observed core width is ``k`` times what
-``ptErr`` predicts, and the ideal calibration factor of a category is ``k``.
-
-* ``mass_model: muons`` (default): ``dimuon_mass`` is the invariant mass of the written muons,
-  as in real data, so the leading-pT window of a category acts on the reconstructed mass.
-  ``independent``: the mass is smeared with residuals of its own (same ``k * r``), so cuts on
-  the muons act on the true mass. Both placements are tested against truth.
-* Acceptance and the mass window are applied to the written (reco) quantities, so the event
-  content depends on ``k``, as it does in real data.
-* Kinematics are rounded to float32 before cutting, so an event's cuts are exactly what a reader
-  of the written float32 columns computes. Near a pT edge the reco category may differ from the
-  true one (migration), as in data: its events then carry the neighbouring category's ``k``.
-* A leading-muon pT outside the category pT edges (26-30 GeV, >= 200 GeV) takes the nearest
-  pT bin's k, as correctionlib's ``flow: clamp`` look-up would; |eta| is always inside.
-* Per-muon k (``muon_k_maps`` of the sample's k map): each muon is smeared with the k of its own
-  |eta| region and true (post-FSR) pT, ``pt_reco = pt_true * (1 + k_i * r_i * z)``, and the mass
-  is built from those muons; the event's true mass resolution is then
-  ``m/2 * sqrt((k_1 r_1)^2 + (k_2 r_2)^2)`` (``truth_sigma_m``), no longer k times the
-  prediction of one category k.
+  smeared as ``pt_reco = pt_true * (1 + k * r * z)``, ``z`` a unit Gaussian core with wider
+  tails, ``k`` that of the category of the true (post-FSR) kinematics. So the observed core width
+  is ``k`` times what ``ptErr`` predicts, and the ideal calibration factor of a category is ``k``.
+* ``mass_model: muons``: ``dimuon_mass`` is the mass of the written muons, as in real data;
+  ``independent``: the mass is smeared with residuals of its own (same ``k * r``), so cuts on the
+  muons act on the true mass.
+* Acceptance and the mass window act on the written quantities, rounded to float32 first, so the
+  event content depends on ``k`` and a reader of the files computes the same cuts. Near a pT edge
+  the reco category may differ from the true one (migration), as in data. A leading-muon pT
+  outside the category pT edges takes the nearest pT bin's k (correctionlib's ``flow: clamp``).
+* Per-muon k (``muon_k_maps``): each muon takes the k of its own |eta| region and true pT; the
+  event's true mass resolution is then ``m/2 * sqrt((k_1 r_1)^2 + (k_2 r_2)^2)`` (``truth_sigma_m``).
 """
 
 from __future__ import annotations
@@ -43,27 +30,13 @@ from lib.errors import ConfigError
 from lib.generator.kinematics import Angles, after_fsr, as_written, decay_to_lab, pair_mass, qed_beta, sample_mass
 from lib.generator.kmaps import KOverride, builtin_k_map, default_scheme, muon_k, resolve_k_map
 from lib.generator.settings import (
-    KINDS, GeneratorSettings, Kind, MuonKMapSettings, ProcessSettings, ResolutionSettings, SampleSettings, SmearingSettings,
-    load_settings,
+    KINDS, GeneratorSettings, Kind, MuonKMapSettings, ProcessSettings, ResolutionSettings, SmearingSettings, load_settings,
 )  # fmt: skip
-
-__all__ = ["EventModel", "FileChunk", "generate_events"]
 
 # Candidates simulated per batch: bounds memory whatever the requested event count.
 _MAX_BATCH = 1_000_000
-# The truth columns of ``truth_detail``: output name -> the simulation's column.
-_DETAILED_TRUTH = {
-    f"truth_{name}": column
-    for name, column in (("mu1_k", "mu1_k"), ("mu2_k", "mu2_k"), ("mu1_pt", "mu1_true_pt"), ("mu2_pt", "mu2_true_pt"),
-                         ("mu1_fsr_fraction", "mu1_fsr_fraction"), ("mu2_fsr_fraction", "mu2_fsr_fraction"), ("sigma_m", "sigma_m"))
-}  # fmt: skip
 # Numerical guard only: keeps a reco pT positive for an (astronomically rare) r*z below -1.
 _MIN_PT_SCALE = 1e-3
-
-
-def _k_array(k_map: Mapping[str, float], scheme: CategoryScheme) -> np.ndarray:
-    """k per flat category index, for a vectorised look-up."""
-    return np.array([k_map[name] for name in scheme.names], dtype=np.float64)
 
 
 def _relative_resolution(
@@ -83,15 +56,12 @@ def _unit_residual(n: int, smearing: SmearingSettings, rng: np.random.Generator)
 
 @dataclass(frozen=True)
 class EventModel:
-    """What events are drawn from: the generator settings, the categories k is defined on, a k override
-    and, for fit tests, one fixed muon resolution.
+    """What events are drawn from: the settings, the categories k is defined on, a k override and a fixed resolution.
 
-    ``settings`` defaults to ``configs/generator.yaml`` and ``scheme`` to the default configuration's
-    categories. ``k_map`` is the true resolution scale: None for the sample's built-in map, a number
-    for a uniform k, or ``{category: k}`` replacing the built-in value of the categories named; it
-    changes ``dimuon_mass`` only, and is not used where the sample's k map is per muon
-    (``muon_k_maps``). ``fixed_relative_resolution`` gives every muon this relative resolution (no
-    |eta|/pT dependence, no spread), so ``sigma_pred`` lies in a narrow band.
+    ``k_map``: None for the sample's built-in map, a number for a uniform k, or ``{category: k}``
+    replacing the categories named; unused where the sample's k map is per muon.
+    ``fixed_relative_resolution`` gives every muon this relative resolution (no |eta|/pT
+    dependence, no spread), so fit tests see ``sigma_pred`` in a narrow band.
 
     Raises:
         ConfigError: a non-positive fixed resolution.
@@ -109,11 +79,9 @@ class EventModel:
 
 @dataclass(frozen=True)
 class FileChunk:
-    """Where generated events go in a written file: the Data era of their run numbers (drawn by
-    luminosity when None), the number of the first event (numbers are consecutive), and whether
-    the truth columns include the per-muon and resolution truth (``mu*_k``, ``mu*_pt``,
-    ``mu*_fsr_fraction``, ``sigma_m``); False leaves them out where only the category counts are
-    needed, since they cost time on every event.
+    """Where events go in a file: the Data era of their runs (None: drawn by luminosity), the first
+    event number, and whether the truth includes the per-muon and resolution columns (they cost
+    time on every event, so a file without them leaves them out).
     """
 
     era: str | None = None
@@ -128,10 +96,10 @@ class _Detector:
     settings: GeneratorSettings
     window: tuple[float, float]
     fixed_r: float | None
-    k_values: np.ndarray
+    k_values: np.ndarray  # k per flat category index
     scheme: CategoryScheme
-    muon_k_map: MuonKMapSettings | None = None
-    detailed_truth: bool = False  # also the per-muon and resolution truth (costs time on every event)
+    muon_k_map: MuonKMapSettings | None
+    detailed_truth: bool
 
 
 # A value per muon of a candidate: (first decay muon, second decay muon).
@@ -197,10 +165,11 @@ def _reconstructed(
     """The written muon pTs and dimuon mass: of those muons (``mass_model: muons``) or smeared on its own."""
     smear = settings.smearing
     reco = (_smeared(pt[0], r[0], k_mu[0], smear, rng), _smeared(pt[1], r[1], k_mu[1], smear, rng))
-    if settings.mass_model == "muons":
-        return reco, pair_mass(reco[0], reco[1], angles, settings.muon_mass_gev)
-    own = (_smeared(pt[0], r[0], k_mu[0], smear, rng), _smeared(pt[1], r[1], k_mu[1], smear, rng))
-    return reco, pair_mass(own[0], own[1], angles, settings.muon_mass_gev)
+    if settings.mass_model == "independent":
+        reco_for_mass = (_smeared(pt[0], r[0], k_mu[0], smear, rng), _smeared(pt[1], r[1], k_mu[1], smear, rng))
+    else:
+        reco_for_mass = reco
+    return reco, pair_mass(reco_for_mass[0], reco_for_mass[1], angles, settings.muon_mass_gev)
 
 
 def _passes(reco: _Pair, mass: np.ndarray, angles: Angles, detector: _Detector) -> np.ndarray:
@@ -216,23 +185,8 @@ def _passes(reco: _Pair, mass: np.ndarray, angles: Angles, detector: _Detector) 
     )
 
 
-def _leading_first(cols: dict[str, np.ndarray], pairs: Mapping[str, _Pair], swap: np.ndarray) -> dict[str, np.ndarray]:
-    """``cols`` with each pair's values as ``mu1_*`` (the leading muon) and ``mu2_*``."""
-    for name, (first, second) in pairs.items():
-        cols[f"mu1_{name}"] = np.where(swap, second, first)
-        cols[f"mu2_{name}"] = np.where(swap, first, second)
-    return cols
-
-
 def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, detector: _Detector) -> dict[str, np.ndarray]:
-    """Simulate ``n`` candidates and return the accepted ones (float64 truth and reco columns).
-
-    Each muon is smeared with ``k`` times its predicted resolution, ``k`` of the category of the
-    true (post-FSR) kinematics, or the muon's own k with a per-muon map. ``mass_model: muons``
-    builds the mass from those muons, as real data do, so every cut on a muon also acts on the
-    mass; ``independent`` smears the mass with residuals of its own (same ``k * r``), so cuts on
-    the muons act on the true mass.
-    """
+    """Simulate ``n`` candidates and return the accepted ones: float64 reco columns, ``mu1`` the leading muon, and the truth."""
     settings = detector.settings
     gen_mass, angles, gen_pt = _central_decays(proc, n, rng, settings)
     pt = _radiated(gen_mass, gen_pt, settings, rng)
@@ -242,23 +196,31 @@ def _simulate_batch(proc: ProcessSettings, n: int, rng: np.random.Generator, det
     reco, mass = _reconstructed(angles, pt, r, k_mu, settings, rng)
 
     keep = _passes(reco, mass, angles, detector)
-    kept = {"gen_mass": gen_mass, "true_mass": true_mass, "mass": mass, "category": category, "k": k}
+    kept = {"mass": mass, "truth_category": category, "truth_k": k, "truth_gen_mass": gen_mass, "truth_mass": true_mass}
     cols = {name: values[keep] for name, values in kept.items()}
     angles = angles.select(keep)
     n_kept = len(cols["mass"])
-    # mu1 is the leading muon; the first decay muon is the mu- one.
+    # Per muon, named with {} for its number; the first decay muon is the mu- one.
     pairs = {
-        "pt": (reco[0][keep], reco[1][keep]),
-        "r": (r[0][keep], r[1][keep]),
-        "eta": (angles.eta1, angles.eta2),
-        "phi": (angles.phi1, angles.phi2),
-        "charge": (np.full(n_kept, -1.0), np.full(n_kept, 1.0)),
+        "mu{}_pt": (reco[0][keep], reco[1][keep]),
+        "mu{}_r": (r[0][keep], r[1][keep]),
+        "mu{}_eta": (angles.eta1, angles.eta2),
+        "mu{}_phi": (angles.phi1, angles.phi2),
+        "mu{}_charge": (np.full(n_kept, -1.0), np.full(n_kept, 1.0)),
     }
     if detector.detailed_truth:
         k1, k2, pt1, pt2 = k_mu[0][keep], k_mu[1][keep], pt[0][keep], pt[1][keep]
-        cols["sigma_m"] = 0.5 * cols["true_mass"] * np.hypot(k1 * pairs["r"][0], k2 * pairs["r"][1])
-        pairs |= {"k": (k1, k2), "true_pt": (pt1, pt2), "fsr_fraction": (1.0 - pt1 / gen_pt[0][keep], 1.0 - pt2 / gen_pt[1][keep])}
-    return _leading_first(cols, pairs, (reco[1] > reco[0])[keep])
+        cols["truth_sigma_m"] = 0.5 * cols["truth_mass"] * np.hypot(k1 * pairs["mu{}_r"][0], k2 * pairs["mu{}_r"][1])
+        pairs |= {
+            "truth_mu{}_k": (k1, k2),
+            "truth_mu{}_pt": (pt1, pt2),
+            "truth_mu{}_fsr_fraction": (1.0 - pt1 / gen_pt[0][keep], 1.0 - pt2 / gen_pt[1][keep]),
+        }
+    swap = (reco[1] > reco[0])[keep]
+    for name, (first, second) in pairs.items():
+        cols[name.format(1)] = np.where(swap, second, first)
+        cols[name.format(2)] = np.where(swap, first, second)
+    return cols
 
 
 def _accepted_events(proc: ProcessSettings, n: int, rng: np.random.Generator, detector: _Detector) -> dict[str, np.ndarray]:
@@ -268,7 +230,7 @@ def _accepted_events(proc: ProcessSettings, n: int, rng: np.random.Generator, de
     while have < n:
         n_candidates = min(_MAX_BATCH, max(1000, int(1.1 * (n - have) / efficiency)))
         batch = _simulate_batch(proc, n_candidates, rng, detector)
-        accepted, tried = len(batch["gen_mass"]), tried + n_candidates
+        accepted, tried = len(batch["mass"]), tried + n_candidates
         if have + accepted == 0 and tried >= _MAX_BATCH:
             raise ConfigError(
                 f"no {proc.lineshape} candidate in {tried} passes the acceptance and the mass window "
@@ -312,7 +274,7 @@ def _run_numbers(n: int, era: str | None, settings: GeneratorSettings, rng: np.r
 def _output_columns(
     cols: dict[str, np.ndarray], kind: Kind, settings: GeneratorSettings, chunk: FileChunk, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """The Stage-1 columns: muons, the dimuon mass, bookkeeping and unrelated columns."""
+    """The Stage-1 columns, in the order of a file: muons, the dimuon, bookkeeping, unrelated and opt-in columns."""
     n = len(cols["mass"])
     dimuon_pt, dimuon_rapidity = _dimuon_pt_rapidity(cols, settings.muon_mass_gev)
     out: dict[str, np.ndarray] = {}
@@ -336,41 +298,8 @@ def _output_columns(
         w = settings.weights
         out["wgt_nominal"] = np.maximum(rng.normal(w.mean, w.sigma, n), w.min).astype(np.float32)
     if settings.gen_mass_column and kind != "data":
-        out["dimuon_mass_gen"] = cols["gen_mass"].astype(np.float32)
+        out["dimuon_mass_gen"] = cols["truth_gen_mass"].astype(np.float32)
     return out
-
-
-def _truth_columns(cols: Mapping[str, np.ndarray], is_background: np.ndarray, detailed: bool) -> dict[str, np.ndarray]:
-    """The ``truth_*`` columns of ``generate_events(with_truth=True)``."""
-    out = {
-        "truth_category": cols["category"],
-        "truth_k": cols["k"],
-        "truth_gen_mass": cols["gen_mass"],
-        "truth_mass": cols["true_mass"],
-        "truth_is_background": is_background,
-    }
-    if detailed:
-        out |= {name: cols[column] for name, column in _DETAILED_TRUTH.items()}
-    return out
-
-
-def _detector(kind: Kind, model: EventModel, detailed_truth: bool) -> _Detector:
-    """What the candidates of a sample kind meet: its mass window, the model's resolution and k map."""
-    settings, scheme = model.settings, model.scheme
-    sample: SampleSettings = getattr(settings.samples, kind)
-    k_values = _k_array(resolve_k_map(builtin_k_map(sample.k_map, settings, scheme), model.k_map, scheme), scheme)
-    return _Detector(
-        settings, sample.mass_window_gev, model.fixed_relative_resolution, k_values, scheme, settings.muon_k_map(sample.k_map),
-        detailed_truth=detailed_truth,
-    )  # fmt: skip
-
-
-def _check_arguments(kind: str, n: int) -> None:
-    """Reject an unknown sample kind or a negative event count."""
-    if kind not in KINDS:
-        raise ConfigError(f"unknown sample kind '{kind}'; valid: {', '.join(KINDS)}")
-    if n < 0:
-        raise ConfigError(f"event count must be >= 0, got {n}")
 
 
 def generate_events(
@@ -389,38 +318,42 @@ def generate_events(
         n: number of events returned (exactly).
         rng_seed: seed or ``SeedSequence``; the same seed gives identical arrays.
         model: settings, categories, k override and fixed resolution (``EventModel()`` when omitted).
-        with_truth: add ``truth_*`` columns: ``category`` (the k category: of the true post-FSR
-            kinematics, clamped in pT), ``k`` (with per-muon k: the event's effective k,
-            ``sigma_m`` over the prediction of the true pT), ``mu1_k``/``mu2_k`` (each muon's k),
-            ``mu1_pt``/``mu2_pt`` (true pT after FSR), ``mu1_fsr_fraction``/``mu2_fsr_fraction``
-            (momentum fraction lost to FSR and not recovered),
-            ``sigma_m`` (true mass resolution ``m/2 sqrt((k_1 r_1)^2 + (k_2 r_2)^2)`` of the core,
-            ``m`` the post-FSR true mass), ``gen_mass`` (pre-FSR), ``mass`` (post-FSR true mass)
-            and ``is_background``.
+        with_truth: add the ``truth_*`` columns (float64/int/bool): ``category`` (of the true
+            post-FSR kinematics, clamped in pT), ``k`` (with per-muon k: ``sigma_m`` over the
+            prediction of the true pT), ``gen_mass`` (pre-FSR), ``mass`` (post-FSR), ``is_background``
+            and, with ``chunk.truth_detail``, ``mu1_k``/``mu2_k``, ``mu1_pt``/``mu2_pt`` (after FSR),
+            ``mu1_fsr_fraction``/``mu2_fsr_fraction`` (lost to FSR, not recovered) and ``sigma_m``
+            (the core's true mass resolution, ``m/2 sqrt((k_1 r_1)^2 + (k_2 r_2)^2)``).
         chunk: the era, first event number and truth detail of events bound for a file.
 
-    Returns:
-        Column name -> numpy array (float32, int32 or int64; truth columns float64/int8/bool).
-
     Raises:
-        ConfigError: unknown kind or era, or a bad k map.
+        ConfigError: unknown kind or era, a negative count, or a bad k map.
     """
-    _check_arguments(kind, n)
+    if kind not in KINDS:
+        raise ConfigError(f"unknown sample kind '{kind}'; valid: {', '.join(KINDS)}")
+    if n < 0:
+        raise ConfigError(f"event count must be >= 0, got {n}")
     model = model or EventModel()
-    if chunk.era is not None and chunk.era not in model.settings.eras:
-        raise ConfigError(f"unknown era '{chunk.era}'; valid: {', '.join(model.settings.eras)}")
-    sample: SampleSettings = getattr(model.settings.samples, kind)
-    detector = _detector(kind, model, detailed_truth=with_truth and chunk.truth_detail)
+    settings, scheme = model.settings, model.scheme
+    if chunk.era is not None and chunk.era not in settings.eras:
+        raise ConfigError(f"unknown era '{chunk.era}'; valid: {', '.join(settings.eras)}")
+    sample = getattr(settings.samples, kind)
+    k_map = resolve_k_map(builtin_k_map(sample.k_map, settings, scheme), model.k_map, scheme)
+    detector = _Detector(
+        settings, sample.mass_window_gev, model.fixed_relative_resolution, np.array([k_map[name] for name in scheme.names]),
+        scheme, getattr(settings.muon_k_maps, sample.k_map), detailed_truth=with_truth and chunk.truth_detail,
+    )  # fmt: skip
 
     rng = np.random.default_rng(rng_seed)
     n_background = int(round(n * sample.background_fraction))
     parts = [
-        _accepted_events(getattr(model.settings.processes, sample.process), n - n_background, rng, detector),
-        _accepted_events(model.settings.processes.background, n_background, rng, detector),
+        _accepted_events(getattr(settings.processes, sample.process), n - n_background, rng, detector),
+        _accepted_events(settings.processes.background, n_background, rng, detector),
     ]
     order = rng.permutation(n)
     cols = {key: np.concatenate([p[key] for p in parts])[order] for key in parts[0]}
-    out = _output_columns(cols, kind, model.settings, chunk, rng)
+    out = _output_columns(cols, kind, settings, chunk, rng)
     if with_truth:
-        out |= _truth_columns(cols, (np.arange(n) >= n - n_background)[order], chunk.truth_detail)
+        out |= {name: values for name, values in cols.items() if name.startswith("truth_")}
+        out["truth_is_background"] = (np.arange(n) >= n - n_background)[order]
     return out

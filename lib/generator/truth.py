@@ -18,12 +18,9 @@ import numpy as np
 import pyarrow as pa
 
 from lib.categories import CategoryScheme
-from lib.generator.kmaps import KOverride
 from lib.generator.plan import FileTask, SamplePlan
 from lib.generator.settings import KINDS, GeneratorSettings, settings_record
 from lib.resolution import sigma_pred
-
-__all__ = ["GENERATOR_VERSION", "TRUTH_COLUMNS", "category_truth_sums", "truth_content"]
 
 GENERATOR_VERSION = "1.0.0"
 
@@ -67,28 +64,11 @@ def _summary_k(sums: np.ndarray, names: list[str]) -> dict[str, float | None]:
     }
 
 
-def _k_source(override: KOverride) -> str:
-    """Human-readable origin of a k map, recorded in the truth file."""
-    if override is None:
-        return "builtin"
-    if isinstance(override, Mapping):
-        return f"builtin with {len(override)} categories overridden"
-    return f"uniform {float(override):g}"
-
-
-def _per_kind_sums(tasks: list[FileTask], counts: list[np.ndarray], n_categories: int) -> dict[str, np.ndarray]:
-    """The files' truth sums added up per sample kind."""
-    per_kind = {kind: np.zeros((3, n_categories)) for kind in KINDS}
-    for task, c in zip(tasks, counts):
-        per_kind[task.dataset.kind] += c
-    return per_kind
-
-
 def _k_record(plan: SamplePlan, per_kind: Mapping[str, np.ndarray]) -> dict[str, object]:
-    """The Data and MC k maps, with their origin; a per-muon map is summarised per category and recorded as given."""
+    """The Data and MC k maps; a per-muon map is summarised per category and recorded as given."""
     record: dict[str, object] = {}
     for which in ("data", "mc"):
-        muon_map = plan.settings.muon_k_map(which)
+        muon_map = getattr(plan.settings.muon_k_maps, which)
         if muon_map is None:
             record[f"k_{which}"] = dict(plan.k_maps[which])
         else:
@@ -99,9 +79,18 @@ def _k_record(plan: SamplePlan, per_kind: Mapping[str, np.ndarray]) -> dict[str,
 
 
 def _k_sources(plan: SamplePlan) -> dict[str, str]:
-    """Where the Data and MC k come from: a per-muon map, the built-in map, or an override."""
-    overrides = {"data": plan.request.k_data, "mc": plan.request.k_mc}
-    return {which: "per-muon map" if plan.settings.muon_k_map(which) else _k_source(overrides[which]) for which in ("data", "mc")}
+    """Where the Data and MC k come from, in words: a per-muon map, the built-in map, or an override."""
+    sources = {}
+    for which, override in (("data", plan.request.k_data), ("mc", plan.request.k_mc)):
+        if getattr(plan.settings.muon_k_maps, which) is not None:
+            sources[which] = "per-muon map"
+        elif override is None:
+            sources[which] = "builtin"
+        elif isinstance(override, Mapping):
+            sources[which] = f"builtin with {len(override)} categories overridden"
+        else:
+            sources[which] = f"uniform {float(override):g}"
+    return sources
 
 
 def _datasets_record(plan: SamplePlan, tasks: list[FileTask]) -> dict[str, object]:
@@ -120,7 +109,9 @@ def _datasets_record(plan: SamplePlan, tasks: list[FileTask]) -> dict[str, objec
 def truth_content(plan: SamplePlan, tasks: list[FileTask], counts: list[np.ndarray]) -> dict[str, object]:
     """Content of ``truth.json`` for a written sample: its plan, its files and their truth sums (``category_truth_sums``)."""
     scheme, settings = plan.scheme, plan.settings
-    per_kind = _per_kind_sums(tasks, counts, scheme.n_categories)
+    per_kind = {kind: np.zeros((3, scheme.n_categories)) for kind in KINDS}
+    for task, c in zip(tasks, counts):
+        per_kind[task.dataset.kind] += c
     return {
         "generator_version": GENERATOR_VERSION,
         "seed": plan.request.seed,
@@ -154,7 +145,7 @@ def _truth_model(settings: GeneratorSettings) -> str:
         f"mass_model {settings.mass_model}: each muon pT smeared by k[cat] x ptErr/pT, cat from the true "
         f"post-FSR kinematics (leading pT clamped into the pT edges); dimuon_mass {mass}; ideal calibration factor = k"
     )
-    per_muon = [which for which in ("data", "mc") if settings.muon_k_map(which) is not None]
+    per_muon = [which for which in ("data", "mc") if getattr(settings.muon_k_maps, which) is not None]
     if per_muon:
         text += (
             f"; k maps {', '.join(per_muon)} are per muon instead: each muon smeared by its own k(|eta|, post-FSR pT) "

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.categories import CategoryScheme
-from lib.executor import ProcessExecutor, default_workers
+from lib.executor import InlineExecutor, ProcessExecutor, default_workers
 from lib.generator.kmaps import default_scheme
 from lib.generator.plan import FileTask, SamplePlan, SampleRequest, WriteOptions, file_tasks, plan_sample
 from lib.generator.settings import GeneratorSettings, load_settings
@@ -28,77 +28,53 @@ from lib.generator.simulation import EventModel, FileChunk, generate_events
 from lib.generator.truth import TRUTH_COLUMNS, category_truth_sums, truth_content
 from lib.io.atomic import write_text_atomic
 
-__all__ = ["generate_sample"]
-
 log = logging.getLogger(__name__)
-
-
-def _schema(weighted: bool, gen_mass: bool = False, truth: bool = False) -> pa.Schema:
-    """Column order and types of a written file; the generator-level mass and the truth columns are opt-in."""
-    fields = []
-    for mu in ("mu1", "mu2"):
-        fields += [(f"{mu}_{c}", pa.float32()) for c in ("pt", "ptErr", "eta", "phi")]
-        fields.append((f"{mu}_charge", pa.int32()))
-    fields += [
-        ("dimuon_mass", pa.float32()),
-        ("dimuon_pt", pa.float32()),
-        ("dimuon_rapidity", pa.float32()),
-        ("event", pa.int64()),
-        ("run", pa.int32()),
-        ("nJets", pa.int32()),
-        ("met", pa.float32()),
-    ]
-    if weighted:
-        fields.append(("wgt_nominal", pa.float32()))
-    if gen_mass:
-        fields.append(("dimuon_mass_gen", pa.float32()))
-    if truth:
-        fields += [(name, pa.from_numpy_dtype(dtype)) for name, dtype in TRUTH_COLUMNS.items()]
-    return pa.schema(fields)
 
 
 def _write_file(task: FileTask) -> np.ndarray:
     """Write one file chunk by chunk; returns its truth sums per category (``category_truth_sums``).
 
     Each chunk has its own stream ``SeedSequence(seed, spawn_key=(crc32(dataset), file, chunk))``,
-    so the bytes depend only on the arguments (not on the number of workers), and memory only
-    on ``chunk_rows``.
+    so the bytes depend only on the task (not on the number of workers), and memory only on
+    ``chunk_rows``. The file's columns are those ``generate_events`` returns, in its order, then
+    the truth columns a file carries (``TRUTH_COLUMNS``) where the settings ask for them.
     """
     plan, kind = task.plan, task.dataset.kind
     settings, chunk_rows = plan.settings, plan.options.chunk_rows
     sample, truth_detail = getattr(settings.samples, kind), settings.writes_truth_columns()
-    schema = _schema(sample.weighted, settings.gen_mass_column and kind != "data", truth_detail)
-    model = EventModel(settings, plan.scheme, plan.k_map(kind))
-    per_muon = settings.muon_k_map(sample.k_map) is not None
+    model = EventModel(settings, plan.scheme, plan.k_maps[sample.k_map])
+    per_muon = getattr(settings.muon_k_maps, sample.k_map) is not None
     counts = np.zeros((3, plan.scheme.n_categories))
     key = zlib.crc32(task.dataset.name.encode())
     path = task.staging / task.rel_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(path, schema) as writer:
+    writer: pq.ParquetWriter | None = None
+    try:
         for i_chunk, start in enumerate(range(0, task.n_events, chunk_rows)):
             seed = np.random.SeedSequence(plan.request.seed, spawn_key=(key, task.i_file, i_chunk))
             chunk = FileChunk(task.dataset.era, task.first_event + start, truth_detail)
             cols = generate_events(kind, min(chunk_rows, task.n_events - start), seed, model, with_truth=True, chunk=chunk)
             counts += category_truth_sums(cols, plan.scheme, per_muon)
+            written = {name: values for name, values in cols.items() if not name.startswith("truth_")}
             if truth_detail:
-                cols |= {name: cols[name].astype(dtype) for name, dtype in TRUTH_COLUMNS.items()}
-            table = pa.table({name: cols[name] for name in schema.names}, schema=schema)
+                written |= {name: cols[name].astype(dtype) for name, dtype in TRUTH_COLUMNS.items()}
+            table = pa.table(written)
+            writer = writer or pq.ParquetWriter(path, table.schema)
             writer.write_table(table, row_group_size=plan.options.row_group_rows)
+    finally:
+        if writer is not None:
+            writer.close()
     return counts
 
 
 def _run_tasks(tasks: list[FileTask], workers: int) -> list[np.ndarray]:
     """Write the files in this process or on the tool's local worker pool (results in task order)."""
-    if workers <= 1 or len(tasks) <= 1:
-        return [_logged(task, _write_file(task)) for task in tasks]
-    pool = ProcessExecutor(min(workers, len(tasks)))
-    return pool.map(_write_file, tasks, [str(t.rel_path) for t in tasks], on_result=lambda i, counts: _logged(tasks[i], counts))
+    executor = InlineExecutor() if workers <= 1 or len(tasks) <= 1 else ProcessExecutor(min(workers, len(tasks)))
 
+    def logged(i: int, _counts: np.ndarray) -> None:
+        log.info("wrote %s (%d events)", tasks[i].rel_path, tasks[i].n_events)
 
-def _logged(task: FileTask, counts: np.ndarray) -> np.ndarray:
-    """Log a finished file."""
-    log.info("wrote %s (%d events)", task.rel_path, task.n_events)
-    return counts
+    return executor.map(_write_file, tasks, [t.rel_path for t in tasks], on_result=logged)
 
 
 def _replace_datasets(staging: Path, compacted: Path, names: list[str]) -> None:
