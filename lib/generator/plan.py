@@ -66,10 +66,6 @@ class SampleRequest:
         elif self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
 
-    def events(self) -> dict[str, int]:
-        """Events per kind, as the truth file records them."""
-        return {"data": self.n_data, "mc": self.n_mc, "signal": self.n_signal}
-
 
 @dataclass(frozen=True)
 class WriteOptions:

@@ -1,15 +1,15 @@
 """The generator's settings: the schema of ``configs/generator.yaml``, validated once on reading.
 
-Kept apart from the simulation so a reader can see every knob of the model, with its meaning and
-limits, in one place; the models share the analysis configuration's strict base (unknown keys are
-errors, values are frozen), so a typo in either YAML is reported the same way.
+The YAML's comments explain each knob; the models hold their limits. They share the analysis
+configuration's strict base (unknown keys are errors, values are frozen), so a typo in either
+YAML is reported the same way.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -18,8 +18,8 @@ from lib.errors import ConfigError
 
 DEFAULT_SETTINGS = Path(__file__).resolve().parents[2] / "configs" / "generator.yaml"
 # The sample kinds, one per ``samples`` section: Data, the DY MC and the signal.
-KINDS = ("data", "mc", "signal")
 Kind = Literal["data", "mc", "signal"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -29,9 +29,7 @@ def _increasing(pair: tuple[float, float], what: str) -> None:
 
 
 class ProcessSettings(StrictModel):
-    lineshape: Literal["relativistic_breit_wigner", "breit_wigner", "exponential"] = Field(
-        description="True-mass shape: Cauchy in s, Cauchy in m, or exp(slope * m)."
-    )
+    lineshape: Literal["relativistic_breit_wigner", "breit_wigner", "exponential"]  # Cauchy in s, in m, or exp(slope * m)
     mass_gev: float | None = Field(None, gt=0, description="Breit-Wigner pole mass.")
     width_gev: float | None = Field(None, gt=0, description="Breit-Wigner width.")
     slope_per_gev: float | None = Field(None, description="Exponential slope (non-zero).")
@@ -112,12 +110,7 @@ class FsrSettings(StrictModel):
     probability: float = Field(ge=0, le=1, description="Per-muon probability to radiate.")
     mean_fraction: float = Field(gt=0, description="Mean momentum fraction lost (shape exponential).")
     max_fraction: float = Field(gt=0, lt=1, description="Truncation of the lost fraction.")
-    shape: Literal["exponential", "qed", "recovered"] = Field(
-        "exponential",
-        description="exponential: x ~ exp(-x / mean_fraction); qed: the leading-log radiator "
-        "x^(beta-1) (1 + (1-x)^2) / 2 on [min_fraction, max_fraction]; recovered: qed, then photons "
-        "above recovery.min_photon_pt_gev added back with recovery.efficiency.",
-    )
+    shape: Literal["exponential", "qed", "recovered"] = "exponential"
     min_fraction: float = Field(0.001, gt=0, description="Softest photon of the qed radiator (shapes qed, recovered).")
     recovery: FsrRecoverySettings = Field(default_factory=FsrRecoverySettings, description="Shape recovered only.")
 
@@ -221,22 +214,10 @@ class GeneratorSettings(StrictModel):
     k_maps: KMapsSettings
     weights: WeightSettings
     extra_columns: ExtraColumnSettings
-    mass_model: Literal["muons", "independent"] = Field(
-        default="muons",
-        description="muons: dimuon_mass is the mass of the written (smeared) muons, as in real data; "
-        "independent: the mass is smeared with residuals of its own, so muon cuts act on the true mass.",
-    )
-    muon_k_maps: MuonKMapsSettings = Field(
-        default_factory=MuonKMapsSettings,
-        description="Per-muon resolution scales; a sample whose k_map names one smears each muon with its own k.",
-    )
-    gen_mass_column: bool = Field(
-        default=False, description="Simulation files (mc, signal) carry dimuon_mass_gen, the mass before FSR and smearing."
-    )
-    truth_columns: bool = Field(
-        default=False,
-        description="Every file carries the per-event truth (truth_* columns); always on with per-muon k maps.",
-    )
+    mass_model: Literal["muons", "independent"] = "muons"
+    muon_k_maps: MuonKMapsSettings = Field(default_factory=MuonKMapsSettings)
+    gen_mass_column: bool = False  # dimuon_mass_gen in the simulation files
+    truth_columns: bool = False  # the truth_* columns in every file (always, with a per-muon k map)
 
     # Opt-in features: at their default the sample is what it was without them, and the truth file omits them.
     OPT_IN: ClassVar[frozenset[str]] = frozenset({"muon_k_maps", "gen_mass_column", "truth_columns"})

@@ -56,41 +56,32 @@ def category_truth_sums(cols: Mapping[str, np.ndarray], scheme: CategoryScheme, 
     return sums
 
 
-def _summary_k(sums: np.ndarray, names: list[str]) -> dict[str, float | None]:
-    """k of each category from its events' truth sums; None for a category without events."""
-    return {
-        name: round(float(np.sqrt(true / pred)), 6) if pred > 0 else None
-        for name, true, pred in zip(names, sums[1], sums[2])
-    }
-
-
 def _k_record(plan: SamplePlan, per_kind: Mapping[str, np.ndarray]) -> dict[str, object]:
-    """The Data and MC k maps; a per-muon map is summarised per category and recorded as given."""
+    """The Data and MC k maps and, in words, where they come from.
+
+    A per-muon map is recorded as given, and summarised per category from the truth sums of the
+    kind of the same name (the Z samples, not the signal); None for a category without events.
+    """
     record: dict[str, object] = {}
-    for which in ("data", "mc"):
-        muon_map = getattr(plan.settings.muon_k_maps, which)
-        if muon_map is None:
-            record[f"k_{which}"] = dict(plan.k_maps[which])
-        else:
-            # Summarised from the events of the kind of the same name (the Z samples, not the signal).
-            record[f"k_{which}"] = _summary_k(per_kind[which], plan.scheme.names)
-            record[f"k_muon_{which}"] = muon_map.model_dump(mode="json")
-    return record
-
-
-def _k_sources(plan: SamplePlan) -> dict[str, str]:
-    """Where the Data and MC k come from, in words: a per-muon map, the built-in map, or an override."""
-    sources = {}
+    sources: dict[str, str] = {}
     for which, override in (("data", plan.request.k_data), ("mc", plan.request.k_mc)):
-        if getattr(plan.settings.muon_k_maps, which) is not None:
+        muon_map = getattr(plan.settings.muon_k_maps, which)
+        if muon_map is not None:
+            _, true, pred = per_kind[which]
+            record[f"k_{which}"] = {
+                name: round(float(np.sqrt(t / p)), 6) if p > 0 else None for name, t, p in zip(plan.scheme.names, true, pred)
+            }
+            record[f"k_muon_{which}"] = muon_map.model_dump(mode="json")
             sources[which] = "per-muon map"
-        elif override is None:
+            continue
+        record[f"k_{which}"] = dict(plan.k_maps[which])
+        if override is None:
             sources[which] = "builtin"
         elif isinstance(override, Mapping):
             sources[which] = f"builtin with {len(override)} categories overridden"
         else:
             sources[which] = f"uniform {float(override):g}"
-    return sources
+    return record | {"k_signal_uses": plan.settings.samples.signal.k_map, "k_source": sources}
 
 
 def _datasets_record(plan: SamplePlan, tasks: list[FileTask]) -> dict[str, object]:
@@ -116,10 +107,8 @@ def truth_content(plan: SamplePlan, tasks: list[FileTask], counts: list[np.ndarr
         "generator_version": GENERATOR_VERSION,
         "seed": plan.request.seed,
         "year": plan.request.year,
-        "events": plan.request.events(),
+        "events": {"data": plan.request.n_data, "mc": plan.request.n_mc, "signal": plan.request.n_signal},
         **_k_record(plan, per_kind),
-        "k_signal_uses": settings.samples.signal.k_map,
-        "k_source": _k_sources(plan),
         "truth_model": _truth_model(settings),
         "categories": {
             "names": scheme.names,

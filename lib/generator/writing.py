@@ -84,9 +84,7 @@ def _replace_datasets(staging: Path, compacted: Path, names: list[str]) -> None:
         target = compacted / name
         if target.exists():
             log.info("replacing existing %s", target)
-            old = staging / f".old-{name}"
-            target.rename(old)
-            shutil.rmtree(old)
+            target.rename(staging / f".old-{name}")  # removed with the staging directory
         if (staging / name).exists():
             (staging / name).rename(target)
 
@@ -116,18 +114,11 @@ def generate_sample(
     """Write a Stage-1 "compacted" sample and its ``truth.json``; returns ``<output_root>/<year>``.
 
     Layout: ``<root>/<year>/compacted/<dataset>/<n>/part<i>.parquet`` for ``data_<era>``, the DY
-    MC and the signal dataset, ``options.files_per_dataset`` files each, row groups of
-    ``options.row_group_rows``. Datasets are written to a staging directory and moved into place
-    at the end, replacing older copies of the same datasets (also when now empty), so no stale
-    file is ever globbed. The truth file is written last, atomically. Same request, options (but
-    the workers) and settings give byte-identical files.
-
-    Args:
-        request: year, seed, events per kind and k overrides (see ``SampleRequest``).
-        options: files, row groups, chunk size and workers (see ``WriteOptions``).
-        settings: generator settings (``configs/generator.yaml`` when omitted).
-        scheme: the analysis categories the k maps and the truth are defined on (the default
-            configuration's when omitted); the k maps' pT-bin lists must match its pT bins.
+    MC and the signal dataset. Datasets are staged and moved into place at the end, replacing
+    older copies of the same datasets (also when now empty), so no stale file is ever globbed;
+    the truth file is written last, atomically. ``settings`` default to ``configs/generator.yaml``,
+    ``scheme`` (the categories of the k maps and the truth) to the default configuration's.
+    Same request, options (but the workers) and settings give byte-identical files.
 
     Raises:
         ConfigError: invalid settings or k map.
