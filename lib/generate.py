@@ -14,7 +14,7 @@ from typing import NoReturn, Sequence
 from lib import console
 from lib.categories import CategoryScheme
 from lib.config import DEFAULT_CONFIG, load_config
-from lib.errors import CalibrationError
+from lib.errors import CalibrationError, InputError
 from lib.generator import (
     DEFAULT_SEED, DEFAULT_SETTINGS, GeneratorSettings, SampleRequest, WriteOptions, generate_sample, load_k_override, load_settings,
 )  # fmt: skip
@@ -22,15 +22,11 @@ from lib.generator.kmaps import parse_muon_k_map
 from lib.generator.settings import validated
 
 
-class _UsageError(Exception):
-    """An argument argparse rejected; reported in one line instead of argparse's usage block."""
-
-
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error raises instead of printing the usage block and exiting 2."""
+    """argparse, but a usage error raises, to be reported in one line instead of the usage block and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
+        raise InputError(message)
 
 
 def _count(text: str) -> int:
@@ -139,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the generator; returns the process exit code."""
     try:
         args = build_parser().parse_args(argv)
-    except _UsageError as err:
+    except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     console.configure(args.log_level)

@@ -24,15 +24,6 @@ DEFAULT_SEED = 20261123
 _PARTS_PER_DIRECTORY = 2
 
 
-def default_seed(year: int) -> int:
-    """The seed used when none is given: one per year, so a two-year run never compares a sample with itself.
-
-    >>> default_seed(2018), default_seed(2017)
-    (20261123, 20261122)
-    """
-    return DEFAULT_SEED + (year - 2018)
-
-
 def _check_count(name: str, value: object, minimum: int) -> None:
     """Reject a count that is not an integer >= ``minimum``, naming the argument."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -41,7 +32,7 @@ def _check_count(name: str, value: object, minimum: int) -> None:
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """What to make: the year and master seed (None: the year's ``default_seed``), the events of each kind,
+    """What to make: the year and master seed (None: ``DEFAULT_SEED`` + (year - 2018)), the events of each kind,
     and overrides of the built-in Data and MC k maps (``KOverride``). Same request, same settings: byte-identical files.
 
     Raises:
@@ -62,7 +53,8 @@ class SampleRequest:
         if not 1900 <= self.year <= 2100:
             raise ConfigError(f"year must be a four-digit year, got {self.year}")
         if self.seed is None:
-            object.__setattr__(self, "seed", default_seed(self.year))  # frozen: resolved once, here
+            # One seed per year, so a two-year run never compares a sample with itself; frozen: resolved once, here.
+            object.__setattr__(self, "seed", DEFAULT_SEED + (self.year - 2018))
         elif self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
 
