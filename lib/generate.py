@@ -74,7 +74,8 @@ def _with_options(settings: GeneratorSettings, args: argparse.Namespace, scheme:
 
 def _request(args: argparse.Namespace) -> SampleRequest:
     """What the command line asks to make: year, seed, event counts and k overrides."""
-    k_data, k_mc = (None if text is None else load_k_override(text) for text in (args.k_data, args.k_mc))
+    k_data = load_k_override(args.k_data) if args.k_data is not None else None
+    k_mc = load_k_override(args.k_mc) if args.k_mc is not None else None
     counts = {"n_data": args.n_data, "n_mc": args.n_mc, "n_signal": args.n_signal}
     return SampleRequest(year=args.year, seed=args.seed, k_data=k_data, k_mc=k_mc, **counts)
 

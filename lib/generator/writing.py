@@ -59,7 +59,8 @@ def _write_file(task: FileTask) -> np.ndarray:
             if truth_detail:
                 written |= {name: cols[name].astype(dtype) for name, dtype in TRUTH_COLUMNS.items()}
             table = pa.table(written)
-            writer = writer or pq.ParquetWriter(path, table.schema)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
             writer.write_table(table, row_group_size=plan.options.row_group_rows)
     finally:
         if writer is not None:
