@@ -72,17 +72,14 @@ class SampleSettings(StrictModel):
         return self
 
 
+class SimulationSampleSettings(SampleSettings):
+    dataset: str = Field(min_length=1, description="Dataset directory name.")
+
+
 class SamplesSettings(StrictModel):
     data: SampleSettings
-    mc: SampleSettings
-    signal: SampleSettings
-
-    @model_validator(mode="after")
-    def _datasets(self) -> "SamplesSettings":
-        for kind in ("mc", "signal"):
-            if not getattr(self, kind).dataset:
-                raise ValueError(f"samples.{kind}.dataset is required")
-        return self
+    mc: SimulationSampleSettings
+    signal: SimulationSampleSettings
 
 
 class EraSettings(StrictModel):
