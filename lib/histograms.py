@@ -219,8 +219,7 @@ class HistogramContents:
         return {k: v for k, v in self.__dict__.items() if k != "_views"}
 
 
-# The histograms as named arrays of shape (group, ...) (the reduction cache's format): which
-# content, which histogram, which field of a ``Weight`` storage.
+# A ``HistogramPart``'s arrays by name: which content, which histogram, which field of a ``Weight`` storage.
 _ARRAYS = {
     "mass_counts": ("counts", "mass", None),
     "spred_counts": ("counts", "spred", None),
@@ -419,37 +418,6 @@ class CategoryHistograms:
             self._row("weights", "mass", index, "value") if weighted else None,
             self._row("weights", "mass", index, "variance") if weighted else None,
         )
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The histograms as named ``(group, ...)`` arrays, views of their storage (for the cache); ``from_arrays`` reverses it."""
-        arrays = {}
-        for name, (kind, histogram, field) in _ARRAYS.items():
-            contents = getattr(self, kind)
-            if contents is not None and getattr(contents, histogram) is not None:
-                arrays[name] = contents.view(histogram, field)
-        if self.pt_min is not None:
-            arrays["pt_min"] = self.pt_min
-        return arrays
-
-    @classmethod
-    def from_arrays(cls, grids: HistogramGrids, arrays: dict[str, np.ndarray], acceptance: AcceptanceGrid | None = None) -> CategoryHistograms:
-        """Histograms from ``arrays()``.
-
-        Raises:
-            ValueError: the arrays do not hold what ``acceptance`` (or their own weighting) asks for.
-        """
-        source_categories = arrays["cat_counts"].shape[1] if "cat_counts" in arrays else 0
-        hists = cls.empty(grids, "mass_sumw" in arrays, acceptance, source_categories)
-        for name, (kind, histogram, field) in _ARRAYS.items():
-            contents = getattr(hists, kind)
-            target = None if contents is None else getattr(contents, histogram)
-            if (target is None) != (name not in arrays):
-                raise ValueError(f"cached histograms and the requested ones disagree on {name}")
-            if target is not None:
-                contents.view(histogram, field)[...] = arrays[name]
-        if hists.pt_min is not None:
-            hists.pt_min[...] = arrays["pt_min"]
-        return hists
 
 
 def grids_from_config(config: Config, n_categories: int) -> HistogramGrids:

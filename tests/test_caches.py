@@ -74,21 +74,28 @@ def _one_warning_naming(caplog: pytest.LogCaptureFixture, path: Path) -> str:
 # The entry format itself
 
 
-def test_an_entry_is_verified_before_it_is_decoded(tmp_path, caplog):
-    store = EntryStore(tmp_path, "fit")
-    path = store.store("30-45_BB", "k1", b"payload")
-    decoded: list[bytes] = []
-    assert store.load("30-45_BB", "k1", lambda f: decoded.append(f.read()) or "ok") == "ok" and decoded == [b"payload"]
+def test_an_entry_is_verified_before_it_is_decoded(tmp_path, caplog, monkeypatch):
+    store = EntryStore(tmp_path, "fit", str)
+    path = store.store("30-45_BB", "k1", "payload")
+    assert store.load("30-45_BB", "k1") == "payload"
+    decoded: list[object] = []
+    monkeypatch.setattr("lib.io.cache.pickle.load", lambda handle: decoded.append(handle) or "decoded")
     path.write_bytes(path.read_bytes().replace(b"payload", b"paYload"))
-    assert store.load("30-45_BB", "k1", lambda f: decoded.append(f.read())) is None
-    assert decoded == [b"payload"], "a damaged payload must never reach the decoder"
+    assert store.load("30-45_BB", "k1") is None
+    assert decoded == [], "a damaged payload must never reach the decoder"
     assert "checksum does not match" in _one_warning_naming(caplog, path)
 
 
+def test_an_entry_of_another_type_is_a_warning(tmp_path, caplog):
+    path = EntryStore(tmp_path, "fit", str).store("30-45_BB", "k1", "payload")
+    assert EntryStore(tmp_path, "fit", int).load("30-45_BB", "k1") is None
+    assert "it holds a str, not a int" in _one_warning_naming(caplog, path)
+
+
 def test_storing_an_entry_drops_only_its_own_slots_other_keys(tmp_path):
-    store = EntryStore(tmp_path, "fit")
-    kept = [store.store("closure_1-2", "k1", b"a"), store.store("closure_1-2.5", "k1", b"b"), store.store("closure_1", "k1", b"c")]
-    new = store.store("closure_1-2", "k2", b"d")
+    store = EntryStore(tmp_path, "fit", str)
+    kept = [store.store("closure_1-2", "k1", "a"), store.store("closure_1-2.5", "k1", "b"), store.store("closure_1", "k1", "c")]
+    new = store.store("closure_1-2", "k2", "d")
     assert sorted(tmp_path.iterdir()) == sorted([new, *kept[1:]])
 
 
@@ -234,8 +241,7 @@ def test_an_intact_reduction_entry_is_reused(inputs, clean_medians, tmp_path, mo
 def test_a_damaged_reduction_entry_is_a_warning_and_a_recomputation(damage, inputs, clean_medians, tmp_path, monkeypatch, caplog):
     out_dir = _step2(inputs, tmp_path)
     (entry,) = (out_dir / ".cache").glob("reduction-*.entry")
-    payload = entry.read_bytes().split(b"\n", 1)[1]
-    other = EntryStore(tmp_path / "elsewhere", "reduction").store("h9", entry.stem.rpartition("-")[2], payload)
+    other = EntryStore(tmp_path / "elsewhere", "reduction", str).store("h9", entry.stem.rpartition("-")[2], "another slot's entry")
     do, says = DAMAGE[damage]
     do(entry, other)
     caplog.clear()

@@ -83,8 +83,7 @@ def test_file_parts_travel_pickled_and_histograms_add_with_plus(tmp_path, scheme
     merged = CategoryHistograms.for_spec(spec, weighted=True)
     merged.add(pickle.loads(pickle.dumps(first)))
     merged.add(second)
-    for name, array in both.arrays().items():
-        np.testing.assert_array_equal(merged.arrays()[name], array, err_msg=name)
+    assert (merged.counts, merged.weights) == (both.counts, both.weights)
     one, other = CategoryHistograms.for_spec(spec, weighted=True), CategoryHistograms.for_spec(spec, weighted=True)
     one.add(first)
     other.add(second)
@@ -106,8 +105,7 @@ def test_merge_is_in_file_order_whatever_the_arrival_order(tmp_path, scheme, con
     paths = _files(tmp_path, 4, 2000, weights=True)
     forward = _reduce(paths, scheme, config, True)
     backward = _reduce(paths, scheme, config, True, order=[3, 1, 2, 0])
-    for name, array in forward.histograms[0].arrays().items():
-        assert np.array_equal(array, backward.histograms[0].arrays()[name]), name
+    assert (forward.histograms[0].counts, forward.histograms[0].weights) == (backward.histograms[0].counts, backward.histograms[0].weights)
     np.testing.assert_array_equal(forward.skim.mass, backward.skim.mass)
 
 

@@ -14,29 +14,21 @@ result.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
+import pickle
 import re
 import zlib
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO, Callable, Mapping, Sequence, TypeVar
-
-import numpy as np
+from typing import BinaryIO, Generic, Mapping, Sequence, TypeVar
 
 import lib
-from lib.histograms import CategoryHistograms
 from lib.io.atomic import atomic_path
 from lib.io.merge import Reduction, ReductionMerger
-from lib.io.reader import COUNTS, MUON_COLUMNS, Keep, Skim, reduce_file
-
-__all__ = [
-    "REDUCTION_CODE", "EntryStore", "content_key", "inputs_fingerprint", "load_cached_reduction", "reduction_key", "source_digest",
-    "source_files", "store_reduction",
-]  # fmt: skip
+from lib.io.reader import Keep, reduce_file
 
 log = logging.getLogger(__name__)
 
@@ -169,27 +161,26 @@ def _absolute(module: str, package: str) -> str:
     return ".".join([*anchor, *([module[level:]] if module[level:] else [])])
 
 
-class EntryStore:
-    """Verified cache entries of one kind in one directory: one file per slot, named by slot and key.
+class EntryStore(Generic[T]):
+    """Verified, pickled cache entries of one kind and type in one directory: one file per slot, named by slot and key.
 
     ``kind`` says what the entries are (``reduction``, ``fit``); a slot is what an entry is for (a
     category, a reduction's shape). Storing an entry drops the slot's entries of other keys,
-    which can never match again.
+    which can never match again. A payload is unpickled only once its header and checksum are
+    verified: the cache lives in the run's own output directory, whose writer is trusted, and
+    the checksum guards against damage, not against that writer.
     """
 
-    def __init__(self, directory: Path, kind: str) -> None:
+    def __init__(self, directory: Path, kind: str, entry_type: type[T]) -> None:
         self.directory = Path(directory)
         self.kind = kind
+        self.entry_type = entry_type
 
     def path(self, slot: str, key: str) -> Path:
         return self.directory / f"{self.kind}-{slot}-{key}{ENTRY_SUFFIX}"
 
-    def load(self, slot: str, key: str, decode: Callable[[BinaryIO], T]) -> T | None:
-        """The entry of ``slot`` and ``key`` decoded from its payload, or None when there is none or it is bad (then with a warning).
-
-        ``decode`` reads the payload from the open file, and only once the header matched and
-        the checksum of the payload proved it intact.
-        """
+    def load(self, slot: str, key: str) -> T | None:
+        """The entry of ``slot`` and ``key``, or None when there is none or it is bad (then with a warning)."""
         path = self.path(slot, key)
         try:
             with open(path, "rb") as handle:
@@ -200,16 +191,20 @@ class EntryStore:
                     return self._ignored(path, problem)
                 handle.seek(start)
                 try:
-                    return decode(handle)
+                    entry = pickle.load(handle)
                 except Exception as err:  # noqa: BLE001 - whatever a bad entry raises, recomputing it is always right
                     return self._ignored(path, f"its content does not decode ({type(err).__name__}: {err})")
         except FileNotFoundError:
             return None
         except OSError as err:
             return self._ignored(path, f"unreadable ({err.strerror or err})")
+        if not isinstance(entry, self.entry_type):
+            return self._ignored(path, f"it holds a {type(entry).__name__}, not a {self.entry_type.__name__}")
+        return entry
 
-    def store(self, slot: str, key: str, payload: bytes | memoryview) -> Path:
-        """Write the entry atomically (header and payload in one file), then drop the slot's entries of other keys."""
+    def store(self, slot: str, key: str, entry: T) -> Path:
+        """Write the entry atomically (header and pickled payload in one file), then drop the slot's entries of other keys."""
+        payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
         header = {"format": ENTRY_FORMAT, "kind": self.kind, "slot": slot, "key": key, "size": len(payload),
                   "crc32": zlib.crc32(payload)}  # fmt: skip
         path = self.path(slot, key)
@@ -282,47 +277,16 @@ def _slot(n_histograms: int, events: bool, muons: bool) -> str:
 
 
 def load_cached_reduction(cache_dir: Path, key: str, keep: Keep) -> Reduction | None:
-    """The cached reduction for ``key`` (what ``keep`` keeps), or None.
-
-    A bad cache entry is a warning and None: the caller recomputes and replaces it.
-    """
-    store, slot = EntryStore(cache_dir, "reduction"), _slot(len(keep.specs), keep.events, keep.muons)
-    reduction = store.load(slot, key, lambda payload: _decode_reduction(payload, keep))
+    """The cached reduction for ``key`` (what ``keep`` keeps), or None; a bad entry is also a warning, and the caller recomputes it."""
+    store, slot = EntryStore(cache_dir, "reduction", Reduction), _slot(len(keep.specs), keep.events, keep.muons)
+    reduction = store.load(slot, key)
     if reduction is not None:
         log.info("using cached reduction %s (%d events kept)", store.path(slot, key), reduction.n_kept)
     return reduction
 
 
-def _decode_reduction(payload: BinaryIO, keep: Keep) -> Reduction:
-    with np.load(payload, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    histograms = tuple(
-        CategoryHistograms.from_arrays(
-            spec.grids, {k.split("_", 1)[1]: v for k, v in arrays.items() if k.startswith(f"h{i}_")}, spec.acceptance
-        )
-        for i, spec in enumerate(keep.specs)
-    )
-    muons = {c: arrays[c] for c in MUON_COLUMNS} if "mu1_pt" in arrays else None
-    skim = Skim(arrays["category"], arrays["mass"], arrays["sigma_pred"], arrays.get("weight"), muons) if keep.events else None
-    counts = {k: int(arrays[k]) for k in COUNTS}
-    return Reduction(histograms, skim, **counts, profile=arrays.get("profile"))
-
-
 def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
-    """Write the reduction for ``key`` as one verified entry (an uncompressed ``.npz`` payload)."""
+    """Write the reduction for ``key`` as one verified entry."""
     skim = reduction.skim
-    arrays: dict[str, np.ndarray] = {k: np.array(getattr(reduction, k)) for k in COUNTS}
-    for i, hists in enumerate(reduction.histograms):
-        arrays |= {f"h{i}_{k}": v for k, v in hists.arrays().items()}
-    if skim is not None:
-        arrays |= {"category": skim.category, "mass": skim.mass, "sigma_pred": skim.sigma_pred}
-        if skim.weight is not None:
-            arrays["weight"] = skim.weight
-        if skim.muons is not None:
-            arrays |= skim.muons
-    if reduction.profile is not None:
-        arrays["profile"] = reduction.profile
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
     slot = _slot(len(reduction.histograms), skim is not None, skim is not None and skim.muons is not None)
-    return EntryStore(cache_dir, "reduction").store(slot, key, buffer.getbuffer())  # a view: the payload is not copied again
+    return EntryStore(cache_dir, "reduction", Reduction).store(slot, key, reduction)
