@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from lib.categories import CategoryScheme
     from lib.config import Config
 
-__all__ = ["ByCategory", "ByPredictedResolution", "HistogramSpec", "EventKeys", "category_spec"]
-
-
 @dataclass(frozen=True)
 class ByCategory:
     """Group events by their category and histogram their sigma_pred (steps 1-2)."""
@@ -83,11 +80,8 @@ class ByPredictedResolution:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """``(raw, predicted, binned)`` per event in float64: sigma_pred, times its category's factor, and the quantity binned in.
 
-        The binned quantity is the (calibrated) sigma_pred itself, or the one the event would have
-        at the peak mass: sigma_pred changes with the event's mass (explicitly, through the pT
-        dependence of ptErr / pT and through the category of its factor), so bins of it select
-        slices of the mass spectrum and distort the peak being fitted; the prediction at the peak
-        mass carries the same resolution information without that correlation.
+        The binned quantity is the (calibrated) sigma_pred, or the one the event would have at the
+        peak mass, which does not slice the peak being fitted (``lib.peak_scaling``).
 
         Raises:
             ValueError: ``sigma_pred_at_peak`` without the scaling or the muon columns.
@@ -138,17 +132,14 @@ class HistogramSpec:
     ) -> EventKeys:  # fmt: skip
         """The chunk's events grouped and keyed; the category keys are ``group + groups * category`` when the spec counts categories.
 
-        ``muons`` (the muon columns, ``mu1`` leading) are needed when the spec fills the acceptance
-        or bins on the peak-scaled prediction; the pT minima (None when no event is selected) are
-        what the acceptance's thresholds are checked against.
+        ``muons`` (the muon columns, ``mu1`` leading) are needed when ``needs_muon_eta``; the pT
+        minima (None when no event is selected) are what the acceptance's thresholds are checked against.
         """
         selected, group, value = self.grouping.assign(category, mass, spred, memo, muons)
         mass_sel = mass if selected is None else mass[selected]
         mass_keys = self.grids.mass_keys(group, mass_sel) if self.fill_mass else None
         x_keys = pt_min = None
         if self.acceptance is not None:
-            if muons is None:
-                raise ValueError("an acceptance histogram needs the muons' pT")
             sel_muons = {c: muons[c] if selected is None else muons[c][selected] for c in ("mu1_pt", "mu1_eta", "mu2_pt", "mu2_eta")}
             x_keys = self.acceptance.keys(group, sel_muons, mass_sel)
             lead = np.maximum(sel_muons["mu1_pt"], sel_muons["mu2_pt"])

@@ -1,33 +1,24 @@
 """Histograms per group of events filled while the files are read: all that binned fits and medians need.
 
-In binned mode, steps 1-2 (groups: categories), the closure test and the Higgs check (groups: bins
-of calibrated sigma_pred) need, per group, the mass histogram the fit is made on and enough of the
-sigma_pred distribution to take its median. Both are fixed-size ``hist`` histograms, so memory does
-not grow with the number of events, and a run's histograms pickle and add up with ``+``. Which
-events go to which group is ``lib.histogram_specs``' business.
+Per group (a category in steps 1-2, a bin of calibrated sigma_pred in the closure and Higgs
+checks: ``lib.histogram_specs``) a reduction fills fixed-size ``hist`` histograms, so memory does
+not grow with the events, and a run's histograms pickle and add up with ``+``:
 
-- Mass: a uniform fine grid over the Z window; every binned fit's bins are sums of its bins.
-- sigma_pred: a log-spaced grid of constant relative bin width, with under- and overflow. The
-  median (``lib.medians``) is interpolated inside the bin holding it, so it differs from the exact
-  sample median by less than the bin's relative width (``step2.median_relative_bin_width``), and
-  by far less where bins hold many events (tested): a small part of the median's statistical error.
-- Acceptance (optional): per acceptance group, how many events would fall in each leading-pT
-  window at each of a few masses (``lib.acceptance.AcceptanceGrid``).
-- Source categories (optional): per group, the events of each category.
+- mass: a uniform fine grid over the Z window; every binned fit's bins are sums of its bins;
+- sigma_pred: a log-spaced grid of constant relative bin width with under- and overflow; the
+  median interpolated in it (``lib.medians``) is within the bin's relative width of the exact one;
+- optionally the window acceptance (``lib.acceptance.AcceptanceGrid``) and the source categories.
 
-Event counts (``Int64``) and sums of weights (``Weight`` for the mass: sum w and sum w^2, ``Double``
-elsewhere) are separate histograms: the medians need each bin's events as well as its weight, and
-the merge adds counts as files arrive but weights in file order (``lib.io.merge``).
+Event counts (``Int64``) and sums of weights (``Weight`` for the mass: sum w and sum w^2) are
+separate histograms: the medians need each bin's events as well as its weight, and the merge adds
+counts as files arrive but weights in file order (``lib.io.merge``).
 
-A file is filled into a ``HistogramPart``: plain arrays laid out as the hist objects' storage, which
-a reading task hands back (from a Dask worker too) and the run's ``CategoryHistograms`` add. A
-file's share is filled once, added and dropped, so hist objects would buy it nothing and cost a
-constant per file: their storage is written when made, where numpy's ``zeros`` leaves the pages
-the fill never touches to the kernel; one file's counts fit ``int32``, half of what a worker
-sends back. The bin of each event is computed with numpy (``HistogramGrids.mass_keys``/
-``spred_keys``) and added with ``np.add.at``, not with ``Hist.fill``: ``fill`` bins with its own
-arithmetic, which puts some masses lying on a fine-grid edge in the neighbouring bin, and it is
-slower than ``np.add.at`` on the same events (``benchmarks/histogram_fill.py``).
+A file is filled into a ``HistogramPart``: plain ``int32``/``float64`` arrays laid out as the hist
+storage, which a reading task (a Dask worker too) hands back and ``CategoryHistograms`` adds.
+``np.zeros`` leaves the pages a file never touches to the kernel, where a hist object writes its
+whole storage. Bins are computed with numpy (``HistogramGrids.mass_keys``/``spred_keys``) and added
+with ``np.add.at``: ``Hist.fill`` puts some masses lying on a fine-grid edge in the neighbouring
+bin, and is slower (``benchmarks/histogram_fill.py``).
 """
 
 from __future__ import annotations
@@ -46,8 +37,6 @@ if TYPE_CHECKING:
     from lib.acceptance import AcceptanceGrid
     from lib.config import Config
     from lib.histogram_specs import EventKeys, HistogramSpec
-
-__all__ = ["HistogramGrids", "HistogramContents", "HistogramPart", "CategoryHistograms", "MassHistogram", "grids_from_config"]
 
 
 def _plain_view(histogram: Hist, field: str | None) -> np.ndarray:
@@ -169,7 +158,7 @@ class MassHistogram:
 
 @dataclass
 class HistogramContents:
-    """One kind of content of a set's histograms, each ``(group, ...)``: event counts, or sums of weights; ``+=`` adds another file's."""
+    """One kind of content of a set's histograms, each ``(group, ...)``: event counts, or sums of weights."""
 
     mass: Hist
     spred: Hist
@@ -180,9 +169,7 @@ class HistogramContents:
     def empty(cls, grids: HistogramGrids, acceptance: AcceptanceGrid | None, source_categories: int, weights: bool) -> HistogramContents:
         """Zero histograms: ``Int64`` event counts, or sums of weights (``Weight`` for the mass, whose sum w^2 the fits need).
 
-        The mass over the Z window has no under- or overflow, sigma_pred's log-spaced grid has both.
-        ``hist`` is imported here rather than with the module: a Dask worker fills ``HistogramPart``s
-        only and never needs it.
+        ``hist`` is imported here: a Dask worker fills ``HistogramPart``s only and never needs it.
         """
         import hist
 
@@ -248,16 +235,9 @@ class HistogramPart:
 
     @classmethod
     def for_spec(cls, spec: HistogramSpec, weighted: bool) -> HistogramPart:
-        """Zero arrays of what ``spec`` fills."""
-        return cls.zeros(spec.grids, weighted, spec.acceptance, spec.source_categories)
-
-    @classmethod
-    def zeros(
-        cls, grids: HistogramGrids, weighted: bool, acceptance: AcceptanceGrid | None = None, source_categories: int = 0
-    ) -> HistogramPart:
-        """Zero arrays of the mass and sigma_pred histograms, and of the acceptance and source categories where counted."""
-        n = grids.n_categories
-        sizes = {"mass": n * grids.n_mass, "spred": n * (grids.n_spred + 2), "categories": n * source_categories,
+        """Zero arrays of what ``spec`` fills: mass and sigma_pred, and the acceptance and source categories where counted."""
+        grids, acceptance, n = spec.grids, spec.acceptance, spec.grids.n_categories
+        sizes = {"mass": n * grids.n_mass, "spred": n * (grids.n_spred + 2), "categories": n * spec.source_categories,
                  "acceptance": math.prod(acceptance.shape) if acceptance is not None else 0}  # fmt: skip
         arrays = {
             name: np.zeros(sizes[histogram], np.int32 if kind == "counts" else np.float64)
@@ -265,10 +245,6 @@ class HistogramPart:
             if sizes[histogram] and (kind == "counts" or weighted)
         }
         return cls(grids, acceptance, arrays, np.full(2, np.inf) if acceptance is not None else None)
-
-    @property
-    def weighted(self) -> bool:
-        return "mass_sumw" in self.arrays
 
     def add_keys(self, keys: EventKeys) -> None:
         """Add a chunk's events given by their flat keys (no mass keys: sigma_pred only), in place.
@@ -280,18 +256,12 @@ class HistogramPart:
             np.add.at(arrays["mass_counts"], keys.mass, one)
         np.add.at(arrays["spred_counts"], keys.spred, one)
         if keys.acceptance is not None:
-            if self.pt_min is None:
-                raise ValueError("acceptance keys added to histograms without an acceptance grid")
             _add_bincount(arrays["x_counts"], keys.acceptance.keys)
             if keys.pt_min is not None:
                 np.minimum(self.pt_min, keys.pt_min, out=self.pt_min)
         if keys.categories is not None:
-            if "cat_counts" not in arrays:
-                raise ValueError("category keys added to histograms that do not count categories")
             _add_bincount(arrays["cat_counts"], keys.categories)
         if keys.weights is not None:
-            if not self.weighted:
-                raise ValueError("weighted events added to unweighted histograms")
             self._add_weights(keys, keys.weights.astype(np.float64))
 
     def _add_weights(self, keys: EventKeys, w: np.ndarray) -> None:
@@ -322,20 +292,10 @@ class CategoryHistograms:
     @classmethod
     def for_spec(cls, spec: HistogramSpec, weighted: bool) -> CategoryHistograms:
         """Zero histograms of what ``spec`` fills."""
-        return cls.empty(spec.grids, weighted, spec.acceptance, spec.source_categories)
-
-    @classmethod
-    def empty(
-        cls, grids: HistogramGrids, weighted: bool, acceptance: AcceptanceGrid | None = None, source_categories: int = 0
-    ) -> CategoryHistograms:
-        """Zero histograms."""
-        counts = HistogramContents.empty(grids, acceptance, source_categories, weights=False)
-        weights = HistogramContents.empty(grids, acceptance, source_categories, weights=True) if weighted else None
+        grids, acceptance, categories = spec.grids, spec.acceptance, spec.source_categories
+        counts = HistogramContents.empty(grids, acceptance, categories, weights=False)
+        weights = HistogramContents.empty(grids, acceptance, categories, weights=True) if weighted else None
         return cls(grids, counts, weights, acceptance, np.full(2, np.inf) if acceptance is not None else None)
-
-    @property
-    def weighted(self) -> bool:
-        return self.weights is not None
 
     def add(self, part: HistogramPart) -> None:
         """Add a file's histograms (same grids) in place."""
@@ -344,8 +304,6 @@ class CategoryHistograms:
 
     def add_counts(self, part: HistogramPart) -> None:
         """Add a file's event counts: integers, so the order of adding does not matter."""
-        if part.grids != self.grids or part.weighted != self.weighted or part.acceptance != self.acceptance:
-            raise ValueError("cannot add histograms of different binnings or weighting")
         self._add_arrays(part, "counts")
         if self.pt_min is not None:
             np.minimum(self.pt_min, part.pt_min, out=self.pt_min)

@@ -9,7 +9,7 @@ import pytest
 
 from lib.acceptance import AcceptanceGrid, threshold_mismatch, window_acceptance
 from lib.dimuon_kinematics import pt_at_masses
-from lib.histogram_specs import EventKeys
+from lib.histogram_specs import ByCategory, EventKeys, HistogramSpec
 from lib.histograms import CategoryHistograms, HistogramGrids, HistogramPart
 
 PT_EDGES = (30.0, 45.0, 52.0, 62.0, 200.0)
@@ -69,9 +69,13 @@ def test_a_dimuon_at_rest_scales_with_the_mass():
     np.testing.assert_allclose([pt1[0, 0], pt2[0, 0]], [expected, expected], rtol=1e-5)
 
 
+def _spec(mass_grid: HistogramGrids, grid: AcceptanceGrid) -> HistogramSpec:
+    return HistogramSpec(mass_grid, ByCategory(mass_grid.n_categories), acceptance=grid)
+
+
 def _part(muons: dict[str, np.ndarray], mass: np.ndarray, grid: AcceptanceGrid, group: np.ndarray | None, mass_grid: HistogramGrids) -> HistogramPart:
     """The events filled as a reading task fills one file's."""
-    part = HistogramPart.zeros(mass_grid, weighted=False, acceptance=grid)
+    part = HistogramPart.for_spec(_spec(mass_grid, grid), weighted=False)
     group = np.zeros(mass.size, np.int32) if group is None else group
     m32 = mass.astype(np.float32)
     lead, sub = _lead_sub(muons)
@@ -85,7 +89,7 @@ def _fill(
     muons: dict[str, np.ndarray], mass: np.ndarray, grid: AcceptanceGrid = GRID, group: np.ndarray | None = None,
     mass_grid: HistogramGrids = MASS_GRID,
 ) -> CategoryHistograms:  # fmt: skip
-    hists = CategoryHistograms.empty(mass_grid, weighted=False, acceptance=grid)
+    hists = CategoryHistograms.for_spec(_spec(mass_grid, grid), weighted=False)
     hists.add(_part(muons, mass, grid, group, mass_grid))
     return hists
 
@@ -136,7 +140,7 @@ def test_acceptance_of_a_selected_sample_matches_monte_carlo(selected_sample, tr
 
 
 def test_empty_histograms_give_no_correction():
-    hists = CategoryHistograms.empty(MASS_GRID, weighted=False, acceptance=GRID)
+    hists = CategoryHistograms.for_spec(_spec(MASS_GRID, GRID), weighted=False)
     got = window_acceptance(hists.x_contents(0)[0], GRID.knots, MASS_GRID.mass_edges, hists.mass_contents(0))
     assert np.all(got == 1.0)
 
@@ -206,10 +210,10 @@ def test_weighted_sums_follow_each_event_across_batches(selected_sample):
     m32 = mass[:n].astype(np.float32)
     weights = np.random.default_rng(8).uniform(0.5, 1.5, n)
     zero = np.zeros(n, np.int32)
-    filled = HistogramPart.zeros(MASS_GRID, weighted=True, acceptance=GRID)
+    filled = HistogramPart.for_spec(_spec(MASS_GRID, GRID), weighted=True)
     filled.add_keys(EventKeys(MASS_GRID.mass_keys(zero, m32), MASS_GRID.spred_keys(zero, np.ones(n)), GRID.keys(zero, part, m32), (30.0, 20.0),
                               weights=weights))  # fmt: skip
-    hists = CategoryHistograms.empty(MASS_GRID, weighted=True, acceptance=GRID)
+    hists = CategoryHistograms.for_spec(_spec(MASS_GRID, GRID), weighted=True)
     hists.add(filled)
     pt1, pt2 = pt_at_masses(part["mu1_pt"], part["mu1_eta"], part["mu2_pt"], part["mu2_eta"], m32, GRID.knots)
     lead, sub = np.maximum(pt1, pt2), np.minimum(pt1, pt2)

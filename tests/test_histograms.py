@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib.errors import InputError
-from lib.histogram_specs import EventKeys, category_spec
+from lib.histogram_specs import ByCategory, EventKeys, HistogramSpec, category_spec
 from lib.histograms import CategoryHistograms, HistogramPart, MassHistogram, grids_from_config
 from lib.io.merge import ReductionMerger
 from lib.io.reader import FileReading, Keep, reduce_file
@@ -44,9 +44,10 @@ def _histograms_of(config, scheme, values: np.ndarray, weights: np.ndarray | Non
     """Histograms of events of one category at the Z mass with the given sigma_pred values."""
     grids = grids_from_config(config, scheme.n_categories)
     cat = np.full(values.size, category, np.int8)
-    part = HistogramPart.zeros(grids, weights is not None)
+    spec = HistogramSpec(grids, ByCategory(scheme.n_categories))
+    part = HistogramPart.for_spec(spec, weights is not None)
     part.add_keys(EventKeys(grids.mass_keys(cat, np.full(values.size, 91.0, np.float32)), grids.spred_keys(cat, values), weights=weights))
-    hists = CategoryHistograms.empty(grids, weights is not None)
+    hists = CategoryHistograms.for_spec(spec, weights is not None)
     hists.add(part)
     return hists
 

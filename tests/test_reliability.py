@@ -24,7 +24,7 @@ from lib.executor import ProcessExecutor
 from lib.io.cache import inputs_fingerprint
 from lib.io.reader import FileReduction
 from lib.io.tables import read_csv, write_csv
-from lib.run.reduction import FileReading, ReadTask, Keep, _reduce_or_skip_task
+from lib.run.reduction import FileReading, Keep, ReadTask, read_task
 from tests.helpers_tables import random_stage1_table
 
 YEAR = "2018"
@@ -229,9 +229,9 @@ def test_skipping_task_runs_in_a_worker_process(tmp_path, scheme, config):
     """The task must stay picklable and its skip must survive the trip back from a worker."""
     good, bad = _write(tmp_path, "good.parquet", _table()), _corrupt(tmp_path)
     reading = FileReading(scheme, config.selection.z_window_gev, None, 1000, Keep(events=True))
-    tasks = [ReadTask(str(p), reading) for p in (good, bad)]
-    assert pickle.loads(pickle.dumps(_reduce_or_skip_task)) is _reduce_or_skip_task
-    reduction, message = ProcessExecutor(1).map(_reduce_or_skip_task, tasks, ["good", "bad"])
+    tasks = [ReadTask(str(p), reading, skip_bad=True) for p in (good, bad)]
+    assert pickle.loads(pickle.dumps(read_task)) is read_task
+    reduction, message = ProcessExecutor(1).map(read_task, tasks, ["good", "bad"])
     assert isinstance(reduction, FileReduction) and reduction.n_read == 3000
     assert message == f"{bad}: not a readable parquet file (ArrowInvalid)"
 

@@ -1,10 +1,9 @@
 """Fold per-file reductions into one as they arrive, without keeping them.
 
-File tasks finish in any order (Dask, threads). Event counts are integers and are added the moment
-a file arrives. Sums of weights are floats, whose last digits would depend on the order of adding,
-and per-event skims are concatenated in file order: those wait until the files before them have
-arrived, so a run in-process and one on a cluster give identical numbers. A slow early file thus
-holds back only the weighted sums (and skims) of later files, never their counts.
+File tasks finish in any order. Event counts are integers and are added the moment a file
+arrives; sums of weights (floats, whose last digits depend on the order of adding) and skims wait
+until the files before them have arrived, so a run in-process and one on a cluster give identical
+numbers.
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ from lib.errors import InputError
 from lib.histogram_specs import HistogramSpec
 from lib.histograms import CategoryHistograms
 from lib.io.reader import COUNTS, FileReduction, Skim, concat_skims
-
-__all__ = ["Reduction", "ReductionMerger"]
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +98,12 @@ class ReductionMerger:
         Raises:
             InputError: every file was damaged, so there is nothing to calibrate on.
         """
-        if self._next != len(self.files):
-            raise RuntimeError(f"merger got {self._next} of {len(self.files)} files")
         merged = self._merged
         if merged.skipped:
             log.warning("skipped %d of %d files: %s", len(merged.skipped), len(self.files), ", ".join(merged.skipped))
         if len(merged.skipped) == len(self.files):
             raise InputError(f"all {len(self.files)} input files are unreadable, e.g. {merged.skipped[0]}")
-        # Reading is over: make Arrow's allocator hand back the read buffers it kept, which numpy
-        # cannot reuse. Once, not after every file, since
-        # buffers kept between files are re-used by the next file instead of faulted in anew.
+        # Reading is over: Arrow's allocator hands back the read buffers it kept for the next file.
         pa.default_memory_pool().release_unused()
         if self._skims:
             merged.skim = concat_skims(self._skims, self.weighted)

@@ -1,10 +1,9 @@
 """Streaming Stage-1 reader: find files, read only the needed columns batch by batch, reduce them.
 
-A file is reduced to fixed-size per-category histograms (``lib.histograms``: all that binned fits
-and medians need), to a compact per-event skim (category, mass, sigma_pred, weight: 13 bytes an
-event, for unbinned fits and the closure), or both. Memory thus scales at most with the number of
-Z events, never with the width of Stage-1 files, and not at all for histograms. Each file is
-reduced independently by a module-level function, so the same code runs in-process or as Dask tasks.
+A file is reduced to fixed-size histograms (``lib.histograms``), to a compact per-event skim
+(13 bytes an event, for unbinned fits and the closure), or both: memory scales at most with the
+number of Z events, never with the width of Stage-1 files. ``reduce_file`` is a module-level
+function, so the same code runs in-process or as a Dask task.
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ from lib.histograms import HistogramPart
 from lib.peak_scaling import ProfileGrid, profile_sums
 from lib.resolution import sigma_pred
 
-__all__ = ["COUNTS", "KINEMATIC_COLUMNS", "Keep", "FileReading", "Skim", "FileReduction", "find_files", "reduce_file", "concat_skims"]
-
 log = logging.getLogger(__name__)
 
 KINEMATIC_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass")
@@ -39,10 +36,9 @@ MUON_COLUMNS = KINEMATIC_COLUMNS[:6]
 # The events of a file (and of a whole reduction) read, and dropped as bad, outside the Z window or outside every category.
 COUNTS = ("n_read", "n_bad", "n_outside_window", "n_outside_categories")
 _POSITIVE_COLUMNS = ("mu1_pt", "mu1_ptErr", "mu2_pt", "mu2_ptErr", "dimuon_mass")
-# Rows reduced per thread task: small enough that even a one-batch file spreads over every thread
-# and that a chunk's temporaries (at most 128 KiB) stay below glibc's mmap threshold, so they are
-# recycled rather than mapped and faulted in anew (a quarter of the page faults of 64 Ki-row
-# chunks); large enough that the Python overhead per chunk is noise.
+# Rows reduced per thread task: small enough that a one-batch file spreads over every thread and
+# a chunk's temporaries (at most 128 KiB) stay below glibc's mmap threshold (recycled, not faulted
+# in anew); large enough that the Python overhead per chunk is noise.
 CHUNK_ROWS = 1 << 14
 
 
@@ -151,19 +147,15 @@ def _check_schema(path: Path, schema: pa.Schema, columns: list[str]) -> None:
 def reduce_file(path: str | Path, reading: FileReading, threads: int | None = None) -> FileReduction:
     """Stream one parquet file and reduce its in-window, in-category events to what ``reading.keep`` keeps.
 
-    One set of histograms is filled per ``HistogramSpec`` (per category for steps 1-2, per bin of
-    calibrated sigma_pred for the closure), the per-event skim kept and the muons' profile summed
-    as asked. Rows with NaN/inf or non-positive pT, ptErr or mass are dropped and counted per
-    column, since one bad muon fit must not poison a median or crash a fit. Each batch is cut into
-    chunks reduced on ``threads`` threads (default: ``_reduction_threads()``) while the next batch
-    is read, so at most two batches of input columns are held; the skim keeps file order.
+    Rows with NaN/inf or non-positive pT, ptErr or mass are dropped and counted per column: one
+    bad muon fit must not poison a median or crash a fit. Each batch is cut into chunks reduced on
+    ``threads`` threads (default: ``_reduction_threads()``) while the next batch is read, so at
+    most two batches of input columns are held; the skim keeps file order.
 
     Raises:
         InputError: the file cannot be read as parquet, or a needed column is missing or non-numeric.
     """
     path, keep = Path(path), reading.keep
-    if not keep.specs and not keep.events and keep.profile is None:
-        raise ValueError("reduce_file needs histogram specs, events or a profile grid to keep")
     try:
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as err:
@@ -195,7 +187,6 @@ def _column_values(column: pa.Array) -> np.ndarray:
     """The column as numpy, a view of its data buffer where it has no nulls; nulls become NaN so they count as bad rows.
 
     Same arrays as ``to_numpy(zero_copy_only=False)``, which would import pandas on first use.
-    The schema check has made sure the column is a fixed-width integer or float.
     """
     if column.null_count:
         if not pa.types.is_floating(column.type):
@@ -206,12 +197,8 @@ def _column_values(column: pa.Array) -> np.ndarray:
 
 
 def _reduction_threads() -> int:
-    """Threads for one file's reduction: every core in-process, one on a Dask worker.
-
-    In-process, files are reduced one after another, so a file's chunks are what can run in
-    parallel (numpy and pyarrow release the GIL). A Dask worker already runs one task per worker
-    thread, one worker per core: more threads there would only oversubscribe the node.
-    """
+    """Threads for one file's reduction: every core in-process (files are read one after another,
+    numpy and pyarrow release the GIL), one on a Dask worker (which already runs a task per core)."""
     if "distributed" in sys.modules:
         from distributed import get_worker
 
@@ -266,7 +253,7 @@ def _valid_rows(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[
 
     A bad row is counted under its first bad column in column order. The mask is None when every
     row is good, which each column's min and max tell: bad values are rare, so the per-row masks
-    (two passes and a temporary per column) are only built for a chunk that has one.
+    are only built for a chunk that has one.
     """
     if all(_column_is_clean(c, values) for c, values in arrays.items()):
         return None, {}
@@ -294,9 +281,9 @@ def _column_is_clean(col: str, values: np.ndarray) -> bool:
 def _batch_part(
     chunks: list[Future[FileReduction]], weighted: bool, keep_events: bool, histograms: tuple[HistogramPart, ...]
 ) -> list[FileReduction]:
-    """The merged part of one batch's chunks once they are done (their keys added to ``histograms``), or nothing before the first batch.
+    """The merged part of one batch's chunks once they are done, or nothing before the first batch.
 
-    The keys are histogrammed here, in the reading thread, while the pool works on the next batch.
+    Their keys are added to ``histograms`` here, in the reading thread, while the pool works on the next batch.
     """
     if not chunks:
         return []
@@ -310,9 +297,7 @@ def _batch_part(
 def _merge_parts(parts: list[FileReduction], weighted: bool, keep_events: bool) -> FileReduction:
     """One reduction from several chunks' in order: skims concatenated, counts summed (histogram keys are dropped: already added).
 
-    A batch's chunks are merged as soon as the batch is done, so their many small arrays are freed
-    and their memory re-used by the next batch's chunks; kept until the end of the file, they made
-    the heap grow and multiplied the page faults.
+    Called per batch, so the chunks' many small arrays are freed and their memory re-used by the next batch.
     """
     if len(parts) == 1 and not parts[0].keys:
         return parts[0]

@@ -27,11 +27,6 @@ from lib.io.reader import FileReading, FileReduction, Keep, find_files, reduce_f
 from lib.outputs import OutputDir
 from lib.request import Paths, Request
 
-__all__ = [
-    "Executors", "FileReading", "ReadTask", "InputSource", "Keep", "executors", "input_root", "load_reduction", "reading_line", "reduce_files",
-    "FIT_WORKER_PRELOAD",
-]  # fmt: skip
-
 log = logging.getLogger(__name__)
 
 # Modules the fit workers' forkserver imports before forking them: ROOT's libraries, loaded once.
@@ -80,28 +75,23 @@ def executors(request: Request) -> Iterator[Executors]:
 
 @dataclass(frozen=True)
 class ReadTask:
-    """The reduction of one file, as a worker receives it."""
+    """The reduction of one file, as a worker receives it; with ``skip_bad`` (--skip-bad-files) a damaged file is skipped."""
 
     path: str
     reading: FileReading
+    skip_bad: bool = False
 
 
-def _reduce_task(task: ReadTask) -> FileReduction:
-    """Module-level wrapper so a file reduction can run on a Dask worker."""
-    return reduce_file(task.path, task.reading)
+def read_task(task: ReadTask) -> FileReduction | str:
+    """The file's reduction, or under ``skip_bad`` the error message of a damaged file (returned, so the other files go on).
 
-
-def _reduce_or_skip_task(task: ReadTask) -> FileReduction | str:
-    """``_reduce_task`` for --skip-bad-files: a damaged file comes back as its error message.
-
-    Returning instead of raising lets the other files go on, on a Dask worker as in-process. Only
-    file-level damage is skippable (the reader raises it from the I/O or Arrow error); a missing or
-    non-numeric column means the wrong input rather than one damaged file, so it stays fatal.
+    Only file-level damage is skippable (the reader raises it from the I/O or Arrow error); a
+    missing or non-numeric column means the wrong input rather than one damaged file, so it stays fatal.
     """
     try:
-        return _reduce_task(task)
+        return reduce_file(task.path, task.reading)
     except InputError as err:
-        if isinstance(err.__cause__, (OSError, pa.ArrowException)):
+        if task.skip_bad and isinstance(err.__cause__, (OSError, pa.ArrowException)):
             return str(err)
         raise
 
@@ -122,10 +112,9 @@ def reduce_files(
     No per-file result is kept once folded: with histograms only, memory does not grow with the
     number of files or events.
     """
-    tasks = [ReadTask(str(f), reading) for f in files]
+    tasks = [ReadTask(str(f), reading, skip_bad_files) for f in files]
     merger = ReductionMerger(files, reading.keep.specs, reading.weight_column is not None)
-    task = _reduce_or_skip_task if skip_bad_files else _reduce_task
-    execs.reduce.map(task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
+    execs.reduce.map(read_task, tasks, [f.name for f in files], progress=progress, on_result=merger.add, keep=False)
     return merger.result()
 
 
