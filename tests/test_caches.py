@@ -79,7 +79,7 @@ def test_an_entry_is_verified_before_it_is_decoded(tmp_path, caplog, monkeypatch
     path = store.store("30-45_BB", "k1", "payload")
     assert store.load("30-45_BB", "k1") == "payload"
     decoded: list[object] = []
-    monkeypatch.setattr("lib.io.cache.pickle.load", lambda handle: decoded.append(handle) or "decoded")
+    monkeypatch.setattr("lib.io.cache.pickle.loads", lambda handle: decoded.append(handle) or "decoded")
     path.write_bytes(path.read_bytes().replace(b"payload", b"paYload"))
     assert store.load("30-45_BB", "k1") is None
     assert decoded == [], "a damaged payload must never reach the decoder"

@@ -1,14 +1,10 @@
 """Caches that cannot go stale or hurt: one verified entry format, keys of content, and the reduction cache.
 
-A key hashes everything that produced an entry: the inputs, the configuration and the source of
-the code that computes it (``source_digest``), so no change of input, configuration or code can
-reuse an old result. Each entry file starts with one header line saying what the entry is for
-(its kind, slot and key) and the size and CRC-32 of the payload that follows; ``EntryStore``
-checks all of them before the payload is decoded. The checksum guards against damage (a
-truncation, changed bytes), as zip's and PNG's do, at a fraction of a cryptographic hash's cost
-on a large reduction. A truncated, overwritten or foreign file, or one copied under another
-slot's name, is one warning naming it and a recomputation, never an error and never a wrong
-result.
+A key hashes the inputs, the configuration and the source of the code that computes the entry
+(``source_digest``), so no change of any of them can reuse an old result. Each entry file starts
+with a header line (kind, slot, key, size and CRC-32 of the payload), all checked before the
+payload is decoded; CRC-32 catches truncation and changed bytes at a fraction of a cryptographic
+hash's cost. A bad entry is one warning naming it and a recomputation, never an error.
 """
 
 from __future__ import annotations
@@ -16,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import pickle
 import re
 import zlib
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO, Generic, Mapping, Sequence, TypeVar
+from typing import Generic, Mapping, Sequence, TypeVar
 
 import lib
 from lib.io.atomic import atomic_path
@@ -37,7 +32,6 @@ T = TypeVar("T")
 ENTRY_FORMAT = "ebe-calib cache entry 1"
 ENTRY_SUFFIX = ".entry"
 _HEADER_LIMIT = 4096  # bytes: a first line longer than this is no header of ours
-_CHUNK = 1 << 20  # bytes read at a time to check a payload
 _LIB = Path(lib.__file__).resolve().parent
 # Sources beside a module that its code compiles at run time (``lib.fitting.model`` declares its C++ pdf).
 _RUNTIME_SOURCES = ("*.cxx",)
@@ -52,18 +46,9 @@ def inputs_fingerprint(files: Sequence[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def content_key(**parts: object) -> str:
-    """Key of an entry: the hash of every named part (JSON-serialisable) that produced it."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
-
-
 @cache
 def source_digest(*modules: str) -> str:
-    """Hash of the ``source_files`` of ``modules``: their paths relative to ``lib`` and their bytes.
-
-    A copy of the code elsewhere gives the same digest, an edited one another. Computed once per
-    process, like the modules it describes are imported once.
-    """
+    """Hash of the ``source_files`` of ``modules``: their paths relative to ``lib`` and their bytes (a copy elsewhere hashes the same)."""
     files = source_files(*modules)
     digest = hashlib.sha256()
     for relative in sorted(files):
@@ -75,9 +60,8 @@ def source_digest(*modules: str) -> str:
 def source_files(*modules: str) -> Mapping[str, Path]:
     """The source files of the ``lib`` ``modules`` and of every ``lib`` module they import, by path relative to ``lib``.
 
-    Imports are read from the source (``_imported_modules``), those deferred inside functions included, so the
-    modules that take part are found rather than listed by hand; a package named here stands for
-    all of its modules. C++ sources beside a module count too.
+    Imports deferred inside functions count, a package stands for all of its modules, and C++
+    sources beside a module count too.
     """
     files: dict[str, Path] = {}
     pending = [name for root in modules for name in _package_modules(root)]
@@ -119,9 +103,8 @@ def _package_modules(name: str) -> list[str]:
     return [".".join(("lib", *(parts[:-1] if parts[-1] == "__init__" else parts))) for parts in inside]
 
 
-# An import statement at the start of a line, as the formatter writes every one: ``import a.b as c, d`` or
-# ``from .x import y`` (its names in parentheses over several lines). Text in a docstring that reads
-# like one only adds a candidate, which counts only when it names a ``lib`` module.
+# An import statement at the start of a line: ``import a.b as c, d`` or ``from .x import y`` (names
+# in parentheses over several lines). A docstring line that reads like one adds a harmless candidate.
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|import[ \t]+([^\n]*))", re.M)
 _COMMENT = re.compile(r"#[^\n]*")
 
@@ -130,8 +113,7 @@ _COMMENT = re.compile(r"#[^\n]*")
 def _imported_modules(path: Path, name: str) -> tuple[str, ...]:
     """The modules ``path`` (module ``name``) imports anywhere in it, with the packages that importing them runs.
 
-    Read with a regular expression over the source rather than parsed (``ast``): the same modules
-    for code the formatter wrote, at a small part of the cost, which every run that keys a cache pays.
+    A regular expression rather than ``ast``: the same modules for formatted code at a small part of the cost.
     """
     found: list[str] = []
     for match in _IMPORT.finditer(path.read_text()):
@@ -185,19 +167,18 @@ class EntryStore(Generic[T]):
         try:
             with open(path, "rb") as handle:
                 header = _parse_header(handle.readline(_HEADER_LIMIT))
-                start = handle.tell()
-                problem = self._problem(header, handle, slot, key)
-                if problem is not None:
-                    return self._ignored(path, problem)
-                handle.seek(start)
-                try:
-                    entry = pickle.load(handle)
-                except Exception as err:  # noqa: BLE001 - whatever a bad entry raises, recomputing it is always right
-                    return self._ignored(path, f"its content does not decode ({type(err).__name__}: {err})")
+                payload = handle.read() if header is not None else b""
         except FileNotFoundError:
             return None
         except OSError as err:
             return self._ignored(path, f"unreadable ({err.strerror or err})")
+        problem = self._problem(header, payload, slot, key)
+        if problem is not None:
+            return self._ignored(path, problem)
+        try:
+            entry = pickle.loads(payload)
+        except Exception as err:  # noqa: BLE001 - whatever a bad entry raises, recomputing it is always right
+            return self._ignored(path, f"its content does not decode ({type(err).__name__}: {err})")
         if not isinstance(entry, self.entry_type):
             return self._ignored(path, f"it holds a {type(entry).__name__}, not a {self.entry_type.__name__}")
         return entry
@@ -218,18 +199,17 @@ class EntryStore(Generic[T]):
                 other.unlink(missing_ok=True)
         return path
 
-    def _problem(self, header: dict[str, object] | None, payload: BinaryIO, slot: str, key: str) -> str | None:
-        """Why the entry cannot be used, or None when it is the one asked for and its ``payload`` is intact (read to its end)."""
-        payload_size = os.fstat(payload.fileno()).st_size - payload.tell()
+    def _problem(self, header: dict[str, object] | None, payload: bytes, slot: str, key: str) -> str | None:
+        """Why the entry cannot be used, or None when it is the one asked for and its ``payload`` is intact."""
         if header is None:
             return "not a cache entry of this tool (no header)"
         if (header.get("kind"), header.get("slot")) != (self.kind, slot):
             return f"it holds the {header.get('kind')} entry of {header.get('slot')}, not the {self.kind} entry of {slot}"
         if header.get("key") != key:
             return f"it holds key {header.get('key')}, not {key}"
-        if header.get("size") != payload_size:
-            return f"its payload is {payload_size} bytes, its header says {header.get('size')} (truncated or appended to)"
-        if _crc32(payload) != header["crc32"]:
+        if header.get("size") != len(payload):
+            return f"its payload is {len(payload)} bytes, its header says {header.get('size')} (truncated or appended to)"
+        if zlib.crc32(payload) != header["crc32"]:
             return "its checksum does not match (bytes changed since it was written)"
         return None
 
@@ -237,15 +217,6 @@ class EntryStore(Generic[T]):
     def _ignored(path: Path, why: str) -> None:
         log.warning("ignoring cache entry %s: %s; recomputing it", path, why)
         return None
-
-
-def _crc32(stream: BinaryIO) -> int:
-    """CRC-32 of what is left in ``stream``, read in chunks."""
-    crc, chunk = 0, bytearray(_CHUNK)
-    view = memoryview(chunk)
-    while size := stream.readinto(chunk):
-        crc = zlib.crc32(view[:size], crc)
-    return crc
 
 
 def _parse_header(line: bytes) -> dict[str, object] | None:
@@ -259,16 +230,14 @@ def _parse_header(line: bytes) -> dict[str, object] | None:
     return header
 
 
-# ---------------------------------------------------------------------------------------------
-# The reduction cache: the files' histograms and/or skim, one entry per shape of reduction.
-
 # The modules a reduction comes from (with all they import): reading, histogramming, merging, caching.
 REDUCTION_CODE = (reduce_file.__module__, ReductionMerger.__module__, __name__)
 
 
 def reduction_key(files_fingerprint: str, settings: dict[str, object]) -> str:
     """Key of a reduction: the inputs, the settings that shape it, and the code it comes from."""
-    return content_key(files=files_fingerprint, settings=settings, code=source_digest(*REDUCTION_CODE))
+    parts = {"files": files_fingerprint, "settings": settings, "code": source_digest(*REDUCTION_CODE)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _slot(n_histograms: int, events: bool, muons: bool) -> str:
