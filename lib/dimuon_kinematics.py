@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pt_at_masses", "four_pt_squared_at_masses"]
-
 # Below this dimuon pT (GeV) the direction of the boost is undefined and the pT simply scale with m.
 _AT_REST_GEV = 1e-6
 

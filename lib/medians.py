@@ -17,8 +17,6 @@ from lib.errors import InputError
 from lib.histograms import CategoryHistograms
 from lib.resolution import order_statistic_error
 
-__all__ = ["CategoryMedian", "compute_medians", "histogram_median", "histogram_quantiles", "sigma_pred_histograms", "median_error_bootstrap_histogram"]
-
 log = logging.getLogger(__name__)
 
 # The bootstrap resamples only the bins within this many standard errors of the median (the rest
@@ -43,13 +41,12 @@ class CategoryMedian:
 def median_error_bootstrap_histogram(
     counts: np.ndarray, contents: np.ndarray, edges: np.ndarray, n_eff: float, rng: np.random.Generator, n_resamples: int
 ) -> float:
-    """Bootstrap standard deviation of the median of a histogram with under- and overflow.
+    """Poisson-bootstrap standard deviation of the median of a histogram with under- and overflow.
 
-    Each resample draws every bin's event count from a Poisson of its count (the Poisson
-    bootstrap) and scales it by the bin's mean weight. Bins further than
-    ``BOOTSTRAP_WINDOW_ERRORS`` standard errors from the median are resampled as two totals.
-    Taking each bin's mean weight loses the spread of the weights, which an event bootstrap
-    sees: the spread of medians is scaled by ``sqrt(N / N_eff)`` (Kish), as for uncorrelated weights.
+    Each resample draws every bin's count from a Poisson and scales it by the bin's mean weight;
+    bins further than ``BOOTSTRAP_WINDOW_ERRORS`` standard errors from the median are resampled as
+    two totals. The mean weight loses the weights' spread, so the spread of medians is scaled by
+    ``sqrt(N / N_eff)`` (Kish).
     """
     if n_eff < 2:
         return float("nan")
@@ -71,10 +68,7 @@ def median_error_bootstrap_histogram(
 
 
 def compute_medians(hists: CategoryHistograms, scheme: CategoryScheme, cfg: Step2Config) -> list[CategoryMedian]:
-    """Median (weighted where weights exist) of sigma_pred per category with its error.
-
-    The bootstrap, when chosen, uses a generator seeded from the config and the category index,
-    so each category's error is reproducible and independent of which categories are run.
+    """Median (weighted where weights exist) of sigma_pred per category with its error (``histogram_median``).
 
     Raises:
         InputError: a category's median lies outside ``step2.median_grid_gev``.
@@ -88,6 +82,9 @@ def compute_medians(hists: CategoryHistograms, scheme: CategoryScheme, cfg: Step
 
 def histogram_median(hists: CategoryHistograms, index: int, cfg: Step2Config, name: str) -> tuple[float, float]:
     """Median of group ``index``'s sigma_pred histogram and its error (``cfg.median_error``); NaN when empty.
+
+    The bootstrap's generator is seeded from the config and ``index``: each error is reproducible
+    and independent of which groups are run.
 
     Raises:
         InputError: the median lies outside ``step2.median_grid_gev`` (``name`` says whose).
@@ -112,8 +109,7 @@ def histogram_median(hists: CategoryHistograms, index: int, cfg: Step2Config, na
 def sigma_pred_histograms(hists: CategoryHistograms, cfg: Step2Config) -> tuple[np.ndarray, np.ndarray]:
     """Per-category histograms of sigma_pred for the step-2 plot: (edges, contents[n_cat, bins]).
 
-    Each fine bin goes whole into the plot bin holding its centre: the fine bins are 1000 times
-    narrower than the plot's, so no visible bin content moves.
+    Each fine bin goes whole into the plot bin holding its centre (the fine bins are far narrower).
     """
     edges = np.linspace(cfg.hist_range_gev[0], cfg.hist_range_gev[1], cfg.hist_bins + 1)
     fine = hists.grids.spred_edges
@@ -127,13 +123,10 @@ def sigma_pred_histograms(hists: CategoryHistograms, cfg: Step2Config) -> tuple[
 def histogram_quantiles(contents: np.ndarray, counts: np.ndarray, edges: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     """Quantiles of a histogram with under- and overflow (``len(contents) == len(edges) + 1``).
 
-    The convention of ``lib.resolution.weighted_quantile``: the cumulative distribution is
-    interpolated between the events' weight midpoints (for equal weights, numpy's median; other
-    quantiles differ from numpy's linear ones by less than an event's spacing). Each bin's
-    ``counts[k]`` events are taken as evenly spread over it, each carrying ``contents[k] /
-    counts[k]``, so the result is within one bin width of the quantile of the events themselves.
-    NaN when the quantile falls in the under- or overflow (the grid does not cover it) or the
-    histogram is empty.
+    The convention of ``lib.resolution.weighted_quantile`` (the CDF interpolated between the
+    events' weight midpoints), with each bin's ``counts[k]`` events taken as evenly spread over it,
+    each carrying ``contents[k] / counts[k]``: within one bin width of the events' own quantile.
+    NaN when the quantile falls in the under- or overflow or the histogram is empty.
     """
     contents = np.asarray(contents, dtype=np.float64)
     quantiles = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))

@@ -1,23 +1,16 @@
 """The predicted resolution an event would have at the peak mass: a binning that does not slice the peak.
 
-The closure and Higgs checks group events in bins of (calibrated) sigma_pred and fit the mass
-peak of each bin. Any part of the binning variable that changes with the event's mass selects a
-slice of the line shape and the fit then measures that slice, not the resolution. At fixed decay
-angles every muon pT scales with the mass, so three parts of sigma_pred move with it:
+The closure and Higgs checks fit the mass peak in bins of (calibrated) sigma_pred. Any part of
+the binning variable that changes with the event's mass selects a slice of the line shape, and
+three parts of sigma_pred do (at fixed decay angles every muon pT scales with the mass): the
+explicit ``m`` in ``m/2 * sqrt(r1^2 + r2^2)``, each muon's ``r = ptErr / pT`` (the curvature
+term grows with pT), and the factor of the leading-muon pT category. Each alone biases the outer
+bins' widths (docs/validation.md). So an event is binned on its prediction at ``m_peak``: mass
+set to ``m_peak``, muon pT scaled by ``m_peak / m``, ``r`` moved along the measured pT dependence
+and the factor of the scaled leading pT's category.
 
-* the explicit ``m`` in ``sigma_pred = m/2 * sqrt(r1^2 + r2^2)``;
-* each muon's relative resolution ``r = ptErr / pT``, which grows with pT (the curvature term);
-* the calibration factor, looked up in the category of the leading-muon pT: an event near a pT
-  edge changes category (and factor) as its mass moves across the peak.
-
-Each of them alone slices the peak enough to bias the outer bins' widths (docs/validation.md).
-So an event is binned on the prediction it would have at the peak mass
-``m_peak``: mass set to ``m_peak``, both muon pT scaled by ``m_peak / m``, their ``r`` moved along
-the measured pT dependence and the factor of the category of the scaled leading pT.
-
-The pT dependence is measured from the same events (no detector model): the mean of ``ln r`` in
-bins of ``|eta|`` and ``ln pT``, and per bin the slope ``d ln r / d ln pT`` of a kernel-weighted
-local linear fit in ``ln pT``. Pure numpy: the sums come from the reader.
+The pT dependence is measured from the same events: the mean of ``ln r`` in bins of ``|eta|``
+and ``ln pT``, and per bin the slope ``d ln r / d ln pT`` of a kernel-weighted local linear fit.
 """
 
 from __future__ import annotations
@@ -28,8 +21,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from lib.categories import CategoryScheme
-
-__all__ = ["ProfileGrid", "PtDependence", "PeakScaling", "profile_sums"]
 
 # Below this many muons an |eta| bin's own slopes are not trusted and those of all bins are used.
 MIN_MUONS_PER_ROW = 200
@@ -79,9 +70,8 @@ def profile_sums(grid: ProfileGrid, abseta: np.ndarray, pt: np.ndarray, relative
 def _local_slopes(x: np.ndarray, counts: np.ndarray, log_sums: np.ndarray, bandwidth: float) -> np.ndarray | None:
     """Slope of the mean ``ln r`` at each ``x``: a linear fit weighted by counts and a Gaussian kernel in ``x``.
 
-    Local, so the curvature of ``ln r(ln pT)`` (flat where the constant term dominates, slope 1 where
-    the curvature term does) does not bend the slope at the ends of the range as a global polynomial
-    does. None when fewer than three bins are filled.
+    Local, so the curvature of ``ln r(ln pT)`` does not bend the slope at the ends of the range as
+    a global polynomial does. None when fewer than three bins are filled.
     """
     filled = counts > 0
     if np.count_nonzero(filled) < 3:
@@ -151,13 +141,9 @@ class PeakScaling:
     scheme: CategoryScheme
 
     def values(self, muons: Mapping[str, np.ndarray], mass: np.ndarray, peak_gev: float, factors: Sequence[float] | None) -> np.ndarray:
-        """The (calibrated) sigma_pred of each event moved to ``peak_gev``, in float64.
+        """The (calibrated: ``factors`` per category) sigma_pred of each event moved to ``peak_gev``, in float64.
 
-        Args:
-            muons: ``mu1_pt``, ``mu1_ptErr``, ``mu1_eta``, ``mu2_*`` (mu1 the leading muon).
-            mass: the events' dimuon mass.
-            peak_gev: the mass the events are moved to.
-            factors: per-category calibration factors (None: uncalibrated).
+        ``muons``: ``mu1_pt``, ``mu1_ptErr``, ``mu1_eta``, ``mu2_*`` (mu1 the leading muon).
         """
         scale = peak_gev / mass.astype(np.float64)
         log_scale = np.log(scale)

@@ -6,9 +6,6 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["sigma_pred", "weighted_median", "weighted_quantile", "median_error_order_statistic", "order_statistic_error"]
-
-
 def sigma_pred(mass: np.ndarray, pt1: np.ndarray, pt_err1: np.ndarray, pt2: np.ndarray, pt_err2: np.ndarray) -> np.ndarray:
     """Predicted dimuon mass resolution ``m/2 * sqrt((dpT1/pT1)^2 + (dpT2/pT2)^2)`` in GeV.
 
@@ -52,9 +49,8 @@ def effective_entries(weights: np.ndarray | None, n: int) -> float:
 def median_error_order_statistic(values: np.ndarray, weights: np.ndarray | None = None, z: float = 1.0) -> float:
     """Deterministic standard error of the median from the order statistics around it.
 
-    The median's sampling error is ``1 / (2 f(m) sqrt(N))``; ``1/f(m)`` is estimated from the
-    distance between the quantiles ``0.5 +- z / (2 sqrt(N_eff))``, which is what a bootstrap
-    measures but without random numbers, so results are reproducible.
+    The median's sampling error is ``1 / (2 f(m) sqrt(N))``, with ``1/f(m)`` from the distance
+    between the quantiles ``0.5 +- z / (2 sqrt(N_eff))``: what a bootstrap measures, reproducibly.
     """
     return order_statistic_error(lambda q: weighted_quantile(values, q, weights), effective_entries(weights, len(values)), z)
 

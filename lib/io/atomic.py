@@ -9,15 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "write_text_atomic", "umask_mode"]
-
-
 def umask_mode() -> int:
-    """The mode a plain ``open()`` would give a new file here: 0o666 less the process's umask.
-
-    Temporary files are created 0600, and a rename keeps that: without this, colleagues on a
-    shared area could not read the outputs although the umask (022) says they may.
-    """
+    """The mode a plain ``open()`` would give a new file here: 0o666 less the process's umask (temporary files are 0600)."""
     current = os.umask(0)
     os.umask(current)
     return 0o666 & ~current
@@ -27,11 +20,9 @@ def umask_mode() -> int:
 def atomic_path(target: Path, durable: bool = False, keep_mode: bool = False, create_parent: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; it is renamed onto ``target`` only on success.
 
-    The file gets the umask's mode, or with ``keep_mode`` the mode of the file it replaces (an
-    installed correction whose owner made it group-writable stays so). ``durable`` flushes the
-    file to disk before the rename, for outputs a later job trusts without reading them back (the
-    correction JSON, the installed file list); tables and figures skip that cost. Without
-    ``create_parent`` a missing directory is an error instead of being made.
+    The file gets the umask's mode, or with ``keep_mode`` the mode of the file it replaces.
+    ``durable`` flushes it to disk before the rename, for outputs a later job trusts without
+    reading them back (the correction JSON). Without ``create_parent`` a missing directory is an error.
     """
     target = Path(target)
     if create_parent:

@@ -1,13 +1,9 @@
 """CSV and LaTeX table writers and the typed CSV reader (atomic writes), shared by every step.
 
-Written with the standard library's ``csv`` rather than pandas: every run writes and reads these
-small tables, and on a loaded 2-core batch node importing pandas costs a few tenths of a second
-of the run for what ``csv`` does in milliseconds (docs/performance.md). pandas is where tables are
-looked at (``lib.results``' ``table()``).
-
-A step's row type is a dataclass whose fields are its table's columns; a row read back gets their
-types (``parse_row``), so a later step works with numbers instead of casting strings at every use,
-and a damaged or foreign table is one error naming the file, the column and the value.
+The standard library's ``csv`` rather than pandas: importing pandas costs every run a few tenths
+of a second on a loaded batch node for what ``csv`` does in milliseconds (docs/performance.md).
+A step's row type is a dataclass whose fields are its table's columns; a row read back gets
+their types (``parse_row``), and a damaged table is one error naming the file, column and value.
 """
 
 from __future__ import annotations
@@ -24,9 +20,7 @@ from lib.io.atomic import write_text_atomic
 
 RowT = TypeVar("RowT")
 
-__all__ = ["write_csv", "read_csv", "read_rows", "parse_row", "write_latex_table"]
-
-_CASTS = {int: int, float: float, str: str}
+_CASTS = (int, float, str)
 
 # Characters of a text cell that LaTeX would read as commands, and what it needs instead.
 _LATEX_ESCAPES = {
@@ -43,16 +37,12 @@ def _format(value: object) -> str:
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
-    """Write rows as CSV, atomically: the columns of every row, in order of appearance, ``nan`` where a row has none.
-
-    Floats are written in their shortest form that reads back to the same value; a non-finite
-    one as ``nan``.
-    """
+    """Write rows as CSV, atomically: the columns of every row, in order of appearance, ``nan`` where a row has none (``_format``)."""
     if not rows:
         raise ValueError(f"refusing to write an empty table to {path}")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = list(dict.fromkeys(key for row in rows for key in row))  # every row's columns, in order of appearance
+    header = list(dict.fromkeys(key for row in rows for key in row))
     writer.writerow(header)
     for row in rows:
         writer.writerow([_format(row.get(key, math.nan)) for key in header])
@@ -108,9 +98,9 @@ def parse_row(cls: type[RowT], row: Mapping[str, object], where: str) -> RowT:
                 continue  # a column added later: a table written before it gets the default
             raise InputError(f"{where}: no column {column.name}")
         raw = row[column.name]
-        cast = _CASTS.get(hints[column.name])
+        cast = hints[column.name]
         try:
-            values[column.name] = cast(raw) if cast is not None else raw  # type: ignore[operator]
+            values[column.name] = cast(raw) if cast in _CASTS else raw
         except (TypeError, ValueError) as err:
             raise InputError(f"{where}: {column.name} = {raw!r} is not {hints[column.name].__name__}") from err
     return cls(**values)
