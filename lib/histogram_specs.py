@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from lib.categories import CategoryScheme
     from lib.config import Config
 
+
 @dataclass(frozen=True)
 class ByCategory:
     """Group events by their category and histogram their sigma_pred (steps 1-2)."""

@@ -6,6 +6,7 @@ from typing import Callable
 
 import numpy as np
 
+
 def sigma_pred(mass: np.ndarray, pt1: np.ndarray, pt_err1: np.ndarray, pt2: np.ndarray, pt_err2: np.ndarray) -> np.ndarray:
     """Predicted dimuon mass resolution ``m/2 * sqrt((dpT1/pT1)^2 + (dpT2/pT2)^2)`` in GeV.
 

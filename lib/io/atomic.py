@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+
 def umask_mode() -> int:
     """The mode a plain ``open()`` would give a new file here: 0o666 less the process's umask (temporary files are 0600)."""
     current = os.umask(0)
