@@ -124,7 +124,7 @@ if load_cached_reduction(cache_dir, key, keep) is not None:
 else:
     merger = ReductionMerger(files, specs, False)
     merger.add(0, reduce_file(files[0], FileReading(scheme, (75.0, 105.0), None, keep=keep)))
-    store_reduction(cache_dir, key, merger.result())
+    store_reduction(cache_dir, key, keep, merger.result())
     print("computed")
 """
 

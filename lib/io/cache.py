@@ -240,22 +240,20 @@ def reduction_key(files_fingerprint: str, settings: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _slot(n_histograms: int, events: bool, muons: bool) -> str:
+def _slot(keep: Keep) -> str:
     """Steps 1-2 and the closure keep one entry each, so alternating runs do not evict each other."""
-    return f"h{n_histograms}{'e' if events else ''}{'m' if muons else ''}"
+    return f"h{len(keep.specs)}{'e' if keep.events else ''}{'m' if keep.muons else ''}"
 
 
 def load_cached_reduction(cache_dir: Path, key: str, keep: Keep) -> Reduction | None:
     """The cached reduction for ``key`` (what ``keep`` keeps), or None; a bad entry is also a warning, and the caller recomputes it."""
-    store, slot = EntryStore(cache_dir, "reduction", Reduction), _slot(len(keep.specs), keep.events, keep.muons)
-    reduction = store.load(slot, key)
+    store = EntryStore(cache_dir, "reduction", Reduction)
+    reduction = store.load(_slot(keep), key)
     if reduction is not None:
-        log.info("using cached reduction %s (%d events kept)", store.path(slot, key), reduction.n_kept)
+        log.info("using cached reduction %s (%d events kept)", store.path(_slot(keep), key), reduction.n_kept)
     return reduction
 
 
-def store_reduction(cache_dir: Path, key: str, reduction: Reduction) -> Path:
-    """Write the reduction for ``key`` as one verified entry."""
-    skim = reduction.skim
-    slot = _slot(len(reduction.histograms), skim is not None, skim is not None and skim.muons is not None)
-    return EntryStore(cache_dir, "reduction", Reduction).store(slot, key, reduction)
+def store_reduction(cache_dir: Path, key: str, keep: Keep, reduction: Reduction) -> Path:
+    """Write the reduction of what ``keep`` keeps for ``key`` as one verified entry."""
+    return EntryStore(cache_dir, "reduction", Reduction).store(_slot(keep), key, reduction)

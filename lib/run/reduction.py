@@ -148,7 +148,6 @@ def load_reduction(
     cache_dir = out.cache("reduction")
     cached = load_cached_reduction(cache_dir, key, keep)
     if cached is not None:
-        cached.n_files = len(files)  # the key names every one of them: its counts are theirs
         return cached, InputSource(fingerprint)
     start = time.monotonic()
     reduction = reduce_files(files, execs, reading, request.execution.skip_bad_files)
@@ -158,7 +157,7 @@ def load_reduction(
     if reduction.skipped:
         log.info("reduction not cached: %d files were skipped", len(reduction.skipped))
         return reduction, InputSource(inputs_fingerprint([Path(p) for p in reduction.read_files]), tuple(reduction.skipped))
-    store_reduction(cache_dir, key, reduction)
+    store_reduction(cache_dir, key, keep, reduction)
     return reduction, InputSource(fingerprint)
 
 
