@@ -25,23 +25,15 @@ import numpy as np
 _AT_REST_GEV = 1e-6
 
 
-def pt_at_masses(
-    pt1: np.ndarray, eta1: np.ndarray, pt2: np.ndarray, eta2: np.ndarray, mass: np.ndarray, masses: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(pT1, pT2)`` of each event at each of ``masses``, both of shape ``(len(masses), n_events)`` in float32.
-
-    At an event's own mass they are its measured pT (up to the muon mass, neglected). Where the
-    measured kinematics are inconsistent with massless muons (``|cos dphi| > 1`` after rounding),
-    the opening angle is clipped to the nearest physical one.
-    """
-    four_sq1, four_sq2 = four_pt_squared_at_masses(pt1, eta1, pt2, eta2, mass, masses)
-    return 0.5 * np.sqrt(four_sq1), 0.5 * np.sqrt(four_sq2)
-
-
 def four_pt_squared_at_masses(
     pt1: np.ndarray, eta1: np.ndarray, pt2: np.ndarray, eta2: np.ndarray, mass: np.ndarray, masses: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(4 pT1^2, 4 pT2^2)`` at each of ``masses`` (``pt_at_masses`` without its square roots, for comparisons with cuts)."""
+    """``(4 pT1^2, 4 pT2^2)`` of each event at each of ``masses``, of shape ``(len(masses), n_events)`` in float32.
+
+    Squared, for comparisons with cuts. At an event's own mass they are its measured pT (the muon
+    mass neglected); inconsistent kinematics (``|cos dphi| > 1`` after rounding) are clipped to the
+    nearest physical opening angle.
+    """
     p1, p2, m = (np.asarray(a, dtype=np.float64) for a in (pt1, pt2, mass))
     cos_dphi = np.clip(np.cosh(np.asarray(eta1, np.float64) - np.asarray(eta2, np.float64)) - m * m / (2.0 * p1 * p2), -1.0, 1.0)
     q2 = p1 * p1 + p2 * p2 + 2.0 * p1 * p2 * cos_dphi

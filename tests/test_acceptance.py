@@ -8,13 +8,19 @@ import numpy as np
 import pytest
 
 from lib.acceptance import AcceptanceGrid, threshold_mismatch, window_acceptance
-from lib.dimuon_kinematics import pt_at_masses
+from lib.dimuon_kinematics import four_pt_squared_at_masses
 from lib.histogram_specs import ByCategory, EventKeys, HistogramSpec
 from lib.histograms import CategoryHistograms, HistogramGrids, HistogramPart
 
 PT_EDGES = (30.0, 45.0, 52.0, 62.0, 200.0)
 GRID = AcceptanceGrid(1, PT_EDGES, 26.0, 20.0, (75.0, 105.0), 1.0)
 MASS_GRID = HistogramGrids(1, (75.0, 105.0), 0.05, (0.05, 50.0), 5e-4)
+
+
+def pt_at_masses(*kinematics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both muons' pT at each mass: the square roots of ``four_pt_squared_at_masses``."""
+    four_sq1, four_sq2 = four_pt_squared_at_masses(*kinematics)
+    return 0.5 * np.sqrt(four_sq1), 0.5 * np.sqrt(four_sq2)
 
 
 def _decays(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
