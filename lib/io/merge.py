@@ -35,7 +35,6 @@ class Reduction:
     n_bad: int = 0
     n_outside_window: int = 0
     n_outside_categories: int = 0
-    read_files: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     # Summed ``lib.peak_scaling.profile_sums`` of the muons (None: not asked for).
     profile: np.ndarray | None = None
@@ -84,7 +83,6 @@ class ReductionMerger:
             log.warning("skipping %s", result)
             merged.skipped.append(self.files[self._next])
             return
-        merged.read_files.append(result.path)
         if result.profile is not None:
             merged.profile = result.profile.copy() if merged.profile is None else merged.profile + result.profile
         for mine, theirs in zip(merged.histograms, result.histograms):

@@ -156,7 +156,8 @@ def load_reduction(
         raise InputError(f"no events of {reduction.n_files} files under {root} fall in the Z window and the categories")
     if reduction.skipped:
         log.info("reduction not cached: %d files were skipped", len(reduction.skipped))
-        return reduction, InputSource(inputs_fingerprint([Path(p) for p in reduction.read_files]), tuple(reduction.skipped))
+        read = [f for f in files if str(f) not in reduction.skipped]
+        return reduction, InputSource(inputs_fingerprint(read), tuple(reduction.skipped))
     store_reduction(cache_dir, key, keep, reduction)
     return reduction, InputSource(fingerprint)
 
