@@ -228,8 +228,6 @@ class HistogramPart:
     leading and subleading pT filled (with an acceptance grid).
     """
 
-    grids: HistogramGrids
-    acceptance: AcceptanceGrid | None
     arrays: dict[str, np.ndarray]
     pt_min: np.ndarray | None
 
@@ -244,7 +242,7 @@ class HistogramPart:
             for name, (kind, histogram, _) in _ARRAYS.items()
             if sizes[histogram] and (kind == "counts" or weighted)
         }
-        return cls(grids, acceptance, arrays, np.full(2, np.inf) if acceptance is not None else None)
+        return cls(arrays, np.full(2, np.inf) if acceptance is not None else None)
 
     def add_keys(self, keys: EventKeys) -> None:
         """Add a chunk's events given by their flat keys (no mass keys: sigma_pred only), in place.
