@@ -82,18 +82,13 @@ class ByPredictedResolution:
         """``(raw, predicted, binned)`` per event in float64: sigma_pred, times its category's factor, and the quantity binned in.
 
         The binned quantity is the (calibrated) sigma_pred, or the one the event would have at the
-        peak mass, which does not slice the peak being fitted (``lib.peak_scaling``).
-
-        Raises:
-            ValueError: ``sigma_pred_at_peak`` without the scaling or the muon columns.
+        peak mass, which does not slice the peak being fitted (``lib.peak_scaling``: ``scaling`` and ``muons`` are then needed).
         """
         raw = spred.astype(np.float64)
         predicted = raw if self.factors is None else raw * np.asarray(self.factors, dtype=np.float64)[category]
         if self.variable != "sigma_pred_at_peak":
             return raw, predicted, predicted
-        if self.scaling is None or muons is None:
-            raise ValueError("binning on sigma_pred_at_peak needs the measured pT dependence and the muon columns")
-        return raw, predicted, self.scaling.values(muons, mass, self.peak_gev, self.factors)
+        return raw, predicted, self.scaling.values(muons, mass, self.peak_gev, self.factors)  # type: ignore[union-attr, arg-type]
 
 
 @dataclass(frozen=True)
