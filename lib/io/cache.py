@@ -34,7 +34,7 @@ ENTRY_SUFFIX = ".entry"
 _HEADER_LIMIT = 4096  # bytes: a first line longer than this is no header of ours
 _LIB = Path(lib.__file__).resolve().parent
 # Sources beside a module that its code compiles at run time (``lib.fitting.model`` declares its C++ pdf).
-_RUNTIME_SOURCES = ("*.cxx",)
+_RUNTIME_SOURCES = "*.cxx"
 
 
 def inputs_fingerprint(files: Sequence[Path]) -> str:
@@ -73,8 +73,7 @@ def source_files(*modules: str) -> Mapping[str, Path]:
             continue
         seen.add(name)
         files[path.relative_to(_LIB).as_posix()] = path
-        for pattern in _RUNTIME_SOURCES:
-            files |= {p.relative_to(_LIB).as_posix(): p for p in path.parent.glob(pattern)}
+        files |= {p.relative_to(_LIB).as_posix(): p for p in path.parent.glob(_RUNTIME_SOURCES)}
         pending.extend(_imported_modules(path, name))
     return MappingProxyType(files)
 
