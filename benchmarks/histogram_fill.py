@@ -74,7 +74,7 @@ def fill(files: list[list], specs: tuple, weighted: bool) -> list[tuple[Histogra
 def merge(paths: list[Path], specs: tuple, weighted: bool, per_file: list[tuple[HistogramPart, ...]]) -> None:
     merger = ReductionMerger(paths, specs, weighted)
     for index in range(len(paths)):
-        merger.add(index, FileReduction(str(paths[index]), None, per_file[index], 0, 0, 0, 0))
+        merger.add(index, FileReduction(None, per_file[index], 0, 0, 0, 0))
     merger.result()
 
 

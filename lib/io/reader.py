@@ -104,7 +104,6 @@ class FileReduction:
     """What one file (or, while it is read, one chunk of it) contributes: its skim part and/or histograms,
     and the bookkeeping of what was dropped and why."""
 
-    path: str
     skim: Skim | None
     histograms: tuple[HistogramPart, ...]
     n_read: int
@@ -180,7 +179,7 @@ def reduce_file(path: str | Path, reading: FileReading, threads: int | None = No
     if whole.bad_by_column:
         detail = ", ".join(f"{c}: {n}" for c, n in sorted(whole.bad_by_column.items()))
         log.warning("%s: dropped %d rows with NaN/inf or non-positive values (%s)", path, whole.n_bad, detail)
-    return replace(whole, path=str(path), histograms=histograms)
+    return replace(whole, histograms=histograms)
 
 
 def _column_values(column: pa.Array) -> np.ndarray:
@@ -245,7 +244,7 @@ def _reduce_chunk(arrays: dict[str, np.ndarray], reading: FileReading) -> FileRe
         sums = sum(
             profile_sums(kept.profile, muons[f"{mu}_eta"], muons[f"{mu}_pt"], muons[f"{mu}_ptErr"] / muons[f"{mu}_pt"]) for mu in ("mu1", "mu2")
         )  # fmt: skip
-    return FileReduction("", skim, (), len(mass), n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column, sums, keys)
+    return FileReduction(skim, (), len(mass), n_bad, n_outside_window, len(in_cat) - len(rows), bad_by_column, sums, keys)
 
 
 def _valid_rows(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, int]]:
@@ -305,7 +304,7 @@ def _merge_parts(parts: list[FileReduction], weighted: bool, keep_events: bool) 
     bad_by_column = dict(sum((Counter(p.bad_by_column) for p in parts), Counter()))
     skim = concat_skims([p.skim for p in parts], weighted) if keep_events else None  # type: ignore[misc]
     counts = {k: sum(getattr(p, k) for p in parts) for k in COUNTS}
-    return FileReduction("", skim, (), **counts, bad_by_column=bad_by_column, profile=sum(profiles) if profiles else None)
+    return FileReduction(skim, (), **counts, bad_by_column=bad_by_column, profile=sum(profiles) if profiles else None)
 
 
 def concat_skims(skims: list[Skim], weighted: bool) -> Skim:
