@@ -35,10 +35,6 @@ if TYPE_CHECKING:
     from lib.config import Config
     from lib.histograms import CategoryHistograms
 
-__all__ = [
-    "AcceptanceGrid", "AcceptanceKeys", "acceptance_grid", "window_acceptance", "group_acceptance", "threshold_mismatch", "MIN_REACH",
-]  # fmt: skip
-
 # Events per batch of the acceptance keys: their (knots x events) temporaries stay near 10 MB.
 _ACCEPTANCE_BATCH = 1 << 16
 

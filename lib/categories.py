@@ -16,8 +16,6 @@ import numpy as np
 from lib.config import CategoryConfig
 from lib.errors import ConfigError
 
-__all__ = ["CategoryScheme", "NO_CATEGORY", "bin_index", "group_rows"]
-
 NO_CATEGORY = -1
 
 

@@ -6,7 +6,7 @@ sigma_pred, factor 1) is run beside it, so a user sees what the calibration chan
 come from the config and are contiguous (the original skipped 1.2-1.3 GeV).
 
 This module is the physics of the bins (samples, fit specs, rows, verdict), shared with the
-Higgs check; ``lib.run.closure`` reads, fits and writes them.
+Higgs check; ``lib.run.validation`` reads, fits and writes them.
 """
 
 from __future__ import annotations
@@ -34,11 +34,6 @@ from lib.resolution import median_error_order_statistic, weighted_median
 if TYPE_CHECKING:  # types only: the bins never read files themselves
     from lib.io.merge import Reduction
     from lib.io.reader import Skim
-
-__all__ = [
-    "BinState", "ClosureBin", "JudgedBin", "ClosureVerdict", "BinSample", "bin_rows", "bin_state", "closure_specs", "judge", "reference_text",
-    "samples_from_events", "samples_from_histograms", "sigma_pred_binning",
-]  # fmt: skip
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,6 @@ from lib.errors import CalibrationError, ExecutionError
 from lib.executor import default_workers
 from lib.io.cache import source_digest, source_files
 
-__all__ = ["dask_client", "package_versions", "CHECKED_PACKAGES"]
-
 # Packages whose versions must agree between client and workers: the fit results and the Arrow
 # batches the workers return are only meaningful, and unpicklable at all, with the client's.
 CHECKED_PACKAGES = ("ROOT", "numpy", "pyarrow")

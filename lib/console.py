@@ -21,11 +21,6 @@ from typing import Callable, Iterator
 
 from lib.errors import CalibrationError
 
-__all__ = [
-    "configure", "configure_once", "quiet_libraries", "current_level", "run_cli", "Terminated", "os_error_line", "signal_again_if_swallowed",
-    "LOG_FORMAT", "QUIET_LOGGERS", "STOP_SIGNALS",
-]  # fmt: skip
-
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # Libraries whose INFO lines describe their own machinery, not the calibration: shown from DEBUG.
 QUIET_LOGGERS = ("distributed", "tornado", "bokeh", "dask_gateway")

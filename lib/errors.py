@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-__all__ = ["CalibrationError", "ConfigError", "InputError", "FitError", "CorrectionError", "GateFailure", "ExecutionError"]
-
 
 class CalibrationError(Exception):
     """Raised for any expected failure; the message is one line saying what, where and how to fix."""

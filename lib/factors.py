@@ -18,8 +18,6 @@ from lib.errors import GateFailure
 from lib.fitting.result import FitRow
 from lib.medians import CategoryMedian
 
-__all__ = ["CategoryFactor", "compute_factors", "far_from", "neighbour_median", "neighbour_outliers"]
-
 log = logging.getLogger(__name__)
 
 

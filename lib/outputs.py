@@ -26,8 +26,6 @@ from lib.io.atomic import write_text_atomic
 from lib.io.tables import RowT, read_rows, write_csv, write_latex_table
 from lib.medians import CategoryMedian
 
-__all__ = ["OutputDir", "RunRecord", "SAMPLE_LABELS", "FACTOR_TABLE_COLUMNS", "FIT_KINDS"]
-
 SAMPLE_LABELS = ("Data", "MC")
 
 # The LaTeX tables of step 3: (column, header).

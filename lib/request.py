@@ -11,8 +11,6 @@ from pathlib import Path
 from lib.outputs import OutputDir
 from lib.plots.save import PLOT_FORMATS
 
-__all__ = ["Request", "Selection", "Paths", "Execution", "Figures", "Handling", "STEPS"]
-
 STEPS = ("step1", "step2", "step3")
 
 

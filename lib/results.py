@@ -19,8 +19,6 @@ from lib.medians import CategoryMedian
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Medians", "Fits", "Factors", "Validation", "ClosureResult", "YearSummary"]
-
 
 def _table(rows: Iterable[CategoryMedian | FitRow | CategoryFactor]) -> pd.DataFrame:
     """The per-category records as a DataFrame indexed by category (pandas imported only when a table is asked for)."""

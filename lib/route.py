@@ -43,14 +43,10 @@ from lib.outputs import OutputDir
 from lib.peak_fits import CATEGORIES, FitGroup, fit_categories
 from lib.request import Execution, Figures, Paths, Request, Selection
 from lib.results import Factors, Fits, Medians, YearSummary
-from lib.run.closure import run_closure
-from lib.run.higgs import HIGGS_LABEL, run_higgs_validation
 from lib.run.changes import factor_change_lines, refit_lines, rerun_command
-from lib.run.outputs import check_output_dir, check_steps_agree, make_room, provenance, stamp_step
-from lib.run.preflight import preflight
+from lib.run.checks import check_output_dir, check_steps_agree, make_room, preflight, provenance, stamp_step
 from lib.run.reduction import Executors, InputSource, Keep, executors, load_reduction, reading_line
-
-__all__ = ["run", "read", "medians", "fits", "factors"]
+from lib.run.validation import HIGGS_LABEL, run_closure, run_higgs_validation
 
 
 def run(request: Request, config: Config) -> list[YearSummary]:

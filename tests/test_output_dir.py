@@ -17,7 +17,7 @@ from lib.errors import CalibrationError, InputError
 from lib.factors import CategoryFactor
 from lib.outputs import FIT_KINDS, OutputDir
 from lib.report.outputs import read_validation
-from lib.run.outputs import check_refit_inputs, check_steps_agree
+from lib.run.checks import check_refit_inputs, check_steps_agree
 
 REPO = Path(__file__).resolve().parent.parent
 

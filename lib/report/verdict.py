@@ -15,7 +15,7 @@ from typing import Literal
 from lib.closure import FIT_OK, BinState
 from lib.correction.auditor import AuditReport
 from lib.outputs import OutputDir
-from lib.run.outputs import steps_disagreement
+from lib.run.checks import steps_disagreement
 from lib.report.formats import percent
 from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
 

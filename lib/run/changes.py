@@ -14,8 +14,6 @@ from lib.medians import CategoryMedian
 from lib.request import Request
 from lib.results import Factors, Fits
 
-__all__ = ["refit_lines", "factor_change_lines", "rerun_command"]
-
 # Relative change below which a factor counts as unchanged (the CSV keeps full precision).
 UNCHANGED = 1e-9
 

@@ -1,8 +1,10 @@
-"""Whether a run may write into its output directory (one configuration's outputs only), and its provenance.
+"""Everything a request is checked for before the first file is read, and the provenance that later checks read.
 
-A step run with one configuration beside the outputs of another would leave tables, JSON and
-closure verdict that disagree without saying so: the directory is checked before any work, and
-``provenance.json`` records what produced it, so that step 3 run alone can still state it.
+A run refused here has done no work and written nothing: the inputs exist, the steps that need
+earlier results find them, the category or closure bin exists, and the output directory can be
+written and holds no other configuration's results (tables, JSON and closure verdict of two
+configurations would disagree without saying so). ``provenance.json`` records what produced the
+directory, so that step 3 run alone and ``--fixCat`` can check that they combine like with like.
 """
 
 from __future__ import annotations
@@ -12,87 +14,120 @@ import logging
 from lib import __version__
 from lib.categories import CategoryScheme
 from lib.config import Config, override_keys, resolve_fit_spec
-from lib.errors import CalibrationError
+from lib.errors import CalibrationError, InputError
+from lib.io.cache import inputs_fingerprint
+from lib.io.reader import find_files
 from lib.outputs import OutputDir
 from lib.request import Request
-from lib.run.reduction import InputSource
-
-__all__ = ["check_output_dir", "check_refit_inputs", "check_steps_agree", "make_room", "provenance", "stamp_step", "steps_disagreement"]
+from lib.run.reduction import InputSource, input_root
+from lib.run.validation import closure_bin_index, correction_to_test
 
 log = logging.getLogger(__name__)
 
 
-_CONFIGURATION_KEYS = {
-    "config_fingerprint": "config", "config_fingerprint_without_overrides": "config", "binned": "binned", "sample": "sample",
-}  # fmt: skip
+def preflight(request: Request, config: Config, scheme: CategoryScheme) -> None:
+    """Check the whole request (the configuration's agreement with the output directory again once it is held).
+
+    Raises:
+        CalibrationError: the first problem found, naming the flag, file or directory.
+    """
+    selection = request.selection
+    if selection.fix_cat:
+        if selection.closure_test:
+            closure_bin_index(selection.fix_cat, config.closure.bin_edges_gev)
+        else:
+            scheme.index_of(selection.fix_cat)
+    for year in selection.years:
+        out = request.output_dir(year)
+        check_output_dir(out, request, config)
+        _check_earlier_results(request, out)
+        _check_inputs(request, config, out)
 
 
-def fit_spec_hashes(config: Config, binned: bool, backend: str | None) -> dict[str, str]:
+def _check_inputs(request: Request, config: Config, out: OutputDir) -> None:
+    """The Stage-1 files the run will read exist (signal files too for the Higgs check); a refit reads the fits' own."""
+    selection = request.selection
+    if not selection.reads_inputs:
+        return
+    root = input_root(request.paths, config)
+    files = find_files(root, config.input.mc_glob if selection.is_mc else config.input.data_glob, out.year)
+    if selection.validate_higgs:
+        find_files(root, config.input.signal_glob, out.year)
+    if selection.fix_cat and not selection.closure_test:
+        check_refit_inputs(out, inputs_fingerprint(files))
+
+
+def _check_earlier_results(request: Request, out: OutputDir) -> None:
+    """The results a step needs from earlier runs are in the output directory."""
+    selection = request.selection
+    if selection.closure_test:
+        correction_to_test(request, out)
+        return
+    needed = []  # (the step whose table is needed, what to run for it)
+    if selection.fix_cat and "step1" in selection.steps:
+        needed.append(("step1", "--steps all"))  # the refit is merged into the other categories' fits
+    if "step3" in selection.steps:
+        needed += [(step, step) for step in ("step1", "step2") if step not in selection.steps]
+    for step, remedy in needed:
+        path = out.step_table(step)
+        if not path.exists():
+            found = out.variants()
+            hint = f" (results of {out.base_name} exist in: {', '.join(found)}; --extraString selects the suffix)" if found else ""
+            raise InputError(f"{path} not found: run {remedy} into {out.path} first{hint}")
+
+
+def _fit_spec_hashes(config: Config, binned: bool, backend: str | None) -> dict[str, str]:
     """Per category, a hash of its resolved nominal fit specification (defaults and its overrides)."""
     names = CategoryScheme.from_config(config.categories).names
     return {name: resolve_fit_spec(config, name, binned, backend).fingerprint() for name in names}
 
 
-def tuned_categories(config: Config) -> dict[str, list[str]]:
-    """Per category, the ``fit.overrides`` keys (exact or wildcard) that apply to it; untuned ones left out."""
-    matched = {name: override_keys(config, name) for name in CategoryScheme.from_config(config.categories).names}
-    return {name: keys for name, keys in matched.items() if keys}
-
-
 def _configuration_differences(previous: dict[str, object], request: Request, config: Config) -> list[str]:
     """What differs between the run that filled a directory and this one, as ``name old vs new``.
 
-    Inputs may differ: every cache is keyed by the input files, so new inputs cannot pick up old results.
-    ``--fixCat CAT`` may change CAT's own fit (its ``fit.overrides``, the users' tuning loop): it
-    compares the configuration without the overrides, and then every other category's fit
-    specification with the one recorded in the provenance.
+    Inputs may differ: every cache is keyed by the input files. ``--fixCat CAT`` may change CAT's
+    own fit (its ``fit.overrides``, the users' tuning loop): it compares the configuration without
+    the overrides, and then every other category's fit specification with the recorded one.
     """
     selection = request.selection
     by_parts = bool(selection.fix_cat) and "config_fingerprint_without_overrides" in previous
     key = "config_fingerprint_without_overrides" if by_parts else "config_fingerprint"
     now = {key: config.fingerprint(without_overrides=by_parts), "binned": selection.binned, "sample": selection.sample}
     differences = [
-        f"{_CONFIGURATION_KEYS[name]} {previous[name]} vs {value}"
-        for name, value in now.items()
-        if name in previous and previous[name] != value
+        f"{name.partition('_')[0]} {previous[name]} vs {value}" for name, value in now.items() if name in previous and previous[name] != value
     ]
     if by_parts and not differences:
         recorded: dict[str, str] = previous.get("fit_specs", {})  # type: ignore[assignment]
-        specs = fit_spec_hashes(config, selection.binned, request.execution.backend)
+        specs = _fit_spec_hashes(config, selection.binned, request.execution.backend)
         changed = sorted(n for n, h in recorded.items() if n != selection.fix_cat and specs.get(n) != h)
         if changed:
             differences.append(f"fit.overrides change the fits of {', '.join(changed)}, not only {selection.fix_cat}")
     return differences
 
 
-def _check_same_configuration(out: OutputDir, request: Request, config: Config) -> bool:
-    """Refuse to mix outputs of two configurations in one directory; True when --overwrite lets them be replaced.
+def check_output_dir(out: OutputDir, request: Request, config: Config) -> bool:
+    """Check the directory before any work; True when another configuration's outputs must go first (--overwrite).
 
-    A step run with one configuration next to outputs of another would leave tables, JSON and
-    closure verdict that disagree without saying so. --fixCat is refused even with --overwrite:
-    merging one category into another configuration's fits is wrong whatever is replaced.
+    --fixCat is refused even with --overwrite: merging one category into another configuration's
+    fits is wrong whatever is replaced.
 
     Raises:
-        CalibrationError: the directory holds another configuration's results.
+        CalibrationError: the directory cannot be written, or holds another configuration's results.
     """
+    out.check_writable()
+    selection = request.selection
+    if selection.closure_test or not selection.steps & {"step1", "step2"}:
+        return False
     differences = _configuration_differences(out.read_provenance(), request, config)
     if not differences:
         return False
-    fix_cat = request.selection.fix_cat
-    if request.handling.overwrite and not fix_cat:
+    if request.handling.overwrite and not selection.fix_cat:
         return True
-    if fix_cat:
+    if selection.fix_cat:
         remedy = "--fixCat cannot merge into it; re-run step1 for every category with --overwrite"
     else:
         remedy = "use another --extraString/--output_path or --overwrite"
     raise CalibrationError(f"output directory {out.path} holds results of a different configuration ({', '.join(differences)}); {remedy}")
-
-
-def check_output_dir(out: OutputDir, request: Request, config: Config) -> bool:
-    """Check the directory before any work starts; True when another configuration's outputs must go first (--overwrite)."""
-    out.check_writable()
-    selection = request.selection
-    return not selection.closure_test and bool(selection.steps & {"step1", "step2"}) and _check_same_configuration(out, request, config)
 
 
 def make_room(out: OutputDir, request: Request, replace: bool) -> None:
@@ -107,22 +142,22 @@ def make_room(out: OutputDir, request: Request, replace: bool) -> None:
 
 
 def provenance(request: Request, config: Config, source: InputSource, previous: dict[str, object]) -> dict[str, object]:
-    """What produced a directory's outputs, so that step 3 run alone, --fixCat and the report can state and check it.
+    """What produced a directory's outputs; ``steps`` (``stamp_step``) carried over from ``previous`` for the steps not redone.
 
-    ``steps`` keeps, per step, the inputs and configuration its table was made from (``stamp_step``),
-    carried over from ``previous`` for the steps this run does not redo.
+    ``fit_specs`` lets a --fixCat run tell whether it changes only its category; ``tuned_categories``
+    tells a reader which categories were tuned by hand (``fit.overrides``).
     """
     selection = request.selection
+    names = CategoryScheme.from_config(config.categories).names
+    tuned = {name: override_keys(config, name) for name in names}
     return {
         "inputs_fingerprint": source.fingerprint,
         "skipped_files": list(source.skipped),
         "input_path": str(request.paths.input_path or config.input.stage1_path),
         "config_fingerprint": config.fingerprint(),
         "config_fingerprint_without_overrides": config.fingerprint(without_overrides=True),
-        # What each category was fitted with, so a --fixCat run can tell whether it changes only its
-        # category, and a reader which categories were tuned by hand (fit.overrides).
-        "fit_specs": fit_spec_hashes(config, selection.binned, request.execution.backend),
-        "tuned_categories": tuned_categories(config),
+        "fit_specs": _fit_spec_hashes(config, selection.binned, request.execution.backend),
+        "tuned_categories": {name: keys for name, keys in tuned.items() if keys},
         "tool_version": __version__,
         "binned": selection.binned,
         "sample": selection.sample,
@@ -139,10 +174,7 @@ def stamp_step(out: OutputDir, step: str, request: Request, config: Config, sour
 
 
 def steps_disagreement(provenance: dict[str, object]) -> list[str]:
-    """What the step-1 fits and step-2 medians recorded in ``provenance`` were made from differently (``inputs``, ``config``, ``binned``).
-
-    Empty for a directory written before the steps were stamped: there is nothing to compare.
-    """
+    """What the recorded step-1 fits and step-2 medians were made from differently (``inputs``, ``config``, ``binned``); empty unstamped."""
     steps = provenance.get("steps", {})
     fits, medians = steps.get("step1"), steps.get("step2")  # type: ignore[union-attr]
     if not fits or not medians:
@@ -176,4 +208,3 @@ def check_refit_inputs(out: OutputDir, fingerprint: str) -> None:
             f"--fixCat would merge a fit of other input files into the fits in {out.path}; "
             "rerun --steps all on these inputs (or point --input_path at the files the fits were made of)"
         )
-
