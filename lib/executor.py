@@ -1,15 +1,13 @@
 """Run a module-level function over picklable tasks: in-process, on a local process pool, or on Dask; and own every local pool.
 
-Physics lives elsewhere; this module only decides where tasks run, reports their progress and
-survives worker crashes. A ROOT segfault or a killed worker must not take the other tasks with
-it, and must not turn into a result either: the local pool detects the broken pool and re-runs
-every task that was in flight once, each alone in a fresh process; Dask re-runs the tasks of a
-dead worker itself. A task that still cannot run stops the run with one ``ExecutionError``
-naming every such task, after the others have finished (their results are already handed on).
+A ROOT segfault or a killed worker must neither take the other tasks with it nor turn into a
+result: the local pool re-runs every task in flight at the crash once, alone in a fresh process;
+Dask re-runs a dead worker's tasks itself. A task that still cannot run stops the run with one
+``ExecutionError`` naming every such task, after the others have finished.
 
 Every local process the tool starts (fit workers, figure processes, sample writers) comes from
-``worker_pool`` and ends with the run: stopped on Ctrl-C, SIGTERM or SIGHUP, and by itself when
-the main process is gone (killed with SIGKILL), without writing anything more.
+``worker_pool`` and ends with the run: on Ctrl-C, SIGTERM or SIGHUP, and by itself when the main
+process is gone (killed with SIGKILL), without writing anything more.
 """
 
 from __future__ import annotations
@@ -32,11 +30,6 @@ from typing import Any, Callable, Sequence
 from lib import console
 from lib.errors import CalibrationError, ExecutionError
 
-__all__ = [
-    "TaskFailure", "TaskExecutor", "InlineExecutor", "ProcessExecutor", "DaskExecutor", "default_workers",
-    "worker_pool", "stop_pool", "run_in_worker",
-]  # fmt: skip
-
 log = logging.getLogger(__name__)
 
 PROGRESS_ENV = "EBE_PROGRESS"  # "1" forces the live progress line, "0" silences it
@@ -48,10 +41,8 @@ STOP_GRACE_S = 2.0
 class TaskFailure:
     """An expected failure (a ``CalibrationError``: damaged file, missing column) handed back as a value.
 
-    Raised inside a worker, the error would cross the wire as an exception: Dask's worker then
-    logs a "Compute Failed" block with the traceback, and the other tasks keep running while the
-    client tears the cluster down. As a value, the client cancels what is pending and raises it
-    once, as the one line the CLI prints.
+    Raised in a Dask worker it would log a "Compute Failed" traceback while the other tasks keep
+    running; as a value, the client cancels what is pending and raises it once, as one line.
     """
 
     error_type: type[CalibrationError]
@@ -59,10 +50,9 @@ class TaskFailure:
 
 
 def _captured(func: Callable[[Any], Any], level: int, task: Any) -> Any:
-    """Run ``func(task)`` in a worker; an expected failure comes back as a ``TaskFailure``.
+    """Run ``func(task)`` in a worker, logging like the client; an expected failure comes back as a ``TaskFailure``.
 
-    The worker process logs like the client (``lib.console``, set up on its first task): a
-    plugin would need the project importable before the code upload that makes it so.
+    Logging is set up by the task, not a worker plugin: a plugin would need the project importable before its upload.
     """
     console.configure_once(level)
     try:
@@ -139,10 +129,9 @@ def worker_pool(
 ) -> ProcessPoolExecutor:
     """A local pool whose processes end with this one; submit tasks through ``run_in_worker``, end it with ``stop_pool`` on an interrupt.
 
-    ``start_method``: ``forkserver`` for fits and sample writing (workers forked from a server
-    without this process's threads, the fits' one with ROOT preloaded); ``spawn`` for figures,
-    because a process has a single forkserver with a single preload list, and a run drawing only
-    the step-2 grid must not wait for that server to load ROOT.
+    ``start_method``: ``forkserver`` for fits and sample writing (forked from a server without this
+    process's threads, ROOT preloaded for fits); ``spawn`` for figures: a process has one forkserver
+    with one preload list, and a run drawing only the step-2 grid must not wait for it to load ROOT.
     """
     return ProcessPoolExecutor(
         max(1, workers), mp_context=multiprocessing.get_context(start_method), initializer=_start_worker,
@@ -173,50 +162,25 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _progress_wanted() -> bool:
-    """``EBE_PROGRESS=1`` forces the progress line, ``0`` silences it; unset: only when stderr is a terminal.
-
-    A log file or a batch job's stderr must not fill with carriage-return updates, while a user
-    watching a terminal (or a test) can still ask for them.
-    """
-    forced = os.environ.get(PROGRESS_ENV, "").strip()
-    if forced in ("0", "1"):
-        return forced == "1"
-    return sys.stderr.isatty()
-
-
-class _Progress:
-    """A one-line progress counter on stderr (tasks done / total, tasks per second) and a logged summary."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.done, self.start = label, total, 0, time.monotonic()
-        self.enabled = bool(label) and _progress_wanted()
-
-    def step(self) -> None:
-        self.done += 1
-        if self.enabled:
-            rate = self.done / max(time.monotonic() - self.start, 1e-9)
-            end = "\n" if self.done == self.total else ""
-            sys.stderr.write(f"\r{self.label}: {self.done}/{self.total} ({rate:.1f}/s){end}")
-            sys.stderr.flush()
-
-    def finish(self) -> None:
-        """Log how long the whole map took, whether or not the live line was shown."""
-        if self.label:
-            elapsed = time.monotonic() - self.start
-            rate = self.done / max(elapsed, 1e-9)
-            log.info("%s: %d/%d done in %.1f s (%.1f/s)", self.label, self.done, self.total, elapsed, rate)
-
-
 @dataclass
 class _Delivery:
-    """Where a map's finished results go, in every executor: ``on_result`` as each arrives, then ``results``
-    (``None`` there unless ``keep``), one step of the progress line each."""
+    """Where a map's finished results go in every executor: ``on_result`` as each arrives, then ``results`` (``None``
+    there unless ``keep``); each counted on the progress line, and the whole map's rate logged at the end.
 
-    bar: _Progress
+    The live line is on stderr only when it is a terminal (a batch job's log must not fill with carriage
+    returns); ``EBE_PROGRESS=1`` forces it, ``0`` silences it.
+    """
+
+    label: str
+    total: int
     on_result: Callable[[int, Any], None] | None
     keep: bool
     results: dict[int, Any] = field(default_factory=dict)
+    start: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        forced = os.environ.get(PROGRESS_ENV, "").strip()
+        self.live = bool(self.label) and (forced == "1" if forced in ("0", "1") else sys.stderr.isatty())
 
     def deliver(self, i: int, result: Any, cancel_rest: Callable[[], object]) -> None:
         """One finished task's result; an expected failure cancels the tasks still pending and is raised."""
@@ -226,7 +190,16 @@ class _Delivery:
         if self.on_result:
             self.on_result(i, result)
         self.results[i] = result if self.keep else None
-        self.bar.step()
+        if self.live:
+            done = len(self.results)
+            end = "\n" if done == self.total else ""
+            sys.stderr.write(f"\r{self.label}: {done}/{self.total} ({done / max(time.monotonic() - self.start, 1e-9):.1f}/s){end}")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.label:
+            elapsed, done = time.monotonic() - self.start, len(self.results)
+            log.info("%s: %d/%d done in %.1f s (%.1f/s)", self.label, done, self.total, elapsed, done / max(elapsed, 1e-9))
 
 
 class TaskExecutor:
@@ -239,14 +212,13 @@ class TaskExecutor:
         self, func: Callable[[Any], Any], tasks: Sequence[Any], names: Sequence[str], progress: str = "",
         on_result: Callable[[int, Any], None] | None = None, keep: bool = True,
     ) -> list[Any]:  # fmt: skip
-        """``on_result(index, result)`` is called as each task finishes, so callers can persist progress
-        or fold results; ``keep=False`` then drops each result (None in the list), so memory does not
-        grow with the number of tasks. A task raising ``CalibrationError`` stops the map: what is
-        pending is cancelled and the error is raised here, once. Tasks that could not run (their
-        worker died on every try, the scheduler was lost) raise one ``ExecutionError`` naming them."""
-        delivery = _Delivery(_Progress(progress, len(tasks)), on_result, keep)
+        """``on_result(index, result)`` is called as each task finishes (to persist or fold results); ``keep=False``
+        then drops each result (None in the list), so memory does not grow with the tasks. A task raising
+        ``CalibrationError`` cancels what is pending and the error is raised here, once. Tasks that could
+        not run (their worker died on every try, the scheduler was lost) raise one ``ExecutionError`` naming them."""
+        delivery = _Delivery(progress, len(tasks), on_result, keep)
         lost = self._run(func, tasks, names, delivery)
-        delivery.bar.finish()
+        delivery.finish()
         if lost:
             raise ExecutionError(f"could not run {', '.join(lost)}: {self.LOST_WHY}; finished results are kept, re-run to resume")
         return [delivery.results[i] for i in range(len(tasks))]
@@ -332,11 +304,9 @@ class ProcessExecutor(TaskExecutor):
 class DaskExecutor(TaskExecutor):
     """Submits tasks to a ``distributed.Client`` (local cluster, scheduler or Dask-Gateway).
 
-    The scheduler re-runs the tasks of a worker that died (up to ``allowed-failures`` times, see
-    ``lib.cluster``); a task it then gives up on is reported with the others at the end. Losing
-    the scheduler itself ends the map at once: every pending result is gone with it. Dask's
-    ``retries=`` is not used: it re-runs tasks that raised, and here an expected failure comes
-    back as a value while any other exception is a bug that would only raise again.
+    The scheduler re-runs a dead worker's tasks (``allowed-failures``, ``lib.cluster``); one it gives up on
+    is reported at the end. Losing the scheduler ends the map at once. Dask's ``retries=`` is not used: an
+    expected failure comes back as a value, and any other exception is a bug that would only raise again.
     """
 
     LOST_WHY = "Dask workers died running it on every try (KilledWorker)"
