@@ -1,12 +1,9 @@
 """Where distributed work runs: no Dask, a local cluster, any scheduler, or Dask-Gateway.
 
-No site URL lives in code: addresses come from the command line or Dask's own configuration
-(``DASK_SCHEDULER_ADDRESS``, ``DASK_GATEWAY__ADDRESS``, ``DASK_GATEWAY__PROXY_ADDRESS``).
-
-Workers of a scheduler or a Gateway run from an image that does not have this project: before
-the first task the client uploads the ``lib`` package as a zip (``Client.upload_file`` registers
-it for workers that join later too) and checks that the workers' ROOT, numpy and pyarrow are the
-client's.
+Addresses come from the command line or Dask's own configuration (``DASK_SCHEDULER_ADDRESS``,
+``DASK_GATEWAY__ADDRESS``), never from code. A scheduler's or Gateway's workers run from an image
+without this project: the client uploads ``lib`` as a zip (registered for workers that join later
+too) and checks that the workers' ROOT, numpy and pyarrow are the client's.
 """
 
 from __future__ import annotations
@@ -25,8 +22,7 @@ from lib.errors import CalibrationError, ExecutionError
 from lib.executor import default_workers
 from lib.io.cache import source_digest, source_files
 
-# Packages whose versions must agree between client and workers: the fit results and the Arrow
-# batches the workers return are only meaningful, and unpicklable at all, with the client's.
+# Packages whose versions must agree between client and workers: the fit results and Arrow batches they return unpickle only with the client's.
 CHECKED_PACKAGES = ("ROOT", "numpy", "pyarrow")
 
 log = logging.getLogger(__name__)
@@ -39,9 +35,8 @@ def dask_client(
 ) -> Iterator[Any]:  # fmt: skip
     """Yield a ``distributed.Client`` for ``mode`` in {"local", "scheduler", "gateway"}, closed afterwards.
 
-    ``workers``: the processes of a local cluster (None: one per core), or those a new Gateway
-    cluster is scaled to (None: ``GATEWAY_WORKERS``); a scheduler's workers are its own.
-    ``connect_timeout_s``: how long a scheduler may take to answer (None: ``CONNECT_TIMEOUT_S``).
+    ``workers``: a local cluster's processes (None: one per core) or a new Gateway cluster's (None:
+    ``GATEWAY_WORKERS``). ``connect_timeout_s``: how long a scheduler may take to answer.
 
     Raises:
         CalibrationError: dask/distributed (or dask-gateway) is missing, no address is known, nothing
@@ -75,12 +70,9 @@ def dask_client(
 def _local_client(workers: int) -> Iterator[Any]:
     """A client of a new cluster of ``workers`` single-threaded processes on this machine.
 
-    ``":0"``: any free port for the scheduler's HTTP endpoints; with the default 8787 taken by
-    another cluster on the node, distributed leaks the probing socket before falling back.
-    ``silence_logs``: the worker processes' own distributed loggers. At their default (WARNING) a
-    busy machine printed "Failed to communicate with scheduler during heartbeat" and a
-    CommClosedError traceback as the cluster shut down; task failures reach the tool through the
-    client (one line each), so nothing the user needs goes through them.
+    ``":0"``: any free dashboard port (with 8787 taken, distributed leaks the probing socket).
+    ``silence_logs``: the workers' own loggers print heartbeat warnings and shutdown tracebacks on a
+    busy machine, while task failures reach the tool through the client anyway.
     """
     from distributed import Client, LocalCluster
 
@@ -116,11 +108,7 @@ def _scheduler_client(address: str | None, timeout_s: float) -> Iterator[Any]:
 
 @contextmanager
 def _lost_scheduler_is_one_line(address: str) -> Iterator[None]:
-    """A connection to the scheduler closed under the client (it died, its node went away) is one ``ExecutionError`` line.
-
-    The tasks map it themselves (``lib.executor``); this catches it anywhere else, e.g. while
-    the code is uploaded, where distributed raises its ``CommClosedError``.
-    """
+    """A connection to the scheduler closed under the client outside a map (e.g. during the upload) is one ``ExecutionError`` line."""
     from distributed.comm import CommClosedError
 
     try:
@@ -159,10 +147,7 @@ def _imported_version(name: str) -> str:
 
 
 def _code_zip(directory: Path) -> Path:
-    """The ``lib`` package as ``ebe_calib_<digest>.zip``, named by the digest of its sources so workers never reuse a stale copy.
-
-    Its C++ sources too: the fit workers compile ``lib/fitting/accepted_conv.cxx`` from the zip.
-    """
+    """``lib`` with its C++ sources as ``ebe_calib_<digest of the sources>.zip``: workers never reuse a stale copy."""
     target = directory / f"ebe_calib_{source_digest('lib')}.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for relative, path in sorted(source_files("lib").items()):
@@ -172,9 +157,6 @@ def _code_zip(directory: Path) -> Path:
 
 def prepare_remote_workers(client: Any, address: str) -> None:
     """Wait for a first worker, ship the code to every worker (present and future), check their packages.
-
-    Their logging is set up by each task (``lib.executor``), so nothing but the code zip has to
-    reach a worker before the project is importable there.
 
     Raises:
         CalibrationError: no worker joined in time, or a worker's ROOT, numpy or pyarrow differs

@@ -1,10 +1,7 @@
-"""One console: the tool's own log lines, in one format, in the parent and in every worker.
+"""One console: the tool's own log lines in one format, in the parent and every worker; one error boundary for each CLI.
 
-Dask's scheduler, nannies and workers log dozens of INFO lines per run (cluster start, each
-connection, each close), and worker processes start with no logging set up at all, so the
-tool's own warnings from a worker printed bare. ``configure`` is called by each CLI, and
-``configure_once`` by every worker task (``lib.executor``) with the parent's level: the
-libraries' chatter stays at WARNING unless the user asks for DEBUG.
+``configure`` is called by each CLI and ``configure_once`` by every worker task (``lib.executor``) with
+the parent's level, so Dask's dozens of INFO lines per run stay hidden unless the user asks for DEBUG.
 """
 
 from __future__ import annotations
@@ -24,9 +21,8 @@ from lib.errors import CalibrationError
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # Libraries whose INFO lines describe their own machinery, not the calibration: shown from DEBUG.
 QUIET_LOGGERS = ("distributed", "tornado", "bokeh", "dask_gateway")
-# Of those, the ones whose warnings and errors are shown only from DEBUG too: a lost worker or
-# scheduler makes them print tracebacks of their own, while the tool reports the consequence
-# (a task retried, the run stopped) in one line of its own.
+# Of those, the ones shown only from DEBUG at any level: a lost worker or scheduler makes them print
+# tracebacks, while the tool reports the consequence (a task retried, the run stopped) in one line.
 SILENT_LOGGERS = ("distributed", "tornado")
 # Libraries whose DEBUG lines (font scans, event loops) help nobody debugging a calibration.
 ALWAYS_QUIET = ("matplotlib", "PIL", "asyncio", "fsspec")
@@ -50,8 +46,7 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
 def configure(level: str | int = "INFO") -> None:
     """Log to stderr in the tool's format at ``level``; third-party loggers at WARNING unless DEBUG.
 
-    Called again (a worker re-configured, a CLI run twice in one process) it replaces its own
-    handler and leaves others (a test's log capture) alone.
+    Called again it replaces its own handler and leaves others (a test's log capture) alone.
     """
     numeric = logging.getLevelName(level) if isinstance(level, str) else level
     root = logging.getLogger()
@@ -84,11 +79,8 @@ def current_level() -> int:
 def quiet_libraries() -> None:
     """Third-party loggers at WARNING (distributed and tornado silent; all at DEBUG when the root logger is), through the root handler.
 
-    The levels distributed gives its own sub-loggers on import (``distributed.client``) are
-    cleared, so that each follows its package's level. Called again after ``distributed`` is
-    imported, which sets up its own loggers on import, and exported to the environment so that
-    Dask processes started from here (a local cluster's scheduler and workers) read the same
-    level when they import it.
+    Called again once ``distributed`` is imported (it sets its sub-loggers' levels then, which are
+    cleared here), and exported to the environment for the Dask processes started from here.
     """
     debug = current_level() <= logging.DEBUG
     os.environ["DASK_LOGGING__DISTRIBUTED"] = "debug" if debug else "critical"
@@ -148,10 +140,9 @@ def _stop_signals_raise() -> Iterator[None]:
 def signal_again_if_swallowed(unraisable: object) -> None:
     """``sys.unraisablehook`` wherever a stop signal raises (``run_cli``'s main thread, a worker pool's processes).
 
-    A stop (an exception with the ``signum`` it came from and the signal ``handler`` that raises
-    it: ``Terminated``, a worker's stop) raised inside a finaliser (a weakref callback, ``__del__``)
-    is swallowed there: the signal is sent again, its handler back in place, so that it stops the
-    run or the task at its next Python line. Anything else is reported as usual.
+    A stop (an exception with ``signum`` and the ``handler`` that raises it) raised inside a finaliser
+    (``__del__``, a weakref callback) is swallowed there: the signal is sent again so that it stops the
+    run or task at its next Python line. Anything else is reported as usual.
     """
     stop = getattr(unraisable, "exc_value", None)
     handler = getattr(stop, "handler", None) if hasattr(stop, "signum") else None
@@ -182,11 +173,9 @@ def os_error_line(err: OSError) -> str:
 def run_cli(body: Callable[[], int], debug: bool, interrupted: str = "interrupted") -> int:
     """Every command line's one error boundary: run ``body`` and turn what escapes into one stderr line and an exit code.
 
-    A ``CalibrationError`` (bad input, configuration, output) is ``error: ...`` and 1, as is an
-    ``OSError`` (a full disk, a read-only file system: the path and the cause); Ctrl-C is
-    ``interrupted`` and 130, SIGTERM and SIGHUP the same line naming the signal and 128 + its
-    number (143, 129), the shell's codes; anything else is a bug, ``internal error: ...`` and 2,
-    with its traceback only when ``debug`` (``--log-level DEBUG``).
+    ``CalibrationError`` and ``OSError`` (the path and the cause): ``error: ...``, 1. Ctrl-C: ``interrupted``,
+    130; SIGTERM and SIGHUP: the same line naming the signal, 128 + its number (the shell's codes). Anything
+    else is a bug: ``internal error: ...``, 2, with its traceback only when ``debug`` (``--log-level DEBUG``).
     """
     try:
         with _stop_signals_raise():

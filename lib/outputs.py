@@ -1,9 +1,7 @@
 """The output directory of one sample and year: every file name in it, and the typed write and read of each result.
 
-No other module spells a file name of an output directory: stages return containers, the route
-hands them here to be written, and step 3 run alone, ``--fixCat``, the closure and the report get
-the same containers back through ``OutputDir``. A run in memory and a run resumed from disk are
-therefore the same code after the read.
+No other module spells a file name of an output directory: the route hands the stages' results
+here to be written, and step 3 run alone, ``--fixCat``, the closure and the report read them back here.
 """
 
 from __future__ import annotations
@@ -150,14 +148,10 @@ class OutputDir:
         """The figure of one fit in one format (``png``, ``pdf``)."""
         return self.fit_plot_dir(kind) / f"fit_{name}.{fmt}"
 
-    def fit_log_dir(self, kind: str = "categories") -> Path:
-        """Where ROOT's output of each fit of a kind goes (one ``fit_<name>.log`` per fit)."""
-        folder, sub = _FIT_FOLDERS[kind]
-        return self.path / folder / "logs" / sub
-
     def fit_log(self, name: str, kind: str = "categories") -> Path:
         """What ROOT printed while fitting ``name``."""
-        return self.fit_log_dir(kind) / f"fit_{name}.log"
+        folder, sub = _FIT_FOLDERS[kind]
+        return self.path / folder / "logs" / sub / f"fit_{name}.log"
 
     def figure_stem(self, figure: str) -> Path:
         """Stem of a summary figure: ``medians``, ``closure`` or ``higgs``."""
@@ -183,7 +177,7 @@ class OutputDir:
 
     def report_file(self, fmt: str = "html") -> Path:
         """The directory's report: ``html`` or ``pdf``."""
-        return self / {"html": self.REPORT_HTML, "pdf": self.REPORT_PDF}[fmt]
+        return self.path / {"html": self.REPORT_HTML, "pdf": self.REPORT_PDF}[fmt]
 
     def sibling_report_link(self) -> str | None:
         """The other sample's report relative to this directory's, None when it has none."""
@@ -194,17 +188,14 @@ class OutputDir:
 
     def step_table(self, step: str) -> Path:
         """The table ``step1``, ``step2`` or ``step3`` writes: the fits, the medians, the factors."""
-        return self / {"step1": self.FITS_CSV, "step2": self.MEDIANS_CSV, "step3": self.FACTORS_CSV}[step]
+        return self.path / {"step1": self.FITS_CSV, "step2": self.MEDIANS_CSV, "step3": self.FACTORS_CSV}[step]
 
     def write_medians(self, medians: Sequence[CategoryMedian]) -> None:
         write_csv(self / self.MEDIANS_CSV, [m.row() for m in medians])
 
     def read_medians(self, missing_ok: bool = False) -> dict[str, CategoryMedian]:
         """Step 2's medians by category (``missing_ok``: empty, else InputError naming the file, when step 2 has not run here)."""
-        path = self / self.MEDIANS_CSV
-        if missing_ok and not path.exists():
-            return {}
-        return {m.cat_name: m for m in read_rows(path, CategoryMedian)}
+        return self._by_category(self.MEDIANS_CSV, CategoryMedian, missing_ok)
 
     def write_fits(self, rows: Mapping[str, FitRow], records: Mapping[str, object], order: Sequence[str]) -> None:
         """``fit_results.csv`` and ``fit_params.json``, in category order."""
@@ -214,10 +205,7 @@ class OutputDir:
 
     def read_fits(self, missing_ok: bool = False) -> dict[str, FitRow]:
         """Step 1's summary rows by category (``missing_ok``: empty, else InputError naming the file, when step 1 has not run here)."""
-        path = self / self.FITS_CSV
-        if missing_ok and not path.exists():
-            return {}
-        return {r.cat_name: r for r in read_rows(path, FitRow)}
+        return self._by_category(self.FITS_CSV, FitRow, missing_ok)
 
     def read_fit_params(self) -> dict[str, dict]:
         """Step 1's full fit records by category (empty when step 1 has not run here)."""
@@ -230,21 +218,24 @@ class OutputDir:
         # A borrowed factor has no sigma of its own: the tables say "fallback" where the sigma would be.
         table_rows = [r if f.source == "fit" else r | {"fit_val": "fallback", "fit_err": ""} for r, f in zip(rows, factors)]
         for name, decimals in _FACTOR_TABLES:
-            write_latex_table(self / name, table_rows, FACTOR_TABLE_COLUMNS, decimals, caption)
+            write_latex_table(self.path / name, table_rows, FACTOR_TABLE_COLUMNS, decimals, caption)
 
     def read_factors(self) -> dict[str, CategoryFactor]:
         """Step 3's factors by category (empty when step 3 has not run here)."""
-        path = self / self.FACTORS_CSV
-        return {f.cat_name: f for f in read_rows(path, CategoryFactor)} if path.exists() else {}
+        return self._by_category(self.FACTORS_CSV, CategoryFactor, missing_ok=True)
+
+    def _by_category(self, name: str, row_type: type[RowT], missing_ok: bool) -> dict[str, RowT]:
+        path = self.path / name
+        return {} if missing_ok and not path.exists() else {r.cat_name: r for r in read_rows(path, row_type)}  # type: ignore[attr-defined]
 
     # ---- validation ------------------------------------------------------------------------------
 
     def validation_csv(self, kind: str) -> Path:
         """The table of a validation: ``closure``, ``uncalibrated`` (the closure before calibration) or ``higgs``."""
-        return self / {"closure": self.CLOSURE_CSV, "uncalibrated": self.UNCALIBRATED_CSV, "higgs": self.HIGGS_CSV}[kind]
+        return self.path / {"closure": self.CLOSURE_CSV, "uncalibrated": self.UNCALIBRATED_CSV, "higgs": self.HIGGS_CSV}[kind]
 
     def verdict_path(self, kind: str) -> Path:
-        return self / {"closure": self.CLOSURE_VERDICT, "higgs": self.HIGGS_VERDICT}[kind]
+        return self.path / {"closure": self.CLOSURE_VERDICT, "higgs": self.HIGGS_VERDICT}[kind]
 
     def write_validation(self, kind: str, rows: Sequence[Mapping[str, object]]) -> None:
         write_csv(self.validation_csv(kind), rows)
@@ -254,23 +245,18 @@ class OutputDir:
         return self.validation_csv(kind).exists()
 
     def read_validation(self, kind: str, row_type: type[RowT]) -> list[RowT]:
-        """The bins of a validation table as ``row_type`` (a ``lib.closure.ClosureBin``); empty when it has not run here.
-
-        Raises:
-            InputError: a row does not parse (naming the file, column and value).
-        """
+        """The bins of a validation table as ``row_type`` (a ``lib.closure.ClosureBin``); empty when it has not run here."""
         path = self.validation_csv(kind)
         return read_rows(path, row_type) if path.exists() else []
 
     def tested_factors_path(self, kind: str) -> Path:
-        return self / {"closure": self.CLOSURE_FACTORS_JSON, "higgs": self.HIGGS_FACTORS_JSON}[kind]
+        return self.path / {"closure": self.CLOSURE_FACTORS_JSON, "higgs": self.HIGGS_FACTORS_JSON}[kind]
 
     def write_tested_factors(self, kind: str, names: Sequence[str], factors: Sequence[float]) -> None:
         """The factor of each category (``names`` in the scheme's order) that the ``closure`` or ``higgs`` check applied.
 
-        Step 3 re-made with the same factors writes a new JSON (its description holds the time it was
-        created) that the earlier check tested all the same; a JSON with one factor changed is not
-        the one it tested, however recent the check: the report compares this record with the JSON.
+        The report compares this record with the JSON: a JSON re-made with the same factors is still the
+        one tested (whatever its time stamp), one with a factor changed is not, however recent the check.
         """
         record = {name: float(value) if math.isfinite(value) else None for name, value in zip(names, factors, strict=True)}
         write_text_atomic(self.tested_factors_path(kind), json.dumps({"factors": record}, indent=1) + "\n")
@@ -318,18 +304,14 @@ class OutputDir:
         return runs
 
     def check_writable(self) -> None:
-        """Fail before any work when the directory could not be written, without creating it.
-
-        The directory is made by the first output written into it, so a run refused or failing
-        before that leaves nothing behind.
+        """Fail before any work, without creating the directory, when it could not be written.
 
         Raises:
             CalibrationError: the directory, or the nearest existing folder above it, is not a
                 writable directory (a file where a directory belongs, a read-only area).
         """
-        existing = self.path
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
+        missing = self._missing_parents()
+        existing = missing[-1].parent if missing else self.path
         if not existing.is_dir():
             raise CalibrationError(f"output directory {self.path} cannot be made: {existing} is a file, not a directory")
         if not os.access(existing, os.W_OK | os.X_OK):
@@ -340,8 +322,7 @@ class OutputDir:
     def claim(self) -> Iterator[None]:
         """Hold the directory for this run: one run at a time, and no empty directory left by a run that wrote nothing.
 
-        The lock is an ``flock`` on ``.lock``: the system releases it when the process ends, however
-        it ends, so a killed run never blocks the next one.
+        The lock is an ``flock`` on ``.lock``, released by the system however the process ends.
 
         Raises:
             CalibrationError: another run holds the directory.
