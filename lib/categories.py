@@ -112,9 +112,8 @@ class CategoryScheme:
 def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     """Bin index for [lo, hi) bins, -1 outside (NaN included).
 
-    Counting the edges at or below each value is the same as ``searchsorted(side="right") - 1``
-    for a handful of edges, at half its cost (this is the reader's hottest line): NaN passes no
-    edge, and a value at or beyond the last edge is outside.
+    Counting the edges at or below each value is ``searchsorted(side="right") - 1`` at half its cost
+    for a handful of edges (the reader's hottest line).
     """
     idx = np.full(np.shape(values), -1, dtype=np.intp)
     for edge in np.asarray(edges, dtype=np.float64):

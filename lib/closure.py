@@ -1,12 +1,10 @@
 """Closure test: re-fit the Z peak in bins of calibrated sigma_pred and give a numerical verdict.
 
 If the calibration is right, the fitted width in a narrow bin of calibrated sigma_pred equals the
-median calibrated sigma_pred of that bin. The same test without the calibration (bins of the raw
-sigma_pred, factor 1) is run beside it, so a user sees what the calibration changed. The bins
-come from the config and are contiguous (the original skipped 1.2-1.3 GeV).
-
-This module is the physics of the bins (samples, fit specs, rows, verdict), shared with the
-Higgs check; ``lib.run.validation`` reads, fits and writes them.
+bin's median calibrated sigma_pred. The same test without the calibration (factor 1) runs beside
+it, so a user sees what the calibration changed. The bins are contiguous (the original skipped
+1.2-1.3 GeV). This module is the physics of the bins, shared with the Higgs check;
+``lib.run.validation`` reads, fits and writes them.
 """
 
 from __future__ import annotations
@@ -43,8 +41,7 @@ FIT_OK = "ok"  # fit_quality of a bin whose fit passed its gates ("failed": it d
 class BinState(StrEnum):
     """What became of a closure or Higgs bin, in the words of its CSV's ``state`` column, the report and the figures.
 
-    ``TESTED`` and ``FIT_FAILED`` bins enter the verdict (a failed fit fails its bin); the other
-    two are left out of it, and the bin's ``verdict`` column says why.
+    ``TESTED`` and ``FIT_FAILED`` bins enter the verdict; for the other two the ``verdict`` column says why not.
     """
 
     TESTED = "tested"  # enough events and a good fit: pass or fail by its ratio
@@ -60,28 +57,8 @@ def bin_state(fit_quality: str, verdict: str, ratio: float) -> BinState:
     return BinState.NOT_FITTED if fit_quality == BinState.NOT_FITTED else BinState.NOT_TESTED
 
 
-class JudgedBin:
-    """What a closure or Higgs bin's columns say of it (``fit_quality``, ``verdict``, ``ratio``): its state, whether it was tested.
-
-    Shared by the bins as the run makes them (``ClosureBin``) and as the report reads them back.
-    """
-
-    fit_quality: str
-    verdict: str
-    ratio: float
-
-    @property
-    def state(self) -> BinState:
-        return bin_state(self.fit_quality, self.verdict, self.ratio)
-
-    @property
-    def tested(self) -> bool:
-        """Whether the bin enters the verdict (a failed fit does, as a failing bin)."""
-        return self.state in (BinState.TESTED, BinState.FIT_FAILED)
-
-
 @dataclass(frozen=True)
-class ClosureBin(JudgedBin):
+class ClosureBin:
     """One row of the closure CSV: fitted width against the median prediction in one sigma_pred bin."""
 
     bin: int
@@ -100,6 +77,15 @@ class ClosureBin(JudgedBin):
     # Relative error of median_val from the calibration factors' own errors (NaN: not propagated);
     # where propagated, ratio_err includes it.
     calibration_err: float = float("nan")
+
+    @property
+    def state(self) -> BinState:
+        return bin_state(self.fit_quality, self.verdict, self.ratio)
+
+    @property
+    def tested(self) -> bool:
+        """Whether the bin enters the verdict (a failed fit does, as a failing bin)."""
+        return self.state in (BinState.TESTED, BinState.FIT_FAILED)
 
     def row(self) -> dict[str, object]:
         """The CSV row: the fields and the bin's ``state``."""
@@ -124,9 +110,8 @@ class ClosureVerdict:
 def reference_text(rows: Sequence[ClosureBin], label: str) -> str:
     """The closure without the factors, stated as what it is: the miscalibration the factors correct, not a failure.
 
-    The range and the error-weighted mean cover every measured bin: a miscalibration of +7 %
-    leaves most bins inside a 10 % tolerance, and listing only the bins beyond it would make
-    a uniform offset look like two bad bins.
+    The range and the error-weighted mean cover every measured bin: listing only the bins beyond the
+    tolerance would make a uniform +7 % offset look like two bad bins.
 
     >>> r = [ClosureBin(0, 0.6, 0.7, 9000, 0.8, 0.01, 0.6, 0.6, 0.001, 1.28, 0.02, "ok", "fail"),
     ...      ClosureBin(1, 0.7, 0.8, 9000, 0.9, 0.01, 0.7, 0.7, 0.001, 1.06, 0.02, "ok", "pass")]
@@ -204,11 +189,8 @@ class BinSample:
 
 
 def measured_scaling(config: Config, scheme: CategoryScheme, profile_pass: Callable[[ProfileGrid], Reduction]) -> PeakScaling | None:
-    """The peak scaling from the muon profile that ``profile_pass`` sums on ``closure.pt_profile``'s grid (None, and no
-    pass, when the bins are on sigma_pred itself).
-
-    The binning needs the pT dependence of ptErr / pT before any event is binned: a first pass over the files.
-    """
+    """The peak scaling from the muon profile that ``profile_pass`` sums on ``closure.pt_profile``'s grid in a first
+    pass over the files, before any event is binned (None, and no pass, when the bins are on sigma_pred itself)."""
     if config.closure.bin_variable != "sigma_pred_at_peak":
         return None
     cfg = config.closure.pt_profile

@@ -68,12 +68,9 @@ def _neighbours(scheme: CategoryScheme, index: int) -> list[int]:
 def compute_factors(
     scheme: CategoryScheme, fits: Mapping[str, FitRow], medians: Mapping[str, CategoryMedian], cfg: Step3Config, force: bool = False
 ) -> list[CategoryFactor]:  # fmt: skip
-    """Factors for every category, with the configured fallback for failed ones.
+    """Factors for every category from its fit and median, with the configured fallback for failed ones.
 
-    Args:
-        fits: per category name, its ``fit_results.csv`` row.
-        medians: per category name, its ``median_for_cats.csv`` row.
-        force: accept factors outside the plausible band instead of refusing them.
+    ``force``: accept factors outside the plausible band instead of refusing them.
 
     Raises:
         GateFailure: a category failed and the fallback is ``abort``, no category at all has a good
@@ -124,15 +121,11 @@ def neighbour_median(scheme: CategoryScheme, index: int, factors: Mapping[int, f
 
 
 def neighbour_outliers(scheme: CategoryScheme, factors: Mapping[int, float], max_ratio: float) -> dict[int, float]:
-    """The categories whose factor is more than ``max_ratio`` times above or below the median of their neighbours'.
+    """``{index: neighbour median}`` of the categories whose factor is more than ``max_ratio`` times above or below it.
 
-    The one outlier rule of the project: step 3 treats such a fit as failed, the correction
-    auditor flags such a factor. A fit can pass every gate and still land in a wrong minimum (as one
-    category of the original's correction did). ``factors`` holds only the usable ones (good fits,
-    or factors inside the plausible band); each is judged against them all, before any removal.
-
-    Returns:
-        ``{index: neighbour median}`` of the outliers.
+    The project's one outlier rule (step 3 treats such a fit as failed, the auditor flags such a factor):
+    a fit can pass every gate and still land in a wrong minimum, as one of the original's did. Each of
+    the usable ``factors`` is judged against them all, before any removal.
     """
     out = {}
     for index, value in factors.items():
@@ -161,29 +154,25 @@ def _drop_neighbour_outliers(scheme: CategoryScheme, good: dict[int, CategoryFac
     return list(outliers)
 
 
-def _lattice_distance(scheme: CategoryScheme, a: int, b: int) -> int:
-    """Bins apart in (pT, eta1, eta2), summed over the three axes."""
-    return sum(abs(x - y) for x, y in zip(scheme.bin_indices(a), scheme.bin_indices(b)))
-
-
 def _nearest_good(scheme: CategoryScheme, index: int, good: Mapping[int, CategoryFactor]) -> tuple[int, list[CategoryFactor]]:
-    """The good categories closest to ``index`` in the category lattice, and their distance.
+    """The good categories closest to ``index`` (bins apart summed over pT, eta1, eta2), and their distance.
 
-    Direct neighbours (distance 1) when any has a good fit; otherwise the next shell, so a sparse
-    sample (a whole pT row failing) still gets the closest measured resolution, not an abort.
+    Direct neighbours when any has a good fit; otherwise the next shell, so a sparse sample (a whole
+    pT row failing) still gets the closest measured resolution, not an abort.
     """
     if not good:
         return 0, []
-    distance = min(_lattice_distance(scheme, index, j) for j in good)
-    return distance, [good[j] for j in sorted(good) if _lattice_distance(scheme, index, j) == distance]
+    here = scheme.bin_indices(index)
+    apart = {j: sum(abs(x - y) for x, y in zip(here, scheme.bin_indices(j))) for j in good}
+    distance = min(apart.values())
+    return distance, [good[j] for j in sorted(good) if apart[j] == distance]
 
 
 def neighbour_scatter(scheme: CategoryScheme, good: Mapping[int, CategoryFactor]) -> float:
-    """Typical factor difference between adjacent categories: RMS(f_i - f_j)/sqrt(2) over adjacent good pairs.
+    """Typical factor difference between adjacent good categories, RMS(f_i - f_j)/sqrt(2); NaN without such a pair.
 
-    It is the error a factor borrowed from a neighbour carries beyond statistics: how much the
-    true resolution changes from one category to the next, measured on this table. NaN when no
-    two adjacent categories have good fits.
+    It is the error a factor borrowed from a neighbour carries beyond statistics: how much the true
+    resolution changes from one category to the next, measured on this table.
     """
     diffs = [
         good[i].calibration_factor - good[j].calibration_factor
@@ -213,8 +202,7 @@ def _fallback_row(
         err = max(spread / 2.0, max(r.calibration_factor_err for r in usable), 0.0 if math.isnan(scatter) else scatter)
         shell = "" if distance == 1 else f"distance {distance}: "
         source = f"fallback:neighbour_average({shell}" + "+".join(r.cat_name for r in usable) + ")"
-    # No sigma beside a borrowed factor: the failed fit's sigma (in fit_results.csv, with its
-    # reason) did not produce it, and printed here it read as if it had.
+    # No sigma beside a borrowed factor: the failed fit's sigma (in fit_results.csv) did not produce it.
     nan = float("nan")
     n_events, median, median_err = (med.n_events, med.median_val_NonCal, med.median_err_NonCal) if med else (0, nan, nan)
     return CategoryFactor(name, nan, nan, n_events, median, median_err, factor, err, "failed", source)
