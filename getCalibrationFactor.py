@@ -163,11 +163,7 @@ def request_from_args(args: argparse.Namespace) -> Request:
 def write_reports(
     summaries: list[YearSummary], config: Config, args: argparse.Namespace, argv: list[str], started_at: datetime, seconds: float
 ) -> list[Path]:
-    """Record this run in each output directory and write its report; the paths of the reports.
-
-    The record (command line, start, wall time, versions, ``--previous``) is what the report's
-    provenance lists; the report itself is rebuilt from the directory's files.
-    """
+    """Record this run (command line, start, wall time, versions, ``--previous``) in each output directory and write its report."""
     from lib.report import run_record, write_report
 
     record = run_record("getCalibrationFactor.py", argv, started_at, seconds, args.previous)

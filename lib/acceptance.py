@@ -14,12 +14,10 @@ simply scale with the mass: taking ``pT / m`` as independent of ``m`` makes ``A`
 window too steep and those categories' sigma low (docs/validation.md).
 
 Those events were themselves selected by the input's pT thresholds at their own mass: an event
-that passes them only above some mass is under-represented among the events, by the share of the
-sample's mass distribution above that mass (its reach). Each event is weighted by the inverse
-of its reach, and events that almost no mass reaches are left out. Pure numpy: no fitting, no I/O.
-
-This module owns both halves: where each event falls (``AcceptanceGrid.keys``, while reading) and
-``A(m)`` from the counts (``group_acceptance``, before a fit).
+that passes them only above some mass is under-represented by the share of the sample's mass
+distribution above that mass (its reach), so each is weighted by the inverse of its reach, and
+events that almost no mass reaches are left out. Both halves live here: where each event falls
+(``AcceptanceGrid.keys``, while reading) and ``A(m)`` from the counts (``group_acceptance``).
 """
 
 from __future__ import annotations
@@ -62,14 +60,10 @@ class AcceptanceKeys:
 class AcceptanceGrid:
     """Which leading-pT window each event would fall in if its mass were each of the knots, per acceptance group.
 
-    An event of histogram group ``g`` is filled in acceptance group ``g % n_groups``: with the
-    flat category index ``n_eta**2 * i_pt + n_eta * i_eta1 + i_eta2`` and ``n_groups = n_eta**2``
-    that is the category's |eta|-region pair (all pT bins together); with one group per closure
-    bin, the bin itself. At each knot ``m'`` the event is moved to mass ``m'``
-    (``lib.dimuon_kinematics``) and counted in the window its leading pT then falls in, if it
-    passes the input's thresholds there. The last axis is the first knot where it passes them:
-    the events were selected by those thresholds at their own mass, and ``window_acceptance``
-    weights them by the share of masses where they would have been (their reach).
+    An event of histogram group ``g`` is filled in acceptance group ``g % n_groups``: with
+    ``n_groups = n_eta**2`` that is the category's |eta|-region pair (all pT bins together); with one
+    group per closure bin, the bin itself. The last axis is the first knot where the event passes the
+    input's thresholds, for its reach (``window_acceptance``).
     """
 
     n_groups: int
@@ -104,11 +98,10 @@ class AcceptanceGrid:
         return max(self.window_edges[0], self.lead_min_gev)
 
     def keys(self, group: np.ndarray, muons: Mapping[str, np.ndarray], mass: np.ndarray) -> AcceptanceKeys:
-        """Flat key of every (knot, event), ``size`` where the event fails the thresholds, computed in batches of events that bound the temporaries.
+        """Flat key of every (knot, event), ``size`` where the event fails the thresholds, in batches that bound the temporaries.
 
-        The key is ``group + groups * (window + windows * (knot + knots * first))``, the order in
-        which the histogram stores its bins (``lib.histograms``: first axis fastest). Its event
-        part and its knot part are added once, and only the window is computed per (knot, event).
+        The key is ``group + groups * (window + windows * (knot + knots * first))``, the histogram's bin
+        order (first axis fastest); only the window is computed per (knot, event).
         """
         n_groups, n_windows, n_knots, _ = self.shape
         # Cuts on 4 pT^2, which the kinematic map gives without square roots.
@@ -153,11 +146,7 @@ def acceptance_grid(config: "Config", n_groups: int, window_edges: Sequence[floa
 
 
 def _reach(knots: np.ndarray, mass_edges: np.ndarray, mass_contents: np.ndarray) -> np.ndarray:
-    """Share of the sample's mass distribution above the crossing of each first-passing knot.
-
-    An event that first passes at knot ``r > 0`` crosses the thresholds between knots ``r - 1``
-    and ``r``: the survival function at their midpoint. At the first knot it passes everywhere.
-    """
+    """Share of the sample's mass distribution above each first-passing knot's crossing (the midpoint before it; 1 at the first)."""
     total = float(mass_contents.sum())
     if not total > 0:
         return np.ones(len(knots))
@@ -198,9 +187,8 @@ def group_acceptance(
 def threshold_mismatch(hists: CategoryHistograms) -> str | None:
     """A one-line warning when the input's smallest leading or subleading pT disagree with the thresholds ``A`` assumes.
 
-    ``A`` counts where each event would pass the configured thresholds; an input selected with a
-    harder cut (its smallest pT well above them) or with none (pT below them) has another
-    truncation, which only the right thresholds in ``fit.acceptance`` describe.
+    An input selected with a harder cut (its smallest pT well above them) or with none (below them) has
+    another truncation, which only the right thresholds in ``fit.acceptance`` describe.
     """
     grid = hists.acceptance
     if grid is None or hists.pt_min is None or not np.all(np.isfinite(hists.pt_min)):

@@ -22,7 +22,8 @@ from lib.errors import CalibrationError, ExecutionError
 from lib.executor import default_workers
 from lib.io.cache import source_digest, source_files
 
-# Packages whose versions must agree between client and workers: the fit results and Arrow batches they return unpickle only with the client's.
+# Packages whose versions must agree between client and workers: the fit results and the Arrow
+# batches the workers return unpickle only with the client's.
 CHECKED_PACKAGES = ("ROOT", "numpy", "pyarrow")
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,7 @@ def _local_client(workers: int) -> Iterator[Any]:
 
 @contextmanager
 def _scheduler_client(address: str | None, timeout_s: float) -> Iterator[Any]:
-    """A client of the scheduler at ``address`` (None: ``DASK_SCHEDULER_ADDRESS`` or Dask's configuration), its workers prepared.
-
-    Raises:
-        CalibrationError: no address is known, or no scheduler answers there within ``timeout_s``.
-    """
+    """A client of the scheduler at ``address`` (None: ``DASK_SCHEDULER_ADDRESS`` or Dask's configuration), its workers prepared."""
     import dask
     from distributed import Client
 
@@ -178,11 +175,7 @@ def prepare_remote_workers(client: Any, address: str) -> None:
 
 @contextmanager
 def _gateway_client(address: str | None, n_workers: int, options: dict[str, str]) -> Iterator[Any]:
-    """Join the first running Gateway cluster, or create one with ``options`` scaled to ``n_workers``.
-
-    Raises:
-        CalibrationError: dask-gateway is missing, nothing answers at the address, or an option is unknown.
-    """
+    """Join the first running Gateway cluster, or create one with ``options`` scaled to ``n_workers``."""
     try:
         from dask_gateway import Gateway
     except ImportError as err:

@@ -50,10 +50,7 @@ class TaskFailure:
 
 
 def _captured(func: Callable[[Any], Any], level: int, task: Any) -> Any:
-    """Run ``func(task)`` in a worker, logging like the client; an expected failure comes back as a ``TaskFailure``.
-
-    Logging is set up by the task, not a worker plugin: a plugin would need the project importable before its upload.
-    """
+    """Run ``func(task)`` in a worker, logging like the client (set up here: a worker plugin would precede the code upload)."""
     console.configure_once(level)
     try:
         return func(task)

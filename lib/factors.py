@@ -97,11 +97,7 @@ def compute_factors(
 
 
 def _fitted_factor(name: str, fit: FitRow | None, med: CategoryMedian | None, band: tuple[float, float], force: bool) -> CategoryFactor | None:
-    """The category's factor from its own fit, or None when it has no good fit or no events.
-
-    Raises:
-        GateFailure: the factor lies outside the plausible ``band`` and ``force`` is not given.
-    """
+    """The category's factor from its own fit (None without a good fit or events); outside ``band`` a GateFailure unless ``force``."""
     if fit is None or med is None or fit.quality != "ok" or not med.n_events:
         return None
     factor, err = factor_with_error(fit.fit_val, fit.fit_err, med.median_val_NonCal, med.median_err_NonCal)

@@ -1,8 +1,6 @@
 """The results each stage returns: frozen, picklable containers that the route passes on and ``OutputDir`` writes.
 
-One per-category record family runs through them: ``CategoryMedian`` (step 2), ``FitRow`` (step 1,
-its full record beside it) and ``CategoryFactor`` (step 3), keyed by category name in the
-scheme's order.
+Per category: ``CategoryMedian`` (step 2), ``FitRow`` with its full record (step 1), ``CategoryFactor`` (step 3).
 """
 
 from __future__ import annotations
@@ -53,9 +51,9 @@ class Fits:
         return [name for name, row in self.rows.items() if row.quality != "ok"]
 
     def width_definitions(self) -> tuple[str, ...]:
-        """What sigma_fit is in these fits (``fit.width`` when they were made): one kind, or none before any fit.
+        """What sigma_fit is in these fits (``fit.width`` when made): one kind, or none before any fit.
 
-        A category too small to fit has no width; a record written before the definition was recorded is a core sigma.
+        A category too small to fit has no width; a record that does not say is a core sigma.
         """
         fitted = (r for r in self.records.values() if isinstance(r, Mapping) and not (r.get("ok") is False and "attempts" not in r))
         return tuple(sorted({str(r.get("width_definition", "core")) for r in fitted}))

@@ -2,19 +2,8 @@
 
 Each stage is a function of its inputs and returns a frozen container (``lib.results``); only this
 module chains them, and only ``lib.outputs.OutputDir`` knows the files they are written to and
-read back from. Step 3 alone or a ``--fixCat`` refit gets the earlier steps' containers from the
-output directory, so a resumed run is the same code as a whole one after the read.
-
-In a notebook, the stages run on their own without writing a file (``docs/api.md``)::
-
-    from lib import route
-    from lib.config import load_config
-    config = load_config()
-    reduction = route.read(config, "data/samples/stage1", "2018")
-    medians = route.medians(reduction, config)
-    fits = route.fits(reduction, medians, config)
-    factors = route.factors(fits, medians, config)
-    factors.table()
+read back from (step 3 alone, a ``--fixCat`` refit). In a notebook, ``read``, ``medians``, ``fits``
+and ``factors`` run on their own without writing a file (``docs/api.md``).
 """
 
 from __future__ import annotations
@@ -145,12 +134,12 @@ def _same_fit(old: FitRow | None, new: FitRow) -> bool:
 def _derive(
     fitted: Fits | None, step2: Medians | None, config: Config, scheme: CategoryScheme, request: Request, out: OutputDir
 ) -> tuple[Factors, list[str]]:  # fmt: skip
-    """Step 3 from this run's fits and medians or, run alone, from the directory's (which must come from the same inputs),
-    written; the factors that moved against the previous step 3, and a closure that tested the earlier ones."""
+    """Step 3 from this run's fits and medians or the directory's (from the same inputs), written; what it changed."""
     if fitted is None or step2 is None:
         check_steps_agree(out)
     previous, fits = out.read_factors(), fitted or _earlier_fits(out)
-    derived = factors(fits, step2 or _earlier_medians(out), config, force=request.handling.force)
+    step2 = step2 or Medians(tuple(out.read_medians().values()))
+    derived = factors(fits, step2, config, force=request.handling.force)
     derived = _write_factors(derived, fits.width_definitions() or (config.fit.width,), scheme, config, request, out)
     notes = factor_change_lines(derived, previous)
     if notes and not notes[0].startswith("every factor") and out.has_validation("closure"):
@@ -161,10 +150,7 @@ def _derive(
 def _write_factors(
     derived: Factors, widths: tuple[str, ...], scheme: CategoryScheme, config: Config, request: Request, out: OutputDir
 ) -> Factors:  # fmt: skip
-    """Step 3's tables and correction JSON written (and the JSON installed when asked): ``derived`` with where they went.
-
-    ``widths`` is what sigma_fit is in the fits the factors come from (a step 3 run alone may have another configuration).
-    """
+    """Step 3's tables and JSON written (installed when asked); ``widths``: sigma_fit's kind in the fits the factors come from."""
     out.write_factors(derived.rows, f"EBE mass-resolution calibration factors, {out.sample} {out.year}")
     path = out.correction_json(request.selection.nanoaod_v)
     description = _description(derived.rows, widths, request, config, out)
@@ -197,21 +183,14 @@ def _earlier_fits(out: OutputDir) -> Fits:
     return Fits(out.read_fits(), out.read_fit_params())
 
 
-def _earlier_medians(out: OutputDir) -> Medians:
-    """Step 2's medians as an earlier run wrote them."""
-    return Medians(tuple(out.read_medians().values()))
-
-
 def _closure_year(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> YearSummary:
     """The closure of one year and, when asked, the Higgs check with the same factors; their verdicts and figures."""
-    import numpy as np
-
     start = time.monotonic()
     closure = run_closure(request, config, scheme, execs, out)
     lines = [closure.text]
     higgs = None
     if request.selection.validate_higgs:
-        higgs = run_higgs_validation(request, config, scheme, execs, out, np.array(closure.factors))
+        higgs = run_higgs_validation(request, config, scheme, execs, out, closure.factors)
         lines.append(higgs.verdict.text(HIGGS_LABEL))
     text = "\n".join(lines)
     out.write_verdict("closure", text)

@@ -83,18 +83,19 @@ def _fit_spec_hashes(config: Config, binned: bool, backend: str | None) -> dict[
 
 
 def _configuration_differences(previous: dict[str, object], request: Request, config: Config) -> list[str]:
-    """What differs between the run that filled a directory and this one, as ``name old vs new``.
+    """What differs between the run that filled a directory and this one, as ``name old vs new`` (inputs may: caches are keyed by them).
 
-    Inputs may differ: every cache is keyed by the input files. ``--fixCat CAT`` may change CAT's
-    own fit (its ``fit.overrides``, the users' tuning loop): it compares the configuration without
-    the overrides, and then every other category's fit specification with the recorded one.
+    ``--fixCat CAT`` may change CAT's own ``fit.overrides`` (the users' tuning loop), so it compares the
+    configuration without the overrides, then every other category's fit specification with the recorded one.
     """
     selection = request.selection
     by_parts = bool(selection.fix_cat) and "config_fingerprint_without_overrides" in previous
     key = "config_fingerprint_without_overrides" if by_parts else "config_fingerprint"
     now = {key: config.fingerprint(without_overrides=by_parts), "binned": selection.binned, "sample": selection.sample}
     differences = [
-        f"{name.partition('_')[0]} {previous[name]} vs {value}" for name, value in now.items() if name in previous and previous[name] != value
+        f"{name.partition('_')[0]} {previous[name]} vs {value}"  # config_fingerprint...: "config"
+        for name, value in now.items()
+        if name in previous and previous[name] != value
     ]
     if by_parts and not differences:
         recorded: dict[str, str] = previous.get("fit_specs", {})  # type: ignore[assignment]

@@ -75,7 +75,7 @@ def _fit_and_judge(
     group: FitGroup, samples: list[BinSample], judging: ClosureConfig, prefix: str, executor: TaskExecutor, only: int | None = None,
     factor_errors: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> tuple[list[ClosureBin], ClosureVerdict]:  # fmt: skip
-    """Fit the bins (``only``: that one, the others kept from the table), judge them and write the table of ``group``'s kind.
+    """Fit the bins (``only``: that one, the others from the table), judge them and write the table of ``group``'s kind.
 
     ``factor_errors``: the applied factors and their errors, whose share the ratios' errors then include.
     """
@@ -186,11 +186,7 @@ def _factor_errors(out: OutputDir, scheme: CategoryScheme, factors: np.ndarray) 
 
 
 def _fine_bins(config: Config) -> int:
-    """Bins of the signal-region mass grid: a common multiple of every binning a Higgs fit may use.
-
-    Raises:
-        ConfigError: those binnings have no common multiple below a million bins.
-    """
+    """Bins of the signal-region mass grid: a common multiple of every binning a Higgs fit may use."""
     nominal = higgs_fit_spec(config, "higgs", binned=True)
     bins = {nominal.bins} | {r.bins for r in retry_specs(config, nominal, None) if r.range_gev == nominal.range_gev}
     fine = math.lcm(*bins)
@@ -200,7 +196,7 @@ def _fine_bins(config: Config) -> int:
 
 
 def run_higgs_validation(
-    request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir, factors: np.ndarray
+    request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir, tested: Sequence[float]
 ) -> Validation:
     """Fit the H peak in bins of calibrated sigma_pred; write the table and its verdict, queue the fits' figures.
 
@@ -212,10 +208,14 @@ def run_higgs_validation(
             "Higgs check of %s: Data factors applied to simulated signal test how data and simulation differ, "
             "not the calibration (run it with --isMC)", out.year,
         )  # fmt: skip
+    factors = np.array(tested)
     samples = _signal_samples(request, config, scheme, out.year, execs, factors)
     higgs = config.higgs
-    gates = config.fit.quality.model_copy(update={"max_chi2_ndf": higgs.max_chi2_ndf, "max_shape_mismodelling": higgs.max_shape_mismodelling})
-    group = FitGroup.of(HIGGS, config.model_copy(update={"fit": config.fit.model_copy(update={"quality": gates})}), request, out, execs.figures)
+    gates = config.fit.quality.model_copy(
+        update={"max_chi2_ndf": higgs.max_chi2_ndf, "max_shape_mismodelling": higgs.max_shape_mismodelling}
+    )
+    higgs_gated = config.model_copy(update={"fit": config.fit.model_copy(update={"quality": gates})})
+    group = FitGroup.of(HIGGS, higgs_gated, request, out, execs.figures)
     judging = ClosureConfig(
         bin_variable=config.closure.bin_variable, bin_edges_gev=list(higgs.bin_edges_gev), min_events=higgs.min_events,
         tolerance=higgs.tolerance, n_sigma=config.closure.n_sigma,
