@@ -116,21 +116,6 @@ def neighbour_median(scheme: CategoryScheme, index: int, factors: Mapping[int, f
     return statistics.median(values) if values else math.nan
 
 
-def neighbour_outliers(scheme: CategoryScheme, factors: Mapping[int, float], max_ratio: float) -> dict[int, float]:
-    """``{index: neighbour median}`` of the categories whose factor is more than ``max_ratio`` times above or below it.
-
-    The project's one outlier rule (step 3 treats such a fit as failed, the auditor flags such a factor):
-    a fit can pass every gate and still land in a wrong minimum, as one of the original's did. Each of
-    the usable ``factors`` is judged against them all, before any removal.
-    """
-    out = {}
-    for index, value in factors.items():
-        reference = neighbour_median(scheme, index, factors)
-        if far_from(value, reference, max_ratio):
-            out[index] = reference
-    return out
-
-
 def far_from(value: float, reference: float, max_ratio: float) -> bool:
     """``value`` more than ``max_ratio`` times above or below ``reference`` (False when either is not a positive number)."""
     if not (math.isfinite(value) and math.isfinite(reference) and value > 0 and reference > 0):
@@ -139,8 +124,14 @@ def far_from(value: float, reference: float, max_ratio: float) -> bool:
 
 
 def _drop_neighbour_outliers(scheme: CategoryScheme, good: dict[int, CategoryFactor], max_ratio: float) -> list[int]:
-    """Remove from ``good`` (and return) the categories ``neighbour_outliers`` finds among the good fits."""
-    outliers = neighbour_outliers(scheme, {i: r.calibration_factor for i, r in good.items()}, max_ratio)
+    """Remove from ``good`` (and return) the fits whose factor is ``far_from`` the median of their good neighbours'.
+
+    The project's one outlier rule (the auditor flags such a factor too): a fit can pass every gate and
+    still land in a wrong minimum, as one of the original's did. Each is judged before any removal.
+    """
+    factors = {i: r.calibration_factor for i, r in good.items()}
+    references = {i: neighbour_median(scheme, i, factors) for i in factors}
+    outliers = {i: reference for i, reference in references.items() if far_from(factors[i], reference, max_ratio)}
     for index, reference in outliers.items():
         row = good.pop(index)
         log.warning(
