@@ -99,7 +99,7 @@ def _watch_parent(lifeline: Connection) -> None:
     os._exit(128 + signal.SIGTERM)
 
 
-def _start_worker(lifeline: Connection, level: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+def _start_worker(lifeline: Connection, level: int, initializer: Callable[[], None] | None) -> None:
     """Every worker's start: stop with the parent (SIGTERM, or its end), leave Ctrl-C to the parent, log like it, then ``initializer``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops the pool
     signal.signal(signal.SIGTERM, _Stopped.handler)
@@ -107,7 +107,7 @@ def _start_worker(lifeline: Connection, level: int, initializer: Callable[..., N
     threading.Thread(target=_watch_parent, args=(lifeline,), name="parent-watch", daemon=True).start()
     console.configure_once(level)
     if initializer is not None:
-        initializer(*initargs)
+        initializer()
 
 
 def run_in_worker(func: Callable[..., Any], *args: Any) -> Any:
@@ -121,9 +121,7 @@ def run_in_worker(func: Callable[..., Any], *args: Any) -> Any:
         _IN_TASK.clear()
 
 
-def worker_pool(
-    workers: int, start_method: str, initializer: Callable[..., None] | None = None, initargs: tuple = ()
-) -> ProcessPoolExecutor:
+def worker_pool(workers: int, start_method: str, initializer: Callable[[], None] | None = None) -> ProcessPoolExecutor:
     """A local pool whose processes end with this one; submit tasks through ``run_in_worker``, end it with ``stop_pool`` on an interrupt.
 
     ``start_method``: ``forkserver`` for fits and sample writing (forked from a server without this
@@ -132,7 +130,7 @@ def worker_pool(
     """
     return ProcessPoolExecutor(
         max(1, workers), mp_context=multiprocessing.get_context(start_method), initializer=_start_worker,
-        initargs=(_lifeline(), console.current_level(), initializer, initargs),
+        initargs=(_lifeline(), console.current_level(), initializer),
     )  # fmt: skip
 
 
