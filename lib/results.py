@@ -76,9 +76,6 @@ class Factors:
     correction_json: Path | None = None
     installed: Path | None = None
 
-    def by_name(self) -> dict[str, CategoryFactor]:
-        return {f.cat_name: f for f in self.rows}
-
     def values(self) -> dict[str, float]:
         return {f.cat_name: f.calibration_factor for f in self.rows}
 

@@ -8,7 +8,6 @@ and ``factors`` run on their own without writing a file (``docs/api.md``).
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -24,7 +23,6 @@ from lib.correction.writer import build_correction, write_correction
 from lib.factors import CategoryFactor, compute_factors
 from lib.figures import queue_median_figure, queue_validation_figures
 from lib.fitting.backend import root_version
-from lib.fitting.result import FitRow
 from lib.histogram_specs import category_spec
 from lib.io.merge import Reduction
 from lib.medians import compute_medians
@@ -32,7 +30,7 @@ from lib.outputs import OutputDir
 from lib.peak_fits import CATEGORIES, FitGroup, fit_categories
 from lib.request import Execution, Figures, Paths, Request, Selection
 from lib.results import Factors, Fits, Medians, YearSummary
-from lib.run.changes import factor_change_lines, refit_lines, rerun_command
+from lib.run.changes import factor_change_lines, refit_lines
 from lib.run.checks import check_output_dir, check_steps_agree, make_room, preflight, provenance, stamp_step
 from lib.run.reduction import Executors, InputSource, Keep, executors, load_reduction, reading_line
 from lib.run.validation import HIGGS_LABEL, run_closure, run_higgs_validation
@@ -113,22 +111,10 @@ def _fit(
     notes: list[str] = []
     if fix_cat:
         earlier = _earlier_fits(out)
-        notes = refit_lines(fitted, earlier, step2.by_name(), out.read_factors())
-        unchanged = all(_same_fit(earlier.rows.get(name), row) for name, row in fitted.rows.items())
+        notes = refit_lines(fitted, earlier, step2.by_name(), out.read_factors(), request, out.year)
         fitted = fitted.merged_into(earlier, scheme.names)
-        if unchanged:
-            notes.append("the refit gives the same fit as before: nothing else to refresh")
-        elif "step3" not in request.selection.steps:
-            notes.append(f"the correction JSON still holds the earlier fit: refresh it with  {rerun_command(request, out.year, '--steps step3')}")
     out.write_fits(fitted.rows, fitted.records, scheme.names)
     return fitted, notes
-
-
-def _same_fit(old: FitRow | None, new: FitRow) -> bool:
-    """Whether a refit reproduced the earlier fit's width and error (NaN equal to NaN)."""
-    return old is not None and all(
-        a == b or (math.isnan(a) and math.isnan(b)) for a, b in ((old.fit_val, new.fit_val), (old.fit_err, new.fit_err))
-    )
 
 
 def _derive(
@@ -141,10 +127,7 @@ def _derive(
     step2 = step2 or Medians(tuple(out.read_medians().values()))
     derived = factors(fits, step2, config, force=request.handling.force)
     derived = _write_factors(derived, fits.width_definitions() or (config.fit.width,), scheme, config, request, out)
-    notes = factor_change_lines(derived, previous)
-    if notes and not notes[0].startswith("every factor") and out.has_validation("closure"):
-        notes.append(f"the closure in {out.path} tested the earlier factors: rerun it with  {rerun_command(request, out.year, '--closure_test')}")
-    return derived, notes
+    return derived, factor_change_lines(derived, previous, request, out)
 
 
 def _write_factors(

@@ -10,7 +10,9 @@ import math
 from typing import Mapping
 
 from lib.factors import CategoryFactor
+from lib.fitting.result import FitRow
 from lib.medians import CategoryMedian
+from lib.outputs import OutputDir
 from lib.request import Request
 from lib.results import Factors, Fits
 
@@ -34,8 +36,10 @@ def _change(old: float, new: float) -> str:
     return f"{(new / old - 1) * 100:+.1f} %" if old and math.isfinite(old) else "new"
 
 
-def refit_lines(refit: Fits, earlier: Fits, medians: Mapping[str, CategoryMedian], factors: Mapping[str, CategoryFactor]) -> list[str]:
-    """Per refitted category: its width before and after, and the factor it gives against the one in use."""
+def refit_lines(
+    refit: Fits, earlier: Fits, medians: Mapping[str, CategoryMedian], factors: Mapping[str, CategoryFactor], request: Request, year: str
+) -> list[str]:  # fmt: skip
+    """Per refitted category: its width before and after and the factor it gives against the one in use; then what is stale."""
     lines = []
     for name, row in refit.rows.items():
         old = earlier.rows.get(name)
@@ -50,11 +54,23 @@ def refit_lines(refit: Fits, earlier: Fits, medians: Mapping[str, CategoryMedian
             else:
                 line += f"; factor {factor:.4f} once step 3 runs"
         lines.append(line)
+    if all(_same_fit(earlier.rows.get(name), row) for name, row in refit.rows.items()):
+        lines.append("the refit gives the same fit as before: nothing else to refresh")
+    elif "step3" not in request.selection.steps:
+        lines.append(f"the correction JSON still holds the earlier fit: refresh it with  {rerun_command(request, year, '--steps step3')}")
     return lines
 
 
-def factor_change_lines(derived: Factors, previous: Mapping[str, CategoryFactor]) -> list[str]:
-    """Per category whose factor moved against the previous step 3: ``30-45_EE: 1.4120 -> 1.3980 (-1.0 %, error 0.0210)``."""
+def _same_fit(old: FitRow | None, new: FitRow) -> bool:
+    """Whether a refit reproduced the earlier fit's width and error (NaN equal to NaN)."""
+    return old is not None and all(
+        a == b or (math.isnan(a) and math.isnan(b)) for a, b in ((old.fit_val, new.fit_val), (old.fit_err, new.fit_err))
+    )
+
+
+def factor_change_lines(derived: Factors, previous: Mapping[str, CategoryFactor], request: Request, out: OutputDir) -> list[str]:
+    """Per category whose factor moved against the previous step 3 (``30-45_EE: 1.4120 -> 1.3980 (-1.0 %, error 0.0210)``),
+    then a closure that tested the earlier factors."""
     if not previous:
         return []
     lines = []
@@ -66,4 +82,8 @@ def factor_change_lines(derived: Factors, previous: Mapping[str, CategoryFactor]
         before = f"{old.calibration_factor:.4f}" if old is not None else "none"
         after = f"{new:.4f} ({_change(old.calibration_factor if old else math.nan, new)}, error {factor.calibration_factor_err:.4f})"
         lines.append(f"{factor.cat_name}: {before} -> {after}" + (f" [{factor.source}]" if factor.source != "fit" else ""))
-    return lines or ["every factor is unchanged against the previous step 3"]
+    if not lines:
+        return ["every factor is unchanged against the previous step 3"]
+    if out.has_validation("closure"):
+        lines.append(f"the closure in {out.path} tested the earlier factors: rerun it with  {rerun_command(request, out.year, '--closure_test')}")
+    return lines
