@@ -58,13 +58,11 @@ def dask_client(
         elif mode == "scheduler":
             with _scheduler_client(scheduler, CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s) as client:
                 yield client
-        elif mode == "gateway":
+        else:
             where = gateway or "the Dask-Gateway"
             with _gateway_client(gateway, workers or GATEWAY_WORKERS, gateway_options or {}) as client, _lost_scheduler_is_one_line(where):
                 prepare_remote_workers(client, where)
                 yield client
-        else:
-            raise CalibrationError(f"unknown Dask mode '{mode}'")
 
 
 @contextmanager
