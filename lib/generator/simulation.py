@@ -302,6 +302,21 @@ def _output_columns(
     return out
 
 
+def _detector_of(kind: Kind, model: EventModel, chunk: FileChunk, detailed_truth: bool) -> _Detector:
+    """The detector of a ``kind`` of sample under ``model``, after the kind and the chunk's era are checked."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown sample kind '{kind}'; valid: {', '.join(KINDS)}")
+    settings, scheme = model.settings, model.scheme
+    if chunk.era is not None and chunk.era not in settings.eras:
+        raise ConfigError(f"unknown era '{chunk.era}'; valid: {', '.join(settings.eras)}")
+    sample = getattr(settings.samples, kind)
+    k_map = resolve_k_map(builtin_k_map(sample.k_map, settings, scheme), model.k_map, scheme)
+    return _Detector(
+        settings, sample.mass_window_gev, model.fixed_relative_resolution, np.array([k_map[name] for name in scheme.names]),
+        scheme, getattr(settings.muon_k_maps, sample.k_map), detailed_truth=detailed_truth,
+    )  # fmt: skip
+
+
 def generate_events(
     kind: Kind,
     n: int,
@@ -329,21 +344,12 @@ def generate_events(
     Raises:
         ConfigError: unknown kind or era, a negative count, or a bad k map.
     """
-    if kind not in KINDS:
-        raise ConfigError(f"unknown sample kind '{kind}'; valid: {', '.join(KINDS)}")
     if n < 0:
         raise ConfigError(f"event count must be >= 0, got {n}")
     model = model or EventModel()
-    settings, scheme = model.settings, model.scheme
-    if chunk.era is not None and chunk.era not in settings.eras:
-        raise ConfigError(f"unknown era '{chunk.era}'; valid: {', '.join(settings.eras)}")
+    detector = _detector_of(kind, model, chunk, detailed_truth=with_truth and chunk.truth_detail)
+    settings = model.settings
     sample = getattr(settings.samples, kind)
-    k_map = resolve_k_map(builtin_k_map(sample.k_map, settings, scheme), model.k_map, scheme)
-    detector = _Detector(
-        settings, sample.mass_window_gev, model.fixed_relative_resolution, np.array([k_map[name] for name in scheme.names]),
-        scheme, getattr(settings.muon_k_maps, sample.k_map), detailed_truth=with_truth and chunk.truth_detail,
-    )  # fmt: skip
-
     rng = np.random.default_rng(rng_seed)
     n_background = int(round(n * sample.background_fraction))
     parts = [
