@@ -141,7 +141,10 @@ def set_filelist_entry(
     # The guess is of the block sequences where the file has any, of the mappings otherwise.
     round_trip.indent(mapping=_mapping_indent(doc) or 2, sequence=indent or 2, offset=sequence_offset or 0)
     path = (TOP_KEY, str(year), kind)
-    _set_entry(doc, path, value, source.splitlines(), round_trip, comment, where)
+    replaced = _set_entry(doc, path, value, where)
+    if replaced is not None:
+        node, key, previous = replaced
+        _place_comment(node, key, previous, source.splitlines()[node.lc.key(key)[0]], round_trip, comment)
     buffer = io.StringIO()
     round_trip.dump(doc, buffer)
     new_text = buffer.getvalue().replace("\n", eol)
@@ -149,20 +152,24 @@ def set_filelist_entry(
     return new_text
 
 
-def _set_entry(doc: CommentedMap, path: tuple[str, ...], value: str, lines: list[str], round_trip: YAML, comment: str | None, where: str) -> None:
-    """Walk ``path`` down ``doc``: set its last key to ``value`` (quoting and comment kept or replaced), or add what is missing."""
+def _set_entry(doc: CommentedMap, path: tuple[str, ...], value: str, where: str) -> tuple[CommentedMap, object, object] | None:
+    """Walk ``path`` down ``doc``: set its last key to ``value`` (quoting kept), or add what is missing.
+
+    Returns the mapping, key and previous value of a replaced entry (its comment is the caller's to
+    place), None where the entry was added.
+    """
     node = doc
     for depth, key in enumerate(path):
         found = next((k for k in node if str(k) == key), None)
         if found is None:
             _append(node, path[depth:], value)
-            return
+            return None
         child = node[found]
         if depth == len(path) - 1:
             if isinstance(child, (dict, list)):
                 raise ConfigError(f"{where}: '{'.'.join(path)}' holds a nested block, not a file path")
             node[found] = type(child)(value) if isinstance(child, ScalarString) else value
-            _place_comment(node, found, child, lines[node.lc.key(found)[0]], round_trip, comment)
+            return node, found, child
         elif not isinstance(child, CommentedMap) or child.fa.flow_style():
             shown = "a flow-style mapping" if isinstance(child, CommentedMap) else f"'{child}'"
             raise ConfigError(
