@@ -9,7 +9,8 @@ wider, a wider sigma_pred spread; ``benchmarks/lineshape_study.py``), with FSR o
 QED-like or partly recovered shape, or none. Each model (``none``: the DCB holds the radiation;
 ``exponential``: a radiating Breit-Wigner, the DCB the detector alone, its fraction and scale
 floating in every fit; ``shared``: the same line shape, fraction and scale measured once per group
-of fits on all its events and fixed in its fits, ``fit.fsr_parameters``) calibrates every sample
+of fits on all its events and fixed in its fits, ``fit.fsr_parameters``; ``shared_scale``: the scale
+alone fixed so, the fraction floating) calibrates every sample
 (``--steps all``, then the closure test; on the simulation with the Higgs check). Per run:
 
 - the factor ratio between the two Data samples against the truth (the ratio of the categories'
@@ -65,6 +66,7 @@ MODELS = {
     "none": {"fsr": "none"},
     "exponential": {"fsr": "exponential", "fsr_parameters": "per_fit"},
     "shared": {"fsr": "exponential", "fsr_parameters": "shared"},
+    "shared_scale": {"fsr": "exponential", "fsr_parameters": "shared_scale"},
 }
 MUON_K = {"unit": "1,1,1", "k_map": "1.08,1.16,1.30"}  # per |eta| region: barrel, overlap, endcap
 # Scenario: (generator settings patch, FSR shape or None for no FSR).

@@ -33,13 +33,12 @@ from lib.acceptance import group_acceptance, threshold_mismatch
 from lib.categories import CategoryScheme
 from lib.closure import BinSample, bin_label
 from lib.config import Config, FitSpec, higgs_fit_spec, resolve_fit_spec, retry_specs
-from lib.config.schema import FSR_PARAMETERS
 from lib.errors import CalibrationError, ExecutionError
 from lib.executor import TaskExecutor
 from lib.figures import FigureQueue, FitFigure
 from lib.fitting.quality import covariance_failed
 from lib.fitting.result import FitResult, FitRow
-from lib.fitting.shared_fsr import SHARED_FSR_NAME, pooled_acceptance, pooled_events, pooled_median, with_fixed_radiation
+from lib.fitting.shared_fsr import SHARED_FSR_NAME, SHARED_PARAMETERS, pooled_acceptance, pooled_events, pooled_median, with_fixed_radiation
 from lib.fitting.task import AcceptanceTable, FitEvents, FitTask
 from lib.histograms import CategoryHistograms
 from lib.io.fit_cache import FitCache, fit_code_digest
@@ -305,8 +304,8 @@ def run_fits(
 
 
 def shares_radiation(group: FitGroup, jobs: Sequence[FitJob]) -> bool:
-    """Whether the group's fits take their radiation parameters from one pooled fit (``fit.fsr_parameters: shared``)."""
-    return bool(jobs) and jobs[0].task.nominal.fsr != "none" and group.config.fit.fsr_parameters == "shared"
+    """Whether the group's fits take radiation parameters from one pooled fit (``fit.fsr_parameters`` other than per_fit)."""
+    return bool(jobs) and jobs[0].task.nominal.fsr != "none" and bool(SHARED_PARAMETERS[group.config.fit.fsr_parameters])
 
 
 def shared_radiation_job(group: FitGroup, pooled: Sequence[FitJob]) -> FitJob:
@@ -322,16 +321,17 @@ def shared_radiation_job(group: FitGroup, pooled: Sequence[FitJob]) -> FitJob:
     return group.job(nominal, pooled_events([t.events for t in tasks]), pooled_median([t.median_sigma_pred for t in tasks], n_events), acceptance)
 
 
-def _shared_values(result: FitResult) -> dict[str, float] | None:
-    """The pooled fit's radiation parameters, or None when Minuit or Hesse failed (a model gate alone, chi2 on the pooled events, does not count)."""
+def _shared_values(result: FitResult, names: Sequence[str]) -> dict[str, float] | None:
+    """The pooled fit's values of the radiation parameters ``names``, or None when Minuit or Hesse failed (a model gate
+    alone, chi2 on the pooled events, does not count)."""
     if result.chosen.status < 0 or covariance_failed(result.chosen):
         return None
-    values = {p.name: p.value for p in result.params if p.name in FSR_PARAMETERS}
-    return values if len(values) == len(FSR_PARAMETERS) and all(np.isfinite(list(values.values()))) else None
+    values = {p.name: p.value for p in result.params if p.name in names}
+    return values if len(values) == len(names) and all(np.isfinite(list(values.values()))) else None
 
 
 def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, pooled: Sequence[FitJob]) -> list[FitJob]:
-    """``jobs`` with fsr_fraction and fsr_scale fixed at the pooled fit's values, where the group shares them; the pooled fit written.
+    """``jobs`` with the shared radiation parameters fixed at the pooled fit's values, where the group shares any; the pooled fit written.
 
     The pooled fit is cached like the group's fits (its key holds all their events). When it
     fails, a warning says so and each fit floats its own radiation.
@@ -346,15 +346,15 @@ def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: Tas
         (result,) = executor.map(fit_job, [job], [job.task.name], progress=f"{group.kind.progress} (shared FSR)")
         cache.store(job.task.name, key, result)
     _queue_figure(group, job, result)
-    values = _shared_values(result)
-    group.out.write_shared_fsr(group.kind.name, {"shared": values is not None, **result.to_dict()})
+    values = _shared_values(result, SHARED_PARAMETERS[group.config.fit.fsr_parameters])
+    group.out.write_shared_fsr(group.kind.name, {"shared": values is not None, "shared_parameters": list(values or ()), **result.to_dict()})
     if values is None:
         log.warning(
-            "the pooled radiation fit of the %s failed (%s): each fit floats its own fsr_fraction and fsr_scale", group.kind.progress, result.reason
+            "the pooled radiation fit of the %s failed (%s): each fit floats its own radiation", group.kind.progress, result.reason
         )  # fmt: skip
         return list(jobs)
-    log.info("FSR shared by the %s: fraction %.4f, scale %.3f GeV (pooled fit of %d events)", group.kind.progress,
-             values["fsr_fraction"], values["fsr_scale"], job.task.n_events)  # fmt: skip
+    log.info("FSR shared by the %s: %s (pooled fit of %d events)", group.kind.progress,
+             ", ".join(f"{name} {value:.4g}" for name, value in values.items()), job.task.n_events)  # fmt: skip
     return [_with_radiation(j, values) for j in jobs]
 
 

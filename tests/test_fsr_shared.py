@@ -8,6 +8,7 @@
   fewer free parameters) and reports its own detector width; ``per_fit`` fits exactly as each
   category fitted alone; the closure and Higgs groups make their own pooled fit; a refit of one
   category takes the pooled fit of all of them.
+- ``shared_scale`` fixes the scale alone: each category floats its fraction.
 - ``fit.fsr: none`` leaves the jobs and the output directory as they were.
 """
 
@@ -119,7 +120,7 @@ def category_fits(root, samples, tmp_path_factory):
     from lib.peak_fits import CATEGORIES, run_fits
 
     fits = {}
-    for mode in ("shared", "per_fit"):
+    for mode in ("shared", "shared_scale", "per_fit"):
         group = _group(CATEGORIES, fsr_config("exponential", line_shape="breit_wigner", fsr_parameters=mode), tmp_path_factory.mktemp(mode))
         fits[mode] = (group, run_fits(group, _jobs(group, samples), InlineExecutor()))
     return fits
@@ -221,3 +222,18 @@ def test_without_radiation_nothing_is_shared(tmp_path):
     jobs = _jobs(group, {"30-45_BB": np.array([91.0, 92.0])})
     assert with_shared_radiation(group, jobs, InlineExecutor(), jobs) == jobs
     assert not group.out.path.exists()
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_shared_scale_fixes_the_scale_and_floats_the_fraction(category_fits):
+    group, fits = category_fits["shared_scale"]
+    pooled = group.out.read_shared_fsr()["categories"]
+    assert pooled["shared_parameters"] == ["fsr_scale"]
+    for name, sigma in SIGMAS.items():
+        fit = fits[name]
+        assert fit.ok, (name, fit.reason)
+        assert fit.param("fsr_scale").constant and fit.param("fsr_scale").value == pooled["params"]["fsr_scale"]["val"]
+        fraction = fit.param("fsr_fraction")
+        assert not fraction.constant and abs(fraction.value - FRACTION) < 3.0 * fraction.error, (name, fraction)
+        assert abs(fit.fit_val - sigma) < 3.0 * fit.fit_err, (name, fit.fit_val, fit.fit_err, sigma)

@@ -25,10 +25,12 @@ from lib.errors import FitError
 from lib.fitting.task import AcceptanceTable, FitEvents
 from lib.histograms import MassHistogram
 
-__all__ = ["SHARED_FSR_NAME", "pooled_acceptance", "pooled_events", "pooled_median", "with_fixed_radiation"]
+__all__ = ["SHARED_FSR_NAME", "SHARED_PARAMETERS", "pooled_acceptance", "pooled_events", "pooled_median", "with_fixed_radiation"]
 
 # The pooled fit's name: its figure, its log and its cache entry are filed under it beside the group's fits.
 SHARED_FSR_NAME = "fsr_shared"
+# By ``fit.fsr_parameters``: the radiation parameters the group's fits take from the pooled fit.
+SHARED_PARAMETERS = {"shared": FSR_PARAMETERS, "shared_scale": ("fsr_scale",), "per_fit": ()}
 
 
 def pooled_events(events: Sequence[FitEvents]) -> FitEvents:
@@ -107,9 +109,9 @@ def pooled_median(medians: Sequence[float], n_events: Sequence[float]) -> float:
 
 
 def with_fixed_radiation(spec: FitSpec, values: Mapping[str, float]) -> FitSpec:
-    """``spec`` with ``fsr_fraction`` and ``fsr_scale`` constant at ``values`` (the pooled fit's), inside their limits."""
+    """``spec`` with the radiation parameters in ``values`` (the pooled fit's) constant there, inside their limits."""
     params = dict(spec.params)
-    for name in FSR_PARAMETERS:
+    for name in values:
         current = params[name]
         value = float(values[name])
         if current.min is not None:
