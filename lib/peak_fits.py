@@ -11,8 +11,8 @@ lost worker is never a physics result. A fit's figure is queued as its result ar
 With ``fit.fsr`` other than none and ``fit.fsr_parameters: shared``, each group of fits (the
 step-1 categories, a closure pass, the Higgs bins) first fits all its events together, radiation
 floating (``lib.fitting.shared_fsr``), and its fits take ``fsr_fraction`` and ``fsr_scale`` fixed
-at that fit's values; the pooled fit is cached, drawn and logged like the others and written to
-``OutputDir.write_shared_fsr``.
+at that fit's values (``shared_scale``: ``fsr_scale`` alone); the pooled fit is cached, drawn and
+logged like the others and written to ``OutputDir.write_shared_fsr``.
 """
 
 from __future__ import annotations

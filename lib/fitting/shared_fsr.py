@@ -5,7 +5,9 @@ that radiate and their mean mass loss are, to first order, the same in every cat
 bin, or Higgs bin). A small category, or one whose leading-pT window cuts the high-mass side of
 the peak, cannot tell a floating radiation from its own tails, and both come out degenerate. So a
 group of fits first fits all its events together once, radiation floating (``lib.peak_fits``),
-and each fit of the group then takes ``fsr_fraction`` and ``fsr_scale`` fixed at that fit's values.
+and each fit of the group then takes ``fsr_fraction`` and ``fsr_scale`` fixed at that fit's values
+(``shared_scale``: the scale alone, each fit floating its fraction, since a pT window changes the
+share of radiating events it keeps and what the rest of its line shape leaves for the fraction).
 
 The pooled fit has one symmetric DCB for a mixture of resolutions: a symmetric mixture, which the
 DCB's core and symmetric tails take, while the radiation is one-sided. Its acceptance is that of
