@@ -359,6 +359,7 @@ def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: Tas
 
 
 def _with_radiation(job: FitJob, values: dict[str, float]) -> FitJob:
+    """``job`` with ``values`` fixed in its nominal spec and every retry step."""
     task = job.task
     fixed = dataclasses.replace(
         task, nominal=with_fixed_radiation(task.nominal, values), retries=tuple(with_fixed_radiation(s, values) for s in task.retries)
