@@ -6,9 +6,12 @@ every muon smeared with the k of its own |eta| region, 1 / 1 / 1 in the first an
 trees), and a simulation sample (DY MC and signal) smeared with the second map. Scenarios: the
 generator's default settings or the study's "variant" ones (another Z spectrum, 4 % of muons 2.2x
 wider, a wider sigma_pred spread; ``benchmarks/lineshape_study.py``), with FSR of the exponential,
-QED-like or partly recovered shape, or none. Each ``fit.fsr`` model (``none``: the DCB holds the
-radiation; ``exponential``: a radiating Breit-Wigner, the DCB the detector alone) calibrates every
-sample (``--steps all``, then the closure test; on the simulation with the Higgs check). Per run:
+QED-like or partly recovered shape, or none. Each model (``none``: the DCB holds the radiation;
+``exponential``: a radiating Breit-Wigner, the DCB the detector alone, its fraction and scale
+floating in every fit; ``shared``: the same line shape, fraction and scale measured once per group
+of fits on all its events and fixed in its fits, ``fit.fsr_parameters``; ``shared_scale``: the scale
+alone fixed so, the fraction floating) calibrates every sample
+(``--steps all``, then the closure test; on the simulation with the Higgs check). Per run:
 
 - the factor ratio between the two Data samples against the truth (the ratio of the categories'
   true k, ``truth.json``): mean, rms, categories within 2.5 sigma;
@@ -22,8 +25,10 @@ sample (``--steps all``, then the closure test; on the simulation with the Higgs
 - the Higgs check with the MC factors: the worst bin and whether every tested bin lies within
   max(3 %, 2.5 sigma);
 - categories accepted at the nominal attempt, the largest chi2/NDF above 1 k events, the mean fit
-  seconds per category (all attempts, from fit_params.json; both models on the same machine, one
-  after the other), the median FSR fraction and scale.
+  seconds per category (all attempts, from fit_params.json, the shared model's pooled fit spread
+  over the categories; the models on the same machine, one after the other), the median FSR
+  fraction and scale, the pooled fit's (shared) and the truth's: the share of the window's signal
+  events whose true mass lost anything to FSR and their mean loss (the generator's per-event truth).
 
     .venv/bin/python benchmarks/fsr_study.py --events 1000000 --work /tmp/fsr_study
     .venv/bin/python benchmarks/fsr_study.py --events 1000000 --seed 7 --work /tmp/fsr_study_s7 --scenarios variant-qed
@@ -56,7 +61,13 @@ from lib.config import load_config  # noqa: E402
 from lib.resolution import sigma_pred, weighted_median  # noqa: E402
 
 PY = sys.executable
-MODELS = ("none", "exponential")
+# Model: its fit settings (``fit.fsr``, ``fit.fsr_parameters``).
+MODELS = {
+    "none": {"fsr": "none"},
+    "exponential": {"fsr": "exponential", "fsr_parameters": "per_fit"},
+    "shared": {"fsr": "exponential", "fsr_parameters": "shared"},
+    "shared_scale": {"fsr": "exponential", "fsr_parameters": "shared_scale"},
+}
 MUON_K = {"unit": "1,1,1", "k_map": "1.08,1.16,1.30"}  # per |eta| region: barrel, overlap, endcap
 # Scenario: (generator settings patch, FSR shape or None for no FSR).
 SCENARIOS = {
@@ -70,6 +81,8 @@ SCENARIOS = {
 SMALL = 20_000  # events of the kinds a sample is not made for
 EFFECTIVE_SHARE = 0.6827  # the effective width's interval: the fit's definition (lib.fitting.effective_width)
 CLOSURE_MIN_EVENTS = 5000
+# A smaller difference of the float32 true masses before and after FSR is their rounding (~1e-5 GeV at the Z), not radiation.
+FSR_LOSS_FLOOR_GEV = 1e-3
 # The issue's targets: a closure bin within max(1.5 %, 2.5 sigma) of the true factors' closure,
 # a Higgs bin within max(3 %, 2.5 sigma) of 1.
 CLOSURE_TOLERANCE, HIGGS_TOLERANCE, N_SIGMA = 0.015, 0.03, 2.5
@@ -143,7 +156,8 @@ def effective_width(values: np.ndarray, weights: np.ndarray, share: float = EFFE
 
 def _truth_events(sample: Path, mc: bool) -> dict[str, np.ndarray]:
     """The Z sample's columns the true factors need (Data eras, or the DY MC with its weights)."""
-    columns = ["mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass", "truth_mass", "truth_is_background"]
+    columns = ["mu1_pt", "mu1_ptErr", "mu1_eta", "mu2_pt", "mu2_ptErr", "mu2_eta", "dimuon_mass", "truth_mass", "truth_gen_mass",
+               "truth_is_background"]
     columns += ["wgt_nominal"] if mc else []
     base = sample / "2018" / "compacted"
     files = sorted(f for d in base.iterdir() if d.name.startswith("dy" if mc else "data_") for f in d.rglob("*.parquet"))
@@ -169,6 +183,14 @@ class _Truth:
         self.residual = self.mass - events["truth_mass"][keep].astype(np.float64)
         self.predicted = sigma_pred(self.mass, *(events[c][keep].astype(np.float64) for c in ("mu1_pt", "mu1_ptErr", "mu2_pt", "mu2_ptErr")))
         self.weights = events["wgt_nominal"][keep].astype(np.float64) if mc else np.ones_like(self.mass)
+        self.fsr_loss = (events["truth_gen_mass"][keep] - events["truth_mass"][keep]).astype(np.float64)
+
+    def radiation(self) -> str:
+        """The share of the window's signal events that lost mass to FSR and their mean loss: what fsr_fraction and fsr_scale describe."""
+        radiating = self.fsr_loss > FSR_LOSS_FLOOR_GEV
+        share = float(np.sum(self.weights[radiating]) / np.sum(self.weights))
+        loss = float(np.average(self.fsr_loss[radiating], weights=self.weights[radiating])) if radiating.any() else float("nan")
+        return f"{share:.3f} / {loss:.2f} GeV"
 
     def factors(self, medians: dict[str, float]) -> dict[str, float]:
         """Per category: the effective width of its events' residuals over its median sigma_pred (the run's ``medians``).
@@ -304,19 +326,38 @@ def higgs_check(directory: Path) -> str:
     return f"{within}/{len(rows)}, worst {worst[0]:+.1%} +- {worst[1]:.1%}"
 
 
+def _shared_fit(directory: Path, kind: str = "categories") -> dict | None:
+    """The pooled radiation fit of one kind of fits (``fit.fsr_parameters: shared``), None where the run had none."""
+    path = directory / "fsr_shared_fits.json"
+    return json.loads(path.read_text()).get(kind) if path.exists() else None
+
+
+def seconds_per_category(directory: Path) -> float:
+    """Mean fit seconds per category, all attempts, the pooled radiation fit (if any) spread over the categories."""
+    records = _fit_records(directory)
+    shared = _shared_fit(directory)
+    return (sum(float(r["seconds"]) for r in records) + (float(shared["seconds"]) if shared else 0.0)) / len(records)
+
+
 def _fit_summary(directory: Path) -> dict[str, str]:
     fits = _rows(directory / "fit_results.csv")
     nominal = sum(1 for r in fits.values() if r["quality"] == "ok" and r["attempts"] == "1")
     chi2 = [float(r["chi2_ndf"]) for r in fits.values() if int(r["n_events"]) > 1000]
     records = _fit_records(directory)
-    seconds = [float(r["seconds"]) for r in records]
     fsr = [(r["params"]["fsr_fraction"]["val"], r["params"]["fsr_scale"]["val"]) for r in records if "fsr_fraction" in r["params"]]
+    shared = _shared_fit(directory)
+    pooled = "-"
+    if shared:
+        fraction, scale = shared["params"]["fsr_fraction"], shared["params"]["fsr_scale"]
+        pooled = (f"{fraction['val']:.3f} +- {fraction['err'] or 0:.3f} / {scale['val']:.2f} +- {scale['err'] or 0:.2f} GeV, "
+                  f"chi2/ndf {shared['chi2_ndf']:.2f}{'' if shared['shared'] else ' (not used)'}")  # fmt: skip
     return {
         "nominal": f"{nominal}/36",
         "max chi2/ndf (>1k)": f"{max(chi2):.2f}",
-        "fit s/category": f"{statistics.mean(seconds):.2f}",
+        "fit s/category": f"{seconds_per_category(directory):.2f}",
         "FSR fraction / scale (median)": (f"{statistics.median(f for f, _ in fsr):.3f} / {statistics.median(s for _, s in fsr):.2f} GeV"
                                           if fsr else "-"),  # fmt: skip
+        "FSR fraction / scale (pooled fit)": pooled,
     }
 
 
@@ -351,7 +392,7 @@ def _ratio_summary(unit: Path, k_map: Path, out_unit: Path, out_k_map: Path) -> 
 def fit_time_ratio(sample: Path, mc: bool, configs: dict[str, Path], work: Path, repeats: int) -> str:
     """Fit seconds per category of each model, ``repeats`` alternating step-1 runs on the same sample (one loaded machine sees both alike).
 
-    Returns the mean seconds per category of each model and the ratio of the last to the first, with its spread over the repeats.
+    Returns the mean seconds per category of each model and the ratio of each other to the first, with its spread over the repeats.
     """
     seconds: dict[str, list[float]] = {model: [] for model in configs}
     for repeat in range(repeats):
@@ -359,11 +400,14 @@ def fit_time_ratio(sample: Path, mc: bool, configs: dict[str, Path], work: Path,
             out = work / f"timing_{sample.name}_{model}_{repeat}"
             _run([PY, "getCalibrationFactor.py", "--years", "2018", "--ifbinned", "--input_path", str(sample), "--output_path", str(out),
                   "--config", str(config), "--no-plots", "--no-dask-client", "--overwrite", "--steps", "step1", *(["--isMC"] if mc else [])])  # fmt: skip
-            seconds[model].append(statistics.mean(float(r["seconds"]) for r in _fit_records(_sample_dir(out, mc))))
-    first, last = (seconds[m] for m in configs)
-    ratios = [b / a for a, b in zip(first, last)]
-    spread = f" (min {min(ratios):.2f}, max {max(ratios):.2f})" if repeats > 1 else ""
-    return " / ".join(f"{statistics.mean(v):.2f} s" for v in seconds.values()) + f", ratio {statistics.mean(ratios):.2f}{spread}"
+            seconds[model].append(seconds_per_category(_sample_dir(out, mc)))
+    first, *others = (seconds[m] for m in configs)
+    texts = []
+    for model, other in zip(list(configs)[1:], others):
+        ratios = [b / a for a, b in zip(first, other)]
+        spread = f" (min {min(ratios):.2f}, max {max(ratios):.2f})" if repeats > 1 else ""
+        texts.append(f"{model} ratio {statistics.mean(ratios):.2f}{spread}")
+    return " / ".join(f"{statistics.mean(v):.2f} s" for v in seconds.values()) + ", " + ", ".join(texts)
 
 
 def main() -> int:
@@ -374,7 +418,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: lib.generate's); a new --work per seed")
     parser.add_argument("--scenarios", nargs="+", default=["default-exponential", "variant-exponential", "variant-qed"],
                         choices=sorted(SCENARIOS))  # fmt: skip
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="fit.fsr models to compare")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="models to compare (the first: timing's reference)")
     parser.add_argument("--no-mc", action="store_true", help="Data only: no simulation sample, no MC closure, no Higgs check")
     parser.add_argument("--no-fitted-truth", action="store_true",
                         help="skip the tool's closure of the true factors (fits with the model; the truth closure needs none)")
@@ -396,7 +440,7 @@ def main() -> int:
         simulation = None if args.no_mc else _generate(work, scenario, "mc", settings, args.events, args.signal_events, args.seed)
         truths = {"Data": _Truth(k_map, mc=False), **({} if simulation is None else {"MC": _Truth(simulation, mc=True)})}
         for model in args.models:
-            cfg = _write_yaml(work / f"config_{model}.yaml", _merge(config, {"fit": {"fsr": model}}))
+            cfg = _write_yaml(work / f"config_{model}.yaml", _merge(config, {"fit": MODELS[model]}))
             out_unit = work / f"out_{scenario}_unit_{model}"
             _calibrate(unit, out_unit, cfg, mc=False, closure=False, reuse=reuse)
             for kind, truth in truths.items():
@@ -407,7 +451,7 @@ def main() -> int:
                 directory, reference = _sample_dir(out, mc), _sample_dir(work / f"out_{scenario}_{name}_{model}_true", mc)
                 factors = _true_factors(sample, out, reference, mc, truth)  # type: ignore[arg-type]
                 closure = directory / "closure_results_resolutionBinning.csv"
-                row = {"scenario": scenario, "fit.fsr": model, "sample": kind} | _fit_summary(directory)
+                row = {"scenario": scenario, "model": model, "sample": kind} | _fit_summary(directory) | {"FSR truth (window)": truth.radiation()}
                 row |= {"ratio / truth - 1: mean / rms": "-"} if mc else _ratio_summary(unit, k_map, out_unit, out)
                 row |= factors_against_truth(directory, reference) | closure_against_truth_closure(closure, truth.closure(factors))
                 if not args.no_fitted_truth:

@@ -84,6 +84,8 @@ class OutputDir:
     # The factors each check applied: whether it speaks for the JSON is judged by them, not by file times.
     CLOSURE_FACTORS_JSON = "closure_tested_factors.json"
     HIGGS_FACTORS_JSON = "higgs_validation_tested_factors.json"
+    # The radiation parameters each group of fits shared (fit.fsr_parameters: shared), by kind of fits.
+    SHARED_FSR_JSON = "fsr_shared_fits.json"
     # Bookkeeping and the report.
     PROVENANCE_JSON = "provenance.json"
     RUNS_JSON = "report_runs.json"
@@ -227,6 +229,15 @@ class OutputDir:
     def _by_category(self, name: str, row_type: type[RowT], missing_ok: bool) -> dict[str, RowT]:
         path = self.path / name
         return {} if missing_ok and not path.exists() else {r.cat_name: r for r in read_rows(path, row_type)}  # type: ignore[attr-defined]
+
+    def write_shared_fsr(self, kind: str, record: Mapping[str, object]) -> None:
+        """The shared radiation fit of one kind of fits (``FIT_KINDS``), beside those of the other kinds already written."""
+        records = _read_json_object(self / self.SHARED_FSR_JSON) | {kind: dict(record)}
+        write_text_atomic(self / self.SHARED_FSR_JSON, json.dumps(records, indent=1, allow_nan=True))
+
+    def read_shared_fsr(self) -> dict[str, dict]:
+        """The shared radiation fits by kind of fits (empty when no run here shared them)."""
+        return _read_json_object(self / self.SHARED_FSR_JSON)
 
     # ---- validation ------------------------------------------------------------------------------
 

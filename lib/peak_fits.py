@@ -7,10 +7,17 @@ Each fit runs in a worker (``fit_job`` is module-level and its input picklable);
 imported only there. A fit whose worker died on every try stops the run (``lib.executor``): a
 lost worker is never a physics result. A fit's figure is queued as its result arrives
 (``lib.figures``), off the path to the results.
+
+With ``fit.fsr`` other than none and ``fit.fsr_parameters: shared``, each group of fits (the
+step-1 categories, a closure pass, the Higgs bins) first fits all its events together, radiation
+floating (``lib.fitting.shared_fsr``), and its fits take ``fsr_fraction`` and ``fsr_scale`` fixed
+at that fit's values (``shared_scale``: ``fsr_scale`` alone); the pooled fit is cached, drawn and
+logged like the others and written to ``OutputDir.write_shared_fsr``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +36,9 @@ from lib.config import Config, FitSpec, higgs_fit_spec, resolve_fit_spec, retry_
 from lib.errors import CalibrationError, ExecutionError
 from lib.executor import TaskExecutor
 from lib.figures import FigureQueue, FitFigure
+from lib.fitting.quality import covariance_failed
 from lib.fitting.result import FitResult, FitRow
+from lib.fitting.shared_fsr import SHARED_FSR_NAME, SHARED_PARAMETERS, pooled_acceptance, pooled_events, pooled_median, with_fixed_radiation
 from lib.fitting.task import AcceptanceTable, FitEvents, FitTask
 from lib.histograms import CategoryHistograms
 from lib.io.fit_cache import FitCache, fit_code_digest
@@ -136,7 +145,9 @@ def fit_categories(
     if mismatch:
         log.warning("%s", mismatch)
     jobs = category_jobs(group, scheme, reduction, medians.rows, [n for n in names if n not in too_few])
-    results: dict[str, FitResult | str] = dict(run_fits(group, jobs, executor, refit=frozenset([only] if only else ())))
+    # The radiation shared by the categories is always that of all of them, --fixCat or not.
+    pooled = category_jobs(group, scheme, reduction, medians.rows, [n for n in scheme.names if counts[n] >= minimum]) if only else None
+    results: dict[str, FitResult | str] = dict(run_fits(group, jobs, executor, refit=frozenset([only] if only else ()), pooled=pooled))
     for name, count in too_few.items():
         results[name] = f"{count} events, fewer than fit.min_events = {minimum}: not fitted"
     return _fit_outputs(results, counts, scheme.names)
@@ -251,14 +262,19 @@ def job_key(job: FitJob) -> str:
     return digest.hexdigest()[:20]
 
 
-def run_fits(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, refit: frozenset[str] = frozenset()) -> dict[str, FitResult]:
+def run_fits(
+    group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, refit: frozenset[str] = frozenset(), pooled: Sequence[FitJob] | None = None
+) -> dict[str, FitResult]:  # fmt: skip
     """Run the jobs (re-using the group's cached fits with the same key, except those named in ``refit``); results keyed by job name.
 
     Every Z or H fit of a run goes through here (step 1, the closure bins, the Higgs bins): the
     same cache, the same warning for a failed fit and the same cpu cross-check of a non-cpu
     backend. Each job's figure goes to the group's queue as soon as its result is there, so it is
-    drawn while the other fits run.
+    drawn while the other fits run. With shared radiation parameters the jobs first get them from
+    the pooled fit of ``pooled`` (default: the jobs themselves; all of the group's fits when only
+    some are refitted).
     """
+    jobs = with_shared_radiation(group, jobs, executor, jobs if pooled is None else pooled)
     cache = FitCache(group.out.cache(group.kind.name))
     keys = {j.task.name: job_key(j) for j in jobs}
     done: dict[str, FitResult] = {}
@@ -285,6 +301,70 @@ def run_fits(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, re
             log.warning("%s %s: fit failed after %d attempt(s): %s", group.kind.what, name, len(res.attempts), res.reason)
     cross_check_backend(executor, jobs, results)
     return results
+
+
+def shares_radiation(group: FitGroup, jobs: Sequence[FitJob]) -> bool:
+    """Whether the group's fits take radiation parameters from one pooled fit (``fit.fsr_parameters`` other than per_fit)."""
+    return bool(jobs) and jobs[0].task.nominal.fsr != "none" and bool(SHARED_PARAMETERS[group.config.fit.fsr_parameters])
+
+
+def shared_radiation_job(group: FitGroup, pooled: Sequence[FitJob]) -> FitJob:
+    """The pooled fit of the group: all the events of ``pooled``, their mean acceptance, radiation floating."""
+    nominal = group.spec_for(SHARED_FSR_NAME)
+    tasks = [j.task for j in pooled]
+    n_events = [t.n_events for t in tasks]
+    acceptance = None
+    if nominal.uses_acceptance:
+        params = nominal.params
+        tables = [t.acceptance for t in tasks if t.acceptance is not None]
+        acceptance = pooled_acceptance(tables, [t.n_events for t in tasks if t.acceptance is not None], params["bw_mass"].value, params["bw_width"].value)
+    return group.job(nominal, pooled_events([t.events for t in tasks]), pooled_median([t.median_sigma_pred for t in tasks], n_events), acceptance)
+
+
+def _shared_values(result: FitResult, names: Sequence[str]) -> dict[str, float] | None:
+    """The pooled fit's values of the radiation parameters ``names``, or None when Minuit or Hesse failed (a model gate
+    alone, chi2 on the pooled events, does not count)."""
+    if result.chosen.status < 0 or covariance_failed(result.chosen):
+        return None
+    values = {p.name: p.value for p in result.params if p.name in names}
+    return values if len(values) == len(names) and all(np.isfinite(list(values.values()))) else None
+
+
+def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, pooled: Sequence[FitJob]) -> list[FitJob]:
+    """``jobs`` with the shared radiation parameters fixed at the pooled fit's values, where the group shares any; the pooled fit written.
+
+    The pooled fit is cached like the group's fits (its key holds all their events). When it
+    fails, a warning says so and each fit floats its own radiation.
+    """
+    if not shares_radiation(group, jobs) or not pooled:
+        return list(jobs)
+    job = shared_radiation_job(group, pooled)
+    cache = FitCache(group.out.cache(group.kind.name))
+    key = job_key(job)
+    result = cache.load(job.task.name, key)
+    if result is None:
+        (result,) = executor.map(fit_job, [job], [job.task.name], progress=f"{group.kind.progress} (shared FSR)")
+        cache.store(job.task.name, key, result)
+    _queue_figure(group, job, result)
+    values = _shared_values(result, SHARED_PARAMETERS[group.config.fit.fsr_parameters])
+    group.out.write_shared_fsr(group.kind.name, {"shared": values is not None, "shared_parameters": list(values or ()), **result.to_dict()})
+    if values is None:
+        log.warning(
+            "the pooled radiation fit of the %s failed (%s): each fit floats its own radiation", group.kind.progress, result.reason
+        )  # fmt: skip
+        return list(jobs)
+    log.info("FSR shared by the %s: %s (pooled fit of %d events)", group.kind.progress,
+             ", ".join(f"{name} {value:.4g}" for name, value in values.items()), job.task.n_events)  # fmt: skip
+    return [_with_radiation(j, values) for j in jobs]
+
+
+def _with_radiation(job: FitJob, values: dict[str, float]) -> FitJob:
+    """``job`` with ``values`` fixed in its nominal spec and every retry step."""
+    task = job.task
+    fixed = dataclasses.replace(
+        task, nominal=with_fixed_radiation(task.nominal, values), retries=tuple(with_fixed_radiation(s, values) for s in task.retries)
+    )
+    return dataclasses.replace(job, task=fixed)
 
 
 def cross_check_backend(

@@ -329,6 +329,14 @@ class FitConfig(_Model):
         "convolution as without it; on the Higgs peak a radiating delta). Its parameters fsr_fraction and fsr_scale take "
         "their start values and limits from fit.params when listed there.",
     )
+    fsr_parameters: Literal["shared", "shared_scale", "per_fit"] = Field(
+        default="shared",
+        description="With fit.fsr other than none, where fsr_fraction and fsr_scale are measured: shared, once per fit group "
+        "(the step-1 categories, the closure bins, the Higgs bins) on all its events together, then fixed at that fit's values "
+        "in each of the group's fits (radiation is the decay's, not the detector category's); shared_scale, the same for "
+        "fsr_scale alone, fsr_fraction floating in every fit (a pT window changes the share of radiating events it keeps); "
+        "per_fit, both floating in every fit.",
+    )
     undetermined: UndeterminedConfig = Field(
         default=UndeterminedConfig(), description="Parameters the data cannot determine, which the nominal fit fixes."
     )

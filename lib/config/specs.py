@@ -57,8 +57,9 @@ class FitSpec(_Model):
 
 
 # The ``fit:`` settings a spec does not take: they act around the fits (the fine histogram grid, the
-# event threshold, the gates, the retry ladder and the overrides), not inside one.
-NOT_IN_SPEC = ("histogram_bin_gev", "min_events", "quality", "retry_ladder", "overrides")
+# event threshold, the gates, the retry ladder, the overrides, and where the radiation parameters are
+# measured, ``lib.peak_fits``), not inside one.
+NOT_IN_SPEC = ("histogram_bin_gev", "min_events", "quality", "retry_ladder", "overrides", "fsr_parameters")
 
 
 def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None) -> FitSpec:

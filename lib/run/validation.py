@@ -84,7 +84,8 @@ def _fit_and_judge(
     jobs = bin_fit_jobs(group, samples, edges, prefix, only)
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
     factors, errors = factor_errors or (None, None)
-    rows = bin_rows(samples, edges, run_fits(group, jobs, executor, refit), prefix, factors, errors)
+    pooled = bin_fit_jobs(group, samples, edges, prefix) if only is not None else None  # shared radiation: all bins' events
+    rows = bin_rows(samples, edges, run_fits(group, jobs, executor, refit, pooled), prefix, factors, errors)
     if only is not None:
         previous = out.read_validation(kind, ClosureBin)
         if len(previous) != len(rows):
