@@ -162,7 +162,19 @@ def test_a_radiating_fit_names_its_fsr_component(tmp_path: Path, monkeypatch):
     chosen = dataclasses.replace(base.chosen, params=(*base.chosen.params, *radiation))
     drawn = _drawn_fit(monkeypatch, tmp_path, dataclasses.replace(base, chosen=chosen, attempts=(chosen,)), True)
     assert r"BW$_{\mathrm{FSR}}$ $\otimes$ DCB $\times$ A(m)" in _legend(drawn)
-    assert any("13.7%" in text.get_text() and "1.83" in text.get_text() for row in drawn.info for text in row)
+    assert any("13.7% \u00b1 1.2%" in text.get_text() and "1.83 \u00b1 0.21 GeV" in text.get_text() for row in drawn.info for text in row)
+
+
+def test_a_shared_radiation_parameter_is_marked_shared_not_given_a_zero_error(tmp_path: Path, monkeypatch):
+    """With fit.fsr_parameters shared_scale the scale is the pooled fit's, fixed: the info box says so instead of '± 0.00'."""
+    from lib.fitting.result import ParamResult
+
+    base = synthetic_result()
+    radiation = (ParamResult("fsr_fraction", 0.137, 0.012, 0.0, 0.5, False, False), ParamResult("fsr_scale", 1.83, 0.0, 0.5, 10.0, True, False))
+    chosen = dataclasses.replace(base.chosen, params=(*base.chosen.params, *radiation))
+    drawn = _drawn_fit(monkeypatch, tmp_path, dataclasses.replace(base, chosen=chosen, attempts=(chosen,)), True)
+    texts = [text.get_text() for row in drawn.info for text in row]
+    assert any("13.7% \u00b1 1.2%, mean loss 1.83 GeV (shared)" in text for text in texts), texts
 
 
 @pytest.mark.parametrize("with_background", [True, False])

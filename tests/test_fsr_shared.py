@@ -197,7 +197,7 @@ def test_closure_and_higgs_groups_make_their_own_pooled_fit(root, samples, tmp_p
     from lib.executor import InlineExecutor
     from lib.peak_fits import CLOSURE, HIGGS, run_fits
 
-    config = fsr_config("exponential", line_shape="breit_wigner")
+    config = fsr_config("exponential", line_shape="breit_wigner", fsr_parameters="shared")
     rng = np.random.default_rng(342)
     closure = _group(CLOSURE, config, tmp_path)
     bins = {"closure_1-1.5": samples["30-45_OO"], "closure_2-2.5": samples["30-45_EE"]}
@@ -265,7 +265,7 @@ def test_pooled_fit_recovers_the_generators_radiation(root, tmp_path):
     radiating = loss > 1e-3  # below: the float32 masses' rounding
     truth = {"fsr_fraction": radiating.mean(), "fsr_scale": loss[radiating].mean()}
     endcap = (np.abs(events["mu1_eta"]) > 1.2).astype(int) + (np.abs(events["mu2_eta"]) > 1.2)
-    group = _group(CATEGORIES, fsr_config("exponential", line_shape="breit_wigner"), tmp_path)
+    group = _group(CATEGORIES, fsr_config("exponential", line_shape="breit_wigner", fsr_parameters="shared"), tmp_path)
     jobs = [group.job(group.spec_for(name), FitEvents(mass[inside & (endcap == n)]), 1.5, None) for n, name in enumerate(SIGMAS)]
     with_shared = run_fits(group, jobs, InlineExecutor())
     pooled = group.out.read_shared_fsr()["categories"]

@@ -330,7 +330,7 @@ class FitConfig(_Model):
         "their start values and limits from fit.params when listed there.",
     )
     fsr_parameters: Literal["shared", "shared_scale", "per_fit"] = Field(
-        default="shared",
+        default="shared_scale",
         description="With fit.fsr other than none, where fsr_fraction and fsr_scale are measured: shared, once per fit group "
         "(the step-1 categories, the closure bins, the Higgs bins) on all its events together, then fixed at that fit's values "
         "in each of the group's fits (radiation is the decay's, not the detector category's); shared_scale, the same for "

@@ -46,7 +46,9 @@ def _info_rows(result: FitResult) -> list[tuple[str, str]]:
     radiation = {p.name: p for p in result.params if p.name in ("fsr_fraction", "fsr_scale")}
     if len(radiation) == 2:
         fraction, scale = radiation["fsr_fraction"], radiation["fsr_scale"]
-        rows.append(("FSR", f"{fraction.value:.1%} \u00b1 {fraction.error:.1%}, mean loss {scale.value:.2f} \u00b1 {scale.error:.2f} GeV"))
+        shown_fraction = f"{fraction.value:.1%}" + (" (shared)" if fraction.constant else f" \u00b1 {fraction.error:.1%}")
+        shown_scale = f"{scale.value:.2f}" + (" GeV (shared)" if scale.constant else f" \u00b1 {scale.error:.2f} GeV")
+        rows.append(("FSR", f"{shown_fraction}, mean loss {shown_scale}"))
     if result.weighted:
         rows.append((r"$\Sigma w$", f"{result.sum_weights:,.0f}"))
     if len(result.attempts) > 1:
