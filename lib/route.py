@@ -32,7 +32,7 @@ from lib.request import Execution, Figures, Paths, Request, Selection
 from lib.results import Factors, Fits, Medians, YearSummary
 from lib.run.changes import factor_change_lines, refit_lines
 from lib.run.checks import check_output_dir, check_steps_agree, make_room, preflight, provenance, stamp_step
-from lib.run.reduction import Executors, InputSource, Keep, executors, load_reduction, reading_line
+from lib.run.reduction import Executors, Keep, executors, load_reduction, reading_line
 from lib.run.validation import HIGGS_LABEL, run_closure, run_higgs_validation
 
 
@@ -65,20 +65,20 @@ def _calibrate_year(request: Request, config: Config, scheme: CategoryScheme, ex
     read_line, fitted, step2 = "", None, None
     if steps & {"step1", "step2"}:
         start = time.monotonic()
-        reduction, source = _read(request, config, scheme, execs, out)
+        reduction, fingerprint = _read(request, config, scheme, execs, out)
         read_line = reading_line(reduction)
         step2 = medians(reduction, config)
         timings["read+medians"] = time.monotonic() - start
         if "step2" in steps:
             out.write_medians(step2.rows)
-            stamp_step(out, "step2", request, config, source)
+            stamp_step(out, "step2", request, config, fingerprint)
             if request.figures.enabled:
                 queue_median_figure(execs.figures, step2.rows, reduction.histograms[0], config.step2, out)
         if "step1" in steps:
             start = time.monotonic()
             group = FitGroup.of(CATEGORIES, config, request, out, execs.figures)
             fitted, notes = _fit(reduction, step2, scheme, group, request, execs)
-            stamp_step(out, "step1", request, config, source)
+            stamp_step(out, "step1", request, config, fingerprint)
             timings["fits"] = time.monotonic() - start
     derived = None
     if "step3" in steps:
@@ -92,14 +92,15 @@ def _calibrate_year(request: Request, config: Config, scheme: CategoryScheme, ex
     return YearSummary(out.year, out.path, read_line, derived, failed, notes=tuple(notes), timings=timings)
 
 
-def _read(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> tuple[Reduction, InputSource]:
-    """The year's files reduced for steps 1-2 (unbinned fits keep each event's mass; binned fits and medians need histograms)."""
+def _read(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> tuple[Reduction, str]:
+    """The year's files reduced for steps 1-2 (unbinned fits keep each event's mass; binned fits and medians need histograms),
+    and the fingerprint of the files read."""
     steps = request.selection.steps
     events = "step1" in steps and not request.selection.binned
     specs = (category_spec(config, scheme, fits="step1" in steps),)
-    reduction, source = load_reduction(request, config, scheme, execs, out, Keep(specs, events))
-    out.write_provenance(provenance(request, config, source, out.read_provenance()))
-    return reduction, source
+    reduction, fingerprint = load_reduction(request, config, scheme, execs, out, Keep(specs, events))
+    out.write_provenance(provenance(request, config, fingerprint, reduction.skipped, out.read_provenance()))
+    return reduction, fingerprint
 
 
 def _fit(

@@ -10,6 +10,7 @@ directory, so that step 3 run alone and ``--fixCat`` can check that they combine
 from __future__ import annotations
 
 import logging
+from typing import Sequence
 
 from lib import __version__
 from lib.categories import CategoryScheme
@@ -19,7 +20,7 @@ from lib.io.cache import inputs_fingerprint
 from lib.io.reader import find_files
 from lib.outputs import OutputDir
 from lib.request import Request
-from lib.run.reduction import InputSource, input_root
+from lib.run.reduction import input_root
 from lib.run.validation import closure_bin_index, correction_to_test
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,9 @@ def make_room(out: OutputDir, request: Request, replace: bool) -> None:
         log.info("--overwrite: removed %d outputs of a different configuration from %s", removed, out.path)
 
 
-def provenance(request: Request, config: Config, source: InputSource, previous: dict[str, object]) -> dict[str, object]:
-    """What produced a directory's outputs; ``steps`` (``stamp_step``) carried over from ``previous`` for the steps not redone.
+def provenance(request: Request, config: Config, fingerprint: str, skipped: Sequence[str], previous: dict[str, object]) -> dict[str, object]:
+    """What produced a directory's outputs: the ``fingerprint`` of the files read, those ``skipped`` as damaged, the configuration;
+    ``steps`` (``stamp_step``) carried over from ``previous`` for the steps not redone.
 
     ``fit_specs`` lets a --fixCat run tell whether it changes only its category; ``tuned_categories``
     tells a reader which categories were tuned by hand (``fit.overrides``).
@@ -152,8 +154,8 @@ def provenance(request: Request, config: Config, source: InputSource, previous: 
     names = CategoryScheme.from_config(config.categories).names
     tuned = {name: override_keys(config, name) for name in names}
     return {
-        "inputs_fingerprint": source.fingerprint,
-        "skipped_files": list(source.skipped),
+        "inputs_fingerprint": fingerprint,
+        "skipped_files": list(skipped),
         "input_path": str(request.paths.input_path or config.input.stage1_path),
         "config_fingerprint": config.fingerprint(),
         "config_fingerprint_without_overrides": config.fingerprint(without_overrides=True),
@@ -166,11 +168,11 @@ def provenance(request: Request, config: Config, source: InputSource, previous: 
     }
 
 
-def stamp_step(out: OutputDir, step: str, request: Request, config: Config, source: InputSource) -> None:
-    """Record in the provenance that ``step``'s table, just written, comes from these inputs and this configuration."""
+def stamp_step(out: OutputDir, step: str, request: Request, config: Config, fingerprint: str) -> None:
+    """Record in the provenance that ``step``'s table, just written, comes from the inputs of ``fingerprint`` and this configuration."""
     record = out.read_provenance()
     steps = dict(record.get("steps", {}))  # type: ignore[call-overload]
-    steps[step] = {"inputs": source.fingerprint, "config": config.fingerprint(without_overrides=True), "binned": request.selection.binned}
+    steps[step] = {"inputs": fingerprint, "config": config.fingerprint(without_overrides=True), "binned": request.selection.binned}
     out.write_provenance({**record, "steps": steps})
 
 

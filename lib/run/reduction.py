@@ -96,14 +96,6 @@ def read_task(task: ReadTask) -> FileReduction | str:
         raise
 
 
-@dataclass(frozen=True)
-class InputSource:
-    """The inputs a reduction was built from: fingerprint of the files read, and the files skipped as damaged."""
-
-    fingerprint: str
-    skipped: tuple[str, ...] = ()
-
-
 def reduce_files(
     files: Sequence[Path], execs: Executors, reading: FileReading, skip_bad_files: bool = False, progress: str = "files"
 ) -> Reduction:
@@ -120,8 +112,8 @@ def reduce_files(
 
 def load_reduction(
     request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir, keep: Keep
-) -> tuple[Reduction, InputSource]:  # fmt: skip
-    """Find the year's files and reduce them to what ``keep`` keeps (or reuse a cache with the same key).
+) -> tuple[Reduction, str]:  # fmt: skip
+    """Find the year's files and reduce them to what ``keep`` keeps (or reuse a cache with the same key); the fingerprint of the files read.
 
     A reduction missing skipped files is not cached: the cache key names every matched file, and a
     later run without --skip-bad-files must read (and refuse) the damaged ones again.
@@ -148,7 +140,7 @@ def load_reduction(
     cache_dir = out.cache("reduction")
     cached = load_cached_reduction(cache_dir, key, keep)
     if cached is not None:
-        return cached, InputSource(fingerprint)
+        return cached, fingerprint
     start = time.monotonic()
     reduction = reduce_files(files, execs, reading, request.execution.skip_bad_files)
     log.info("%s in %.1f s", reading_line(reduction), time.monotonic() - start)
@@ -157,9 +149,9 @@ def load_reduction(
     if reduction.skipped:
         log.info("reduction not cached: %d files were skipped", len(reduction.skipped))
         read = [f for f in files if str(f) not in reduction.skipped]
-        return reduction, InputSource(inputs_fingerprint(read), tuple(reduction.skipped))
+        return reduction, inputs_fingerprint(read)
     store_reduction(cache_dir, key, keep, reduction)
-    return reduction, InputSource(fingerprint)
+    return reduction, fingerprint
 
 
 def reading_line(reduction: Reduction) -> str:
