@@ -17,12 +17,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
+from lib.closure import ClosureBin
 from lib.errors import CalibrationError, InputError
 from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
 from lib.io.atomic import write_text_atomic
 from lib.io.tables import RowT, read_rows, write_csv, write_latex_table
 from lib.medians import CategoryMedian
+from lib.results import Factors, Fits, Medians
 
 SAMPLE_LABELS = ("Data", "MC")
 
@@ -192,43 +194,36 @@ class OutputDir:
         """The table ``step1``, ``step2`` or ``step3`` writes: the fits, the medians, the factors."""
         return self.path / {"step1": self.FITS_CSV, "step2": self.MEDIANS_CSV, "step3": self.FACTORS_CSV}[step]
 
-    def write_medians(self, medians: Sequence[CategoryMedian]) -> None:
-        write_csv(self / self.MEDIANS_CSV, [m.row() for m in medians])
+    def write_medians(self, medians: Medians) -> None:
+        write_csv(self / self.MEDIANS_CSV, [m.row() for m in medians.rows])
 
-    def read_medians(self, missing_ok: bool = False) -> dict[str, CategoryMedian]:
-        """Step 2's medians by category (``missing_ok``: empty, else InputError naming the file, when step 2 has not run here)."""
-        return self._by_category(self.MEDIANS_CSV, CategoryMedian, missing_ok)
+    def read_medians(self, missing_ok: bool = False) -> Medians:
+        """Step 2's medians (``missing_ok``: none, else InputError naming the file, when step 2 has not run here)."""
+        return Medians(tuple(_rows(self / self.MEDIANS_CSV, CategoryMedian, missing_ok)))
 
-    def write_fits(self, rows: Mapping[str, FitRow], records: Mapping[str, object], order: Sequence[str]) -> None:
+    def write_fits(self, fits: Fits, order: Sequence[str]) -> None:
         """``fit_results.csv`` and ``fit_params.json``, in category order."""
-        write_csv(self / self.FITS_CSV, [rows[n].row() for n in order if n in rows])
-        payload = {n: records[n] for n in order if n in records}
+        write_csv(self / self.FITS_CSV, [fits.rows[n].row() for n in order if n in fits.rows])
+        payload = {n: fits.records[n] for n in order if n in fits.records}
         write_text_atomic(self / self.FIT_PARAMS_JSON, json.dumps(payload, indent=1, allow_nan=True))
 
-    def read_fits(self, missing_ok: bool = False) -> dict[str, FitRow]:
-        """Step 1's summary rows by category (``missing_ok``: empty, else InputError naming the file, when step 1 has not run here)."""
-        return self._by_category(self.FITS_CSV, FitRow, missing_ok)
+    def read_fits(self, missing_ok: bool = False) -> Fits:
+        """Step 1's summary rows and full records (``missing_ok``: none, else InputError naming the file, when step 1 has not run here)."""
+        rows = _rows(self / self.FITS_CSV, FitRow, missing_ok)
+        return Fits({r.cat_name: r for r in rows}, _read_json_object(self / self.FIT_PARAMS_JSON))
 
-    def read_fit_params(self) -> dict[str, dict]:
-        """Step 1's full fit records by category (empty when step 1 has not run here)."""
-        return _read_json_object(self / self.FIT_PARAMS_JSON)
-
-    def write_factors(self, factors: Sequence[CategoryFactor], caption: str) -> None:
+    def write_factors(self, factors: Factors, caption: str) -> None:
         """``calibration_factors.csv`` and its three LaTeX tables (full, 4 and 3 decimals)."""
-        rows = [f.row() for f in factors]
+        rows = [f.row() for f in factors.rows]
         write_csv(self / self.FACTORS_CSV, rows)
         # A borrowed factor has no sigma of its own: the tables say "fallback" where the sigma would be.
-        table_rows = [r if f.source == "fit" else r | {"fit_val": "fallback", "fit_err": ""} for r, f in zip(rows, factors)]
+        table_rows = [r if f.source == "fit" else r | {"fit_val": "fallback", "fit_err": ""} for r, f in zip(rows, factors.rows)]
         for name, decimals in _FACTOR_TABLES:
             write_latex_table(self.path / name, table_rows, FACTOR_TABLE_COLUMNS, decimals, caption)
 
-    def read_factors(self) -> dict[str, CategoryFactor]:
-        """Step 3's factors by category (empty when step 3 has not run here)."""
-        return self._by_category(self.FACTORS_CSV, CategoryFactor, missing_ok=True)
-
-    def _by_category(self, name: str, row_type: type[RowT], missing_ok: bool) -> dict[str, RowT]:
-        path = self.path / name
-        return {} if missing_ok and not path.exists() else {r.cat_name: r for r in read_rows(path, row_type)}  # type: ignore[attr-defined]
+    def read_factors(self) -> Factors:
+        """Step 3's factors and the directory's correction JSON (neither when step 3 has not run here)."""
+        return Factors(tuple(_rows(self / self.FACTORS_CSV, CategoryFactor, missing_ok=True)), self.find_correction_json())
 
     def write_shared_fsr(self, kind: str, record: Mapping[str, object]) -> None:
         """The shared radiation fit of one kind of fits (``FIT_KINDS``), beside those of the other kinds already written."""
@@ -255,10 +250,9 @@ class OutputDir:
         """Whether the ``closure``, ``uncalibrated`` or ``higgs`` check has written its table here."""
         return self.validation_csv(kind).exists()
 
-    def read_validation(self, kind: str, row_type: type[RowT]) -> list[RowT]:
-        """The bins of a validation table as ``row_type`` (a ``lib.closure.ClosureBin``); empty when it has not run here."""
-        path = self.validation_csv(kind)
-        return read_rows(path, row_type) if path.exists() else []
+    def read_validation(self, kind: str) -> tuple[ClosureBin, ...]:
+        """The bins of a validation table; none when it has not run here."""
+        return tuple(_rows(self.validation_csv(kind), ClosureBin, missing_ok=True))
 
     def tested_factors_path(self, kind: str) -> Path:
         return self.path / {"closure": self.CLOSURE_FACTORS_JSON, "higgs": self.HIGGS_FACTORS_JSON}[kind]
@@ -403,6 +397,11 @@ class OutputDir:
         for path in files:
             shutil.copy2(path, dest / path.name)
         return dest
+
+
+def _rows(path: Path, row_type: type[RowT], missing_ok: bool) -> list[RowT]:
+    """A table's rows (none, with ``missing_ok``, when the file is not there)."""
+    return [] if missing_ok and not path.exists() else read_rows(path, row_type)
 
 
 def _read_json_object(path: Path) -> dict:

@@ -1,4 +1,4 @@
-"""The results each stage returns: frozen, picklable containers that the route passes on and ``OutputDir`` writes.
+"""The results each stage returns: frozen, picklable containers that the route passes on and ``OutputDir`` writes and reads back.
 
 Per category: ``CategoryMedian`` (step 2), ``FitRow`` with its full record (step 1), ``CategoryFactor`` (step 3).
 """
@@ -75,6 +75,9 @@ class Factors:
     rows: tuple[CategoryFactor, ...]
     correction_json: Path | None = None
     installed: Path | None = None
+
+    def by_name(self) -> dict[str, CategoryFactor]:
+        return {f.cat_name: f for f in self.rows}
 
     def values(self) -> dict[str, float]:
         return {f.cat_name: f.calibration_factor for f in self.rows}

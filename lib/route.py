@@ -70,7 +70,7 @@ def _calibrate_year(request: Request, config: Config, scheme: CategoryScheme, ex
         step2 = medians(reduction, config)
         timings["read+medians"] = time.monotonic() - start
         if "step2" in steps:
-            out.write_medians(step2.rows)
+            out.write_medians(step2)
             stamp_step(out, "step2", request, config, fingerprint)
             if request.figures.enabled:
                 queue_median_figure(execs.figures, step2.rows, reduction.histograms[0], config.step2, out)
@@ -111,10 +111,10 @@ def _fit(
     fitted = fit_categories(reduction, step2, scheme, group, execs.fit, fix_cat)
     notes: list[str] = []
     if fix_cat:
-        earlier = _earlier_fits(out)
-        notes = refit_lines(fitted, earlier, step2.by_name(), out.read_factors(), request, out.year)
+        earlier = out.read_fits()
+        notes = refit_lines(fitted, earlier, step2, out.read_factors(), request, out.year)
         fitted = fitted.merged_into(earlier, scheme.names)
-    out.write_fits(fitted.rows, fitted.records, scheme.names)
+    out.write_fits(fitted, scheme.names)
     return fitted, notes
 
 
@@ -124,8 +124,8 @@ def _derive(
     """Step 3 from this run's fits and medians or the directory's (from the same inputs), written; what it changed."""
     if fitted is None or step2 is None:
         check_steps_agree(out)
-    previous, fits = out.read_factors(), fitted or _earlier_fits(out)
-    step2 = step2 or Medians(tuple(out.read_medians().values()))
+    previous, fits = out.read_factors(), fitted or out.read_fits()
+    step2 = step2 or out.read_medians()
     derived = factors(fits, step2, config, force=request.handling.force)
     derived = _write_factors(derived, fits.width_definitions() or (config.fit.width,), scheme, config, request, out)
     return derived, factor_change_lines(derived, previous, request, out)
@@ -135,7 +135,7 @@ def _write_factors(
     derived: Factors, widths: tuple[str, ...], scheme: CategoryScheme, config: Config, request: Request, out: OutputDir
 ) -> Factors:  # fmt: skip
     """Step 3's tables and JSON written (installed when asked); ``widths``: sigma_fit's kind in the fits the factors come from."""
-    out.write_factors(derived.rows, f"EBE mass-resolution calibration factors, {out.sample} {out.year}")
+    out.write_factors(derived, f"EBE mass-resolution calibration factors, {out.sample} {out.year}")
     path = out.correction_json(request.selection.nanoaod_v)
     description = _description(derived.rows, widths, request, config, out)
     write_correction(build_correction(derived.values(), scheme, config.step3.correction_name, description), path)
@@ -160,11 +160,6 @@ def _description(rows: tuple[CategoryFactor, ...], widths: tuple[str, ...], requ
         f"ROOT {root_version()}, config {config.fingerprint()}, inputs {inputs}, "
         f"created {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}."
     )
-
-
-def _earlier_fits(out: OutputDir) -> Fits:
-    """Step 1's fits as an earlier run wrote them."""
-    return Fits(out.read_fits(), out.read_fit_params())
 
 
 def _closure_year(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> YearSummary:

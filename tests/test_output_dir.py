@@ -16,7 +16,8 @@ from lib.closure import ClosureBin, bin_label
 from lib.errors import CalibrationError, InputError
 from lib.factors import CategoryFactor
 from lib.outputs import FIT_KINDS, OutputDir
-from lib.report.outputs import read_validation
+from lib.results import Factors
+from lib.report.outputs import bin_plot, read_check
 from lib.run.checks import check_refit_inputs, check_steps_agree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,7 +82,7 @@ def _provenance(out: OutputDir, steps: dict) -> None:
 def test_a_damaged_json_table_is_one_error_naming_it(tmp_path, text: str, what: str):
     out = OutputDir(tmp_path / "Data_2018")
     out.path.mkdir()
-    for name, read in ((OutputDir.FIT_PARAMS_JSON, out.read_fit_params), (OutputDir.PROVENANCE_JSON, out.read_provenance)):
+    for name, read in ((OutputDir.FIT_PARAMS_JSON, lambda: out.read_fits(missing_ok=True)), (OutputDir.PROVENANCE_JSON, out.read_provenance)):
         (out / name).write_text(text)
         with pytest.raises(InputError, match=re.escape(f"{out / name}: {what}")):
             read()
@@ -119,9 +120,9 @@ def test_the_report_finds_the_figure_of_a_bin_with_a_fractional_edge(tmp_path):
         drawn = Path(f"{out.fit_plot_stem(bin_label(0.8, 0.9), 'closure')}.png")  # as lib.plots.save names a figure
         drawn.parent.mkdir(parents=True)
         drawn.write_bytes(b"png")
-    (read,) = read_validation(out.path, "closure").after
+    (read,) = read_check(out, "closure").after
     assert (read.low, read.high, read.ratio) == (0.8, 0.9, 1.0)
-    assert read.plot == "closure/fits/fit_closure_0.8-0.9.png"
+    assert bin_plot(out, "closure", read) == "closure/fits/fit_closure_0.8-0.9.png"
 
 
 # ---- one module spells the output directory's names ---------------------------------------------------------------
@@ -151,7 +152,7 @@ def _output_names(tmp_path: Path) -> tuple[set[str], set[str]]:
         paths += [out.fit_plot(PLACEHOLDER, kind), out.fit_log(PLACEHOLDER, kind), out.cache(kind)]
     paths += [out.figure(figure) for figure in ("medians", "closure", "higgs")] + [out.cache("reduction"), out.correction_json("12")]
     with out.claim():  # the LaTeX tables, named as they are written
-        out.write_factors([CategoryFactor("30-45_BB", 1.0, 0.1, 100, 1.0, 0.1, 1.0, 0.1, "ok", "fit")], "caption")
+        out.write_factors(Factors((CategoryFactor("30-45_BB", 1.0, 0.1, 100, 1.0, 0.1, 1.0, 0.1, "ok", "fit"),)), "caption")
     paths += out.top_level_outputs()
     parts = {part for path in paths for part in path.relative_to(out.path).parts if PLACEHOLDER not in part}
     distinct = set()

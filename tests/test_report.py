@@ -33,7 +33,7 @@ from PIL import Image
 from getCalibrationFactor import main
 from lib.categories import CategoryScheme
 from lib.closure import BinState, ClosureBin, judge
-from lib.correction.writer import load_correction, read_factors
+from lib.correction.writer import load_correction
 from lib.io.tables import read_csv, write_csv
 from lib.outputs import OutputDir
 from lib.report import write_report
@@ -66,7 +66,7 @@ def _fit_rows(out_dir: Path) -> list[dict[str, object]]:
 
 
 def _json_factors(out_dir: Path, scheme) -> dict[str, float]:
-    return read_factors(next(out_dir.glob("res_calib_*.json")), scheme)
+    return load_correction(next(out_dir.glob("res_calib_*.json"))).factors(scheme)
 
 
 def _record(out_dir: Path, kind: str, scheme, factors: dict[str, float]) -> None:
@@ -538,17 +538,20 @@ def test_report_in_headless_chromium(calibrated, tmp_path, config, scheme):
             assert path == report and url.fragment in ids, href
 
 
-def test_report_says_what_sigma_fit_is(tmp_path):
+def test_report_says_what_sigma_fit_is(tmp_path, scheme):
     """The fits' width definition from fit_params.json; fits written before it was recorded are core sigmas."""
-    from lib.report.outputs import _width_definition
+    from lib.report.outputs import read_sample
     from lib.report.page import _width_note
 
-    assert _width_definition(OutputDir(tmp_path)) == ""
+    def width_definition() -> str:
+        return read_sample(OutputDir(tmp_path), scheme).width_definition
+
+    assert width_definition() == ""
     (tmp_path / "fit_params.json").write_text(json.dumps({"30-45_BB": {"width_definition": "effective"}, "30-45_BO": {}}))
-    assert _width_definition(OutputDir(tmp_path)) == "core/effective"
+    assert width_definition() == "core/effective"
     (tmp_path / "fit_params.json").write_text(json.dumps({"30-45_BB": {"width_definition": "effective"}}))
-    assert _width_definition(OutputDir(tmp_path)) == "effective" and "68.27 %" in _width_note("effective")
+    assert width_definition() == "effective" and "68.27 %" in _width_note("effective")
     not_fitted = {"name": "30-45_EE", "ok": False, "reason": "19 events < fit.min_events"}  # what step 1 records for it
     (tmp_path / "fit_params.json").write_text(json.dumps({"30-45_BB": {"width_definition": "effective"}, "30-45_EE": not_fitted}))
-    assert _width_definition(OutputDir(tmp_path)) == "effective"
+    assert width_definition() == "effective"
     assert _width_note("core/effective") == "" and _width_note("") == ""

@@ -15,12 +15,12 @@ from pathlib import Path
 from lib.categories import CategoryScheme
 from lib.config import Config
 from lib.correction.auditor import AuditReport, audit_correction
-from lib.correction.writer import read_factors
+from lib.correction.writer import load_correction
 from lib.errors import CalibrationError
 from lib.io.cache import inputs_fingerprint
 from lib.io.reader import find_files
 from lib.outputs import OutputDir
-from lib.report.outputs import SampleOutputs, Validation, read_sample, read_validation
+from lib.report.outputs import CheckOutputs, SampleOutputs, read_check, read_sample
 from lib.report.runs import RunRecord
 from lib.report.verdict import Verdict, judge_outputs
 
@@ -60,8 +60,8 @@ class ReportInputs:
     scheme: CategoryScheme
     sample: SampleOutputs
     other: SampleOutputs | None
-    closure: Validation | None
-    higgs: Validation | None
+    closure: CheckOutputs | None
+    higgs: CheckOutputs | None
     audit: AuditReport | None
     verdict: Verdict
     inputs: InputFiles
@@ -74,12 +74,12 @@ def _previous(runs: list[RunRecord]) -> Path | None:
     return next((Path(r.previous) for r in reversed(runs) if r.previous), None)
 
 
-def _audit(sample: SampleOutputs, config: Config, scheme: CategoryScheme, previous: Path | None) -> tuple[AuditReport | None, str | None, str | None]:
+def _audit(sample: SampleOutputs, config: Config, previous: Path | None) -> tuple[AuditReport | None, str | None, str | None]:
     """The audit of the directory's JSON; its error, and the previous file's, as text."""
     previous_error = None
     if previous is not None:
         try:
-            read_factors(previous, scheme)
+            load_correction(previous)
         except CalibrationError as err:
             previous, previous_error = None, str(err)
     if sample.correction_json is None:
@@ -95,15 +95,14 @@ def collect(out_dir: Path, config: Config) -> ReportInputs:
     """Read ``out_dir`` (and its sibling of the other sample, when there is one) and judge it."""
     scheme = CategoryScheme.from_config(config.categories)
     out = OutputDir(Path(out_dir))
-    sample = read_sample(out_dir, scheme)
-    other_dir = out.sibling().path
-    other = read_sample(other_dir, scheme) if other_dir.is_dir() else None
-    closure, higgs = read_validation(out_dir, "closure"), read_validation(out_dir, "higgs")
+    sample, sibling = read_sample(out, scheme), out.sibling()
+    other = read_sample(sibling, scheme) if sibling.path.is_dir() else None
+    closure, higgs = read_check(out, "closure"), read_check(out, "higgs")
     runs = out.read_runs()
-    audit, audit_error, previous_error = _audit(sample, config, scheme, _previous(runs))
+    audit, audit_error, previous_error = _audit(sample, config, _previous(runs))
     verdict = judge_outputs(sample, closure, higgs, audit, audit_error, previous_error)
     sibling_report = out.sibling_report_link()
     return ReportInputs(
-        title=f"EBE calibration {Path(out_dir).name}", scheme=scheme, sample=sample, other=other, closure=closure, higgs=higgs,
+        title=f"EBE calibration {out.path.name}", scheme=scheme, sample=sample, other=other, closure=closure, higgs=higgs,
         audit=audit, verdict=verdict, inputs=find_inputs(sample, config), runs=runs, sibling_report=sibling_report,
     )  # fmt: skip

@@ -91,7 +91,7 @@ def _ratio(data: dict[str, tuple[float, float]], mc: dict[str, tuple[float, floa
 def factor_maps(samples: Sequence[SampleOutputs | None]) -> list[FactorMap]:
     """The factor maps of the samples that have factors (Data first) and, with both, their ratio."""
     with_factors = sorted((s for s in samples if s is not None and s.has_factors), key=lambda s: s.label != "Data")
-    values = [s.factors() for s in with_factors]
+    values = [s.factor_values() for s in with_factors]
     scale = sequential([f for m in values for f, _ in m.values()])
     maps = [FactorMap(s.label, m, scale, s) for s, m in zip(with_factors, values)]
     if len(maps) == 2:

@@ -19,6 +19,7 @@ from lib.outputs import OutputDir
 from lib.report.collect import ReportInputs, file_digest
 from lib.report.factor_maps import change_section, factor_map_section, region_legend
 from lib.report.formats import num, percent, pm
+from lib.report.outputs import bin_plot
 from lib.report.verdict import deviation_text
 
 ICONS = {"ok": "✔", "info": "ℹ", "warn": "⚠", "fail": "✖"}
@@ -81,7 +82,7 @@ def render_html(report: ReportInputs) -> str:
     sample = report.sample
     flagged = {} if report.audit is None else {c.name: "; ".join(c.reasons) for c in report.audit.categories if c.reasons}
     radiating = any(math.isfinite(r.fit.fsr_fraction) for r in sample.rows)
-    out = OutputDir(sample.out_dir)
+    out = sample.out
     own = (out.report_file("html"), out.report_file("pdf"))
     return _template().render(
         report=report, verdict=report.verdict, sample=sample, icons=ICONS, regions=report.scheme.region_names,
@@ -90,7 +91,7 @@ def render_html(report: ReportInputs) -> str:
         changes=change_section(report.audit, report.scheme), region_legend=region_legend(report.scheme),
         radiating=radiating, shared_fsr=out.read_shared_fsr().get("categories", {}) if radiating else {}, out_shared=OutputDir.SHARED_FSR_JSON,
         fit_columns=(*FIT_COLUMNS[:6], *FSR_COLUMNS, *FIT_COLUMNS[6:]) if radiating else FIT_COLUMNS,
-        width_note=_width_note(sample.width_definition),
+        width_note=_width_note(sample.width_definition), bin_plot=lambda kind, b: bin_plot(out, kind, b),
         json_digest=file_digest(sample.correction_json) if sample.correction_json else "",
         outputs=sorted(p for p in out.top_level_outputs() if p not in own),
     ) + "\n"  # fmt: skip

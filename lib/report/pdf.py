@@ -12,7 +12,7 @@ from lib.io.atomic import atomic_path
 from lib.report.collect import ReportInputs
 from lib.report.factor_maps import factor_maps, text_colour
 from lib.report.formats import num, pm
-from lib.report.outputs import SampleOutputs, Validation
+from lib.report.outputs import CheckOutputs, SampleOutputs
 from lib.report.verdict import deviation_text
 
 A4_LANDSCAPE = (11.69, 8.27)
@@ -127,7 +127,7 @@ def _images_page(pdf: Any, out_dir: Path, images: list[tuple[str, str]], title: 
     plt.close(fig)
 
 
-def _validation_lines(validation: Validation | None, not_run: str) -> list[tuple[str, str]]:
+def _validation_lines(validation: CheckOutputs | None, not_run: str) -> list[tuple[str, str]]:
     if validation is None:
         return [("#000000", not_run)]
     lines = [("#000000", line) for line in validation.verdict_lines] + [("#000000", "")]
@@ -158,7 +158,7 @@ def write_pdf(report: ReportInputs, target: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib.backends.backend_pdf import PdfPages
 
-    out_dir = report.sample.out_dir
+    out_dir = report.sample.out.path
     with atomic_path(target) as tmp:
         with PdfPages(tmp) as pdf:
             _verdict_page(pdf, report)

@@ -12,12 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from lib.closure import FIT_OK, BinState
+from lib.closure import FIT_OK, BinState, ClosureBin
 from lib.correction.auditor import AuditReport
-from lib.outputs import OutputDir
 from lib.run.checks import steps_disagreement
 from lib.report.formats import percent
-from lib.report.outputs import CategoryRow, SampleOutputs, Validation, ValidationBin
+from lib.report.outputs import CategoryRow, CheckOutputs, SampleOutputs
 
 Level = Literal["ok", "info", "warn", "fail"]
 _RANK = {"ok": 0, "info": 0, "warn": 1, "fail": 2}
@@ -57,10 +56,10 @@ def _names(rows: list[CategoryRow], limit: int = 8) -> str:
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
-def deviation_text(b: ValidationBin) -> str:
+def deviation_text(b: ClosureBin) -> str:
     """``+4.2 % ± 3.1 %`` where the bin has a good fit, else what became of its fit (``not fitted``, ``fit failed``)."""
     if b.fit_quality == FIT_OK and math.isfinite(b.ratio):
-        return f"{percent(b.deviation)} ± {percent(b.ratio_err, sign=False)}"
+        return f"{percent(b.ratio - 1.0)} ± {percent(b.ratio_err, sign=False)}"
     return str(BinState.NOT_FITTED if b.state == BinState.NOT_FITTED else BinState.FIT_FAILED)
 
 
@@ -103,7 +102,7 @@ def _json(sample: SampleOutputs) -> Finding:
             f"the fits and the medians in this directory were made from different {' and '.join(differ)}: run --steps all",
         )  # fmt: skip
     written = sample.correction_json.stat().st_mtime
-    tables = [OutputDir(sample.out_dir).step_table(step) for step in ("step1", "step2", "step3")]
+    tables = [sample.out.step_table(step) for step in ("step1", "step2", "step3")]
     newer = [path.name for path in tables if path.exists() and path.stat().st_mtime > written]
     if newer:
         return Finding(
@@ -132,7 +131,7 @@ def _same(a: float | None, b: float) -> bool:
     return a is not None and (a == b or (math.isnan(a) and math.isnan(b)))
 
 
-def _not_this_json(check: Validation, audit: AuditReport | None, rerun: str) -> str | None:
+def _not_this_json(check: CheckOutputs, audit: AuditReport | None, rerun: str) -> str | None:
     """Why ``check`` does not speak for the directory's JSON, judged by the factors it applied; None when it does, or
     without a JSON to compare with (its own finding says so)."""
     if audit is None:
@@ -148,7 +147,7 @@ def _not_this_json(check: Validation, audit: AuditReport | None, rerun: str) -> 
     return f"it tested other factors than {audit.path.name} ({name} {tested:.4f} → {now:.4f}{more}): re-run {rerun}"
 
 
-def _checked(level: Level, topic: str, text: str, check: Validation, audit: AuditReport | None, rerun: str) -> Finding:
+def _checked(level: Level, topic: str, text: str, check: CheckOutputs, audit: AuditReport | None, rerun: str) -> Finding:
     """The finding of a closure or Higgs check: a check of other factors than the JSON's is at least a warning."""
     stale = _not_this_json(check, audit, rerun)
     if stale is None:
@@ -156,13 +155,13 @@ def _checked(level: Level, topic: str, text: str, check: Validation, audit: Audi
     return Finding("warn" if _RANK[level] < _RANK["warn"] else level, topic, f"{text}; {stale}")
 
 
-def _outcome(check: Validation, worst: ValidationBin) -> str:
+def _outcome(check: CheckOutputs, worst: ClosureBin) -> str:
     """``PASS: 7 bins tested, worst 1.5–1.7 GeV: +4.2 % ± 3.1 %`` (the worst bin's state where it has no good fit)."""
     tested = sum(b.tested for b in check.after)
     return f"{'PASS' if check.passed else 'FAIL'}: {tested} bins tested, worst {worst.low:g}–{worst.high:g} GeV: {deviation_text(worst)}"
 
 
-def _closure(closure: Validation | None, audit: AuditReport | None) -> Finding:
+def _closure(closure: CheckOutputs | None, audit: AuditReport | None) -> Finding:
     if closure is None:
         return Finding("warn", "closure", "closure not run: run --closure_test")
     worst = closure.worst()
@@ -175,7 +174,7 @@ def _closure(closure: Validation | None, audit: AuditReport | None) -> Finding:
     return _checked("ok" if closure.passed else "fail", "closure", text, closure, audit, "--closure_test")
 
 
-def _higgs(higgs: Validation | None, sample: SampleOutputs, audit: AuditReport | None) -> Finding | None:
+def _higgs(higgs: CheckOutputs | None, sample: SampleOutputs, audit: AuditReport | None) -> Finding | None:
     if higgs is None:
         return None
     worst = higgs.worst()
@@ -203,8 +202,8 @@ def _previous(audit: AuditReport | None, error: str | None) -> Finding | None:
 
 def judge_outputs(
     sample: SampleOutputs,
-    closure: Validation | None,
-    higgs: Validation | None,
+    closure: CheckOutputs | None,
+    higgs: CheckOutputs | None,
     audit: AuditReport | None,
     audit_error: str | None = None,
     previous_error: str | None = None,

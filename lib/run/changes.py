@@ -7,14 +7,11 @@ already use; the run says which moved, by how much, and the command that brings 
 from __future__ import annotations
 
 import math
-from typing import Mapping
 
-from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
-from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
 from lib.request import Request
-from lib.results import Factors, Fits
+from lib.results import Factors, Fits, Medians
 
 # Relative change below which a factor counts as unchanged (the CSV keeps full precision).
 UNCHANGED = 1e-9
@@ -36,19 +33,18 @@ def _change(old: float, new: float) -> str:
     return f"{(new / old - 1) * 100:+.1f} %" if old and math.isfinite(old) else "new"
 
 
-def refit_lines(
-    refit: Fits, earlier: Fits, medians: Mapping[str, CategoryMedian], factors: Mapping[str, CategoryFactor], request: Request, year: str
-) -> list[str]:  # fmt: skip
-    """Per refitted category: its width before and after and the factor it gives against the one in use; then what is stale."""
+def refit_lines(refit: Fits, earlier: Fits, medians: Medians, in_use: Factors, request: Request, year: str) -> list[str]:
+    """Per refitted category: its width before and after and the factor it gives against the one ``in_use``; then what is stale."""
     lines = []
+    median_of, factor_of = medians.by_name(), in_use.by_name()
     for name, row in refit.rows.items():
         old = earlier.rows.get(name)
         before = f"{old.fit_val:.4f}" if old is not None and math.isfinite(old.fit_val) else "none"
         line = f"{name} refitted ({row.quality}): sigma_fit {before} -> {row.fit_val:.4f} +- {row.fit_err:.4f} GeV"
-        median = medians.get(name)
+        median = median_of.get(name)
         if median is not None and math.isfinite(row.fit_val):
             factor = row.fit_val / median.median_val_NonCal
-            current = factors.get(name)
+            current = factor_of.get(name)
             if current is not None:
                 line += f"; factor {current.calibration_factor:.4f} -> {factor:.4f} ({_change(current.calibration_factor, factor)}) once step 3 runs"
             else:
@@ -68,14 +64,15 @@ def _same_fit(old: FitRow | None, new: FitRow) -> bool:
     )
 
 
-def factor_change_lines(derived: Factors, previous: Mapping[str, CategoryFactor], request: Request, out: OutputDir) -> list[str]:
+def factor_change_lines(derived: Factors, previous: Factors, request: Request, out: OutputDir) -> list[str]:
     """Per category whose factor moved against the previous step 3 (``30-45_EE: 1.4120 -> 1.3980 (-1.0 %, error 0.0210)``),
     then a closure that tested the earlier factors."""
-    if not previous:
+    earlier = previous.by_name()
+    if not earlier:
         return []
     lines = []
     for factor in derived.rows:
-        old = previous.get(factor.cat_name)
+        old = earlier.get(factor.cat_name)
         new = factor.calibration_factor
         if old is not None and abs(new - old.calibration_factor) <= UNCHANGED * abs(old.calibration_factor):
             continue

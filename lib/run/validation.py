@@ -28,7 +28,7 @@ from lib.closure import (
     samples_from_events, samples_from_histograms, sigma_pred_binning, with_bin_acceptance,
 )  # fmt: skip
 from lib.config import ClosureConfig, Config, higgs_fit_spec, retry_specs
-from lib.correction.writer import read_factors
+from lib.correction.writer import load_correction
 from lib.errors import CalibrationError, ConfigError, InputError
 from lib.executor import TaskExecutor
 from lib.histograms import grids_from_config
@@ -87,7 +87,7 @@ def _fit_and_judge(
     pooled = bin_fit_jobs(group, samples, edges, prefix) if only is not None else None  # shared radiation: all bins' events
     rows = bin_rows(samples, edges, run_fits(group, jobs, executor, refit, pooled), prefix, factors, errors)
     if only is not None:
-        previous = out.read_validation(kind, ClosureBin)
+        previous = out.read_validation(kind)
         if len(previous) != len(rows):
             raise InputError(f"{out.validation_csv(kind)} has {len(previous)} bins, the config {len(rows)}: re-run the whole closure")
         rows = [rows[i] if i == only else previous[i] for i in range(len(rows))]
@@ -129,7 +129,7 @@ def _closure_samples(
 def run_closure(request: Request, config: Config, scheme: CategoryScheme, execs: Executors, out: OutputDir) -> ClosureResult:
     """Closure after and before calibration: fits of every bin, both tables written, both verdicts."""
     json_path = correction_to_test(request, out)
-    tested = read_factors(json_path, scheme)
+    tested = load_correction(json_path).factors(scheme)
     factors = np.array([tested[name] for name in scheme.names], dtype=np.float64)
     after_samples, before_samples = _closure_samples(request, config, scheme, execs, out, factors)
     fix = request.selection.fix_cat
@@ -174,7 +174,7 @@ def _signal_samples(
 
 def _factor_errors(out: OutputDir, scheme: CategoryScheme, factors: np.ndarray) -> np.ndarray | None:
     """The errors of ``factors`` from this directory's step 3 table; None when that table is not theirs (``--calib-json``)."""
-    table = out.read_factors()
+    table = out.read_factors().by_name()
     if set(table) != set(scheme.names):
         values = errors = np.full(scheme.n_categories, np.nan)
     else:
