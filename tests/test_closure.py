@@ -15,7 +15,7 @@ import pytest
 from lib.categories import CategoryScheme
 from lib.outputs import OutputDir
 from lib.config import Config, FitPatch
-from lib.correction.writer import read_factors
+from lib.correction.writer import load_correction
 from lib.io.tables import read_csv
 from lib.request import Request
 from lib.results import YearSummary
@@ -120,7 +120,7 @@ def test_closure_csv_has_contiguous_bins(config: Config, scheme: CategoryScheme,
     # Beside its CSVs the closure records the factors it applied: the JSON's (what the report compares).
     out_dir = data_closure["summary"].output_dir
     closure = data_closure["closure"]
-    assert OutputDir(out_dir).read_tested_factors("closure") == read_factors(closure.correction_json, scheme)
+    assert OutputDir(out_dir).read_tested_factors("closure") == load_correction(closure.correction_json).factors(scheme)
     edges = config.closure.bin_edges_gev
     expected = list(zip(edges[:-1], edges[1:]))
     for rows in (data_closure["after"], data_closure["before"]):
@@ -151,9 +151,9 @@ def _is_endcap(name: str) -> bool:
 def test_misscaled_endcap_calibration_fails_closure(
     config: Config, scheme: CategoryScheme, base_options, calibration, data_closure, tmp_path
 ):
-    from lib.correction.writer import build_correction, read_factors, write_correction
+    from lib.correction.writer import build_correction, write_correction
 
-    good = read_factors(calibration["Data"].factors.correction_json, scheme)
+    good = load_correction(calibration["Data"].factors.correction_json).factors(scheme)
     tampered = {n: f * (ENDCAP_MISSCALE if _is_endcap(n) else 1.0) for n, f in good.items()}
     assert sum(_is_endcap(n) for n in scheme.names) == 20  # 5 of 9 region pairs x 4 pT bins
     path = tmp_path / "tampered.json"
@@ -227,7 +227,7 @@ def test_higgs_validation_on_mc_calibration(config: Config, scheme: CategorySche
     assert summary.output_dir == calibration["MC"].output_dir
     assert "Higgs peak (DCB) after calibration" in summary.closure_text
     rows = read_csv(summary.output_dir / OutputDir.HIGGS_CSV)
-    assert OutputDir(summary.output_dir).read_tested_factors("higgs") == read_factors(calibration["MC"].factors.correction_json, scheme)
+    assert OutputDir(summary.output_dir).read_tested_factors("higgs") == load_correction(calibration["MC"].factors.correction_json).factors(scheme)
     table = _table(rows)
     edges = config.higgs.bin_edges_gev
     assert _edges(rows) == list(zip(edges[:-1], edges[1:]))

@@ -24,7 +24,7 @@ from lib.config import DEFAULT_CONFIG, load_config
 from lib.correction.auditor import audit_correction
 from lib.correction.importer import LEGACY_PT_EDGES_GEV, import_root
 from lib.correction.install import FILELIST, install_correction, set_filelist_entry
-from lib.correction.writer import ULP_TOLERANCE, build_correction, load_correction, read_factors, write_correction
+from lib.correction.writer import ULP_TOLERANCE, build_correction, load_correction, write_correction
 from lib.errors import ConfigError, CorrectionError, InputError
 from lib.factors import neighbour_median
 
@@ -68,7 +68,7 @@ def test_audit_finds_nothing_in_the_other_original_files(config, path):
 
 
 def test_audit_flags_an_in_band_outlier_and_reports_the_diff(tmp_path, scheme, config):
-    factors = read_factors(MC_2018, scheme) | {"52-62_OO": 2.4}
+    factors = load_correction(MC_2018).factors(scheme) | {"52-62_OO": 2.4}
     path = tmp_path / "c.json"
     write_correction(build_correction(factors, scheme, NAME, "test"), path)
     report = audit_correction(path, config, previous=MC_2018)
@@ -132,7 +132,7 @@ def test_audit_cli_exit_codes_and_one_line_errors(tmp_path, capsys):
 
 def _with_outlier(tmp_path: Path, scheme, name: str, ratio: float) -> Path:
     """The 2018 MC factors with ``name`` set to ``ratio`` times the median of its neighbours."""
-    factors = read_factors(MC_2018, scheme)
+    factors = load_correction(MC_2018).factors(scheme)
     usable = {i: factors[n] for i, n in enumerate(scheme.names) if n != name}
     factors[name] = ratio * neighbour_median(scheme, scheme.index_of(name), usable)
     path = tmp_path / f"outlier_{ratio:g}.json"
@@ -280,7 +280,7 @@ def test_apply_adds_the_resolution_columns_and_keeps_everything_else(tmp_path, s
         (tmp_path / "out" / p.relative_to(stage1)).resolve() for p in inputs
     ]
     assert before == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs}
-    factors = read_factors(DATA_2018, scheme)
+    factors = load_correction(DATA_2018).factors(scheme)
     for item in done:
         original = pq.read_table(item.source)
         result = pq.read_table(item.output)

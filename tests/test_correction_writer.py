@@ -19,7 +19,6 @@ from lib.correction.writer import (
     ULP_TOLERANCE,
     build_correction,
     load_correction,
-    read_factors,
     write_correction,
 )
 from lib.errors import CorrectionError
@@ -58,7 +57,7 @@ def test_round_trip_gives_every_factor_at_its_category_centre(written, scheme):
     centres = np.array([scheme.center(i) for i in range(scheme.n_categories)])
     got = evaluator(path).evaluate(centres[:, 0], centres[:, 1], centres[:, 2])
     assert_ulp_equal(got, [factors[n] for n in scheme.names])
-    assert read_factors(path, scheme) == pytest.approx(factors, rel=1e-15)
+    assert load_correction(path).factors(scheme) == pytest.approx(factors, rel=1e-15)
 
 
 def test_layout_matches_the_original_file(written):
@@ -133,7 +132,7 @@ def test_gzip_copy_and_no_temporary_files_left(tmp_path, scheme):
     paths = write_correction(cset, tmp_path / "c.json", gzip=True)
     assert [p.name for p in paths] == ["c.json", "c.json.gz"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "c.json.gz"]
-    assert read_factors(paths[1], scheme) == read_factors(paths[0], scheme)
+    assert load_correction(paths[1]).factors(scheme) == load_correction(paths[0]).factors(scheme)
 
 
 def test_writing_into_a_missing_directory_is_a_correction_error(tmp_path, scheme):
@@ -142,8 +141,8 @@ def test_writing_into_a_missing_directory_is_a_correction_error(tmp_path, scheme
         write_correction(cset, tmp_path / "nope" / "c.json")
 
 
-def test_read_factors_reads_the_original_files(scheme):
-    factors = read_factors(LEGACY_2018, scheme)
+def test_factors_are_read_from_the_original_files(scheme):
+    factors = load_correction(LEGACY_2018).factors(scheme)
     assert factors["30-45_EE"] == pytest.approx(0.06286799248413275, rel=1e-15)
     assert load_correction(LEGACY_2018).name == "BS_ebe_mass_res_calibration"
 

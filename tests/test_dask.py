@@ -86,11 +86,11 @@ def test_fits_identical(runs):
 
 
 def test_calibration_factors_identical(runs, scheme):
-    from lib.correction.writer import read_factors
+    from lib.correction.writer import load_correction
 
     plain, dask = runs[None], runs["local"]
     assert [(f.cat_name, f.calibration_factor, f.calibration_factor_err, f.source) for f in dask.factors.rows] == [
         (f.cat_name, f.calibration_factor, f.calibration_factor_err, f.source) for f in plain.factors.rows
     ]
     assert _read(dask.output_dir / "calibration_factors.csv") == _read(plain.output_dir / "calibration_factors.csv")
-    assert read_factors(dask.factors.correction_json, scheme) == read_factors(plain.factors.correction_json, scheme)
+    assert load_correction(dask.factors.correction_json).factors(scheme) == load_correction(plain.factors.correction_json).factors(scheme)

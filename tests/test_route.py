@@ -60,9 +60,9 @@ def test_outputs_are_complete(config, scheme, two_samples, tmp_path):
     for name in ("median_for_cats.csv", "fit_results.csv", "fit_params.json", "calibration_factors.csv",
                  "calibration_factors.tex", "calibration_factors_4dec.tex", "calibration_factors_3dec.tex"):  # fmt: skip
         assert (out / name).exists(), name
-    from lib.correction.writer import read_factors
+    from lib.correction.writer import load_correction
 
-    factors = read_factors(summary.factors.correction_json, scheme)
+    factors = load_correction(summary.factors.correction_json).factors(scheme)
     for row in summary.factors.rows:
         assert factors[row.cat_name] == pytest.approx(row.calibration_factor, rel=1e-12)
     assert not list(out.glob("*.tmp*")), "no temporary files left behind"

@@ -19,7 +19,7 @@ import correctionlib.schemav2 as cs
 
 from lib.categories import CategoryScheme
 from lib.config import Config
-from lib.correction.writer import load_correction, read_factors
+from lib.correction.writer import load_correction
 from lib.errors import ConfigError
 from lib.factors import far_from, neighbour_median
 
@@ -124,7 +124,7 @@ def audit_correction(
     scheme = CategoryScheme.from_config(config.categories)
     loaded = load_correction(path, name)
     factors = loaded.factors(scheme)
-    old = read_factors(previous, scheme, name) if previous is not None else None
+    old = load_correction(previous, name).factors(scheme) if previous is not None else None
     usable = {i: v for i, v in enumerate(factors.values()) if math.isfinite(v) and lo <= v <= hi}
     audits = []
     for index, (cat, value) in enumerate(factors.items()):

@@ -201,11 +201,6 @@ def load_correction(path: Path, name: str | None = None) -> LoadedCorrection:
     return LoadedCorrection(path, model, evaluators[model.name], hashlib.sha256(raw).hexdigest())
 
 
-def read_factors(path: Path, scheme: CategoryScheme, name: str | None = None) -> dict[str, float]:
-    """Factor per category at each category centre (:meth:`LoadedCorrection.factors`); reads the original's files too."""
-    return load_correction(path, name).factors(scheme)
-
-
 def _validate_text(text: str, where: str) -> tuple[cs.CorrectionSet, correctionlib.highlevel.CorrectionSet]:
     """Parse JSON text with pydantic and the C++ loader and check multibinning bin centres evaluate to content."""
     try:
