@@ -14,7 +14,7 @@ from lib.report.runs import run_record
 
 
 def _write(out: OutputDir, config: Config, pdf: bool) -> Path:
-    report = collect(out.path, config)
+    report = collect(out, config)
     html_path = write_text_atomic(out.report_file("html"), render_html(report))
     if pdf:
         from lib.report.pdf import write_pdf

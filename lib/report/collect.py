@@ -91,10 +91,9 @@ def _audit(sample: SampleOutputs, config: Config, previous: Path | None) -> tupl
     return audit, None, previous_error
 
 
-def collect(out_dir: Path, config: Config) -> ReportInputs:
-    """Read ``out_dir`` (and its sibling of the other sample, when there is one) and judge it."""
+def collect(out: OutputDir, config: Config) -> ReportInputs:
+    """Read the directory (and its sibling of the other sample, when there is one) and judge it."""
     scheme = CategoryScheme.from_config(config.categories)
-    out = OutputDir(Path(out_dir))
     sample, sibling = read_sample(out, scheme), out.sibling()
     other = read_sample(sibling, scheme) if sibling.path.is_dir() else None
     closure, higgs = read_check(out, "closure"), read_check(out, "higgs")
