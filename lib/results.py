@@ -17,6 +17,9 @@ from lib.medians import CategoryMedian
 if TYPE_CHECKING:
     import pandas as pd
 
+# How the verdict line names the Higgs check (the report picks the line by its first word).
+HIGGS_LABEL = "Higgs peak (DCB) after calibration"
+
 
 def _table(rows: Iterable[CategoryMedian | FitRow | CategoryFactor]) -> pd.DataFrame:
     """The per-category records as a DataFrame indexed by category (pandas imported only when a table is asked for)."""
@@ -116,9 +119,15 @@ class YearSummary:
     failed_fits: tuple[str, ...] = ()
     closure: ClosureResult | None = None
     higgs: Validation | None = None
-    closure_text: str = ""  # the closure's verdict lines, the Higgs check's included
     notes: tuple[str, ...] = ()  # what changed (a refit, moved factors) and what is now stale
     timings: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def closure_text(self) -> str:
+        """The closure's verdict lines and the Higgs check's, as ``closure_verdict.txt`` holds them; "" without a closure."""
+        if self.closure is None:
+            return ""
+        return "\n".join([self.closure.text] + ([self.higgs.verdict.text(HIGGS_LABEL)] if self.higgs else []))
 
     def format(self) -> str:
         """A human-readable table of the factors and where the outputs are."""

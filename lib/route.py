@@ -33,7 +33,7 @@ from lib.results import Factors, Fits, Medians, YearSummary
 from lib.run.changes import factor_change_lines, refit_lines
 from lib.run.checks import check_output_dir, check_steps_agree, make_room, preflight, provenance, stamp_step
 from lib.run.reduction import Executors, Keep, executors, load_reduction, reading_line
-from lib.run.validation import HIGGS_LABEL, run_closure, run_higgs_validation
+from lib.run.validation import run_closure, run_higgs_validation
 
 
 def run(request: Request, config: Config) -> list[YearSummary]:
@@ -166,17 +166,13 @@ def _closure_year(request: Request, config: Config, scheme: CategoryScheme, exec
     """The closure of one year and, when asked, the Higgs check with the same factors; their verdicts and figures."""
     start = time.monotonic()
     closure = run_closure(request, config, scheme, execs, out)
-    lines = [closure.text]
-    higgs = None
-    if request.selection.validate_higgs:
-        higgs = run_higgs_validation(request, config, scheme, execs, out, closure.factors)
-        lines.append(higgs.verdict.text(HIGGS_LABEL))
-    text = "\n".join(lines)
-    out.write_verdict("closure", text)
+    higgs = run_higgs_validation(request, config, scheme, execs, out, closure.factors) if request.selection.validate_higgs else None
+    summary = YearSummary(out.year, out.path, closure=closure, higgs=higgs)
+    out.write_verdict("closure", summary.closure_text)
     if request.figures.enabled:
         queue_validation_figures(execs.figures, closure, higgs, config, out)
         execs.figures.wait()
-    return YearSummary(out.year, out.path, closure=closure, higgs=higgs, closure_text=text, timings={"closure": time.monotonic() - start})
+    return replace(summary, timings={"closure": time.monotonic() - start})
 
 
 # ---- the stages on their own, for a notebook: no output directory is written -------------------------------------

@@ -36,11 +36,8 @@ from lib.io.reader import find_files
 from lib.outputs import OutputDir
 from lib.peak_fits import CLOSURE, HIGGS, UNCALIBRATED, FitGroup, bin_fit_jobs, run_fits
 from lib.request import Request
-from lib.results import ClosureResult, Validation
+from lib.results import HIGGS_LABEL, ClosureResult, Validation
 from lib.run.reduction import Executors, FileReading, Keep, input_root, load_reduction, reduce_files
-
-# How the verdict line names the Higgs check (the report picks the line by its first word).
-HIGGS_LABEL = "Higgs peak (DCB) after calibration"
 
 log = logging.getLogger(__name__)
 
