@@ -17,7 +17,7 @@ import logging
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -68,8 +68,15 @@ def correction_to_test(request: Request, out: OutputDir) -> Path:
     return path
 
 
+class _Check(NamedTuple):
+    """A check's bins: the prefix of their names and the configuration they are judged with."""
+
+    prefix: str
+    judging: ClosureConfig
+
+
 def _fit_and_judge(
-    group: FitGroup, samples: list[BinSample], judging: ClosureConfig, prefix: str, executor: TaskExecutor, only: int | None = None,
+    group: FitGroup, samples: list[BinSample], check: _Check, executor: TaskExecutor, only: int | None = None,
     factor_errors: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> tuple[list[ClosureBin], ClosureVerdict]:  # fmt: skip
     """Fit the bins (``only``: that one, the others from the table), judge them and write the table of ``group``'s kind.
@@ -77,6 +84,7 @@ def _fit_and_judge(
     ``factor_errors``: the applied factors and their errors, whose share the ratios' errors then include.
     """
     out, kind = group.out, group.kind.name
+    prefix, judging = check
     edges = judging.bin_edges_gev
     jobs = bin_fit_jobs(group, samples, edges, prefix, only)
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
@@ -134,7 +142,7 @@ def run_closure(request: Request, config: Config, scheme: CategoryScheme, execs:
     passes = []
     for kind, samples in ((CLOSURE, after_samples), (UNCALIBRATED, before_samples)):
         group = FitGroup.of(kind, config, request, out, execs.figures)
-        passes.append(_fit_and_judge(group, samples, config.closure, "closure", execs.fit, only))
+        passes.append(_fit_and_judge(group, samples, _Check("closure", config.closure), execs.fit, only))
     (after, verdict_after), (before, verdict_before) = passes
     if only is None:  # a re-fitted bin beside bins of earlier factors keeps their record
         out.write_tested_factors("closure", scheme.names, factors)
@@ -219,7 +227,7 @@ def run_higgs_validation(
         tolerance=higgs.tolerance, n_sigma=config.closure.n_sigma,
     )  # fmt: skip
     errors = _factor_errors(out, scheme, factors)
-    judged, verdict = _fit_and_judge(group, samples, judging, "higgs", execs.fit, factor_errors=(factors, errors))
+    judged, verdict = _fit_and_judge(group, samples, _Check("higgs", judging), execs.fit, factor_errors=(factors, errors))
     out.write_tested_factors("higgs", scheme.names, factors)
     out.write_verdict("higgs", verdict.text(HIGGS_LABEL))
     return Validation(tuple(judged), verdict)
