@@ -14,7 +14,7 @@ from lib.factors import CategoryFactor
 from lib.fitting.result import FitRow
 from lib.medians import CategoryMedian
 from lib.outputs import OutputDir
-from lib.results import Factors, Fits, Medians
+from lib.results import HIGGS_LABEL, Factors, Fits, Medians
 
 _NAN = math.nan
 # The record of a step that has not run here: NaN numbers, no quality, no source, so the page shows dashes.
@@ -154,7 +154,7 @@ def read_check(out: OutputDir, kind: str) -> CheckOutputs | None:
         kind=kind,
         after=out.read_validation(kind),
         before=out.read_validation("uncalibrated") if closure else (),
-        verdict_lines=out.read_verdict_lines(kind, "closure" if closure else "Higgs"),
+        verdict_lines=out.read_verdict_lines(kind, "closure" if closure else HIGGS_LABEL),
         plot=out.relative(out.figure(kind)),
         tested_factors=out.read_tested_factors(kind),
     )
