@@ -37,6 +37,7 @@ from lib.correction.writer import load_correction
 from lib.io.tables import read_csv, write_csv
 from lib.outputs import OutputDir
 from lib.report import write_report
+from lib.results import HIGGS_LABEL
 from tests.helpers_tables import random_stage1_table
 
 YEAR = "2018"
@@ -304,8 +305,12 @@ def test_higgs_check_is_shown_and_judged_for_the_sample_it_tests(calibrated, tmp
     bins = _higgs_bins(config, ratio_first=1.3)
     write_csv(out_dir / OutputDir.HIGGS_CSV, bins)
     _record(out_dir, "higgs", scheme, _json_factors(out_dir, scheme))
+    verdict = f"{HIGGS_LABEL}: FAIL ({len(bins)} bins tested, chi2(ratio=1) = 225.0/{len(bins)})"
+    OutputDir(out_dir).write_verdict("higgs", "\n".join(["Higgs peak before calibration: a line of another check", verdict]))
     write_report(out_dir, config)
     page = _strict((out_dir / OutputDir.REPORT_HTML).read_text())
+    shown = [li.text for section in page.iter("section") if section.get("id") == "higgs" for li in section.iter("li")]
+    assert verdict in shown and "Higgs peak before calibration: a line of another check" not in shown  # the check's own verdict line, as it wrote it
     level, text = _findings(page)["Higgs check"]
     # Data factors on simulated signal measure data against simulation: a warning, not a veto.
     assert level == "warn" and f"FAIL: {len(bins)} bins tested, worst {edges[0]:g}–{edges[1]:g} GeV: +30.0 % ± 2.0 %" in text
