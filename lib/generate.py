@@ -45,7 +45,7 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0  # not an integer: rejected below
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
     return value

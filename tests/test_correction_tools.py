@@ -233,6 +233,15 @@ def test_import_errors_are_input_errors(tmp_path):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("edges", [["0", "52", "45", "62", "9999"], ["0", "45", "52", "62", "inf"]])
+def test_import_cli_refuses_edges_that_are_no_binning_in_one_line(tmp_path, capsys, edges):
+    """--pt-edges reach correctionlib's schema: a decreasing or infinite edge is the user's input, said in one line."""
+    out = tmp_path / "imported.json"
+    assert main(["import", str(TH2_FILE), "--kind", "MC", "--pt-edges", *edges, "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "is invalid" in err and "\n" not in err and "Traceback" not in err and not out.exists(), err
+
+
 def test_import_cli_writes_a_file_that_audits_clean(tmp_path, capsys):
     out = tmp_path / "imported.json"
     assert main(["import", str(LEGACY / "res_calib_MC_2018.root"), "-o", str(out)]) == 0

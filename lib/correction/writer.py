@@ -46,13 +46,21 @@ def correction_from_grid(values: np.ndarray, edges: Sequence[Sequence[float]], n
     """The standard CorrectionSet layout around a (pT, |eta1|, |eta2|) grid of factors, flattened in C order.
 
     Raises:
-        CorrectionError: a value is not finite (its bin named).
+        CorrectionError: a value is not finite (its bin named), or the edges are not a valid binning (e.g. the
+            importer's ``--pt-edges`` not increasing): correctionlib's schema names the first problem.
     """
     grid = np.asarray(values, dtype=np.float64)
     bad = np.argwhere(~np.isfinite(grid))
     if len(bad):
         raise CorrectionError(f"factor grid holds non-finite values at bin (pt, eta1, eta2) {tuple(bad[0])}")
-    correction = cs.Correction(
+    try:
+        return cs.CorrectionSet(schema_version=2, corrections=[_correction(grid, edges, name, description)])
+    except ValidationError as err:
+        raise CorrectionError(f"correction '{name}' is invalid: {_first_error(err)}") from err
+
+
+def _correction(grid: np.ndarray, edges: Sequence[Sequence[float]], name: str, description: str) -> cs.Correction:
+    return cs.Correction(
         name=name,
         description=description,
         version=1,
@@ -66,7 +74,6 @@ def correction_from_grid(values: np.ndarray, edges: Sequence[Sequence[float]], n
             flow="clamp",
         ),
     )
-    return cs.CorrectionSet(schema_version=2, corrections=[correction])
 
 
 def build_correction(factors: Mapping[str, float], scheme: CategoryScheme, name: str, description: str) -> cs.CorrectionSet:
@@ -114,8 +121,9 @@ def write_correction(cset: cs.CorrectionSet, path: Path, gzip: bool = False) -> 
     written = [Path(path)]
     atomic_write_bytes(path, data)
     if gzip:
-        written.append(written[0].with_name(written[0].name + ".gz"))
-        atomic_write_bytes(written[1], gzip_module.compress(data, mtime=0))
+        gz_path = written[0].with_name(written[0].name + ".gz")
+        atomic_write_bytes(gz_path, gzip_module.compress(data, mtime=0))
+        written.append(gz_path)
     logger.info("wrote correction %s (sha256 %s)", path, hashlib.sha256(data).hexdigest()[:16])
     return written
 
