@@ -60,10 +60,14 @@ class AcceptanceKeys:
 class AcceptanceGrid:
     """Which leading-pT window each event would fall in if its mass were each of the knots, per acceptance group.
 
-    An event of histogram group ``g`` is filled in acceptance group ``g % n_groups``: with
-    ``n_groups = n_eta**2`` that is the category's |eta|-region pair (all pT bins together); with one
-    group per closure bin, the bin itself. The last axis is the first knot where the event passes the
-    input's thresholds, for its reach (``window_acceptance``).
+    An event of histogram group ``g`` is filled in acceptance group ``g % n_groups``: with the
+    flat category index ``n_eta**2 * i_pt + n_eta * i_eta1 + i_eta2`` and ``n_groups = n_eta**2``
+    that is the category's |eta|-region pair (all pT bins together); with one group per closure
+    bin, the bin itself. At each knot ``m'`` the event is moved to mass ``m'``
+    (``lib.dimuon_kinematics``) and counted in the window its leading pT then falls in, if it
+    passes the input's thresholds there. The last axis is the first knot where it passes them:
+    the events were selected by those thresholds at their own mass, and ``window_acceptance``
+    weights them by the share of masses where they would have been (their reach).
     """
 
     n_groups: int
@@ -146,7 +150,11 @@ def acceptance_grid(config: "Config", n_groups: int, window_edges: Sequence[floa
 
 
 def _reach(knots: np.ndarray, mass_edges: np.ndarray, mass_contents: np.ndarray) -> np.ndarray:
-    """Share of the sample's mass distribution above each first-passing knot's crossing (the midpoint before it; 1 at the first)."""
+    """Share of the sample's mass distribution above the crossing of each first-passing knot.
+
+    An event that first passes at knot ``r > 0`` crosses the thresholds between knots ``r - 1``
+    and ``r``: the survival function at their midpoint. At the first knot it passes everywhere.
+    """
     total = float(mass_contents.sum())
     if not total > 0:
         return np.ones(len(knots))

@@ -70,8 +70,9 @@ def profile_sums(grid: ProfileGrid, abseta: np.ndarray, pt: np.ndarray, relative
 def _local_slopes(x: np.ndarray, counts: np.ndarray, log_sums: np.ndarray, bandwidth: float) -> np.ndarray | None:
     """Slope of the mean ``ln r`` at each ``x``: a linear fit weighted by counts and a Gaussian kernel in ``x``.
 
-    Local, so the curvature of ``ln r(ln pT)`` does not bend the slope at the ends of the range as
-    a global polynomial does. None when fewer than three bins are filled.
+    Local, so the curvature of ``ln r(ln pT)`` (flat where the constant term dominates, slope 1 where
+    the curvature term does) does not bend the slope at the ends of the range as a global polynomial
+    does. None when fewer than three bins are filled.
     """
     filled = counts > 0
     if np.count_nonzero(filled) < 3:
