@@ -39,12 +39,14 @@ FIGURE_NICENESS = 19
 
 @dataclass(frozen=True)
 class FitFigure:
-    """One fit's plot: the result's arrays, where to write it, its header and whether the drawn model has the acceptance A(m)."""
+    """One fit's plot: the result's arrays, where to write it, its header, whether the drawn model has the acceptance A(m)
+    and which radiation parameters the fit took from its group's pooled fit (``fit.fsr_parameters``)."""
 
     result: FitResult
     stem: Path
     header: Header
     acceptance: bool = False
+    shared: tuple[str, ...] = ()
 
     def draw(self, formats: tuple[str, ...]) -> list[Path]:
         """The plot in ``formats``; the written paths."""

@@ -38,7 +38,9 @@ from lib.executor import TaskExecutor
 from lib.figures import FigureQueue, FitFigure
 from lib.fitting.quality import covariance_failed
 from lib.fitting.result import FitResult, FitRow
-from lib.fitting.shared_fsr import SHARED_FSR_NAME, SHARED_PARAMETERS, pooled_acceptance, pooled_events, pooled_median, with_fixed_radiation
+from lib.fitting.shared_fsr import (
+    SHARED_FSR_NAME, SHARED_PARAMETERS, events_in_range, pooled_acceptance, pooled_events, pooled_median, with_fixed_radiation,
+)  # fmt: skip
 from lib.fitting.task import AcceptanceTable, FitEvents, FitTask
 from lib.histograms import CategoryHistograms
 from lib.io.fit_cache import FitCache, fit_code_digest
@@ -49,21 +51,17 @@ from lib.plots.cms import Header
 from lib.request import Request
 from lib.results import Fits, Medians
 
-__all__ = [
-    "CATEGORIES", "CLOSURE", "HIGGS", "UNCALIBRATED", "FitGroup", "FitJob", "FitKind", "bin_fit_jobs", "category_jobs",
-    "fit_categories", "fit_job", "job_key", "run_fits",
-]  # fmt: skip
-
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class FitJob:
-    """A fit task plus where to draw its plot (None: no plot)."""
+    """A fit task plus where to draw its plot (None: no plot) and the radiation parameters it takes from its group's pooled fit."""
 
     task: FitTask
     plot_stem: Path | None
     title: str
+    shared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,8 +143,9 @@ def fit_categories(
     if mismatch:
         log.warning("%s", mismatch)
     jobs = category_jobs(group, scheme, reduction, medians.rows, [n for n in names if n not in too_few])
-    # The radiation shared by the categories is always that of all of them, --fixCat or not.
-    pooled = category_jobs(group, scheme, reduction, medians.rows, [n for n in scheme.names if counts[n] >= minimum]) if only else None
+    pooled = None
+    if only and shares_radiation(group, jobs):  # the radiation shared by the categories is that of all of them, --fixCat or not
+        pooled = category_jobs(group, scheme, reduction, medians.rows, [n for n in scheme.names if counts[n] >= minimum])
     results: dict[str, FitResult | str] = dict(run_fits(group, jobs, executor, refit=frozenset([only] if only else ()), pooled=pooled))
     for name, count in too_few.items():
         results[name] = f"{count} events, fewer than fit.min_events = {minimum}: not fitted"
@@ -165,7 +164,7 @@ def _queue_figure(group: FitGroup, job: FitJob, result: object) -> None:
     draw); its header has the output directory's year."""
     if group.figures is not None and job.plot_stem is not None and isinstance(result, FitResult):
         header = Header(job.title, group.out.year)
-        group.figures.submit(FitFigure(result, job.plot_stem, header, _has_acceptance(job, result)))
+        group.figures.submit(FitFigure(result, job.plot_stem, header, _has_acceptance(job, result), job.shared))
 
 
 def _has_acceptance(job: FitJob, result: FitResult) -> bool:
@@ -312,29 +311,48 @@ def shared_radiation_job(group: FitGroup, pooled: Sequence[FitJob]) -> FitJob:
     """The pooled fit of the group: all the events of ``pooled``, their mean acceptance, radiation floating."""
     nominal = group.spec_for(SHARED_FSR_NAME)
     tasks = [j.task for j in pooled]
-    n_events = [t.n_events for t in tasks]
     acceptance = None
     if nominal.uses_acceptance:
-        params = nominal.params
-        tables = [t.acceptance for t in tasks if t.acceptance is not None]
-        acceptance = pooled_acceptance(tables, [t.n_events for t in tasks if t.acceptance is not None], params["bw_mass"].value, params["bw_width"].value)
-    return group.job(nominal, pooled_events([t.events for t in tasks]), pooled_median([t.median_sigma_pred for t in tasks], n_events), acceptance)
+        with_table = [t for t in tasks if t.acceptance is not None]
+        tables = [t.acceptance for t in with_table]
+        shares = [events_in_range(t.events, t.nominal.range_gev) for t in with_table]
+        acceptance = pooled_acceptance(tables, shares, nominal.params["bw_mass"].value, nominal.params["bw_width"].value)  # type: ignore[arg-type]
+    median = pooled_median([t.median_sigma_pred for t in tasks], [t.n_events for t in tasks])
+    return group.job(nominal, pooled_events([t.events for t in tasks]), median, acceptance)
 
 
-def _shared_values(result: FitResult, names: Sequence[str]) -> dict[str, float] | None:
-    """The pooled fit's values of the radiation parameters ``names``, or None when Minuit or Hesse failed (a model gate
-    alone, chi2 on the pooled events, does not count)."""
+def _shared_values(result: FitResult, pooled_spec: FitSpec, names: Sequence[str]) -> tuple[dict[str, float] | None, str]:
+    """The pooled fit's values of the radiation parameters ``names``, or None and why they cannot be shared.
+
+    Not shared: Minuit or Hesse failed (a model gate alone, chi2 on the pooled events, does not
+    count), or a parameter the pooled fit was to measure came out fixed (at a limit, or not
+    determined): its value was never measured. A fraction fixed at its lower limit is a measurement,
+    no radiation, and ``shared`` shares it (its fits then have none); ``shared_scale`` has no scale
+    to share then.
+    """
     if result.chosen.status < 0 or covariance_failed(result.chosen):
-        return None
-    values = {p.name: p.value for p in result.params if p.name in names}
-    return values if len(values) == len(names) and all(np.isfinite(list(values.values()))) else None
+        return None, result.reason or "Minuit or Hesse failed"
+    params = {p.name: p for p in result.params}
+    if any(name not in params or not np.isfinite(params[name].value) for name in names):
+        return None, "it has no finite value of " + ", ".join(names)
+    values = {name: params[name].value for name in names}
+    fraction = params.get("fsr_fraction")
+    at_lower_limit = fraction is not None and fraction.at_limit and fraction.value < 0.5 * (fraction.min + fraction.max)  # type: ignore[operator]
+    no_radiation = at_lower_limit and fraction.constant  # type: ignore[union-attr]
+    if no_radiation and "fsr_fraction" in names:
+        return values, ""
+    unmeasured = [name for name in names if params[name].constant and not pooled_spec.params[name].constant]
+    if unmeasured:
+        why = "it found no radiation" if no_radiation else "the data did not determine it"
+        return None, f"{', '.join(unmeasured)} came out fixed ({why})"
+    return values, ""
 
 
 def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, pooled: Sequence[FitJob]) -> list[FitJob]:
     """``jobs`` with the shared radiation parameters fixed at the pooled fit's values, where the group shares any; the pooled fit written.
 
-    The pooled fit is cached like the group's fits (its key holds all their events). When it
-    fails, a warning says so and each fit floats its own radiation.
+    The pooled fit is cached like the group's fits (its key holds all their events). When its
+    values cannot be shared, a warning says why and each fit floats its own radiation.
     """
     if not shares_radiation(group, jobs) or not pooled:
         return list(jobs)
@@ -346,15 +364,14 @@ def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: Tas
         (result,) = executor.map(fit_job, [job], [job.task.name], progress=f"{group.kind.progress} (shared FSR)")
         cache.store(job.task.name, key, result)
     _queue_figure(group, job, result)
-    values = _shared_values(result, SHARED_PARAMETERS[group.config.fit.fsr_parameters])
-    group.out.write_shared_fsr(group.kind.name, {"shared": values is not None, "shared_parameters": list(values or ()), **result.to_dict()})
+    values, why_not = _shared_values(result, job.task.nominal, SHARED_PARAMETERS[group.config.fit.fsr_parameters])
+    record = {"shared": values is not None, "shared_parameters": list(values or ()), "not_shared_because": why_not or None}
+    group.out.write_shared_fsr(group.kind.name, record | result.to_dict())
     if values is None:
-        log.warning(
-            "the pooled radiation fit of the %s failed (%s): each fit floats its own radiation", group.kind.progress, result.reason
-        )  # fmt: skip
+        log.warning("the pooled radiation fit of the %s cannot be shared: %s; each fit floats its own radiation", group.kind.progress, why_not)
         return list(jobs)
-    log.info("FSR shared by the %s: %s (pooled fit of %d events)", group.kind.progress,
-             ", ".join(f"{name} {value:.4g}" for name, value in values.items()), job.task.n_events)  # fmt: skip
+    shared = ", ".join(f"{name} {value:.4g}" for name, value in values.items())
+    log.info("FSR shared by the %s: %s (pooled fit of %d events)", group.kind.progress, shared, job.task.n_events)
     return [_with_radiation(j, values) for j in jobs]
 
 
@@ -364,7 +381,7 @@ def _with_radiation(job: FitJob, values: dict[str, float]) -> FitJob:
     fixed = dataclasses.replace(
         task, nominal=with_fixed_radiation(task.nominal, values), retries=tuple(with_fixed_radiation(s, values) for s in task.retries)
     )
-    return dataclasses.replace(job, task=fixed)
+    return dataclasses.replace(job, task=fixed, shared=tuple(values))
 
 
 def cross_check_backend(

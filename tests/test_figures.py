@@ -121,7 +121,9 @@ def test_an_error_in_a_later_step_still_draws_the_queued_figures(tmp_path: Path)
 # The figures' content, tested on their artists.
 
 
-def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool, header: Header = Header("Data 2018 30-45_EE", "2018")):
+def _drawn_fit(
+    monkeypatch, tmp_path: Path, result, acceptance: bool, header: Header = Header("Data 2018 30-45_EE", "2018"), shared: tuple[str, ...] = ()
+):
     """The fit figure's artists after ``plot_fit``, kept instead of written."""
     import lib.plots.fits as fits
 
@@ -132,7 +134,7 @@ def _drawn_fit(monkeypatch, tmp_path: Path, result, acceptance: bool, header: He
         return []
 
     monkeypatch.setattr(fits, "_save", keep)
-    fits.plot_fit(FitFigure(result, tmp_path / "fit", header, acceptance), ("png",))
+    fits.plot_fit(FitFigure(result, tmp_path / "fit", header, acceptance, shared), ("png",))
     return kept["drawn"]
 
 
@@ -165,16 +167,17 @@ def test_a_radiating_fit_names_its_fsr_component(tmp_path: Path, monkeypatch):
     assert any("13.7% \u00b1 1.2%" in text.get_text() and "1.83 \u00b1 0.21 GeV" in text.get_text() for row in drawn.info for text in row)
 
 
-def test_a_shared_radiation_parameter_is_marked_shared_not_given_a_zero_error(tmp_path: Path, monkeypatch):
-    """With fit.fsr_parameters shared_scale the scale is the pooled fit's, fixed: the info box says so instead of '± 0.00'."""
+@pytest.mark.parametrize("shared,shown", [(("fsr_scale",), "mean loss 1.83 GeV (shared)"), ((), "mean loss 1.83 GeV (fixed)")])
+def test_a_constant_radiation_parameter_says_where_its_value_came_from(tmp_path: Path, monkeypatch, shared, shown):
+    """A scale taken from the group's pooled fit reads '(shared)'; one fixed otherwise (fit.params, undetermined) '(fixed)'."""
     from lib.fitting.result import ParamResult
 
     base = synthetic_result()
     radiation = (ParamResult("fsr_fraction", 0.137, 0.012, 0.0, 0.5, False, False), ParamResult("fsr_scale", 1.83, 0.0, 0.5, 10.0, True, False))
     chosen = dataclasses.replace(base.chosen, params=(*base.chosen.params, *radiation))
-    drawn = _drawn_fit(monkeypatch, tmp_path, dataclasses.replace(base, chosen=chosen, attempts=(chosen,)), True)
+    drawn = _drawn_fit(monkeypatch, tmp_path, dataclasses.replace(base, chosen=chosen, attempts=(chosen,)), True, shared=shared)
     texts = [text.get_text() for row in drawn.info for text in row]
-    assert any("13.7% \u00b1 1.2%, mean loss 1.83 GeV (shared)" in text for text in texts), texts
+    assert any(f"13.7% \u00b1 1.2%, {shown}" in text for text in texts), texts
 
 
 @pytest.mark.parametrize("with_background", [True, False])

@@ -225,6 +225,54 @@ def test_without_radiation_nothing_is_shared(tmp_path):
     assert not group.out.path.exists()
 
 
+def _pooled_result(status: int, fraction: tuple[float, bool], scale: tuple[float, bool]):
+    """A pooled fit's result by hand: its Minuit status and (value, came out fixed) of each radiation parameter."""
+    import dataclasses
+
+    from lib.fitting.result import ParamResult
+    from tests.test_fitting import synthetic_result
+
+    base = synthetic_result()
+    radiation = (
+        ParamResult("fsr_fraction", fraction[0], 0.0 if fraction[1] else 0.01, 0.0, 0.5, fraction[1], fraction[0] < 1e-3),
+        ParamResult("fsr_scale", scale[0], 0.0 if scale[1] else 0.05, 0.5, 10.0, scale[1], False),
+    )
+    chosen = dataclasses.replace(base.chosen, status=status, params=(*base.chosen.params, *radiation))
+    return dataclasses.replace(base, chosen=chosen, attempts=(chosen,))
+
+
+@pytest.mark.parametrize(
+    "mode,status,fraction,scale,shared,why",
+    [
+        ("shared_scale", 0, (0.15, False), (1.8, False), ("fsr_scale",), None),
+        ("shared_scale", -1, (0.15, False), (1.8, False), (), ""),  # the failed fit's own reason
+        ("shared_scale", 0, (0.0, True), (1.5, True), (), "fsr_scale came out fixed (it found no radiation)"),
+        ("shared_scale", 0, (0.15, False), (10.0, True), (), "fsr_scale came out fixed (the data did not determine it)"),
+        ("shared", 0, (0.0, True), (1.5, True), ("fsr_fraction", "fsr_scale"), None),  # no radiation, measured: its fits have none
+        ("shared", 0, (0.15, False), (10.0, True), (), "fsr_scale came out fixed"),
+    ],
+)
+def test_the_pooled_fit_is_shared_only_where_it_measured_the_parameters(tmp_path, monkeypatch, mode, status, fraction, scale, shared, why):
+    """A failed pooled fit, or one whose shared parameter came out fixed (never measured), leaves each fit its own radiation:
+    the jobs come back as they were, the record and a warning say why."""
+    import lib.peak_fits as peak_fits
+    from lib.executor import InlineExecutor
+
+    result = _pooled_result(status, fraction, scale)
+    monkeypatch.setattr(peak_fits, "fit_job", lambda job: result)
+    group = _group(peak_fits.CATEGORIES, fsr_config("exponential", line_shape="breit_wigner", fsr_parameters=mode), tmp_path)
+    jobs = _jobs(group, {"30-45_BB": np.array([90.0, 91.0, 92.0])})
+    taken = peak_fits.with_shared_radiation(group, jobs, InlineExecutor(), jobs)
+    record = group.out.read_shared_fsr()["categories"]
+    assert record["shared"] == bool(shared) and tuple(record["shared_parameters"]) == shared
+    assert taken[0].shared == shared
+    assert all(taken[0].task.nominal.params[name].constant for name in shared)
+    if why is None:
+        assert record["not_shared_because"] is None
+    else:
+        assert record["not_shared_because"] and why in record["not_shared_because"] and taken == jobs
+
+
 @pytest.mark.root
 @pytest.mark.slow
 def test_shared_scale_fixes_the_scale_and_floats_the_fraction(category_fits):

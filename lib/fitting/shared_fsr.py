@@ -1,18 +1,19 @@
-"""Radiation parameters shared by a group of fits (``fit.fsr_parameters: shared``): the pooled fit's input, and the fixed specs.
+"""Radiation parameters shared by a group of fits (``fit.fsr_parameters``): the pooled fit's input, and the fixed specs.
 
 Final-state radiation belongs to the decay, not to the detector category: the share of events
 that radiate and their mean mass loss are, to first order, the same in every category (or closure
 bin, or Higgs bin). A small category, or one whose leading-pT window cuts the high-mass side of
 the peak, cannot tell a floating radiation from its own tails, and both come out degenerate. So a
 group of fits first fits all its events together once, radiation floating (``lib.peak_fits``),
-and each fit of the group then takes ``fsr_fraction`` and ``fsr_scale`` fixed at that fit's values
-(``shared_scale``: the scale alone, each fit floating its fraction, since a pT window changes the
-share of radiating events it keeps and what the rest of its line shape leaves for the fraction).
+and each fit of the group then takes ``fsr_scale`` (``shared_scale``, the default) or both
+``fsr_fraction`` and ``fsr_scale`` (``shared``) fixed at the pooled fit's values. With
+``shared_scale`` each fit floats its fraction: the window's cut on the reconstructed leading pT
+sculpts each category's low side, which a fixed fraction cannot follow.
 
 The pooled fit has one symmetric DCB for a mixture of resolutions: a symmetric mixture, which the
 DCB's core and symmetric tails take, while the radiation is one-sided. Its acceptance is that of
-the pooled events: the fits' ``A(m)`` averaged with the share of the events each fit holds
-(``pooled_acceptance``). Pure numpy and specs: no ROOT.
+the pooled events: each fit's ``A(m)`` weighted by its events in the fit range over its
+normalisation under the line shape (``pooled_acceptance``). Pure numpy and specs: no ROOT.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from lib.config.schema import FSR_PARAMETERS
 from lib.errors import FitError
 from lib.fitting.task import AcceptanceTable, FitEvents
 from lib.histograms import MassHistogram
-
-__all__ = ["SHARED_FSR_NAME", "SHARED_PARAMETERS", "pooled_acceptance", "pooled_events", "pooled_median", "with_fixed_radiation"]
 
 # The pooled fit's name: its figure, its log and its cache entry are filed under it beside the group's fits.
 SHARED_FSR_NAME = "fsr_shared"
@@ -55,19 +54,38 @@ def pooled_events(events: Sequence[FitEvents]) -> FitEvents:
         def summed(field: str) -> np.ndarray | None:
             if not weighted:
                 return None
-            return np.sum([getattr(h, field) if getattr(h, field) is not None else h.counts.astype(np.float64) for h in histograms], axis=0)
+            contents = [getattr(h, field) if getattr(h, field) is not None else h.counts.astype(np.float64) for h in histograms]
+            return np.sum(contents, axis=0)
 
         counts = np.sum([h.counts for h in histograms], axis=0)
         return FitEvents(histogram=MassHistogram(edges, counts, summed("sumw"), summed("sumw2")))
     masses = np.concatenate([np.asarray(e.masses, dtype=np.float64) for e in events])
     if not any(e.weights is not None for e in events):
         return FitEvents(masses)
-    weights = np.concatenate([np.ones(len(e.masses)) if e.weights is None else np.asarray(e.weights, dtype=np.float64) for e in events])  # type: ignore[arg-type]
-    return FitEvents(masses, weights)
+    weights = [np.ones(len(e.masses)) if e.weights is None else np.asarray(e.weights, dtype=np.float64) for e in events]  # type: ignore[arg-type]
+    return FitEvents(masses, np.concatenate(weights))
+
+
+def events_in_range(events: FitEvents, range_gev: tuple[float, float]) -> float:
+    """The sum of weights (the count, unweighted) of ``events`` inside ``range_gev``: a fit's share of the pooled events.
+
+    Example:
+        >>> events_in_range(FitEvents(np.array([74.0, 80.0, 90.0]), np.array([1.0, 0.5, 2.0])), (75.0, 105.0))
+        2.5
+    """
+    lo, hi = range_gev
+    histogram = events.histogram
+    if histogram is not None:
+        centres = 0.5 * (histogram.edges[1:] + histogram.edges[:-1])
+        contents = histogram.counts if histogram.sumw is None else histogram.sumw
+        return float(np.sum(contents[(centres > lo) & (centres < hi)]))
+    masses = np.asarray(events.masses, dtype=np.float64)
+    inside = (masses > lo) & (masses < hi)
+    return float(np.sum(events.weights[inside]) if events.weights is not None else np.count_nonzero(inside))
 
 
 def pooled_acceptance(tables: Sequence[AcceptanceTable], n_events: Sequence[float], mass_gev: float, width_gev: float) -> AcceptanceTable:
-    """The acceptance of the pooled events: each fit's ``A(m)`` weighted by its events over its normalisation, at most 1.
+    """The acceptance of the pooled events: each fit's ``A(m)`` weighted by its events (``n_events``) over its normalisation, at most 1.
 
     A fit with ``N`` events and acceptance ``A`` contributes ``N A(m) f(m) / integral(A f)`` to
     the pooled mass distribution, ``f`` the true line shape; ``f`` is taken as the Breit-Wigner of
@@ -86,7 +104,8 @@ def pooled_acceptance(tables: Sequence[AcceptanceTable], n_events: Sequence[floa
     breit_wigner = 1.0 / ((knots * knots - mass_gev * mass_gev) ** 2 + (mass_gev * width_gev) ** 2)
     pooled = np.zeros_like(knots)
     for table, n in zip(tables, n_events, strict=True):
-        values = np.interp(knots, np.linspace(*table.range_gev, len(table.values)), np.asarray(table.values, dtype=np.float64))
+        table_knots = np.linspace(*table.range_gev, len(table.values))
+        values = np.interp(knots, table_knots, np.asarray(table.values, dtype=np.float64))
         norm = float(np.sum(values * breit_wigner))
         if n > 0 and norm > 0:
             pooled += n * values / norm

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lib.fitting.result import FitCurves, FitResult
+from lib.fitting.result import FitCurves, FitResult, ParamResult
 from lib.io.atomic import atomic_path
 from lib.plots.cms import cms_label, cms_style, fit_right_label, two_panels
 from lib.plots.save import PLOT_FORMATS, PNG_DPI, save_figure
@@ -32,8 +32,11 @@ PULL_BAND = 2.0
 INFO_ROWS, INFO_TOP, INFO_STEP, INFO_COLUMNS = 7, 0.95, 0.047, (0.03, 0.155)
 
 
-def _info_rows(result: FitResult) -> list[tuple[str, str]]:
+def _info_rows(result: FitResult, shared: tuple[str, ...]) -> list[tuple[str, str]]:
     """The numbers a reader checks first, as (label, value) rows: sigma, chi2/NDF, minimiser status, events, accepted attempt.
+
+    ``shared``: the radiation parameters the fit took from its group's pooled fit, marked "(shared)";
+    another constant one (fixed by ``fit.params`` or as undetermined) is marked "(fixed)".
 
     Only the fixed labels are mathtext (parsed once per process); the values are plain text.
     """
@@ -46,8 +49,8 @@ def _info_rows(result: FitResult) -> list[tuple[str, str]]:
     radiation = {p.name: p for p in result.params if p.name in ("fsr_fraction", "fsr_scale")}
     if len(radiation) == 2:
         fraction, scale = radiation["fsr_fraction"], radiation["fsr_scale"]
-        shown_fraction = f"{fraction.value:.1%}" + (" (shared)" if fraction.constant else f" \u00b1 {fraction.error:.1%}")
-        shown_scale = f"{scale.value:.2f}" + (" GeV (shared)" if scale.constant else f" \u00b1 {scale.error:.2f} GeV")
+        shown_fraction = f"{fraction.value:.1%}" + _error_or_origin(fraction, shared, f" \u00b1 {fraction.error:.1%}")
+        shown_scale = f"{scale.value:.2f}" + _error_or_origin(scale, shared, f" \u00b1 {scale.error:.2f} GeV", " GeV")
         rows.append(("FSR", f"{shown_fraction}, mean loss {shown_scale}"))
     if result.weighted:
         rows.append((r"$\Sigma w$", f"{result.sum_weights:,.0f}"))
@@ -55,6 +58,13 @@ def _info_rows(result: FitResult) -> list[tuple[str, str]]:
         shown = next((i for i, a in enumerate(result.attempts, 1) if a.label == result.label), 0)
         rows.append(("attempt", f"{shown} of {len(result.attempts)}: {result.label}"))
     return rows
+
+
+def _error_or_origin(param: ParamResult, shared: tuple[str, ...], error: str, unit: str = "") -> str:
+    """A floating parameter's ``error`` text; where a constant one's value came from instead of an error of 0."""
+    if param.name in shared:
+        return f"{unit} (shared)"
+    return f"{unit} (fixed)" if param.constant else error
 
 
 def _width_row(result: FitResult) -> tuple[str, str]:
@@ -187,7 +197,7 @@ def plot_fit(figure: FitFigure, formats: tuple[str, ...] = PLOT_FORMATS) -> list
         if curves is None:
             _clear(drawn)
         else:
-            _fill(drawn, result, curves)
+            _fill(drawn, result, curves, figure.shared)
         return _save(drawn, figure.stem, formats)
 
 
@@ -202,7 +212,7 @@ def _clear(drawn: _FitFigure) -> None:
     _fill_info(drawn, [])
 
 
-def _fill(drawn: _FitFigure, result: FitResult, curves: FitCurves) -> None:
+def _fill(drawn: _FitFigure, result: FitResult, curves: FitCurves, shared: tuple[str, ...]) -> None:
     """The category's points, curves, pulls and numbers, and the axis ranges that show them."""
     ax, rax = drawn.ax, drawn.rax
     centres = 0.5 * (curves.edges[1:] + curves.edges[:-1])
@@ -223,7 +233,7 @@ def _fill(drawn: _FitFigure, result: FitResult, curves: FitCurves) -> None:
     limit = float(min(8.0, max(4.0, np.ceil(np.nanmax(np.abs(pulls)) if np.any(np.isfinite(pulls)) else 0.0))))
     drawn.pulls.set_data(centres, np.clip(pulls, -limit, limit))
     rax.set_ylim(-limit, limit)
-    _fill_info(drawn, _info_rows(result))
+    _fill_info(drawn, _info_rows(result, shared))
 
 
 def _fill_info(drawn: _FitFigure, rows: list[tuple[str, str]]) -> None:

@@ -34,7 +34,7 @@ from lib.executor import TaskExecutor
 from lib.histograms import grids_from_config
 from lib.io.reader import find_files
 from lib.outputs import OutputDir
-from lib.peak_fits import CLOSURE, HIGGS, UNCALIBRATED, FitGroup, bin_fit_jobs, run_fits
+from lib.peak_fits import CLOSURE, HIGGS, UNCALIBRATED, FitGroup, bin_fit_jobs, run_fits, shares_radiation
 from lib.request import Request
 from lib.results import HIGGS_LABEL, ClosureResult, Validation
 from lib.run.reduction import Executors, FileReading, Keep, input_root, load_reduction, reduce_files
@@ -89,7 +89,9 @@ def _fit_and_judge(
     jobs = bin_fit_jobs(group, samples, edges, prefix, only)
     refit = frozenset(j.task.name for j in jobs) if only is not None else frozenset()
     factors, errors = factor_errors or (None, None)
-    pooled = bin_fit_jobs(group, samples, edges, prefix) if only is not None else None  # shared radiation: all bins' events
+    pooled = None
+    if only is not None and shares_radiation(group, jobs):  # the radiation shared by the bins is that of all of them
+        pooled = bin_fit_jobs(group, samples, edges, prefix)
     rows = bin_rows(samples, edges, run_fits(group, jobs, executor, refit, pooled), prefix, factors, errors)
     if only is not None:
         previous = out.read_validation(kind)
