@@ -171,7 +171,7 @@ def _queue_figure(group: FitGroup, job: FitJob, result: object) -> None:
 def _has_acceptance(job: FitJob, result: FitResult) -> bool:
     """Whether the drawn attempt's model (the spec named by the result's label) multiplies the peak by A(m)."""
     specs = (job.task.nominal, *job.task.retries)
-    spec = next((s for s in specs if s.label == result.label), job.task.nominal)
+    spec = next((s for s in specs if s.label == result.chosen.label), job.task.nominal)
     return spec.uses_acceptance
 
 
@@ -326,7 +326,7 @@ def _shared_values(result: FitResult, names: Sequence[str]) -> dict[str, float] 
     alone, chi2 on the pooled events, does not count)."""
     if result.chosen.status < 0 or covariance_failed(result.chosen):
         return None
-    values = {p.name: p.value for p in result.params if p.name in names}
+    values = {p.name: p.value for p in result.chosen.params if p.name in names}
     return values if len(values) == len(names) and all(np.isfinite(list(values.values()))) else None
 
 
