@@ -14,8 +14,6 @@ from pydantic import ValidationError
 from lib.config.schema import AcceptanceConfig, Config, FitPatch, ParamSpec, UndeterminedConfig, _Model, binned_count
 from lib.errors import ConfigError
 
-__all__ = ["FitSpec", "NOT_IN_SPEC", "higgs_fit_spec", "override_keys", "resolve_fit_spec", "retry_specs"]
-
 
 class FitSpec(_Model):
     """Everything one fit needs, resolved for one category (picklable, no ROOT), final once resolved.
@@ -114,10 +112,8 @@ def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | Non
     return spec
 
 
-def higgs_fit_spec(
-    config: Config, name: str, binned: bool, backend: str | None = None, background: Literal["exponential", "none"] = "none"
-) -> FitSpec:
-    """Fit spec of an H->mumu peak: a pure DCB (the 3.7 MeV width is negligible) whose ``mean`` is absolute.
+def higgs_fit_spec(config: Config, name: str, binned: bool, backend: str | None = None) -> FitSpec:
+    """Fit spec of an H->mumu peak: a pure DCB (the 3.7 MeV width is negligible), no background, whose ``mean`` is absolute.
 
     Fit settings, sigma and tail start values come from ``fit``; the range is
     ``higgs.signal_region_gev`` and ``mean`` starts at ``higgs.mass_gev`` within +-5 GeV. Z-peak
@@ -130,7 +126,7 @@ def higgs_fit_spec(
     params["mean"] = ParamSpec(value=higgs.mass_gev, min=max(lo, higgs.mass_gev - 5.0), max=min(hi, higgs.mass_gev + 5.0))
     return spec.model_copy(
         update={
-            "range_gev": higgs.signal_region_gev, "params": params, "background": background, "peak": "higgs",
+            "range_gev": higgs.signal_region_gev, "params": params, "background": "none", "peak": "higgs",
             "line_shape": "breit_wigner",
         }
     )  # fmt: skip
