@@ -11,8 +11,6 @@ from pydantic import BaseModel, ValidationError
 from lib.config.schema import Config
 from lib.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG", "load_config", "load_yaml_model"]
-
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -13,12 +13,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = [
-    "AcceptanceConfig", "CategoryConfig", "ClosureConfig", "Config", "FIT_PARAMETERS", "FitConfig", "FitPatch", "HiggsConfig",
-    "InputConfig", "ParamPatch", "ParamSpec", "PtProfileConfig", "QualityConfig", "SelectionConfig", "Step2Config", "Step3Config",
-    "FSR_MODELS", "FSR_PARAMETERS", "UndeterminedConfig", "binned_count",
-]  # fmt: skip
-
 FIT_PARAMETERS = (
     "bw_mass",
     "bw_width",

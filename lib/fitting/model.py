@@ -46,8 +46,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"\s*This distribution of ROOT is in alpha stage", category=UserWarning)
     import ROOT
 
-__all__ = ["ROOT", "PeakModel", "accepted_conv_class", "build_model", "make_dataset", "histogram_dataset", "object_tag", "silence_roofit"]
-
 ROOT.gROOT.SetBatch(True)
 
 ACCEPTED_CONV_SOURCE = "accepted_conv.cxx"  # a resource of this package: Dask workers import it from a zip
