@@ -45,15 +45,8 @@ def _checked_arrays(task: FitTask) -> tuple[np.ndarray | None, np.ndarray | None
     """The task's arrays as 1-D float64 (None for a histogram task), or FitError naming the defect."""
     events = task.events
     if events.histogram is not None:
-        unbinned = [s.label for s in (task.nominal, *task.retries) if not s.binned]
-        if unbinned:
-            raise FitError(f"category {task.name}: unbinned fit '{unbinned[0]}' needs the events, not a histogram")
         return None, None
-    if events.masses is None:
-        raise FitError(f"category {task.name}: neither events nor a histogram to fit")
     masses = np.asarray(events.masses, dtype=np.float64)
-    if masses.ndim != 1:
-        raise FitError(f"category {task.name}: masses must be a 1-D array, got shape {masses.shape}")
     if events.weights is None:
         return masses, None
     weights = np.asarray(events.weights, dtype=np.float64)
