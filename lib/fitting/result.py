@@ -170,28 +170,22 @@ class FitResult:
         return self.chosen.width_err
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready record for ``fit_params.json`` (curves excluded, non-finite numbers as null)."""
-        chosen = self.chosen
+        """JSON-ready record for ``fit_params.json``: the chosen attempt's numbers first (no curves, non-finite numbers as null)."""
+        chosen = self.chosen.to_dict()
+        shared = ("status", "cov_qual", "edm", "min_nll", "chi2_ndf", "n_float", "n_events", "sum_weights")
         return {
             "cat_name": self.name,
             "quality": self.quality,
             "reason": self.reason,
-            "label": chosen.label,
-            "fit_val": _finite_or_none(chosen.width),
-            "fit_err": _finite_or_none(chosen.width_err),
-            "status": chosen.status,
-            "cov_qual": chosen.cov_qual,
-            "edm": _finite_or_none(chosen.edm),
-            "min_nll": _finite_or_none(chosen.min_nll),
-            "chi2_ndf": _finite_or_none(chosen.chi2_ndf),
-            "n_float": chosen.n_float,
-            "n_events": chosen.n_events,
-            "sum_weights": _finite_or_none(chosen.sum_weights),
+            "label": chosen["label"],
+            "fit_val": chosen["width"],
+            "fit_err": chosen["width_err"],
+            **{key: chosen[key] for key in shared},
             "weighted": self.weighted,
             "peak": self.peak,
             "backend": self.backend,
             "width_definition": self.width_definition,
-            "params": {p.name: p.to_dict() for p in chosen.params},
+            "params": {p.name: p.to_dict() for p in self.chosen.params},
             "attempts": [a.to_dict() for a in self.attempts],
             "seconds": round(self.seconds, 4),
         }
