@@ -42,8 +42,8 @@ def shape_mismodelling(attempt: AttemptRecord) -> float:
     grow with the sample size. NaN when it cannot be formed.
 
     Example:
-        >>> from dataclasses import replace
-        >>> round(shape_mismodelling(replace(_EXAMPLE, chi2_ndf=10.0, n_events=120_000, n_bins=120)), 3)
+        >>> from types import SimpleNamespace
+        >>> round(shape_mismodelling(SimpleNamespace(chi2_ndf=10.0, n_events=120_000, n_bins=120)), 3)
         0.095
     """
     if attempt.n_bins <= 0 or attempt.n_events <= 0 or not math.isfinite(attempt.chi2_ndf):
@@ -72,13 +72,6 @@ def covariance_failed(attempt: AttemptRecord) -> bool:
     peak offset or sigma itself, so the ladder skips such rungs when only the model failed.
     """
     return bool(_minimiser_failures(attempt))
-
-
-_EXAMPLE = AttemptRecord(
-    label="example", status=0, status_first=0, status_history=(), cov_qual=3, edm=0.0, min_nll=0.0, sigma=1.0,
-    sigma_err=0.01, chi2_ndf=1.0, n_float=8, n_events=1, sum_weights=1.0, params=(), failures=(), seconds=0.0, width=1.0,
-    width_err=0.01,
-)  # fmt: skip
 
 
 def _offset_beyond(mean: ParamResult, quality: QualityConfig) -> bool:
