@@ -65,6 +65,13 @@ def _check_range(value: tuple[float, float]) -> tuple[float, float]:
     return value
 
 
+def _check_log_range(value: tuple[float, float]) -> tuple[float, float]:
+    """A range of log-spaced bins: increasing, from above 0."""
+    if not 0 < value[0] < value[1]:
+        raise ValueError(f"range of log-spaced bins must be 0 < low < high, got {list(value)}")
+    return value
+
+
 def _check_edges(edges: list[float]) -> list[float]:
     """Bin edges: at least two, strictly increasing."""
     if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
@@ -122,14 +129,7 @@ class Step2Config(_Model):
         "its bin, is within this of the exact sample median.",
     )  # fmt: skip
 
-    _increasing = field_validator("median_grid_gev")(_check_range)
-
-    @field_validator("median_grid_gev")
-    @classmethod
-    def _positive(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not value[0] > 0:
-            raise ValueError(f"median_grid_gev must start above 0 (log-spaced bins), got {list(value)}")
-        return value
+    _log_spaced = field_validator("median_grid_gev")(_check_log_range)
 
 
 class ParamSpec(_Model):
@@ -412,12 +412,7 @@ class PtProfileConfig(_Model):
     pt_bins: int = Field(default=30, ge=3, description="Uniform ln pT bins of the profile.")
     bandwidth_log_pt: float = Field(default=0.15, gt=0, description="Kernel width in ln pT of the local slope fits.")
 
-    @field_validator("pt_range_gev")
-    @classmethod
-    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < value[0] < value[1]:
-            raise ValueError(f"pt_range_gev must be 0 < low < high, got {list(value)}")
-        return value
+    _log_spaced = field_validator("pt_range_gev")(_check_log_range)
 
 
 class ClosureConfig(_Model):
