@@ -43,9 +43,5 @@ def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate a YAML configuration (``configs/default.yaml`` by default).
-
-    Raises:
-        ConfigError: unreadable file, bad YAML, or a key/value the schema rejects (named in the message).
-    """
+    """Read and validate a YAML configuration (``configs/default.yaml`` by default), as ``load_yaml_model`` does."""
     return load_yaml_model(Path(path) if path else DEFAULT_CONFIG, Config, "config")
