@@ -52,7 +52,7 @@ def compare(results: dict[str, object], reference: dict[str, object]) -> str:
         shift = abs(res.fit_val - ref.fit_val)  # type: ignore[attr-defined]
         relative.append(shift / ref.fit_val)  # type: ignore[attr-defined]
         in_errors.append(shift / ref.fit_err)  # type: ignore[attr-defined]
-        if (res.ok, res.label) == (ref.ok, ref.label):  # type: ignore[attr-defined]
+        if (res.ok, res.chosen.label) == (ref.ok, ref.chosen.label):  # type: ignore[attr-defined]
             if res.ok:  # type: ignore[attr-defined]
                 same_rung.append(shift / ref.fit_err)  # type: ignore[attr-defined]
         else:

@@ -105,7 +105,7 @@ def main() -> int:
         wall_u, res_u = run_pool(unbinned, 1)
         print(describe(f"unbinned, 1 worker, {', '.join(args.unbinned)} (first {args.unbinned_events} events)", wall_u, res_u))
         for r in res_u:
-            print(f"  {r.name}: {r.n_events} events, {r.seconds:.1f} s, {len(r.attempts)} attempt(s), ok={r.ok}")
+            print(f"  {r.name}: {r.chosen.n_events} events, {r.seconds:.1f} s, {len(r.attempts)} attempt(s), ok={r.ok}")
     return 0
 
 

@@ -170,7 +170,7 @@ def _queue_figure(group: FitGroup, job: FitJob, result: object) -> None:
 def _has_acceptance(job: FitJob, result: FitResult) -> bool:
     """Whether the drawn attempt's model (the spec named by the result's label) multiplies the peak by A(m)."""
     specs = (job.task.nominal, *job.task.retries)
-    spec = next((s for s in specs if s.label == result.label), job.task.nominal)
+    spec = next((s for s in specs if s.label == result.chosen.label), job.task.nominal)
     return spec.uses_acceptance
 
 
@@ -332,7 +332,7 @@ def _shared_values(result: FitResult, pooled_spec: FitSpec, names: Sequence[str]
     """
     if result.chosen.status < 0 or covariance_failed(result.chosen):
         return None, result.reason or "Minuit or Hesse failed"
-    params = {p.name: p for p in result.params}
+    params = {p.name: p for p in result.chosen.params}
     if any(name not in params or not np.isfinite(params[name].value) for name in names):
         return None, "it has no finite value of " + ", ".join(names)
     values = {name: params[name].value for name in names}

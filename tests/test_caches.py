@@ -306,7 +306,7 @@ def fitted(fit_jobs, plain_config, tmp_path_factory):
 
 
 def _numbers(results) -> dict[str, object]:
-    return {name: (r.summary_row(), [(p.name, p.value, p.error) for p in r.params]) for name, r in results.items()}
+    return {name: (r.summary_row(), [(p.name, p.value, p.error) for p in r.chosen.params]) for name, r in results.items()}
 
 
 @pytest.mark.root

@@ -12,10 +12,10 @@ import yaml
 from pydantic import BaseModel
 
 from lib.config import (
-    DEFAULT_CONFIG, Config, FitConfig, FitPatch, FitSpec, ParamPatch, ParamSpec, PtProfileConfig, UndeterminedConfig, load_config,
+    DEFAULT_CONFIG, Config, FitPatch, FitSpec, ParamPatch, ParamSpec, PtProfileConfig, UndeterminedConfig, load_config,
     resolve_fit_spec, retry_specs,
 )  # fmt: skip
-from lib.config.specs import NOT_IN_SPEC
+from lib.config.schema import FitSettings
 from lib.errors import ConfigError
 
 
@@ -176,18 +176,17 @@ def test_every_config_field_is_described():
 
 
 def test_fit_spec_carries_every_fit_setting_that_acts_inside_a_fit(config):
-    """Each ``fit:`` setting is either carried into the nominal spec with its value or named in ``NOT_IN_SPEC``.
+    """Each setting of ``FitSettings`` (the ``fit:`` settings that act inside a fit) reaches the nominal spec with its value.
 
-    A setting added to ``fit:`` must be placed: it can neither vanish from the fits nor slip into the
-    spec unnoticed. Every carried setting differs here from the spec's default, so a copy line left
-    out is seen.
+    The spec holds those settings and its own fields, nothing of what acts around the fits. Every
+    carried setting differs here from its default, so a setting lost on the way is seen.
     """
     fit = config.fit
     changed = fit.model_copy(update={
         "fft_cache_bins_first": 700, "line_shape": "acceptance", "acceptance": fit.acceptance.model_copy(update={"placement": "true"}),
         "width": "effective", "width_window_sigmas": 3.5, "undetermined": fit.undetermined.model_copy(update={"params": ("n_left",)}), "fsr": "exponential",
     })  # fmt: skip
-    carried = FitConfig.model_fields.keys() - set(NOT_IN_SPEC)
+    carried = FitSettings.model_fields.keys()
     own = {"name", "binned", "peak", "label", "start_from_previous", "freeze_from_previous"}
     assert FitSpec.model_fields.keys() == carried | own
     defaults = {key: FitSpec.model_fields[key].default for key in carried if not FitSpec.model_fields[key].is_required()}

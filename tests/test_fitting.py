@@ -123,10 +123,11 @@ def test_binned_fit_recovers_sigma(binned_result: FitResult, config: Config):
     # 3 M events (binned: the cost does not grow with N): with free tails the Hesse error is
     # ~0.3-0.4 %, so 2 % is more than 3 sigma.
     assert_recovers(binned_result, reported_truth(config, 1.5), max_rel_err=0.007)
-    assert binned_result.status == 0 and binned_result.cov_qual == 3
-    assert binned_result.chi2_ndf < 2.0
-    assert binned_result.n_events == 3_000_000 and binned_result.n_float == 8
-    assert binned_result.param("bkg_fraction").value == pytest.approx(0.02, abs=0.01)
+    chosen = binned_result.chosen
+    assert chosen.status == 0 and chosen.cov_qual == 3
+    assert chosen.chi2_ndf < 2.0
+    assert chosen.n_events == 3_000_000 and chosen.n_float == 8
+    assert chosen.param("bkg_fraction").value == pytest.approx(0.02, abs=0.01)
 
 
 @pytest.mark.root
@@ -138,7 +139,7 @@ def test_unbinned_fit_recovers_sigma(root, config: Config):
     result = fit_category(make_task(config, "45-52_BB", masses, spec, median=1.3))
     # 100 k events, tails known: expected error ~0.75 %, 2 % is ~2.7 sigma.
     assert_recovers(result, reported_truth(config, 1.5), max_rel_err=0.009)
-    assert result.n_float == 2 and not result.weighted
+    assert result.chosen.n_float == 2 and not result.weighted
 
 
 @pytest.mark.root
@@ -154,7 +155,7 @@ def test_weighted_fit_error_follows_effective_count(root, config: Config, binned
     plain = fit_category(make_task(config, "52-62_OO", masses, spec, 1.5, retries=False))
     weighted = fit_category(make_task(config, "52-62_OO", masses, spec, 1.5, weights=weights, retries=False))
     assert plain.ok and weighted.ok, (plain.reason, weighted.reason)
-    assert weighted.weighted and weighted.sum_weights == pytest.approx(weights.sum())
+    assert weighted.weighted and weighted.chosen.sum_weights == pytest.approx(weights.sum())
     expected = math.sqrt(np.mean(weights**2)) / np.mean(weights)
     assert weighted.fit_err / plain.fit_err == pytest.approx(expected, rel=0.08)
     assert abs(weighted.fit_val - plain.fit_val) < plain.fit_err
@@ -193,7 +194,7 @@ def test_hard_category_is_repaired_or_explained(root, config: Config, seed: int)
     assert all(a.failures for a in result.attempts[:-1])
     if result.ok:
         assert abs(result.fit_val / 3.0 - 1.0) < 0.3 and result.fit_err > 0
-        assert result.label == labels[-1] and result.reason == ""
+        assert result.chosen.label == labels[-1] and result.reason == ""
     else:
         assert result.reason and len(result.attempts) == 1 + len(task.retries)
 
@@ -208,7 +209,7 @@ def test_higgs_peak_fit(root, config: Config):
     result = fit_category(make_task(config, "H", masses, spec, 1.6, retries=False))
     assert_recovers(result, reported_truth(config, 1.8), max_rel_err=0.008)
     assert result.peak == "higgs"
-    assert result.param("mean").value == pytest.approx(config.higgs.mass_gev, abs=0.05)
+    assert result.chosen.param("mean").value == pytest.approx(config.higgs.mass_gev, abs=0.05)
 
 
 @pytest.mark.root
@@ -250,7 +251,7 @@ def test_no_events_in_range_is_a_failed_result(root, config: Config):
     spec = resolve_fit_spec(config, "30-45_EE", binned=True)
     result = fit_category(make_task(config, "30-45_EE", masses, spec, 1.3))
     assert not result.ok and "no events in fit range" in result.reason
-    assert result.n_events == 0 and result.curves is None and math.isnan(result.fit_val)
+    assert result.chosen.n_events == 0 and result.curves is None and math.isnan(result.fit_val)
     json.dumps(result.to_dict(), allow_nan=False)
 
 
@@ -297,7 +298,7 @@ def test_result_pickles_and_serialises():
     # A failed result reports its best attempt's numbers, and why they must not be used.
     failed = synthetic_result(ok=False)
     assert (failed.ok, failed.reason) == (False, "no attempt passed (best 'nominal'): chi2/NDF 9 above 3")
-    assert (failed.fit_val, failed.fit_err, failed.chi2_ndf, failed.label) == (1.5, 0.02, 9.0, "nominal")
+    assert (failed.fit_val, failed.fit_err, failed.chosen.chi2_ndf, failed.chosen.label) == (1.5, 0.02, 9.0, "nominal")
     row = result.summary_row().row()
     assert list(row) == [
         "cat_name", "fit_val", "fit_err", "status", "cov_qual", "quality", "reason", "chi2_ndf", "n_events",
@@ -465,7 +466,7 @@ def test_binning_off_the_histogram_grid_fails_the_attempt_not_the_run(config: Co
     histogram = MassHistogram(fine, np.histogram(np.random.default_rng(4).normal(91.2, 2.0, 5000), fine)[0])
     spec = resolve_fit_spec(config, "45-52_BB", binned=True).model_copy(update={"bins": 70})
     result = fit_category(FitTask("45-52_BB", FitEvents(histogram=histogram), spec, (), 1.2, config.fit.quality))
-    assert not result.ok and result.n_events == histogram.n_events
+    assert not result.ok and result.chosen.n_events == histogram.n_events
     assert "70 bins over 75-105 GeV do not fall on the 0.05 GeV grid" in result.reason
 
 
@@ -490,10 +491,10 @@ def test_reported_width_follows_fit_width(root, config: Config):
         results[width] = fit_category(make_task(config, "30-45_BB", masses, spec, median=1.1, retries=False))
     core, effective = results["core"], results["effective"]
     assert core.ok and effective.ok, (core.reason, effective.reason)
-    sigma = core.param("sigma")
+    sigma = core.chosen.param("sigma")
     assert (core.fit_val, core.fit_err, core.width_definition) == (sigma.value, sigma.error, "core")
     # The same minimum either way: the width is computed after the fit.
-    assert effective.param("sigma").value == pytest.approx(sigma.value, rel=1e-9)
-    shape = [effective.param(name).value for name in ("sigma", *TAIL_PARAMS)]
+    assert effective.chosen.param("sigma").value == pytest.approx(sigma.value, rel=1e-9)
+    shape = [effective.chosen.param(name).value for name in ("sigma", *TAIL_PARAMS)]
     assert effective.fit_val == pytest.approx(effective_sigma(*shape, config.fit.width_window_sigmas), rel=1e-12)
     assert effective.width_definition == "effective" and 0 < effective.fit_err < 0.05 * effective.fit_val

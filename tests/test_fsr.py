@@ -204,11 +204,11 @@ def test_radiation_model_recovers_the_detector_width(z_fits):
     assert abs(radiating.fit_val - SIGMA) < 3.0 * radiating.fit_err, (radiating.fit_val, radiating.fit_err)
     # ... and the radiation found with it: 25 % of the events, 1.5 GeV mean loss, within 3 errors.
     for name, truth in (("fsr_fraction", FRACTION), ("fsr_scale", SCALE)):
-        param = radiating.param(name)
+        param = radiating.chosen.param(name)
         assert abs(param.value - truth) < 3.0 * param.error, (name, param.value, param.error)
     # The DCB alone holds the radiation: wider by many of its errors.
     assert (plain.fit_val - SIGMA) / plain.fit_err > 5.0, (plain.fit_val, plain.fit_err)
-    assert radiating.chi2_ndf < 1.5, radiating.chi2_ndf
+    assert radiating.chosen.chi2_ndf < 1.5, radiating.chosen.chi2_ndf
 
 
 @pytest.mark.root
@@ -330,4 +330,4 @@ def test_generated_radiation_leaves_the_detector_width_to_the_radiation_model(ro
     assert abs(radiating.fit_val - truth) < 3.0 * radiating.fit_err, (radiating.fit_val, radiating.fit_err, truth)
     # ... while the DCB alone is wider by the radiation (10-20 % here).
     assert (plain.fit_val - truth) / plain.fit_err > 5.0, (plain.fit_val, plain.fit_err, truth)
-    assert radiating.param("fsr_fraction").value > 3.0 * radiating.param("fsr_fraction").error
+    assert radiating.chosen.param("fsr_fraction").value > 3.0 * radiating.chosen.param("fsr_fraction").error

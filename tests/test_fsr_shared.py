@@ -149,14 +149,15 @@ def test_categories_take_the_pooled_radiation_fixed(category_fits):
     for name, sigma in SIGMAS.items():
         fit = shared[name]
         assert fit.ok, (name, fit.reason)
-        for param in (fit.param("fsr_fraction"), fit.param("fsr_scale")):
+        for param in (fit.chosen.param("fsr_fraction"), fit.chosen.param("fsr_scale")):
             assert param.constant and param.error == 0.0 and param.value == pooled[param.name]["val"], (name, param)
         row = fit.summary_row().row()
         assert (row["fsr_fraction"], row["fsr_fraction_err"]) == (pooled["fsr_fraction"]["val"], 0.0)
         # The NDF counts the floating parameters alone (the tied left tails once): the radiation is not among them.
-        floating = {p.name for p in fit.params if not p.constant} - set(TIED_TAILS)
+        floating = {p.name for p in fit.chosen.params if not p.constant} - set(TIED_TAILS)
         assert fit.chosen.n_float == len(floating) and not floating & {"fsr_fraction", "fsr_scale"}, (name, floating)
-        assert per_fit[name].chosen.n_float == len({p.name for p in per_fit[name].params if not p.constant} - set(TIED_TAILS))
+        own = per_fit[name].chosen
+        assert own.n_float == len({p.name for p in own.params if not p.constant} - set(TIED_TAILS))
         # The category's own detector resolution, within 3 of its errors.
         assert abs(fit.fit_val - sigma) < 3.0 * fit.fit_err, (name, fit.fit_val, fit.fit_err, sigma)
 
@@ -173,7 +174,7 @@ def test_per_fit_is_each_category_fitted_alone(category_fits, samples):
     alone = fit_category(job.task)
     strip = lambda record: {k: v for k, v in record.items() if k not in ("seconds", "attempts")}  # noqa: E731
     assert strip(per_fit[name].to_dict()) == strip(alone.to_dict())
-    assert not per_fit[name].param("fsr_fraction").constant
+    assert not per_fit[name].chosen.param("fsr_fraction").constant
 
 
 @pytest.mark.root
@@ -188,7 +189,7 @@ def test_a_refit_of_one_category_takes_the_pooled_fit_of_all(category_fits, samp
     one = [j for j in jobs if j.task.name == "30-45_EE"]
     refitted = run_fits(group, one, InlineExecutor(), refit=frozenset(["30-45_EE"]), pooled=jobs)
     assert group.out.read_shared_fsr()["categories"]["params"] == before["params"]
-    assert refitted["30-45_EE"].param("fsr_scale").value == shared["30-45_EE"].param("fsr_scale").value
+    assert refitted["30-45_EE"].chosen.param("fsr_scale").value == shared["30-45_EE"].chosen.param("fsr_scale").value
 
 
 @pytest.mark.root
@@ -211,7 +212,8 @@ def test_closure_and_higgs_groups_make_their_own_pooled_fit(root, samples, tmp_p
     for kind, names in (("closure", bins), ("higgs", higgs_bins)):
         fraction = pooled[kind]["params"]["fsr_fraction"]
         assert pooled[kind]["shared"] and abs(fraction["val"] - FRACTION) < 3.0 * fraction["err"], (kind, fraction)
-        assert all(results[n].param("fsr_fraction").value == fraction["val"] and results[n].param("fsr_fraction").constant for n in names)
+        taken = [results[n].chosen.param("fsr_fraction") for n in names]
+        assert all(param.value == fraction["val"] and param.constant for param in taken)
 
 
 def test_without_radiation_nothing_is_shared(tmp_path):
@@ -282,8 +284,9 @@ def test_shared_scale_fixes_the_scale_and_floats_the_fraction(category_fits):
     for name, sigma in SIGMAS.items():
         fit = fits[name]
         assert fit.ok, (name, fit.reason)
-        assert fit.param("fsr_scale").constant and fit.param("fsr_scale").value == pooled["params"]["fsr_scale"]["val"]
-        fraction = fit.param("fsr_fraction")
+        scale = fit.chosen.param("fsr_scale")
+        assert scale.constant and scale.value == pooled["params"]["fsr_scale"]["val"]
+        fraction = fit.chosen.param("fsr_fraction")
         assert not fraction.constant and abs(fraction.value - FRACTION) < 3.0 * fraction.error, (name, fraction)
         assert abs(fit.fit_val - sigma) < 3.0 * fit.fit_err, (name, fit.fit_val, fit.fit_err, sigma)
 

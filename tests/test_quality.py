@@ -113,8 +113,6 @@ def test_z_core_far_from_the_peak_fails_only_for_offset_means():
      ({"status_history": (("MIGRAD", 0), ("HESSE", 300))}, True), ({"chi2_ndf": 99.0}, False)],
 )  # fmt: skip
 def test_covariance_failed_tells_minimiser_from_model(changes, failed):
-    from dataclasses import replace
+    from lib.fitting.quality import covariance_failed
 
-    from lib.fitting.quality import _EXAMPLE, covariance_failed
-
-    assert covariance_failed(replace(_EXAMPLE, **changes)) is failed
+    assert covariance_failed(attempt(**changes)) is failed

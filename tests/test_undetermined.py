@@ -86,8 +86,8 @@ def test_fit_without_background_passes_at_the_nominal_attempt(plain_config: Conf
     nominal = result.attempts[0]
     assert result.ok and len(result.attempts) == 1, result.reason
     assert {"bkg_fraction", "bkg_slope"} <= set(nominal.fixed_undetermined)
-    assert result.n_float == 8 - len(nominal.fixed_undetermined)
-    assert all(result.param(name).constant for name in nominal.fixed_undetermined)
+    assert result.chosen.n_float == 8 - len(nominal.fixed_undetermined)
+    assert all(result.chosen.param(name).constant for name in nominal.fixed_undetermined)
     truth = reported_truth(plain_config, 1.3, tails)
     assert abs(result.fit_val - truth) < 3.0 * result.fit_err and result.fit_err < 0.02 * truth
 
@@ -107,6 +107,6 @@ def test_unmeasured_parameters_are_fixed_after_hesse_and_the_minimum_kept(plain_
     nominal = result.attempts[0]
     assert reference.ok and result.ok and len(result.attempts) == 1, result.reason
     assert set(nominal.fixed_undetermined) == set(config.fit.undetermined.params)
-    assert result.n_float == 2  # mean and sigma
+    assert result.chosen.n_float == 2  # mean and sigma
     assert abs(result.fit_val - reference.fit_val) < 0.05 * reference.fit_err
     assert result.fit_err <= reference.fit_err * 1.001  # the tails' uncertainty no longer enters

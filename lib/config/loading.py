@@ -11,8 +11,6 @@ from pydantic import BaseModel, ValidationError
 from lib.config.schema import Config
 from lib.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG", "load_config", "load_yaml_model"]
-
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -45,9 +43,5 @@ def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate a YAML configuration (``configs/default.yaml`` by default).
-
-    Raises:
-        ConfigError: unreadable file, bad YAML, or a key/value the schema rejects (named in the message).
-    """
+    """Read and validate a YAML configuration (``configs/default.yaml`` by default), as ``load_yaml_model`` does."""
     return load_yaml_model(Path(path) if path else DEFAULT_CONFIG, Config, "config")

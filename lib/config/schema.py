@@ -13,12 +13,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = [
-    "AcceptanceConfig", "CategoryConfig", "ClosureConfig", "Config", "FIT_PARAMETERS", "FitConfig", "FitPatch", "HiggsConfig",
-    "InputConfig", "ParamPatch", "ParamSpec", "PtProfileConfig", "QualityConfig", "SelectionConfig", "Step2Config", "Step3Config",
-    "FSR_MODELS", "FSR_PARAMETERS", "UndeterminedConfig", "binned_count",
-]  # fmt: skip
-
 FIT_PARAMETERS = (
     "bw_mass",
     "bw_width",
@@ -68,6 +62,13 @@ def _digest(payload: object) -> str:
 def _check_range(value: tuple[float, float]) -> tuple[float, float]:
     if not value[0] < value[1]:
         raise ValueError(f"range must be increasing, got {list(value)}")
+    return value
+
+
+def _check_log_range(value: tuple[float, float]) -> tuple[float, float]:
+    """A range of log-spaced bins: increasing, from above 0."""
+    if not 0 < value[0] < value[1]:
+        raise ValueError(f"range of log-spaced bins must be 0 < low < high, got {list(value)}")
     return value
 
 
@@ -128,14 +129,7 @@ class Step2Config(_Model):
         "its bin, is within this of the exact sample median.",
     )  # fmt: skip
 
-    _increasing = field_validator("median_grid_gev")(_check_range)
-
-    @field_validator("median_grid_gev")
-    @classmethod
-    def _positive(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not value[0] > 0:
-            raise ValueError(f"median_grid_gev must start above 0 (log-spaced bins), got {list(value)}")
-        return value
+    _log_spaced = field_validator("median_grid_gev")(_check_log_range)
 
 
 class ParamSpec(_Model):
@@ -280,17 +274,11 @@ class UndeterminedConfig(_Model):
         return names
 
 
-class FitConfig(_Model):
+class FitSettings(_Model):
+    """The ``fit:`` settings that act inside one fit: each category's ``FitSpec`` holds them, resolved."""
+
     range_gev: tuple[float, float] = Field(description="Mass range of the Z fit in GeV (the selection's window: same events as the medians).")
     bins: int = Field(gt=10, description="Bins of the binned fit (and of the chi2/NDF) over range_gev.")
-    histogram_bin_gev: float = Field(
-        default=0.05, gt=0.0,  # default as in configs/default.yaml, for older configs
-        description="Bin width in GeV of the per-category mass histograms filled while reading over the Z window, which binned "
-        "fits are summed from: every binned fit's bin edges (overrides and retry ranges too) must fall on it.",
-    )  # fmt: skip
-    min_events: int = Field(
-        default=100, ge=1, description="Categories with fewer events are not fitted (step 3 applies the fallback)."
-    )
     fft_cache_bins: int = Field(ge=500, description="Bins of the FFT cache of the BW (x) DCB convolution over the fit range plus buffer.")
     fft_cache_bins_first: int | None = Field(
         default=None, ge=500,
@@ -329,6 +317,22 @@ class FitConfig(_Model):
         "convolution as without it; on the Higgs peak a radiating delta). Its parameters fsr_fraction and fsr_scale take "
         "their start values and limits from fit.params when listed there.",
     )
+    undetermined: UndeterminedConfig = Field(
+        default=UndeterminedConfig(), description="Parameters the data cannot determine, which the nominal fit fixes."
+    )
+
+
+class FitConfig(FitSettings):
+    """The ``fit:`` section: one fit's settings and what acts around the fits (grid, threshold, shared radiation, gates, retries)."""
+
+    histogram_bin_gev: float = Field(
+        default=0.05, gt=0.0,  # default as in configs/default.yaml, for older configs
+        description="Bin width in GeV of the per-category mass histograms filled while reading over the Z window, which binned "
+        "fits are summed from: every binned fit's bin edges (overrides and retry ranges too) must fall on it.",
+    )  # fmt: skip
+    min_events: int = Field(
+        default=100, ge=1, description="Categories with fewer events are not fitted (step 3 applies the fallback)."
+    )
     fsr_parameters: Literal["shared", "shared_scale", "per_fit"] = Field(
         default="shared_scale",
         description="With fit.fsr other than none, where fsr_fraction and fsr_scale are measured: shared, once per fit group "
@@ -336,9 +340,6 @@ class FitConfig(_Model):
         "in each of the group's fits (radiation is the decay's, not the detector category's); shared_scale, the same for "
         "fsr_scale alone, fsr_fraction floating in every fit (a pT window changes the share of radiating events it keeps); "
         "per_fit, both floating in every fit.",
-    )
-    undetermined: UndeterminedConfig = Field(
-        default=UndeterminedConfig(), description="Parameters the data cannot determine, which the nominal fit fixes."
     )
     quality: QualityConfig = Field(description="Gates a fit must pass for its sigma to be used.")
     retry_ladder: list[FitPatch] = Field(description="Tried in order after the nominal fit fails a gate; each step modifies the nominal spec.")
@@ -411,12 +412,7 @@ class PtProfileConfig(_Model):
     pt_bins: int = Field(default=30, ge=3, description="Uniform ln pT bins of the profile.")
     bandwidth_log_pt: float = Field(default=0.15, gt=0, description="Kernel width in ln pT of the local slope fits.")
 
-    @field_validator("pt_range_gev")
-    @classmethod
-    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < value[0] < value[1]:
-            raise ValueError(f"pt_range_gev must be 0 < low < high, got {list(value)}")
-        return value
+    _log_spaced = field_validator("pt_range_gev")(_check_log_range)
 
 
 class ClosureConfig(_Model):

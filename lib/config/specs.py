@@ -11,55 +11,30 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from lib.config.schema import AcceptanceConfig, Config, FitPatch, ParamSpec, UndeterminedConfig, _Model, binned_count
+from lib.config.schema import Config, FitPatch, FitSettings, ParamSpec, binned_count
 from lib.errors import ConfigError
 
-__all__ = ["FitSpec", "NOT_IN_SPEC", "higgs_fit_spec", "override_keys", "resolve_fit_spec", "retry_specs"]
 
-
-class FitSpec(_Model):
+class FitSpec(FitSettings):
     """Everything one fit needs, resolved for one category (picklable, no ROOT), final once resolved.
 
-    The settings of ``fit:`` are set one by one in ``_default_spec``; ``name``, ``binned``,
-    ``peak``, ``label`` and the restart flags are the category's or the retry step's own. What the
-    data decide for a category (its acceptance ``A(m)``) is no part of a spec: it travels beside
-    the specs in the fit task (``lib.fitting.task``).
+    The ``fit:`` settings that act inside a fit (``FitSettings``) after the category's overrides or
+    the retry step; ``name``, ``binned``, ``peak``, ``label`` and the restart flags are the
+    category's or the retry step's own. What the data decide for a category (its acceptance
+    ``A(m)``) is no part of a spec: it travels beside the specs in the fit task (``lib.fitting.task``).
     """
 
     name: str
-    range_gev: tuple[float, float]
-    bins: int
-    fft_cache_bins: int
-    fft_buffer_fraction: float
-    backend: str
-    fft_cache_bins_first: int | None = None
-    strategy_first: int
-    strategy_second: int
-    params: dict[str, ParamSpec]
-    background: Literal["exponential", "none"]
     binned: bool
     peak: Literal["z", "higgs"] = "z"
-    line_shape: Literal["acceptance", "breit_wigner"] = "breit_wigner"
-    acceptance: AcceptanceConfig = AcceptanceConfig()
-    width: Literal["effective", "core"] = "core"
-    width_window_sigmas: float = 5.0
-    fsr: Literal["none", "exponential"] = "none"
     label: str = "nominal"
     start_from_previous: bool = False
     freeze_from_previous: tuple[str, ...] = ()
-    # Fixed after the first fitTo when the data cannot determine them (lib.fitting.undetermined).
-    undetermined: UndeterminedConfig = UndeterminedConfig()
 
     @property
     def uses_acceptance(self) -> bool:
         """Whether the model multiplies the Z line shape by the category's acceptance ``A(m)``."""
         return self.peak == "z" and self.line_shape == "acceptance"
-
-
-# The ``fit:`` settings a spec does not take: they act around the fits (the fine histogram grid, the
-# event threshold, the gates, the retry ladder, the overrides, and where the radiation parameters are
-# measured, ``lib.peak_fits``), not inside one.
-NOT_IN_SPEC = ("histogram_bin_gev", "min_events", "quality", "retry_ladder", "overrides", "fsr_parameters")
 
 
 def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None) -> FitSpec:
@@ -84,16 +59,9 @@ def _apply_patch(spec: FitSpec, patch: FitPatch, median_sigma_gev: float | None)
 
 
 def _default_spec(config: Config, name: str, binned: bool, backend: str | None) -> FitSpec:
-    """The ``fit:`` section as a spec for ``name``, before any override: each setting named, the backend unless given."""
-    fit = config.fit
-    return FitSpec(
-        name=name, binned=binned, backend=backend or fit.backend,
-        range_gev=fit.range_gev, bins=fit.bins, params=fit.params, background=fit.background,
-        fft_cache_bins=fit.fft_cache_bins, fft_cache_bins_first=fit.fft_cache_bins_first, fft_buffer_fraction=fit.fft_buffer_fraction,
-        strategy_first=fit.strategy_first, strategy_second=fit.strategy_second,
-        line_shape=fit.line_shape, acceptance=fit.acceptance, width=fit.width, width_window_sigmas=fit.width_window_sigmas,
-        undetermined=fit.undetermined, fsr=fit.fsr,
-    )  # fmt: skip
+    """The ``fit:`` section as a spec for ``name``, before any override: its settings, the backend unless given."""
+    settings = {key: getattr(config.fit, key) for key in FitSettings.model_fields}
+    return FitSpec(**settings | {"backend": backend or config.fit.backend}, name=name, binned=binned)
 
 
 def override_keys(config: Config, name: str) -> list[str]:
@@ -114,10 +82,8 @@ def resolve_fit_spec(config: Config, name: str, binned: bool, backend: str | Non
     return spec
 
 
-def higgs_fit_spec(
-    config: Config, name: str, binned: bool, backend: str | None = None, background: Literal["exponential", "none"] = "none"
-) -> FitSpec:
-    """Fit spec of an H->mumu peak: a pure DCB (the 3.7 MeV width is negligible) whose ``mean`` is absolute.
+def higgs_fit_spec(config: Config, name: str, binned: bool, backend: str | None = None) -> FitSpec:
+    """Fit spec of an H->mumu peak: a pure DCB (the 3.7 MeV width is negligible), no background, whose ``mean`` is absolute.
 
     Fit settings, sigma and tail start values come from ``fit``; the range is
     ``higgs.signal_region_gev`` and ``mean`` starts at ``higgs.mass_gev`` within +-5 GeV. Z-peak
@@ -130,7 +96,7 @@ def higgs_fit_spec(
     params["mean"] = ParamSpec(value=higgs.mass_gev, min=max(lo, higgs.mass_gev - 5.0), max=min(hi, higgs.mass_gev + 5.0))
     return spec.model_copy(
         update={
-            "range_gev": higgs.signal_region_gev, "params": params, "background": background, "peak": "higgs",
+            "range_gev": higgs.signal_region_gev, "params": params, "background": "none", "peak": "higgs",
             "line_shape": "breit_wigner",
         }
     )  # fmt: skip

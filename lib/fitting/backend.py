@@ -20,8 +20,6 @@ from pathlib import Path
 
 from lib.errors import FitError
 
-__all__ = ["BACKENDS", "cuda_available", "cuda_library", "require_backend", "root_version"]
-
 log = logging.getLogger(__name__)
 
 BACKENDS = ("cpu", "legacy", "codegen", "cuda")

@@ -28,8 +28,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["TAIL_PARAMS", "WIDTH_PARAMS", "effective_sigma", "effective_sigma_error", "dcb_shape"]
-
 COVERAGE = math.erf(1.0 / math.sqrt(2.0))  # 0.6827: a Gaussian's +-1 sigma
 TAIL_PARAMS = ("alpha_left", "n_left", "alpha_right", "n_right")
 WIDTH_PARAMS = ("sigma", *TAIL_PARAMS)  # the parameters the effective width depends on, in this order

@@ -15,15 +15,12 @@ convolution's cache once per parameter change where ``RooEffProd`` made RooFit c
 the true mass (``true``) ``(BW x A) (x) DCB``, still with the Breit-Wigner first. The background
 passes the same window: ``RooEffProd(exp, A)``.
 
-``fit.fsr`` other than ``none``: final-state radiation is a component of the true line shape
-(``lib.fitting.fsr``): the Breit-Wigner (Higgs: a delta at ``mean``) radiates with a floating
-fraction and scale before the FFT convolution with the DCB, which then describes the detector
-alone: symmetric (the left tail parameters are the right ones) and centred on the true line
-shape (its position fixed at its start). Still one FFT, with the acceptance as above.
+``fit.fsr`` other than ``none``: the true line shape radiates (``lib.fitting.fsr``) before the one
+FFT convolution with a symmetric DCB whose position is fixed at its start.
 
-Every object name carries a per-category, per-attempt tag, so nothing can collide with another
-category's objects in the same process, and categories need no subprocess of their own. All ROOT objects are owned by the returned ``PeakModel`` and released by ``close()``,
-clients before servers.
+Every object name carries a per-category, per-attempt tag, so nothing collides with another
+category's objects in the same process. All ROOT objects are owned by the returned ``PeakModel``
+and released by ``close()``, clients before servers.
 """
 
 from __future__ import annotations
@@ -45,8 +42,6 @@ with warnings.catch_warnings():
     # The PyPI wheel warns on every import that it is an alpha distribution: noise in every worker.
     warnings.filterwarnings("ignore", message=r"\s*This distribution of ROOT is in alpha stage", category=UserWarning)
     import ROOT
-
-__all__ = ["ROOT", "PeakModel", "accepted_conv_class", "build_model", "make_dataset", "histogram_dataset", "object_tag", "silence_roofit"]
 
 ROOT.gROOT.SetBatch(True)
 
@@ -121,15 +116,9 @@ def _real_var(name: str, title: str, spec_value: float, lo: float | None, hi: fl
 
 
 def build_model(spec: FitSpec, tag: str, acceptance: AcceptanceTable | None = None) -> PeakModel:
-    """Build the model of ``spec`` with every object name ending in ``tag``.
+    """The model of ``spec``, every object name ending in ``tag``; call ``close()`` when done.
 
-    Args:
-        spec: resolved fit specification (peak type, range, parameters, FFT settings, background).
-        tag: unique suffix, e.g. from :func:`object_tag`.
-        acceptance: the category's ``A(m)``, used when ``spec.uses_acceptance``.
-
-    Returns:
-        The model; call ``close()`` when done with it.
+    ``acceptance``: the category's ``A(m)``, used when ``spec.uses_acceptance``.
     """
     if spec.uses_acceptance and acceptance is None:
         raise FitError(f"{spec.name}: line_shape 'acceptance' without an acceptance table (no acceptance histograms were filled)")

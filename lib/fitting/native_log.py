@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["native_output_to"]
-
 _LIBC = ctypes.CDLL(None)
 
 

@@ -12,8 +12,6 @@ import math
 from lib.config import QualityConfig
 from lib.fitting.result import AttemptRecord, ParamResult
 
-__all__ = ["at_limit", "evaluate_gates", "shape_mismodelling", "covariance_failed"]
-
 FULL_ACCURATE_COVARIANCE = 3
 
 
@@ -44,8 +42,8 @@ def shape_mismodelling(attempt: AttemptRecord) -> float:
     grow with the sample size. NaN when it cannot be formed.
 
     Example:
-        >>> from dataclasses import replace
-        >>> round(shape_mismodelling(replace(_EXAMPLE, chi2_ndf=10.0, n_events=120_000, n_bins=120)), 3)
+        >>> from types import SimpleNamespace
+        >>> round(shape_mismodelling(SimpleNamespace(chi2_ndf=10.0, n_events=120_000, n_bins=120)), 3)
         0.095
     """
     if attempt.n_bins <= 0 or attempt.n_events <= 0 or not math.isfinite(attempt.chi2_ndf):
@@ -76,13 +74,6 @@ def covariance_failed(attempt: AttemptRecord) -> bool:
     return bool(_minimiser_failures(attempt))
 
 
-_EXAMPLE = AttemptRecord(
-    label="example", status=0, status_first=0, status_history=(), cov_qual=3, edm=0.0, min_nll=0.0, sigma=1.0,
-    sigma_err=0.01, chi2_ndf=1.0, n_float=8, n_events=1, sum_weights=1.0, params=(), failures=(), seconds=0.0, width=1.0,
-    width_err=0.01,
-)  # fmt: skip
-
-
 def _offset_beyond(mean: ParamResult, quality: QualityConfig) -> bool:
     """Whether the DCB offset lies beyond ``max_peak_offset_gev`` by more than ``peak_offset_n_sigma`` of its error.
 
@@ -97,26 +88,16 @@ def _offset_beyond(mean: ParamResult, quality: QualityConfig) -> bool:
 def evaluate_gates(
     attempt: AttemptRecord, quality: QualityConfig, median_sigma_pred: float, peak_offset: bool = False
 ) -> list[str]:
-    """All gate failures of one fit attempt; an empty list means the attempt is usable.
+    """All gate failures of one fit attempt (its own ``failures`` ignored), one line each; empty: the attempt is usable.
 
-    Gates: fit status 0 (every minimiser step of the final fit), full accurate covariance
-    (covQual 3), a positive finite error of the reported width, chi2/NDF below ``max_chi2_ndf`` or a per-bin shape
-    mismodelling (``shape_mismodelling``) below ``max_shape_mismodelling``, no gated floating parameter at a limit (tail and
-    background parameters at a limit are physical, e.g. no background, and only reported), chi2/NDF not
-    above ``quality.max_chi2_ndf``, and the reported width / median(sigma_pred) inside
-    ``quality.sigma_ratio_band``. The ratio gate needs a median; a non-finite or non-positive
-    ``median_sigma_pred`` (median unknown) skips only that gate.
-
-    Args:
-        attempt: the numbers of one attempt (its own ``failures`` are ignored).
-        quality: thresholds from ``fit.quality``.
-        median_sigma_pred: median predicted resolution of the category (GeV).
-        peak_offset: ``mean`` is an offset from the Breit-Wigner mass (Z fits), so a large value
-            means the core moved away from the peak; gated by ``quality.max_peak_offset_gev`` and
-            ``quality.peak_offset_n_sigma`` (``_offset_beyond``).
-
-    Returns:
-        One line per failed gate, in the order above.
+    Gates, in this order: fit status 0 (every minimiser step of the final fit), full accurate
+    covariance (covQual 3), a positive finite error of the reported width, no gated floating
+    parameter at a limit (tail and background parameters at a limit are physical, e.g. no
+    background, and only reported), chi2/NDF below ``max_chi2_ndf`` or a per-bin shape mismodelling
+    (``shape_mismodelling``) below ``max_shape_mismodelling``, the reported width /
+    ``median_sigma_pred`` (GeV) inside ``sigma_ratio_band`` (skipped where the median is unknown:
+    non-finite or not positive), and with ``peak_offset`` (Z fits: ``mean`` is an offset from the
+    Breit-Wigner mass) the offset within ``_offset_beyond``'s bound.
     """
     failures = _minimiser_failures(attempt)
     pinned = [p for p in attempt.params if not p.constant and p.at_limit and p.name in quality.limit_gated_params]

@@ -13,8 +13,6 @@ import numpy as np
 
 from lib.config.schema import FSR_PARAMETERS
 
-__all__ = ["ParamResult", "AttemptRecord", "FitCurves", "FitResult", "FitRow"]
-
 
 def _finite_or_none(value: float) -> float | None:
     """JSON has no NaN/inf: a non-finite number becomes null."""
@@ -77,6 +75,13 @@ class AttemptRecord:
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    def param(self, name: str) -> ParamResult:
+        """The parameter called ``name`` (model names without the category suffix)."""
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(f"attempt '{self.label}' has no parameter '{name}'; it has {[p.name for p in self.params]}")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -164,68 +169,23 @@ class FitResult:
     def fit_err(self) -> float:
         return self.chosen.width_err
 
-    @property
-    def label(self) -> str:
-        return self.chosen.label
-
-    @property
-    def status(self) -> int:
-        return self.chosen.status
-
-    @property
-    def cov_qual(self) -> int:
-        return self.chosen.cov_qual
-
-    @property
-    def chi2_ndf(self) -> float:
-        return self.chosen.chi2_ndf
-
-    @property
-    def n_float(self) -> int:
-        return self.chosen.n_float
-
-    @property
-    def n_events(self) -> int:
-        return self.chosen.n_events
-
-    @property
-    def sum_weights(self) -> float:
-        return self.chosen.sum_weights
-
-    @property
-    def params(self) -> tuple[ParamResult, ...]:
-        return self.chosen.params
-
-    def param(self, name: str) -> ParamResult:
-        """The parameter called ``name`` (model names without the category suffix)."""
-        for p in self.params:
-            if p.name == name:
-                return p
-        raise KeyError(f"fit of '{self.name}' has no parameter '{name}'; it has {[p.name for p in self.params]}")
-
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready record for ``fit_params.json`` (curves excluded, non-finite numbers as null)."""
-        chosen = self.chosen
+        """JSON-ready record for ``fit_params.json``: the chosen attempt's numbers first (no curves, non-finite numbers as null)."""
+        chosen = self.chosen.to_dict()
+        shared = ("status", "cov_qual", "edm", "min_nll", "chi2_ndf", "n_float", "n_events", "sum_weights")
         return {
             "cat_name": self.name,
             "quality": self.quality,
             "reason": self.reason,
-            "label": chosen.label,
-            "fit_val": _finite_or_none(chosen.width),
-            "fit_err": _finite_or_none(chosen.width_err),
-            "status": chosen.status,
-            "cov_qual": chosen.cov_qual,
-            "edm": _finite_or_none(chosen.edm),
-            "min_nll": _finite_or_none(chosen.min_nll),
-            "chi2_ndf": _finite_or_none(chosen.chi2_ndf),
-            "n_float": chosen.n_float,
-            "n_events": chosen.n_events,
-            "sum_weights": _finite_or_none(chosen.sum_weights),
+            "label": chosen["label"],
+            "fit_val": chosen["width"],
+            "fit_err": chosen["width_err"],
+            **{key: chosen[key] for key in shared},
             "weighted": self.weighted,
             "peak": self.peak,
             "backend": self.backend,
             "width_definition": self.width_definition,
-            "params": {p.name: p.to_dict() for p in chosen.params},
+            "params": {p.name: p.to_dict() for p in self.chosen.params},
             "attempts": [a.to_dict() for a in self.attempts],
             "seconds": round(self.seconds, 4),
         }
@@ -234,8 +194,8 @@ class FitResult:
         """Its row of ``fit_results.csv``; with a radiation component in the model, its fraction and scale too."""
         chosen = self.chosen
         radiation = {
-            column: getattr(self.param(name), attribute)
-            for name in FSR_PARAMETERS if any(p.name == name for p in self.params)
+            column: getattr(chosen.param(name), attribute)
+            for name in FSR_PARAMETERS if any(p.name == name for p in chosen.params)
             for column, attribute in ((name, "value"), (f"{name}_err", "error"))
         }  # fmt: skip
         return FitRow(

@@ -28,8 +28,6 @@ from lib.fitting.result import AttemptRecord, FitCurves, FitResult, ParamResult
 from lib.fitting.task import FitTask
 from lib.fitting.undetermined import undetermined_params, unmeasured_params
 
-__all__ = ["fit_category", "reference_fit", "backend_agreement", "with_backend"]
-
 log = logging.getLogger(__name__)
 
 CURVE_POINTS_PER_BIN = 4
@@ -47,15 +45,8 @@ def _checked_arrays(task: FitTask) -> tuple[np.ndarray | None, np.ndarray | None
     """The task's arrays as 1-D float64 (None for a histogram task), or FitError naming the defect."""
     events = task.events
     if events.histogram is not None:
-        unbinned = [s.label for s in (task.nominal, *task.retries) if not s.binned]
-        if unbinned:
-            raise FitError(f"category {task.name}: unbinned fit '{unbinned[0]}' needs the events, not a histogram")
         return None, None
-    if events.masses is None:
-        raise FitError(f"category {task.name}: neither events nor a histogram to fit")
     masses = np.asarray(events.masses, dtype=np.float64)
-    if masses.ndim != 1:
-        raise FitError(f"category {task.name}: masses must be a 1-D array, got shape {masses.shape}")
     if events.weights is None:
         return masses, None
     weights = np.asarray(events.weights, dtype=np.float64)
@@ -164,22 +155,11 @@ def _param_results(built: Any, fit: Any, tolerance: float) -> tuple[ParamResult,
     for pname, var in built.params.items():
         fitted = floating.find(var.GetName())
         source = fitted if fitted else var
-        lo, hi = source.getMin(), source.getMax()
-        lo_v = lo if math.isfinite(lo) else None
-        hi_v = hi if math.isfinite(hi) else None
-        value = float(source.getVal())
-        constant = not bool(fitted)
-        out.append(
-            ParamResult(
-                name=pname,
-                value=value,
-                error=float(source.getError()) if not constant else 0.0,
-                min=lo_v,
-                max=hi_v,
-                constant=constant,
-                at_limit=not constant and gates.at_limit(value, lo_v, hi_v, tolerance),
-            )
-        )
+        lo, hi = (limit if math.isfinite(limit) else None for limit in (source.getMin(), source.getMax()))
+        value, constant = float(source.getVal()), not fitted
+        error = 0.0 if constant else float(source.getError())
+        at_limit = not constant and gates.at_limit(value, lo, hi, tolerance)
+        out.append(ParamResult(pname, value, error, lo, hi, constant, at_limit))
     return tuple(out)
 
 
@@ -390,7 +370,11 @@ def _restarted(spec: FitSpec, previous: _Outcome | None) -> FitSpec:
 
 
 def _ladder(task: FitTask, masses: np.ndarray | None, weights: np.ndarray | None) -> list[_Outcome]:
-    """The nominal attempt, then each retry until one passes (a restart that cannot help skipped): every attempt made."""
+    """The nominal attempt, then each retry until one passes: every attempt made.
+
+    A rung that restarts at (or fixes parameters at) the best minimum so far is skipped when that
+    minimum failed only model gates, which a restart cannot change (``quality.covariance_failed``).
+    """
     outcomes: list[_Outcome] = []
     for index, spec in enumerate((task.nominal, *task.retries)):
         if spec.start_from_previous or spec.freeze_from_previous:
@@ -406,20 +390,11 @@ def _ladder(task: FitTask, masses: np.ndarray | None, weights: np.ndarray | None
 
 
 def fit_category(task: FitTask) -> FitResult:
-    """Fit one category: the nominal spec, then each retry until an attempt passes every gate.
+    """Fit one category: the nominal spec, then each retry until an attempt passes every gate (``_ladder``).
 
-    Every attempt made is recorded; a rung that restarts at (or fixes parameters at) the best
-    minimum so far is skipped when that minimum failed only model gates, which a restart cannot
-    change (``lib.fitting.quality.covariance_failed``). When none passes, the result carries the attempt with the fewest
-    gate failures (the earliest among equals), ``ok=False`` and those failures as ``reason``; an
-    attempt whose range holds no events is recorded as failed with "no events in fit range"
-    instead of raising, so a category can never stop a run.
-
-    Args:
-        task: the category's events, specs and quality thresholds.
-
-    Returns:
-        The frozen, picklable result.
+    When none passes, the result carries the attempt with the fewest gate failures (the earliest
+    among equals), ``ok=False`` and those failures as ``reason``; an attempt whose range holds no
+    events is recorded as failed instead of raising, so a category can never stop a run.
 
     Raises:
         FitError: unusable input (inconsistent arrays, non-finite weights) or a backend that cannot
@@ -450,34 +425,30 @@ def fit_category(task: FitTask) -> FitResult:
     if result.ok:
         log.debug(
             "%s: sigma_fit = %.4f +- %.4f GeV (%s, attempt %d, %.2fs)",
-            task.name, result.fit_val, result.fit_err, result.label, len(outcomes), result.seconds,
+            task.name, result.fit_val, result.fit_err, chosen.record.label, len(outcomes), result.seconds,
         )  # fmt: skip
     else:
         log.debug("%s: %s", task.name, result.reason)  # reported once, by the caller that collects the results
     return result
 
 
-def with_backend(task: FitTask, backend: str) -> FitTask:
-    """``task`` with every attempt evaluated by ``backend``."""
+def reference_fit(task: FitTask, reference: str = "cpu") -> FitResult:
+    """Module-level worker entry: ``task`` fitted again, every attempt evaluated by the ``reference`` backend."""
 
     def swap(spec: FitSpec) -> FitSpec:
-        return spec.model_copy(update={"backend": backend})
+        return spec.model_copy(update={"backend": reference})
 
-    return dataclasses.replace(task, nominal=swap(task.nominal), retries=tuple(map(swap, task.retries)))
-
-
-def reference_fit(task: FitTask, reference: str = "cpu") -> FitResult:
-    """Module-level worker entry: ``task`` fitted again with the ``reference`` backend."""
-    return fit_category(with_backend(task, reference))
+    return fit_category(dataclasses.replace(task, nominal=swap(task.nominal), retries=tuple(map(swap, task.retries))))
 
 
 def backend_agreement(result: FitResult, ref: FitResult, max_shift: float = 0.2) -> tuple[bool, str]:
     """Whether two backends found the same minimum (same attempt, sigma within ``max_shift`` errors), and a log line."""
     scale = max(result.fit_err, ref.fit_err)
     shift = abs(result.fit_val - ref.fit_val)
-    if ref.label != result.label or not shift <= max_shift * scale:
+    label, ref_label = result.chosen.label, ref.chosen.label
+    if ref_label != label or not shift <= max_shift * scale:
         return False, (
-            f"{result.name}: backend {result.backend} gives sigma {result.fit_val:.5f}+-{result.fit_err:.5f} ({result.label}), "
-            f"{ref.backend} gives {ref.fit_val:.5f}+-{ref.fit_err:.5f} ({ref.label}): backends disagree"
+            f"{result.name}: backend {result.backend} gives sigma {result.fit_val:.5f}+-{result.fit_err:.5f} ({label}), "
+            f"{ref.backend} gives {ref.fit_val:.5f}+-{ref.fit_err:.5f} ({ref_label}): backends disagree"
         )
     return True, f"{result.name}: backend {result.backend} agrees with {ref.backend} (shift {shift:.2g} GeV)"

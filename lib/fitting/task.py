@@ -15,8 +15,6 @@ import numpy as np
 from lib.config import FitSpec, QualityConfig
 from lib.histograms import MassHistogram
 
-__all__ = ["AcceptanceTable", "FitEvents", "FitTask"]
-
 
 @dataclass(frozen=True)
 class AcceptanceTable:

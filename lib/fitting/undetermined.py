@@ -24,8 +24,6 @@ from typing import Mapping
 
 from lib.fitting.quality import at_limit
 
-__all__ = ["undetermined_params", "unmeasured_params"]
-
 TAIL_SIDES = (("alpha_left", "n_left"), ("alpha_right", "n_right"))
 
 

@@ -40,23 +40,24 @@ def _info_rows(result: FitResult, shared: tuple[str, ...]) -> list[tuple[str, st
 
     Only the fixed labels are mathtext (parsed once per process); the values are plain text.
     """
+    chosen = result.chosen
     rows = [
         _width_row(result),
-        (r"$\chi^2$/NDF", f"{result.chi2_ndf:.2f}  ({result.n_float} free par.)"),
-        ("status", f"{result.status}, covQual {result.cov_qual}"),
-        ("events", f"{result.n_events:,}"),
+        (r"$\chi^2$/NDF", f"{chosen.chi2_ndf:.2f}  ({chosen.n_float} free par.)"),
+        ("status", f"{chosen.status}, covQual {chosen.cov_qual}"),
+        ("events", f"{chosen.n_events:,}"),
     ]
-    radiation = {p.name: p for p in result.params if p.name in ("fsr_fraction", "fsr_scale")}
+    radiation = {p.name: p for p in chosen.params if p.name in ("fsr_fraction", "fsr_scale")}
     if len(radiation) == 2:
         fraction, scale = radiation["fsr_fraction"], radiation["fsr_scale"]
         shown_fraction = f"{fraction.value:.1%}" + _error_or_origin(fraction, shared, f" \u00b1 {fraction.error:.1%}")
         shown_scale = f"{scale.value:.2f}" + _error_or_origin(scale, shared, f" \u00b1 {scale.error:.2f} GeV", " GeV")
         rows.append(("FSR", f"{shown_fraction}, mean loss {shown_scale}"))
     if result.weighted:
-        rows.append((r"$\Sigma w$", f"{result.sum_weights:,.0f}"))
+        rows.append((r"$\Sigma w$", f"{chosen.sum_weights:,.0f}"))
     if len(result.attempts) > 1:
-        shown = next((i for i, a in enumerate(result.attempts, 1) if a.label == result.label), 0)
-        rows.append(("attempt", f"{shown} of {len(result.attempts)}: {result.label}"))
+        shown = next((i for i, a in enumerate(result.attempts, 1) if a.label == chosen.label), 0)
+        rows.append(("attempt", f"{shown} of {len(result.attempts)}: {chosen.label}"))
     return rows
 
 
@@ -72,7 +73,7 @@ def _width_row(result: FitResult) -> tuple[str, str]:
     value = f"{result.fit_val:.4f} \u00b1 {result.fit_err:.4f} GeV"
     if result.width_definition != "effective":
         return r"$\sigma_{DCB}$", value
-    core = next((p.value for p in result.params if p.name == "sigma"), float("nan"))
+    core = next((p.value for p in result.chosen.params if p.name == "sigma"), float("nan"))
     return r"$\sigma_{eff}$", f"{value}  (core {core:.3f})"
 
 
@@ -185,7 +186,7 @@ def plot_fit(figure: FitFigure, formats: tuple[str, ...] = PLOT_FORMATS) -> list
     without any fitted attempt gets just the reason. Returns the written paths in ``formats`` order.
     """
     result, curves = figure.result, figure.result.curves
-    radiating = any(p.name == "fsr_fraction" for p in result.params)
+    radiating = any(p.name == "fsr_fraction" for p in result.chosen.params)
     drawn = _figure(result.weighted, curves is not None and curves.background is not None, result.peak, figure.acceptance, radiating)
     with cms_style():  # measured, drawn and saved in the style, as it was built: see cms_style
         drawn.rlabel.set_text(figure.header.right())
