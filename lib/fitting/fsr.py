@@ -26,8 +26,6 @@ from lib.config.schema import FSR_PARAMETERS
 from lib.errors import FitError
 from lib.fitting.quality import at_limit
 
-__all__ = ["FSR_PARAMETERS", "QUADRATURE_NODES", "TIED_TAILS", "fsr_enabled", "fsr_undetermined", "radiated_true_shape"]
-
 FSR_SOURCE = "fsr.cxx"  # a resource of this package, like accepted_conv.cxx
 QUADRATURE_NODES = 64  # Gauss-Legendre nodes of the radiated Breit-Wigner's integral (relative accuracy ~1e-6)
 # With radiation the DCB is symmetric: each left tail parameter is its right one.
