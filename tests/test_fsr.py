@@ -23,8 +23,8 @@ from lib.config.schema import FSR_PARAM_DEFAULTS
 from lib.fitting.fsr import fsr_undetermined
 from lib.fitting.result import AttemptRecord, FitResult, FitRow, ParamResult
 from lib.io.tables import read_rows, write_csv
+from tests.helpers_fsr import GAMMA_Z, M_Z, generator_fsr_events, quiet_root, radiating_sample
 
-M_Z, GAMMA_Z = 91.188, 2.4955
 
 
 def fsr_config(fsr: str, **fit_update: object) -> Config:
@@ -96,11 +96,7 @@ def test_csv_and_json_carry_the_radiation_only_when_enabled(tmp_path):
 
 @pytest.fixture(scope="module")
 def root():
-    pytest.importorskip("ROOT")
-    import lib.fitting.model as rf
-
-    rf.silence_roofit()
-    return rf.ROOT
+    return quiet_root()
 
 
 def _line_shape(root, spec, fraction: float, scale: float, lo: float = 40.0, hi: float = 150.0, cache_bin: float = 0.05):
@@ -159,17 +155,6 @@ def test_radiating_shapes_hold_unit_content(root):
 # ---- fits --------------------------------------------------------------------------------------
 
 
-def _radiating_sample(rng: np.random.Generator, n: int, peak: str, sigma: float, fraction: float, scale: float) -> np.ndarray:
-    """A true line shape (Breit-Wigner of the Z, or the Higgs mass), a share ``fraction`` radiating, Gaussian detector."""
-    if peak == "z":
-        true = M_Z + GAMMA_Z / 2 * np.tan(np.pi * (rng.random(3 * n) - 0.5))
-        true = true[(true > 50.0) & (true < 140.0)][:n]
-    else:
-        true = np.full(n, 125.2)
-    loss = np.where(rng.random(n) < fraction, rng.exponential(scale, n), 0.0)
-    return true - loss + rng.normal(0.0, sigma, n)
-
-
 def _fit(config: Config, masses: np.ndarray, sigma: float, peak: str = "z"):
     from lib.config import higgs_fit_spec
     from lib.fitting.runner import fit_category
@@ -190,7 +175,7 @@ SIGMA, FRACTION, SCALE = 1.5, 0.25, 1.5
 
 @pytest.fixture(scope="module")
 def z_fits(root):
-    masses = _radiating_sample(np.random.default_rng(34), 150_000, "z", SIGMA, FRACTION, SCALE)
+    masses = radiating_sample(np.random.default_rng(34), 150_000, "z", SIGMA, FRACTION, SCALE)
     return {fsr: _fit(fsr_config(fsr, line_shape="breit_wigner"), masses, SIGMA) for fsr in ("none", "exponential")}
 
 
@@ -215,7 +200,7 @@ def test_radiation_model_recovers_the_detector_width(z_fits):
 @pytest.mark.slow
 def test_higgs_peak_with_a_radiating_delta(root):
     sigma = 1.8
-    masses = _radiating_sample(np.random.default_rng(35), 60_000, "higgs", sigma, FRACTION, SCALE)
+    masses = radiating_sample(np.random.default_rng(35), 60_000, "higgs", sigma, FRACTION, SCALE)
     radiating = _fit(fsr_config("exponential"), masses, sigma, peak="higgs")
     plain = _fit(fsr_config("none"), masses, sigma, peak="higgs")
     assert radiating.ok, radiating.reason
@@ -243,7 +228,7 @@ def test_fsr_none_is_the_model_without_radiation(root):
     del payload["fit"]["fsr"]
     payload["fit"]["line_shape"] = "breit_wigner"
     without_key = Config.model_validate(payload)
-    masses = _radiating_sample(np.random.default_rng(36), 20_000, "z", SIGMA, FRACTION, SCALE)
+    masses = radiating_sample(np.random.default_rng(36), 20_000, "z", SIGMA, FRACTION, SCALE)
     one, other = _fit(config, masses, SIGMA), _fit(without_key, masses, SIGMA)
     strip = lambda record: {k: v for k, v in record.items() if k not in ("seconds", "attempts")}  # noqa: E731
     assert strip(one.to_dict()) == strip(other.to_dict())
@@ -308,17 +293,7 @@ def test_generated_radiation_leaves_the_detector_width_to_the_radiation_model(ro
     it is one well-defined width and the window's acceptance is flat. ``none`` holds the radiation
     in the DCB and is wider by many of its errors.
     """
-    from lib.categories import CategoryScheme
-    from lib.generator import EventModel, generate_events, load_settings
-    from lib.generator.settings import GeneratorSettings
-
-    raw = load_settings().model_dump()
-    raw["fsr"] |= {"shape": shape, "probability": 0.15}
-    raw["smearing"] |= {"core_fraction": 1.0}
-    raw["resolution"] |= {"lognormal_sigma": 0.05}
-    raw["acceptance"] |= {"lead_pt_min_gev": 0.0, "sublead_pt_min_gev": 0.0}
-    scheme = CategoryScheme.from_config(load_config().categories)
-    events = generate_events("data", 100_000, 34, EventModel(GeneratorSettings(**raw), scheme), with_truth=True)
+    events = generator_fsr_events(shape, 0.15, 100_000, 34, lognormal_sigma=0.05)
     mass = events["dimuon_mass"].astype(np.float64)
     inside = (mass > 75.0) & (mass < 105.0)
     signal = inside & ~events["truth_is_background"]

@@ -24,8 +24,8 @@ from lib.fitting.shared_fsr import pooled_acceptance, pooled_events, pooled_medi
 from lib.fitting.task import AcceptanceTable, FitEvents
 from lib.histograms import MassHistogram
 from lib.outputs import OutputDir
+from tests.helpers_fsr import GAMMA_Z, M_Z, generator_fsr_events, quiet_root, radiating_sample
 
-M_Z, GAMMA_Z = 91.188, 2.4955
 FRACTION, SCALE = 0.2, 1.8  # the radiation every sample below shares
 SIGMAS = {"30-45_BB": 1.1, "30-45_OO": 1.5, "30-45_EE": 2.1}  # each category's detector resolution
 
@@ -78,30 +78,15 @@ def test_fixed_radiation_stays_inside_its_limits():
 # ---- fits --------------------------------------------------------------------------------------
 
 
-def _radiating(rng: np.random.Generator, n: int, sigma: float, true: str = "z") -> np.ndarray:
-    """A true line shape (the Z's Breit-Wigner or the Higgs mass), FRACTION of it radiating with mean loss SCALE, a Gaussian detector."""
-    if true == "z":
-        mass = M_Z + GAMMA_Z / 2 * np.tan(np.pi * (rng.random(3 * n) - 0.5))
-        mass = mass[(mass > 50.0) & (mass < 140.0)][:n]
-    else:
-        mass = np.full(n, 125.2)
-    loss = np.where(rng.random(n) < FRACTION, rng.exponential(SCALE, n), 0.0)
-    return mass - loss + rng.normal(0.0, sigma, n)
-
-
 @pytest.fixture(scope="module")
 def root():
-    pytest.importorskip("ROOT")
-    import lib.fitting.model as rf
-
-    rf.silence_roofit()
-    return rf.ROOT
+    return quiet_root()
 
 
 @pytest.fixture(scope="module")
 def samples() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(341)
-    return {name: _radiating(rng, 60_000, sigma) for name, sigma in SIGMAS.items()}
+    return {name: radiating_sample(rng, 60_000, "z", sigma, FRACTION, SCALE) for name, sigma in SIGMAS.items()}
 
 
 def _jobs(group, samples: dict[str, np.ndarray]) -> list:
@@ -205,7 +190,8 @@ def test_closure_and_higgs_groups_make_their_own_pooled_fit(root, samples, tmp_p
     closure_jobs = [closure.job(closure.spec_for(name), FitEvents(masses), 1.5, None) for name, masses in bins.items()]
     higgs = _group(HIGGS, config, tmp_path)
     higgs_bins = {"higgs_1.4-1.9": 1.6, "higgs_1.9-2.3": 2.1}
-    higgs_jobs = [higgs.job(higgs.spec_for(name), FitEvents(_radiating(rng, 30_000, s, "higgs")), s, None) for name, s in higgs_bins.items()]
+    higgs_events = {name: FitEvents(radiating_sample(rng, 30_000, "higgs", s, FRACTION, SCALE)) for name, s in higgs_bins.items()}
+    higgs_jobs = [higgs.job(higgs.spec_for(name), higgs_events[name], s, None) for name, s in higgs_bins.items()]
     results = run_fits(closure, closure_jobs, InlineExecutor()) | run_fits(higgs, higgs_jobs, InlineExecutor())
     pooled = OutputDir(tmp_path / "Data_2018").read_shared_fsr()
     assert set(pooled) == {"closure", "higgs"} and pooled["closure"]["n_events"] != pooled["higgs"]["n_events"]
@@ -297,18 +283,10 @@ def test_pooled_fit_recovers_the_generators_radiation(root, tmp_path):
     """On the generator's events with exponential FSR, split by the |eta| regions of their muons into fits of different
     resolutions, the pooled fit finds the share of the window's events that lost mass to FSR and their mean loss
     (the generator's per-event truth), within 3 of its errors. Gaussian residuals and no pT cuts: a flat acceptance."""
-    from lib.categories import CategoryScheme
     from lib.executor import InlineExecutor
-    from lib.generator import EventModel, generate_events, load_settings
-    from lib.generator.settings import GeneratorSettings
     from lib.peak_fits import CATEGORIES, run_fits
 
-    raw = load_settings().model_dump()
-    raw["fsr"] |= {"shape": "exponential", "probability": 0.1}
-    raw["smearing"] |= {"core_fraction": 1.0}
-    raw["acceptance"] |= {"lead_pt_min_gev": 0.0, "sublead_pt_min_gev": 0.0}
-    scheme = CategoryScheme.from_config(load_config().categories)
-    events = generate_events("data", 200_000, 343, EventModel(GeneratorSettings(**raw), scheme), with_truth=True)
+    events = generator_fsr_events("exponential", 0.1, 200_000, 343)
     mass = events["dimuon_mass"].astype(np.float64)
     inside = (mass > 75.0) & (mass < 105.0)
     signal = inside & ~events["truth_is_background"]
