@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING  # noqa: E402
 
 from lib import console  # noqa: E402
 from lib.config import load_config  # noqa: E402
+from lib.config.schema import BACKENDS  # noqa: E402
 from lib.errors import CalibrationError  # noqa: E402
 from lib.outputs import OutputDir  # noqa: E402
 from lib.plots.save import PLOT_FORMATS  # noqa: E402
@@ -84,7 +85,7 @@ def _add_execution_arguments(parser: argparse.ArgumentParser) -> None:
     """The "execution" group: workers, RooFit backend, Dask mode, bad files, log level."""
     execution = parser.add_argument_group("execution")
     execution.add_argument("--workers", type=int, metavar="N", help="parallel workers (default: one per core; 0: serial, in-process)")
-    execution.add_argument("--backend", choices=["cpu", "legacy", "codegen", "cuda"],
+    execution.add_argument("--backend", choices=BACKENDS,
                            help="RooFit evaluation backend (default: fit.backend of the configuration, cpu)")
     execution.add_argument("--no-dask-client", dest="no_dask_client", action="store_true",
                            help="read in-process and fit on a local process pool, without Dask")

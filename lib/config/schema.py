@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# RooFit's evaluation backends (``fit.backend``, ``--backend``): the configuration, the command line and the probe list these.
+Backend = Literal["cpu", "legacy", "codegen", "cuda"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 FIT_PARAMETERS = (
     "bw_mass",
@@ -287,7 +291,7 @@ class FitSettings(_Model):
     fft_buffer_fraction: float = Field(
         ge=0.0, le=2.0, description="Buffer added on each side of the FFT convolution, as a fraction of the fit range."
     )
-    backend: Literal["cpu", "legacy", "codegen", "cuda"] = Field(description="RooFit evaluation backend of the fits (--backend overrides).")
+    backend: Backend = Field(description="RooFit evaluation backend of the fits (--backend overrides).")
     strategy_first: int = Field(ge=0, le=2, description="Minuit strategy of the first fitTo (no Hesse), which finds the basin.")
     strategy_second: int = Field(ge=0, le=2, description="Minuit strategy of the second fitTo (with Hesse), whose result is kept.")
     params: dict[str, ParamSpec] = Field(description="Start value, limits and fixing of every fit parameter, by name.")

@@ -18,11 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lib.config.schema import BACKENDS
 from lib.errors import FitError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("cpu", "legacy", "codegen", "cuda")
 CUDA_LIBRARY = "libRooBatchCompute_CUDA.so"
 NO_CUDA_MESSAGE = (
     "this ROOT has no RooFit CUDA support (libRooBatchCompute_CUDA not found); use an LCG *_cuda view, "
