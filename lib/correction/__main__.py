@@ -32,7 +32,9 @@ def setup_audit(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("audit", help=audit.__doc__, description=audit.__doc__)
     parser.add_argument("file", type=Path, help="correction JSON (.json or .json.gz)")
     parser.add_argument("--previous", type=Path, help="earlier JSON to diff against, category by category")
-    parser.add_argument("--band", type=float, nargs=2, metavar=("LO", "HI"), help="plausible factor band (default: step3.plausible_factor_band of --config)")
+    parser.add_argument(
+        "--band", type=float, nargs=2, metavar=("LO", "HI"), help="plausible factor band (default: step3.plausible_factor_band of --config)"
+    )
     parser.add_argument("--outlier-threshold", type=float,
                         help="largest allowed ratio (either way) to the neighbour median (default: step3.neighbour_outlier_ratio of --config)")
     parser.add_argument("--name", help="correction to audit (default: the only one in the file)")
