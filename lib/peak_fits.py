@@ -274,18 +274,37 @@ def run_fits(
     some are refitted).
     """
     jobs = with_shared_radiation(group, jobs, executor, jobs if pooled is None else pooled)
-    cache = FitCache(group.out.cache(group.kind.name))
     keys = {j.task.name: job_key(j) for j in jobs}
+    done = _cached_fits(group, jobs, keys, refit)
+    if done:
+        # Routine (an interrupted run resumed, a closure re-run): said, but nothing for the user to act on.
+        log.info("re-using %d finished fits from %s (same inputs and configuration)", len(done), group.out.cache(group.kind.name))
+    done.update(_new_fits(group, [j for j in jobs if j.task.name not in done], keys, executor, group.kind.progress))
+    results = {j.task.name: done[j.task.name] for j in jobs}
+    for name, res in results.items():
+        if not res.ok:
+            log.warning("%s %s: fit failed after %d attempt(s): %s", group.kind.what, name, len(res.attempts), res.reason)
+    cross_check_backend(executor, jobs, results)
+    return results
+
+
+def _cached_fits(group: FitGroup, jobs: Sequence[FitJob], keys: Mapping[str, str], refit: frozenset[str]) -> dict[str, FitResult]:
+    """The jobs' finished fits in the group's cache under their ``keys`` (none for those in ``refit``), their figures queued."""
+    cache = FitCache(group.out.cache(group.kind.name))
     done: dict[str, FitResult] = {}
     for job in jobs:
         cached = None if job.task.name in refit else cache.load(job.task.name, keys[job.task.name])
         if cached is not None:
             done[job.task.name] = cached
             _queue_figure(group, job, cached)
-    if done:
-        # Routine (an interrupted run resumed, a closure re-run): said, but nothing for the user to act on.
-        log.info("re-using %d finished fits from %s (same inputs and configuration)", len(done), cache.directory)
-    todo = [j for j in jobs if j.task.name not in done]
+    return done
+
+
+def _new_fits(
+    group: FitGroup, todo: Sequence[FitJob], keys: Mapping[str, str], executor: TaskExecutor, progress: str
+) -> dict[str, FitResult]:  # fmt: skip
+    """Fit ``todo`` on ``executor``: each result stored in the group's cache under its key and its figure queued as it arrives."""
+    cache = FitCache(group.out.cache(group.kind.name))
 
     def persist(index: int, result: object) -> None:
         if isinstance(result, FitResult):
@@ -293,13 +312,7 @@ def run_fits(
         _queue_figure(group, todo[index], result)
 
     names = [j.task.name for j in todo]
-    done.update(zip(names, executor.map(fit_job, list(todo), names, progress=group.kind.progress, on_result=persist)))
-    results = {j.task.name: done[j.task.name] for j in jobs}
-    for name, res in results.items():
-        if not res.ok:
-            log.warning("%s %s: fit failed after %d attempt(s): %s", group.kind.what, name, len(res.attempts), res.reason)
-    cross_check_backend(executor, jobs, results)
-    return results
+    return dict(zip(names, executor.map(fit_job, list(todo), names, progress=progress, on_result=persist)))
 
 
 def shares_radiation(group: FitGroup, jobs: Sequence[FitJob]) -> bool:
@@ -333,8 +346,9 @@ def _shared_values(result: FitResult, pooled_spec: FitSpec, names: Sequence[str]
     if result.chosen.status < 0 or covariance_failed(result.chosen):
         return None, result.reason or "Minuit or Hesse failed"
     params = {p.name: p for p in result.chosen.params}
-    if any(name not in params or not np.isfinite(params[name].value) for name in names):
-        return None, "it has no finite value of " + ", ".join(names)
+    missing = [name for name in names if name not in params or not np.isfinite(params[name].value)]
+    if missing:
+        return None, "it has no finite value of " + ", ".join(missing)
     values = {name: params[name].value for name in names}
     fraction = params.get("fsr_fraction")
     at_lower_limit = fraction is not None and fraction.at_limit and fraction.value < 0.5 * (fraction.min + fraction.max)  # type: ignore[operator]
@@ -357,13 +371,10 @@ def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: Tas
     if not shares_radiation(group, jobs) or not pooled:
         return list(jobs)
     job = shared_radiation_job(group, pooled)
-    cache = FitCache(group.out.cache(group.kind.name))
-    key = job_key(job)
-    result = cache.load(job.task.name, key)
+    keys = {job.task.name: job_key(job)}
+    result = _cached_fits(group, [job], keys, frozenset()).get(job.task.name)
     if result is None:
-        (result,) = executor.map(fit_job, [job], [job.task.name], progress=f"{group.kind.progress} (shared FSR)")
-        cache.store(job.task.name, key, result)
-    _queue_figure(group, job, result)
+        result = _new_fits(group, [job], keys, executor, f"{group.kind.progress} (shared FSR)")[job.task.name]
     values, why_not = _shared_values(result, job.task.nominal, SHARED_PARAMETERS[group.config.fit.fsr_parameters])
     record = {"shared": values is not None, "shared_parameters": list(values or ()), "not_shared_because": why_not or None}
     group.out.write_shared_fsr(group.kind.name, record | result.to_dict())
