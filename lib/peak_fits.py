@@ -334,14 +334,21 @@ def shared_radiation_job(group: FitGroup, pooled: Sequence[FitJob]) -> FitJob:
     return group.job(nominal, pooled_events([t.events for t in tasks]), median, acceptance)
 
 
+def _found_no_radiation(result: FitResult, tolerance: float) -> bool:
+    """Whether the pooled fit converged with the radiating share fixed at its lower limit (within ``tolerance`` of its
+    range, as ``lib.fitting.fsr.fsr_undetermined`` fixes it): the group's events show no radiation."""
+    if result.chosen.status < 0 or covariance_failed(result.chosen):
+        return False
+    fraction = next((p for p in result.chosen.params if p.name == "fsr_fraction"), None)
+    return fraction is not None and fraction.constant and fraction.value <= fraction.min + tolerance * (fraction.max - fraction.min)  # type: ignore[operator]
+
+
 def _shared_values(result: FitResult, pooled_spec: FitSpec, names: Sequence[str]) -> tuple[dict[str, float] | None, str]:
     """The pooled fit's values of the radiation parameters ``names``, or None and why they cannot be shared.
 
     Not shared: Minuit or Hesse failed (a model gate alone, chi2 on the pooled events, does not
     count), or a parameter the pooled fit was to measure came out fixed (at a limit, or not
-    determined): its value was never measured. A fraction fixed at its lower limit is a measurement,
-    no radiation, and ``shared`` shares it (its fits then have none); ``shared_scale`` has no scale
-    to share then.
+    determined): its value was never measured.
     """
     if result.chosen.status < 0 or covariance_failed(result.chosen):
         return None, result.reason or "Minuit or Hesse failed"
@@ -349,24 +356,21 @@ def _shared_values(result: FitResult, pooled_spec: FitSpec, names: Sequence[str]
     missing = [name for name in names if name not in params or not np.isfinite(params[name].value)]
     if missing:
         return None, "it has no finite value of " + ", ".join(missing)
-    values = {name: params[name].value for name in names}
-    fraction = params.get("fsr_fraction")
-    at_lower_limit = fraction is not None and fraction.at_limit and fraction.value < 0.5 * (fraction.min + fraction.max)  # type: ignore[operator]
-    no_radiation = at_lower_limit and fraction.constant  # type: ignore[union-attr]
-    if no_radiation and "fsr_fraction" in names:
-        return values, ""
     unmeasured = [name for name in names if params[name].constant and not pooled_spec.params[name].constant]
     if unmeasured:
-        why = "it found no radiation" if no_radiation else "the data did not determine it"
-        return None, f"{', '.join(unmeasured)} came out fixed ({why})"
-    return values, ""
+        return None, f"{', '.join(unmeasured)} came out fixed (the data did not determine it)"
+    return {name: params[name].value for name in names}, ""
 
 
 def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: TaskExecutor, pooled: Sequence[FitJob]) -> list[FitJob]:
     """``jobs`` with the shared radiation parameters fixed at the pooled fit's values, where the group shares any; the pooled fit written.
 
-    The pooled fit is cached like the group's fits (its key holds all their events). When its
-    values cannot be shared, a warning says why and each fit floats its own radiation.
+    The pooled fit is cached like the group's fits (its key holds all their events). Where it
+    finds no radiation in all the group's events, the fits have no radiation component: the line
+    shape of ``fit.fsr: none``, whose DCB takes its own position and two tails (a symmetric,
+    centred DCB cannot follow residuals that a pT window sculpted, and radiation is not there to
+    shape the low side). When its values cannot be shared, a warning says why and each fit floats
+    its own radiation.
     """
     if not shares_radiation(group, jobs) or not pooled:
         return list(jobs)
@@ -375,8 +379,16 @@ def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: Tas
     result = _cached_fits(group, [job], keys, frozenset()).get(job.task.name)
     if result is None:
         result = _new_fits(group, [job], keys, executor, f"{group.kind.progress} (shared FSR)")[job.task.name]
+    if _found_no_radiation(result, group.config.fit.undetermined.limit_tolerance):
+        record = {"shared": False, "radiation_found": False, "shared_parameters": [], "not_shared_because": "it found no radiation"}
+        group.out.write_shared_fsr(group.kind.name, record | result.to_dict())
+        log.info("the pooled radiation fit found no radiation: the %s have no radiation component", group.kind.progress)
+        return [_without_radiation(j) for j in jobs]
     values, why_not = _shared_values(result, job.task.nominal, SHARED_PARAMETERS[group.config.fit.fsr_parameters])
-    record = {"shared": values is not None, "shared_parameters": list(values or ()), "not_shared_because": why_not or None}
+    record = {
+        "shared": values is not None, "radiation_found": True if values is not None else None,  # None: the pooled fit did not say
+        "shared_parameters": list(values or ()), "not_shared_because": why_not or None,
+    }  # fmt: skip
     group.out.write_shared_fsr(group.kind.name, record | result.to_dict())
     if values is None:
         log.warning("the pooled radiation fit of the %s cannot be shared: %s; each fit floats its own radiation", group.kind.progress, why_not)
@@ -393,6 +405,14 @@ def _with_radiation(job: FitJob, values: dict[str, float]) -> FitJob:
         task, nominal=with_fixed_radiation(task.nominal, values), retries=tuple(with_fixed_radiation(s, values) for s in task.retries)
     )
     return dataclasses.replace(job, task=fixed, shared=tuple(values))
+
+
+def _without_radiation(job: FitJob) -> FitJob:
+    """``job`` with the line shape of ``fit.fsr: none`` in its nominal spec and every retry step."""
+    task = job.task
+    plain = dataclasses.replace(task, nominal=task.nominal.model_copy(update={"fsr": "none"}),
+                                retries=tuple(s.model_copy(update={"fsr": "none"}) for s in task.retries))  # fmt: skip
+    return dataclasses.replace(job, task=plain)
 
 
 def cross_check_backend(

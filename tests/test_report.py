@@ -271,6 +271,15 @@ def test_fit_table_shows_the_radiation_only_where_the_fits_have_it(calibrated, t
     assert "0.1370 ± 0.0120" in "".join(row.itertext()) and "1.8300 ± 0.2100" in "".join(row.itertext())
 
 
+def test_report_says_where_the_pooled_fit_found_no_radiation(calibrated, tmp_path, config):
+    """fit.fsr on, the pooled fit without radiation: the fits have no FSR columns, and the note says why."""
+    _, out_dir = _copy(calibrated, tmp_path)
+    OutputDir(out_dir).write_shared_fsr("categories", {"shared": False, "radiation_found": False, "not_shared_because": "it found no radiation"})
+    write_report(out_dir, config)
+    text = " ".join("".join(p.itertext()) for p in _strict((out_dir / OutputDir.REPORT_HTML).read_text()).iter("p"))
+    assert "found no radiation" in text and "fitted without a radiation component" in text and "FSR fraction" not in text
+
+
 def test_data_and_mc_side_by_side_with_their_ratio(calibrated, tmp_path, config):
     _, out_dir = _copy(calibrated, tmp_path)
     mc_dir = out_dir.parent / f"MC_{YEAR}"

@@ -343,7 +343,8 @@ class FitConfig(FitSettings):
         "(the step-1 categories, the closure bins, the Higgs bins) on all its events together, then fixed at that fit's values "
         "in each of the group's fits (radiation is the decay's, not the detector category's); shared_scale, the same for "
         "fsr_scale alone, fsr_fraction floating in every fit (a pT window changes the share of radiating events it keeps); "
-        "per_fit, both floating in every fit.",
+        "per_fit, both floating in every fit. Where the fit of a group's events together finds no radiation, the group's fits "
+        "have no radiation component (the line shape of fit.fsr: none).",
     )
     quality: QualityConfig = Field(description="Gates a fit must pass for its sigma to be used.")
     retry_ladder: list[FitPatch] = Field(description="Tried in order after the nominal fit fails a gate; each step modifies the nominal spec.")
