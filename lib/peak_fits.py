@@ -334,13 +334,15 @@ def shared_radiation_job(group: FitGroup, pooled: Sequence[FitJob]) -> FitJob:
     return group.job(nominal, pooled_events([t.events for t in tasks]), median, acceptance)
 
 
-def _found_no_radiation(result: FitResult, tolerance: float) -> bool:
-    """Whether the pooled fit converged with the radiating share fixed at its lower limit (within ``tolerance`` of its
-    range, as ``lib.fitting.fsr.fsr_undetermined`` fixes it): the group's events show no radiation."""
-    if result.chosen.status < 0 or covariance_failed(result.chosen):
+def _found_no_radiation(result: FitResult, pooled_spec: FitSpec, tolerance: float) -> bool:
+    """Whether the pooled fit converged with the radiating share it was to measure fixed at its lower limit (within
+    ``tolerance`` of its range, as ``lib.fitting.fsr.fsr_undetermined`` fixes it): the group's events show no radiation."""
+    if result.chosen.status < 0 or covariance_failed(result.chosen) or pooled_spec.params["fsr_fraction"].constant:
         return False
     fraction = next((p for p in result.chosen.params if p.name == "fsr_fraction"), None)
-    return fraction is not None and fraction.constant and fraction.value <= fraction.min + tolerance * (fraction.max - fraction.min)  # type: ignore[operator]
+    if fraction is None or not fraction.constant or fraction.min is None or fraction.max is None:
+        return False
+    return fraction.value <= fraction.min + tolerance * (fraction.max - fraction.min)
 
 
 def _shared_values(result: FitResult, pooled_spec: FitSpec, names: Sequence[str]) -> tuple[dict[str, float] | None, str]:
@@ -379,7 +381,7 @@ def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: Tas
     result = _cached_fits(group, [job], keys, frozenset()).get(job.task.name)
     if result is None:
         result = _new_fits(group, [job], keys, executor, f"{group.kind.progress} (shared FSR)")[job.task.name]
-    if _found_no_radiation(result, group.config.fit.undetermined.limit_tolerance):
+    if _found_no_radiation(result, job.task.nominal, group.config.fit.undetermined.limit_tolerance):
         record = {"shared": False, "radiation_found": False, "shared_parameters": [], "not_shared_because": "it found no radiation"}
         group.out.write_shared_fsr(group.kind.name, record | result.to_dict())
         log.info("the pooled radiation fit found no radiation: the %s have no radiation component", group.kind.progress)

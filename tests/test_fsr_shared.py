@@ -251,6 +251,7 @@ def test_the_pooled_fit_is_shared_only_where_it_measured_the_parameters(tmp_path
     taken = peak_fits.with_shared_radiation(group, jobs, InlineExecutor(), jobs)
     record = group.out.read_shared_fsr()["categories"]
     assert record["shared"] == bool(shared) and tuple(record["shared_parameters"]) == shared
+    assert record["radiation_found"] is (True if shared else None)  # None: a pooled fit whose values were not shared did not say
     assert taken[0].shared == shared
     assert all(taken[0].task.nominal.params[name].constant for name in shared)
     if why is None:
@@ -317,10 +318,35 @@ def test_a_pooled_fit_without_radiation_leaves_its_fits_none(tmp_path, monkeypat
     assert not record["shared"] and not record["radiation_found"] and record["not_shared_because"] == "it found no radiation"
     assert taken.shared == () and all(spec.fsr == "none" for spec in (taken.task.nominal, *taken.task.retries))
     assert taken.task.nominal == jobs[0].task.nominal.model_copy(update={"fsr": "none"})
-    # A failed pooled fit at 0 is no measurement: each fit floats its own radiation.
-    monkeypatch.setattr(peak_fits, "fit_job", lambda job: _pooled_result(-1, (0.0, True), (1.5, True)))
-    group = _group(peak_fits.CATEGORIES, fsr_config("exponential", line_shape="breit_wigner", fsr_parameters=mode), tmp_path / "failed")
-    assert peak_fits.with_shared_radiation(group, jobs, InlineExecutor(), jobs) == jobs
+
+
+
+@pytest.mark.parametrize(
+    "case", ["failed", "above its lower limit", "fixed by the configuration", "without limits"],
+)
+def test_only_a_measured_zero_is_no_radiation(tmp_path, monkeypatch, case):
+    """A pooled fit that failed, whose fraction was fixed above its limit or by fit.params (never measured), or
+    has no limits to be at: no finding of no radiation, and the jobs keep their radiation."""
+    import dataclasses
+
+    import lib.peak_fits as peak_fits
+    from lib.executor import InlineExecutor
+
+    result = _pooled_result(-1 if case == "failed" else 0, (0.01 if case == "above its lower limit" else 0.0, True), (1.5, True))
+    if case == "without limits":
+        params = tuple(dataclasses.replace(p, min=None, max=None) if p.name == "fsr_fraction" else p for p in result.chosen.params)
+        chosen = dataclasses.replace(result.chosen, params=params)
+        result = dataclasses.replace(result, chosen=chosen, attempts=(chosen,))
+    monkeypatch.setattr(peak_fits, "fit_job", lambda job: result)
+    config = fsr_config("exponential", line_shape="breit_wigner")
+    if case == "fixed by the configuration":
+        params = config.fit.params | {"fsr_fraction": config.fit.params["fsr_fraction"].model_copy(update={"value": 0.0, "constant": True})}
+        config = config.model_copy(update={"fit": config.fit.model_copy(update={"params": params})})
+    group = _group(peak_fits.CATEGORIES, config, tmp_path)
+    jobs = _jobs(group, {"30-45_BB": np.array([90.0, 91.0, 92.0])})
+    taken = peak_fits.with_shared_radiation(group, jobs, InlineExecutor(), jobs)
+    assert all(job.task.nominal.fsr == "exponential" for job in taken)
+    assert group.out.read_shared_fsr()["categories"]["radiation_found"] is not False
 
 
 @pytest.mark.root

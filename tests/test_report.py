@@ -278,6 +278,9 @@ def test_report_says_where_the_pooled_fit_found_no_radiation(calibrated, tmp_pat
     write_report(out_dir, config)
     text = " ".join("".join(p.itertext()) for p in _strict((out_dir / OutputDir.REPORT_HTML).read_text()).iter("p"))
     assert "found no radiation" in text and "fitted without a radiation component" in text and "FSR fraction" not in text
+    OutputDir(out_dir).write_shared_fsr("categories", {"shared": True, "radiation_found": True, "shared_parameters": ["fsr_scale"]})
+    write_report(out_dir, config)
+    assert "found no radiation" not in (out_dir / OutputDir.REPORT_HTML).read_text()
 
 
 def test_data_and_mc_side_by_side_with_their_ratio(calibrated, tmp_path, config):
