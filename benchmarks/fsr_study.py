@@ -261,7 +261,7 @@ def closure_against_truth_closure(fitted: Path, truth: list[tuple[float, float, 
     The issue's target: every bin within max(1.5 %, 2.5 sigma), chi2/ndf <= 2; sigma is the
     closure's error and the truth's in quadrature.
     """
-    differences, pulls, within = [], [], 0
+    differences, pulls, marks = [], [], []
     for index, row in enumerate(_rows(fitted).values()):
         expected, expected_err, _ = truth[index]
         if int(row["nEvents"]) <= CLOSURE_MIN_EVENTS or row["ratio"] in ("", "nan") or not np.isfinite(expected):
@@ -270,14 +270,15 @@ def closure_against_truth_closure(fitted: Path, truth: list[tuple[float, float, 
         error = (float(row["ratio_err"]) ** 2 + expected_err**2) ** 0.5
         differences.append(difference)
         pulls.append(difference / error)
-        within += abs(difference) <= max(CLOSURE_TOLERANCE, N_SIGMA * error)
+        marks.append("" if abs(difference) <= max(CLOSURE_TOLERANCE, N_SIGMA * error) else "!")
+    within = marks.count("")
     if not differences:
         return {"closure - truth closure: within / chi2/ndf / worst": "-"}
     worst = max(range(len(differences)), key=lambda i: abs(differences[i]))
     return {
         "closure - truth closure: within / chi2/ndf / worst": f"{within}/{len(differences)} / {statistics.fmean(p * p for p in pulls):.1f} / "
         f"{differences[worst]:+.1%} ({pulls[worst]:+.1f} sigma)",
-        "closure - truth closure: bins": " ".join(f"{d:+.1%}" for d in differences),
+        "closure - truth closure: bins (! outside the target)": " ".join(f"{d:+.1%}{m}" for d, m in zip(differences, marks)),
         "truth closure": " ".join(f"{r:.3f}" for r, _, n in truth if n > CLOSURE_MIN_EVENTS),
     }
 
