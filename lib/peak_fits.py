@@ -36,6 +36,7 @@ from lib.config import Config, FitSpec, higgs_fit_spec, resolve_fit_spec, retry_
 from lib.errors import CalibrationError, ExecutionError
 from lib.executor import TaskExecutor
 from lib.figures import FigureQueue, FitFigure
+from lib.fitting.fsr import no_radiation
 from lib.fitting.quality import covariance_failed
 from lib.fitting.result import FitResult, FitRow
 from lib.fitting.shared_fsr import (
@@ -337,12 +338,12 @@ def shared_radiation_job(group: FitGroup, pooled: Sequence[FitJob]) -> FitJob:
 def _found_no_radiation(result: FitResult, pooled_spec: FitSpec, tolerance: float) -> bool:
     """Whether the pooled fit converged with the radiating share it was to measure fixed at its lower limit (within
     ``tolerance`` of its range, as ``lib.fitting.fsr.fsr_undetermined`` fixes it): the group's events show no radiation."""
-    if result.chosen.status < 0 or covariance_failed(result.chosen) or pooled_spec.params["fsr_fraction"].constant:
+    if covariance_failed(result.chosen) or pooled_spec.params["fsr_fraction"].constant:
         return False
     fraction = next((p for p in result.chosen.params if p.name == "fsr_fraction"), None)
     if fraction is None or not fraction.constant or fraction.min is None or fraction.max is None:
         return False
-    return fraction.value <= fraction.min + tolerance * (fraction.max - fraction.min)
+    return no_radiation(fraction.value, fraction.min, fraction.max, tolerance)
 
 
 def _shared_values(result: FitResult, pooled_spec: FitSpec, names: Sequence[str]) -> tuple[dict[str, float] | None, str]:
@@ -352,7 +353,7 @@ def _shared_values(result: FitResult, pooled_spec: FitSpec, names: Sequence[str]
     count), or a parameter the pooled fit was to measure came out fixed (at a limit, or not
     determined): its value was never measured.
     """
-    if result.chosen.status < 0 or covariance_failed(result.chosen):
+    if covariance_failed(result.chosen):
         return None, result.reason or "Minuit or Hesse failed"
     params = {p.name: p for p in result.chosen.params}
     missing = [name for name in names if name not in params or not np.isfinite(params[name].value)]
@@ -402,19 +403,12 @@ def with_shared_radiation(group: FitGroup, jobs: Sequence[FitJob], executor: Tas
 
 def _with_radiation(job: FitJob, values: dict[str, float]) -> FitJob:
     """``job`` with ``values`` fixed in its nominal spec and every retry step."""
-    task = job.task
-    fixed = dataclasses.replace(
-        task, nominal=with_fixed_radiation(task.nominal, values), retries=tuple(with_fixed_radiation(s, values) for s in task.retries)
-    )
-    return dataclasses.replace(job, task=fixed, shared=tuple(values))
+    return dataclasses.replace(job, task=job.task.with_specs(lambda spec: with_fixed_radiation(spec, values)), shared=tuple(values))
 
 
 def _without_radiation(job: FitJob) -> FitJob:
     """``job`` with the line shape of ``fit.fsr: none`` in its nominal spec and every retry step."""
-    task = job.task
-    plain = dataclasses.replace(task, nominal=task.nominal.model_copy(update={"fsr": "none"}),
-                                retries=tuple(s.model_copy(update={"fsr": "none"}) for s in task.retries))  # fmt: skip
-    return dataclasses.replace(job, task=plain)
+    return dataclasses.replace(job, task=job.task.with_specs(lambda spec: spec.model_copy(update={"fsr": "none"})))
 
 
 def cross_check_backend(

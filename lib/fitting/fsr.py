@@ -14,7 +14,6 @@ parameters the data cannot determine (fixed like the DCB's, ``lib.fitting.undete
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -73,7 +72,16 @@ def fsr_undetermined(values: Mapping[str, float], limits: Mapping[str, tuple[flo
         ('fsr_fraction', 'fsr_scale')
     """
     fixed = {name for name in FSR_PARAMETERS if name in values and at_limit(values[name], *limits[name], tolerance)}
-    low, high = limits.get("fsr_fraction", (math.nan, math.nan))
-    if "fsr_fraction" in fixed and values["fsr_fraction"] <= low + tolerance * (high - low) and "fsr_scale" in values:
+    if "fsr_fraction" in fixed and no_radiation(values["fsr_fraction"], *limits["fsr_fraction"], tolerance) and "fsr_scale" in values:
         fixed.add("fsr_scale")
     return tuple(name for name in FSR_PARAMETERS if name in fixed)
+
+
+def no_radiation(fraction: float, low: float, high: float, tolerance: float) -> bool:
+    """Whether a radiating share lies at its lower limit ``low`` (within ``tolerance`` of its range): no radiation.
+
+    Example:
+        >>> no_radiation(1e-5, 0.0, 0.5, 0.001), no_radiation(0.01, 0.0, 0.5, 0.001)
+        (True, False)
+    """
+    return fraction <= low + tolerance * (high - low)

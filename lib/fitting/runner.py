@@ -434,11 +434,7 @@ def fit_category(task: FitTask) -> FitResult:
 
 def reference_fit(task: FitTask, reference: str = "cpu") -> FitResult:
     """Module-level worker entry: ``task`` fitted again, every attempt evaluated by the ``reference`` backend."""
-
-    def swap(spec: FitSpec) -> FitSpec:
-        return spec.model_copy(update={"backend": reference})
-
-    return fit_category(dataclasses.replace(task, nominal=swap(task.nominal), retries=tuple(map(swap, task.retries))))
+    return fit_category(task.with_specs(lambda spec: spec.model_copy(update={"backend": reference})))
 
 
 def backend_agreement(result: FitResult, ref: FitResult, max_shift: float = 0.2) -> tuple[bool, str]:

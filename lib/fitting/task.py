@@ -7,6 +7,8 @@ decide for the category, its acceptance ``A(m)``, travels beside them as an ``Ac
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +78,7 @@ class FitTask:
     @property
     def weighted(self) -> bool:
         return self.events.weighted
+
+    def with_specs(self, change: Callable[[FitSpec], FitSpec]) -> FitTask:
+        """This task with ``change`` made to its nominal spec and every retry step alike."""
+        return dataclasses.replace(self, nominal=change(self.nominal), retries=tuple(map(change, self.retries)))
