@@ -310,6 +310,9 @@ def test_apply_adds_the_resolution_columns_and_keeps_everything_else(tmp_path, s
         np.testing.assert_allclose(result.column("dimuon_ebe_mass_res_rel").to_numpy(), sigma * factor / c["dimuon_mass"], rtol=1e-13)
         provenance = json.loads(pq.read_schema(item.output).metadata[b"ebe_calib.correction"])
         assert provenance["file"] == DATA_2018.name and provenance["correction"] == NAME
+        # The input's row groups of 100, 100 and 50 rows, read in batches of 64 that never span two of them.
+        groups = pq.ParquetFile(item.output).metadata
+        assert [groups.row_group(i).num_rows for i in range(groups.num_row_groups)] == [64, 36, 64, 36, 50]
 
 
 def test_apply_replaces_an_earlier_calibration_in_place(tmp_path, stage1):

@@ -129,8 +129,10 @@ def _apply_one(source: Path, output: Path, loaded: LoadedCorrection, batch_rows:
             parquet = pq.ParquetFile(source)
             schema = _output_schema(parquet.schema_arrow, loaded)
             with pq.ParquetWriter(tmp_path, schema) as writer:
-                for batch in parquet.iter_batches(batch_size=batch_rows):
-                    writer.write_batch(_with_resolution(batch, schema, loaded))
+                # Row group by row group: no batch spans two, so the output keeps the input's row groups.
+                for group in range(parquet.num_row_groups):
+                    for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group]):
+                        writer.write_batch(_with_resolution(batch, schema, loaded))
     except (OSError, pa.ArrowException) as err:
         raise InputError(f"failed to write {output} from {source}: {' '.join(str(err).split())}") from err
     return parquet.metadata.num_rows
