@@ -75,7 +75,7 @@ def _run_tasks(tasks: list[FileTask], workers: int) -> list[np.ndarray]:
     def logged(i: int, _counts: np.ndarray) -> None:
         log.info("wrote %s (%d events)", tasks[i].rel_path, tasks[i].n_events)
 
-    return executor.map(_write_file, tasks, [t.rel_path for t in tasks], on_result=logged)
+    return executor.map(_write_file, tasks, [str(t.rel_path) for t in tasks], on_result=logged)
 
 
 def _replace_datasets(staging: Path, compacted: Path, names: list[str]) -> None:
