@@ -14,6 +14,7 @@ from typing import Literal
 
 from lib.closure import FIT_OK, BinState, ClosureBin
 from lib.correction.auditor import AuditReport
+from lib.run.changes import same_number
 from lib.run.checks import steps_disagreement
 from lib.report.formats import percent
 from lib.report.outputs import CategoryRow, CheckOutputs, SampleOutputs
@@ -127,10 +128,6 @@ def _audit(audit: AuditReport | None, error: str | None) -> Finding | None:
     )  # fmt: skip
 
 
-def _same(a: float | None, b: float) -> bool:
-    return a is not None and (a == b or (math.isnan(a) and math.isnan(b)))
-
-
 def _not_this_json(check: CheckOutputs, audit: AuditReport | None, rerun: str) -> str | None:
     """Why ``check`` does not speak for the directory's JSON, judged by the factors it applied; None when it does, or
     without a JSON to compare with (its own finding says so)."""
@@ -139,7 +136,7 @@ def _not_this_json(check: CheckOutputs, audit: AuditReport | None, rerun: str) -
     if check.tested_factors is None:
         return f"it does not record which factors it tested: re-run {rerun}"
     changed = [(c.name, check.tested_factors.get(c.name, math.nan), c.value) for c in audit.categories
-               if not _same(check.tested_factors.get(c.name), c.value)]  # fmt: skip
+               if not same_number(check.tested_factors.get(c.name), c.value)]  # fmt: skip
     if not changed:
         return None
     name, tested, now = changed[0]

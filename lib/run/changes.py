@@ -59,9 +59,17 @@ def refit_lines(refit: Fits, earlier: Fits, medians: Medians, in_use: Factors, r
 
 def _same_fit(old: FitRow | None, new: FitRow) -> bool:
     """Whether a refit reproduced the earlier fit's width and error (NaN equal to NaN)."""
-    return old is not None and all(
-        a == b or (math.isnan(a) and math.isnan(b)) for a, b in ((old.fit_val, new.fit_val), (old.fit_err, new.fit_err))
-    )
+    return old is not None and same_number(old.fit_val, new.fit_val) and same_number(old.fit_err, new.fit_err)
+
+
+def same_number(earlier: float | None, now: float) -> bool:
+    """Whether ``now`` repeats the ``earlier`` number (None: there was none), NaN equal to NaN.
+
+    Example:
+        >>> same_number(float("nan"), float("nan")), same_number(None, 1.0), same_number(1.0, 1.0)
+        (True, False, True)
+    """
+    return earlier is not None and (earlier == now or (math.isnan(earlier) and math.isnan(now)))
 
 
 def factor_change_lines(derived: Factors, previous: Factors, request: Request, out: OutputDir) -> list[str]:
