@@ -67,6 +67,7 @@ class SampleOutputs:
     medians: Medians
     factors: Factors  # with the directory's correction JSON
     provenance: dict[str, object]
+    shared_fsr: dict[str, object]  # step 1's pooled radiation fit (``OutputDir.read_shared_fsr``); empty where none ran
 
     @property
     def label(self) -> str:
@@ -114,7 +115,7 @@ class SampleOutputs:
 def read_sample(out: OutputDir, scheme: CategoryScheme) -> SampleOutputs:
     """Steps 1-3 of ``<Data|MC>_<year>[_suffix]``, as far as they have run."""
     return SampleOutputs(out, scheme.names, out.read_fits(missing_ok=True), out.read_medians(missing_ok=True), out.read_factors(),
-                         out.read_provenance())  # fmt: skip
+                         out.read_provenance(), out.read_shared_fsr().get("categories", {}))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def render_html(report: ReportInputs) -> str:
         when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         factors=factor_map_section((sample, report.other), report.scheme, sample.label, flagged),
         changes=change_section(report.audit, report.scheme), region_legend=region_legend(report.scheme),
-        radiating=radiating, shared_fsr=out.read_shared_fsr().get("categories", {}), out_shared=OutputDir.SHARED_FSR_JSON,
+        radiating=radiating, shared_fsr=sample.shared_fsr, out_shared=OutputDir.SHARED_FSR_JSON,
         fit_columns=(*FIT_COLUMNS[:6], *FSR_COLUMNS, *FIT_COLUMNS[6:]) if radiating else FIT_COLUMNS,
         width_note=_width_note(sample.width_definition), bin_plot=lambda kind, b: bin_plot(out, kind, b),
         json_digest=file_digest(sample.correction_json) if sample.correction_json else "",
